@@ -1,0 +1,36 @@
+# Every target installs what it needs; running one twice is safe.
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+NODE   := node_modules/.installed
+
+.PHONY: setup demo test lint bench reliability emulator clean
+
+setup: $(STAMP) $(NODE)
+
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps -e .
+	touch $@
+
+$(NODE): package.json
+	npm install --no-audit --no-fund --loglevel=error
+	touch $@
+
+demo: setup
+	$(VENV)/bin/retrain demo
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+test: lint
+	$(VENV)/bin/pytest
+
+emulator: setup
+	$(VENV)/bin/retrain emulator
+
+clean:
+	rm -rf .emulator .devhost .pytest_cache .mypy_cache .ruff_cache

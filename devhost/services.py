@@ -1,0 +1,158 @@
+"""Start the local stand-ins on free ports: Azurite (npm) for Blob storage, and the Studio emulator.
+
+Used by devhost's CLI, the demo, the tests' session fixtures and the benchmarks. Each start waits
+until the service answers and raises `ServiceStartError` with the service's own output if it cannot.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+ROOT = Path(__file__).resolve().parent.parent
+AZURITE_ACCOUNT = "devstoreaccount1"
+# Azurite's well-known development key (public, documented; not a secret).
+AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+
+class ServiceStartError(RuntimeError):
+    """A local service did not come up; the message includes what it printed."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_for_port(port: int, process: subprocess.Popen[Any], log: Path, timeout_s: float, name: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise ServiceStartError(f"{name} exited with {process.returncode}:\n{log.read_text()[-4000:]}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    process.kill()
+    raise ServiceStartError(f"{name} did not listen on {port} within {timeout_s}s:\n{log.read_text()[-4000:]}")
+
+
+@dataclass
+class ManagedProcess:
+    name: str
+    process: subprocess.Popen[Any]
+    log_path: Path
+    _log: IO[bytes] | None = field(default=None, repr=False)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+        if self._log:
+            self._log.close()
+
+
+@dataclass
+class Azurite(ManagedProcess):
+    port: int = 0
+    location: Path = Path()
+
+    @property
+    def blob_endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}/{AZURITE_ACCOUNT}"
+
+    @property
+    def connection_string(self) -> str:
+        return (
+            f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
+            f"BlobEndpoint={self.blob_endpoint};"
+        )
+
+    def restart(self) -> None:
+        """Stop and start again on the same port with the same data (for storage-restart faults)."""
+        self.stop()
+        fresh = start_azurite(self.location, port=self.port)
+        self.process, self._log = fresh.process, fresh._log
+
+
+def azurite_binary() -> Path:
+    binary = ROOT / "node_modules" / ".bin" / "azurite-blob"
+    if not binary.exists():
+        raise ServiceStartError(f"{binary} is missing: run `npm install` (make does this) to install Azurite")
+    return binary
+
+
+def start_azurite(location: Path | None = None, *, port: int | None = None, timeout_s: float = 30) -> Azurite:
+    """Start Azurite's blob service (telemetry off) with data under `location`."""
+    location = location or Path(tempfile.mkdtemp(prefix="azurite-"))
+    location.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
+    log_path = location / "azurite.log"
+    log = open(log_path, "ab")  # noqa: SIM115 - closed by stop()
+    command = [
+        str(azurite_binary()), "--blobHost", "127.0.0.1", "--blobPort", str(port), "--location", str(location),
+        "--skipApiVersionCheck", "--loose", "--disableTelemetry", "--silent",
+    ]
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    _wait_for_port(port, process, log_path, timeout_s, "Azurite")
+    return Azurite("azurite", process, log_path, log, port=port, location=location)
+
+
+@dataclass
+class Emulator(ManagedProcess):
+    http_base: str = ""
+    https_base: str = ""
+    ca_file: str = ""
+
+    def services(self) -> dict[str, Any]:
+        import requests
+
+        response = requests.get(f"{self.http_base}/_emulator/services", timeout=10)
+        response.raise_for_status()
+        result: dict[str, Any] = response.json()
+        return result
+
+
+def start_emulator(state_dir: Path, *, config: Path | None = None, timeout_s: float = 60) -> Emulator:
+    """Start `python -m emulator` and wait for its ready line."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    log_path = state_dir / "emulator.log"
+    command = [sys.executable, "-m", "emulator", "--state-dir", str(state_dir)]
+    if config:
+        command += ["--config", str(config)]
+    log = open(log_path, "ab")  # noqa: SIM115 - closed by stop()
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=log, start_new_session=True)
+    assert process.stdout is not None
+    deadline = time.monotonic() + timeout_s
+    line = b""
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if line or process.poll() is not None:
+            break
+    if not line:
+        process.kill()
+        raise ServiceStartError(f"emulator did not start:\n{log_path.read_text()[-4000:]}")
+    ready = json.loads(line)
+    return Emulator("emulator", process, log_path, log, http_base=ready["http"], https_base=ready["https"], ca_file=ready["caFile"])
+
+
+def node_available() -> bool:
+    return shutil.which("node") is not None

@@ -1,0 +1,135 @@
+"""Reading and writing the blobs a BES request points at, exactly as the request says.
+
+A BlobRef carries either a `ConnectionString` (account key) or `BaseLocation` + `SasBlobToken`;
+`RelativeLocation` (`container/path/file.ext`, a leading `/` tolerated) is used in both modes. The
+emulator reaches storage only through these credentials, with azure-storage-blob.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from azure.core.exceptions import AzureError, ClientAuthenticationError, HttpResponseError, ResourceNotFoundError
+from azure.storage.blob import BlobClient, BlobSasPermissions, BlobServiceClient, generate_blob_sas
+
+from .errors import ServiceError, bad_argument
+
+MAX_BLOB_BYTES = 2 * 1024 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class BlobRef:
+    connection_string: str | None
+    relative_location: str
+    base_location: str | None
+    sas_blob_token: str | None
+
+    @property
+    def container(self) -> str:
+        return self.relative_location.split("/", 1)[0]
+
+    @property
+    def blob_name(self) -> str:
+        return self.relative_location.split("/", 1)[1]
+
+    @property
+    def extension(self) -> str:
+        name = self.relative_location.rsplit("/", 1)[-1]
+        return "." + name.rsplit(".", 1)[1].lower() if "." in name else ""
+
+    @classmethod
+    def parse(cls, raw: Any, where: str) -> BlobRef:
+        if not isinstance(raw, dict):
+            raise bad_argument("RequestBodyInvalid", f"{where} must be an object with RelativeLocation.")
+        for key in ("ConnectionString", "RelativeLocation", "BaseLocation", "SasBlobToken"):
+            if raw.get(key) is not None and not isinstance(raw[key], str):
+                raise bad_argument("RequestBodyInvalid", f"{where}.{key} must be a string.")
+        relative = (raw.get("RelativeLocation") or "").lstrip("/")
+        if "/" not in relative or relative.endswith("/") or ".." in relative.split("/"):
+            raise bad_argument(
+                "MissingInputBlobInformation",
+                f"{where}.RelativeLocation must be 'container/path/file.ext', got {relative!r}.",
+            )
+        ref = cls(raw.get("ConnectionString"), relative, raw.get("BaseLocation"), raw.get("SasBlobToken"))
+        if not ref.connection_string and not (ref.base_location and ref.sas_blob_token):
+            raise bad_argument(
+                "MissingInputBlobInformation",
+                f"{where} needs a ConnectionString, or BaseLocation and SasBlobToken.",
+            )
+        return ref
+
+    def client(self) -> BlobClient:
+        try:
+            if self.connection_string:
+                return BlobClient.from_connection_string(
+                    self.connection_string, self.container, self.blob_name, retry_total=1
+                )
+            base = (self.base_location or "").rstrip("/") + "/"
+            token = (self.sas_blob_token or "").lstrip("?")
+            return BlobClient.from_blob_url(f"{base}{self.relative_location}?{token}", retry_total=1)
+        except (ValueError, AzureError) as exc:
+            raise bad_argument("InvalidBlobConnectionString", f"Invalid blob reference: {exc}") from None
+
+
+def read_blob(ref: BlobRef, where: str) -> bytes:
+    """Download a blob; map storage failures to documented BES errors."""
+    client = ref.client()
+    try:
+        properties = client.get_blob_properties()
+        if properties.size > MAX_BLOB_BYTES:
+            raise ServiceError("MemoryQuotaViolation", "BlobTooLarge", f"{where} is larger than {MAX_BLOB_BYTES} bytes.")
+        return client.download_blob().readall()
+    except ResourceNotFoundError:
+        raise bad_argument("BlobNotFound", f"{where}: blob {ref.relative_location!r} was not found.") from None
+    except HttpResponseError as exc:
+        raise _refused(exc, where, ref, "read") from None
+    except AzureError as exc:
+        raise bad_argument("InvalidBlob", f"{where}: storage unreachable ({type(exc).__name__}).") from None
+
+
+def write_blob(ref: BlobRef, data: bytes, where: str) -> None:
+    client = ref.client()
+    try:
+        client.upload_blob(data, overwrite=True)
+    except HttpResponseError as exc:
+        raise _refused(exc, where, ref, "write") from None
+    except AzureError as exc:
+        raise bad_argument("InvalidBlob", f"{where}: storage unreachable ({type(exc).__name__}).") from None
+
+
+def _refused(exc: HttpResponseError, where: str, ref: BlobRef, action: str) -> ServiceError:
+    if isinstance(exc, ClientAuthenticationError) or exc.status_code in (401, 403):
+        return bad_argument("InvalidBlob", f"{where}: {action} of {ref.relative_location!r} was denied (bad or expired SAS?).")
+    return bad_argument("InvalidBlob", f"{where}: storage refused the {action} ({exc.status_code}).")
+
+
+def result_reference(ref: BlobRef) -> dict[str, Any]:
+    """The Results entry for an output: a SAS location, minted fresh when we hold the account key."""
+    if ref.connection_string:
+        service = BlobServiceClient.from_connection_string(ref.connection_string)
+        key = service.credential.account_key if service.credential else None
+        if key:
+            sas = generate_blob_sas(
+                account_name=service.account_name or "",
+                container_name=ref.container,
+                blob_name=ref.blob_name,
+                account_key=key,
+                permission=BlobSasPermissions(read=True),
+                expiry=dt.datetime.now(dt.UTC) + dt.timedelta(hours=24),
+                start=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5),
+            )
+            return {
+                "ConnectionString": None,
+                "RelativeLocation": ref.relative_location,
+                "BaseLocation": service.url.rstrip("/") + "/",
+                "SasBlobToken": "?" + sas,
+            }
+    # A SAS-given output: the emulator has no key to mint a new token, so it echoes the caller's.
+    return {
+        "ConnectionString": None,
+        "RelativeLocation": ref.relative_location,
+        "BaseLocation": ref.base_location,
+        "SasBlobToken": ref.sas_blob_token,
+    }

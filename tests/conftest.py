@@ -1,0 +1,57 @@
+"""Session fixtures: a real Azurite and a real emulator process, started once, failing loudly."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from azure.storage.blob import BlobServiceClient
+
+from devhost.services import Azurite, Emulator, start_azurite, start_emulator
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
+    server = start_azurite(tmp_path_factory.mktemp("azurite"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
+    server = start_emulator(tmp_path_factory.mktemp("emulator"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def services(emulator: Emulator) -> dict[str, Any]:
+    return emulator.services()
+
+
+@pytest.fixture(scope="session")
+def blob_service(azurite: Azurite) -> BlobServiceClient:
+    return BlobServiceClient.from_connection_string(azurite.connection_string)
+
+
+@pytest.fixture
+def container(blob_service: BlobServiceClient) -> str:
+    """A fresh container per test, so tests never see each other's blobs."""
+    name = f"t{uuid.uuid4().hex[:12]}"
+    blob_service.create_container(name)
+    return name
+
+
+@pytest.fixture
+def clean_faults(emulator: Emulator) -> Iterator[None]:
+    yield
+    requests.delete(f"{emulator.http_base}/_emulator/faults", timeout=10).raise_for_status()
+
+
+def tmp_dir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
