@@ -7,7 +7,6 @@ management, admin) and on a TLS port (the same routes; ARM and Azure AD are adve
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import threading
@@ -52,9 +51,9 @@ class _DropMiddleware:
         try:
             await self.app(scope, receive, send)
         except DropConnection:
+            # Promise a body, then end the message: h11 refuses, and uvicorn closes the socket.
             await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"4096")]})
-            with contextlib.suppress(Exception):
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 def create_app(config: EmulatorConfig, *, http_base: str = "", https_base: str = "", ca_file: str = "") -> FastAPI:

@@ -197,7 +197,7 @@ def test_injected_call_faults(training: dict[str, Any], emulator: Emulator, clea
     requests.post(add, json={"op": "submit", "status": 500, "code": "InternalError", "detail_code": "InternalError", "message": "boom"}, timeout=10)
     assert error_of(submit(training["mlEndpoint"], training["apiKey"], {})) == (500, "InternalError", "InternalError")
     requests.post(add, json={"op": "submit", "drop": True}, timeout=10)
-    with pytest.raises(requests.exceptions.ConnectionError):
+    with pytest.raises((requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError)):
         submit(training["mlEndpoint"], training["apiKey"], {})
     requests.post(add, json={"op": "submit", "fail": False, "delay_s": 1.0}, timeout=10)
     with pytest.raises(requests.exceptions.ReadTimeout):
