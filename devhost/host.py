@@ -1,0 +1,311 @@
+"""devhost: run the same `function_app.py` the cloud runs, without Azure Functions Core Tools.
+
+- orchestrations and activities on durabletask's in-memory backend and worker (`engine`);
+- HTTP functions under `/api`, with function keys checked as the host does (`x-functions-key`
+  header or `?code=`); anonymous routes need none;
+- starters get a real `DurableOrchestrationClient`, built from the client-binding JSON the host
+  passes, whose calls land on the instance-management API in `management`;
+- timer functions on their NCRONTAB schedule (six fields, seconds first);
+- Event Grid `BlobCreated` functions fed by watching the training storage account in Azurite, with
+  receipts kept in that account so a restarted devhost never fires twice for the same blob version.
+
+Orchestration state lives in memory: if devhost dies, runs in flight are lost (the trained models,
+run records and receipts in Azurite are not). Azure's task hub persists it; see the README.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import hashlib
+import json
+import logging
+import os
+import re
+import secrets
+import threading
+import time
+import uuid
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import azure.functions as func
+import uvicorn
+from azure.core.exceptions import AzureError, ResourceExistsError
+from azure.functions.timer import TimerRequest
+from azure.storage.blob import BlobServiceClient
+from croniter import croniter
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+
+from .discovery import FunctionApp, FunctionSpec, load_app, resolve_setting_expression
+from .engine import DurableEngine
+from .management import ManagementApi
+from .services import free_port
+
+logger = logging.getLogger("devhost")
+
+RECEIPTS_CONTAINER = "azure-webjobs-devhost-receipts"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def load_settings(path: Path | None) -> dict[str, str]:
+    """Values of a `local.settings.json`-style file (`{"Values": {...}}`)."""
+    if path is None or not path.exists():
+        return {}
+    raw = json.loads(path.read_text())
+    values = raw.get("Values", {}) if isinstance(raw, dict) else {}
+    return {str(k): str(v) for k, v in values.items()}
+
+
+def _route_pattern(route: str) -> re.Pattern[str]:
+    parts = []
+    for segment in route.strip("/").split("/"):
+        match = re.fullmatch(r"\{(\w+)(?::[^}?]+)?(\?)?\}", segment)
+        if match:
+            name, optional = match.groups()
+            parts.append(f"(?:/(?P<{name}>[^/]+)){'?' if optional else ''}")
+        else:
+            parts.append("/" + re.escape(segment))
+    return re.compile("^" + "".join(parts) + "/?$")
+
+
+@dataclass
+class _HttpRoute:
+    function: FunctionSpec
+    pattern: re.Pattern[str]
+    methods: set[str]
+    auth_level: str
+
+
+class DevHost:
+    def __init__(self, *, settings: Mapping[str, str] | None = None, port: int | None = None, app_module: str = "function_app",
+                 blob_poll_s: float = 1.0, function_key: str | None = None) -> None:
+        if settings:
+            os.environ.update(settings)  # the Functions host exposes app settings as environment variables
+        self.port = port or free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.function_key = function_key or secrets.token_urlsafe(24)
+        self.system_key = secrets.token_urlsafe(24)
+        self.blob_poll_s = blob_poll_s
+        self.app: FunctionApp = load_app(app_module)
+        self.host_config = json.loads((ROOT / "host.json").read_text()) if (ROOT / "host.json").exists() else {}
+        self.task_hub = self._task_hub()
+        self.engine = DurableEngine(self.app)
+        self.management = ManagementApi(self.engine.client, base_url=self.base_url, task_hub=self.task_hub,
+                                        system_key=self.system_key, orchestrator_names={f.name for f in self.app.orchestrators})
+        self.routes = [self._http_route(f) for f in self.app.http]
+        self.server: uvicorn.Server | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._threads: list[threading.Thread] = []
+        self._stopping = threading.Event()
+        self.invocations: dict[str, int] = {}
+
+    def _task_hub(self) -> str:
+        hub = self.host_config.get("extensions", {}).get("durableTask", {}).get("hubName", "TestHubName")
+        return resolve_setting_expression(hub, os.environ)
+
+    def _http_route(self, function: FunctionSpec) -> _HttpRoute:
+        trigger = function.trigger
+        prefix = self.host_config.get("extensions", {}).get("http", {}).get("routePrefix", "api")
+        route = trigger.get("route") or function.name
+        methods = {m.upper() for m in trigger.get("methods") or ["GET", "POST"]}
+        return _HttpRoute(function, _route_pattern(f"{prefix}/{route}"), methods, str(trigger.get("authLevel", "function")).lower())
+
+    # ---- lifecycle ------------------------------------------------------------------------------
+
+    def start(self, timeout_s: float = 30) -> None:
+        self.engine.start()
+        config = uvicorn.Config(self._asgi(), host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
+        self.server = uvicorn.Server(config)
+        self.loop = asyncio.new_event_loop()
+        server, loop = self.server, self.loop
+        thread = threading.Thread(target=lambda: loop.run_until_complete(server.serve()), name="devhost-http", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+        deadline = time.monotonic() + timeout_s
+        while not self.server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"devhost HTTP server did not start on port {self.port}")
+            time.sleep(0.02)
+        for function in self.app.timers:
+            self._spawn(f"timer-{function.name}", functools.partial(self._run_timer, function))
+        if self.app.event_grid:
+            self._spawn("blob-watcher", self._watch_blobs)
+        logger.info("devhost listening on %s (%d functions)", self.base_url, len(self.app.all))
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self.server:
+            self.server.should_exit = True
+        for thread in self._threads:
+            thread.join(timeout=10)
+        self.engine.stop()
+
+    def __enter__(self) -> DevHost:
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    def _spawn(self, name: str, target: Callable[[], None]) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def run_coroutine(self, coroutine: Coroutine[Any, Any, Any], timeout_s: float = 120) -> Any:
+        """Run a function invocation on the HTTP server's loop (the DF client's session lives there)."""
+        assert self.loop is not None, "devhost is not started"
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout_s)
+
+    # ---- invocation -----------------------------------------------------------------------------
+
+    async def invoke(self, function: FunctionSpec, trigger_value: Any) -> Any:
+        kwargs: dict[str, Any] = {function.input_name: trigger_value}
+        client = function.client_binding
+        if client is not None:
+            kwargs[client["name"]] = self.management.client_binding()
+        self.invocations[function.name] = self.invocations.get(function.name, 0) + 1
+        began = time.monotonic()
+        logger.info("Executing 'Functions.%s'", function.name)
+        result = function.user_function(**kwargs)
+        if asyncio.iscoroutine(result):
+            result = await result
+        logger.info("Executed 'Functions.%s' (%.0f ms)", function.name, (time.monotonic() - began) * 1000)
+        return result
+
+    def _asgi(self) -> FastAPI:
+        api = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+        api.include_router(self.management.router("/runtime/webhooks/durabletask", require_key=True))
+        api.include_router(self.management.router("/durabletask", require_key=False))
+
+        @api.get("/admin/host/status")
+        async def host_status() -> Response:
+            return Response(json.dumps({"state": "Running", "functions": [f.name for f in self.app.all]}), media_type="application/json")
+
+        @api.api_route("/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])
+        async def http_function(path: str, request: Request) -> Response:
+            for route in self.routes:
+                match = route.pattern.match("/" + path)
+                if not match:
+                    continue
+                if request.method not in route.methods:
+                    return Response(status_code=405)
+                if route.auth_level != "anonymous":
+                    key = request.headers.get("x-functions-key") or request.query_params.get("code")
+                    allowed = {self.system_key} if route.auth_level == "admin" else {self.function_key, self.system_key}
+                    if key not in allowed:
+                        return Response(status_code=401)
+                body = await request.body()
+                http_request = func.HttpRequest(
+                    method=request.method, url=str(request.url), headers=dict(request.headers),
+                    params=dict(request.query_params), route_params={k: v for k, v in match.groupdict().items() if v is not None},
+                    body=body,
+                )
+                try:
+                    response = await self.invoke(route.function, http_request)
+                except Exception:
+                    logger.exception("Function '%s' failed", route.function.name)
+                    return Response(status_code=500)
+                if not isinstance(response, func.HttpResponse):
+                    return Response(status_code=204)
+                headers = {k: v for k, v in response.headers.items() if k.lower() != "content-length"}
+                return Response(response.get_body(), status_code=response.status_code, headers=headers, media_type=response.mimetype)
+            return Response(status_code=404)
+
+        return api
+
+    # ---- timers ---------------------------------------------------------------------------------
+
+    def _run_timer(self, function: FunctionSpec) -> None:
+        schedule = resolve_setting_expression(str(function.trigger["schedule"]), os.environ)
+        iterator = croniter(schedule, datetime.now(UTC), second_at_beginning=True)
+        while not self._stopping.is_set():
+            due = iterator.get_next(datetime)
+            while not self._stopping.is_set() and datetime.now(UTC) < due:
+                self._stopping.wait(min(1.0, (due - datetime.now(UTC)).total_seconds()))
+            if self._stopping.is_set():
+                return
+            late = (datetime.now(UTC) - due).total_seconds() > 60
+            timer = TimerRequest(past_due=late)
+            self.fire(function, timer)
+
+    def fire(self, function: FunctionSpec, trigger_value: Any) -> Any:
+        """Invoke a non-HTTP function now (timers, events, tests)."""
+        try:
+            return self.run_coroutine(self.invoke(function, trigger_value))
+        except Exception:
+            logger.exception("Function '%s' failed", function.name)
+            raise
+
+    # ---- blob arrival ---------------------------------------------------------------------------
+
+    def _blob_service(self) -> BlobServiceClient | None:
+        connection = os.environ.get("TrainingStorage")  # noqa: SIM112 - the app's setting name
+        return BlobServiceClient.from_connection_string(connection) if connection else None
+
+    def _watch_blobs(self) -> None:
+        service = self._blob_service()
+        if service is None:
+            logger.warning("no TrainingStorage setting: blob arrival is not watched")
+            return
+        baseline = self._baseline(service)
+        receipts = service.get_container_client(RECEIPTS_CONTAINER)
+        while not self._stopping.wait(self.blob_poll_s):
+            try:
+                self.scan_blobs_once(service, receipts, baseline)
+            except AzureError as exc:
+                logger.warning("blob watcher: storage unavailable (%s); retrying", type(exc).__name__)
+
+    def _baseline(self, service: BlobServiceClient) -> datetime:
+        """When watching began (kept in storage): like an Event Grid subscription, older blobs never fire."""
+        container = service.get_container_client(RECEIPTS_CONTAINER)
+        for _ in range(30):
+            try:
+                with contextlib.suppress(ResourceExistsError):
+                    container.create_container()
+                marker = container.get_blob_client("baseline")
+                with contextlib.suppress(ResourceExistsError):
+                    marker.upload_blob(datetime.now(UTC).isoformat().encode(), overwrite=False)
+                return datetime.fromisoformat(marker.download_blob().readall().decode())
+            except AzureError:
+                time.sleep(1)
+        raise RuntimeError("blob watcher: cannot reach the training storage account")
+
+    def scan_blobs_once(self, service: BlobServiceClient, receipts: Any, baseline: datetime) -> int:
+        fired = 0
+        for container in service.list_containers():
+            if container.name.startswith(("azure-webjobs", "$")):
+                continue
+            for blob in service.get_container_client(container.name).list_blobs():
+                if blob.last_modified < baseline:
+                    continue
+                receipt = hashlib.sha256(f"{container.name}/{blob.name}@{blob.etag}".encode()).hexdigest()
+                receipt_blob = receipts.get_blob_client(receipt)
+                if receipt_blob.exists():
+                    continue
+                event = self._blob_created_event(service, container.name, blob)
+                for function in self.app.event_grid:
+                    self.fire(function, event)
+                with contextlib.suppress(ResourceExistsError):
+                    receipt_blob.upload_blob(f"{container.name}/{blob.name}".encode(), overwrite=False)
+                fired += 1
+        return fired
+
+    @staticmethod
+    def _blob_created_event(service: BlobServiceClient, container: str, blob: Any) -> func.EventGridEvent:
+        url = f"{service.url.rstrip('/')}/{container}/{quote(blob.name)}"
+        data = {"api": "PutBlob", "contentType": blob.content_settings.content_type, "contentLength": blob.size,
+                "blobType": "BlockBlob", "eTag": str(blob.etag), "url": url}
+        return func.EventGridEvent(
+            id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"{url}@{blob.etag}")), data=data,
+            topic=f"/subscriptions/local/resourceGroups/local/providers/Microsoft.Storage/storageAccounts/{service.account_name}",
+            subject=f"/blobServices/default/containers/{container}/blobs/{blob.name}",
+            event_type="Microsoft.Storage.BlobCreated", event_time=datetime.now(UTC), data_version="",
+        )

@@ -1,0 +1,94 @@
+"""The whole system on one machine: Azurite, the Studio emulator and devhost running function_app.py.
+
+`LocalStack` wires the app settings from the emulator's service listing, so the pipeline
+definitions point at the emulator through settings and are never edited.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from azure.storage.blob import BlobServiceClient
+
+from .host import DevHost
+from .services import Azurite, Emulator, start_azurite, start_emulator
+
+
+def emulator_settings(services: Mapping[str, Any], azurite: Azurite) -> dict[str, str]:
+    """App settings that point the seed pipeline at the emulator and Azurite."""
+    training = services["webServices"][0]
+    scoring = services["webServices"][1]
+    endpoint2 = next(e for e in scoring["endpoints"] if e["name"] == "endpoint2")
+    arm = services["armWebServices"][0]
+    principal = services["servicePrincipals"][0]
+    return {
+        "FUNCTIONS_WORKER_RUNTIME": "python",
+        "AzureWebJobsStorage": azurite.connection_string,
+        "TrainingStorage": azurite.connection_string,
+        "TASK_HUB_NAME": "retrainlocal",
+        "RETRAIN_SCHEDULE": "0 0 3 * * 0",
+        "TRAINING_ML_ENDPOINT": training["mlEndpoint"],
+        "TRAINING_API_KEY": training["apiKey"],
+        "SCORING_UPDATE_RESOURCE_ENDPOINT": endpoint2["updateResourceEndpoint"],
+        "SCORING_API_KEY": endpoint2["apiKey"],
+        "ARM_WEB_SERVICE_URL": arm["updateResourceEndpoint"],
+        "ARM_TENANT": principal["tenant"],
+        "ARM_SERVICE_PRINCIPAL_ID": principal["servicePrincipalId"],
+        "ARM_SERVICE_PRINCIPAL_KEY": principal["servicePrincipalKey"],
+        "AZURE_AUTHORITY_HOST": services["authorityHost"],
+        "ML_CA_BUNDLE": services["caFile"],
+    }
+
+
+class LocalStack:
+    def __init__(self, workdir: Path | None = None, *, pipelines_file: Path | None = None,
+                 extra_settings: Mapping[str, str] | None = None, emulator_config: Path | None = None,
+                 blob_poll_s: float = 0.5) -> None:
+        self.workdir = workdir or Path(tempfile.mkdtemp(prefix="retrain-local-"))
+        self.pipelines_file = pipelines_file
+        self.extra_settings = dict(extra_settings or {})
+        self.emulator_config = emulator_config
+        self.blob_poll_s = blob_poll_s
+        self.azurite: Azurite | None = None
+        self.emulator: Emulator | None = None
+        self.host: DevHost | None = None
+        self.services: dict[str, Any] = {}
+        self.settings: dict[str, str] = {}
+
+    def start(self) -> LocalStack:
+        try:
+            self.azurite = start_azurite(self.workdir / "azurite")
+            self.emulator = start_emulator(self.workdir / "emulator", config=self.emulator_config)
+            self.services = self.emulator.services()
+            self.settings = emulator_settings(self.services, self.azurite) | self.extra_settings
+            if self.pipelines_file:
+                self.settings["RETRAIN_PIPELINES_FILE"] = str(self.pipelines_file.resolve())
+            (self.workdir / "local.settings.json").write_text(json.dumps({"IsEncrypted": False, "Values": self.settings}, indent=2))
+            self.host = DevHost(settings=self.settings, blob_poll_s=self.blob_poll_s)
+            self.host.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        for part in (self.host, self.emulator, self.azurite):
+            if part is not None:
+                with contextlib.suppress(Exception):
+                    part.stop()
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    @property
+    def blob_service(self) -> BlobServiceClient:
+        assert self.azurite is not None
+        return BlobServiceClient.from_connection_string(self.azurite.connection_string)

@@ -1,0 +1,124 @@
+"""One HTTP path to the ML services: timeouts, retries for transient failures, typed errors.
+
+Transient means 408, 429, 5xx (Studio throttles with 503 RequestThrottled), connection refused or
+reset, and timeouts. `Retry-After` is honoured up to `max_retry_after_s`. Anything else becomes a
+`ServiceError` carrying the HTTP status and the service's error codes. URLs are logged without
+their query string, and neither headers nor bodies are ever logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+
+from .errors import AuthenticationError, ServiceError, ServiceUnreachableError, TransientServiceError
+
+logger = logging.getLogger(__name__)
+
+TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+MAX_ERROR_BODY = 64 * 1024
+
+
+def redact(url: str) -> str:
+    """The URL without query or fragment (where SAS tokens and codes live)."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+
+
+class ServiceClient:
+    """A `requests` session with the retry and error policy above."""
+
+    def __init__(self, service: str, *, timeout_s: float = 30.0, verify: str | bool = True, max_attempts: int = 4,
+                 backoff_s: float = 0.5, max_retry_after_s: float = 60.0, session: requests.Session | None = None,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.service = service
+        self.timeout_s = timeout_s
+        self.verify = verify
+        self.max_attempts = max_attempts
+        self.backoff_s = backoff_s
+        self.max_retry_after_s = max_retry_after_s
+        self.session = session or requests.Session()
+        self.sleep = sleep
+        self.retries = 0  # transient failures absorbed, for diagnostics and benchmarks
+
+    def request(self, method: str, url: str, *, headers: dict[str, str], json: Any = None,
+                ok: Iterable[int] = (200, 201, 202, 204), retry: bool = True) -> requests.Response:
+        accepted = set(ok)
+        attempts = self.max_attempts if retry else 1
+        for attempt in range(1, attempts + 1):
+            delay = self.backoff_s * 2 ** (attempt - 1)
+            try:
+                response = self.session.request(method, url, headers=headers, json=json, timeout=self.timeout_s,
+                                                verify=self.verify, allow_redirects=False)
+            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
+                failure: Exception = ServiceUnreachableError(
+                    f"{self.service}: {method} {redact(url)} got no answer ({type(exc).__name__})")
+            else:
+                if response.status_code in accepted:
+                    return response
+                failure = error_from_response(response, self.service)
+                if not isinstance(failure, TransientServiceError):
+                    raise failure
+                delay = max(delay, self._retry_after(response))
+            if attempt == attempts:
+                raise failure
+            self.retries += 1
+            logger.warning("%s: %s %s failed (%s); retry %d/%d in %.1fs", self.service, method, redact(url),
+                           failure, attempt, attempts - 1, delay)
+            self.sleep(delay)
+        raise AssertionError("unreachable")
+
+    def _retry_after(self, response: requests.Response) -> float:
+        value = response.headers.get("Retry-After")
+        if not value:
+            return 0.0
+        try:
+            seconds = float(value)
+        except ValueError:
+            try:
+                seconds = parsedate_to_datetime(value).timestamp() - time.time()
+            except (TypeError, ValueError):
+                return 0.0
+        return max(0.0, min(seconds, self.max_retry_after_s))
+
+
+def error_from_response(response: requests.Response, service: str) -> ServiceError:
+    """Build a typed error from a Studio, ARM or Azure AD error body (or from no body at all)."""
+    code = detail_code = None
+    message = response.reason or "error"
+    body: Any = None
+    if len(response.content) <= MAX_ERROR_BODY:
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        error = body["error"]
+        code = _text(error.get("code"))
+        message = _text(error.get("message")) or message
+        details = error.get("details")
+        if isinstance(details, list) and details and isinstance(details[0], dict):
+            detail_code = _text(details[0].get("code"))
+            detail_message = _text(details[0].get("message"))
+            if detail_message:
+                message = f"{message} {detail_message}"
+    elif isinstance(body, dict) and isinstance(body.get("error"), str):  # Azure AD
+        code = body["error"]
+        message = _text(body.get("error_description")) or message
+    status = response.status_code
+    kind: type[ServiceError] = ServiceError
+    if status in TRANSIENT_STATUSES:
+        kind = TransientServiceError
+    elif status in (401, 403):
+        kind = AuthenticationError
+    return kind(message[:500], status=status, code=code, detail_code=detail_code, service=service)
+
+
+def _text(value: Any) -> str | None:
+    return value[:500] if isinstance(value, str) else None

@@ -1,0 +1,121 @@
+"""Pure decisions: polling back-off, the evaluation gate, metrics parsing, result-location checks.
+
+No I/O here, so orchestrators may call these functions and tests need no fakes.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Mapping
+from urllib.parse import unquote, urlsplit
+
+from .definitions import Gate, Pipeline
+from .errors import ForeignLocationError, ResponseFormatError
+from .models import BlobPath, GateDecision, PipelinePlan, TargetPlan
+
+MAX_METRICS_BYTES = 64 * 1024
+
+
+def next_poll_delay_s(elapsed_s: float, *, first_s: float, max_s: float, fraction: float) -> float:
+    """Seconds to wait before the next status poll.
+
+    The wait is a fixed share of the time the job has already run, so the detection delay stays
+    under `fraction` of the job's duration while the number of polls grows only with the
+    logarithm of the duration; `first_s` and `max_s` bound it.
+    """
+    return min(max_s, max(first_s, elapsed_s * fraction))
+
+
+def poll_schedule(duration_s: float, *, first_s: float, max_s: float, fraction: float) -> list[float]:
+    """The poll times (seconds after start) for a job lasting `duration_s`: for planning and tests."""
+    times, elapsed = [], 0.0
+    while True:
+        elapsed += next_poll_delay_s(elapsed, first_s=first_s, max_s=max_s, fraction=fraction)
+        times.append(elapsed)
+        if elapsed >= duration_s:
+            return times
+
+
+def decide(gate: Gate, candidate: Mapping[str, float], serving: Mapping[str, float] | None) -> GateDecision:
+    """Promote only if every minimum holds and, where asked, the candidate is not worse than the served model."""
+    reasons = []
+    for metric, minimum in sorted(gate.minimums.items()):
+        value = candidate.get(metric)
+        if value is None or math.isnan(value):
+            reasons.append(f"{metric} is missing from the evaluation")
+        elif value < minimum:
+            reasons.append(f"{metric} {value:.4f} is below the minimum {minimum:.4f}")
+    for metric in gate.not_worse_than_serving:
+        value = candidate.get(metric)
+        if serving is None or metric not in serving:
+            continue  # nothing served yet, or never measured: nothing to compare against
+        if value is None or math.isnan(value):
+            reasons.append(f"{metric} is missing from the evaluation")
+        elif value < serving[metric]:
+            reasons.append(f"{metric} {value:.4f} is worse than the served model's {serving[metric]:.4f}")
+    return GateDecision(promote=not reasons, reasons=tuple(reasons))
+
+
+def parse_metrics(data: bytes) -> dict[str, float]:
+    """Read an Evaluate-Model CSV (header row, one row of values) into metric -> value."""
+    if len(data) > MAX_METRICS_BYTES:
+        raise ResponseFormatError(f"evaluation output is {len(data)} bytes; expected a small metrics table")
+    try:
+        rows = [row for row in csv.reader(io.StringIO(data.decode("utf-8-sig"))) if row]
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise ResponseFormatError(f"evaluation output is not a CSV table: {exc}") from None
+    if len(rows) < 2:
+        raise ResponseFormatError("evaluation output needs a header row and a row of values")
+    metrics = {}
+    for name, value in zip(rows[0], rows[1], strict=False):
+        try:
+            number = float(value)
+        except ValueError:
+            continue  # non-numeric columns (labels, notes) are not metrics
+        if math.isfinite(number):
+            metrics[name.strip()] = number
+    if not metrics:
+        raise ResponseFormatError("evaluation output has no numeric metrics")
+    return metrics
+
+
+def check_result_location(base_location: object, relative_location: object, *, account_url: str,
+                          expected: BlobPath) -> BlobPath:
+    """Accept a BES result only if it is the very blob we asked for, in our own account.
+
+    A compromised or buggy response must not make us hand the scoring service foreign bytes.
+    """
+    if not isinstance(relative_location, str) or not relative_location.strip("/"):
+        raise ResponseFormatError("result has no RelativeLocation")
+    path = BlobPath.parse(unquote(relative_location), "result RelativeLocation")
+    if base_location is not None:
+        if not isinstance(base_location, str):
+            raise ResponseFormatError("result BaseLocation is not a string")
+        given, ours = urlsplit(base_location), urlsplit(account_url)
+        if (given.scheme, given.netloc.lower(), given.path.rstrip("/")) != (ours.scheme, ours.netloc.lower(), ours.path.rstrip("/")):
+            raise ForeignLocationError(f"result points at {given.scheme}://{given.netloc}{given.path}, outside our storage account")
+    if path != expected:
+        raise ForeignLocationError(f"result points at {path}, not at the requested {expected}")
+    return path
+
+
+def plan_of(pipeline: Pipeline, training_blob: BlobPath | None) -> PipelinePlan:
+    data = training_blob or BlobPath(pipeline.data_container, pipeline.data_blob)
+    return PipelinePlan(
+        name=pipeline.name,
+        data=data,
+        data_retry_interval_s=pipeline.external_data.retry_interval.total_seconds(),
+        data_retry_timeout_s=pipeline.external_data.retry_timeout.total_seconds(),
+        data_maximum_retry=pipeline.external_data.maximum_retry,
+        timeout_s=pipeline.policy.timeout.total_seconds(),
+        retry=pipeline.policy.retry,
+        retry_interval_s=pipeline.policy.retry_interval.total_seconds(),
+        poll_first_s=pipeline.polling.first_interval.total_seconds(),
+        poll_max_s=pipeline.polling.max_interval.total_seconds(),
+        poll_fraction=pipeline.polling.fraction,
+        gate_enabled=pipeline.gate.enabled,
+        targets=tuple(TargetPlan(t.name, t.kind, t.policy.retry, t.policy.retry_interval.total_seconds(),
+                                 t.policy.timeout.total_seconds()) for t in pipeline.targets),
+    )

@@ -1,0 +1,88 @@
+"""App settings, read when an activity or starter runs (never at import, never in orchestrators).
+
+| setting                        | meaning                                                               |
+|--------------------------------|-----------------------------------------------------------------------|
+| RETRAIN_PIPELINES_FILE         | pipeline definitions JSON, relative to the app root (pipelines.json)   |
+| TrainingStorage                | connection string of the storage account holding data and models       |
+| TrainingStorage__blobServiceUri| or: the account's blob URL, used with a managed identity               |
+| TrainingStorage__clientId      | optional user-assigned identity for the above                          |
+| RETRAIN_RUN_RECORDS_CONTAINER  | where run records go (default: runrecords)                             |
+| RETRAIN_SAS_MINUTES_MARGIN     | extra SAS lifetime beyond the job timeout (default 15)                 |
+| RETRAIN_HTTP_TIMEOUT_SECONDS   | per-request timeout towards the ML services (default 30)               |
+| RETRAIN_UPDATE_WAIT_SECONDS    | how long an update activity waits for the swap to show (default 300)   |
+| ML_CA_BUNDLE                   | CA file for the ML services' TLS (local emulator only; unset in Azure) |
+
+Secrets (API keys, service-principal keys) are named by the pipeline definitions and read with
+`Settings.secret(name)` at the moment they are needed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import ConfigError
+
+APP_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Settings:
+    pipelines_file: Path
+    storage_connection_string: str | None
+    storage_account_url: str | None
+    storage_client_id: str | None
+    run_records_container: str
+    sas_margin_minutes: int
+    http_timeout_s: float
+    update_wait_s: float
+    ca_bundle: str | None
+    environ: Mapping[str, str] = field(repr=False, compare=False, default_factory=dict)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        connection = env.get("TrainingStorage") or None
+        account_url = env.get("TrainingStorage__blobServiceUri") or None
+        if not connection and not account_url:
+            raise ConfigError("app setting TrainingStorage (a connection string) or TrainingStorage__blobServiceUri is required")
+        pipelines = Path(env.get("RETRAIN_PIPELINES_FILE", "pipelines.json"))
+        return cls(
+            pipelines_file=pipelines if pipelines.is_absolute() else APP_ROOT / pipelines,
+            storage_connection_string=connection,
+            storage_account_url=account_url,
+            storage_client_id=env.get("TrainingStorage__clientId") or None,
+            run_records_container=env.get("RETRAIN_RUN_RECORDS_CONTAINER", "runrecords"),
+            sas_margin_minutes=int(_number(env, "RETRAIN_SAS_MINUTES_MARGIN", 15)),
+            http_timeout_s=_number(env, "RETRAIN_HTTP_TIMEOUT_SECONDS", 30.0),
+            update_wait_s=_number(env, "RETRAIN_UPDATE_WAIT_SECONDS", 300.0),
+            ca_bundle=env.get("ML_CA_BUNDLE") or None,
+            environ=env,
+        )
+
+    def secret(self, name: str) -> str:
+        """The value of the app setting `name`; raise ConfigError naming it when missing."""
+        value = self.environ.get(name)
+        if not value:
+            raise ConfigError(f"app setting {name!r} (a secret named by the pipeline definitions) is not set")
+        return value
+
+    @property
+    def verify(self) -> str | bool:
+        """What `requests` and azure-core should verify TLS against."""
+        return self.ca_bundle or True
+
+
+def _number(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"app setting {name} must be a number, got {raw!r}") from None
+    if value <= 0:
+        raise ConfigError(f"app setting {name} must be positive, got {raw!r}")
+    return value
