@@ -4,7 +4,7 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from activities import models, records, scoring, training
-from orchestrators import monitor_training_job, retrain_pipeline
+from orchestrators import monitor_training_job, retrain_pipeline, update_scoring_target
 from triggers import blob_arrival, http_start, schedule
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
@@ -15,6 +15,7 @@ for blueprint in (
     scoring.bp,
     records.bp,
     monitor_training_job.bp,
+    update_scoring_target.bp,
     retrain_pipeline.bp,
     http_start.bp,
     schedule.bp,

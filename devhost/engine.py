@@ -134,7 +134,8 @@ def _settle(task: DurableTask, value: Any) -> Any:
     """Turn durabletask's value for `task` into what DF would send back into the generator."""
     if isinstance(task, _AnyTask):
         winner = next(child for child in task.children if child.inner is value)
-        winner.result = value.get_result() if not value.is_failed else None
+        # DF hands back the first child to finish, failed or not; a failed child's result is its exception.
+        winner.result = Exception(value.get_exception().details.message) if value.is_failed else value.get_result()
         return winner
     if isinstance(task, _AllTask):
         for child, result in zip(task.children, value, strict=True):

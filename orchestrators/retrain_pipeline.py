@@ -23,7 +23,6 @@ import azure.durable_functions as df
 
 from activities.models import collect_model, evaluate_gate, record_serving_model
 from activities.records import write_run_record
-from activities.scoring import update_scoring_target
 from activities.training import check_training_data, resolve_pipeline, start_training_job, submit_training_job
 from retraining.models import (
     GateDecision,
@@ -41,6 +40,7 @@ from retraining.models import (
 
 from ._common import failure_reason, iso, retry_options
 from .monitor_training_job import MONITOR_ORCHESTRATOR
+from .update_scoring_target import UPDATE_ORCHESTRATOR, update_input
 
 RETRAIN_ORCHESTRATOR = "retrain_pipeline"
 FOLLOW_UP_EVENT = "retrain_requested"
@@ -167,23 +167,25 @@ class _Run:
         return False
 
     def _update_targets(self, plan: PipelinePlan, model: ModelArtifact) -> Generator[Any, Any, list[TargetOutcome]]:
-        """Fan out one update per target, then collect each outcome, failures included."""
-        tasks = [
-            self.context.call_activity_with_retry(update_scoring_target, retry_options(t.retry, t.retry_interval_s),
-                                                  UpdateRequest(plan.name, t.name, model, self.run_id).to_dict())
+        """Update every target in parallel; each sub-orchestration reports its own outcome."""
+        updates = [
+            self.context.call_sub_orchestrator(
+                UPDATE_ORCHESTRATOR, update_input(UpdateRequest(plan.name, t.name, model, self.run_id), t),
+                f"{self.context.instance_id}:{self.run_id}:update:{t.name}")
             for t in plan.targets
         ]
-        outcomes = []
-        for target, task in zip(plan.targets, tasks, strict=True):
-            try:
-                outcomes.append(TargetOutcome.from_dict((yield task)))
-            except Exception as exc:
-                outcomes.append(TargetOutcome(target.name, target.kind, False, failure_reason(exc)))
-        return outcomes
+        if not updates:
+            return []
+        results = yield self.context.task_all(updates)
+        return [TargetOutcome.from_dict(r) for r in results]
 
 
 def _newest_follow_up(context: df.DurableOrchestrationContext, current: RunRequest) -> Generator[Any, Any, RunRequest | None]:
-    """Drain the follow-up requests that arrived during the run and keep the newest distinct one."""
+    """Drain the follow-up requests that arrived during the run and keep the newest distinct one.
+
+    A request already seen ends the drain: DF's Python SDK hands a buffered event to every later
+    waiter in the same replay, so looping on duplicates would never end.
+    """
     newest: RunRequest | None = None
     seen = {current.trigger.key}
     while True:
@@ -195,7 +197,7 @@ def _newest_follow_up(context: df.DurableOrchestrationContext, current: RunReque
         timer.cancel()
         candidate = RunRequest.from_dict(_event_payload(event.result))
         if candidate.trigger.key in seen:
-            continue  # a duplicate delivery of a trigger already handled
+            return newest
         seen.add(candidate.trigger.key)
         if newest is None or _at(candidate) >= _at(newest):
             newest = candidate

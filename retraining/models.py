@@ -7,11 +7,14 @@ Each type converts explicitly to and from plain JSON dicts (`to_dict` / `from_di
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
 from .errors import ConfigError
+
+_CONTAINER = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}$")  # Azure's container naming rule
 
 
 class TriggerKind(StrEnum):
@@ -67,7 +70,7 @@ class BlobPath:
             raise ConfigError(f"{where}: expected 'container/path/to/blob', got {text!r}")
         container, name = text.strip().lstrip("/").split("/", 1)
         parts = name.split("/")
-        if (not container or not name or ".." in parts or "" in parts or "\\" in name or len(name) > 1024
+        if (not _CONTAINER.match(container) or not name or ".." in parts or "" in parts or "\\" in name or len(name) > 1024
                 or any(ord(c) < 32 for c in name)):
             raise ConfigError(f"{where}: {text!r} is not a safe blob path")
         return cls(container, name)

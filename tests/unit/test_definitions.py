@@ -1,0 +1,125 @@
+"""Pipeline definitions: the shipped file loads; every bad field is named with file and path."""
+
+from __future__ import annotations
+
+import copy
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from retraining.definitions import load_definitions, parse_definitions
+from retraining.errors import ConfigError
+from retraining.timespans import format_timespan, parse_timespan
+
+ROOT = Path(__file__).resolve().parents[2]
+SETTINGS = {
+    "TRAINING_ML_ENDPOINT": "https://ussouthcentral.services.azureml.net/workspaces/ws/services/svc/jobs",
+    "SCORING_UPDATE_RESOURCE_ENDPOINT": "https://management.azureml.net/workspaces/ws/webservices/id/endpoints/endpoint2",
+    "ARM_WEB_SERVICE_URL": "https://management.azure.com/subscriptions/s/resourceGroups/rg/providers/Microsoft.MachineLearning/webServices/w?api-version=2016-05-01-preview",
+    "ARM_TENANT": "mycompany.com", "ARM_SERVICE_PRINCIPAL_ID": "fe200044", "AZURE_AUTHORITY_HOST": "https://login.microsoftonline.com",
+}
+
+
+@pytest.fixture
+def raw() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((ROOT / "pipelines.json").read_text())
+    return data
+
+
+def test_shipped_definitions_load(raw: dict[str, Any]) -> None:
+    definitions = load_definitions(ROOT / "pipelines.json", SETTINGS)
+    pipeline = definitions.get("weekly-retrain")
+    assert pipeline.policy.timeout == timedelta(hours=2)
+    assert pipeline.external_data.retry_interval == timedelta(minutes=1)
+    assert [t.kind for t in pipeline.targets] == ["classic", "arm"]
+    assert pipeline.targets[0].policy.retry == 3 and pipeline.targets[0].policy.timeout == timedelta(hours=1)
+    assert pipeline.training.ml_endpoint == SETTINGS["TRAINING_ML_ENDPOINT"]
+    assert pipeline.targets[1].service_principal_key_setting == "ARM_SERVICE_PRINCIPAL_KEY"
+
+
+def test_definitions_hold_no_secret_values(raw: dict[str, Any]) -> None:
+    text = (ROOT / "pipelines.json").read_text().lower()
+    for word in ("apikey\"", "accountkey", "sig=", "servicePrincipalKey\"".lower()):
+        assert word not in text
+
+
+def broken(raw: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    copied = copy.deepcopy(raw)
+    node = copied
+    keys = path.split(".")
+    for key in keys[:-1]:
+        node = node[int(key)] if key.isdigit() else node[key]
+    last = keys[-1]
+    if value is KeyError:
+        del node[last]
+    else:
+        node[int(last) if last.isdigit() else last] = value
+    return copied
+
+
+@pytest.mark.parametrize("path, value, message", [
+    ("pipelines.0.policy.timeout", "25:00:00", "pipelines[0].policy.timeout: '25:00:00' is out of range"),
+    ("pipelines.0.policy.timeout", "2 hours", "pipelines[0].policy.timeout: '2 hours' is not a timespan"),
+    ("pipelines.0.policy.concurrency", 2, "pipelines[0].policy.concurrency: only 1 is supported"),
+    ("pipelines.0.training.apiKeySetting", "sk-live key!", "pipelines[0].training.apiKeySetting: expected the name of an app setting"),
+    ("pipelines.0.training.mlEndpoint", "%NOT_SET%", "pipelines[0].training.mlEndpoint: refers to app setting 'NOT_SET'"),
+    ("pipelines.0.training.mlEndpoint", "ftp://x", "pipelines[0].training.mlEndpoint: expected an http(s) URL"),
+    ("pipelines.0.targets.0.kind", "lambda", "pipelines[0].targets[0].kind: expected one of"),
+    ("pipelines.0.targets.1.name", "endpoint2", "pipelines[0].targets[1].name: duplicate target name"),
+    ("pipelines.0.data.container", "Bad_Container", "pipelines[0].data.container: 'Bad_Container' is not a valid blob container name"),
+    ("pipelines.0.data.blob", "../../etc/passwd", "pipelines[0].data.blob: '../../etc/passwd' is not a safe blob name"),
+    ("pipelines.0.gate.minimums", {"AUC": "high"}, "pipelines[0].gate.minimums.AUC: expected a number"),
+    ("pipelines.0.surprise", True, "pipelines[0]: unknown field(s) ['surprise']"),
+    ("pipelines.0.training", KeyError, "pipelines[0].training: expected an object"),
+    ("pipelines.0.schedule.start", "2016-02-13", "pipelines[0].schedule.start: '2016-02-13' needs a time zone"),
+    ("pipelines.0.polling.fraction", 2, "pipelines[0].polling.fraction: expected a number in (0, 1]"),
+])
+def test_invalid_fields_are_named(raw: dict[str, Any], path: str, value: Any, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_definitions(broken(raw, path, value), SETTINGS, source="pipelines.json")
+    assert str(caught.value).startswith("pipelines.json: ")
+    assert message in str(caught.value)
+
+
+def test_duplicate_pipeline_names_are_refused(raw: dict[str, Any]) -> None:
+    raw["pipelines"].append(copy.deepcopy(raw["pipelines"][0]))
+    with pytest.raises(ConfigError, match=r"pipelines\[1\].name: duplicate pipeline name 'weekly-retrain'"):
+        parse_definitions(raw, SETTINGS, source="f.json")
+
+
+def test_file_errors_name_the_file(tmp_path: Path) -> None:
+    bad = tmp_path / "defs.json"
+    bad.write_text("{not json")
+    with pytest.raises(ConfigError, match=r"defs.json: not valid JSON"):
+        load_definitions(bad, {})
+    with pytest.raises(ConfigError, match=r"missing.json: cannot read"):
+        load_definitions(tmp_path / "missing.json", {})
+
+
+def test_active_period_and_blob_watch(raw: dict[str, Any]) -> None:
+    raw["pipelines"][0]["schedule"] = {"start": "2026-01-01T00:00:00Z", "end": "2026-06-01T00:00:00Z"}
+    pipeline = parse_definitions(raw, SETTINGS).get("weekly-retrain")
+    assert not pipeline.is_active(datetime(2025, 12, 31, tzinfo=UTC))
+    assert pipeline.is_active(datetime(2026, 3, 1, tzinfo=UTC))
+    assert not pipeline.is_active(datetime(2026, 6, 1, tzinfo=UTC))
+    assert pipeline.watches("labeledexamples", "week-47.arff")
+    assert not pipeline.watches("labeledexamples", "week-47.csv")
+    assert not pipeline.watches("trainingoutput", "x.arff")
+
+
+@pytest.mark.parametrize("text, seconds", [("02:00:00", 7200), ("1.00:00:00", 86400), ("00:00:00.25", 0.25), ("23:59:59", 86399)])
+def test_timespans(text: str, seconds: float) -> None:
+    assert parse_timespan(text).total_seconds() == seconds
+
+
+@pytest.mark.parametrize("text", ["25:00:00", "00:60:00", "00:00:60", "-01:00:00", "1:2:3", "", None, 3600])
+def test_bad_timespans(text: Any) -> None:
+    with pytest.raises(ValueError):
+        parse_timespan(text)
+
+
+def test_timespan_round_trip() -> None:
+    assert format_timespan(parse_timespan("1.02:03:04")) == "1.02:03:04"
