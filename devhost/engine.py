@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 from collections.abc import Callable, Generator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -24,6 +25,7 @@ from .discovery import FunctionApp
 from .services import free_port
 
 logger = logging.getLogger(__name__)
+os.environ.setdefault("GRPC_VERBOSITY", "ERROR")  # gRPC's C core prints connection chatter otherwise
 
 
 class DurableTask:
@@ -196,8 +198,10 @@ class DurableEngine:
         self.port = port or free_port()
         self.backend: InMemoryOrchestrationBackend = create_test_backend(port=self.port)
         address = f"localhost:{self.port}"
+        quiet = logging.getLogger("devhost.durabletask")
+        quiet.setLevel(logging.WARNING)  # durabletask logs every episode at INFO
         self.worker = TaskHubGrpcWorker(
-            host_address=address,
+            host_address=address, logger=quiet,
             concurrency_options=ConcurrencyOptions(maximum_concurrent_activity_work_items=max_activities,
                                                    maximum_thread_pool_workers=max_activities + 4),
         )
@@ -206,7 +210,7 @@ class DurableEngine:
             self.worker.add_orchestrator(_named(function.name, wrap_orchestrator(function.orchestrator_function)))
         for function in app.activities:
             self.worker.add_activity(_named(function.name, wrap_activity(function.user_function, function.input_name)))
-        self.client = TaskHubGrpcClient(host_address=address)
+        self.client = TaskHubGrpcClient(host_address=address, logger=quiet)
 
     def start(self) -> None:
         self.worker.start()

@@ -27,7 +27,7 @@ import secrets
 import threading
 import time
 import uuid
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -61,6 +61,15 @@ def load_settings(path: Path | None) -> dict[str, str]:
     raw = json.loads(path.read_text())
     values = raw.get("Values", {}) if isinstance(raw, dict) else {}
     return {str(k): str(v) for k, v in values.items()}
+
+
+def fire_times(schedule: str, start: datetime) -> Iterator[datetime]:
+    """The fire times of a six-field NCRONTAB schedule (seconds first) after `start`."""
+    if len(schedule.split()) != 6:
+        raise ValueError(f"NCRONTAB schedules have six fields (seconds first), got {schedule!r}")
+    iterator = croniter(schedule, start, second_at_beginning=True)
+    while True:
+        yield iterator.get_next(datetime)
 
 
 def _route_pattern(route: str) -> re.Pattern[str]:
@@ -146,6 +155,11 @@ class DevHost:
         for thread in self._threads:
             thread.join(timeout=10)
         self.engine.stop()
+        # The DF SDK keeps one aiohttp session per process, bound to the loop that made it; this
+        # loop is gone, so let the next host in this process make its own.
+        from azure.durable_functions.models.utils import http_utils
+
+        http_utils._client_session = None
 
     def __enter__(self) -> DevHost:
         self.start()
@@ -225,16 +239,14 @@ class DevHost:
 
     def _run_timer(self, function: FunctionSpec) -> None:
         schedule = resolve_setting_expression(str(function.trigger["schedule"]), os.environ)
-        iterator = croniter(schedule, datetime.now(UTC), second_at_beginning=True)
-        while not self._stopping.is_set():
-            due = iterator.get_next(datetime)
+        for due in fire_times(schedule, datetime.now(UTC)):
             while not self._stopping.is_set() and datetime.now(UTC) < due:
                 self._stopping.wait(min(1.0, (due - datetime.now(UTC)).total_seconds()))
             if self._stopping.is_set():
                 return
             late = (datetime.now(UTC) - due).total_seconds() > 60
-            timer = TimerRequest(past_due=late)
-            self.fire(function, timer)
+            with contextlib.suppress(Exception):  # fire() logged it; the schedule goes on, as in the host
+                self.fire(function, TimerRequest(past_due=late))
 
     def fire(self, function: FunctionSpec, trigger_value: Any) -> Any:
         """Invoke a non-HTTP function now (timers, events, tests)."""

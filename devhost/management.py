@@ -122,6 +122,8 @@ class ManagementApi:
             for item in event.events:
                 raw = MessageToDict(item)
                 kind = next((k for k in raw if k not in ("eventId", "timestamp")), "unknown")
+                if kind in ("orchestratorStarted", "orchestratorCompleted"):
+                    continue  # episode markers: the extension leaves them out of historyEvents
                 detail = raw.get(kind, {}) if isinstance(raw.get(kind), dict) else {}
                 entry: dict[str, Any] = {"EventType": kind[0].upper() + kind[1:], "Timestamp": raw.get("timestamp")}
                 if "name" in detail:

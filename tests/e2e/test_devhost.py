@@ -1,0 +1,108 @@
+"""devhost itself: the real DurableOrchestrationClient against its HTTP API, keys, failures, schedules."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from itertools import islice
+
+import azure.durable_functions as df
+import pytest
+import requests
+from azure.durable_functions.models.OrchestrationRuntimeStatus import OrchestrationRuntimeStatus
+
+from devhost.host import fire_times
+from devhost.stack import LocalStack
+
+from .conftest import wait_for_instance
+
+pytestmark = pytest.mark.e2e
+
+
+def client_for(stack: LocalStack) -> df.DurableOrchestrationClient:
+    assert stack.host is not None
+    return df.DurableOrchestrationClient(stack.host.management.client_binding())
+
+
+def test_real_durable_client_starts_queries_and_purges(stack: LocalStack) -> None:
+    assert stack.host is not None
+    host, client = stack.host, client_for(stack)
+    bad_input = {"pipeline": "weekly-retrain"}  # no trigger: the orchestrator raises on its input
+
+    async def scenario() -> tuple[str, object, object, object]:
+        instance_id = await client.start_new("retrain_pipeline", "devhost-client-test", bad_input)
+        return instance_id, None, None, None
+
+    instance_id = host.run_coroutine(scenario())[0]
+    assert instance_id == "devhost-client-test"
+    status_url = host.management.management_urls(instance_id)["statusQueryGetUri"]
+    body = wait_for_instance(status_url)
+    # An orchestration that raises surfaces as Failed with its error, not as a hang.
+    assert body["runtimeStatus"] == "Failed"
+    assert "missing field 'trigger'" in body["output"]
+
+    async def query() -> tuple[object, object, object]:
+        status = await client.get_status(instance_id, show_history=True, show_history_output=True, show_input=True)
+        unknown = await client.get_status("no-such-instance")
+        failed = await client.get_status_by(runtime_status=[OrchestrationRuntimeStatus.Failed])
+        return status, unknown, failed
+
+    status, unknown, failed = host.run_coroutine(query())
+    assert status.runtime_status == OrchestrationRuntimeStatus.Failed
+    assert status.historyEvents[0]["EventType"] == "ExecutionStarted"
+    assert status.historyEvents[0]["FunctionName"] == "retrain_pipeline"
+    assert json.loads(status.input_) == bad_input
+    assert unknown.runtime_status is None
+    assert instance_id in [s.instance_id for s in failed]
+
+    async def purge() -> object:
+        return await client.purge_instance_history(instance_id)
+
+    assert host.run_coroutine(purge()).instances_deleted == 1
+    assert requests.get(status_url, timeout=10).status_code == 404
+
+
+def test_raise_event_and_terminate_through_the_api(stack: LocalStack) -> None:
+    assert stack.host is not None
+    host, client = stack.host, client_for(stack)
+    monitor_input = {"job": {"pipeline": "weekly-retrain", "run_id": "r", "job_id": "does-not-exist",
+                             "model_blob": "trainingoutput/x/model.ilearner", "evaluation_blob": None},
+                     "deadline": "2099-01-01T00:00:00Z", "poll_first_s": 30.0, "poll_max_s": 60.0, "poll_fraction": 0.05}
+
+    async def run() -> str:
+        return await client.start_new("monitor_training_job", "devhost-terminate-test", monitor_input)
+
+    instance_id = host.run_coroutine(run())
+
+    async def stop() -> None:
+        await client.terminate(instance_id, "test over")
+
+    urls = host.management.management_urls(instance_id)
+    response = requests.get(urls["statusQueryGetUri"], timeout=10)
+    if response.json()["runtimeStatus"] in ("Running", "Pending"):
+        assert response.status_code == 202
+        assert response.headers["Location"] and response.headers["Retry-After"] == "10"
+        host.run_coroutine(stop())
+    final = wait_for_instance(urls["statusQueryGetUri"])
+    assert final["runtimeStatus"] in ("Terminated", "Failed")
+
+
+def test_function_keys_are_enforced(stack: LocalStack) -> None:
+    assert stack.host is not None
+    url = f"{stack.host.base_url}/api/pipelines/weekly-retrain/runs"
+    assert requests.post(url, json={}, timeout=10).status_code == 401
+    assert requests.post(url, json={}, headers={"x-functions-key": "wrong"}, timeout=10).status_code == 401
+    assert requests.post(url + "?code=wrong", json={}, timeout=10).status_code == 401
+    status_api = f"{stack.host.base_url}/runtime/webhooks/durabletask/instances/anything"
+    assert requests.get(status_api, timeout=10).status_code == 401
+    assert requests.get(status_api + f"?code={stack.host.function_key}", timeout=10).status_code == 401  # needs the system key
+    assert requests.get(f"{stack.host.base_url}/api/no-such-route", timeout=10).status_code == 404
+
+
+def test_ncrontab_schedules_have_six_fields_seconds_first() -> None:
+    start = datetime(2026, 11, 21, 2, 59, 58, tzinfo=UTC)  # a Saturday
+    assert list(islice(fire_times("*/5 * * * * *", start), 2)) == [datetime(2026, 11, 21, 3, 0, 0, tzinfo=UTC),
+                                                                   datetime(2026, 11, 21, 3, 0, 5, tzinfo=UTC)]
+    assert next(fire_times("0 0 3 * * 0", start)) == datetime(2026, 11, 22, 3, 0, 0, tzinfo=UTC)  # next Sunday 03:00
+    with pytest.raises(ValueError, match="six fields"):
+        next(fire_times("0 3 * * 0", start))
