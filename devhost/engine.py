@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 from collections.abc import Callable, Generator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,7 +24,6 @@ from .discovery import FunctionApp
 from .services import free_port
 
 logger = logging.getLogger(__name__)
-os.environ.setdefault("GRPC_VERBOSITY", "ERROR")  # gRPC's C core prints connection chatter otherwise
 
 
 class DurableTask:
@@ -198,7 +196,7 @@ class DurableEngine:
         self.port = port or free_port()
         self.backend: InMemoryOrchestrationBackend = create_test_backend(port=self.port)
         address = f"localhost:{self.port}"
-        quiet = logging.getLogger("devhost.durabletask")
+        self._log = quiet = logging.getLogger("devhost.durabletask")
         quiet.setLevel(logging.WARNING)  # durabletask logs every episode at INFO
         self.worker = TaskHubGrpcWorker(
             host_address=address, logger=quiet,
@@ -216,6 +214,7 @@ class DurableEngine:
         self.worker.start()
 
     def stop(self) -> None:
+        self._log.setLevel(logging.ERROR)  # stopping cancels the work-item stream, which it reports as a warning
         try:
             self.worker.stop()
         finally:

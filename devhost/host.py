@@ -149,17 +149,20 @@ class DevHost:
         logger.info("devhost listening on %s (%d functions)", self.base_url, len(self.app.all))
 
     def stop(self) -> None:
+        # The DF SDK keeps one aiohttp session per process, bound to the loop that made it: close it
+        # on that loop, and let the next host in this process make its own.
+        from azure.durable_functions.models.utils import http_utils
+
         self._stopping.set()
+        if self.loop is not None and self.loop.is_running():
+            with contextlib.suppress(Exception):
+                asyncio.run_coroutine_threadsafe(http_utils._close_session(), self.loop).result(5)
+        http_utils._client_session = None
         if self.server:
             self.server.should_exit = True
         for thread in self._threads:
             thread.join(timeout=10)
         self.engine.stop()
-        # The DF SDK keeps one aiohttp session per process, bound to the loop that made it; this
-        # loop is gone, so let the next host in this process make its own.
-        from azure.durable_functions.models.utils import http_utils
-
-        http_utils._client_session = None
 
     def __enter__(self) -> DevHost:
         self.start()

@@ -15,7 +15,7 @@ from typing import Any
 
 from azure.storage.blob import BlobServiceClient
 
-from .host import DevHost
+from .host import ROOT, DevHost
 from .services import Azurite, Emulator, start_azurite, start_emulator
 
 
@@ -43,6 +43,22 @@ def emulator_settings(services: Mapping[str, Any], azurite: Azurite) -> dict[str
         "AZURE_AUTHORITY_HOST": services["authorityHost"],
         "ML_CA_BUNDLE": services["caFile"],
     }
+
+
+def local_definitions(shipped: Path = ROOT / "pipelines.json") -> dict[str, Any]:
+    """The shipped pipeline definitions with local-speed policies: sub-second polling, short waits.
+
+    New blobs under `incoming/` start a run, so uploading the base dataset does not.
+    """
+    definitions: dict[str, Any] = json.loads(shipped.read_text())
+    for pipeline in definitions["pipelines"]:
+        pipeline["polling"] = {"firstInterval": "00:00:00.2", "maxInterval": "00:00:01", "fraction": 0.05}
+        pipeline["data"]["externalData"] = {"retryInterval": "00:00:01", "retryTimeout": "00:00:03", "maximumRetry": 2}
+        pipeline["data"]["watch"] = "incoming/*.arff"
+        pipeline["policy"] = pipeline.get("policy", {}) | {"timeout": "00:01:00", "retryIntervalInSeconds": 1}
+        for target in pipeline.get("targets", []):
+            target["policy"] = {"timeout": "00:01:00", "retry": 1, "retryIntervalInSeconds": 1}
+    return definitions
 
 
 class LocalStack:

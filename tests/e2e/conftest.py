@@ -10,44 +10,37 @@ import copy
 import json
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
 from devhost.datasets import breast_cancer
-from devhost.stack import LocalStack
+from devhost.stack import LocalStack, local_definitions
 
-ROOT = Path(__file__).resolve().parents[2]
 DATA_CONTAINER = "labeledexamples"
 TERMINAL = {"Completed", "Failed", "Terminated"}
 
 
-def fast_definitions() -> dict[str, Any]:
-    shipped = json.loads((ROOT / "pipelines.json").read_text())
-    base = shipped["pipelines"][0]
-    base["polling"] = {"firstInterval": "00:00:00.2", "maxInterval": "00:00:01", "fraction": 0.05}
-    base["data"]["externalData"] = {"retryInterval": "00:00:01", "retryTimeout": "00:00:03", "maximumRetry": 2}
-    base["data"]["watch"] = "incoming/*.arff"
-    base["policy"] = base["policy"] | {"timeout": "00:01:00", "retryIntervalInSeconds": 1}
-    for target in base["targets"]:
-        target["policy"] = {"timeout": "00:01:00", "retry": 1, "retryIntervalInSeconds": 1}
+def e2e_definitions() -> dict[str, Any]:
+    """The local-speed pipeline, plus one whose gate no model passes and one with a 3 s job timeout."""
+    definitions = local_definitions()
+    base = definitions["pipelines"][0]
     strict = copy.deepcopy(base) | {"name": "strict-gate", "gate": {"minimums": {"AUC": 1.01}}}
     strict["data"]["watch"] = "never/*"
     short = copy.deepcopy(base) | {"name": "short-timeout"}
     short["policy"] = short["policy"] | {"timeout": "00:00:03"}
     short["data"]["watch"] = "never/*"
     short["schedule"] = {"enabled": False}  # shares targets with weekly-retrain: never run both from the timer
-    shipped["pipelines"] = [base, strict, short]
-    return shipped
+    definitions["pipelines"] = [base, strict, short]
+    return definitions
 
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     workdir = tmp_path_factory.mktemp("stack")
     definitions = workdir / "pipelines.json"
-    definitions.write_text(json.dumps(fast_definitions(), indent=2))
+    definitions.write_text(json.dumps(e2e_definitions(), indent=2))
     local = LocalStack(workdir, pipelines_file=definitions, blob_poll_s=0.3).start()
     blobs = local.blob_service
     blobs.create_container(DATA_CONTAINER)

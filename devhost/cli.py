@@ -1,0 +1,160 @@
+"""`retrain`: run the retraining app locally, start and watch runs, run the demo.
+
+    retrain serve [--settings local.settings.json] [--port N]
+    retrain start PIPELINE [--wait] [--blob CONTAINER/NAME] [--dry-run] [--url URL --key KEY]
+    retrain status INSTANCE_ID [--url URL --system-key KEY]
+    retrain emulator [--port N] [--tls-port N] [--config FILE]
+    retrain demo
+
+`serve` without `--settings` starts Azurite and the emulator too, and writes the URL and keys to
+`.devhost/serve.json`, where `start` and `status` find them. Against a deployed Function App, pass
+`--url https://APP.azurewebsites.net` and `--key` (a function key) or `--system-key`.
+Exit codes: 0 success, 1 the run did not succeed, 2 bad usage or configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import requests
+
+from .progress import Follower
+
+STATE = Path(".devhost") / "serve.json"
+
+
+def _connection(args: argparse.Namespace) -> dict[str, str]:
+    saved = json.loads(STATE.read_text()) if STATE.exists() else {}
+    url = args.url or os.environ.get("RETRAIN_URL") or saved.get("url")
+    if not url:
+        raise SystemExit("retrain: no Function App URL: pass --url, set RETRAIN_URL, or run `retrain serve`")
+    return {"url": url.rstrip("/"), "key": getattr(args, "key", None) or os.environ.get("RETRAIN_KEY") or saved.get("key", ""),
+            "system_key": getattr(args, "system_key", None) or os.environ.get("RETRAIN_SYSTEM_KEY") or saved.get("system_key", "")}
+
+
+def serve(args: argparse.Namespace) -> int:
+    from .host import DevHost, load_settings
+    from .stack import LocalStack
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    for noisy in ("azure", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    stack = None
+    if args.settings:
+        if not args.settings.exists():
+            print(f"retrain: {args.settings} not found", file=sys.stderr)
+            return 2
+        host = DevHost(settings=load_settings(args.settings), port=args.port)
+        host.start()
+    else:
+        stack = LocalStack(Path(".devhost") / "local").start()
+        assert stack.host is not None
+        host = stack.host
+    STATE.parent.mkdir(exist_ok=True)
+    STATE.write_text(json.dumps({"url": host.base_url, "key": host.function_key, "system_key": host.system_key}))
+    STATE.chmod(0o600)
+    print(f"devhost: {host.base_url}  (function key in {STATE})")
+    print(f"  POST {host.base_url}/api/pipelines/<pipeline>/runs   header x-functions-key: <key>")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        (stack or host).stop()
+    return 0
+
+
+def start(args: argparse.Namespace) -> int:
+    connection = _connection(args)
+    body: dict[str, Any] = {"dryRun": args.dry_run}
+    if args.blob:
+        body["trainingBlob"] = args.blob
+    response = requests.post(f"{connection['url']}/api/pipelines/{quote(args.pipeline)}/runs", json=body,
+                             headers={"x-functions-key": connection["key"]}, timeout=60)
+    if response.status_code != 202:
+        print(f"retrain: start refused ({response.status_code}): {response.text[:500]}", file=sys.stderr)
+        return 2
+    started = response.json()
+    print(f"{started['action']}: instance {started['id']}")
+    if not args.wait:
+        print(started["statusQueryGetUri"].split("?")[0])
+        return 0
+    final = Follower(started["statusQueryGetUri"]).follow()
+    print(json.dumps(final.get("output"), indent=2))
+    output = final.get("output")
+    return 0 if isinstance(output, dict) and output.get("status") in ("Succeeded", "DryRun") else 1
+
+
+def status(args: argparse.Namespace) -> int:
+    connection = _connection(args)
+    url = f"{connection['url']}/runtime/webhooks/durabletask/instances/{quote(args.instance_id, safe='')}?code={connection['system_key']}"
+    response = requests.get(url, timeout=30)
+    if response.status_code == 404:
+        print(f"retrain: no instance {args.instance_id}", file=sys.stderr)
+        return 1
+    if response.status_code == 401:
+        print("retrain: the status API needs the system key (--system-key)", file=sys.stderr)
+        return 2
+    print(json.dumps(response.json(), indent=2))
+    return 0
+
+
+def emulator(args: argparse.Namespace) -> int:
+    from emulator.__main__ import main as emulator_main
+
+    forwarded = ["--port", str(args.port), "--tls-port", str(args.tls_port)] + (["--config", str(args.config)] if args.config else [])
+    return emulator_main(forwarded)
+
+
+def demo(_: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="retrain", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    p = commands.add_parser("serve", help="run devhost (and Azurite and the emulator unless --settings)")
+    p.add_argument("--settings", type=Path)
+    p.add_argument("--port", type=int)
+    p.set_defaults(handler=serve)
+    p = commands.add_parser("start", help="start a run of a pipeline")
+    p.add_argument("pipeline")
+    p.add_argument("--wait", action="store_true", help="follow the run and print its progress")
+    p.add_argument("--blob", help="train on this blob (container/name)")
+    p.add_argument("--dry-run", action="store_true", help="train and evaluate, update nothing")
+    p.add_argument("--url")
+    p.add_argument("--key")
+    p.set_defaults(handler=start)
+    p = commands.add_parser("status", help="show an orchestration instance")
+    p.add_argument("instance_id")
+    p.add_argument("--url")
+    p.add_argument("--system-key")
+    p.set_defaults(handler=status)
+    p = commands.add_parser("emulator", help="run the Studio (classic) emulator")
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--tls-port", type=int, default=0)
+    p.add_argument("--config", type=Path)
+    p.set_defaults(handler=emulator)
+    p = commands.add_parser("demo", help="the whole system, start to finish, on this machine")
+    p.set_defaults(handler=demo)
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except requests.ConnectionError as exc:
+        print(f"retrain: cannot reach the Function App ({exc.__class__.__name__})", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
