@@ -77,9 +77,13 @@ def _plain(value: Any) -> Any:
 APP_ROOT = Path(__file__).resolve().parent.parent
 
 
-@functools.cache
 def load_app(module_name: str = "function_app", app_root: Path = APP_ROOT) -> FunctionApp:
     """Index the app once per process, as the host does (`get_functions` may not be called twice)."""
+    return _load_app(module_name, app_root)
+
+
+@functools.cache
+def _load_app(module_name: str, app_root: Path) -> FunctionApp:
     if str(app_root) not in sys.path:
         sys.path.insert(0, str(app_root))  # the Functions host runs with the app root on sys.path
     module = importlib.import_module(module_name)
