@@ -106,3 +106,23 @@ def test_ncrontab_schedules_have_six_fields_seconds_first() -> None:
     assert next(fire_times("0 0 3 * * 0", start)) == datetime(2026, 11, 22, 3, 0, 0, tzinfo=UTC)  # next Sunday 03:00
     with pytest.raises(ValueError, match="six fields"):
         next(fire_times("0 3 * * 0", start))
+
+
+def test_blob_receipts_survive_a_restarted_watcher(stack: LocalStack) -> None:
+    """A new watcher (as after a devhost restart) reads the receipts in storage and fires for nothing old."""
+    assert stack.host is not None
+    from devhost.host import RECEIPTS_CONTAINER
+
+    blobs = stack.blob_service
+    blobs.get_blob_client("labeledexamples", "incoming/receipt-check.txt").upload_blob(b"not training data", overwrite=True)
+    receipts = blobs.get_container_client(RECEIPTS_CONTAINER)
+    baseline = stack.host._baseline(blobs)
+    import time
+
+    deadline = time.monotonic() + 20
+    while stack.host.scan_blobs_once(blobs, receipts, baseline) != 0:  # the running watcher may still be handling it
+        assert time.monotonic() < deadline
+        time.sleep(0.3)
+    fresh_service = type(blobs).from_connection_string(stack.settings["TrainingStorage"])
+    fired_by_fresh = stack.host.scan_blobs_once(fresh_service, fresh_service.get_container_client(RECEIPTS_CONTAINER), stack.host._baseline(fresh_service))
+    assert fired_by_fresh == 0

@@ -202,3 +202,41 @@ def test_services_listing_names_everything_tools_need(services: dict[str, Any]) 
     assert services["armWebServices"][0]["name"] == "myWebService"
     assert services["servicePrincipals"][0]["tenant"] == "mycompany.com"
     assert services["caFile"].endswith("ca.pem")
+
+
+def test_bes_scoring_job_turns_input_csv_into_scored_csv(scoring: dict[str, Any], seeded: str, azurite: Azurite,
+                                                         blob_service: BlobServiceClient, container: str) -> None:
+    endpoint = scoring["endpoints"][1]
+    names, values = breast_cancer().features(10)
+    blob_service.get_blob_client(container, "unlabelled.csv").upload_blob(
+        (",".join(names) + "\n" + "\n".join(",".join(str(v) for v in row) for row in values) + "\n").encode())
+    body = {"Inputs": {"input1": blob_ref(azurite.connection_string, container, "unlabelled.csv")},
+            "Outputs": {"output1": blob_ref(azurite.connection_string, container, "scored.csv")}}
+    status = run_job(endpoint["mlEndpoint"], endpoint["apiKey"], body)
+    assert status["StatusCode"] == "Finished", status
+    scored = blob_service.get_blob_client(container, "scored.csv").download_blob().readall().decode().splitlines()
+    assert scored[0].endswith("Scored Labels,Scored Probabilities") and len(scored) == 11
+
+
+def test_arm_put_works_on_both_api_versions(services: dict[str, Any], seeded: str) -> None:
+    url, ca = services["armWebServices"][0]["updateResourceEndpoint"], services["caFile"]
+    headers = auth(token_for(services))
+    for version in ("2016-05-01-preview", "2017-01-01"):
+        put = requests.put(url.replace("2016-05-01-preview", version), json={"properties": {"title": f"v {version}"}},
+                           headers=headers, verify=ca, timeout=10)
+        assert put.status_code == 200, put.text
+        assert put.json()["properties"]["title"] == f"v {version}"
+
+
+def test_update_that_never_applies_keeps_the_old_model(scoring: dict[str, Any], seeded: str, services: dict[str, Any], azurite: Azurite,
+                                                        blob_service: BlobServiceClient, container: str, emulator: Emulator, clean_faults: None) -> None:
+    import time
+
+    endpoint2 = scoring["endpoints"][1]
+    requests.post(f"{emulator.http_base}/_emulator/faults", json={"kind": "update", "target": endpoint2["service_id"], "never_succeed": True}, timeout=10)
+    blob = train_model(services, azurite, blob_service, container)
+    response = requests.patch(endpoint2["updateResourceEndpoint"], json=patch_body(scoring, sas_ref(blob_service, container, blob)),
+                              headers=auth(endpoint2["apiKey"]), timeout=30)
+    assert response.status_code == 200  # accepted, as the real service did, yet never applied
+    time.sleep(0.5)
+    assert rrs(endpoint2).headers["x-ms-emulator-model-version"] == seeded
