@@ -4,6 +4,7 @@
     retrain start PIPELINE [--wait] [--blob CONTAINER/NAME] [--dry-run] [--url URL --key KEY]
     retrain status INSTANCE_ID [--url URL --system-key KEY]
     retrain emulator [--port N] [--tls-port N] [--config FILE]
+    retrain import-adf FILES...|DIR -o DEFINITION [--settings local.settings.json]
     retrain demo
 
 `serve` without `--settings` starts Azurite and the emulator too, and writes the URL and keys to
@@ -115,6 +116,28 @@ def emulator(args: argparse.Namespace) -> int:
     return emulator_main(forwarded)
 
 
+def import_adf(args: argparse.Namespace) -> int:
+    from retraining.adf_import import import_adf as run_import
+    from retraining.errors import ConfigError
+
+    try:
+        result = run_import(args.paths)
+    except ConfigError as exc:
+        print(f"retrain import-adf: {exc}", file=sys.stderr)
+        return 2
+    args.output.write_text(json.dumps(result.definition, indent=2) + "\n")
+    settings_file = args.settings or args.output.with_name("local.settings.json")
+    existing: dict[str, Any] = json.loads(settings_file.read_text()) if settings_file.exists() else {"IsEncrypted": False}
+    values: dict[str, str] = existing.setdefault("Values", {})
+    values.update(result.settings)
+    settings_file.write_text(json.dumps(existing, indent=2) + "\n")
+    settings_file.chmod(0o600)
+    for line in result.report:
+        print(line)
+    print(f"wrote {args.output} (no secrets) and {len(result.settings)} app settings to {settings_file}")
+    return 0
+
+
 def demo(_: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -146,6 +169,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tls-port", type=int, default=0)
     p.add_argument("--config", type=Path)
     p.set_defaults(handler=emulator)
+    p = commands.add_parser("import-adf", help="turn Data Factory JSON into pipeline definitions")
+    p.add_argument("paths", nargs="+", type=Path, help="ADF JSON files, directories of them, or markdown with JSON blocks")
+    p.add_argument("-o", "--output", type=Path, required=True, help="the pipeline definitions file to write")
+    p.add_argument("--settings", type=Path, help="local settings file for the moved values (default: local.settings.json beside -o)")
+    p.set_defaults(handler=import_adf)
     p = commands.add_parser("demo", help="the whole system, start to finish, on this machine")
     p.set_defaults(handler=demo)
     args = parser.parse_args(argv)
