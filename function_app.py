@@ -5,7 +5,7 @@ import azure.functions as func
 
 from activities import models, records, scoring, training
 from orchestrators import monitor_training_job, retrain_pipeline, update_scoring_target
-from triggers import blob_arrival, http_start, schedule
+from triggers import blob_arrival, http_start, promote, schedule
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 
@@ -18,6 +18,7 @@ for blueprint in (
     update_scoring_target.bp,
     retrain_pipeline.bp,
     http_start.bp,
+    promote.bp,
     schedule.bp,
     blob_arrival.bp,
 ):

@@ -205,6 +205,16 @@ def _update_arm(settings: Settings, storage: TrainingStorage, target: Target, mo
     client.wait_until_provisioned(uri, timeout_s=min(settings.update_wait_s, target.policy.timeout.total_seconds()))
 
 
+def run_record(settings: Settings, storage: TrainingStorage, pipeline_name: str, run_id: str) -> RunResult:
+    """A run's record; raise ConfigError naming what is missing."""
+    if not run_id or "/" in run_id or ".." in run_id:
+        raise ConfigError(f"runId {run_id!r} is not a run id")
+    raw = storage.read_json(BlobPath(settings.run_records_container, f"{pipeline_name}/{run_id}.json"))
+    if raw is None:
+        raise ConfigError(f"pipeline {pipeline_name!r} has no run {run_id!r}")
+    return RunResult.from_dict(raw)
+
+
 def write_run_record(settings: Settings, storage: TrainingStorage, result: RunResult) -> str:
     """Write the run record (never overwritten) and return its path."""
     path = BlobPath(settings.run_records_container, f"{result.pipeline}/{result.run_id}.json")

@@ -111,6 +111,19 @@ def test_one_failing_target_does_not_stop_the_other(stack: LocalStack, seeded: s
     assert served_versions(emulator_url)["endpoint2"] == result["model"]["sha256"][:12]
     assert served_versions(emulator_url)["myWebService"] == seeded
 
+    # Later, once the web service is healthy again, the same model is promoted to it.
+    requests.delete(f"{emulator_url}/_emulator/faults", timeout=10)
+    assert stack.host is not None
+    promote = requests.post(f"{stack.host.base_url}/api/pipelines/weekly-retrain/targets/myWebService/promote",
+                            json={"runId": result["run_id"]}, headers={"x-functions-key": stack.host.function_key}, timeout=30)
+    assert promote.status_code == 202, promote.text
+    outcome = wait_for_instance(promote.json()["statusQueryGetUri"])["output"]
+    assert outcome["updated"] is True and outcome["target"] == "myWebService"
+    assert served_versions(emulator_url)["myWebService"] == result["model"]["sha256"][:12]
+    unknown = requests.post(f"{stack.host.base_url}/api/pipelines/weekly-retrain/targets/myWebService/promote",
+                            json={"runId": "no-such-run"}, headers={"x-functions-key": stack.host.function_key}, timeout=30)
+    assert unknown.status_code == 404 and unknown.json()["error"]["field"] == "runId"
+
 
 def test_dry_run_trains_but_updates_nothing(stack: LocalStack, seeded: str, emulator_url: str) -> None:
     status = run_to_end(stack, "weekly-retrain", {"dryRun": True})
