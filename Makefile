@@ -29,8 +29,12 @@ lint: setup
 test: lint
 	$(VENV)/bin/pytest
 
+# The fault and adversarial suite; its summary line is printed last.
+reliability: setup
+	@$(VENV)/bin/pytest tests/e2e/reliability -q -p no:logging; status=$$?; cat .reliability/summary.txt; exit $$status
+
 emulator: setup
 	$(VENV)/bin/retrain emulator
 
 clean:
-	rm -rf .emulator .devhost .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .emulator .devhost .reliability .pytest_cache .mypy_cache .ruff_cache

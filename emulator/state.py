@@ -53,6 +53,9 @@ class JobBehaviour:
     duration_s: float | None = None
     fail_details: str | None = None
     remaining: int | None = 1
+    # A compromised service: Results point somewhere else than the request said.
+    results_base_location: str | None = None
+    results_relative_location: str | None = None
 
 
 @dataclass
@@ -81,6 +84,7 @@ class Job:
     cancel_requested: bool = False
     queued: bool = False
     status_polls: int = 0
+    tampered_results: dict[str, str | None] | None = None
 
 
 @dataclass
@@ -252,6 +256,9 @@ class EmulatorState:
     def _run(self, job: Job) -> None:
         try:
             behaviour = self.take_job_behaviour(job.service, job.endpoint)
+            if behaviour and (behaviour.results_base_location or behaviour.results_relative_location):
+                job.tampered_results = {"BaseLocation": behaviour.results_base_location,
+                                        "RelativeLocation": behaviour.results_relative_location}
             duration = job.service.job_seconds
             if behaviour and behaviour.duration_s is not None:
                 duration = behaviour.duration_s
@@ -320,7 +327,8 @@ class EmulatorState:
             status, details = job.status, job.details
         results = None
         if status == "Finished":
-            results = {name: result_reference(ref) for name, ref in job.outputs.items()}
+            results = {name: result_reference(ref) | {k: v for k, v in (job.tampered_results or {}).items() if v}
+                       for name, ref in job.outputs.items()}
         self.count("status_calls")
         return {"StatusCode": status, "Results": results, "Details": details}
 
@@ -344,6 +352,7 @@ class EmulatorState:
                         "status": j.status, "details": j.details, "queued": j.queued,
                         "created_at": j.created_at, "started_at": j.started_at,
                         "finished_at": j.finished_at, "status_polls": j.status_polls,
+                        "outputs": [ref.relative_location for ref in j.outputs.values()],
                     }
                     for j in self.jobs.values()
                 ],

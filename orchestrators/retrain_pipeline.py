@@ -55,7 +55,10 @@ def instance_id_for(pipeline: str) -> str:
 @bp.orchestration_trigger(context_name="context", orchestration=RETRAIN_ORCHESTRATOR)
 def retrain_pipeline(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dict[str, Any]]:
     run = _Run(context, RunRequest.from_dict(context.get_input()))
-    result = yield from run.execute()
+    try:
+        result = yield from run.execute()
+    except Exception as exc:  # whatever failed, the run still ends with a record
+        result = run.finish(RunStatus.FAILED, f"unexpected failure: {failure_reason(exc)}")
     result = replace(result, record=(yield context.call_activity_with_retry(write_run_record, retry_options(5, 2.0), result.to_dict())))
     run.status("done", status=result.status.value, record=result.record)
     follow_up = yield from _newest_follow_up(context, run.request)

@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from .errors import ConfigError, ResponseFormatError, ServiceError
-from .http import ServiceClient
+from .http import ServiceClient, json_body
 from .models import JobState
 
 API_VERSION = "2.0"
@@ -65,10 +65,7 @@ class BatchExecutionClient:
     def submit(self, request: dict[str, Any]) -> str:
         """Create (but do not start) a job; return its id."""
         response = self._http.request("POST", self._url(), headers=self._headers, json=request, ok=(200, 201))
-        try:
-            job_id = response.json()
-        except ValueError:
-            raise ResponseFormatError("submit answered with a body that is not JSON") from None
+        job_id = json_body(response, "submit")
         if not isinstance(job_id, str) or not _JOB_ID.match(job_id.strip('"')):
             raise ResponseFormatError(f"submit answered {str(job_id)[:60]!r}, not a job id")
         return job_id.strip('"')
@@ -84,10 +81,7 @@ class BatchExecutionClient:
 
     def get_status(self, job_id: str) -> BesStatus:
         response = self._http.request("GET", self._url(f"/{quote(job_id)}"), headers=self._headers, ok=(200,))
-        try:
-            body = response.json()
-        except ValueError:
-            raise ResponseFormatError("status answered with a body that is not JSON") from None
+        body = json_body(response, "status")
         if not isinstance(body, dict) or "StatusCode" not in body:
             raise ResponseFormatError("status body has no StatusCode")
         state = parse_state(body["StatusCode"])

@@ -8,6 +8,7 @@ their query string, and neither headers nor bodies are ever logged.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -17,7 +18,13 @@ from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
-from .errors import AuthenticationError, ServiceError, ServiceUnreachableError, TransientServiceError
+from .errors import (
+    AuthenticationError,
+    ResponseFormatError,
+    ServiceError,
+    ServiceUnreachableError,
+    TransientServiceError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +95,19 @@ class ServiceClient:
         return max(0.0, min(seconds, self.max_retry_after_s))
 
 
+MAX_RESPONSE_BYTES = 1024 * 1024
+
+
+def json_body(response: requests.Response, what: str) -> Any:
+    """A service's JSON answer, or ResponseFormatError: never a crash on hostile bodies."""
+    if len(response.content) > MAX_RESPONSE_BYTES:
+        raise ResponseFormatError(f"{what} answered {len(response.content)} bytes; expected a small JSON document")
+    try:
+        return json.loads(response.content)
+    except (ValueError, RecursionError):  # deeply nested JSON exhausts the parser's recursion
+        raise ResponseFormatError(f"{what} answered with a body that is not JSON") from None
+
+
 def error_from_response(response: requests.Response, service: str) -> ServiceError:
     """Build a typed error from a Studio, ARM or Azure AD error body (or from no body at all)."""
     code = detail_code = None
@@ -95,8 +115,8 @@ def error_from_response(response: requests.Response, service: str) -> ServiceErr
     body: Any = None
     if len(response.content) <= MAX_ERROR_BODY:
         try:
-            body = response.json()
-        except ValueError:
+            body = json.loads(response.content)
+        except (ValueError, RecursionError):
             body = None
     if isinstance(body, dict) and isinstance(body.get("error"), dict):
         error = body["error"]

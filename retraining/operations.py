@@ -14,7 +14,7 @@ from typing import Any
 
 from .bes import BatchExecutionClient
 from .definitions import Definitions, Pipeline, Target, load_definitions
-from .errors import ConfigError, ResponseFormatError, ServiceError
+from .errors import ConfigError, ForeignLocationError, ResponseFormatError, ServiceError
 from .http import ServiceClient
 from .models import (
     BlobPath,
@@ -119,12 +119,17 @@ def poll_job(settings: Settings, storage: TrainingStorage, job: SubmittedJob) ->
         expected = {definition.training.model_output: job.model_blob}
         if definition.training.evaluation_output and job.evaluation_blob:
             expected[definition.training.evaluation_output] = job.evaluation_blob
-        for name, path in expected.items():
-            result = status.results.get(name)
-            if result is None:
-                raise ResponseFormatError(f"job {job.job_id} finished without output {name!r}")
-            check_result_location(result.get("BaseLocation"), result.get("RelativeLocation"),
-                                  account_url=storage.account_url, expected=path)
+        try:
+            for name, path in expected.items():
+                result = status.results.get(name)
+                if result is None:
+                    raise ResponseFormatError(f"job {job.job_id} finished without output {name!r}")
+                check_result_location(result.get("BaseLocation"), result.get("RelativeLocation"),
+                                      account_url=storage.account_url, expected=path)
+        except (ForeignLocationError, ResponseFormatError) as exc:
+            # Retrying cannot change a finished job's results: this run ends here, and nothing is promoted.
+            logger.error("pipeline %s run %s: refused the results of job %s: %s", job.pipeline, job.run_id, job.job_id, exc)
+            return JobStatusView(JobState.FAILED, f"refused the job's results: {exc}")
     return JobStatusView(status.state, status.details)
 
 

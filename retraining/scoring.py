@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from azure.core.credentials import TokenCredential
 
 from .errors import ResponseFormatError, ServiceError
-from .http import ServiceClient
+from .http import ServiceClient, json_body
 
 ARM_SCOPE = "https://management.azure.com/.default"
 
@@ -33,11 +33,7 @@ class ClassicEndpointClient:
 
     def resource_location(self, resource_name: str) -> str | None:
         """The RelativeLocation the endpoint currently shows for a resource (None if it shows none)."""
-        response = self._http.request("GET", self._url, headers=self._headers, ok=(200,))
-        try:
-            body = response.json()
-        except ValueError:
-            raise ResponseFormatError("endpoint GET answered with a body that is not JSON") from None
+        body = json_body(self._http.request("GET", self._url, headers=self._headers, ok=(200,)), "endpoint GET")
         resources = body.get("Resources") if isinstance(body, dict) else None
         if not isinstance(resources, list):
             return None
@@ -60,11 +56,7 @@ class ArmWebServiceClient:
         return {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
 
     def get(self) -> dict[str, Any]:
-        response = self._http.request("GET", self._url, headers=self._headers(), ok=(200,))
-        try:
-            body = response.json()
-        except ValueError:
-            raise ResponseFormatError("web service GET answered with a body that is not JSON") from None
+        body = json_body(self._http.request("GET", self._url, headers=self._headers(), ok=(200,)), "web service GET")
         if not isinstance(body, dict) or not isinstance(body.get("properties"), dict):
             raise ResponseFormatError("web service definition has no properties")
         return body
