@@ -33,6 +33,10 @@ test: lint
 reliability: setup
 	@$(VENV)/bin/pytest tests/e2e/reliability -q -p no:logging; status=$$?; cat .reliability/summary.txt; exit $$status
 
+# Benchmarks side by side with baselines (about 10 minutes); not part of `make test`.
+bench: setup
+	$(PY) bench/run.py
+
 emulator: setup
 	$(VENV)/bin/retrain emulator
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from durabletask import task as dt
 from durabletask.client import TaskHubGrpcClient
-from durabletask.testing import InMemoryOrchestrationBackend, create_test_backend
+from durabletask.testing import InMemoryOrchestrationBackend
 from durabletask.worker import ConcurrencyOptions, TaskHubGrpcWorker
 
 from .discovery import FunctionApp
@@ -184,6 +184,30 @@ def wrap_activity(function: Callable[..., Any], input_name: str) -> Callable[[dt
     return activity
 
 
+class Backend(InMemoryOrchestrationBackend):
+    """durabletask's in-memory backend, with sub-orchestrations watched for as long as they run.
+
+    In durabletask 1.12 the watcher waits with `timeout=None`, which `_wait_for_state` turns into
+    30 s: a sub-orchestration that runs longer (our job monitor, for any real training job) then
+    never delivers its completion, and the parent waits forever. Waiting in chunks until the
+    instance ends, is purged, or the backend stops fixes that.
+    """
+
+    watch_chunk_s = 30.0
+
+    def _wait_for_state(self, instance_id: str, predicate: Callable[[Any], bool], timeout: float | None) -> Any:
+        if timeout is not None:
+            return super()._wait_for_state(instance_id, predicate, timeout)
+        while not self._shutdown_event.is_set():
+            found = super()._wait_for_state(instance_id, predicate, self.watch_chunk_s)
+            if found is not None:
+                return found
+            with self._lock:
+                if instance_id not in self._instances:
+                    return None
+        return None
+
+
 def _named(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
     function.__name__ = function.__qualname__ = name
     return function
@@ -194,7 +218,8 @@ class DurableEngine:
 
     def __init__(self, app: FunctionApp, *, port: int | None = None, max_activities: int = 32) -> None:
         self.port = port or free_port()
-        self.backend: InMemoryOrchestrationBackend = create_test_backend(port=self.port)
+        self.backend = Backend(port=self.port)
+        self.backend.start()
         address = f"localhost:{self.port}"
         self._log = quiet = logging.getLogger("devhost.durabletask")
         quiet.setLevel(logging.WARNING)  # durabletask logs every episode at INFO

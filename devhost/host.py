@@ -105,7 +105,7 @@ class DevHost:
         self.app: FunctionApp = load_app(app_module)
         self.host_config = json.loads((ROOT / "host.json").read_text()) if (ROOT / "host.json").exists() else {}
         self.task_hub = self._task_hub()
-        self.engine = DurableEngine(self.app)
+        self.engine = DurableEngine(self.app, max_activities=int(os.environ.get("DEVHOST_MAX_ACTIVITIES", "32")))
         self.management = ManagementApi(self.engine.client, base_url=self.base_url, task_hub=self.task_hub,
                                         system_key=self.system_key, orchestrator_names={f.name for f in self.app.orchestrators})
         self.routes = [self._http_route(f) for f in self.app.http]

@@ -89,6 +89,23 @@ def read_blob(ref: BlobRef, where: str) -> bytes:
         raise bad_argument("InvalidBlob", f"{where}: storage unreachable ({type(exc).__name__}).") from None
 
 
+def stream_sample(ref: BlobRef, where: str, sample_bytes: int) -> bytes:
+    """Read the whole blob in chunks (as a service would) and keep its first whole lines up to `sample_bytes`."""
+    client = ref.client()
+    kept = bytearray()
+    try:
+        for chunk in client.download_blob(max_concurrency=2).chunks():
+            if len(kept) < sample_bytes:
+                kept += chunk[: sample_bytes - len(kept)]
+    except ResourceNotFoundError:
+        raise bad_argument("BlobNotFound", f"{where}: blob {ref.relative_location!r} was not found.") from None
+    except HttpResponseError as exc:
+        raise _refused(exc, where, ref, "read") from None
+    except AzureError as exc:
+        raise bad_argument("InvalidBlob", f"{where}: storage unreachable ({type(exc).__name__}).") from None
+    return bytes(kept[: kept.rfind(b"\n") + 1])
+
+
 def write_blob(ref: BlobRef, data: bytes, where: str) -> None:
     client = ref.client()
     try:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import ilearner
-from .blobs import BlobRef, read_blob, result_reference, write_blob
+from .blobs import BlobRef, read_blob, result_reference, stream_sample, write_blob
 from .config import ArmWebServiceConfig, EmulatorConfig, EndpointConfig, WebServiceConfig
 from .errors import ServiceError
 
@@ -56,6 +56,8 @@ class JobBehaviour:
     # A compromised service: Results point somewhere else than the request said.
     results_base_location: str | None = None
     results_relative_location: str | None = None
+    # Large inputs: stream the whole blob (the data path stays service <-> storage) but train on a sample.
+    train_on_first_bytes: int | None = None
 
 
 @dataclass
@@ -135,7 +137,9 @@ class EmulatorState:
         self.job_behaviours: list[JobBehaviour] = []
         self.update_behaviours: list[UpdateBehaviour] = []
         self.counters: dict[str, int] = {}
-        self.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="emulator-job")
+        # A running job holds a worker while it waits out its duration, so size the pool for the
+        # documented 40 concurrent jobs per endpoint rather than for the CPU.
+        self.executor = ThreadPoolExecutor(max_workers=max(8, 2 * config.max_running_jobs_per_endpoint), thread_name_prefix="emulator-job")
         for service in config.web_services:
             for endpoint in service.endpoints:
                 self.register_endpoint(service, endpoint)
@@ -268,7 +272,7 @@ class EmulatorState:
                 self._finish(job, "Failed", behaviour.fail_details)
                 return
             if job.service.kind == "training":
-                self._train(job)
+                self._train(job, behaviour.train_on_first_bytes if behaviour else None)
             else:
                 self._score(job)
             self._sleep_unless_cancelled(job, began + duration)
@@ -297,9 +301,9 @@ class EmulatorState:
             job.finished_at = time.time()
         self.count(f"jobs_{status.lower()}")
 
-    def _train(self, job: Job) -> None:
+    def _train(self, job: Job, sample_bytes: int | None = None) -> None:
         name, ref = next(iter(job.inputs.items()))
-        data = read_blob(ref, f"Inputs.{name}")
+        data = read_blob(ref, f"Inputs.{name}") if sample_bytes is None else stream_sample(ref, f"Inputs.{name}", sample_bytes)
         dataset = ilearner.parse_dataset(data, ref.extension, job.global_parameters.get("Label Column", job.service.label_column))
         model, evaluation = ilearner.train(dataset, job.id, job.global_parameters)
         for output_name, out in job.outputs.items():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from itertools import islice
 
 import azure.durable_functions as df
@@ -126,3 +126,40 @@ def test_blob_receipts_survive_a_restarted_watcher(stack: LocalStack) -> None:
     fresh_service = type(blobs).from_connection_string(stack.settings["TrainingStorage"])
     fired_by_fresh = stack.host.scan_blobs_once(fresh_service, fresh_service.get_container_client(RECEIPTS_CONTAINER), stack.host._baseline(fresh_service))
     assert fired_by_fresh == 0
+
+
+def test_sub_orchestrations_longer_than_the_backend_watch_chunk_still_complete() -> None:
+    """Regression: durabletask 1.12 stopped watching a sub-orchestration after 30 s and lost its result."""
+    from durabletask import task as dt
+    from durabletask.client import OrchestrationStatus, TaskHubGrpcClient
+    from durabletask.worker import TaskHubGrpcWorker
+
+    from devhost.engine import Backend
+    from devhost.services import free_port
+
+    class QuickBackend(Backend):
+        watch_chunk_s = 0.2  # stands for the 30 s of the real chunk
+
+    def child(ctx: dt.OrchestrationContext, _: object) -> object:
+        yield ctx.create_timer(ctx.current_utc_datetime + timedelta(seconds=1.0))
+        return "child done"
+
+    def parent(ctx: dt.OrchestrationContext, _: object) -> object:
+        return (yield ctx.call_sub_orchestrator(child))
+
+    port = free_port()
+    backend = QuickBackend(port=port)
+    backend.start()
+    worker = TaskHubGrpcWorker(host_address=f"localhost:{port}")
+    worker.add_orchestrator(child)
+    worker.add_orchestrator(parent)
+    worker.start()
+    try:
+        client = TaskHubGrpcClient(host_address=f"localhost:{port}")
+        instance = client.schedule_new_orchestration(parent)
+        state = client.wait_for_orchestration_completion(instance, timeout=20)
+        assert state is not None and state.runtime_status == OrchestrationStatus.COMPLETED
+        assert state.serialized_output == '"child done"'
+    finally:
+        worker.stop()
+        backend.stop()
