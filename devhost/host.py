@@ -144,7 +144,7 @@ class DevHost:
             time.sleep(0.02)
         for function in self.app.timers:
             self._spawn(f"timer-{function.name}", functools.partial(self._run_timer, function))
-        if self.app.event_grid:
+        if self.app.event_grid and os.environ.get("DEVHOST_WATCH_BLOBS", "true").lower() != "false":
             self._spawn("blob-watcher", self._watch_blobs)
         logger.info("devhost listening on %s (%d functions)", self.base_url, len(self.app.all))
 

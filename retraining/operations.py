@@ -185,13 +185,13 @@ def _update_classic(settings: Settings, storage: TrainingStorage, target: Target
                                    http_client(settings, f"endpoint {target.name}"))
     client.update_resource(target.trained_model_name, base_location=storage.account_url, relative_location=str(model), sas_token=sas)
     deadline = time.monotonic() + min(settings.update_wait_s, target.policy.timeout.total_seconds())
-    delay = 0.1
+    delay = 0.05  # a swap can take from milliseconds to about 30 s: look often at first, then back off
     while client.resource_location(target.trained_model_name) != str(model):
         if time.monotonic() >= deadline:
             raise ServiceError(f"endpoint {target.name} accepted the update but did not show the new model within "
                                f"{settings.update_wait_s:.0f}s", status=200, code="UpdateNotApplied", service=target.name)
         time.sleep(delay)
-        delay = min(delay * 2, 5.0)
+        delay = min(delay * 1.5, 5.0)
 
 
 def _update_arm(settings: Settings, storage: TrainingStorage, target: Target, model: BlobPath, sas: str) -> None:
