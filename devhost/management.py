@@ -206,8 +206,8 @@ class ManagementApi:
         async def _existing(instance_id: str) -> dtc.OrchestrationState | None:
             return await asyncio.to_thread(self.client.get_orchestration_state, instance_id, fetch_payloads=False)
 
-        @router.post("/instances/{instance_id}/raiseEvent/{event}")
-        async def raise_event(instance_id: str, event: str, request: Request) -> Response:
+        async def refuse_unless_running(instance_id: str, request: Request) -> Response | None:
+            """401 without the key, 404 for an unknown instance, 410 for one that has ended; else None."""
             if not authorised(request):
                 return unauthorised()
             state = await _existing(instance_id)
@@ -215,32 +215,28 @@ class ManagementApi:
                 return Response(status_code=404)
             if STATUS_NAMES.get(state.runtime_status) not in RUNNING_NAMES:
                 return Response(status_code=410)
+            return None
+
+        @router.post("/instances/{instance_id}/raiseEvent/{event}")
+        async def raise_event(instance_id: str, event: str, request: Request) -> Response:
+            if refused := await refuse_unless_running(instance_id, request):
+                return refused
             raw = await request.body()
             await asyncio.to_thread(self.client.raise_orchestration_event, instance_id, event, data=_json(raw.decode() if raw else None))
             return Response(status_code=202)
 
         @router.post("/instances/{instance_id}/terminate")
         async def terminate(instance_id: str, request: Request) -> Response:
-            if not authorised(request):
-                return unauthorised()
-            state = await _existing(instance_id)
-            if state is None:
-                return Response(status_code=404)
-            if STATUS_NAMES.get(state.runtime_status) not in RUNNING_NAMES:
-                return Response(status_code=410)
+            if refused := await refuse_unless_running(instance_id, request):
+                return refused
             await asyncio.to_thread(self.client.terminate_orchestration, instance_id, output=request.query_params.get("reason"))
             return Response(status_code=202)
 
         @router.post("/instances/{instance_id}/suspend")
         @router.post("/instances/{instance_id}/resume")
         async def suspend_or_resume(instance_id: str, request: Request) -> Response:
-            if not authorised(request):
-                return unauthorised()
-            state = await _existing(instance_id)
-            if state is None:
-                return Response(status_code=404)
-            if STATUS_NAMES.get(state.runtime_status) not in RUNNING_NAMES:
-                return Response(status_code=410)
+            if refused := await refuse_unless_running(instance_id, request):
+                return refused
             reason = request.query_params.get("reason")
             if request.url.path.endswith("/suspend"):
                 await asyncio.to_thread(self.client.suspend_orchestration, instance_id, reason=reason)

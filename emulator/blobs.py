@@ -8,6 +8,8 @@ emulator reaches storage only through these credentials, with azure-storage-blob
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,47 +75,44 @@ class BlobRef:
             raise bad_argument("InvalidBlobConnectionString", f"Invalid blob reference: {exc}") from None
 
 
-def read_blob(ref: BlobRef, where: str) -> bytes:
-    """Download a blob; map storage failures to documented BES errors."""
-    client = ref.client()
+@contextmanager
+def storage_errors(ref: BlobRef, where: str, action: str) -> Iterator[None]:
+    """Map storage failures to the documented BES errors (BlobNotFound, InvalidBlob)."""
     try:
-        properties = client.get_blob_properties()
-        if properties.size > MAX_BLOB_BYTES:
-            raise ServiceError("MemoryQuotaViolation", "BlobTooLarge", f"{where} is larger than {MAX_BLOB_BYTES} bytes.")
-        return client.download_blob().readall()
+        yield
     except ResourceNotFoundError:
         raise bad_argument("BlobNotFound", f"{where}: blob {ref.relative_location!r} was not found.") from None
     except HttpResponseError as exc:
-        raise _refused(exc, where, ref, "read") from None
+        raise _refused(exc, where, ref, action) from None
     except AzureError as exc:
         raise bad_argument("InvalidBlob", f"{where}: storage unreachable ({type(exc).__name__}).") from None
+
+
+def read_blob(ref: BlobRef, where: str) -> bytes:
+    """Download a blob of at most MAX_BLOB_BYTES."""
+    client = ref.client()
+    with storage_errors(ref, where, "read"):
+        if client.get_blob_properties().size > MAX_BLOB_BYTES:
+            raise ServiceError("MemoryQuotaViolation", "BlobTooLarge", f"{where} is larger than {MAX_BLOB_BYTES} bytes.")
+        data: bytes = client.download_blob().readall()
+    return data
 
 
 def stream_sample(ref: BlobRef, where: str, sample_bytes: int) -> bytes:
     """Read the whole blob in chunks (as a service would) and keep its first whole lines up to `sample_bytes`."""
     client = ref.client()
     kept = bytearray()
-    try:
+    with storage_errors(ref, where, "read"):
         for chunk in client.download_blob(max_concurrency=2).chunks():
             if len(kept) < sample_bytes:
                 kept += chunk[: sample_bytes - len(kept)]
-    except ResourceNotFoundError:
-        raise bad_argument("BlobNotFound", f"{where}: blob {ref.relative_location!r} was not found.") from None
-    except HttpResponseError as exc:
-        raise _refused(exc, where, ref, "read") from None
-    except AzureError as exc:
-        raise bad_argument("InvalidBlob", f"{where}: storage unreachable ({type(exc).__name__}).") from None
     return bytes(kept[: kept.rfind(b"\n") + 1])
 
 
 def write_blob(ref: BlobRef, data: bytes, where: str) -> None:
     client = ref.client()
-    try:
+    with storage_errors(ref, where, "write"):
         client.upload_blob(data, overwrite=True)
-    except HttpResponseError as exc:
-        raise _refused(exc, where, ref, "write") from None
-    except AzureError as exc:
-        raise bad_argument("InvalidBlob", f"{where}: storage unreachable ({type(exc).__name__}).") from None
 
 
 def _refused(exc: HttpResponseError, where: str, ref: BlobRef, action: str) -> ServiceError:

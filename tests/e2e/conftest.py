@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -34,6 +35,17 @@ def e2e_definitions() -> dict[str, Any]:
     short["schedule"] = {"enabled": False}  # shares targets with weekly-retrain: never run both from the timer
     definitions["pipelines"] = [base, strict, short]
     return definitions
+
+
+class LogLines(logging.Handler):
+    """Keeps every formatted log line, for scanning."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
 
 
 @pytest.fixture(scope="session")

@@ -12,23 +12,14 @@ import requests
 from devhost.services import AZURITE_KEY
 from devhost.stack import LocalStack
 
-from .conftest import start_run, wait_for_instance
+from .conftest import LogLines, start_run, wait_for_instance
 
 pytestmark = pytest.mark.e2e
 
 
-class _Collect(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(self.format(record))
-
-
 @pytest.fixture
-def all_logs() -> Iterator[_Collect]:
-    handler = _Collect()
+def all_logs() -> Iterator[LogLines]:
+    handler = LogLines()
     root = logging.getLogger()
     previous = root.level
     root.addHandler(handler)
@@ -38,7 +29,7 @@ def all_logs() -> Iterator[_Collect]:
     root.setLevel(previous)
 
 
-def test_no_secret_in_logs_task_hub_records_or_responses(stack: LocalStack, seeded: str, emulator_url: str, all_logs: _Collect) -> None:
+def test_no_secret_in_logs_task_hub_records_or_responses(stack: LocalStack, seeded: str, emulator_url: str, all_logs: LogLines) -> None:
     assert stack.host is not None
     secrets = {name: stack.settings[name] for name in ("TRAINING_API_KEY", "SCORING_API_KEY", "ARM_SERVICE_PRINCIPAL_KEY")}
     secrets["storage account key"] = AZURITE_KEY

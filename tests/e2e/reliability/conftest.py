@@ -20,26 +20,17 @@ import requests
 
 from devhost.stack import LocalStack
 
-from ..conftest import emulator_state, run_records
+from ..conftest import LogLines, emulator_state, run_records
 
 SUMMARY = Path(".reliability") / "summary.txt"
 OUR_LOGGERS = ("retraining", "activities", "orchestrators", "triggers", "devhost")
-
-
-class _Lines(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(self.format(record))
 
 
 @dataclass
 class Ledger:
     stack: LocalStack
     faults_at_start: int
-    logs: _Lines
+    logs: LogLines
     scenarios: list[str] = field(default_factory=list)
     storage_restarts: int = 0
     bad_inputs: int = 0
@@ -97,7 +88,7 @@ def write_summary(line: str) -> None:
 
 @pytest.fixture(scope="session")
 def ledger(stack: LocalStack) -> Iterator[Ledger]:
-    handler = _Lines()
+    handler = LogLines()
     logging.getLogger().addHandler(handler)
     levels = {}
     for name in OUR_LOGGERS:
