@@ -209,7 +209,8 @@ class _Reader:
 
     def setting_name(self, value: Any, path: str) -> str:
         if not isinstance(value, str) or not re.match(r"^[A-Za-z_][A-Za-z0-9_.:]*$", value):
-            raise self.error(path, f"expected the name of an app setting holding the secret, got {value!r}")
+            # Never echo the value: a secret pasted here by mistake must not reach logs or HTTP answers.
+            raise self.error(path, "expected the name of an app setting holding the secret (the value given is not shown)")
         return value
 
     def optional_text(self, value: Any, path: str) -> str | None:

@@ -30,7 +30,8 @@ FIELDS = {"trainingBlob", "dryRun"}
 bp = df.Blueprint()
 
 
-def _error(status: int, code: str, message: str, field: str | None = None) -> func.HttpResponse:
+def error_response(status: int, code: str, message: str, field: str | None = None) -> func.HttpResponse:
+    """The JSON error every HTTP starter answers with: `{"error": {"code", "message", "field"?}}`."""
     body: dict[str, Any] = {"error": {"code": code, "message": message}}
     if field:
         body["error"]["field"] = field
@@ -72,17 +73,17 @@ async def start_pipeline_run(req: func.HttpRequest, client: df.DurableOrchestrat
         blob, dry_run = parse_start_body(req.get_body())
     except ValueError as exc:
         field, _, message = str(exc).partition(": ")
-        return _error(400, "InvalidRequest", message or str(exc), field)
+        return error_response(400, "InvalidRequest", message or str(exc), field)
     try:
         settings = Settings.from_env()
         pipeline = operations.pipeline(settings, name)
     except ConfigError as exc:
         if "no pipeline named" in str(exc):
-            return _error(404, "PipelineNotFound", f"no pipeline named {name!r}", "pipeline")
+            return error_response(404, "PipelineNotFound", f"no pipeline named {name!r}", "pipeline")
         logger.error("configuration error: %s", exc)
-        return _error(500, "ConfigurationError", str(exc))
+        return error_response(500, "ConfigurationError", str(exc))
     if blob and blob.container != pipeline.data_container:
-        return _error(400, "InvalidRequest", f"must be in the pipeline's data container {pipeline.data_container!r}", "trainingBlob")
+        return error_response(400, "InvalidRequest", f"must be in the pipeline's data container {pipeline.data_container!r}", "trainingBlob")
     now = datetime.now(UTC)
     trigger = Trigger(TriggerKind.HTTP, f"http:{uuid.uuid4().hex}", now.isoformat().replace("+00:00", "Z"), str(blob or ""))
     outcome = await request_run(client, RunRequest(pipeline.name, trigger, blob, dry_run))

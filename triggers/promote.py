@@ -22,7 +22,7 @@ from retraining.policy import plan_of
 from retraining.settings import Settings
 from retraining.storage import TrainingStorage
 
-from .http_start import _error
+from .http_start import error_response
 
 logger = logging.getLogger(__name__)
 
@@ -36,22 +36,22 @@ async def promote_to_target(req: func.HttpRequest, client: df.DurableOrchestrati
     try:
         body = json.loads(req.get_body() or b"{}")
     except (ValueError, UnicodeDecodeError):
-        return _error(400, "InvalidRequest", "not valid JSON", "body")
+        return error_response(400, "InvalidRequest", "not valid JSON", "body")
     run_id = body.get("runId") if isinstance(body, dict) else None
     if not isinstance(run_id, str):
-        return _error(400, "InvalidRequest", "expected the id of a run whose model to promote", "runId")
+        return error_response(400, "InvalidRequest", "expected the id of a run whose model to promote", "runId")
     try:
         settings = Settings.from_env()
         pipeline = operations.pipeline(settings, pipeline_name)
         target = next((t for t in plan_of(pipeline, None).targets if t.name == target_name), None)
         if target is None:
-            return _error(404, "TargetNotFound", f"pipeline {pipeline_name!r} has no target {target_name!r}", "target")
+            return error_response(404, "TargetNotFound", f"pipeline {pipeline_name!r} has no target {target_name!r}", "target")
         record = operations.run_record(settings, TrainingStorage.from_settings(settings), pipeline.name, run_id)
     except ConfigError as exc:
         status = 404 if "no pipeline named" in str(exc) or "has no run" in str(exc) else 400
-        return _error(status, "NotFound" if status == 404 else "InvalidRequest", str(exc), "runId" if "run" in str(exc) else "pipeline")
+        return error_response(status, "NotFound" if status == 404 else "InvalidRequest", str(exc), "runId" if "run" in str(exc) else "pipeline")
     if record.model is None:
-        return _error(400, "InvalidRequest", f"run {run_id} produced no verified model (status {record.status.value})", "runId")
+        return error_response(400, "InvalidRequest", f"run {run_id} produced no verified model (status {record.status.value})", "runId")
     request = UpdateRequest(pipeline.name, target.name, record.model, record.run_id)
     instance_id = await client.start_new(UPDATE_ORCHESTRATOR, None, update_input(request, target))
     logger.info("pipeline %s: promoting run %s's model to %s (instance %s)", pipeline.name, run_id, target.name, instance_id)

@@ -84,6 +84,13 @@ def test_invalid_fields_are_named(raw: dict[str, Any], path: str, value: Any, me
     assert message in str(caught.value)
 
 
+def test_a_secret_pasted_instead_of_a_setting_name_is_not_echoed(raw: dict[str, Any]) -> None:
+    pasted = "sooooooooooh3WvG1hBfKS2BNNcfwSO7hhY6dY98noLf/Q=="
+    with pytest.raises(ConfigError) as caught:
+        parse_definitions(broken(raw, "pipelines.0.training.apiKeySetting", pasted), SETTINGS, source="pipelines.json")
+    assert "training.apiKeySetting" in str(caught.value) and pasted not in str(caught.value)
+
+
 def test_duplicate_pipeline_names_are_refused(raw: dict[str, Any]) -> None:
     raw["pipelines"].append(copy.deepcopy(raw["pipelines"][0]))
     with pytest.raises(ConfigError, match=r"pipelines\[1\].name: duplicate pipeline name 'weekly-retrain'"):
