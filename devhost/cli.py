@@ -62,8 +62,9 @@ def serve(args: argparse.Namespace) -> int:
     STATE.parent.mkdir(exist_ok=True)
     STATE.write_text(json.dumps({"url": host.base_url, "key": host.function_key, "system_key": host.system_key}))
     STATE.chmod(0o600)
-    print(f"devhost: {host.base_url}  (function key in {STATE})")
-    print(f"  POST {host.base_url}/api/pipelines/<pipeline>/runs   header x-functions-key: <key>")
+    print(f"devhost: {host.base_url}")
+    print(f"function key: {host.function_key}   (also in {STATE}, with the system key for `retrain status`)")
+    print(f"  POST {host.base_url}/api/pipelines/<pipeline>/runs   header x-functions-key: <function key>", flush=True)
     try:
         while True:
             time.sleep(3600)

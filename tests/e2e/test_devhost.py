@@ -163,3 +163,17 @@ def test_sub_orchestrations_longer_than_the_backend_watch_chunk_still_complete()
     finally:
         worker.stop()
         backend.stop()
+
+
+def test_cli_start_wait_and_status(stack: LocalStack, seeded: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from devhost.cli import main
+
+    assert stack.host is not None
+    url, key, system_key = stack.host.base_url, stack.host.function_key, stack.host.system_key
+    assert main(["start", "weekly-retrain", "--wait", "--dry-run", "--url", url, "--key", key]) == 0
+    printed = capsys.readouterr().out
+    assert "polling" in printed and '"status": "DryRun"' in printed  # progress lines, then the result
+    assert main(["status", "retrain-weekly-retrain", "--url", url, "--system-key", system_key]) == 0
+    assert '"runtimeStatus": "Completed"' in capsys.readouterr().out
+    assert main(["status", "retrain-weekly-retrain", "--url", url, "--system-key", "wrong"]) == 2
+    assert main(["start", "weekly-retrain", "--url", url, "--key", "wrong"]) == 2
