@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -152,7 +151,3 @@ def start_emulator(state_dir: Path, *, config: Path | None = None, timeout_s: fl
         raise ServiceStartError(f"emulator did not start:\n{log_path.read_text()[-4000:]}")
     ready = json.loads(line)
     return Emulator("emulator", process, log_path, log, http_base=ready["http"], https_base=ready["https"], ca_file=ready["caFile"])
-
-
-def node_available() -> bool:
-    return shutil.which("node") is not None

@@ -229,7 +229,7 @@ def create_app(config: EmulatorConfig, *, http_base: str = "", https_base: str =
 
     def require_management_key(request: Request, service: WebServiceConfig, endpoint: EndpointConfig | None = None) -> None:
         token = bearer(request)
-        allowed = {config_token for config_token in (getattr(config, "workspace_token", None),) if config_token}
+        allowed: set[str] = set()
         for candidate in ([endpoint] if endpoint else endpoints_of(service)):
             allowed |= {candidate.primary_key, candidate.secondary_key}
         if not token or token not in allowed:

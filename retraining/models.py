@@ -49,7 +49,7 @@ def _require(raw: Any, key: str, kind: type | tuple[type, ...], where: str) -> A
     if not isinstance(raw, dict) or key not in raw:
         raise ConfigError(f"{where}: missing field {key!r}")
     value = raw[key]
-    if not isinstance(value, kind) or isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
+    if not isinstance(value, kind):
         raise ConfigError(f"{where}.{key}: expected {getattr(kind, '__name__', kind)}, got {type(value).__name__}")
     return value
 

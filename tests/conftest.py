@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -50,8 +49,3 @@ def container(blob_service: BlobServiceClient) -> str:
 def clean_faults(emulator: Emulator) -> Iterator[None]:
     yield
     requests.delete(f"{emulator.http_base}/_emulator/faults", timeout=10).raise_for_status()
-
-
-def tmp_dir(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    return path

@@ -54,7 +54,11 @@ async def request_run(client: df.DurableOrchestrationClient, request: RunRequest
         if status.runtime_status in ACTIVE:
             if _trigger_key(status.input_) == key:
                 return StartOutcome(instance_id, "duplicate")
-            await client.raise_event(instance_id, FOLLOW_UP_EVENT, request.to_dict())
+            try:
+                await client.raise_event(instance_id, FOLLOW_UP_EVENT, request.to_dict())
+            except Exception as exc:  # the run ended in the meantime (410): look again, and start one
+                logger.info("pipeline %s: the run ended before it took the follow-up (%s); retrying", request.pipeline, exc)
+                continue
             logger.info("pipeline %s: run in progress; queued trigger %s as its follow-up", request.pipeline, key)
             return StartOutcome(instance_id, "follow_up")
         if status.runtime_status is not None and key in (_trigger_key(status.output), _trigger_key(status.input_)):
