@@ -57,8 +57,10 @@ def serve(args: argparse.Namespace) -> int:
         host.start()
     else:
         stack = LocalStack(Path(".devhost") / "local").start()
-        assert stack.host is not None
+        assert stack.host is not None and stack.azurite is not None
+        stack.load_sample_data()
         host = stack.host
+        print(f"sample data: labeledexamples/labeledexamples.arff in {stack.azurite.blob_endpoint}; initial model published")
     STATE.parent.mkdir(exist_ok=True)
     STATE.write_text(json.dumps({"url": host.base_url, "key": host.function_key, "system_key": host.system_key}))
     STATE.chmod(0o600)

@@ -78,14 +78,9 @@ def run_demo(workdir: Path | None = None) -> int:
 
         table = breast_cancer()
         blobs = stack.blob_service
-        blobs.create_container(DATA_CONTAINER)
-        blobs.get_blob_client(DATA_CONTAINER, "labeledexamples.arff").upload_blob(table.to_arff())
-        _print(f"\n== Uploaded {DATA_CONTAINER}/labeledexamples.arff: {len(table.rows)} labelled rows, {len(table.names) - 1} features")
-
-        scoring = stack.services["webServices"][1]
-        seed = table.head(40)
-        seeded = requests.post(f"{stack.emulator.http_base}/_emulator/web-services/{scoring['id']}/seed",
-                               json={"ColumnNames": list(seed.names), "Values": [list(r) for r in seed.rows]}, timeout=60).json()["model_version"]
+        seeded = stack.load_sample_data(DATA_CONTAINER)
+        _print(f"\n== Uploaded {DATA_CONTAINER}/labeledexamples.arff: {len(table.rows)} labelled rows, {len(table.names) - 1} features;"
+               f" published an initial model trained on 40 rows")
         version_before, rows_before = _rrs(stack, "endpoint2")
         _print()
         _show_predictions("== Scoring endpoint2 with the initial model", version_before, rows_before)

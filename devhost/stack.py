@@ -104,6 +104,27 @@ class LocalStack:
     def __exit__(self, *_: object) -> None:
         self.stop()
 
+    def load_sample_data(self, container: str = "labeledexamples") -> str:
+        """Upload the breast-cancer set as the seed's `labeledexamples.arff`, and publish an initial
+        model trained on its first 40 rows to every scoring endpoint; return that model's version."""
+        import requests
+
+        from .datasets import breast_cancer
+
+        assert self.emulator is not None
+        table = breast_cancer()
+        blobs = self.blob_service
+        if not blobs.get_container_client(container).exists():
+            blobs.create_container(container)
+        blobs.get_blob_client(container, "labeledexamples.arff").upload_blob(table.to_arff(), overwrite=True)
+        seed = table.head(40)
+        scoring = self.services["webServices"][1]
+        response = requests.post(f"{self.emulator.http_base}/_emulator/web-services/{scoring['id']}/seed",
+                                 json={"ColumnNames": list(seed.names), "Values": [list(r) for r in seed.rows]}, timeout=60)
+        response.raise_for_status()
+        version: str = response.json()["model_version"]
+        return version
+
     @property
     def blob_service(self) -> BlobServiceClient:
         assert self.azurite is not None

@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 import requests
 
-from devhost.datasets import breast_cancer
 from devhost.stack import LocalStack, local_definitions
 
 DATA_CONTAINER = "labeledexamples"
@@ -54,9 +53,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     definitions = workdir / "pipelines.json"
     definitions.write_text(json.dumps(e2e_definitions(), indent=2))
     local = LocalStack(workdir, pipelines_file=definitions, blob_poll_s=0.3).start()
-    blobs = local.blob_service
-    blobs.create_container(DATA_CONTAINER)
-    blobs.get_blob_client(DATA_CONTAINER, "labeledexamples.arff").upload_blob(breast_cancer().to_arff())
+    local.load_sample_data(DATA_CONTAINER)
     yield local
     local.stop()
 
@@ -77,15 +74,9 @@ def clean_faults(request: pytest.FixtureRequest) -> Iterator[None]:
 
 
 @pytest.fixture
-def seeded(stack: LocalStack, emulator_url: str) -> str:
+def seeded(stack: LocalStack) -> str:
     """Publish an initial model (trained on 40 rows) to every scoring endpoint."""
-    scoring = stack.services["webServices"][1]
-    table = breast_cancer().head(40)
-    response = requests.post(f"{emulator_url}/_emulator/web-services/{scoring['id']}/seed",
-                             json={"ColumnNames": list(table.names), "Values": [list(r) for r in table.rows]}, timeout=30)
-    response.raise_for_status()
-    version: str = response.json()["model_version"]
-    return version
+    return stack.load_sample_data(DATA_CONTAINER)
 
 
 def start_run(stack: LocalStack, pipeline: str, body: dict[str, Any] | None = None) -> requests.Response:
