@@ -1,6 +1,8 @@
-"""What every activity needs, built per invocation from the app settings (never at import)."""
+"""What every activity needs, from the app settings read at each invocation (never at import)."""
 
 from __future__ import annotations
+
+import functools
 
 from retraining.settings import Settings
 from retraining.storage import TrainingStorage
@@ -11,4 +13,12 @@ def settings() -> Settings:
 
 
 def storage(current: Settings) -> TrainingStorage:
-    return TrainingStorage.from_settings(current)
+    """One storage client per storage configuration and process: Azure SDK clients are thread-safe."""
+    return _storage(current.storage_connection_string, current.storage_account_url, current.storage_client_id)
+
+
+@functools.lru_cache(maxsize=8)
+def _storage(connection_string: str | None, account_url: str | None, client_id: str | None) -> TrainingStorage:
+    return TrainingStorage.from_settings(Settings.from_env({
+        k: v for k, v in (("TrainingStorage", connection_string), ("TrainingStorage__blobServiceUri", account_url),
+                          ("TrainingStorage__clientId", client_id)) if v}))

@@ -144,15 +144,18 @@ class _Run:
         self.status("updating", targets=[t.name for t in plan.targets])
         targets = yield from self._update_targets(plan, model)
         updated = [t.target for t in targets if t.updated]
-        if updated:
-            update = UpdateRequest(plan.name, updated[0], model, self.run_id)
-            yield context.call_activity_with_retry(record_serving_model, activity_retry, {"update": update.to_dict(), "targets": updated})
         if not targets or len(updated) == len(targets):
             status, reason = RunStatus.SUCCEEDED, None
         elif updated:
             status, reason = RunStatus.PARTIALLY_UPDATED, f"{len(targets) - len(updated)} of {len(targets)} targets failed"
         else:
             status, reason = RunStatus.FAILED, "no target could be updated"
+        if updated:
+            update = UpdateRequest(plan.name, updated[0], model, self.run_id)
+            try:
+                yield context.call_activity_with_retry(record_serving_model, activity_retry, {"update": update.to_dict(), "targets": updated})
+            except Exception as exc:  # the targets were updated all the same: keep their outcomes in the record
+                reason = "; ".join(r for r in (reason, f"could not record the served model for the next gate: {failure_reason(exc)}") if r)
         return self.finish(status, reason, job_id=job.job_id, job=outcome, model=model, gate=gate, targets=tuple(targets))
 
     def _wait_for_data(self, plan: PipelinePlan) -> Generator[Any, Any, bool]:

@@ -14,7 +14,7 @@ from typing import Any
 
 from .bes import BatchExecutionClient
 from .definitions import Definitions, Pipeline, Target, load_definitions
-from .errors import ConfigError, ForeignLocationError, ResponseFormatError, ServiceError
+from .errors import ConfigError, ForeignLocationError, ResponseFormatError, ServiceError, StorageError
 from .http import ServiceClient
 from .models import (
     BlobPath,
@@ -35,17 +35,18 @@ from .storage import TrainingStorage
 
 logger = logging.getLogger(__name__)
 
-_definitions_cache: dict[tuple[str, float], Definitions] = {}
+_definitions_cache: dict[tuple[str, float, int], Definitions] = {}
 
 
 def definitions(settings: Settings) -> Definitions:
-    """The pipeline definitions, re-read when the file changes."""
+    """The pipeline definitions, re-read when the file or the settings it refers to change."""
     path = settings.pipelines_file
     try:
         stamp = path.stat().st_mtime
     except OSError:
         raise ConfigError(f"{path}: pipeline definitions file not found (app setting RETRAIN_PIPELINES_FILE)") from None
-    key = (str(path), stamp)
+    # `%SETTING%` strings are resolved at load, so the settings are part of what was loaded.
+    key = (str(path), stamp, hash(frozenset(settings.environ.items())))
     if key not in _definitions_cache:
         _definitions_cache.clear()
         _definitions_cache[key] = load_definitions(path, settings.environ)
@@ -95,8 +96,7 @@ def submit_job(settings: Settings, storage: TrainingStorage, request: RunRequest
         outputs[training.evaluation_output] = ref(evaluation_blob, write=True)
     body = {"Inputs": {training.input_name: ref(data, write=False)}, "Outputs": outputs,
             "GlobalParameters": dict(training.global_parameters)}
-    client = BatchExecutionClient(training.ml_endpoint, settings.secret(training.api_key_setting), http_client(settings, "BES"))
-    job_id = client.submit(body)
+    job_id = _bes(settings, definition.name).submit(body)
     logger.info("pipeline %s run %s: submitted training job %s", definition.name, run_id, job_id)
     return SubmittedJob(definition.name, run_id, job_id, model_blob, evaluation_blob)
 
@@ -171,30 +171,29 @@ def update_target(settings: Settings, storage: TrainingStorage, request: UpdateR
     target = definition.target(request.target)
     began = time.monotonic()
     sas = storage.sas(request.model.model_blob, read=True, lifetime=target.policy.timeout + timedelta(minutes=settings.sas_margin_minutes))
-    if target.kind == "classic":
-        _update_classic(settings, storage, target, request.model.model_blob, sas)
-    else:
-        _update_arm(settings, storage, target, request.model.model_blob, sas)
+    wait_s = min(settings.update_wait_s, target.policy.timeout.total_seconds())
+    update = _update_classic if target.kind == "classic" else _update_arm
+    update(settings, storage, target, request.model.model_blob, sas, wait_s)
     elapsed = time.monotonic() - began
     logger.info("pipeline %s run %s: target %s now serves %s", request.pipeline, request.run_id, target.name, request.model.model_blob)
     return TargetOutcome(target.name, target.kind, True, None, round(elapsed, 3))
 
 
-def _update_classic(settings: Settings, storage: TrainingStorage, target: Target, model: BlobPath, sas: str) -> None:
+def _update_classic(settings: Settings, storage: TrainingStorage, target: Target, model: BlobPath, sas: str, wait_s: float) -> None:
     client = ClassicEndpointClient(target.update_resource_endpoint, settings.secret(target.api_key_setting or ""),
                                    http_client(settings, f"endpoint {target.name}"))
     client.update_resource(target.trained_model_name, base_location=storage.account_url, relative_location=str(model), sas_token=sas)
-    deadline = time.monotonic() + min(settings.update_wait_s, target.policy.timeout.total_seconds())
+    deadline = time.monotonic() + wait_s
     delay = 0.05  # a swap can take from milliseconds to about 30 s: look often at first, then back off
     while client.resource_location(target.trained_model_name) != str(model):
         if time.monotonic() >= deadline:
             raise ServiceError(f"endpoint {target.name} accepted the update but did not show the new model within "
-                               f"{settings.update_wait_s:.0f}s", status=200, code="UpdateNotApplied", service=target.name)
+                               f"{wait_s:.0f}s", status=200, code="UpdateNotApplied", service=target.name)
         time.sleep(delay)
         delay = min(delay * 1.5, 5.0)
 
 
-def _update_arm(settings: Settings, storage: TrainingStorage, target: Target, model: BlobPath, sas: str) -> None:
+def _update_arm(settings: Settings, storage: TrainingStorage, target: Target, model: BlobPath, sas: str, wait_s: float) -> None:
     from azure.identity import ClientSecretCredential
 
     options: dict[str, Any] = {}
@@ -207,7 +206,7 @@ def _update_arm(settings: Settings, storage: TrainingStorage, target: Target, mo
     client = ArmWebServiceClient(target.update_resource_endpoint, credential, http_client(settings, f"web service {target.name}"))
     uri = storage.url_of(model)
     client.update_trained_model(target.trained_model_name, uri=uri, credentials=sas)
-    client.wait_until_provisioned(uri, timeout_s=min(settings.update_wait_s, target.policy.timeout.total_seconds()))
+    client.wait_until_provisioned(uri, timeout_s=wait_s)
 
 
 def run_record(settings: Settings, storage: TrainingStorage, pipeline_name: str, run_id: str) -> RunResult:
@@ -221,8 +220,16 @@ def run_record(settings: Settings, storage: TrainingStorage, pipeline_name: str,
 
 
 def write_run_record(settings: Settings, storage: TrainingStorage, result: RunResult) -> str:
-    """Write the run record (never overwritten) and return its path."""
+    """Write the run record and return its path; a record is never overwritten with other content.
+
+    A retry after a write whose answer was lost finds the same record already there, which is success.
+    """
     path = BlobPath(settings.run_records_container, f"{result.pipeline}/{result.run_id}.json")
-    storage.write_json(path, result.to_dict(), overwrite=False)
+    record = result.to_dict()
+    try:
+        storage.write_json(path, record, overwrite=False)
+    except StorageError:
+        if storage.read_json(path) != record:
+            raise
     return str(path)
 

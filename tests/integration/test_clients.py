@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from time import time_ns
 from typing import Any
 
 import pytest
@@ -162,3 +163,20 @@ def test_classic_update_and_arm_update_with_a_real_credential(services: dict[str
     arm.wait_until_provisioned(storage.url_of(path), timeout_s=10, interval_s=0.1)
     with pytest.raises(ServiceError, match="no asset named"):
         arm.update_trained_model("Nope [trained model]", uri=storage.url_of(path), credentials=sas)
+
+
+def test_a_retried_run_record_write_succeeds_and_a_different_one_is_refused(storage: TrainingStorage) -> None:
+    from dataclasses import replace
+
+    from retraining.errors import StorageError
+    from retraining.models import RunRequest, RunResult, RunStatus, Trigger, TriggerKind
+    from retraining.operations import write_run_record
+
+    settings = Settings.from_env({"TrainingStorage": "UseDevelopmentStorage=true", "RETRAIN_RUN_RECORDS_CONTAINER": "recordsretry"})
+    request = RunRequest("weekly-retrain", Trigger(TriggerKind.HTTP, "http:1", "2026-11-21T00:00:00Z"))
+    result = RunResult(f"r{time_ns()}", "weekly-retrain", RunStatus.SUCCEEDED, request, "a", "b")
+    path = write_run_record(settings, storage, result)
+    assert write_run_record(settings, storage, result) == path  # the retry after a lost answer
+    with pytest.raises(StorageError, match="never overwritten"):
+        write_run_record(settings, storage, replace(result, status=RunStatus.FAILED))
+

@@ -130,3 +130,16 @@ def test_bad_timespans(text: Any) -> None:
 
 def test_timespan_round_trip() -> None:
     assert format_timespan(parse_timespan("1.02:03:04")) == "1.02:03:04"
+
+
+def test_loaded_definitions_follow_a_changed_setting(tmp_path: Path) -> None:
+    from retraining.operations import definitions
+    from retraining.settings import Settings
+
+    shipped = tmp_path / "pipelines.json"
+    shipped.write_text((ROOT / "pipelines.json").read_text())
+    base = SETTINGS | {"TrainingStorage": "UseDevelopmentStorage=true", "RETRAIN_PIPELINES_FILE": str(shipped)}
+    first = definitions(Settings.from_env(base)).get("weekly-retrain").training.ml_endpoint
+    moved = base | {"TRAINING_ML_ENDPOINT": "http://127.0.0.1:9/workspaces/w/services/s/jobs"}
+    assert first == SETTINGS["TRAINING_ML_ENDPOINT"]
+    assert definitions(Settings.from_env(moved)).get("weekly-retrain").training.ml_endpoint == moved["TRAINING_ML_ENDPOINT"]
