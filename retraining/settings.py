@@ -14,6 +14,9 @@
 
 Secrets (API keys, service-principal keys) are named by the pipeline definitions and read with
 `Settings.secret(name)` at the moment they are needed.
+
+`APP_SETTINGS` lists every setting the app itself reads; `Settings.from_env` reads nothing else, so
+the list is what infrastructure as code must provide (the infra check compares the two).
 """
 
 from __future__ import annotations
@@ -26,6 +29,41 @@ from pathlib import Path
 from .errors import ConfigError
 
 APP_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class AppSetting:
+    """One app setting the code reads: its name, whether a deployment must set it, and what it means."""
+
+    name: str
+    meaning: str
+    required: bool = False  # must be set in Azure (a default or an alternative exists otherwise)
+    local_only: bool = False  # only meaningful on a developer machine; never set in Azure
+
+
+APP_SETTINGS: tuple[AppSetting, ...] = (
+    # Read by the Functions host through binding expressions (host.json, the timer's schedule).
+    AppSetting("TASK_HUB_NAME", "Durable task hub name (host.json hubName); unique per app sharing a storage account", required=True),
+    AppSetting("RETRAIN_SCHEDULE", "NCRONTAB schedule of the retrain timer, six fields, seconds first", required=True),
+    # Read by the app through Settings.from_env.
+    AppSetting("RETRAIN_PIPELINES_FILE", "pipeline definitions JSON, relative to the app root (default pipelines.json)"),
+    AppSetting("TrainingStorage", "connection string of the training storage account (local; Azure uses the identity form)"),
+    AppSetting("TrainingStorage__blobServiceUri", "blob endpoint of the training storage account, used with a managed identity"),
+    AppSetting("TrainingStorage__clientId", "client id of a user-assigned identity for the training storage account"),
+    AppSetting("RETRAIN_RUN_RECORDS_CONTAINER", "container for run records (default runrecords)"),
+    AppSetting("RETRAIN_SAS_MINUTES_MARGIN", "extra SAS lifetime beyond the job timeout, minutes (default 15)"),
+    AppSetting("RETRAIN_HTTP_TIMEOUT_SECONDS", "per-request timeout towards the ML services (default 30)"),
+    AppSetting("RETRAIN_UPDATE_WAIT_SECONDS", "how long an update waits to see the new model served (default 300)"),
+    AppSetting("ML_CA_BUNDLE", "CA file for the local emulator's TLS", local_only=True),
+)
+_KNOWN = frozenset(s.name for s in APP_SETTINGS)
+
+
+def _read(env: Mapping[str, str], name: str) -> str | None:
+    """An app setting's value; only settings listed in APP_SETTINGS may be read."""
+    if name not in _KNOWN:
+        raise AssertionError(f"app setting {name} is read but not listed in APP_SETTINGS")
+    return env.get(name) or None
 
 
 @dataclass(frozen=True)
@@ -44,21 +82,21 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
-        connection = env.get("TrainingStorage") or None
-        account_url = env.get("TrainingStorage__blobServiceUri") or None
+        connection = _read(env, "TrainingStorage")
+        account_url = _read(env, "TrainingStorage__blobServiceUri")
         if not connection and not account_url:
             raise ConfigError("app setting TrainingStorage (a connection string) or TrainingStorage__blobServiceUri is required")
-        pipelines = Path(env.get("RETRAIN_PIPELINES_FILE", "pipelines.json"))
+        pipelines = Path(_read(env, "RETRAIN_PIPELINES_FILE") or "pipelines.json")
         return cls(
             pipelines_file=pipelines if pipelines.is_absolute() else APP_ROOT / pipelines,
             storage_connection_string=connection,
             storage_account_url=account_url,
-            storage_client_id=env.get("TrainingStorage__clientId") or None,
-            run_records_container=env.get("RETRAIN_RUN_RECORDS_CONTAINER", "runrecords"),
+            storage_client_id=_read(env, "TrainingStorage__clientId"),
+            run_records_container=_read(env, "RETRAIN_RUN_RECORDS_CONTAINER") or "runrecords",
             sas_margin_minutes=int(_number(env, "RETRAIN_SAS_MINUTES_MARGIN", 15)),
             http_timeout_s=_number(env, "RETRAIN_HTTP_TIMEOUT_SECONDS", 30.0),
             update_wait_s=_number(env, "RETRAIN_UPDATE_WAIT_SECONDS", 300.0),
-            ca_bundle=env.get("ML_CA_BUNDLE") or None,
+            ca_bundle=_read(env, "ML_CA_BUNDLE"),
             environ=env,
         )
 
@@ -76,8 +114,8 @@ class Settings:
 
 
 def _number(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
+    raw = _read(env, name)
+    if raw is None:
         return default
     try:
         value = float(raw)
