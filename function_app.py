@@ -3,23 +3,28 @@
 import azure.durable_functions as df
 import azure.functions as func
 
-from activities import models, records, scoring, training
-from orchestrators import monitor_training_job, retrain_pipeline, update_scoring_target
-from triggers import blob_arrival, http_start, promote, schedule
+from activities import models, queue, records, rollout, training
+from orchestrators import monitor_training_job, promote_model, retrain_pipeline, roll_out_target, run_queue
+from triggers import blob_arrival, http_start, promote, recovery, schedule, status
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 
 for blueprint in (
+    queue.bp,
     training.bp,
     models.bp,
-    scoring.bp,
+    rollout.bp,
     records.bp,
-    monitor_training_job.bp,
-    update_scoring_target.bp,
+    run_queue.bp,
     retrain_pipeline.bp,
+    promote_model.bp,
+    monitor_training_job.bp,
+    roll_out_target.bp,
     http_start.bp,
+    status.bp,
     promote.bp,
     schedule.bp,
     blob_arrival.bp,
+    recovery.bp,
 ):
     app.register_functions(blueprint)

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import functools
+from datetime import datetime
+from typing import Any
 
+from retraining.models import parse_moment
+from retraining.operations import Refusal
 from retraining.settings import Settings
 from retraining.storage import TrainingStorage
 
@@ -22,3 +26,16 @@ def _storage(connection_string: str | None, account_url: str | None, client_id: 
     return TrainingStorage.from_settings(Settings.from_env({
         k: v for k, v in (("TrainingStorage", connection_string), ("TrainingStorage__blobServiceUri", account_url),
                           ("TrainingStorage__clientId", client_id)) if v}))
+
+
+def moment(payload: dict[str, Any], key: str = "now") -> datetime:
+    """A time the orchestrator passed in (activities use the orchestration's clock where it matters)."""
+    return parse_moment(payload[key], key)
+
+
+def answer(value: Any) -> Any:
+    """An activity's return value: a Refusal as `{"error": ...}`, a payload as its dict, else as is."""
+    if isinstance(value, Refusal):
+        return value.to_dict()
+    to_dict = getattr(value, "to_dict", None)
+    return to_dict() if callable(to_dict) else value

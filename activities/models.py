@@ -1,4 +1,4 @@
-"""Activities over trained models: verify the outputs, apply the gate, remember what serves."""
+"""Activities over trained models: verify the outputs, apply the gate, remember what serves, pick one to promote."""
 
 from __future__ import annotations
 
@@ -7,29 +7,35 @@ from typing import Any
 import azure.durable_functions as df
 
 from retraining import operations
-from retraining.models import ModelArtifact, SubmittedJob, UpdateRequest
-from retraining.policy import decide
+from retraining.models import ModelArtifact, SubmittedJob, check_run_id
 
-from ._runtime import settings, storage
+from ._runtime import answer, moment, settings, storage
 
 bp = df.Blueprint()
 
 
 @bp.activity_trigger(input_name="payload")
-def collect_model(payload: dict[str, Any]) -> dict[str, Any]:
+def collect_model(payload: dict[str, Any]) -> Any:
     current = settings()
-    return operations.collect_model(current, storage(current), SubmittedJob.from_dict(payload)).to_dict()
+    return answer(operations.collect(current, storage(current), SubmittedJob.from_dict(payload["job"]), payload.get("schema") or {}))
 
 
 @bp.activity_trigger(input_name="payload")
 def evaluate_gate(payload: dict[str, Any]) -> dict[str, Any]:
     current = settings()
-    pipeline = operations.pipeline(current, payload["pipeline"])
-    serving = operations.serving_metrics(current, storage(current), pipeline.name) if pipeline.gate.not_worse_than_serving else None
-    return decide(pipeline.gate, ModelArtifact.from_dict(payload["model"]).metrics, serving).to_dict()
+    return operations.gate(current, storage(current), payload["pipeline"], ModelArtifact.from_dict(payload["model"])).to_dict()
 
 
 @bp.activity_trigger(input_name="payload")
 def record_serving_model(payload: dict[str, Any]) -> None:
     current = settings()
-    operations.record_serving(current, storage(current), UpdateRequest.from_dict(payload["update"]), list(payload["targets"]))
+    operations.record_serving(current, storage(current), payload["pipeline"], check_run_id(payload["run_id"]),
+                              ModelArtifact.from_dict(payload["model"]), list(payload["targets"]), bool(payload["champion"]),
+                              moment(payload))
+
+
+@bp.activity_trigger(input_name="payload")
+def load_promotion(payload: dict[str, Any]) -> Any:
+    current = settings()
+    return answer(operations.promotion(current, storage(current), payload["pipeline"], str(payload["source_run"]),
+                                       bool(payload.get("force"))))

@@ -17,4 +17,4 @@ bp = df.Blueprint()
 @bp.activity_trigger(input_name="payload")
 def write_run_record(payload: dict[str, Any]) -> str:
     current = settings()
-    return operations.write_run_record(current, storage(current), RunResult.from_dict(payload))
+    return operations.write_record(current, storage(current), RunResult.from_dict(payload))

@@ -1,4 +1,4 @@
-"""Activities that talk to the training web service (BES) and check the training data."""
+"""Activities that prepare a run and drive its training job through the pipeline's training service."""
 
 from __future__ import annotations
 
@@ -7,18 +7,18 @@ from typing import Any
 import azure.durable_functions as df
 
 from retraining import operations
-from retraining.models import BlobPath, PipelinePlan, RunRequest, SubmittedJob
+from retraining.models import BlobPath, RunRequest, SubmittedJob
 
-from ._runtime import settings, storage
+from ._runtime import answer, settings, storage
 
 bp = df.Blueprint()
 
 
 @bp.activity_trigger(input_name="payload")
-def resolve_pipeline(payload: dict[str, Any]) -> dict[str, Any]:
+def resolve_pipeline(payload: dict[str, Any]) -> Any:
     """The orchestrator's view of a pipeline definition: names and numbers, no URLs, no secrets."""
-    plan: PipelinePlan = operations.resolve_plan(settings(), RunRequest.from_dict(payload))
-    return plan.to_dict()
+    current = settings()
+    return answer(operations.resolve_plan(current, storage(current), RunRequest.from_dict(payload)))
 
 
 @bp.activity_trigger(input_name="payload")
@@ -28,24 +28,31 @@ def check_training_data(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 @bp.activity_trigger(input_name="payload")
-def submit_training_job(payload: dict[str, Any]) -> dict[str, Any]:
+def inspect_training_data(payload: dict[str, Any]) -> Any:
     current = settings()
-    request = RunRequest.from_dict(payload["request"])
-    job = operations.submit_job(current, storage(current), request, payload["run_id"], BlobPath.parse(payload["data"]))
-    return job.to_dict()
+    return answer(operations.inspect_data(current, storage(current), payload["pipeline"], BlobPath.parse(payload["data"])))
 
 
 @bp.activity_trigger(input_name="payload")
-def start_training_job(payload: dict[str, Any]) -> None:
-    operations.start_job(settings(), SubmittedJob.from_dict(payload))
+def submit_training_job(payload: dict[str, Any]) -> Any:
+    current = settings()
+    return answer(operations.submit(current, storage(current), payload["pipeline"], payload["run_id"],
+                                    BlobPath.parse(payload["data"]), payload.get("request_id")))
 
 
 @bp.activity_trigger(input_name="payload")
-def get_training_job_status(payload: dict[str, Any]) -> dict[str, Any]:
+def start_training_job(payload: dict[str, Any]) -> Any:
     current = settings()
-    return operations.poll_job(current, storage(current), SubmittedJob.from_dict(payload)).to_dict()
+    return answer(operations.start(current, storage(current), SubmittedJob.from_dict(payload)))
+
+
+@bp.activity_trigger(input_name="payload")
+def poll_training_job(payload: dict[str, Any]) -> dict[str, Any]:
+    current = settings()
+    return operations.poll(current, storage(current), SubmittedJob.from_dict(payload)).to_dict()
 
 
 @bp.activity_trigger(input_name="payload")
 def cancel_training_job(payload: dict[str, Any]) -> None:
-    operations.cancel_job(settings(), SubmittedJob.from_dict(payload))
+    current = settings()
+    operations.cancel(current, storage(current), SubmittedJob.from_dict(payload))

@@ -2,14 +2,14 @@
 
     retrain serve [--settings local.settings.json] [--port N]
     retrain start PIPELINE [--wait] [--blob CONTAINER/NAME] [--dry-run] [--url URL --key KEY]
-    retrain status INSTANCE_ID [--url URL --system-key KEY]
+    retrain status PIPELINE REQUEST_ID [--url URL --key KEY]
     retrain emulator [--port N] [--tls-port N] [--config FILE]
     retrain import-adf FILES...|DIR -o DEFINITION [--settings local.settings.json]
     retrain demo
 
-`serve` without `--settings` starts Azurite and the emulator too, and writes the URL and keys to
-`.devhost/serve.json`, where `start` and `status` find them. Against a deployed Function App, pass
-`--url https://APP.azurewebsites.net` and `--key` (a function key) or `--system-key`.
+`serve` without `--settings` starts Azurite and the emulator too, and writes the URL and the
+function key to `.devhost/serve.json` (0600), where the other commands find them. Against a
+deployed Function App, pass `--url https://APP.azurewebsites.net` and `--key` (a function key).
 Exit codes: 0 success, 1 the run did not succeed, 2 bad usage or configuration.
 """
 
@@ -19,7 +19,9 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,7 @@ from urllib.parse import quote
 
 import requests
 
+from .files import write_private
 from .progress import Follower
 
 STATE = Path(".devhost") / "serve.json"
@@ -37,43 +40,57 @@ def _connection(args: argparse.Namespace) -> dict[str, str]:
     url = args.url or os.environ.get("RETRAIN_URL") or saved.get("url")
     if not url:
         raise SystemExit("retrain: no Function App URL: pass --url, set RETRAIN_URL, or run `retrain serve`")
-    return {"url": url.rstrip("/"), "key": getattr(args, "key", None) or os.environ.get("RETRAIN_KEY") or saved.get("key", ""),
-            "system_key": getattr(args, "system_key", None) or os.environ.get("RETRAIN_SYSTEM_KEY") or saved.get("system_key", "")}
+    return {"url": url.rstrip("/"), "key": getattr(args, "key", None) or os.environ.get("RETRAIN_KEY") or saved.get("key", "")}
 
 
 def serve(args: argparse.Namespace) -> int:
+    """Run devhost (and, without --settings, Azurite and the emulator) until SIGINT or SIGTERM.
+
+    The state folder `.devhost/` is locked while it runs: a second `serve` there refuses to start.
+    Every child process stops with it, even if it is killed (see devhost.services).
+    """
     from .host import DevHost, load_settings
+    from .services import FolderLock, ServiceStartError
     from .stack import LocalStack
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     for noisy in ("azure", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    stack = None
-    if args.settings:
-        if not args.settings.exists():
-            print(f"retrain: {args.settings} not found", file=sys.stderr)
-            return 2
-        host = DevHost(settings=load_settings(args.settings), port=args.port)
-        host.start()
-    else:
-        stack = LocalStack(Path(".devhost") / "local").start()
-        assert stack.host is not None and stack.azurite is not None
-        stack.load_sample_data()
-        host = stack.host
-        print(f"sample data: labeledexamples/labeledexamples.arff in {stack.azurite.blob_endpoint}; initial model published")
-    STATE.parent.mkdir(exist_ok=True)
-    STATE.write_text(json.dumps({"url": host.base_url, "key": host.function_key, "system_key": host.system_key}))
-    STATE.chmod(0o600)
-    print(f"devhost: {host.base_url}")
-    print(f"function key: {host.function_key}   (also in {STATE}, with the system key for `retrain status`)")
-    print(f"  POST {host.base_url}/api/pipelines/<pipeline>/runs   header x-functions-key: <function key>", flush=True)
     try:
+        lock = FolderLock(STATE.parent, "retrain serve")
+    except ServiceStartError as exc:
+        print(f"retrain: {exc}", file=sys.stderr)
+        return 2
+    stack = host = None
+    try:
+        if args.settings:
+            if not args.settings.exists():
+                print(f"retrain: {args.settings} not found", file=sys.stderr)
+                return 2
+            host = DevHost(settings=load_settings(args.settings), port=args.port)
+            host.start()
+        else:
+            stack = LocalStack(STATE.parent / "local").start()
+            assert stack.host is not None and stack.azurite is not None and stack.emulator is not None
+            stack.load_sample_data()
+            host = stack.host
+            print(f"Azurite:  {stack.azurite.blob_endpoint} (sample data labeledexamples/labeledexamples.arff; initial model published)")
+            print(f"emulator: {stack.emulator.http_base}  (TLS {stack.emulator.https_base}); "
+                  f"its services, URLs and keys: {stack.emulator.http_base}/_emulator/services")
+        write_private(STATE, json.dumps({"url": host.base_url, "key": host.function_key}))
+        print(f"devhost:  {host.base_url}")
+        print(f"function key: {host.function_key}   (also in {STATE}, readable by you only)")
+        print(f"  POST {host.base_url}/api/pipelines/<pipeline>/runs   header x-functions-key: <function key>")
+        print("stop with Ctrl+C or SIGTERM; everything started here stops with it", flush=True)
         while True:
             time.sleep(3600)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemExit):
         pass
     finally:
-        (stack or host).stop()
+        part = stack or host
+        if part is not None:
+            part.stop()
+        lock.release()
     return 0
 
 
@@ -85,31 +102,43 @@ def start(args: argparse.Namespace) -> int:
     response = requests.post(f"{connection['url']}/api/pipelines/{quote(args.pipeline)}/runs", json=body,
                              headers={"x-functions-key": connection["key"]}, timeout=60)
     if response.status_code != 202:
-        print(f"retrain: start refused ({response.status_code}): {response.text[:500]}", file=sys.stderr)
+        print(f"retrain: start refused ({response.status_code}): {_error_text(response)}", file=sys.stderr)
         return 2
     started = response.json()
-    print(f"{started['action']}: instance {started['id']}")
+    print(f"{started['action']}: request {started['id']} of pipeline {started['pipeline']}")
     if not args.wait:
-        print(started["statusQueryGetUri"].split("?")[0])
+        print(started["statusUri"])
         return 0
-    final = Follower(started["statusQueryGetUri"]).follow()
-    print(json.dumps(final.get("output"), indent=2))
-    output = final.get("output")
-    return 0 if isinstance(output, dict) and output.get("status") in ("Succeeded", "DryRun") else 1
+    follower = Follower(started["statusUri"], connection["key"])
+    final = follower.follow()
+    record = follower.record(final)
+    print(json.dumps(record or final, indent=2))
+    return 0 if record and record.get("status") in ("Succeeded", "DryRun") else 1
 
 
 def status(args: argparse.Namespace) -> int:
     connection = _connection(args)
-    url = f"{connection['url']}/runtime/webhooks/durabletask/instances/{quote(args.instance_id, safe='')}?code={connection['system_key']}"
-    response = requests.get(url, timeout=30)
+    url = f"{connection['url']}/api/pipelines/{quote(args.pipeline)}/requests/{quote(args.request_id, safe='')}"
+    response = requests.get(url, headers={"x-functions-key": connection["key"]}, timeout=30)
     if response.status_code == 404:
-        print(f"retrain: no instance {args.instance_id}", file=sys.stderr)
+        print(f"retrain: {_error_text(response)}", file=sys.stderr)
         return 1
-    if response.status_code == 401:
-        print("retrain: the status API needs the system key (--system-key)", file=sys.stderr)
+    if response.status_code not in (200, 202):
+        print(f"retrain: the status route answered {response.status_code}: {_error_text(response)}", file=sys.stderr)
         return 2
-    print(json.dumps(response.json(), indent=2))
+    view = response.json()
+    print(Follower.describe(view))
+    print(json.dumps(view, indent=2))
     return 0
+
+
+def _error_text(response: requests.Response) -> str:
+    """The message of the app's JSON error, else a short excerpt of the body."""
+    try:
+        error = response.json().get("error", {})
+        return f"{error.get('message')} (field {error['field']})" if error.get("field") else str(error.get("message"))
+    except (ValueError, AttributeError):
+        return response.text[:300]
 
 
 def emulator(args: argparse.Namespace) -> int:
@@ -133,8 +162,7 @@ def import_adf(args: argparse.Namespace) -> int:
     existing: dict[str, Any] = json.loads(settings_file.read_text()) if settings_file.exists() else {"IsEncrypted": False}
     values: dict[str, str] = existing.setdefault("Values", {})
     values.update(result.settings)
-    settings_file.write_text(json.dumps(existing, indent=2) + "\n")
-    settings_file.chmod(0o600)
+    write_private(settings_file, json.dumps(existing, indent=2) + "\n")
     for line in result.report:
         print(line)
     print(f"wrote {args.output} (no secrets) and {len(result.settings)} app settings to {settings_file}")
@@ -145,6 +173,10 @@ def demo(_: argparse.Namespace) -> int:
     from .demo import run_demo
 
     return run_demo()
+
+
+def _stop_on_sigterm(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -162,10 +194,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--url")
     p.add_argument("--key")
     p.set_defaults(handler=start)
-    p = commands.add_parser("status", help="show an orchestration instance")
-    p.add_argument("instance_id")
+    p = commands.add_parser("status", help="show a request's state and its run's progress")
+    p.add_argument("pipeline")
+    p.add_argument("request_id")
     p.add_argument("--url")
-    p.add_argument("--system-key")
+    p.add_argument("--key")
     p.set_defaults(handler=status)
     p = commands.add_parser("emulator", help="run the Studio (classic) emulator")
     p.add_argument("--port", type=int, default=0)
@@ -180,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     p = commands.add_parser("demo", help="the whole system, start to finish, on this machine")
     p.set_defaults(handler=demo)
     args = parser.parse_args(argv)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _stop_on_sigterm)  # stop children and clean up, as on Ctrl+C
     try:
         return int(args.handler(args))
     except requests.ConnectionError as exc:

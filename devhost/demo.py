@@ -19,6 +19,8 @@ from typing import Any
 
 import requests
 
+from retraining.queue import request_id_of
+
 from .datasets import breast_cancer
 from .progress import Follower
 from .stack import LocalStack, local_definitions
@@ -85,18 +87,21 @@ def run_demo(workdir: Path | None = None) -> int:
         _print()
         _show_predictions("== Scoring endpoint2 with the initial model", version_before, rows_before)
 
+        key = stack.host.function_key
         runs: list[dict[str, Any]] = []
         _print("\n== Retrain 1: manual HTTP start  (POST /api/pipelines/weekly-retrain/runs)")
         response = requests.post(f"{stack.host.base_url}/api/pipelines/weekly-retrain/runs", json={},
-                                 headers={"x-functions-key": stack.host.function_key}, timeout=60)
+                                 headers={"x-functions-key": key}, timeout=60)
         checks.append(("HTTP start answered 202", response.status_code == 202))
-        status_url = response.json()["statusQueryGetUri"] + "&showInput=true"
-        first = Follower(status_url).follow(timeout_s=300)["output"]
+        follower = Follower(response.json()["statusUri"], key)
+        first = follower.record(follower.follow(timeout_s=300)) or {}
         runs.append(first)
 
         _print("\n== Retrain 2: new training data arrives  (blob labeledexamples/incoming/week-48.arff)")
-        blobs.get_blob_client(DATA_CONTAINER, "incoming/week-48.arff").upload_blob(table.to_arff())
-        second = Follower(status_url).follow(timeout_s=300, skip_run=first["run_id"])["output"]
+        uploaded = blobs.get_blob_client(DATA_CONTAINER, "incoming/week-48.arff").upload_blob(table.to_arff())
+        blob_key = f"blob:{DATA_CONTAINER}/incoming/week-48.arff:{uploaded['etag'].strip(chr(34))}"
+        follower = Follower(f"{stack.host.base_url}/api/pipelines/weekly-retrain/requests/{request_id_of(blob_key)}", key)
+        second = follower.record(follower.follow(timeout_s=300, appear_within_s=30)) or {}
         runs.append(second)
 
         version_after, rows_after = _rrs(stack, "endpoint2")

@@ -1,27 +1,51 @@
 """Run `azure.durable_functions` generator orchestrators on Microsoft's durabletask engine.
 
-durabletask owns the history, replay, timers, retries and the in-memory backend. This module only
-translates: `DurableContext` offers the part of `DurableOrchestrationContext` our orchestrators use,
-and `_drive` passes each task the orchestrator yields to durabletask and sends its result back,
-the way the Functions host's Durable extension does. There is no replay logic here.
+durabletask owns the history, replay, timers and the in-memory backend. This module only
+translates: `DurableContext` offers the part of `DurableOrchestrationContext` our orchestrators
+use, and `_drive` passes each task the orchestrator yields to durabletask and sends its result
+back, the way the Functions host's Durable extension and the Python SDK do. There is no replay
+logic here. Where the SDK defines a value, the adapter computes it the SDK's way: `new_uuid` is
+the SDK's name-based UUID, and a failed task raises the SDK's `Exception(f"{Reason} \\n {Details}")`
+with the host's Reason and Details (`devhost.history`).
+
+Where the two engines differ, and how the orchestrators are written so both decide the same:
+
+- Buffered external events. durabletask keeps every event raised before anyone waits and hands
+  them out one per waiter, in order. SDK 1.x keeps only the last one per name and hands it to
+  every later waiter in the same replay (durable-python #507). The orchestrators wait for a given
+  event name at most once per execution, or reuse one waiter, and events carry nothing they act on.
+- `continue_as_new`: neither keeps unconsumed events (the Python SDK has no option to). The run
+  queue keeps requests in storage, so an event it drops carries nothing that matters.
+- Retries: the host implements `call_activity_with_retry` itself and records an extra timer after
+  the last attempt; durabletask does not. The orchestrators retry with plain activities and timers.
+- Timers: with schema V3 the SDK splits a timer longer than `maximumShortTimerDuration` (6 days on
+  Azure Storage) into several; durabletask makes one. No orchestrator waits that long in one timer.
+- Event names are case-insensitive in durabletask, case-sensitive in the SDK: ours are lower case.
+
+`CheckingWorker` replays every episode through the SDK as well (`devhost.crosscheck`), so tests
+see any other difference as a failure.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
 from collections.abc import Callable, Generator
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from uuid import NAMESPACE_OID, uuid5
 
 from durabletask import task as dt
 from durabletask.client import TaskHubGrpcClient
+from durabletask.internal import orchestrator_service_pb2 as pb
 from durabletask.testing import InMemoryOrchestrationBackend
 from durabletask.worker import ConcurrencyOptions, TaskHubGrpcWorker
 
+from .crosscheck import CrossCheck
 from .discovery import FunctionApp
+from .history import host_failure, sdk_exception
 from .services import free_port
+
+UUID_NAMESPACE = uuid5(NAMESPACE_OID, "9e952958-5e33-4daf-827f-2fa12937b875")  # the SDK's namespace for new_uuid
 
 logger = logging.getLogger(__name__)
 
@@ -29,14 +53,24 @@ logger = logging.getLogger(__name__)
 class DurableTask:
     """What the orchestrator holds: like DF's TaskBase, its `result` is set once it completed."""
 
-    def __init__(self, inner: dt.Task[Any]) -> None:
+    def __init__(self, inner: dt.Task[Any], kind: str = "Activity", name: str = "") -> None:
         self.inner = inner
+        self.kind = kind  # "Activity" or "Orchestrator": how the host words a failure
+        self.name = name
         self.result: Any = None
 
+    def failure(self, details: Any) -> Exception:
+        """The exception the SDK raises for this task's failure, with the host's Reason and Details."""
+        reason, serialised = host_failure(self.kind, self.name, details.error_type, details.message, details.stack_trace or "")
+        return sdk_exception(reason, serialised)
+
     def cancel(self) -> None:
-        cancel = getattr(self.inner, "cancel", None)
-        if callable(cancel):
-            cancel()
+        """Like the SDK's: mark the timer cancelled, leave it scheduled.
+
+        On the host a cancelled timer is still created (the extension creates it and then cancels
+        its .NET task), so it takes a sequence number and later fires unheeded. durabletask's own
+        `cancel` would drop a timer created in the same episode, and number later tasks differently.
+        """
 
 
 class _AnyTask(DurableTask):
@@ -78,6 +112,7 @@ class DurableContext:
     def __init__(self, ctx: dt.OrchestrationContext, orchestration_input: Any) -> None:
         self._ctx = ctx
         self._input = orchestration_input
+        self._uuids = 0
 
     @property
     def instance_id(self) -> str:
@@ -95,24 +130,25 @@ class DurableContext:
         return self._input
 
     def new_uuid(self) -> str:
-        return self._ctx.new_uuid()
+        """The SDK's replay-safe UUID: name-based on the instance id, the orchestration time and a counter."""
+        name = f"{self.instance_id}_{self.current_utc_datetime.strftime('%Y-%m-%dT%H:%M:%S.%fZ')}_{self._uuids}"
+        self._uuids += 1
+        return str(uuid5(UUID_NAMESPACE, name))
 
     def set_custom_status(self, status: Any) -> None:
         self._ctx.set_custom_status(status)
 
     def call_activity(self, name: Any, input_: Any = None) -> DurableTask:
-        return DurableTask(self._ctx.call_activity(_name_of(name), input=input_))
+        function = _name_of(name)
+        return DurableTask(self._ctx.call_activity(function, input=input_), "Activity", function)
 
     def call_activity_with_retry(self, name: Any, retry_options: Any, input_: Any = None) -> DurableTask:
-        return DurableTask(self._ctx.call_activity(_name_of(name), input=input_, retry_policy=_retry_policy(retry_options)))
+        function = _name_of(name)
+        return DurableTask(self._ctx.call_activity(function, input=input_, retry_policy=_retry_policy(retry_options)), "Activity", function)
 
     def call_sub_orchestrator(self, name: Any, input_: Any = None, instance_id: str | None = None) -> DurableTask:
-        return DurableTask(self._ctx.call_sub_orchestrator(_name_of(name), input=input_, instance_id=instance_id))
-
-    def call_sub_orchestrator_with_retry(self, name: Any, retry_options: Any, input_: Any = None,
-                                         instance_id: str | None = None) -> DurableTask:
-        return DurableTask(self._ctx.call_sub_orchestrator(_name_of(name), input=input_, instance_id=instance_id,
-                                                           retry_policy=_retry_policy(retry_options)))
+        function = _name_of(name)
+        return DurableTask(self._ctx.call_sub_orchestrator(function, input=input_, instance_id=instance_id), "Orchestrator", function)
 
     def create_timer(self, fire_at: datetime) -> DurableTask:
         return DurableTask(self._ctx.create_timer(_utc_naive(fire_at)))
@@ -135,13 +171,22 @@ def _settle(task: DurableTask, value: Any) -> Any:
     if isinstance(task, _AnyTask):
         winner = next(child for child in task.children if child.inner is value)
         # DF hands back the first child to finish, failed or not; a failed child's result is its exception.
-        winner.result = Exception(value.get_exception().details.message) if value.is_failed else value.get_result()
+        winner.result = winner.failure(value.get_exception().details) if value.is_failed else value.get_result()
         return winner
     if isinstance(task, _AllTask):
         for child, result in zip(task.children, value, strict=True):
             child.result = result
     task.result = value
     return value
+
+
+def _failed_child(task: DurableTask, failure: dt.TaskFailedError) -> DurableTask:
+    """The task whose failure `failure` is (for task_all: the child that failed)."""
+    if isinstance(task, _AllTask):
+        for child in task.children:
+            if child.inner.is_failed:
+                return child
+    return task
 
 
 def _drive(generator: Generator[Any, Any, Any]) -> Generator[dt.Task[Any], Any, Any]:
@@ -159,16 +204,15 @@ def _drive(generator: Generator[Any, Any, Any]) -> Generator[dt.Task[Any], Any, 
         try:
             value = yield yielded.inner
         except dt.TaskFailedError as failure:
-            to_throw = Exception(f"{failure.details.message}")
+            to_throw = _failed_child(yielded, failure).failure(failure.details)
         else:
             to_send = _settle(yielded, value)
 
 
 def wrap_orchestrator(generator_function: Callable[[Any], Any]) -> Callable[[dt.OrchestrationContext, Any], Any]:
     def orchestrator(ctx: dt.OrchestrationContext, orchestration_input: Any) -> Any:
-        if isinstance(orchestration_input, str):
-            with contextlib.suppress(ValueError):
-                orchestration_input = json.loads(orchestration_input)
+        # The input as the SDK's get_input() gives it: a client-started instance's input is the JSON
+        # string the Python client sent (see orchestrators._common.input_of), not a decoded value.
         produced = generator_function(DurableContext(ctx, orchestration_input))
         if not isinstance(produced, Generator):
             return produced
@@ -213,20 +257,47 @@ def _named(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
     return function
 
 
+class CheckingWorker(TaskHubGrpcWorker):
+    """durabletask's worker, handing each orchestration episode (request and decided response) to a check."""
+
+    def __init__(self, *args: Any, on_episode: Callable[[pb.OrchestratorRequest, pb.OrchestratorResponse], None] | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._on_episode = on_episode
+
+    def _execute_orchestrator(self, req: pb.OrchestratorRequest, stub: Any, completionToken: Any) -> None:
+        if self._on_episode is None:
+            super()._execute_orchestrator(req, stub, completionToken)
+            return
+        on_episode = self._on_episode
+
+        class Tap:
+            def __getattr__(self, name: str) -> Any:
+                return getattr(stub, name)
+
+            def CompleteOrchestratorTask(self, response: pb.OrchestratorResponse) -> Any:
+                on_episode(req, response)
+                return stub.CompleteOrchestratorTask(response)
+
+        super()._execute_orchestrator(req, Tap(), completionToken)
+
+
 class DurableEngine:
     """The in-memory durabletask backend, a worker running the app's orchestrators and activities, and a client."""
 
-    def __init__(self, app: FunctionApp, *, port: int | None = None, max_activities: int = 32) -> None:
+    def __init__(self, app: FunctionApp, *, port: int | None = None, max_activities: int = 32, crosscheck: bool = False) -> None:
         self.port = port or free_port()
         self.backend = Backend(port=self.port)
         self.backend.start()
         address = f"localhost:{self.port}"
         self._log = quiet = logging.getLogger("devhost.durabletask")
         quiet.setLevel(logging.WARNING)  # durabletask logs every episode at INFO
-        self.worker = TaskHubGrpcWorker(
+        self.crosscheck = CrossCheck(app) if crosscheck else None
+        self.worker = CheckingWorker(
             host_address=address, logger=quiet,
             concurrency_options=ConcurrencyOptions(maximum_concurrent_activity_work_items=max_activities,
                                                    maximum_thread_pool_workers=max_activities + 4),
+            on_episode=self.crosscheck.check if self.crosscheck else None,
         )
         # durabletask registers functions under their __name__: give each wrapper its Functions name.
         for function in app.orchestrators:

@@ -1,16 +1,22 @@
 """devhost: run the same `function_app.py` the cloud runs, without Azure Functions Core Tools.
 
 - orchestrations and activities on durabletask's in-memory backend and worker (`engine`);
-- HTTP functions under `/api`, with function keys checked as the host does (`x-functions-key`
-  header or `?code=`); anonymous routes need none;
+- HTTP functions under `/api`, with keys checked as the host does (`x-functions-key` header or
+  `?code=`): function routes take the function key (or the master key), admin routes the master
+  key; the Durable management API takes the system key; the engine's RPC surface sits behind a
+  per-process secret path (see `management`). devhost also serves `/openapi.json`, a description
+  of the app's HTTP routes for callers and fuzzers;
 - starters get a real `DurableOrchestrationClient`, built from the client-binding JSON the host
   passes, whose calls land on the instance-management API in `management`;
-- timer functions on their NCRONTAB schedule (six fields, seconds first);
+- timer functions on their NCRONTAB schedule (six fields, seconds first), and at start for those
+  with `run_on_startup`;
 - Event Grid `BlobCreated` functions fed by watching the training storage account in Azurite, with
   receipts kept in that account so a restarted devhost never fires twice for the same blob version.
 
-Orchestration state lives in memory: if devhost dies, runs in flight are lost (the trained models,
-run records and receipts in Azurite are not). Azure's task hub persists it; see the README.
+Background threads (timers, the blob watcher) survive any exception: it is logged, the thread
+backs off and goes on, and `/admin/host/status` reports each one's health. Orchestration state
+lives in memory: if devhost dies, runs in flight stop; their requests stay in the run queue's store
+in Azurite, and the app's startup sweep runs them again when devhost comes back.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ import time
 import uuid
 from collections.abc import Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -42,10 +48,12 @@ from azure.storage.blob import BlobServiceClient
 from croniter import croniter
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .discovery import FunctionApp, FunctionSpec, load_app, resolve_setting_expression
 from .engine import DurableEngine
 from .management import ManagementApi
+from .openapi import describe_routes
 from .services import free_port
 
 logger = logging.getLogger("devhost")
@@ -61,6 +69,11 @@ def load_settings(path: Path | None) -> dict[str, str]:
     raw = json.loads(path.read_text())
     values = raw.get("Values", {}) if isinstance(raw, dict) else {}
     return {str(k): str(v) for k, v in values.items()}
+
+
+def new_key() -> str:
+    """A random key that never starts with '-' (a command line would take it for an option)."""
+    return "k" + secrets.token_urlsafe(24)
 
 
 def fire_times(schedule: str, start: datetime) -> Iterator[datetime]:
@@ -85,6 +98,19 @@ def _route_pattern(route: str) -> re.Pattern[str]:
 
 
 @dataclass
+class BackgroundHealth:
+    alive: bool = True
+    restarts: int = 0
+    errors: int = 0
+    last_error: str | None = None
+    last_ok: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"alive": self.alive, "restarts": self.restarts, "errors": self.errors, "last_error": self.last_error,
+                "last_ok": self.last_ok}
+
+
+@dataclass
 class _HttpRoute:
     function: FunctionSpec
     pattern: re.Pattern[str]
@@ -99,21 +125,26 @@ class DevHost:
             os.environ.update(settings)  # the Functions host exposes app settings as environment variables
         self.port = port or free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
-        self.function_key = function_key or secrets.token_urlsafe(24)
-        self.system_key = secrets.token_urlsafe(24)
+        self.function_key = function_key or new_key()
+        self.system_key = new_key()  # the Durable extension's key (durabletask_extension)
+        self.master_key = new_key()  # admin routes
+        self.rpc_secret = new_key()  # the engine's RPC surface: for functions in this process only
         self.blob_poll_s = blob_poll_s
         self.app: FunctionApp = load_app(app_module)
         self.host_config = json.loads((ROOT / "host.json").read_text()) if (ROOT / "host.json").exists() else {}
         self.task_hub = self._task_hub()
-        self.engine = DurableEngine(self.app, max_activities=int(os.environ.get("DEVHOST_MAX_ACTIVITIES", "32")))
+        self.engine = DurableEngine(self.app, max_activities=int(os.environ.get("DEVHOST_MAX_ACTIVITIES", "32")),
+                                    crosscheck=os.environ.get("DEVHOST_CROSSCHECK", "").lower() in ("1", "true"))
         self.management = ManagementApi(self.engine.client, base_url=self.base_url, task_hub=self.task_hub,
-                                        system_key=self.system_key, orchestrator_names={f.name for f in self.app.orchestrators})
+                                        system_key=self.system_key, rpc_secret=self.rpc_secret,
+                                        orchestrator_names={f.name for f in self.app.orchestrators})
         self.routes = [self._http_route(f) for f in self.app.http]
         self.server: uvicorn.Server | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self._threads: list[threading.Thread] = []
         self._stopping = threading.Event()
         self.invocations: dict[str, int] = {}
+        self.health: dict[str, BackgroundHealth] = {}
 
     def _task_hub(self) -> str:
         hub = self.host_config.get("extensions", {}).get("durableTask", {}).get("hubName", "TestHubName")
@@ -145,7 +176,7 @@ class DevHost:
         for function in self.app.timers:
             self._spawn(f"timer-{function.name}", functools.partial(self._run_timer, function))
         if self.app.event_grid and os.environ.get("DEVHOST_WATCH_BLOBS", "true").lower() != "false":
-            self._spawn("blob-watcher", self._watch_blobs)
+            self._spawn("blob-watcher", self._watch_blobs, restart=True)
         logger.info("devhost listening on %s (%d functions)", self.base_url, len(self.app.all))
 
     def stop(self) -> None:
@@ -171,8 +202,28 @@ class DevHost:
     def __exit__(self, *_: object) -> None:
         self.stop()
 
-    def _spawn(self, name: str, target: Callable[[], None]) -> None:
-        thread = threading.Thread(target=target, name=name, daemon=True)
+    def _spawn(self, name: str, target: Callable[[], None], *, restart: bool = False) -> None:
+        """Run `target` on a thread that survives its errors: log, back off, and run it again."""
+        health = self.health[name] = BackgroundHealth()
+
+        def supervised() -> None:
+            failures = 0
+            while not self._stopping.is_set():
+                try:
+                    target()
+                    if not restart:
+                        break
+                except Exception as exc:  # never let background work die silently
+                    failures += 1
+                    health.errors += 1
+                    health.last_error = f"{type(exc).__name__}: {str(exc)[:300]}"
+                    logger.exception("background work %s failed; restarting it", name)
+                if self._stopping.wait(min(30.0, 0.5 * 2 ** min(failures, 6))):
+                    break
+                health.restarts += 1
+            health.alive = False
+
+        thread = threading.Thread(target=supervised, name=name, daemon=True)
         thread.start()
         self._threads.append(thread)
 
@@ -197,14 +248,43 @@ class DevHost:
         logger.info("Executed 'Functions.%s' (%.0f ms)", function.name, (time.monotonic() - began) * 1000)
         return result
 
+    def _key_of(self, request: Request) -> str:
+        return request.headers.get("x-functions-key") or request.query_params.get("code") or ""
+
+    def _allowed(self, request: Request, level: str) -> bool:
+        """Whether the request carries the key `level` needs: anonymous, function (or master), admin (master only)."""
+        if level == "anonymous":
+            return True
+        given = self._key_of(request)
+        keys = [self.master_key] if level == "admin" else [self.function_key, self.master_key]
+        return any(secrets.compare_digest(given, key) for key in keys)
+
+    def status(self) -> dict[str, Any]:
+        """What `/admin/host/status` reports: the functions and the health of each background thread."""
+        return {"state": "Running", "functions": [f.name for f in self.app.all],
+                "background": {name: h.to_dict() for name, h in self.health.items()},
+                "crosscheck": ({"episodes": self.engine.crosscheck.episodes, "mismatches": len(self.engine.crosscheck.mismatches)}
+                               if self.engine.crosscheck else None)}
+
     def _asgi(self) -> FastAPI:
         api = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+
+        @api.exception_handler(StarletteHTTPException)
+        async def bare(_: Request, exc: StarletteHTTPException) -> Response:  # as the host: a status, no body
+            return Response(status_code=exc.status_code)
+
         api.include_router(self.management.router("/runtime/webhooks/durabletask", require_key=True))
-        api.include_router(self.management.router("/durabletask", require_key=False))
+        api.include_router(self.management.router(f"/durabletask/{self.rpc_secret}", require_key=False))
 
         @api.get("/admin/host/status")
-        async def host_status() -> Response:
-            return Response(json.dumps({"state": "Running", "functions": [f.name for f in self.app.all]}), media_type="application/json")
+        async def host_status(request: Request) -> Response:
+            if not self._allowed(request, "admin"):
+                return Response(status_code=401)
+            return Response(json.dumps(self.status()), media_type="application/json")
+
+        @api.get("/openapi.json")
+        async def openapi() -> Response:
+            return Response(json.dumps(describe_routes(self.app, self.host_config)), media_type="application/json")
 
         @api.api_route("/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])
         async def http_function(path: str, request: Request) -> Response:
@@ -214,11 +294,8 @@ class DevHost:
                     continue
                 if request.method not in route.methods:
                     return Response(status_code=405)
-                if route.auth_level != "anonymous":
-                    key = request.headers.get("x-functions-key") or request.query_params.get("code")
-                    allowed = {self.system_key} if route.auth_level == "admin" else {self.function_key, self.system_key}
-                    if key not in allowed:
-                        return Response(status_code=401)
+                if not self._allowed(request, route.auth_level):
+                    return Response(status_code=401)
                 body = await request.body()
                 http_request = func.HttpRequest(
                     method=request.method, url=str(request.url), headers=dict(request.headers),
@@ -227,7 +304,7 @@ class DevHost:
                 )
                 try:
                     response = await self.invoke(route.function, http_request)
-                except Exception:
+                except Exception:  # the host answers 500 without details; they go to the log
                     logger.exception("Function '%s' failed", route.function.name)
                     return Response(status_code=500)
                 if not isinstance(response, func.HttpResponse):
@@ -242,6 +319,9 @@ class DevHost:
 
     def _run_timer(self, function: FunctionSpec) -> None:
         schedule = resolve_setting_expression(str(function.trigger["schedule"]), os.environ)
+        if function.trigger.get("runOnStartup"):
+            with contextlib.suppress(Exception):  # fire() logged it
+                self.fire(function, TimerRequest(past_due=False))
         for due in fire_times(schedule, datetime.now(UTC)):
             while not self._stopping.is_set() and datetime.now(UTC) < due:
                 self._stopping.wait(min(1.0, (due - datetime.now(UTC)).total_seconds()))
@@ -269,13 +349,17 @@ class DevHost:
         service = self._blob_service()
         if service is None:
             logger.warning("no TrainingStorage setting: blob arrival is not watched")
+            self._stopping.wait()
             return
         baseline = self._baseline(service)
         receipts = service.get_container_client(RECEIPTS_CONTAINER)
+        health = self.health["blob-watcher"]
         while not self._stopping.wait(self.blob_poll_s):
             try:
                 self.scan_blobs_once(service, receipts, baseline)
+                health.last_ok = time.time()
             except AzureError as exc:
+                health.last_error = f"storage unavailable ({type(exc).__name__})"
                 logger.warning("blob watcher: storage unavailable (%s); retrying", type(exc).__name__)
 
     def _baseline(self, service: BlobServiceClient) -> datetime:
@@ -288,12 +372,20 @@ class DevHost:
                 marker = container.get_blob_client("baseline")
                 with contextlib.suppress(ResourceExistsError):
                     marker.upload_blob(datetime.now(UTC).isoformat().encode(), overwrite=False)
-                return datetime.fromisoformat(marker.download_blob().readall().decode())
+                began = datetime.fromisoformat(marker.download_blob().readall().decode())
+                # Storage keeps whole seconds of a blob's last-modified time: a blob written in the
+                # second watching began must not be taken for an older one.
+                return began.replace(microsecond=0) - timedelta(seconds=1)
             except AzureError:
                 time.sleep(1)
         raise RuntimeError("blob watcher: cannot reach the training storage account")
 
     def scan_blobs_once(self, service: BlobServiceClient, receipts: Any, baseline: datetime) -> int:
+        """Deliver a BlobCreated event for each new blob version; a receipt is written once every function took it.
+
+        A function that fails gets the same event again on the next scan, as Event Grid retries a
+        failed delivery: the app de-duplicates by the blob's eTag, so a redelivery starts nothing twice.
+        """
         fired = 0
         for container in service.list_containers():
             if container.name.startswith(("azure-webjobs", "$")):
@@ -306,8 +398,14 @@ class DevHost:
                 if receipt_blob.exists():
                     continue
                 event = self._blob_created_event(service, container.name, blob)
+                delivered = True
                 for function in self.app.event_grid:
-                    self.fire(function, event)
+                    try:
+                        self.fire(function, event)
+                    except Exception:  # logged by fire(); delivered again on the next scan
+                        delivered = False
+                if not delivered:
+                    continue
                 with contextlib.suppress(ResourceExistsError):
                     receipt_blob.upload_blob(f"{container.name}/{blob.name}".encode(), overwrite=False)
                 fired += 1
@@ -322,5 +420,5 @@ class DevHost:
             id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"{url}@{blob.etag}")), data=data,
             topic=f"/subscriptions/local/resourceGroups/local/providers/Microsoft.Storage/storageAccounts/{service.account_name}",
             subject=f"/blobServices/default/containers/{container}/blobs/{blob.name}",
-            event_type="Microsoft.Storage.BlobCreated", event_time=datetime.now(UTC), data_version="",
+            event_type="Microsoft.Storage.BlobCreated", event_time=blob.last_modified, data_version="",
         )

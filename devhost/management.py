@@ -1,16 +1,22 @@
 """The Durable Functions instance-management HTTP API, served from durabletask's client.
 
 Paths and shapes follow the documented API (`/runtime/webhooks/durabletask/...`, guarded by the
-system key) and the extension's local RPC surface (`/durabletask/...`, loopback only) that
-`azure.durable_functions.DurableOrchestrationClient` calls. Status codes follow the extension:
-202 with Location and Retry-After while an instance runs; 200 once it completed, failed or was
-terminated (500 for failed with `returnInternalServerErrorOnFailure=true`); 404 for an unknown id.
+system key) and the extension's RPC surface that `azure.durable_functions.DurableOrchestrationClient`
+calls. The real host serves that RPC surface to its own worker only; devhost puts it under a
+per-process secret path (`/durabletask/{secret}/...`), handed to functions in their client binding
+and to nobody else, so nothing on the machine can drive the engine without a key.
+
+Status codes follow the extension: 202 with Location and Retry-After while an instance runs; 200
+once it completed, failed or was terminated (500 for failed with
+`returnInternalServerErrorOnFailure=true`); 404 for an unknown id. Answers are JSON with non-ASCII
+escaped, so no stored value (not even a lone surrogate) can make a status answer fail.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -19,7 +25,8 @@ import grpc
 from durabletask import client as dtc
 from durabletask.internal import orchestrator_service_pb2 as pb
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse as _JSONResponse
+from fastapi.responses import Response
 from google.protobuf.json_format import MessageToDict
 
 STATUS_NAMES = {
@@ -33,6 +40,13 @@ STATUS_NAMES = {
 }
 RUNNING_NAMES = {"Running", "Pending", "ContinuedAsNew", "Suspended"}
 REPLACEABLE = [pb.ORCHESTRATION_STATUS_COMPLETED, pb.ORCHESTRATION_STATUS_FAILED, pb.ORCHESTRATION_STATUS_TERMINATED]
+
+
+class JSONResponse(_JSONResponse):
+    """JSON with every non-ASCII character escaped: always encodable, whatever the instance holds."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode("ascii")
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -59,12 +73,13 @@ def _flag(request: Request, name: str) -> bool:
 class ManagementApi:
     """Builds the routers and the client-binding JSON for one host."""
 
-    def __init__(self, client: dtc.TaskHubGrpcClient, *, base_url: str, task_hub: str, system_key: str,
+    def __init__(self, client: dtc.TaskHubGrpcClient, *, base_url: str, task_hub: str, system_key: str, rpc_secret: str,
                  orchestrator_names: set[str]) -> None:
         self.client = client
         self.base_url = base_url.rstrip("/")
         self.task_hub = task_hub
         self.system_key = system_key
+        self.rpc_secret = rpc_secret
         self.orchestrators = orchestrator_names
 
     # ---- the client binding the host hands to starter functions --------------------------------
@@ -95,7 +110,7 @@ class ManagementApi:
             "managementUrls": self.management_urls(placeholder),
             "baseUrl": f"{self.base_url}/runtime/webhooks/durabletask",
             "requiredQueryStringParameters": query,
-            "rpcBaseUrl": f"{self.base_url}/durabletask/",
+            "rpcBaseUrl": f"{self.base_url}/durabletask/{self.rpc_secret}/",
             "httpBaseUrl": f"{self.base_url}/runtime/webhooks/durabletask",
         })
 
@@ -138,12 +153,14 @@ class ManagementApi:
     # ---- routes ---------------------------------------------------------------------------------
 
     def router(self, prefix: str, *, require_key: bool) -> APIRouter:
+        """The API under `prefix`: with the system key required, or (the RPC surface) behind the secret path."""
         router = APIRouter(prefix=prefix)
 
         def authorised(request: Request) -> bool:
             if require_key:
-                return request.query_params.get("code") == self.system_key or request.headers.get("x-functions-key") == self.system_key
-            return request.client is not None and request.client.host in ("127.0.0.1", "::1", "localhost")
+                return secrets.compare_digest(request.query_params.get("code") or request.headers.get("x-functions-key") or "",
+                                              self.system_key)
+            return True  # reachable only through the secret path prefix
 
         def unauthorised() -> Response:
             return Response(status_code=401)

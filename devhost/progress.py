@@ -1,32 +1,19 @@
-"""Follow a run through the Durable status API and print its phases, polls and elapsed time."""
+"""Follow a request through the app's status route and print its state, phases, polls and targets."""
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any, TextIO
-from urllib.parse import quote
 
 import requests
-
-TERMINAL = {"Completed", "Failed", "Terminated"}
-
-
-def _decoded(value: Any) -> Any:
-    """Inputs arrive JSON-encoded from the Python SDK; show them as objects."""
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
 
 
 @dataclass
 class Follower:
     status_url: str
+    key: str
     out: TextIO = sys.stdout
     poll_s: float = 0.25
     started: float = field(default_factory=time.monotonic)
@@ -37,43 +24,57 @@ class Follower:
             print(f"  [{time.monotonic() - self.started:6.1f}s] {text}", file=self.out, flush=True)
             self._last = text
 
-    def _monitor_line(self, custom: dict[str, Any]) -> str:
-        """The monitor sub-orchestration's status: polls and the job's state."""
-        monitor = custom.get("monitor")
-        if not monitor:
-            return ""
-        url = self.status_url.split("?", 1)
-        base = url[0].rsplit("/", 1)[0] + "/" + quote(monitor, safe="")
-        response = requests.get(base + ("?" + url[1] if len(url) > 1 else ""), timeout=10)
-        if response.status_code not in (200, 202):
-            return ""
-        status = response.json().get("customStatus") or {}
-        if not status:
-            return ""
-        return f", poll {status.get('polls')}, job {status.get('job_state')}, job time {status.get('elapsed_s', 0):.1f}s"
+    @staticmethod
+    def describe(view: dict[str, Any]) -> str:
+        """One line for a request's status view."""
+        state = view.get("state")
+        if state == "pending":
+            return "queued, waiting for the pipeline's current run"
+        if state == "superseded":
+            newer = view.get("superseded_by") or {}
+            return f"superseded by a newer trigger (request {newer.get('request_id')}, run {newer.get('run_id')})"
+        if state == "done":
+            return f"run {view.get('run_id')} -> {view.get('outcome')}"
+        progress = view.get("progress") or {}
+        line = f"run {view.get('run_id')} ({view.get('trigger', {}).get('kind')}): {progress.get('phase', 'starting')}"
+        if progress.get("job_id"):
+            line += f", job {str(progress['job_id'])[:12]}"
+        job = progress.get("job") or {}
+        if job.get("polls") is not None:
+            line += f", poll {job['polls']}, job {job.get('job_state')}, job time {float(job.get('elapsed_s') or 0):.1f}s"
+            if job.get("failed_polls"):
+                line += f" ({job['failed_polls']} failed polls)"
+        for name, target in (progress.get("targets") or {}).items():
+            shares = (target.get("progress") or {}).get("traffic")
+            line += f"; {name}: {target.get('step')}" + (f" traffic {shares}" if shares else "")
+        return line
 
-    def follow(self, *, until_run: str | None = None, timeout_s: float = 600, skip_run: str | None = None) -> dict[str, Any]:
-        """Print progress until the instance ends (or until a run other than `skip_run` ends)."""
+    def follow(self, *, timeout_s: float = 600, appear_within_s: float = 0.0) -> dict[str, Any]:
+        """Print progress until the request is finished; return its last status view.
+
+        `appear_within_s`: how long a request that is not there yet (a blob event on its way) may take to appear.
+        """
         deadline = time.monotonic() + timeout_s
+        appear_by = time.monotonic() + appear_within_s
         while time.monotonic() < deadline:
-            body: dict[str, Any] = requests.get(self.status_url, timeout=10).json()
-            custom = body.get("customStatus") or {}
-            runtime = body.get("runtimeStatus")
-            if isinstance(custom, dict) and custom.get("phase") and custom.get("run_id") != skip_run:
-                line = f"run {custom.get('run_id')} ({custom.get('trigger')}): {custom['phase']}"
-                if custom.get("job_id"):
-                    line += f", job {custom['job_id'][:12]}"
-                if custom["phase"] == "polling":
-                    line += self._monitor_line(custom)
-                if custom["phase"] == "updating":
-                    line += ": " + ", ".join(custom.get("targets", []))
-                if custom["phase"] == "done":
-                    line += f" -> {custom.get('status')}"
-                self._say(line)
-            output = body.get("output")
-            if runtime in TERMINAL and not (skip_run and isinstance(output, dict) and output.get("run_id") == skip_run):
-                self._say(f"instance {runtime}")
-                body["input"] = _decoded(body.get("input"))
-                return body
+            response = requests.get(self.status_url, headers={"x-functions-key": self.key}, timeout=10)
+            if response.status_code == 404 and time.monotonic() < appear_by:
+                self._say("waiting for the trigger to arrive")
+                time.sleep(self.poll_s)
+                continue
+            if response.status_code not in (200, 202):
+                raise RuntimeError(f"the status route answered {response.status_code}: {response.text[:300]}")
+            view: dict[str, Any] = response.json()
+            self._say(self.describe(view))
+            if response.status_code == 200:
+                return view
             time.sleep(self.poll_s)
-        raise TimeoutError(f"the run did not finish within {timeout_s:.0f}s")
+        raise TimeoutError(f"the request did not finish within {timeout_s:.0f}s")
+
+    def record(self, view: dict[str, Any]) -> dict[str, Any] | None:
+        """The run record of a finished request (None if it was superseded)."""
+        if view.get("state") != "done" or not view.get("run_id"):
+            return None
+        base = self.status_url.split("/requests/", 1)[0]
+        response = requests.get(f"{base}/runs/{view['run_id']}", headers={"x-functions-key": self.key}, timeout=10)
+        return response.json() if response.status_code == 200 else None

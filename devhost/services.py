@@ -1,12 +1,18 @@
-"""Start the local stand-ins on free ports: Azurite (npm) for Blob storage, and the Studio emulator.
+"""Start the local stand-ins on free ports: Azurite (npm) for Blob storage, and the ML services emulator.
 
 Used by devhost's CLI, the demo, the tests' session fixtures and the benchmarks. Each start waits
 until the service answers and raises `ServiceStartError` with the service's own output if it cannot.
+
+Children never outlive their parent: each runs in its own process group (stopped as a group) and
+gets SIGTERM from the kernel when the parent dies, however it dies, even by SIGKILL (Linux's
+parent-death signal). A data folder is locked while an Azurite uses it, so a second start on the
+same folder fails instead of splitting the state between two Azurites.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import signal
@@ -27,6 +33,39 @@ AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1
 
 class ServiceStartError(RuntimeError):
     """A local service did not come up; the message includes what it printed."""
+
+
+def spawn(command: list[str], **options: Any) -> subprocess.Popen[Any]:
+    """Start a supervised child: its own process group, and the kernel stops it when we die (devhost.guard)."""
+    guarded = [sys.executable, "-m", "devhost.guard", str(os.getpid()), *command]
+    environment = dict(options.pop("env", None) or os.environ)
+    environment["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), environment.get("PYTHONPATH", "")) if p)
+    return subprocess.Popen(guarded, start_new_session=True, env=environment, **options)
+
+
+class FolderLock:
+    """An exclusive lock on a data folder for as long as this process holds it."""
+
+    def __init__(self, folder: Path, what: str) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.path = folder / ".in-use.lock"
+        self._file = open(self.path, "a+")  # noqa: SIM115 - held for the lock's lifetime
+        try:
+            fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._file.seek(0)
+            holder = self._file.read().strip() or "another process"
+            self._file.close()
+            raise ServiceStartError(f"{folder} is in use by {holder}: stop it before starting {what} on the same folder") from None
+        self._file.seek(0)
+        self._file.truncate()
+        self._file.write(f"process {os.getpid()}")
+        self._file.flush()
+
+    def release(self) -> None:
+        if not self._file.closed:
+            fcntl.flock(self._file, fcntl.LOCK_UN)
+            self._file.close()
 
 
 def free_port() -> int:
@@ -55,6 +94,7 @@ class ManagedProcess:
     process: subprocess.Popen[Any]
     log_path: Path
     _log: IO[bytes] | None = field(default=None, repr=False)
+    lock: FolderLock | None = field(default=None, repr=False)
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -67,6 +107,8 @@ class ManagedProcess:
                 self.process.wait(timeout=10)
         if self._log:
             self._log.close()
+        if self.lock:
+            self.lock.release()
 
 
 @dataclass
@@ -89,7 +131,7 @@ class Azurite(ManagedProcess):
         """Stop and start again on the same port with the same data (for storage-restart faults)."""
         self.stop()
         fresh = start_azurite(self.location, port=self.port)
-        self.process, self._log = fresh.process, fresh._log
+        self.process, self._log, self.lock = fresh.process, fresh._log, fresh.lock
 
 
 def azurite_binary() -> Path:
@@ -102,7 +144,7 @@ def azurite_binary() -> Path:
 def start_azurite(location: Path | None = None, *, port: int | None = None, timeout_s: float = 30) -> Azurite:
     """Start Azurite's blob service (telemetry off) with data under `location`."""
     location = location or Path(tempfile.mkdtemp(prefix="azurite-"))
-    location.mkdir(parents=True, exist_ok=True)
+    lock = FolderLock(location, "Azurite")
     port = port or free_port()
     log_path = location / "azurite.log"
     log = open(log_path, "ab")  # noqa: SIM115 - closed by stop()
@@ -110,9 +152,14 @@ def start_azurite(location: Path | None = None, *, port: int | None = None, time
         str(azurite_binary()), "--blobHost", "127.0.0.1", "--blobPort", str(port), "--location", str(location),
         "--skipApiVersionCheck", "--loose", "--disableTelemetry", "--silent",
     ]
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    _wait_for_port(port, process, log_path, timeout_s, "Azurite")
-    return Azurite("azurite", process, log_path, log, port=port, location=location)
+    try:
+        process = spawn(command, stdout=log, stderr=subprocess.STDOUT)
+        _wait_for_port(port, process, log_path, timeout_s, "Azurite")
+    except BaseException:
+        log.close()
+        lock.release()
+        raise
+    return Azurite("azurite", process, log_path, log, lock, port=port, location=location)
 
 
 @dataclass
@@ -138,7 +185,7 @@ def start_emulator(state_dir: Path, *, config: Path | None = None, timeout_s: fl
     if config:
         command += ["--config", str(config)]
     log = open(log_path, "ab")  # noqa: SIM115 - closed by stop()
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=log, start_new_session=True)
+    process = spawn(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=log)
     assert process.stdout is not None
     deadline = time.monotonic() + timeout_s
     line = b""

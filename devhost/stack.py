@@ -15,6 +15,7 @@ from typing import Any
 
 from azure.storage.blob import BlobServiceClient
 
+from .files import write_private
 from .host import ROOT, DevHost
 from .services import Azurite, Emulator, start_azurite, start_emulator
 
@@ -84,13 +85,21 @@ class LocalStack:
             self.settings = emulator_settings(self.services, self.azurite) | self.extra_settings
             if self.pipelines_file:
                 self.settings["RETRAIN_PIPELINES_FILE"] = str(self.pipelines_file.resolve())
-            (self.workdir / "local.settings.json").write_text(json.dumps({"IsEncrypted": False, "Values": self.settings}, indent=2))
+            write_private(self.workdir / "local.settings.json", json.dumps({"IsEncrypted": False, "Values": self.settings}, indent=2))
             self.host = DevHost(settings=self.settings, blob_poll_s=self.blob_poll_s)
             self.host.start()
         except BaseException:
             self.stop()
             raise
         return self
+
+    def restart_host(self) -> DevHost:
+        """Stop devhost as if it had died (its in-memory orchestrations are gone) and start a new one."""
+        if self.host is not None:
+            self.host.stop()
+        self.host = DevHost(settings=self.settings, blob_poll_s=self.blob_poll_s)
+        self.host.start()
+        return self.host
 
     def stop(self) -> None:
         for part in (self.host, self.emulator, self.azurite):

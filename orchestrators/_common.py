@@ -1,16 +1,42 @@
-"""Helpers shared by the orchestrators (pure, replay-safe)."""
+"""Helpers shared by the orchestrators (pure, replay-safe).
+
+Retries are done here, with plain activity calls and durable timers, rather than with the SDK's
+`call_activity_with_retry`: the Functions host and durabletask record SDK retries differently
+(the host adds a timer after the last attempt), retries could not honour a deadline, and the SDK's
+`RetryOptions` has no back-off factor. The same code gives the same history on both engines.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+import json
+import re
+from collections.abc import Generator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
 
 import azure.durable_functions as df
 
+_HOST_PREFIX = re.compile(r"^\s*(?:Activity|Orchestrator) function '[^']*' failed:\s*")
+_TYPE_PREFIX = re.compile(r"^\s*[A-Za-z_][\w.]*(?:Error|Exception|Exit|Failure|Interrupt):\s+")
+_WORKER_MESSAGE = re.compile(r"Exception:\s*(.*?)(?:\nStack:|$)", re.S)
 
-def retry_options(retries: int, interval_s: float) -> df.RetryOptions:
-    """Durable retry options: `retries` retries after the first attempt."""
-    return df.RetryOptions(first_retry_interval_in_milliseconds=max(1, int(interval_s * 1000)),
-                           max_number_of_attempts=retries + 1)
+
+def input_of(context: df.DurableOrchestrationContext) -> Any:
+    """The orchestration's input as a value.
+
+    An instance started by the Python client arrives as a JSON string on the Functions host: the
+    client sends `json.dumps(input)` as a JSON body, and the extension stores the string it gets
+    (`HttpApiHandler.HandleStartOrchestratorRequestAsync`). Sub-orchestrations and continue-as-new
+    pass values. Either way, this gives the value.
+    """
+    given = context.get_input()
+    if isinstance(given, str):
+        try:
+            return json.loads(given)
+        except ValueError:
+            return given
+    return given
 
 
 def iso(moment: datetime) -> str:
@@ -22,6 +48,81 @@ def parse_iso(text: str) -> datetime:
 
 
 def failure_reason(exc: BaseException) -> str:
-    """The first line of an activity failure, as the Durable runtime surfaces it."""
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:500]
+    """The message of an activity or sub-orchestration failure, from the form the runtime delivers it in.
+
+    The Functions host hands the SDK `Reason` and `Details` of the TaskFailed event, and the SDK raises
+    `Exception(f"{Reason} \\n {Details}")`: Reason is `Activity function 'x' failed: <message>` and
+    Details a JSON serialisation of the .NET exception whose `Message` holds the message again, or the
+    worker's `Result: Failure\\nException: <type>: <message>\\nStack: ...` (durable-extension #2990,
+    durable-python #562). devhost delivers durabletask's failures in the same form. Anything else:
+    its first line.
+    """
+    text = str(exc)
+    details: Any = None
+    split = text.rfind(" \n {")
+    if split >= 0:
+        try:
+            details = json.loads(text[split + 3:])
+            text = text[:split]
+        except ValueError:
+            details = None
+    message = _HOST_PREFIX.sub("", text, count=1).strip()
+    if not message and isinstance(details, dict) and isinstance(details.get("Message"), str):
+        message = details["Message"].strip()
+    worker = _WORKER_MESSAGE.search(message) if message.startswith("Result:") else None
+    if worker:
+        message = worker.group(1).strip()
+    message = _TYPE_PREFIX.sub("", message, count=1)
+    first = message.strip().splitlines()[0] if message.strip() else type(exc).__name__
+    return first[:500]
+
+
+def name_of(function: Any) -> str:
+    """The Functions name of a decorated function (or a name given as a string)."""
+    inner = getattr(function, "_function", None)
+    return str(inner.get_function_name()) if inner is not None else str(function)
+
+
+class ActivityFailed(Exception):
+    """Raised inside an orchestrator when an activity still failed after its retries."""
+
+    def __init__(self, name: str, reason: str, attempts: int) -> None:
+        super().__init__(f"{name} failed after {attempts} attempt(s): {reason}")
+        self.reason = reason
+        self.attempts = attempts
+
+
+@dataclass(frozen=True)
+class Retry:
+    """Attempts with exponential back-off between them; none starts after `deadline`."""
+
+    attempts: int = 4
+    first_s: float = 2.0
+    factor: float = 2.0
+    max_s: float = 300.0
+    deadline: datetime | None = None
+
+
+def call(context: df.DurableOrchestrationContext, activity: Any, payload: Any, retry: Retry = Retry()) -> Generator[Any, Any, Any]:
+    """Call `activity`, retrying failures per `retry`; raise ActivityFailed when they run out."""
+    delay = retry.first_s
+    attempt = 1
+    while True:
+        try:
+            return (yield context.call_activity(activity, payload))
+        except Exception as exc:  # activity failures reach orchestrators as plain Exception
+            now = context.current_utc_datetime
+            out_of_time = retry.deadline is not None and now + timedelta(seconds=delay) >= retry.deadline
+            if attempt >= retry.attempts or out_of_time:
+                raise ActivityFailed(name_of(activity), failure_reason(exc), attempt) from None
+            yield context.create_timer(now + timedelta(seconds=delay))
+            attempt += 1
+            delay = min(delay * retry.factor, retry.max_s)
+
+
+def refused(result: Any) -> str | None:
+    """The message of an expected failure an activity returned (`{"error": {...}}`), else None."""
+    if isinstance(result, dict) and isinstance(result.get("error"), dict):
+        error = result["error"]
+        return str(error.get("message") or "refused")
+    return None

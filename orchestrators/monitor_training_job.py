@@ -1,8 +1,14 @@
-"""Sub-orchestration that watches one BES job until it ends or its deadline passes (monitor pattern).
+"""Sub-orchestration that watches one training job until it ends or its deadline passes (monitor pattern).
 
-Each wait is a durable timer whose length is a share of the time the job has run so far (capped
-exponential back-off). At the deadline the job is cancelled (DELETE) and the outcome is TimedOut.
-Custom status shows the job id, poll count, elapsed time and the last state seen.
+Each wait is a durable timer (`retraining.polling` chooses its length). A poll that fails (the
+service throttles, answers 5xx, or cannot be reached) is counted and retried on the next, shorter
+wait: an outage ends the watch only at the deadline. At the deadline the job is cancelled, with
+retries, and the outcome is TimedOut (or Unreachable if its status could not be read lately).
+
+Where the training service announces completion (Azure ML on Event Grid), the app raises
+`JOB_EVENT` to this instance and the wait ends at once: the event only brings the next poll
+forward, so a duplicate, late, forged or lost event changes nothing but timing. The waiter is
+created once and used for one early wake-up, so both Durable engines treat buffered events alike.
 """
 
 from __future__ import annotations
@@ -13,39 +19,70 @@ from typing import Any
 
 import azure.durable_functions as df
 
-from activities.training import cancel_training_job, get_training_job_status
+from activities.training import cancel_training_job, poll_training_job
 from retraining.models import JobOutcome, JobStatusView, MonitorInput
-from retraining.policy import next_poll_delay_s
+from retraining.polling import PollPlanner
 
-from ._common import iso, parse_iso, retry_options
+from ._common import ActivityFailed, Retry, call, failure_reason, input_of, iso, parse_iso
 
 MONITOR_ORCHESTRATOR = "monitor_training_job"
-STATUS_RETRIES = 5
+JOB_EVENT = "job_status_changed"
+CANCEL_RETRY = Retry(attempts=6, first_s=5.0, max_s=300.0)
 
 bp = df.Blueprint()
 
 
+def monitor_instance_id(run_instance_id: str) -> str:
+    return f"{run_instance_id}:monitor"
+
+
 @bp.orchestration_trigger(context_name="context", orchestration=MONITOR_ORCHESTRATOR)
 def monitor_training_job(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dict[str, Any]]:
-    monitor = MonitorInput.from_dict(context.get_input())
+    monitor = MonitorInput.from_dict(input_of(context))
     job = monitor.job.to_dict()
     deadline = parse_iso(monitor.deadline)
     started = context.current_utc_datetime
-    retry = retry_options(STATUS_RETRIES, 2.0)
-    polls = 0
+    planner = PollPlanner(monitor.history_s, first_s=monitor.poll_first_s, max_s=monitor.poll_max_s, fraction=monitor.poll_fraction)
+    event = context.wait_for_external_event(JOB_EVENT) if monitor.events else None
+    polls = failed = failing_in_a_row = 0
+    woken = False
+    last_error: str | None = None
+    view: JobStatusView | None = None
     while True:
-        view = JobStatusView.from_dict((yield context.call_activity_with_retry(get_training_job_status, retry, job)))
+        try:
+            view = JobStatusView.from_dict((yield context.call_activity(poll_training_job, job)))
+            failing_in_a_row = 0
+        except Exception as exc:  # a failed poll: counted, retried on the next wait
+            failed += 1
+            failing_in_a_row += 1
+            last_error = failure_reason(exc)
         polls += 1
         now = context.current_utc_datetime
-        elapsed = (now - started).total_seconds()
-        context.set_custom_status({"phase": "polling", "job_id": monitor.job.job_id, "polls": polls,
-                                   "elapsed_s": round(elapsed, 3), "job_state": view.state.value, "checked_at": iso(now)})
-        if view.state.terminal:
-            return JobOutcome(view.state.value, view.details, polls, round(elapsed, 3)).to_dict()
+        elapsed = round((now - started).total_seconds(), 3)
+        context.set_custom_status({"phase": "polling", "job_id": monitor.job.job_id, "polls": polls, "failed_polls": failed,
+                                   "elapsed_s": elapsed, "job_state": view.state.value if view else None,
+                                   "last_error": last_error if failing_in_a_row else None, "checked_at": iso(now),
+                                   "expected_s": planner.expected_s, "woken_by_event": woken})
+        if view is not None and failing_in_a_row == 0 and view.state.terminal:
+            return JobOutcome(view.state.value, view.details, polls, elapsed, failed, None, woken).to_dict()
         if now >= deadline:
-            yield context.call_activity_with_retry(cancel_training_job, retry, job)
-            reason = (f"the training job was still {view.state.value} at the policy deadline {monitor.deadline} "
-                      f"after {polls} polls; it was cancelled")
-            return JobOutcome("TimedOut", reason, polls, round(elapsed, 3)).to_dict()
-        delay = next_poll_delay_s(elapsed, first_s=monitor.poll_first_s, max_s=monitor.poll_max_s, fraction=monitor.poll_fraction)
-        yield context.create_timer(min(now + timedelta(seconds=delay), deadline))
+            cancelled = True
+            try:
+                yield from call(context, cancel_training_job, job, CANCEL_RETRY)
+            except ActivityFailed as failure:
+                cancelled, last_error = False, failure.reason
+            unreachable = failing_in_a_row > 0
+            what = (f"its status could not be read for the last {failing_in_a_row} polls ({last_error})" if unreachable
+                    else f"it was still {view.state.value if view else 'unknown'} after {polls} polls")
+            fate = "it was cancelled" if cancelled else f"cancelling it failed too ({last_error}); it may still be running"
+            reason = f"the training job outlived the policy deadline {monitor.deadline}: {what}; {fate}"
+            return JobOutcome("Unreachable" if unreachable else "TimedOut", reason, polls, elapsed, failed, cancelled, woken).to_dict()
+        delay = planner.next_delay_s(elapsed, failing_in_a_row=failing_in_a_row)
+        timer = context.create_timer(min(now + timedelta(seconds=delay), deadline))
+        if event is not None and not woken:
+            winner = yield context.task_any([event, timer])
+            if winner is event:
+                timer.cancel()
+                woken = True
+        else:
+            yield timer

@@ -27,7 +27,12 @@ from .timespans import parse_timespan
 
 _SETTING_REF = re.compile(r"^%([A-Za-z_][A-Za-z0-9_.:]*)%$")
 _NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
+TRAINING_KINDS = ("studio-bes",)
 TARGET_KINDS = ("classic", "arm")
+# Durable timers in Python stop at 6 days (longer ones are split, differently by each engine); SAS
+# tokens outlive the timeout by a margin and, with a managed identity, are signed by a user
+# delegation key, which Azure issues for at most 7 days.
+MAX_TIMEOUT = timedelta(days=5, hours=23)
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,7 @@ class PollingPolicy:
 class TrainingService:
     ml_endpoint: str
     api_key_setting: str
+    kind: str = "studio-bes"
     input_name: str = "input1"
     model_output: str = "output1"
     evaluation_output: str | None = "output2"
@@ -85,6 +91,7 @@ class Target:
 class Gate:
     minimums: Mapping[str, float] = field(default_factory=dict)
     not_worse_than_serving: tuple[str, ...] = ()
+    allow_schema_change: bool = False  # accept data whose columns differ from the champion's
 
     @property
     def enabled(self) -> bool:
@@ -107,6 +114,11 @@ class Pipeline:
     schedule_enabled: bool = True
     active_from: datetime | None = None
     active_until: datetime | None = None
+    label_column: str | None = None  # None: the training service's "Label Column" parameter, else the last column
+
+    @property
+    def label(self) -> str | None:
+        return self.label_column or self.training.global_parameters.get("Label Column")
 
     def is_active(self, moment: datetime) -> bool:
         """Whether a scheduled run at `moment` falls inside the pipeline's start/end period."""
@@ -144,10 +156,10 @@ def load_definitions(path: Path, settings: Mapping[str, str]) -> Definitions:
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read pipeline definitions ({exc.strerror})") from None
+        raise ConfigError(f"{path.name}: cannot read pipeline definitions ({exc.strerror})") from None
     except ValueError as exc:
-        raise ConfigError(f"{path}: not valid JSON ({exc})") from None
-    return parse_definitions(raw, settings, source=str(path))
+        raise ConfigError(f"{path.name}: not valid JSON ({exc})") from None
+    return parse_definitions(raw, settings, source=path.name)  # the name only: errors may reach callers, paths must not
 
 
 def parse_definitions(raw: Any, settings: Mapping[str, str], *, source: str = "definitions") -> Definitions:
@@ -278,8 +290,12 @@ class _Reader:
             raise self.error(f"{path}.concurrency", "only 1 is supported: one run per pipeline at a time")
         if raw.get("executionPriorityOrder") not in (None, "NewestFirst"):
             raise self.error(f"{path}.executionPriorityOrder", "only NewestFirst is supported")
+        limit = self.timespan(raw.get("timeout"), f"{path}.timeout", timeout)
+        if limit > MAX_TIMEOUT:
+            raise self.error(f"{path}.timeout", "must be at most 5.23:00:00: Durable timers in Python are limited to "
+                                                "6 days, and a SAS signed with a user delegation key to 7")
         return ActivityPolicy(
-            timeout=self.timespan(raw.get("timeout"), f"{path}.timeout", timeout),
+            timeout=limit,
             retry=self.integer(raw.get("retry"), f"{path}.retry", retry, 0, 20),
             retry_interval=timedelta(seconds=self.integer(raw.get("retryIntervalInSeconds"), f"{path}.retryIntervalInSeconds", 30, 1, 3600)),
         )
@@ -297,7 +313,7 @@ class _Reader:
         start, end = self.moment(schedule.get("start"), f"{path}.schedule.start"), self.moment(schedule.get("end"), f"{path}.schedule.end")
         if start and end and end <= start:
             raise self.error(f"{path}.schedule.end", "must be after schedule.start")
-        data = self.obj(raw.get("data"), f"{path}.data", {"container", "blob", "watch", "externalData"})
+        data = self.obj(raw.get("data"), f"{path}.data", {"container", "blob", "watch", "externalData", "labelColumn"})
         external = self.obj(data.get("externalData"), f"{path}.data.externalData",
                             {"retryInterval", "retryTimeout", "maximumRetry"}, required=False)
         polling = self.obj(raw.get("polling"), f"{path}.polling", {"firstInterval", "maxInterval", "fraction"}, required=False)
@@ -334,16 +350,21 @@ class _Reader:
             schedule_enabled=enabled,
             active_from=start,
             active_until=end,
+            label_column=self.optional_text(data.get("labelColumn"), f"{path}.data.labelColumn"),
         )
 
     def training(self, value: Any, path: str) -> TrainingService:
-        raw = self.obj(value, path, {"mlEndpoint", "apiKeySetting", "input", "modelOutput", "evaluationOutput", "globalParameters"})
+        raw = self.obj(value, path, {"kind", "mlEndpoint", "apiKeySetting", "input", "modelOutput", "evaluationOutput", "globalParameters"})
+        kind = raw.get("kind", "studio-bes")
+        if kind not in TRAINING_KINDS:
+            raise self.error(f"{path}.kind", f"expected one of {list(TRAINING_KINDS)}, got {kind!r}")
         parameters = self.obj(raw.get("globalParameters"), f"{path}.globalParameters", set(raw.get("globalParameters") or {}), required=False)
         for key, parameter in parameters.items():
             if not isinstance(parameter, str):
                 raise self.error(f"{path}.globalParameters.{key}", f"expected a string, got {parameter!r}")
         evaluation = raw.get("evaluationOutput", "output2")
         return TrainingService(
+            kind=kind,
             ml_endpoint=self.url(raw.get("mlEndpoint"), f"{path}.mlEndpoint"),
             api_key_setting=self.setting_name(raw.get("apiKeySetting"), f"{path}.apiKeySetting"),
             input_name=self.text(raw.get("input"), f"{path}.input", default="input1"),
@@ -380,11 +401,14 @@ class _Reader:
         })
 
     def gate(self, value: Any, path: str) -> Gate:
-        raw = self.obj(value, path, {"minimums", "notWorseThanServing"}, required=False)
+        raw = self.obj(value, path, {"minimums", "notWorseThanServing", "allowSchemaChange"}, required=False)
+        allow = raw.get("allowSchemaChange", False)
+        if not isinstance(allow, bool):
+            raise self.error(f"{path}.allowSchemaChange", "expected true or false")
         minimums_raw = self.obj(raw.get("minimums"), f"{path}.minimums", set(raw.get("minimums") or {}), required=False)
         minimums = {k: self.number(v, f"{path}.minimums.{k}") for k, v in minimums_raw.items()}
         compare = self.list(raw.get("notWorseThanServing"), f"{path}.notWorseThanServing")
         for i, metric in enumerate(compare):
             if not isinstance(metric, str) or not metric:
                 raise self.error(f"{path}.notWorseThanServing[{i}]", "expected a metric name such as 'AUC'")
-        return Gate(minimums, tuple(compare))
+        return Gate(minimums, tuple(compare), allow)

@@ -9,6 +9,7 @@
     ├── ResponseFormatError       a service's answer does not match its documented contract
     ├── ForeignLocationError      a result points outside our storage account
     └── StorageError              our own Blob storage failed or is missing something
+        └── StorageConflictError      a create-only blob exists, or a blob changed since it was read
 
 Expected outcomes (a job that ends Failed, a candidate the gate rejects, a target that refuses an
 update) are not errors: they are typed results in `retraining.models`.
@@ -70,3 +71,7 @@ class ForeignLocationError(RetrainingError):
 
 class StorageError(RetrainingError):
     """Our Blob storage failed, or a blob we need is missing."""
+
+
+class StorageConflictError(StorageError):
+    """A create-only write found the blob already there, or a conditional write lost a race."""

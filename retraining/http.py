@@ -4,12 +4,17 @@ Transient means 408, 429, 5xx (Studio throttles with 503 RequestThrottled), conn
 reset, and timeouts. `Retry-After` is honoured up to `max_retry_after_s`. Anything else becomes a
 `ServiceError` carrying the HTTP status and the service's error codes. URLs are logged without
 their query string, and neither headers nor bodies are ever logged.
+
+A client may carry a deadline: no request is sent after it, and each request's timeout is cut to
+the time left, so whatever a caller reports at its deadline is final. Connections are pooled in
+one `requests.Session` per service host and process, reused by every activity call.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable
 from email.utils import parsedate_to_datetime
@@ -38,31 +43,61 @@ def redact(url: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
 
 
+_SESSIONS: dict[str, requests.Session] = {}
+_SESSIONS_LOCK = threading.Lock()
+
+
+def shared_session(url: str) -> requests.Session:
+    """The process's pooled session for the host of `url` (thread-safe for our use: no cookies, no auth state)."""
+    parts = urlsplit(url)
+    key = f"{parts.scheme}://{parts.netloc.lower()}"
+    with _SESSIONS_LOCK:
+        session = _SESSIONS.get(key)
+        if session is None:
+            session = _SESSIONS[key] = requests.Session()
+        return session
+
+
+class DeadlinePassedError(ServiceUnreachableError):
+    """The caller's deadline passed before a request could be sent (nothing was sent)."""
+
+
 class ServiceClient:
-    """A `requests` session with the retry and error policy above."""
+    """`requests` with the retry and error policy above, on pooled sessions."""
 
     def __init__(self, service: str, *, timeout_s: float = 30.0, verify: str | bool = True, max_attempts: int = 4,
                  backoff_s: float = 0.5, max_retry_after_s: float = 60.0, session: requests.Session | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, deadline: float | None = None) -> None:
         self.service = service
         self.timeout_s = timeout_s
         self.verify = verify
         self.max_attempts = max_attempts
         self.backoff_s = backoff_s
         self.max_retry_after_s = max_retry_after_s
-        self.session = session or requests.Session()
+        self._session = session
         self.sleep = sleep
+        self.deadline = deadline  # time.monotonic() value after which nothing is sent
         self.retries = 0  # transient failures absorbed, for diagnostics and benchmarks
+
+    def _timeout(self, method: str, url: str) -> float:
+        if self.deadline is None:
+            return self.timeout_s
+        left = self.deadline - time.monotonic()
+        if left <= 0.05:
+            raise DeadlinePassedError(f"{self.service}: the deadline passed before {method} {redact(url)} was sent")
+        return min(self.timeout_s, left)
 
     def request(self, method: str, url: str, *, headers: dict[str, str], json: Any = None,
                 ok: Iterable[int] = (200, 201, 202, 204), retry: bool = True) -> requests.Response:
         accepted = set(ok)
         attempts = self.max_attempts if retry else 1
+        session = self._session or shared_session(url)
         for attempt in range(1, attempts + 1):
             delay = self.backoff_s * 2 ** (attempt - 1)
+            timeout = self._timeout(method, url)
             try:
-                response = self.session.request(method, url, headers=headers, json=json, timeout=self.timeout_s,
-                                                verify=self.verify, allow_redirects=False)
+                response = session.request(method, url, headers=headers, json=json, timeout=timeout,
+                                           verify=self.verify, allow_redirects=False)
             except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
                 failure: Exception = ServiceUnreachableError(
                     f"{self.service}: {method} {redact(url)} got no answer ({type(exc).__name__})")
@@ -73,7 +108,7 @@ class ServiceClient:
                 if not isinstance(failure, TransientServiceError):
                     raise failure
                 delay = max(delay, self._retry_after(response))
-            if attempt == attempts:
+            if attempt == attempts or (self.deadline is not None and time.monotonic() + delay >= self.deadline):
                 raise failure
             self.retries += 1
             logger.warning("%s: %s %s failed (%s); retry %d/%d in %.1fs", self.service, method, redact(url),

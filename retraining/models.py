@@ -1,20 +1,26 @@
 """Typed payloads that travel between starters, orchestrators and activities.
 
 Everything here is persisted by the task hub and shown by the status API, so nothing here may
-hold a secret: blobs travel as `container/name` paths in our own account, never as URLs with SAS.
-Each type converts explicitly to and from plain JSON dicts (`to_dict` / `from_dict`).
+hold a secret: blobs travel as `container/name` paths in our own account (or as workspace
+datastore URIs), never as URLs with SAS. Each type converts explicitly to and from plain JSON dicts
+(`to_dict` / `from_dict`), and `from_dict` validates what it reads: a payload that came over the
+wire or out of storage is outside input like any other.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from .errors import ConfigError
+from .text import clean_text, excerpt
 
 _CONTAINER = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}$")  # Azure's container naming rule
+_RUN_ID = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}$")
 
 
 class TriggerKind(StrEnum):
@@ -23,11 +29,16 @@ class TriggerKind(StrEnum):
     HTTP = "http"
 
 
+class RequestAction(StrEnum):
+    RETRAIN = "retrain"  # train, evaluate, roll out
+    PROMOTE = "promote"  # roll out the verified model of an earlier run (promote, or roll back to it)
+
+
 class RunStatus(StrEnum):
-    SUCCEEDED = "Succeeded"  # model trained and every target updated
-    PARTIALLY_UPDATED = "PartiallyUpdated"  # some targets updated, some failed
+    SUCCEEDED = "Succeeded"  # model trained (or chosen) and every target updated
+    PARTIALLY_UPDATED = "PartiallyUpdated"  # some targets updated, some failed or were rolled back
     DRY_RUN = "DryRun"  # trained and evaluated; nothing updated on purpose
-    REJECTED = "Rejected"  # the evaluation gate refused the candidate
+    REJECTED = "Rejected"  # the gate (or the schema check) refused the candidate; nothing touched
     FAILED = "Failed"  # the training job failed, or no target could be updated
     TIMED_OUT = "TimedOut"  # the job outlived the policy timeout and was cancelled
     NO_DATA = "NoData"  # the training data never appeared
@@ -49,8 +60,34 @@ def _require(raw: Any, key: str, kind: type | tuple[type, ...], where: str) -> A
     if not isinstance(raw, dict) or key not in raw:
         raise ConfigError(f"{where}: missing field {key!r}")
     value = raw[key]
-    if not isinstance(value, kind):
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise ConfigError(f"{where}.{key}: expected {getattr(kind, '__name__', kind)}, got {type(value).__name__}")
+    return value
+
+
+def _text(raw: Any, key: str, where: str, *, max_length: int = 256, optional: bool = False, allow_empty: bool = False) -> Any:
+    if optional and (not isinstance(raw, dict) or raw.get(key) is None):
+        return None
+    return clean_text(_require(raw, key, str, where), f"{where}.{key}", max_length=max_length, allow_empty=allow_empty)
+
+
+def parse_moment(text: Any, where: str) -> datetime:
+    """An ISO 8601 date-time with a time zone; ConfigError otherwise."""
+    if not isinstance(text, str) or len(text) > 40:
+        raise ConfigError(f"{where}: expected an ISO 8601 date-time, got {excerpt(text)}")
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(f"{where}: {excerpt(text)} is not an ISO 8601 date-time") from None
+    if moment.tzinfo is None:
+        raise ConfigError(f"{where}: {excerpt(text)} has no time zone")
+    return moment
+
+
+def check_run_id(value: Any, where: str = "runId") -> str:
+    """A run id as the queue makes them (`20261122T030000Z-1a2b3c4d`); ConfigError otherwise."""
+    if not isinstance(value, str) or not _RUN_ID.match(value):
+        raise ConfigError(f"{where}: {excerpt(value)} is not a run id (like 20261122T030000Z-1a2b3c4d)")
     return value
 
 
@@ -67,64 +104,127 @@ class BlobPath:
     @classmethod
     def parse(cls, text: Any, where: str = "blob") -> BlobPath:
         if not isinstance(text, str) or "/" not in text.strip("/"):
-            raise ConfigError(f"{where}: expected 'container/path/to/blob', got {text!r}")
+            raise ConfigError(f"{where}: expected 'container/path/to/blob', got {excerpt(text)}")
+        clean_text(text, where, max_length=1100)
         container, name = text.strip().lstrip("/").split("/", 1)
         parts = name.split("/")
-        if (not _CONTAINER.match(container) or not name or ".." in parts or "" in parts or "\\" in name or len(name) > 1024
-                or any(ord(c) < 32 for c in name)):
-            raise ConfigError(f"{where}: {text!r} is not a safe blob path")
+        if not _CONTAINER.match(container) or not name or ".." in parts or "" in parts or "\\" in name or len(name) > 1024:
+            raise ConfigError(f"{where}: {excerpt(text)} is not a safe blob path")
         return cls(container, name)
 
 
 @dataclass(frozen=True)
 class Trigger:
-    """Why a run started; `key` de-duplicates repeated deliveries of the same trigger."""
+    """Why a run started; `key` de-duplicates repeated deliveries of the same trigger; `at` orders them."""
 
     kind: TriggerKind
     key: str
-    at: str  # ISO 8601, UTC
+    at: str  # ISO 8601, UTC: when the trigger happened (not when it arrived)
     detail: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind.value, "key": self.key, "at": self.at, "detail": self.detail}
 
+    @property
+    def moment(self) -> datetime:
+        return parse_moment(self.at, "trigger.at")
+
     @classmethod
     def from_dict(cls, raw: Any) -> Trigger:
-        return cls(TriggerKind(_require(raw, "kind", str, "trigger")), _require(raw, "key", str, "trigger"),
-                   _require(raw, "at", str, "trigger"), str(raw.get("detail", "")))
+        kind = _require(raw, "kind", str, "trigger")
+        try:
+            parsed_kind = TriggerKind(kind)
+        except ValueError:
+            raise ConfigError(f"trigger.kind: {excerpt(kind)} is not one of {[k.value for k in TriggerKind]}") from None
+        at = _text(raw, "at", "trigger", max_length=40)
+        parse_moment(at, "trigger.at")
+        detail = raw.get("detail", "")
+        return cls(parsed_kind, _text(raw, "key", "trigger", max_length=1200), at,
+                   clean_text(detail, "trigger.detail", max_length=1200, allow_empty=True))
 
 
 @dataclass(frozen=True)
 class RunRequest:
-    """The orchestration input: which pipeline, why, on which data."""
+    """What a starter asks of a pipeline's run queue: retrain (on which data), or roll out an earlier run's model."""
 
     pipeline: str
     trigger: Trigger
     training_blob: BlobPath | None = None  # None: the pipeline's configured dataset
     dry_run: bool = False
+    action: RequestAction = RequestAction.RETRAIN
+    source_run: str | None = None  # promote: the run whose verified model to roll out
+    targets: tuple[str, ...] = ()  # promote: the targets to update (empty: all)
+    force: bool = False  # promote: allowed although the model did not pass its gate (recorded)
+    requested_by: str = ""  # who asked, when known (Easy Auth principal), for the record
 
     def to_dict(self) -> dict[str, Any]:
         return {"pipeline": self.pipeline, "trigger": self.trigger.to_dict(),
-                "training_blob": str(self.training_blob) if self.training_blob else None, "dry_run": self.dry_run}
+                "training_blob": str(self.training_blob) if self.training_blob else None, "dry_run": self.dry_run,
+                "action": self.action.value, "source_run": self.source_run, "targets": list(self.targets),
+                "force": self.force, "requested_by": self.requested_by}
 
     @classmethod
     def from_dict(cls, raw: Any) -> RunRequest:
+        where = "run request"
         blob = raw.get("training_blob") if isinstance(raw, dict) else None
+        action = raw.get("action", "retrain") if isinstance(raw, dict) else None
+        try:
+            parsed_action = RequestAction(str(action))
+        except ValueError:
+            raise ConfigError(f"{where}.action: {excerpt(action)} is not one of {[a.value for a in RequestAction]}") from None
+        targets = raw.get("targets") or []
+        if not isinstance(targets, list):
+            raise ConfigError(f"{where}.targets: expected a list of target names")
+        source = raw.get("source_run")
         return cls(
-            pipeline=_require(raw, "pipeline", str, "run request"),
-            trigger=Trigger.from_dict(_require(raw, "trigger", dict, "run request")),
-            training_blob=BlobPath.parse(blob, "run request.training_blob") if blob else None,
-            dry_run=bool(raw.get("dry_run", False)),
+            pipeline=_text(raw, "pipeline", where, max_length=40),
+            trigger=Trigger.from_dict(_require(raw, "trigger", dict, where)),
+            training_blob=BlobPath.parse(blob, f"{where}.training_blob") if blob else None,
+            dry_run=raw.get("dry_run", False) is True,
+            action=parsed_action,
+            source_run=check_run_id(source, f"{where}.source_run") if source is not None else None,
+            targets=tuple(clean_text(t, f"{where}.targets[{i}]", max_length=40) for i, t in enumerate(targets)),
+            force=raw.get("force", False) is True,
+            requested_by=clean_text(raw.get("requested_by", ""), f"{where}.requested_by", max_length=200, allow_empty=True),
         )
 
 
 @dataclass(frozen=True)
+class RunInput:
+    """The input of one run's orchestration: the queue's request and the run id it was given."""
+
+    request_id: str
+    run_id: str
+    request: RunRequest
+    superseded: tuple[str, ...] = ()  # request ids this run supersedes (newest first)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"request_id": self.request_id, "run_id": self.run_id, "request": self.request.to_dict(),
+                "superseded": list(self.superseded)}
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> RunInput:
+        return cls(_text(raw, "request_id", "run input", max_length=64), check_run_id(_require(raw, "run_id", str, "run input")),
+                   RunRequest.from_dict(_require(raw, "request", dict, "run input")),
+                   tuple(str(s) for s in raw.get("superseded", ())))
+
+
+@dataclass(frozen=True)
 class TargetPlan:
+    """What the orchestrator needs of a scoring target: its name and kind (for display) and its policy."""
+
     name: str
     kind: str
     retry: int
     retry_interval_s: float
     timeout_s: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> TargetPlan:
+        return cls(str(raw["name"]), str(raw["kind"]), int(raw["retry"]), float(raw["retry_interval_s"]), float(raw["timeout_s"]))
 
 
 @dataclass(frozen=True)
@@ -144,37 +244,43 @@ class PipelinePlan:
     poll_fraction: float
     gate_enabled: bool
     targets: tuple[TargetPlan, ...]
+    history_s: tuple[float, ...] = ()  # durations of the pipeline's recent jobs, newest first (for polling)
+    events: bool = False  # the training service announces job completion by event
 
     def to_dict(self) -> dict[str, Any]:
         raw = asdict(self)
         raw["data"] = str(self.data)
+        raw["targets"] = [t.to_dict() for t in self.targets]
+        raw["history_s"] = list(self.history_s)
         return raw
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> PipelinePlan:
         values = dict(raw)
         values["data"] = BlobPath.parse(raw["data"])
-        values["targets"] = tuple(TargetPlan(**t) for t in raw["targets"])
+        values["targets"] = tuple(TargetPlan.from_dict(t) for t in raw["targets"])
+        values["history_s"] = tuple(float(s) for s in raw.get("history_s", ()))
         return cls(**values)
 
 
 @dataclass(frozen=True)
 class SubmittedJob:
+    """A training job the service accepted: its id and where its outputs go (paths or datastore URIs)."""
+
     pipeline: str
     run_id: str
     job_id: str
-    model_blob: BlobPath
-    evaluation_blob: BlobPath | None
+    outputs: Mapping[str, str] = field(default_factory=dict)  # "model" / "metrics" -> location
 
     def to_dict(self) -> dict[str, Any]:
-        return {"pipeline": self.pipeline, "run_id": self.run_id, "job_id": self.job_id, "model_blob": str(self.model_blob),
-                "evaluation_blob": str(self.evaluation_blob) if self.evaluation_blob else None}
+        return {"pipeline": self.pipeline, "run_id": self.run_id, "job_id": self.job_id, "outputs": dict(self.outputs)}
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> SubmittedJob:
-        evaluation = raw.get("evaluation_blob")
-        return cls(raw["pipeline"], raw["run_id"], raw["job_id"], BlobPath.parse(raw["model_blob"]),
-                   BlobPath.parse(evaluation) if evaluation else None)
+        outputs = raw.get("outputs") or {}
+        return cls(_text(raw, "pipeline", "job", max_length=40), check_run_id(raw.get("run_id"), "job.run_id"),
+                   _text(raw, "job_id", "job", max_length=300),
+                   {clean_text(k, "job.outputs", max_length=64): clean_text(v, f"job.outputs.{k}", max_length=1200) for k, v in outputs.items()})
 
 
 @dataclass(frozen=True)
@@ -199,77 +305,94 @@ class MonitorInput:
     poll_first_s: float
     poll_max_s: float
     poll_fraction: float
+    history_s: tuple[float, ...] = ()
+    events: bool = False  # wait for a completion event as well as the poll timer
 
     def to_dict(self) -> dict[str, Any]:
         return {"job": self.job.to_dict(), "deadline": self.deadline, "poll_first_s": self.poll_first_s,
-                "poll_max_s": self.poll_max_s, "poll_fraction": self.poll_fraction}
+                "poll_max_s": self.poll_max_s, "poll_fraction": self.poll_fraction, "history_s": list(self.history_s),
+                "events": self.events}
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> MonitorInput:
-        return cls(SubmittedJob.from_dict(raw["job"]), raw["deadline"], raw["poll_first_s"], raw["poll_max_s"], raw["poll_fraction"])
+        return cls(SubmittedJob.from_dict(raw["job"]), raw["deadline"], raw["poll_first_s"], raw["poll_max_s"], raw["poll_fraction"],
+                   tuple(float(s) for s in raw.get("history_s", ())), bool(raw.get("events", False)))
 
 
 @dataclass(frozen=True)
 class JobOutcome:
-    """How the job ended: Finished, Failed, Cancelled, or TimedOut (cancelled by us at the deadline)."""
+    """How the job ended: Finished, Failed, Cancelled, or TimedOut / Unreachable (we cancelled it)."""
 
     status: str
     details: str | None
     polls: int
     elapsed_s: float
+    failed_polls: int = 0
+    cancelled: bool | None = None  # None: we did not cancel; True: cancel confirmed; False: cancel failed
+    woken_by_event: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> JobOutcome:
-        return cls(raw["status"], raw.get("details"), int(raw["polls"]), float(raw["elapsed_s"]))
+        cancelled = raw.get("cancelled")
+        return cls(str(raw["status"]), raw.get("details"), int(raw["polls"]), float(raw["elapsed_s"]),
+                   int(raw.get("failed_polls", 0)), None if cancelled is None else bool(cancelled), bool(raw.get("woken_by_event", False)))
 
 
 @dataclass(frozen=True)
 class ModelArtifact:
-    """A verified trained model in our storage, with its evaluation metrics."""
+    """A verified trained model, with its evaluation metrics and the data schema it was trained on.
 
-    model_blob: BlobPath
+    `location` is where the bytes are: `container/name` in our storage, or a workspace datastore
+    URI; only the service modules interpret it. `version` is the registry version, once registered.
+    """
+
+    location: str
     size: int
     sha256: str
-    metrics: dict[str, float] = field(default_factory=dict)
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    columns: tuple[str, ...] = ()  # feature columns, in training order
+    label: str | None = None
+    version: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"model_blob": str(self.model_blob), "size": self.size, "sha256": self.sha256, "metrics": dict(self.metrics)}
+        return {"location": self.location, "size": self.size, "sha256": self.sha256, "metrics": dict(self.metrics),
+                "columns": list(self.columns), "label": self.label, "version": self.version}
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> ModelArtifact:
-        return cls(BlobPath.parse(raw["model_blob"]), int(raw["size"]), str(raw["sha256"]),
-                   {str(k): float(v) for k, v in raw.get("metrics", {}).items()})
+        location = raw.get("location", raw.get("model_blob"))
+        return cls(clean_text(location, "model.location", max_length=1200), int(raw["size"]), str(raw["sha256"]),
+                   {str(k): float(v) for k, v in raw.get("metrics", {}).items()},
+                   tuple(str(c) for c in raw.get("columns", ())), raw.get("label"), raw.get("version"))
+
+    @property
+    def blob(self) -> BlobPath:
+        """The model as a blob in our storage (Studio services); ConfigError if it lives elsewhere."""
+        return BlobPath.parse(self.location, "model.location")
 
 
 @dataclass(frozen=True)
 class GateDecision:
     promote: bool
     reasons: tuple[str, ...] = ()
+    compared_with: str | None = None  # the run whose model served when the gate compared against it
 
     def to_dict(self) -> dict[str, Any]:
-        return {"promote": self.promote, "reasons": list(self.reasons)}
+        return {"promote": self.promote, "reasons": list(self.reasons), "compared_with": self.compared_with}
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> GateDecision:
-        return cls(bool(raw["promote"]), tuple(raw.get("reasons", ())))
+        return cls(bool(raw["promote"]), tuple(raw.get("reasons", ())), raw.get("compared_with"))
 
 
-@dataclass(frozen=True)
-class UpdateRequest:
-    pipeline: str
-    target: str
-    model: ModelArtifact
-    run_id: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"pipeline": self.pipeline, "target": self.target, "model": self.model.to_dict(), "run_id": self.run_id}
-
-    @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> UpdateRequest:
-        return cls(raw["pipeline"], raw["target"], ModelArtifact.from_dict(raw["model"]), raw["run_id"])
+class TargetState(StrEnum):
+    UPDATED = "updated"  # serves the new model, confirmed
+    FAILED = "failed"  # refused or broke before anything changed; serves what it served
+    UNCONFIRMED = "unconfirmed"  # an update was sent but not seen applied within the timeout
+    ROLLED_BACK = "rolled_back"  # a canary failed its checks; traffic is back on the previous model
 
 
 @dataclass(frozen=True)
@@ -279,13 +402,24 @@ class TargetOutcome:
     updated: bool
     error: str | None = None
     elapsed_s: float = 0.0
+    state: TargetState | None = None
+    steps: tuple[str, ...] = ()  # the rollout steps completed, in order
+    progress: Mapping[str, Any] = field(default_factory=dict)  # the target's last report (e.g. traffic shares)
+
+    def __post_init__(self) -> None:
+        if self.state is None:
+            object.__setattr__(self, "state", TargetState.UPDATED if self.updated else TargetState.FAILED)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {"target": self.target, "kind": self.kind, "updated": self.updated, "error": self.error,
+                "elapsed_s": self.elapsed_s, "state": self.state.value if self.state else None, "steps": list(self.steps),
+                "progress": dict(self.progress)}
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> TargetOutcome:
-        return cls(raw["target"], raw["kind"], bool(raw["updated"]), raw.get("error"), float(raw.get("elapsed_s", 0.0)))
+        state = raw.get("state")
+        return cls(raw["target"], raw["kind"], bool(raw["updated"]), raw.get("error"), float(raw.get("elapsed_s", 0.0)),
+                   TargetState(state) if state else None, tuple(raw.get("steps", ())), dict(raw.get("progress") or {}))
 
 
 @dataclass(frozen=True)
@@ -305,7 +439,10 @@ class RunResult:
     gate: GateDecision | None = None
     targets: tuple[TargetOutcome, ...] = ()
     record: str | None = None
-    phases: dict[str, float] = field(default_factory=dict)
+    phases: Mapping[str, float] = field(default_factory=dict)
+    request_id: str | None = None
+    superseded: tuple[str, ...] = ()  # request ids of the triggers this run superseded
+    notes: tuple[str, ...] = ()  # what else happened: job cancelled, served model not recorded, ...
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -314,6 +451,7 @@ class RunResult:
             "reason": self.reason, "job_id": self.job_id, "job": self.job.to_dict() if self.job else None,
             "model": self.model.to_dict() if self.model else None, "gate": self.gate.to_dict() if self.gate else None,
             "targets": [t.to_dict() for t in self.targets], "record": self.record, "phases": dict(self.phases),
+            "request_id": self.request_id, "superseded": list(self.superseded), "notes": list(self.notes),
         }
 
     @classmethod
@@ -327,4 +465,5 @@ class RunResult:
             gate=GateDecision.from_dict(raw["gate"]) if raw.get("gate") else None,
             targets=tuple(TargetOutcome.from_dict(t) for t in raw.get("targets", [])),
             record=raw.get("record"), phases={str(k): float(v) for k, v in raw.get("phases", {}).items()},
+            request_id=raw.get("request_id"), superseded=tuple(raw.get("superseded", ())), notes=tuple(raw.get("notes", ())),
         )

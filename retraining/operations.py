@@ -1,41 +1,57 @@
 """What each activity does, as plain functions over settings, storage and typed payloads.
 
-Activities are thin shims around these, so the steps can be tested against Azurite and the
-emulator without the Functions runtime. Secrets are read here, at the moment of use, and go only
-into request headers or towards the ML service; they are never returned.
+Activities are thin shims around these, so every step can be tested against Azurite and the
+emulator without the Functions runtime. Secrets are read by the service modules at the moment
+of use and go only into request headers or towards the ML service; they are never returned.
+
+Expected failures come back as values, `{"error": {...}}` (`Refusal`): a service that refused,
+data that cannot be used, a check that failed. Transient ones (throttling, 5xx, no answer,
+storage hiccups) are raised, so the orchestrator's retry policy takes over.
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from datetime import timedelta
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
 
-from .bes import BatchExecutionClient
-from .definitions import Definitions, Pipeline, Target, load_definitions
-from .errors import ConfigError, ForeignLocationError, ResponseFormatError, ServiceError, StorageError
-from .http import ServiceClient
+from .datasets import HEAD_BYTES, DataSchema, read_schema, schema_differences
+from .definitions import Definitions, Pipeline, load_definitions
+from .errors import (
+    ConfigError,
+    RetrainingError,
+    ServiceError,
+    ServiceUnreachableError,
+    StorageConflictError,
+    StorageError,
+    TransientServiceError,
+)
+from .lineage import Lineage
 from .models import (
     BlobPath,
-    JobState,
+    GateDecision,
     JobStatusView,
     ModelArtifact,
     PipelinePlan,
     RunRequest,
     RunResult,
+    RunStatus,
     SubmittedJob,
-    TargetOutcome,
-    UpdateRequest,
 )
-from .policy import check_result_location, parse_metrics, plan_of
-from .scoring import ArmWebServiceClient, ClassicEndpointClient
+from .policy import decide, plan_of
+from .queue import RunQueue
+from .services import scoring_target, training_service
+from .services.base import RolloutStep, ServiceContext, StepResult
 from .settings import Settings
 from .storage import TrainingStorage
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _definitions_cache: dict[tuple[str, float, int], Definitions] = {}
+HISTORY_RUNS = 20  # recent job durations handed to the monitor's polling
 
 
 def definitions(settings: Settings) -> Definitions:
@@ -44,7 +60,7 @@ def definitions(settings: Settings) -> Definitions:
     try:
         stamp = path.stat().st_mtime
     except OSError:
-        raise ConfigError(f"{path}: pipeline definitions file not found (app setting RETRAIN_PIPELINES_FILE)") from None
+        raise ConfigError(f"{path.name}: pipeline definitions file not found (app setting RETRAIN_PIPELINES_FILE)") from None
     # `%SETTING%` strings are resolved at load, so the settings are part of what was loaded.
     key = (str(path), stamp, hash(frozenset(settings.environ.items())))
     if key not in _definitions_cache:
@@ -57,179 +73,240 @@ def pipeline(settings: Settings, name: str) -> Pipeline:
     return definitions(settings).get(name)
 
 
-def http_client(settings: Settings, service: str) -> ServiceClient:
-    return ServiceClient(service, timeout_s=settings.http_timeout_s, verify=settings.verify)
+def run_queue(settings: Settings, storage: TrainingStorage) -> RunQueue:
+    return RunQueue(storage, settings.run_records_container)
 
 
-def run_paths(pipeline: Pipeline, run_id: str) -> tuple[BlobPath, BlobPath | None]:
-    """Where a run's outputs go: a folder of its own, so no earlier model is ever overwritten."""
-    folder = f"{pipeline.name}/{run_id}"
-    model = BlobPath(pipeline.output_container, f"{folder}/model.ilearner")
-    evaluation = BlobPath(pipeline.output_container, f"{folder}/evaluation.csv") if pipeline.training.evaluation_output else None
-    return model, evaluation
+def lineage(settings: Settings, storage: TrainingStorage) -> Lineage:
+    return Lineage(storage, settings.run_records_container)
 
 
-def resolve_plan(settings: Settings, request: RunRequest) -> PipelinePlan:
-    return plan_of(pipeline(settings, request.pipeline), request.training_blob)
+def context(settings: Settings, storage: TrainingStorage, pipeline_name: str, deadline: datetime | None = None) -> ServiceContext:
+    return ServiceContext(settings, storage, pipeline(settings, pipeline_name), deadline)
+
+
+# ---- expected failures ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """An expected failure, as a value: what went wrong, and the service's status and code if any."""
+
+    message: str
+    status: int | None = None
+    code: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"error": {"message": self.message, "status": self.status, "code": self.code}}
+
+    @classmethod
+    def of(cls, exc: RetrainingError) -> Refusal:
+        if isinstance(exc, ServiceError):
+            return cls(str(exc)[:1000], exc.status, "/".join(c for c in (exc.code, exc.detail_code) if c) or None)
+        return cls(str(exc)[:1000], None, type(exc).__name__)
+
+
+def is_transient(exc: BaseException) -> bool:
+    return isinstance(exc, (TransientServiceError, ServiceUnreachableError)) or (
+        isinstance(exc, StorageError) and not isinstance(exc, StorageConflictError))
+
+
+def expected(step: Callable[[], T]) -> T | Refusal:
+    """Run `step`; a non-transient error of ours becomes a Refusal, a transient one is raised for a retry."""
+    try:
+        return step()
+    except RetrainingError as exc:
+        if is_transient(exc):
+            raise
+        return Refusal.of(exc)
+
+
+# ---- the queue ------------------------------------------------------------------------------
+
+
+def take_next(settings: Settings, storage: TrainingStorage, pipeline_name: str, run_id: str, now: datetime) -> dict[str, Any] | None:
+    queue = run_queue(settings, storage)
+    queue.forget_finished(pipeline_name, now)
+    taken = queue.take_next(pipeline_name, run_id, now)
+    if taken is None:
+        return None
+    logger.info("pipeline %s: run %s takes request %s (%s); supersedes %d", pipeline_name, run_id, taken.entry.request_id,
+                taken.entry.request.trigger.kind.value, len(taken.superseded))
+    return {"request_id": taken.entry.request_id, "request": taken.entry.request.to_dict(), "superseded": list(taken.superseded)}
+
+
+def finish(settings: Settings, storage: TrainingStorage, pipeline_name: str, request_id: str, run_id: str, outcome: str,
+           record: str | None, now: datetime) -> None:
+    run_queue(settings, storage).finish(pipeline_name, request_id, run_id, outcome, record, now)
+
+
+def recover(settings: Settings, storage: TrainingStorage, pipeline_name: str, now: datetime) -> dict[str, Any]:
+    """A fresh queue: requests an earlier queue left running go back in line; their jobs are cancelled.
+
+    A running request whose run wrote its record is finished from the record instead.
+    """
+    queue, records = run_queue(settings, storage), lineage(settings, storage)
+    finished, requeued, cancelled = [], [], []
+    for entry in queue.requeue_interrupted(pipeline_name, now):
+        run_id = entry.run_id or ""
+        try:
+            result = records.record(pipeline_name, run_id)
+        except ConfigError:
+            result = None
+        if result is not None:
+            queue.finish(pipeline_name, entry.request_id, run_id, result.status.value, str(records.record_path(pipeline_name, run_id)), now)
+            finished.append(entry.request_id)
+            continue
+        requeued.append(entry.request_id)
+        if entry.job:
+            job = SubmittedJob.from_dict(entry.job)
+            try:
+                training_service(context(settings, storage, pipeline_name)).cancel(job)
+                cancelled.append(job.job_id)
+            except RetrainingError as exc:
+                logger.error("pipeline %s: could not cancel job %s of interrupted run %s: %s", pipeline_name, job.job_id, run_id, exc)
+    if requeued or finished:
+        logger.warning("pipeline %s: recovered %d interrupted request(s), %d finished from their records, cancelled jobs %s",
+                       pipeline_name, len(requeued), len(finished), cancelled)
+    return {"requeued": requeued, "finished": finished, "cancelled_jobs": cancelled}
+
+
+# ---- one run ----------------------------------------------------------------------------------
+
+
+def resolve_plan(settings: Settings, storage: TrainingStorage, request: RunRequest) -> PipelinePlan | Refusal:
+    """The orchestrator's view of the pipeline, with the durations of its recent jobs (for polling)."""
+    def plan() -> PipelinePlan:
+        definition = pipeline(settings, request.pipeline)
+        if request.training_blob and request.training_blob.container != definition.data_container:
+            raise ConfigError(f"trainingBlob: must be in the pipeline's data container {definition.data_container!r}")
+        history = tuple(r.job.elapsed_s for r in lineage(settings, storage).recent(definition.name, HISTORY_RUNS)
+                        if r.job is not None and r.job.status == "Finished")
+        service = training_service(context(settings, storage, definition.name))
+        return plan_of(definition, request.training_blob, history=history, events=service.announces_completion)
+
+    return expected(plan)
 
 
 def data_exists(storage: TrainingStorage, path: BlobPath) -> dict[str, Any]:
     info = storage.info(path)
-    return {"exists": info is not None, "size": info.size if info else 0, "etag": info.etag if info else None}
+    return {"exists": info is not None and info.size > 0, "size": info.size if info else 0, "etag": info.etag if info else None}
 
 
-def submit_job(settings: Settings, storage: TrainingStorage, request: RunRequest, run_id: str, data: BlobPath) -> SubmittedJob:
-    """Submit (but do not start) the training job, pointing it at our blobs through scoped SAS tokens."""
-    definition = pipeline(settings, request.pipeline)
-    training = definition.training
-    model_blob, evaluation_blob = run_paths(definition, run_id)
-    lifetime = definition.policy.timeout + timedelta(minutes=settings.sas_margin_minutes)
-    storage.ensure_container(definition.output_container)
-    base = storage.account_url
+def inspect_data(settings: Settings, storage: TrainingStorage, pipeline_name: str, data: BlobPath) -> dict[str, Any] | Refusal:
+    """The data's schema, and whether it matches the data the champion learned from.
 
-    def ref(path: BlobPath, *, write: bool) -> dict[str, Any]:
-        return {"ConnectionString": None, "BaseLocation": base, "RelativeLocation": str(path),
-                "SasBlobToken": storage.sas(path, read=not write, write=write, lifetime=lifetime)}
+    Returns `{"features", "label", "rejected"}`; `rejected` names the difference when the columns
+    changed and the pipeline does not allow a schema change. Unusable data is a Refusal.
+    """
+    def inspect() -> dict[str, Any]:
+        definition = pipeline(settings, pipeline_name)
+        head, complete = storage.read_head(data, HEAD_BYTES)
+        schema = read_schema(head, data.name, definition.label, complete=complete)
+        champion = lineage(settings, storage).serving(pipeline_name).champion
+        rejected = None
+        if champion is not None and champion.model.columns and not definition.gate.allow_schema_change:
+            served = DataSchema(champion.model.columns, champion.model.label or "")
+            differences = schema_differences(served, schema)
+            if differences:
+                rejected = (f"the data's columns differ from those of the model now serving (run {champion.run_id}): "
+                            + "; ".join(differences) + ". Set gate.allowSchemaChange to accept a new schema")
+        return {"features": list(schema.features), "label": schema.label, "rejected": rejected}
 
-    outputs = {training.model_output: ref(model_blob, write=True)}
-    if training.evaluation_output and evaluation_blob:
-        outputs[training.evaluation_output] = ref(evaluation_blob, write=True)
-    body = {"Inputs": {training.input_name: ref(data, write=False)}, "Outputs": outputs,
-            "GlobalParameters": dict(training.global_parameters)}
-    job_id = _bes(settings, definition.name).submit(body)
-    logger.info("pipeline %s run %s: submitted training job %s", definition.name, run_id, job_id)
-    return SubmittedJob(definition.name, run_id, job_id, model_blob, evaluation_blob)
-
-
-def _bes(settings: Settings, pipeline_name: str) -> BatchExecutionClient:
-    training = pipeline(settings, pipeline_name).training
-    return BatchExecutionClient(training.ml_endpoint, settings.secret(training.api_key_setting), http_client(settings, "BES"))
+    return expected(inspect)
 
 
-def start_job(settings: Settings, job: SubmittedJob) -> None:
-    _bes(settings, job.pipeline).start(job.job_id)
-    logger.info("pipeline %s run %s: started training job %s", job.pipeline, job.run_id, job.job_id)
+def submit(settings: Settings, storage: TrainingStorage, pipeline_name: str, run_id: str, data: BlobPath,
+           request_id: str | None = None) -> SubmittedJob | Refusal:
+    """Submit (not start) the run's training job, and note it on the request so a crash can still cancel it."""
+    def go() -> SubmittedJob:
+        job = training_service(context(settings, storage, pipeline_name)).submit(run_id, data)
+        logger.info("pipeline %s run %s: submitted training job %s", pipeline_name, run_id, job.job_id)
+        if request_id:
+            run_queue(settings, storage).note_job(pipeline_name, request_id, job.to_dict(), datetime.now(UTC))
+        return job
+
+    return expected(go)
 
 
-def poll_job(settings: Settings, storage: TrainingStorage, job: SubmittedJob) -> JobStatusView:
-    """One status poll. On Finished, every result must be the blob we asked for, in our account."""
-    definition = pipeline(settings, job.pipeline)
-    status = _bes(settings, job.pipeline).get_status(job.job_id)
-    if status.state is JobState.FINISHED:
-        expected = {definition.training.model_output: job.model_blob}
-        if definition.training.evaluation_output and job.evaluation_blob:
-            expected[definition.training.evaluation_output] = job.evaluation_blob
-        try:
-            for name, path in expected.items():
-                result = status.results.get(name)
-                if result is None:
-                    raise ResponseFormatError(f"job {job.job_id} finished without output {name!r}")
-                check_result_location(result.get("BaseLocation"), result.get("RelativeLocation"),
-                                      account_url=storage.account_url, expected=path)
-        except (ForeignLocationError, ResponseFormatError) as exc:
-            # Retrying cannot change a finished job's results: this run ends here, and nothing is promoted.
-            logger.error("pipeline %s run %s: refused the results of job %s: %s", job.pipeline, job.run_id, job.job_id, exc)
-            return JobStatusView(JobState.FAILED, f"refused the job's results: {exc}")
-    return JobStatusView(status.state, status.details)
+def start(settings: Settings, storage: TrainingStorage, job: SubmittedJob) -> None | Refusal:
+    def go() -> None:
+        training_service(context(settings, storage, job.pipeline)).start(job)
+        logger.info("pipeline %s run %s: started training job %s", job.pipeline, job.run_id, job.job_id)
+
+    return expected(go)
 
 
-def cancel_job(settings: Settings, job: SubmittedJob) -> None:
-    _bes(settings, job.pipeline).delete(job.job_id)
+def poll(settings: Settings, storage: TrainingStorage, job: SubmittedJob) -> JobStatusView:
+    """One status poll; every failure is raised (the monitor counts failed polls and keeps going)."""
+    return training_service(context(settings, storage, job.pipeline)).status(job)
+
+
+def cancel(settings: Settings, storage: TrainingStorage, job: SubmittedJob) -> None:
+    training_service(context(settings, storage, job.pipeline)).cancel(job)
     logger.warning("pipeline %s run %s: cancelled training job %s", job.pipeline, job.run_id, job.job_id)
 
 
-def collect_model(settings: Settings, storage: TrainingStorage, job: SubmittedJob) -> ModelArtifact:
-    """Check the outputs exist in our storage; record the model's size and hash and the metrics."""
-    size, sha256 = storage.digest(job.model_blob)
-    if size == 0:
-        raise ResponseFormatError(f"the trained model {job.model_blob} is empty")
-    metrics = parse_metrics(storage.read_small(job.evaluation_blob, 64 * 1024)) if job.evaluation_blob else {}
-    return ModelArtifact(job.model_blob, size, sha256, metrics)
+def collect(settings: Settings, storage: TrainingStorage, job: SubmittedJob, schema: Mapping[str, Any]) -> ModelArtifact | Refusal:
+    """The finished job's model (size, hash, metrics), stamped with the schema of the data it learned from."""
+    def go() -> ModelArtifact:
+        model = training_service(context(settings, storage, job.pipeline)).collect(job)
+        return ModelArtifact(model.location, model.size, model.sha256, model.metrics, tuple(schema.get("features", ())),
+                             schema.get("label"), model.version)
+
+    return expected(go)
 
 
-def serving_path(definition: Pipeline) -> BlobPath:
-    return BlobPath(definition.output_container, f"{definition.name}/serving.json")
+def gate(settings: Settings, storage: TrainingStorage, pipeline_name: str, model: ModelArtifact) -> GateDecision:
+    definition = pipeline(settings, pipeline_name)
+    champion = lineage(settings, storage).serving(pipeline_name).champion
+    return decide(definition.gate, model.metrics, champion.model.metrics if champion else None,
+                  compared_with=champion.run_id if champion else None)
 
 
-def serving_metrics(settings: Settings, storage: TrainingStorage, pipeline_name: str) -> dict[str, float] | None:
-    record = storage.read_json(serving_path(pipeline(settings, pipeline_name)))
-    if not isinstance(record, dict) or not isinstance(record.get("metrics"), dict):
-        return None
-    return {str(k): float(v) for k, v in record["metrics"].items() if isinstance(v, (int, float))}
+def rollout_steps(settings: Settings, storage: TrainingStorage, pipeline_name: str, target: str,
+                  model: ModelArtifact) -> list[dict[str, Any]] | Refusal:
+    return expected(lambda: [s.to_dict() for s in scoring_target(context(settings, storage, pipeline_name), target).steps(model)])
 
 
-def record_serving(settings: Settings, storage: TrainingStorage, request: UpdateRequest, targets: list[str]) -> None:
-    """Remember which model now serves (and its metrics) for the next gate comparison."""
-    definition = pipeline(settings, request.pipeline)
-    storage.write_json(serving_path(definition), {"run_id": request.run_id, "model": request.model.to_dict(),
-                                                   "metrics": request.model.metrics, "targets": targets})
+def rollout_step(settings: Settings, storage: TrainingStorage, pipeline_name: str, target: str, step: RolloutStep,
+                 model: ModelArtifact, state: Mapping[str, Any], deadline: datetime) -> StepResult:
+    """One call of one rollout step, sending nothing once `deadline` has passed."""
+    if step.mutates and datetime.now(UTC) >= deadline:
+        return StepResult.failed(f"the policy timeout passed before step {step.name!r} could start; nothing was sent", state)
+    outcome = expected(lambda: scoring_target(context(settings, storage, pipeline_name, deadline), target).run_step(step, model, state))
+    return StepResult.failed(outcome.message, state) if isinstance(outcome, Refusal) else outcome
 
 
-def update_target(settings: Settings, storage: TrainingStorage, request: UpdateRequest) -> TargetOutcome:
-    """Push the model into one scoring target and wait until the target shows it."""
-    definition = pipeline(settings, request.pipeline)
-    target = definition.target(request.target)
-    began = time.monotonic()
-    sas = storage.sas(request.model.model_blob, read=True, lifetime=target.policy.timeout + timedelta(minutes=settings.sas_margin_minutes))
-    wait_s = min(settings.update_wait_s, target.policy.timeout.total_seconds())
-    update = _update_classic if target.kind == "classic" else _update_arm
-    update(settings, storage, target, request.model.model_blob, sas, wait_s)
-    elapsed = time.monotonic() - began
-    logger.info("pipeline %s run %s: target %s now serves %s", request.pipeline, request.run_id, target.name, request.model.model_blob)
-    return TargetOutcome(target.name, target.kind, True, None, round(elapsed, 3))
+def roll_back(settings: Settings, storage: TrainingStorage, pipeline_name: str, target: str, model: ModelArtifact,
+              state: Mapping[str, Any], deadline: datetime) -> StepResult:
+    outcome = expected(lambda: scoring_target(context(settings, storage, pipeline_name, deadline), target).roll_back(model, state))
+    return StepResult.failed(outcome.message, state) if isinstance(outcome, Refusal) else outcome
 
 
-def _update_classic(settings: Settings, storage: TrainingStorage, target: Target, model: BlobPath, sas: str, wait_s: float) -> None:
-    client = ClassicEndpointClient(target.update_resource_endpoint, settings.secret(target.api_key_setting or ""),
-                                   http_client(settings, f"endpoint {target.name}"))
-    client.update_resource(target.trained_model_name, base_location=storage.account_url, relative_location=str(model), sas_token=sas)
-    deadline = time.monotonic() + wait_s
-    delay = 0.05  # a swap can take from milliseconds to about 30 s: look often at first, then back off
-    while client.resource_location(target.trained_model_name) != str(model):
-        if time.monotonic() >= deadline:
-            raise ServiceError(f"endpoint {target.name} accepted the update but did not show the new model within "
-                               f"{wait_s:.0f}s", status=200, code="UpdateNotApplied", service=target.name)
-        time.sleep(delay)
-        delay = min(delay * 1.5, 5.0)
+def record_serving(settings: Settings, storage: TrainingStorage, pipeline_name: str, run_id: str, model: ModelArtifact,
+                   targets: list[str], champion: bool, now: datetime) -> None:
+    """Remember which targets now serve the model; the champion is what the next gate compares against."""
+    lineage(settings, storage).record_serving(pipeline_name, run_id, model, targets, champion=champion, now=now)
 
 
-def _update_arm(settings: Settings, storage: TrainingStorage, target: Target, model: BlobPath, sas: str, wait_s: float) -> None:
-    from azure.identity import ClientSecretCredential
-
-    options: dict[str, Any] = {}
-    if target.authority_host:
-        options.update(authority=target.authority_host, disable_instance_discovery=True)
-    if settings.ca_bundle:
-        options["connection_verify"] = settings.ca_bundle
-    credential = ClientSecretCredential(target.tenant or "", target.service_principal_id or "",
-                                        settings.secret(target.service_principal_key_setting or ""), **options)
-    client = ArmWebServiceClient(target.update_resource_endpoint, credential, http_client(settings, f"web service {target.name}"))
-    uri = storage.url_of(model)
-    client.update_trained_model(target.trained_model_name, uri=uri, credentials=sas)
-    client.wait_until_provisioned(uri, timeout_s=wait_s)
+def write_record(settings: Settings, storage: TrainingStorage, result: RunResult) -> str:
+    return lineage(settings, storage).write_record(result)
 
 
-def run_record(settings: Settings, storage: TrainingStorage, pipeline_name: str, run_id: str) -> RunResult:
-    """A run's record; raise ConfigError naming what is missing."""
-    if not run_id or "/" in run_id or ".." in run_id:
-        raise ConfigError(f"runId {run_id!r} is not a run id")
-    raw = storage.read_json(BlobPath(settings.run_records_container, f"{pipeline_name}/{run_id}.json"))
-    if raw is None:
-        raise ConfigError(f"pipeline {pipeline_name!r} has no run {run_id!r}")
-    return RunResult.from_dict(raw)
+PROMOTABLE = (RunStatus.SUCCEEDED, RunStatus.PARTIALLY_UPDATED, RunStatus.DRY_RUN)
 
 
-def write_run_record(settings: Settings, storage: TrainingStorage, result: RunResult) -> str:
-    """Write the run record and return its path; a record is never overwritten with other content.
+def promotion(settings: Settings, storage: TrainingStorage, pipeline_name: str, source_run: str, force: bool) -> dict[str, Any] | Refusal:
+    """The verified model of run `source_run`, if it may be rolled out: its gate passed, or `force` was asked."""
+    def check() -> dict[str, Any]:
+        record = lineage(settings, storage).record(pipeline_name, source_run)
+        if record.model is None:
+            raise ConfigError(f"run {source_run} produced no verified model (it ended {record.status.value})")
+        passed = record.status in PROMOTABLE and (record.gate is None or record.gate.promote)
+        if not passed and not force:
+            why = "; ".join(record.gate.reasons) if record.gate and record.gate.reasons else f"it ended {record.status.value}"
+            raise ConfigError(f"run {source_run}'s model did not pass its gate ({why}); pass force to roll it out anyway")
+        return {"model": record.model.to_dict(), "gate_passed": passed}
 
-    A retry after a write whose answer was lost finds the same record already there, which is success.
-    """
-    path = BlobPath(settings.run_records_container, f"{result.pipeline}/{result.run_id}.json")
-    record = result.to_dict()
-    try:
-        storage.write_json(path, record, overwrite=False)
-    except StorageError:
-        if storage.read_json(path) != record:
-            raise
-    return str(path)
-
+    return expected(check)

@@ -1,4 +1,4 @@
-"""Pure decisions: polling back-off, the evaluation gate, metrics parsing, result-location checks.
+"""Pure decisions: the evaluation gate, metrics parsing, result-location checks, the orchestrator's plan.
 
 No I/O here, so orchestrators may call these functions and tests need no fakes.
 """
@@ -18,28 +18,9 @@ from .models import BlobPath, GateDecision, PipelinePlan, TargetPlan
 MAX_METRICS_BYTES = 64 * 1024
 
 
-def next_poll_delay_s(elapsed_s: float, *, first_s: float, max_s: float, fraction: float) -> float:
-    """Seconds to wait before the next status poll.
-
-    The wait is a fixed share of the time the job has already run, so the detection delay stays
-    under `fraction` of the job's duration while the number of polls grows only with the
-    logarithm of the duration; `first_s` and `max_s` bound it.
-    """
-    return min(max_s, max(first_s, elapsed_s * fraction))
-
-
-def poll_schedule(duration_s: float, *, first_s: float, max_s: float, fraction: float) -> list[float]:
-    """The poll times (seconds after start) for a job lasting `duration_s`: for planning and tests."""
-    times, elapsed = [], 0.0
-    while True:
-        elapsed += next_poll_delay_s(elapsed, first_s=first_s, max_s=max_s, fraction=fraction)
-        times.append(elapsed)
-        if elapsed >= duration_s:
-            return times
-
-
-def decide(gate: Gate, candidate: Mapping[str, float], serving: Mapping[str, float] | None) -> GateDecision:
-    """Promote only if every minimum holds and, where asked, the candidate is not worse than the served model."""
+def decide(gate: Gate, candidate: Mapping[str, float], serving: Mapping[str, float] | None, *,
+           compared_with: str | None = None) -> GateDecision:
+    """Promote only if every minimum holds and, where asked, the candidate is not worse than the champion."""
     reasons = []
     for metric, minimum in sorted(gate.minimums.items()):
         value = candidate.get(metric)
@@ -54,8 +35,8 @@ def decide(gate: Gate, candidate: Mapping[str, float], serving: Mapping[str, flo
         if value is None or math.isnan(value):
             reasons.append(f"{metric} is missing from the evaluation")
         elif value < serving[metric]:
-            reasons.append(f"{metric} {value:.4f} is worse than the served model's {serving[metric]:.4f}")
-    return GateDecision(promote=not reasons, reasons=tuple(reasons))
+            reasons.append(f"{metric} {value:.4f} is worse than the champion's {serving[metric]:.4f}")
+    return GateDecision(promote=not reasons, reasons=tuple(reasons), compared_with=compared_with if serving is not None else None)
 
 
 def parse_metrics(data: bytes) -> dict[str, float]:
@@ -101,7 +82,8 @@ def check_result_location(base_location: object, relative_location: object, *, a
     return path
 
 
-def plan_of(pipeline: Pipeline, training_blob: BlobPath | None) -> PipelinePlan:
+def plan_of(pipeline: Pipeline, training_blob: BlobPath | None, *, history: tuple[float, ...] = (),
+            events: bool = False) -> PipelinePlan:
     data = training_blob or BlobPath(pipeline.data_container, pipeline.data_blob)
     return PipelinePlan(
         name=pipeline.name,
@@ -118,4 +100,6 @@ def plan_of(pipeline: Pipeline, training_blob: BlobPath | None) -> PipelinePlan:
         gate_enabled=pipeline.gate.enabled,
         targets=tuple(TargetPlan(t.name, t.kind, t.policy.retry, t.policy.retry_interval.total_seconds(),
                                  t.policy.timeout.total_seconds()) for t in pipeline.targets),
+        history_s=history,
+        events=events,
     )

@@ -15,22 +15,32 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
+from azure.core import MatchConditions
+from azure.core.exceptions import AzureError, ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.storage.blob import BlobSasPermissions, BlobServiceClient, UserDelegationKey, generate_blob_sas
 
-from .errors import StorageError
+from .errors import StorageConflictError, StorageError
 from .models import BlobPath
 from .settings import Settings
 
 logger = logging.getLogger(__name__)
 
 HASH_CHUNK = 4 * 1024 * 1024
+# Azure signs a user delegation key for at most 7 days from its start; ours start 5 minutes back.
+MAX_DELEGATION = timedelta(days=7) - timedelta(minutes=10)
 
 
 @dataclass(frozen=True)
 class BlobInfo:
     size: int
     etag: str
+
+
+@dataclass(frozen=True)
+class ListedBlob:
+    name: str
+    etag: str
+    metadata: dict[str, str]
 
 
 class TrainingStorage:
@@ -89,6 +99,19 @@ class TrainingStorage:
             raise StorageError(f"cannot read {path}: {type(exc).__name__}") from None
         return data
 
+    def read_head(self, path: BlobPath, limit: int) -> tuple[bytes, bool]:
+        """The first `limit` bytes of a blob, and whether that is all of it."""
+        info = self.info(path)
+        if info is None:
+            raise StorageError(f"{path} does not exist")
+        if info.size == 0:
+            return b"", True
+        try:
+            data: bytes = self._service.get_blob_client(path.container, path.name).download_blob(offset=0, length=limit).readall()
+        except AzureError as exc:
+            raise StorageError(f"cannot read {path}: {type(exc).__name__}") from None
+        return data, info.size <= limit
+
     def digest(self, path: BlobPath) -> tuple[int, str]:
         """Size and SHA-256 of a blob, streamed in chunks so memory stays flat."""
         digest, size = hashlib.sha256(), 0
@@ -104,22 +127,73 @@ class TrainingStorage:
         return size, digest.hexdigest()
 
     def read_json(self, path: BlobPath, limit: int = 1024 * 1024) -> Any | None:
-        if self.info(path) is None:
-            return None
+        found = self.read_json_with_etag(path, limit)
+        return None if found is None else found[0]
+
+    def read_json_with_etag(self, path: BlobPath, limit: int = 1024 * 1024) -> tuple[Any, str] | None:
+        """A JSON blob and the ETag it had when read (for a conditional write back); None if absent."""
+        client = self._service.get_blob_client(path.container, path.name)
         try:
-            return json.loads(self.read_small(path, limit))
-        except ValueError:
+            downloader = client.download_blob()
+        except ResourceNotFoundError:
+            return None
+        except AzureError as exc:
+            raise StorageError(f"cannot read {path}: {type(exc).__name__}") from None
+        if downloader.size > limit:
+            raise StorageError(f"{path} is {downloader.size} bytes, more than the {limit} expected")
+        try:
+            data = downloader.readall()
+        except AzureError as exc:
+            raise StorageError(f"cannot read {path}: {type(exc).__name__}") from None
+        try:
+            return json.loads(data), str(downloader.properties.etag)
+        except (ValueError, RecursionError):
             raise StorageError(f"{path} is not valid JSON") from None
 
-    def write_json(self, path: BlobPath, value: Any, *, overwrite: bool = True) -> None:
+    def write_json(self, path: BlobPath, value: Any, *, overwrite: bool = True, if_match: str | None = None,
+                   metadata: dict[str, str] | None = None) -> str:
+        """Write a JSON blob; return its new ETag.
+
+        `overwrite=False` creates only (StorageConflictError if it exists); `if_match` replaces only
+        the version read with that ETag (StorageConflictError if someone wrote it meanwhile).
+        """
         data = json.dumps(value, indent=2, sort_keys=True).encode()
+        options: dict[str, Any] = {"overwrite": overwrite or if_match is not None, "metadata": metadata}
+        if if_match is not None:
+            options.update(etag=if_match, match_condition=MatchConditions.IfNotModified)
+        client = self._service.get_blob_client(path.container, path.name)
         try:
-            self.ensure_container(path.container)
-            self._service.get_blob_client(path.container, path.name).upload_blob(data, overwrite=overwrite)
+            try:
+                result = client.upload_blob(data, **options)
+            except ResourceNotFoundError:  # the container does not exist yet
+                self.ensure_container(path.container)
+                result = client.upload_blob(data, **options)
         except ResourceExistsError:
-            raise StorageError(f"{path} already exists and is never overwritten") from None
+            raise StorageConflictError(f"{path} already exists and is never overwritten") from None
+        except ResourceModifiedError:
+            raise StorageConflictError(f"{path} changed since it was read") from None
         except AzureError as exc:
             raise StorageError(f"cannot write {path}: {type(exc).__name__}") from None
+        return str(result.get("etag", ""))
+
+    def list(self, container: str, prefix: str) -> list[ListedBlob]:
+        """The blobs under `prefix`, with their metadata (one listing call per 5,000 blobs)."""
+        try:
+            items = self._service.get_container_client(container).list_blobs(name_starts_with=prefix, include=["metadata"])
+            return [ListedBlob(b.name, str(b.etag), dict(b.metadata or {})) for b in items]
+        except ResourceNotFoundError:
+            return []
+        except AzureError as exc:
+            raise StorageError(f"cannot list {container}/{prefix}: {type(exc).__name__}") from None
+
+    def delete(self, path: BlobPath) -> None:
+        """Delete a blob; one that is already gone is fine."""
+        try:
+            self._service.get_blob_client(path.container, path.name).delete_blob()
+        except ResourceNotFoundError:
+            pass
+        except AzureError as exc:
+            raise StorageError(f"cannot delete {path}: {type(exc).__name__}") from None
 
     def ensure_container(self, container: str) -> None:
         try:
@@ -130,20 +204,25 @@ class TrainingStorage:
             raise StorageError(f"cannot create container {container}: {type(exc).__name__}") from None
 
     def sas(self, path: BlobPath, *, read: bool = False, write: bool = False, lifetime: timedelta) -> str:
-        """A SAS token (with leading `?`) for exactly one blob."""
+        """A SAS token (with leading `?`) for exactly one blob, HTTPS-only when the account is HTTPS."""
         now = datetime.now(UTC)
         permission = BlobSasPermissions(read=read, write=write, create=write)
         common: dict[str, Any] = {
             "account_name": self.account_name, "container_name": path.container, "blob_name": path.name,
-            "permission": permission, "start": now - timedelta(minutes=5), "expiry": now + lifetime, "protocol": None,
+            "permission": permission, "start": now - timedelta(minutes=5), "expiry": now + lifetime,
+            "protocol": "https" if self.account_url.startswith("https:") else "https,http",
         }
         if self._account_key:
             return "?" + generate_blob_sas(account_key=self._account_key, **common)
+        if lifetime > MAX_DELEGATION:
+            raise StorageError(f"a SAS valid for {lifetime} cannot be signed with a user delegation key "
+                               f"(Azure allows 7 days): shorten the policy timeout or RETRAIN_SAS_MINUTES_MARGIN")
         return "?" + generate_blob_sas(user_delegation_key=self._user_delegation_key(now, lifetime), **common)
 
     def _user_delegation_key(self, now: datetime, lifetime: timedelta) -> UserDelegationKey:
+        """One key per process, re-issued when it would expire before a new SAS does (never beyond 7 days)."""
         if self._delegation is None or self._delegation[0] < now + lifetime:
-            expiry = now + max(lifetime, timedelta(hours=6))
+            expiry = now + min(max(lifetime, timedelta(hours=6)), MAX_DELEGATION)
             key = self._service.get_user_delegation_key(now - timedelta(minutes=5), expiry)
             self._delegation = (expiry, key)
         return self._delegation[1]

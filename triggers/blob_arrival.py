@@ -4,6 +4,10 @@ An Event Grid trigger receives the event only (URL, eTag, size), never the blob'
 gigabyte of training data costs the app nothing. The event subscription on the storage account
 delivers the events (this is also what Flex Consumption's Event Grid blob source does); each
 pipeline's `data.container` and `data.watch` glob choose which blobs start which pipeline.
+
+The trigger's time is the event's (when the blob was written), so the newest data wins however
+the events arrive. An empty blob never starts a run: ADLS Gen2 raises BlobCreated for `CreateFile`
+before any data is written (the data's own event, `FlushWithClose`, follows).
 """
 
 from __future__ import annotations
@@ -16,13 +20,14 @@ from urllib.parse import unquote, urlsplit
 import azure.durable_functions as df
 import azure.functions as func
 
+from activities._runtime import storage
 from retraining import operations
 from retraining.errors import ConfigError
 from retraining.models import BlobPath, RunRequest, Trigger, TriggerKind
 from retraining.settings import Settings
-from retraining.storage import TrainingStorage
+from retraining.text import is_clean
 
-from .starter import request_run
+from .starter import enqueue
 
 logger = logging.getLogger(__name__)
 BLOB_CREATED = "Microsoft.Storage.BlobCreated"
@@ -31,9 +36,11 @@ bp = df.Blueprint()
 
 
 def blob_of_event(event_type: str, data: Any, account_url: str) -> tuple[BlobPath, str] | None:
-    """The blob a BlobCreated event names, with its eTag, if it lies in our account; else None."""
+    """The blob a BlobCreated event names, with its eTag, if it lies in our account and has data; else None."""
     if event_type != BLOB_CREATED or not isinstance(data, dict) or not isinstance(data.get("url"), str):
         return None
+    if data.get("api") == "CreateFile" or data.get("contentLength") == 0:
+        return None  # an empty file (ADLS Gen2 CreateFile): its data arrives with a later event
     url, ours = urlsplit(data["url"]), urlsplit(account_url)
     if (url.scheme, url.netloc.lower()) != (ours.scheme, ours.netloc.lower()):
         return None
@@ -41,24 +48,33 @@ def blob_of_event(event_type: str, data: Any, account_url: str) -> tuple[BlobPat
     if not url.path.startswith(prefix):
         return None
     try:
-        path = BlobPath.parse(unquote(url.path[len(prefix):]), "event url")
-    except ConfigError:
+        path = BlobPath.parse(unquote(url.path[len(prefix):], errors="strict"), "event url")
+    except (ConfigError, UnicodeDecodeError):
         return None
-    return path, str(data.get("eTag", ""))
+    etag = data.get("eTag", "")
+    etag = etag.strip('"') if isinstance(etag, str) and len(etag) <= 100 and is_clean(etag) else ""
+    return path, etag
+
+
+def event_time(event: func.EventGridEvent) -> str:
+    moment = event.event_time or datetime.now(UTC)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 @bp.event_grid_trigger(arg_name="event")
 @bp.durable_client_input(client_name="client")
 async def training_data_arrived(event: func.EventGridEvent, client: df.DurableOrchestrationClient) -> None:
     settings = Settings.from_env()
-    found = blob_of_event(event.event_type, event.get_json(), TrainingStorage.from_settings(settings).account_url)
+    found = blob_of_event(event.event_type, event.get_json(), storage(settings).account_url)
     if found is None:
-        logger.info("ignored event %s (%s): not a new blob in the training storage account", event.id, event.event_type)
+        logger.info("ignored an Event Grid event (%s): not new data in the training storage account", event.event_type)
         return
     blob, etag = found
-    now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    event_id = event.id if isinstance(event.id, str) and is_clean(event.id) else ""
     for pipeline in operations.definitions(settings).pipelines.values():
         if pipeline.watches(blob.container, blob.name):
-            trigger = Trigger(TriggerKind.BLOB, f"blob:{blob}:{etag or event.id}", now, str(blob))
-            outcome = await request_run(client, RunRequest(pipeline.name, trigger, blob))
-            logger.info("pipeline %s: new data %s -> %s", pipeline.name, blob, outcome.action)
+            trigger = Trigger(TriggerKind.BLOB, f"blob:{blob}:{etag or event_id}", event_time(event), str(blob))
+            enqueued = await enqueue(client, settings, RunRequest(pipeline.name, trigger, blob))
+            logger.info("pipeline %s: new data %s -> %s", pipeline.name, blob, enqueued.action)

@@ -1,59 +1,113 @@
-"""Re-promote a run's model to one target: `POST /api/pipelines/{pipeline}/targets/{target}/promote`.
+"""Roll out an earlier run's model, through the pipeline's run queue (function key required).
 
-Body: `{"runId": "..."}`, a run whose model was verified (its record holds the model's location
-and hash). Used after a target failed while the others were updated: it runs the same per-target
-update orchestration, with the target's retry and timeout policy, and answers 202 with the
-check-status payload. A run without a verified model, or an unknown target, gets 400 or 404.
+- `POST /api/pipelines/{pipeline}/targets/{target}/promote` `{"runId": "...", "force": false}`:
+  that run's verified model to one target (after that target failed while the others updated).
+- `POST /api/pipelines/{pipeline}/rollback` `{"runId": "...", "force": false}`: a model back on
+  every target; without `runId`, the champion before the current one.
+
+Only a model that passed its gate is rolled out, unless `force` is given (the record keeps who
+asked and that it was forced). The request waits its turn like any run, and what it rolls out
+becomes what the next gate compares against. Answers 202 with the request's status `Location`.
 """
 
 from __future__ import annotations
 
-import json
-import logging
+import asyncio
+import uuid
+from datetime import UTC, datetime
+from typing import Any
 
 import azure.durable_functions as df
 import azure.functions as func
 
-from orchestrators.update_scoring_target import UPDATE_ORCHESTRATOR, update_input
+from activities._runtime import storage
 from retraining import operations
 from retraining.errors import ConfigError
-from retraining.models import UpdateRequest
-from retraining.policy import plan_of
+from retraining.models import RequestAction, RunRequest, Trigger, TriggerKind, check_run_id
 from retraining.settings import Settings
-from retraining.storage import TrainingStorage
 
-from .http_start import error_response
-
-logger = logging.getLogger(__name__)
+from ._http import (
+    BadRequest,
+    bad_request,
+    error_response,
+    flag,
+    json_answer,
+    read_body,
+    requested_by,
+    route_name,
+    server_error,
+)
+from .http_start import idempotency_key
+from .starter import enqueue
+from .status import status_location
 
 bp = df.Blueprint()
+
+
+def _run_id(body: dict[str, Any], required: bool) -> str | None:
+    value = body.get("runId")
+    if value is None and not required:
+        return None
+    try:
+        return check_run_id(value, "runId")
+    except ConfigError as exc:
+        raise BadRequest("runId", str(exc).partition(": ")[2]) from None
+
+
+async def _queue(req: func.HttpRequest, client: df.DurableOrchestrationClient, pipeline_name: str, source: str | None,
+                 targets: tuple[str, ...], force: bool, what: str) -> func.HttpResponse:
+    try:
+        key = idempotency_key(req) if req.headers.get("idempotency-key") else uuid.uuid4().hex
+    except BadRequest as exc:
+        return bad_request(exc)
+    try:
+        settings = Settings.from_env()
+        pipeline = operations.definitions(settings).pipelines.get(pipeline_name)
+        if pipeline is None:
+            return error_response(404, "PipelineNotFound", f"no pipeline named {pipeline_name!r}", "pipeline")
+        unknown = [t for t in targets if t not in {x.name for x in pipeline.targets}]
+        if unknown:
+            return error_response(404, "TargetNotFound", f"pipeline {pipeline_name!r} has no target {unknown[0]!r}", "target")
+        if source is None:
+            serving = await asyncio.to_thread(operations.lineage(settings, storage(settings)).serving, pipeline.name)
+            if not serving.previous:
+                return error_response(409, "NothingToRollBackTo", "no earlier champion is recorded; pass runId", "runId")
+            source = serving.previous[0].run_id
+        else:
+            try:
+                await asyncio.to_thread(operations.lineage(settings, storage(settings)).record, pipeline.name, source)
+            except ConfigError:
+                return error_response(404, "RunNotFound", f"pipeline {pipeline_name!r} has no run {source!r}", "runId")
+        now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        trigger = Trigger(TriggerKind.HTTP, f"http:{pipeline.name}:{what}:{key}", now, f"{what} run {source}")
+        request = RunRequest(pipeline.name, trigger, action=RequestAction.PROMOTE, source_run=source, targets=targets,
+                             force=force, requested_by=requested_by(req))
+        enqueued = await enqueue(client, settings, request)
+    except Exception as exc:
+        return server_error(f"queueing the {what}", exc)
+    location = status_location(req, enqueued.pipeline, enqueued.request_id)
+    return json_answer(enqueued.to_dict() | {"statusUri": location, "sourceRun": source}, 202, {"Location": location, "Retry-After": "5"})
 
 
 @bp.route(route="pipelines/{pipeline}/targets/{target}/promote", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 @bp.durable_client_input(client_name="client")
 async def promote_to_target(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    pipeline_name, target_name = req.route_params.get("pipeline", ""), req.route_params.get("target", "")
     try:
-        body = json.loads(req.get_body() or b"{}")
-    except (ValueError, UnicodeDecodeError):
-        return error_response(400, "InvalidRequest", "not valid JSON", "body")
-    run_id = body.get("runId") if isinstance(body, dict) else None
-    if not isinstance(run_id, str):
-        return error_response(400, "InvalidRequest", "expected the id of a run whose model to promote", "runId")
+        pipeline, target = route_name(req, "pipeline", max_length=40), route_name(req, "target", max_length=40)
+        body = read_body(req, {"runId", "force"})
+        source, force = _run_id(body, required=True), flag(body, "force")
+    except BadRequest as exc:
+        return bad_request(exc)
+    return await _queue(req, client, pipeline, source, (target,), force, "promote")
+
+
+@bp.route(route="pipelines/{pipeline}/rollback", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@bp.durable_client_input(client_name="client")
+async def roll_back_pipeline(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     try:
-        settings = Settings.from_env()
-        pipeline = operations.pipeline(settings, pipeline_name)
-        target = next((t for t in plan_of(pipeline, None).targets if t.name == target_name), None)
-        if target is None:
-            return error_response(404, "TargetNotFound", f"pipeline {pipeline_name!r} has no target {target_name!r}", "target")
-        record = operations.run_record(settings, TrainingStorage.from_settings(settings), pipeline.name, run_id)
-    except ConfigError as exc:
-        status = 404 if "no pipeline named" in str(exc) or "has no run" in str(exc) else 400
-        return error_response(status, "NotFound" if status == 404 else "InvalidRequest", str(exc), "runId" if "run" in str(exc) else "pipeline")
-    if record.model is None:
-        return error_response(400, "InvalidRequest", f"run {run_id} produced no verified model (status {record.status.value})", "runId")
-    request = UpdateRequest(pipeline.name, target.name, record.model, record.run_id)
-    instance_id = await client.start_new(UPDATE_ORCHESTRATOR, None, update_input(request, target))
-    logger.info("pipeline %s: promoting run %s's model to %s (instance %s)", pipeline.name, run_id, target.name, instance_id)
-    response: func.HttpResponse = client.create_check_status_response(req, instance_id)
-    return response
+        pipeline = route_name(req, "pipeline", max_length=40)
+        body = read_body(req, {"runId", "force"})
+        source, force = _run_id(body, required=False), flag(body, "force")
+    except BadRequest as exc:
+        return bad_request(exc)
+    return await _queue(req, client, pipeline, source, (), force, "rollback")

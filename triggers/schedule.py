@@ -1,7 +1,8 @@
 """The weekly retrain: a timer on the NCRONTAB schedule in app setting RETRAIN_SCHEDULE.
 
 Every pipeline whose schedule is enabled and whose start/end period contains the fire time gets
-a run. The trigger key is the fire time to the minute, so a duplicate fire starts nothing new.
+a request. The trigger key is the fire time to the minute, so a duplicate fire starts nothing new.
+One pipeline that cannot be queued never stops the others: each is tried, and failures are logged.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from retraining import operations
 from retraining.models import RunRequest, Trigger, TriggerKind
 from retraining.settings import Settings
 
-from .starter import request_run
+from .starter import enqueue
 
 logger = logging.getLogger(__name__)
 
@@ -28,12 +29,20 @@ bp = df.Blueprint()
 async def scheduled_retrain(timer: func.TimerRequest, client: df.DurableOrchestrationClient) -> None:
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     if timer.past_due:
-        logger.warning("the retrain schedule fired late (past due); starting the missed runs now")
+        logger.warning("the retrain schedule fired late (past due); queueing the missed runs now")
     settings = Settings.from_env()
+    slot = now.isoformat().replace("+00:00", "Z")
+    failed = []
     for pipeline in operations.definitions(settings).pipelines.values():
         if not pipeline.is_active(now):
             continue
-        slot = now.isoformat().replace("+00:00", "Z")
         trigger = Trigger(TriggerKind.SCHEDULE, f"schedule:{pipeline.name}:{slot}", slot)
-        outcome = await request_run(client, RunRequest(pipeline.name, trigger))
-        logger.info("pipeline %s: scheduled trigger %s -> %s", pipeline.name, slot, outcome.action)
+        try:
+            enqueued = await enqueue(client, settings, RunRequest(pipeline.name, trigger))
+        except Exception as exc:  # this pipeline's trouble must not cost the others their run
+            failed.append(pipeline.name)
+            logger.error("pipeline %s: the scheduled run could not be queued: %s: %s", pipeline.name, type(exc).__name__, exc)
+            continue
+        logger.info("pipeline %s: scheduled trigger %s -> %s", pipeline.name, slot, enqueued.action)
+    if failed:
+        logger.error("scheduled run not queued for %d pipeline(s): %s (the next fire retries them)", len(failed), ", ".join(failed))

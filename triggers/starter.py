@@ -1,23 +1,32 @@
-"""How every starter turns a trigger into at most one run per pipeline.
+"""How every starter hands a request to its pipeline's run queue: store it, then make sure the queue runs.
 
-- No run in progress: start one, under the pipeline's fixed instance id.
-- A run in progress: hand the request to it as a follow-up event; it runs at most one follow-up,
-  on the newest request, when it ends (the seed's concurrency 1 and NewestFirst).
-- The same trigger delivered twice (same key as the run in progress or the last run): nothing.
+1. The request is written to the store (`retraining.queue`), create-only: the same trigger twice
+   is one request. Nothing is answered before it is stored.
+2. The pipeline's queue orchestration is started if it is not running, else woken by an event.
+   The queue reads the store whenever it is free, so a wake-up that gets lost loses nothing.
+
+A queue instance whose state cannot be read is woken if it runs and started again if not (purged
+first if it must be): it holds nothing the store does not, so one poisoned instance never stops a
+pipeline.
 """
 
 from __future__ import annotations
 
-import json
+import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import azure.durable_functions as df
 from azure.durable_functions.models.OrchestrationRuntimeStatus import OrchestrationRuntimeStatus
 
-from orchestrators.retrain_pipeline import FOLLOW_UP_EVENT, RETRAIN_ORCHESTRATOR, instance_id_for
+from activities._runtime import storage
+from orchestrators.run_queue import QUEUE_ORCHESTRATOR, WAKE_EVENT, queue_instance_id
 from retraining.models import RunRequest
+from retraining.operations import run_queue
+from retraining.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -26,48 +35,56 @@ ACTIVE = {OrchestrationRuntimeStatus.Running, OrchestrationRuntimeStatus.Pending
 
 
 @dataclass(frozen=True)
-class StartOutcome:
-    instance_id: str
-    action: str  # "started", "follow_up" or "duplicate"
+class Enqueued:
+    pipeline: str
+    request_id: str
+    accepted: bool  # False: the same trigger was accepted before (a duplicate delivery)
+    state: str
+
+    @property
+    def action(self) -> str:
+        return "queued" if self.accepted else "duplicate"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.request_id, "pipeline": self.pipeline, "action": self.action, "state": self.state}
 
 
-def _trigger_key(payload: Any) -> str | None:
-    if isinstance(payload, str):
-        try:
-            payload = json.loads(payload)
-        except ValueError:
-            return None
-    if isinstance(payload, dict):
-        request = payload.get("request", payload)
-        trigger = request.get("trigger") if isinstance(request, dict) else None
-        key = trigger.get("key") if isinstance(trigger, dict) else None
-        if isinstance(key, str):
-            return key
-    return None
+async def enqueue(client: df.DurableOrchestrationClient, settings: Settings, request: RunRequest) -> Enqueued:
+    """Store the request, then make sure its pipeline's queue runs."""
+    queue = run_queue(settings, storage(settings))
+    entry, accepted = await asyncio.to_thread(queue.enqueue, request, datetime.now(UTC))
+    await ensure_running(client, request.pipeline)
+    logger.info("pipeline %s: %s request %s (%s trigger)", request.pipeline, "accepted" if accepted else "duplicate",
+                entry.request_id, request.trigger.kind.value)
+    return Enqueued(request.pipeline, entry.request_id, accepted, entry.state.value)
 
 
-async def request_run(client: df.DurableOrchestrationClient, request: RunRequest) -> StartOutcome:
-    instance_id = instance_id_for(request.pipeline)
-    key = request.trigger.key
-    for _ in range(3):
-        status = await client.get_status(instance_id, show_input=True)
-        if status.runtime_status in ACTIVE:
-            if _trigger_key(status.input_) == key:
-                return StartOutcome(instance_id, "duplicate")
-            try:
-                await client.raise_event(instance_id, FOLLOW_UP_EVENT, request.to_dict())
-            except Exception as exc:  # the run ended in the meantime (410): look again, and start one
-                logger.info("pipeline %s: the run ended before it took the follow-up (%s); retrying", request.pipeline, exc)
-                continue
-            logger.info("pipeline %s: run in progress; queued trigger %s as its follow-up", request.pipeline, key)
-            return StartOutcome(instance_id, "follow_up")
-        if status.runtime_status is not None and key in (_trigger_key(status.output), _trigger_key(status.input_)):
-            return StartOutcome(instance_id, "duplicate")
-        try:
-            await client.start_new(RETRAIN_ORCHESTRATOR, instance_id, request.to_dict())
-        except Exception as exc:  # another starter won the race; look again and queue behind it
-            logger.info("pipeline %s: start raced with another starter (%s); retrying", request.pipeline, exc)
-            continue
-        logger.info("pipeline %s: started run for trigger %s", request.pipeline, key)
-        return StartOutcome(instance_id, "started")
-    raise RuntimeError(f"could not start or queue a run of pipeline {request.pipeline}")
+async def ensure_running(client: df.DurableOrchestrationClient, pipeline: str) -> None:
+    """Wake the pipeline's queue if it runs; start it if not. Needs nothing it cannot get even from a broken instance."""
+    instance = queue_instance_id(pipeline)
+    try:
+        running: bool | None = (await client.get_status(instance)).runtime_status in ACTIVE
+    except Exception as exc:  # its state cannot be read: wake it if it runs, else start a new one
+        logger.warning("pipeline %s: the queue instance cannot be read (%s)", pipeline, type(exc).__name__)
+        running = None
+    if running is not False and await _wake(client, instance):
+        return
+    try:
+        await client.start_new(QUEUE_ORCHESTRATOR, instance, {"pipeline": pipeline, "fresh": True})
+        return
+    except Exception:  # another starter started it first, perhaps before our request was stored: wake it
+        if await _wake(client, instance):
+            return
+    # Neither running nor startable: an instance that cannot be replaced in place. Purge it and start again.
+    logger.warning("pipeline %s: replacing a queue instance that neither runs nor can be restarted", pipeline)
+    with contextlib.suppress(Exception):
+        await client.purge_instance_history(instance)
+    await client.start_new(QUEUE_ORCHESTRATOR, instance, {"pipeline": pipeline, "fresh": True})
+
+
+async def _wake(client: df.DurableOrchestrationClient, instance: str) -> bool:
+    try:
+        await client.raise_event(instance, WAKE_EVENT, None)
+    except Exception:  # not found, or not running (404 / 410)
+        return False
+    return True

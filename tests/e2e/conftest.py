@@ -2,6 +2,10 @@
 
 The pipelines are the shipped `pipelines.json` with test-speed policies, plus two variants: one
 whose gate no model can pass, and one whose job timeout is a few seconds.
+
+devhost runs with its cross-check on: every orchestration episode durabletask decides is decided
+again by the Python SDK the Functions host runs (`devhost.crosscheck`), and each test fails if the
+two engines disagreed on anything while it ran.
 """
 
 from __future__ import annotations
@@ -17,13 +21,14 @@ import pytest
 import requests
 
 from devhost.stack import LocalStack, local_definitions
+from retraining.queue import request_id_of
 
 DATA_CONTAINER = "labeledexamples"
-TERMINAL = {"Completed", "Failed", "Terminated"}
 
 
 def e2e_definitions() -> dict[str, Any]:
-    """The local-speed pipeline, plus one whose gate no model passes and one with a 3 s job timeout."""
+    """The local-speed pipeline, plus one whose gate no model passes, one with 3 s job and 5 s target timeouts, and one
+    with no targets that new blobs under `storm/` start (for trigger storms)."""
     definitions = local_definitions()
     base = definitions["pipelines"][0]
     strict = copy.deepcopy(base) | {"name": "strict-gate", "gate": {"minimums": {"AUC": 1.01}}}
@@ -32,7 +37,12 @@ def e2e_definitions() -> dict[str, Any]:
     short["policy"] = short["policy"] | {"timeout": "00:00:03"}
     short["data"]["watch"] = "never/*"
     short["schedule"] = {"enabled": False}  # shares targets with weekly-retrain: never run both from the timer
-    definitions["pipelines"] = [base, strict, short]
+    for target in short["targets"]:
+        target["policy"] = target["policy"] | {"timeout": "00:00:05"}
+    storm = copy.deepcopy(base) | {"name": "storm", "targets": [], "gate": {}, "schedule": {"enabled": False}}
+    storm["data"]["watch"] = "storm/*.arff"
+    storm["policy"] = storm["policy"] | {"timeout": "00:03:00"}  # room for a 90 s status outage mid-job
+    definitions["pipelines"] = [base, strict, short, storm]
     return definitions
 
 
@@ -52,10 +62,24 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     workdir = tmp_path_factory.mktemp("stack")
     definitions = workdir / "pipelines.json"
     definitions.write_text(json.dumps(e2e_definitions(), indent=2))
-    local = LocalStack(workdir, pipelines_file=definitions, blob_poll_s=0.3).start()
+    local = LocalStack(workdir, pipelines_file=definitions, blob_poll_s=0.3, extra_settings={"DEVHOST_CROSSCHECK": "1"}).start()
     local.load_sample_data(DATA_CONTAINER)
     yield local
     local.stop()
+
+
+@pytest.fixture(autouse=True)
+def engines_agree(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Each e2e test: the SDK's replay decided every episode exactly as durabletask did."""
+    if "stack" not in request.fixturenames:
+        yield
+        return
+    stack: LocalStack = request.getfixturevalue("stack")
+    assert stack.host is not None and stack.host.engine.crosscheck is not None
+    check = stack.host.engine.crosscheck
+    before = len(check.mismatches)
+    yield
+    assert check.mismatches[before:] == [], "\n".join(str(m) for m in check.mismatches[before:])
 
 
 @pytest.fixture
@@ -79,25 +103,65 @@ def seeded(stack: LocalStack) -> str:
     return stack.load_sample_data(DATA_CONTAINER)
 
 
-def start_run(stack: LocalStack, pipeline: str, body: dict[str, Any] | None = None) -> requests.Response:
+def start_run(stack: LocalStack, pipeline: str, body: dict[str, Any] | None = None, headers: dict[str, str] | None = None) -> requests.Response:
     assert stack.host is not None
     return requests.post(f"{stack.host.base_url}/api/pipelines/{pipeline}/runs", json=body or {},
-                         headers={"x-functions-key": stack.host.function_key}, timeout=30)
+                         headers={"x-functions-key": stack.host.function_key} | (headers or {}), timeout=30)
 
 
-def wait_for_instance(status_url: str, timeout_s: float = 90) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        body: dict[str, Any] = requests.get(status_url, timeout=10).json()
-        if body["runtimeStatus"] in TERMINAL:
-            return body
-        time.sleep(0.2)
-    raise AssertionError(f"{status_url} did not finish within {timeout_s}s")
-
-
-def status_url(stack: LocalStack, instance_id: str) -> str:
+def request_url(stack: LocalStack, pipeline: str, request_id: str) -> str:
     assert stack.host is not None
-    return stack.host.management.management_urls(instance_id)["statusQueryGetUri"] + "&showInput=true"
+    return f"{stack.host.base_url}/api/pipelines/{pipeline}/requests/{request_id}"
+
+
+def wait_for_request(stack: LocalStack, url: str, timeout_s: float = 120, appear_within_s: float = 0.0) -> dict[str, Any]:
+    """Poll a request's status route until it is finished; return its view."""
+    assert stack.host is not None
+    deadline = time.monotonic() + timeout_s
+    appear_by = time.monotonic() + appear_within_s
+    while time.monotonic() < deadline:
+        response = requests.get(url, headers={"x-functions-key": stack.host.function_key}, timeout=30)
+        if response.status_code == 404 and time.monotonic() < appear_by:
+            time.sleep(0.2)
+            continue
+        assert response.status_code in (200, 202), response.text
+        if response.status_code == 200:
+            view: dict[str, Any] = response.json()
+            return view
+        time.sleep(0.2)
+    raise AssertionError(f"{url} did not finish within {timeout_s}s")
+
+
+def record_of(stack: LocalStack, view: dict[str, Any]) -> dict[str, Any]:
+    """The run record of a finished request."""
+    assert view["state"] == "done", view
+    records = {r["run_id"]: r for r in run_records(stack, view["pipeline"])}
+    return records[view["run_id"]]
+
+
+def run_to_end(stack: LocalStack, pipeline: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Start a run over HTTP and return its record once it ended."""
+    response = start_run(stack, pipeline, body)
+    assert response.status_code == 202, response.text
+    assert response.json()["action"] == "queued"
+    return record_of(stack, wait_for_request(stack, response.json()["statusUri"]))
+
+
+def blob_request_url(stack: LocalStack, pipeline: str, container: str, name: str, etag: str) -> str:
+    return request_url(stack, pipeline, request_id_of(f"blob:{container}/{name}:{etag.strip(chr(34))}"))
+
+
+def settle(stack: LocalStack, pipeline: str = "weekly-retrain", timeout_s: float = 180) -> None:
+    """Wait until the pipeline's queue has nothing pending or running."""
+    from retraining.queue import RequestState, RunQueue
+    from retraining.settings import Settings
+    from retraining.storage import TrainingStorage
+
+    queue = RunQueue(TrainingStorage.from_settings(Settings.from_env(stack.settings)), "runrecords")
+    deadline = time.monotonic() + timeout_s
+    while queue.entries(pipeline, [RequestState.PENDING, RequestState.RUNNING]):
+        assert time.monotonic() < deadline, f"pipeline {pipeline} did not settle within {timeout_s}s"
+        time.sleep(0.2)
 
 
 def emulator_state(emulator_url: str) -> dict[str, Any]:
@@ -113,7 +177,8 @@ def served_versions(emulator_url: str) -> dict[str, str | None]:
 
 
 def run_records(stack: LocalStack, pipeline: str) -> list[dict[str, Any]]:
+    """The pipeline's run records, oldest first."""
     container = stack.blob_service.get_container_client("runrecords")
     if not container.exists():
         return []
-    return [json.loads(container.download_blob(b.name).readall()) for b in container.list_blobs(name_starts_with=f"{pipeline}/")]
+    return [json.loads(container.download_blob(b.name).readall()) for b in container.list_blobs(name_starts_with=f"{pipeline}/runs/")]

@@ -14,9 +14,20 @@ from azure.durable_functions.models.OrchestrationRuntimeStatus import Orchestrat
 from devhost.host import fire_times
 from devhost.stack import LocalStack
 
-from .conftest import wait_for_instance
-
 pytestmark = pytest.mark.e2e
+TERMINAL = {"Completed", "Failed", "Terminated"}
+
+
+def wait_for_instance(status_url: str, timeout_s: float = 60) -> dict[str, object]:
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        body: dict[str, object] = requests.get(status_url, timeout=10).json()
+        if body["runtimeStatus"] in TERMINAL:
+            return body
+        time.sleep(0.2)
+    raise AssertionError(f"{status_url} did not finish within {timeout_s}s")
 
 
 def client_for(stack: LocalStack) -> df.DurableOrchestrationClient:
@@ -27,7 +38,7 @@ def client_for(stack: LocalStack) -> df.DurableOrchestrationClient:
 def test_real_durable_client_starts_queries_and_purges(stack: LocalStack) -> None:
     assert stack.host is not None
     host, client = stack.host, client_for(stack)
-    bad_input = {"pipeline": "weekly-retrain"}  # no trigger: the orchestrator raises on its input
+    bad_input = {"run_id": "20261122T030000Z-00000000"}  # no request: the orchestrator raises on its input
 
     async def scenario() -> tuple[str, object, object, object]:
         instance_id = await client.start_new("retrain_pipeline", "devhost-client-test", bad_input)
@@ -39,7 +50,7 @@ def test_real_durable_client_starts_queries_and_purges(stack: LocalStack) -> Non
     body = wait_for_instance(status_url)
     # An orchestration that raises surfaces as Failed with its error, not as a hang.
     assert body["runtimeStatus"] == "Failed"
-    assert "missing field 'trigger'" in body["output"]
+    assert "missing field 'request_id'" in str(body["output"])
 
     async def query() -> tuple[object, object, object]:
         status = await client.get_status(instance_id, show_history=True, show_history_output=True, show_input=True)
@@ -65,8 +76,8 @@ def test_real_durable_client_starts_queries_and_purges(stack: LocalStack) -> Non
 def test_raise_event_and_terminate_through_the_api(stack: LocalStack) -> None:
     assert stack.host is not None
     host, client = stack.host, client_for(stack)
-    monitor_input = {"job": {"pipeline": "weekly-retrain", "run_id": "r", "job_id": "does-not-exist",
-                             "model_blob": "trainingoutput/x/model.ilearner", "evaluation_blob": None},
+    monitor_input = {"job": {"pipeline": "weekly-retrain", "run_id": "20261122T030000Z-00000000", "job_id": "does-not-exist",
+                             "outputs": {"model": "trainingoutput/x/model.ilearner"}},
                      "deadline": "2099-01-01T00:00:00Z", "poll_first_s": 30.0, "poll_max_s": 60.0, "poll_fraction": 0.05}
 
     async def run() -> str:
@@ -169,11 +180,20 @@ def test_cli_start_wait_and_status(stack: LocalStack, seeded: str, capsys: pytes
     from devhost.cli import main
 
     assert stack.host is not None
-    url, key, system_key = stack.host.base_url, stack.host.function_key, stack.host.system_key
+    url, key = stack.host.base_url, stack.host.function_key
     assert main(["start", "weekly-retrain", "--wait", "--dry-run", "--url", url, "--key", key]) == 0
     printed = capsys.readouterr().out
-    assert "polling" in printed and '"status": "DryRun"' in printed  # progress lines, then the result
-    assert main(["status", "retrain-weekly-retrain", "--url", url, "--system-key", system_key]) == 0
-    assert '"runtimeStatus": "Completed"' in capsys.readouterr().out
-    assert main(["status", "retrain-weekly-retrain", "--url", url, "--system-key", "wrong"]) == 2
+    assert "polling" in printed and '"status": "DryRun"' in printed  # progress lines, then the record
+    request_id = printed.split("request ", 1)[1].split()[0]
+    assert main(["status", "weekly-retrain", request_id, "--url", url, "--key", key]) == 0
+    shown = capsys.readouterr().out
+    assert "-> DryRun" in shown and '"state": "done"' in shown
+    assert main(["status", "weekly-retrain", request_id, "--url", url, "--key", "wrong"]) == 2
+    assert main(["status", "weekly-retrain", "0" * 32, "--url", url, "--key", key]) == 1
     assert main(["start", "weekly-retrain", "--url", url, "--key", "wrong"]) == 2
+    assert system_key_never_leaves_the_host(printed + shown, stack)
+
+
+def system_key_never_leaves_the_host(text: str, stack: LocalStack) -> bool:
+    assert stack.host is not None
+    return stack.host.system_key not in text and "runtime/webhooks/durabletask" not in text

@@ -13,7 +13,7 @@ import pytest
 from devhost.stack import LocalStack
 from retraining.adf_import import import_adf
 
-from .conftest import served_versions, start_run, wait_for_instance
+from .conftest import record_of, served_versions, start_run, wait_for_request
 
 pytestmark = pytest.mark.e2e
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "adf"
@@ -43,8 +43,7 @@ def test_imported_seed_pipeline_replaces_the_model(stack: LocalStack, seeded: st
 
     response = start_run(stack, "pipeline")
     assert response.status_code == 202, response.text
-    status = wait_for_instance(response.json()["statusQueryGetUri"], timeout_s=120)
-    result = status["output"]
+    result = record_of(stack, wait_for_request(stack, response.json()["statusUri"], timeout_s=120))
     assert result["status"] == "Succeeded", result
     assert [t["target"] for t in result["targets"]] == ["updatableScoringEndpoint2"]
     assert served_versions(emulator_url)[target] == result["model"]["sha256"][:12] != seeded

@@ -5,23 +5,25 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from typing import Any
 
 import pytest
 import requests
 
 from devhost.datasets import breast_cancer
 from devhost.stack import LocalStack
-from orchestrators.retrain_pipeline import instance_id_for
 
 from .conftest import (
     DATA_CONTAINER,
+    blob_request_url,
     emulator_state,
+    record_of,
+    request_url,
     run_records,
+    run_to_end,
     served_versions,
+    settle,
     start_run,
-    status_url,
-    wait_for_instance,
+    wait_for_request,
 )
 
 pytestmark = pytest.mark.e2e
@@ -36,24 +38,15 @@ def rrs_scores(stack: LocalStack, endpoint_name: str = "endpoint2", rows: int = 
     return response.headers["x-ms-emulator-model-version"], [row[-1] for row in response.json()["Results"]["output1"]["value"]["Values"]]
 
 
-def run_to_end(stack: LocalStack, pipeline: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-    response = start_run(stack, pipeline, body)
-    assert response.status_code == 202, response.text
-    assert response.json()["action"] == "started"
-    return wait_for_instance(response.json()["statusQueryGetUri"] + "&showInput=true")
-
-
 def test_happy_path_replaces_the_model_everywhere(stack: LocalStack, seeded: str, emulator_url: str) -> None:
     version_before, scores_before = rrs_scores(stack)
     assert version_before == seeded
 
-    status = run_to_end(stack, "weekly-retrain")
+    result = run_to_end(stack, "weekly-retrain")
 
-    assert status["runtimeStatus"] == "Completed", status
-    result = status["output"]
     assert result["status"] == "Succeeded"
-    assert {t["target"]: t["updated"] for t in result["targets"]} == {"endpoint2": True, "myWebService": True}
-    model_bytes = stack.blob_service.get_blob_client(*result["model"]["model_blob"].split("/", 1)).download_blob().readall()
+    assert {t["target"]: t["state"] for t in result["targets"]} == {"endpoint2": "updated", "myWebService": "updated"}
+    model_bytes = stack.blob_service.get_blob_client(*result["model"]["location"].split("/", 1)).download_blob().readall()
     assert hashlib.sha256(model_bytes).hexdigest() == result["model"]["sha256"]
     new_version = result["model"]["sha256"][:12]
     version_after, scores_after = rrs_scores(stack)
@@ -61,17 +54,15 @@ def test_happy_path_replaces_the_model_everywhere(stack: LocalStack, seeded: str
     assert scores_after != scores_before  # the predictions now come from the retrained model
     assert served_versions(emulator_url)["myWebService"] == new_version
     assert served_versions(emulator_url)["default"] == seeded  # the default endpoint is never updated
-    record = next(r for r in run_records(stack, "weekly-retrain") if r["run_id"] == result["run_id"])
-    assert record["model"]["sha256"] == result["model"]["sha256"] and record["job_id"] == result["job_id"]
-    assert result["model"]["model_blob"].startswith(f"trainingoutput/weekly-retrain/{result['run_id']}/")
+    assert result["model"]["location"].startswith(f"trainingoutput/weekly-retrain/{result['run_id']}/")
+    assert result["model"]["columns"][:2] == ["mean_radius", "mean_texture"] and result["model"]["label"] == "class"
 
 
 def test_job_failed_keeps_the_served_model(stack: LocalStack, seeded: str, emulator_url: str) -> None:
     training_id = stack.services["webServices"][0]["id"]
     requests.post(f"{emulator_url}/_emulator/faults", json={"kind": "job", "target": training_id,
                                                           "fail_details": "Module 'Train Model': out of memory"}, timeout=10)
-    status = run_to_end(stack, "weekly-retrain")
-    result = status["output"]
+    result = run_to_end(stack, "weekly-retrain")
     assert result["status"] == "Failed"
     assert "out of memory" in result["reason"]
     assert served_versions(emulator_url)["endpoint2"] == seeded and rrs_scores(stack)[0] == seeded
@@ -81,9 +72,8 @@ def test_job_failed_keeps_the_served_model(stack: LocalStack, seeded: str, emula
 def test_job_timeout_cancels_the_job(stack: LocalStack, seeded: str, emulator_url: str) -> None:
     training_id = stack.services["webServices"][0]["id"]
     requests.post(f"{emulator_url}/_emulator/faults", json={"kind": "job", "target": training_id, "duration_s": 60}, timeout=10)
-    status = run_to_end(stack, "short-timeout")
-    result = status["output"]
-    assert result["status"] == "TimedOut"
+    result = run_to_end(stack, "short-timeout")
+    assert result["status"] == "TimedOut" and result["job"]["cancelled"] is True
     assert "cancelled" in result["reason"]
     job = next(j for j in emulator_state(emulator_url)["jobs"] if j["id"] == result["job_id"])
     assert job["status"] == "Cancelled"
@@ -91,8 +81,7 @@ def test_job_timeout_cancels_the_job(stack: LocalStack, seeded: str, emulator_ur
 
 
 def test_gate_rejection_touches_no_endpoint(stack: LocalStack, seeded: str, emulator_url: str) -> None:
-    status = run_to_end(stack, "strict-gate")
-    result = status["output"]
+    result = run_to_end(stack, "strict-gate")
     assert result["status"] == "Rejected"
     assert "AUC" in result["reason"] and "below the minimum 1.0100" in result["reason"]
     assert result["targets"] == []
@@ -102,12 +91,12 @@ def test_gate_rejection_touches_no_endpoint(stack: LocalStack, seeded: str, emul
 def test_one_failing_target_does_not_stop_the_other(stack: LocalStack, seeded: str, emulator_url: str) -> None:
     requests.post(f"{emulator_url}/_emulator/faults", json={"kind": "update", "target": "myWebService",
                                                           "fail_message": "storage account unreachable", "remaining": None}, timeout=10)
-    status = run_to_end(stack, "weekly-retrain")
-    result = status["output"]
+    result = run_to_end(stack, "weekly-retrain")
     assert result["status"] == "PartiallyUpdated"
     outcomes = {t["target"]: t for t in result["targets"]}
     assert outcomes["endpoint2"]["updated"] is True
     assert outcomes["myWebService"]["updated"] is False and "provisioning" in outcomes["myWebService"]["error"]
+    assert outcomes["myWebService"]["state"] == "unconfirmed"  # the PATCH was accepted; provisioning failed
     assert served_versions(emulator_url)["endpoint2"] == result["model"]["sha256"][:12]
     assert served_versions(emulator_url)["myWebService"] == seeded
 
@@ -117,52 +106,50 @@ def test_one_failing_target_does_not_stop_the_other(stack: LocalStack, seeded: s
     promote = requests.post(f"{stack.host.base_url}/api/pipelines/weekly-retrain/targets/myWebService/promote",
                             json={"runId": result["run_id"]}, headers={"x-functions-key": stack.host.function_key}, timeout=30)
     assert promote.status_code == 202, promote.text
-    outcome = wait_for_instance(promote.json()["statusQueryGetUri"])["output"]
-    assert outcome["updated"] is True and outcome["target"] == "myWebService"
+    promoted = record_of(stack, wait_for_request(stack, promote.json()["statusUri"]))
+    assert promoted["request"]["action"] == "promote" and promoted["request"]["source_run"] == result["run_id"]
+    assert [(t["target"], t["updated"]) for t in promoted["targets"]] == [("myWebService", True)]
     assert served_versions(emulator_url)["myWebService"] == result["model"]["sha256"][:12]
-    unknown = requests.post(f"{stack.host.base_url}/api/pipelines/weekly-retrain/targets/myWebService/promote",
-                            json={"runId": "no-such-run"}, headers={"x-functions-key": stack.host.function_key}, timeout=30)
-    assert unknown.status_code == 404 and unknown.json()["error"]["field"] == "runId"
+    for run_id, status in (("20261122T030000Z-00000000", 404), ("no-such-run", 400)):
+        unknown = requests.post(f"{stack.host.base_url}/api/pipelines/weekly-retrain/targets/myWebService/promote",
+                                json={"runId": run_id}, headers={"x-functions-key": stack.host.function_key}, timeout=30)
+        assert unknown.status_code == status and unknown.json()["error"]["field"] == "runId"
 
 
 def test_dry_run_trains_but_updates_nothing(stack: LocalStack, seeded: str, emulator_url: str) -> None:
-    status = run_to_end(stack, "weekly-retrain", {"dryRun": True})
-    assert status["output"]["status"] == "DryRun" and status["output"]["model"]["metrics"]["AUC"] > 0.9
+    result = run_to_end(stack, "weekly-retrain", {"dryRun": True})
+    assert result["status"] == "DryRun" and result["model"]["metrics"]["AUC"] > 0.9
     assert served_versions(emulator_url)["endpoint2"] == seeded
 
 
-def test_trigger_during_a_run_becomes_one_follow_up(stack: LocalStack, seeded: str, emulator_url: str) -> None:
+def test_triggers_during_a_run_leave_one_follow_up_on_the_newest(stack: LocalStack, seeded: str, emulator_url: str) -> None:
     training_id = stack.services["webServices"][0]["id"]
     requests.post(f"{emulator_url}/_emulator/faults", json={"kind": "job", "target": training_id, "duration_s": 2.0}, timeout=10)
+    settle(stack)
     records_before = len(run_records(stack, "weekly-retrain"))
     first = start_run(stack, "weekly-retrain")
-    assert first.json()["action"] == "started"
     time.sleep(0.5)
     second, third = start_run(stack, "weekly-retrain"), start_run(stack, "weekly-retrain")
-    assert second.json()["action"] == "follow_up" and third.json()["action"] == "follow_up"
-    assert second.json()["id"] == first.json()["id"] == instance_id_for("weekly-retrain")
-    deadline = time.monotonic() + 90
-    while len(run_records(stack, "weekly-retrain")) < records_before + 2 and time.monotonic() < deadline:
-        time.sleep(0.3)
-    final = wait_for_instance(status_url(stack, instance_id_for("weekly-retrain")))
-    time.sleep(1.0)
+    assert [r.json()["action"] for r in (first, second, third)] == ["queued"] * 3
+    views = [wait_for_request(stack, r.json()["statusUri"]) for r in (first, second, third)]
+    assert [v["state"] for v in views] == ["done", "superseded", "done"]  # the newest runs; the older one is superseded by it
+    assert views[1]["superseded_by"]["run_id"] == views[2]["run_id"]
     records = run_records(stack, "weekly-retrain")
     assert len(records) == records_before + 2  # one run plus exactly one follow-up, never three
-    assert final["output"]["request"]["trigger"]["kind"] == "http"
-    running = [j for j in emulator_state(emulator_url)["jobs"] if j["status"] in ("Running", "NotStarted")]
+    assert records[-1]["superseded"] == [second.json()["id"]]
+    spans = sorted((r["started_at"], r["finished_at"]) for r in records)
+    assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:], strict=False)), "runs of one pipeline overlapped"
+    running = [j for j in emulator_state(emulator_url)["jobs"] if j["status"] in ("Running", "NotStarted") and j["started_at"]]
     assert running == []
 
 
 def test_blob_arrival_starts_a_run_on_that_blob(stack: LocalStack, seeded: str) -> None:
-    stack.blob_service.get_blob_client(DATA_CONTAINER, "incoming/week-47.arff").upload_blob(breast_cancer().to_arff(), overwrite=True)
-    deadline = time.monotonic() + 60
-    record = None
-    while record is None and time.monotonic() < deadline:
-        record = next((r for r in run_records(stack, "weekly-retrain")
-                       if r["request"]["training_blob"] == f"{DATA_CONTAINER}/incoming/week-47.arff"), None)
-        time.sleep(0.3)
-    assert record is not None, "no run started for the new blob"
+    uploaded = stack.blob_service.get_blob_client(DATA_CONTAINER, "incoming/week-47.arff").upload_blob(breast_cancer().to_arff(), overwrite=True)
+    view = wait_for_request(stack, blob_request_url(stack, "weekly-retrain", DATA_CONTAINER, "incoming/week-47.arff", uploaded["etag"]),
+                            appear_within_s=30)
+    record = record_of(stack, view)
     assert record["request"]["trigger"]["kind"] == "blob"
+    assert record["request"]["training_blob"] == f"{DATA_CONTAINER}/incoming/week-47.arff"
     assert record["status"] == "Succeeded"
 
 
@@ -171,16 +158,17 @@ def test_timer_starts_every_active_pipeline(stack: LocalStack, seeded: str) -> N
 
     assert stack.host is not None
     timer = next(f for f in stack.host.app.timers if f.name == "scheduled_retrain")
+    for pipeline in ("weekly-retrain", "strict-gate"):
+        settle(stack, pipeline)
     before = {p: len(run_records(stack, p)) for p in ("weekly-retrain", "strict-gate")}
     stack.host.fire(timer, TimerRequest(past_due=False))
     stack.host.fire(timer, TimerRequest(past_due=False))  # a duplicate fire in the same minute
     for pipeline in ("weekly-retrain", "strict-gate"):
-        status = wait_for_instance(status_url(stack, instance_id_for(pipeline)))
-        given = status["input"]  # JSON-encoded by the Python SDK's start; an object after a continue-as-new
-        assert (json.loads(given) if isinstance(given, str) else given)["trigger"]["kind"] == "schedule"
-    time.sleep(1.0)
-    after = {p: len(run_records(stack, p)) for p in ("weekly-retrain", "strict-gate")}
-    assert after == {p: n + 1 for p, n in before.items()}
+        settle(stack, pipeline)
+    after = {p: run_records(stack, p)[before[p]:] for p in ("weekly-retrain", "strict-gate")}
+    assert {p: len(r) for p, r in after.items()} == {"weekly-retrain": 1, "strict-gate": 1}
+    assert all(r[0]["request"]["trigger"]["kind"] == "schedule" for r in after.values())
+    assert "short-timeout" not in {r["pipeline"] for rs in after.values() for r in rs}  # its schedule is disabled
 
 
 def test_invalid_start_bodies_get_400_and_start_nothing(stack: LocalStack) -> None:
@@ -195,3 +183,14 @@ def test_invalid_start_bodies_get_400_and_start_nothing(stack: LocalStack) -> No
                         headers={"x-functions-key": stack.host.function_key}, timeout=10)
     assert raw.status_code == 400 and "Traceback" not in raw.text
     assert json.loads(raw.text)["error"]["field"] == "body"
+    missing = requests.get(request_url(stack, "weekly-retrain", "0" * 32), headers={"x-functions-key": stack.host.function_key}, timeout=10)
+    assert missing.status_code == 404 and missing.json()["error"]["field"] == "request_id"
+
+
+def test_an_idempotency_key_makes_a_retried_start_the_same_request(stack: LocalStack, seeded: str) -> None:
+    settle(stack)
+    first = start_run(stack, "weekly-retrain", {"dryRun": True}, headers={"Idempotency-Key": "nightly-2026-11-22"})
+    again = start_run(stack, "weekly-retrain", {"dryRun": True}, headers={"Idempotency-Key": "nightly-2026-11-22"})
+    assert (first.json()["action"], again.json()["action"]) == ("queued", "duplicate")
+    assert first.json()["id"] == again.json()["id"]
+    assert wait_for_request(stack, again.json()["statusUri"])["outcome"] == "DryRun"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from time import time_ns
 from typing import Any
 
@@ -14,11 +15,17 @@ from azure.storage.blob import BlobClient, BlobServiceClient, ContainerClient
 
 from devhost.datasets import breast_cancer
 from devhost.services import Azurite, Emulator
-from retraining.bes import BatchExecutionClient
-from retraining.errors import AuthenticationError, ServiceError, ServiceUnreachableError, TransientServiceError
-from retraining.http import ServiceClient
+from retraining.errors import (
+    AuthenticationError,
+    ServiceError,
+    ServiceUnreachableError,
+    StorageError,
+    TransientServiceError,
+)
+from retraining.http import DeadlinePassedError, ServiceClient
 from retraining.models import BlobPath, JobState
-from retraining.scoring import ArmWebServiceClient, ClassicEndpointClient
+from retraining.services.studio_classic.bes import BatchExecutionClient
+from retraining.services.studio_classic.endpoints import ArmWebServiceClient, ClassicEndpointClient
 from retraining.settings import Settings
 from retraining.storage import TrainingStorage
 
@@ -146,8 +153,6 @@ def test_classic_update_and_arm_update_with_a_real_credential(services: dict[str
     http = ServiceClient("scoring", timeout_s=10)
     classic = ClassicEndpointClient(endpoint2["updateResourceEndpoint"], endpoint2["apiKey"], http)
     classic.update_resource(scoring["resourceName"], base_location=storage.account_url, relative_location=str(path), sas_token=sas)
-    import time
-
     deadline = time.monotonic() + 10
     while classic.resource_location(scoring["resourceName"]) != str(path):
         assert time.monotonic() < deadline
@@ -160,7 +165,10 @@ def test_classic_update_and_arm_update_with_a_real_credential(services: dict[str
                               ServiceClient("arm", timeout_s=10, verify=services["caFile"]))
     operation = arm.update_trained_model(services["armWebServices"][0]["assetName"], uri=storage.url_of(path), credentials=sas)
     assert operation and "operationsStatus" in operation
-    arm.wait_until_provisioned(storage.url_of(path), timeout_s=10, interval_s=0.1)
+    deadline = time.monotonic() + 10
+    while arm.provisioning(storage.url_of(path)) != "Succeeded":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
     with pytest.raises(ServiceError, match="no asset named"):
         arm.update_trained_model("Nope [trained model]", uri=storage.url_of(path), credentials=sas)
 
@@ -168,15 +176,42 @@ def test_classic_update_and_arm_update_with_a_real_credential(services: dict[str
 def test_a_retried_run_record_write_succeeds_and_a_different_one_is_refused(storage: TrainingStorage) -> None:
     from dataclasses import replace
 
-    from retraining.errors import StorageError
+    from retraining.lineage import Lineage
     from retraining.models import RunRequest, RunResult, RunStatus, Trigger, TriggerKind
-    from retraining.operations import write_run_record
 
-    settings = Settings.from_env({"TrainingStorage": "UseDevelopmentStorage=true", "RETRAIN_RUN_RECORDS_CONTAINER": "recordsretry"})
+    records = Lineage(storage, "recordsretry")
     request = RunRequest("weekly-retrain", Trigger(TriggerKind.HTTP, "http:1", "2026-11-21T00:00:00Z"))
-    result = RunResult(f"r{time_ns()}", "weekly-retrain", RunStatus.SUCCEEDED, request, "a", "b")
-    path = write_run_record(settings, storage, result)
-    assert write_run_record(settings, storage, result) == path  # the retry after a lost answer
+    result = RunResult(f"20261121T000000Z-{time_ns() % 16**8:08x}", "weekly-retrain", RunStatus.SUCCEEDED, request, "a", "b")
+    path = records.write_record(result)
+    assert records.write_record(result) == path  # the retry after a lost answer
     with pytest.raises(StorageError, match="never overwritten"):
-        write_run_record(settings, storage, replace(result, status=RunStatus.FAILED))
+        records.write_record(replace(result, status=RunStatus.FAILED))
+    assert records.record("weekly-retrain", result.run_id) == result
 
+
+def test_sas_tokens_are_https_only_on_an_https_account() -> None:
+    key = "a2V5" * 11
+    https = TrainingStorage.from_settings(Settings.from_env({
+        "TrainingStorage": f"DefaultEndpointsProtocol=https;AccountName=acct;AccountKey={key};EndpointSuffix=core.windows.net"}))
+    assert "spr=https&" in https.sas(BlobPath("data", "x.csv"), read=True, lifetime=dt.timedelta(minutes=5))
+    local = TrainingStorage.from_settings(Settings.from_env({"TrainingStorage": "UseDevelopmentStorage=true"}))
+    assert "spr=https%2Chttp&" in local.sas(BlobPath("data", "x.csv"), read=True, lifetime=dt.timedelta(minutes=5))
+
+
+def test_user_delegation_keys_stay_within_seven_days() -> None:
+    from azure.storage.blob import BlobServiceClient as Service
+
+    class NoCredential:
+        def get_token(self, *scopes: str, **kwargs: Any) -> Any:
+            raise AssertionError("no token is fetched before the lifetime is checked")
+
+    identity = TrainingStorage(Service("https://acct.blob.core.windows.net", credential=NoCredential()), account_key=None)
+    with pytest.raises(StorageError, match="Azure allows 7 days"):
+        identity.sas(BlobPath("data", "x.csv"), read=True, lifetime=dt.timedelta(days=7))
+
+
+def test_nothing_is_sent_after_a_deadline(services: dict[str, Any]) -> None:
+    training = services["webServices"][0]
+    late = ServiceClient("BES", timeout_s=2.0, deadline=time.monotonic() - 1)
+    with pytest.raises(DeadlinePassedError):
+        BatchExecutionClient(training["mlEndpoint"], training["apiKey"], late).get_status("0" * 32)

@@ -1,10 +1,15 @@
-"""Drive an orchestrator through azure-functions-durable's own replay (`Orchestrator.handle`).
+"""Drive an orchestrator through azure-functions-durable's own replay (`Orchestrator.handle`), as the host does.
 
-Each step builds the history the Durable extension would send (OrchestratorStarted, the events of
-earlier episodes marked as played, then the new completions), calls the same handle the Functions
-host calls, and checks determinism: the same history twice gives the same state, and every replay
-reproduces all earlier actions in order. A scenario answers each scheduled activity and
-sub-orchestration; timers fire when nothing else is pending; events arrive when the scenario says.
+The harness plays the Durable extension's part and only that: for each episode it sends the whole
+history with the protocol the extension uses (`devhost.history`: schema V2 with V3, timer limits,
+`IsPlayed` on earlier events), reads back the actions, and records the scheduling events for the
+new ones (TaskScheduled, SubOrchestrationInstanceCreated, TimerCreated, in order, numbered as DTFx
+numbers them; compound WhenAll/WhenAny actions are flattened, waits schedule nothing). Then it
+delivers what the scenario says: activity and sub-orchestration results or host-format failures,
+external events, and otherwise the earliest pending timer. The SDK does all the replaying.
+
+Every step also checks determinism: the same history twice gives the same state, and a replay
+never changes earlier actions.
 """
 
 from __future__ import annotations
@@ -16,30 +21,53 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from devhost.discovery import FunctionSpec
+from devhost.history import (
+    EVENT_RAISED,
+    ORCHESTRATOR_COMPLETED,
+    ORCHESTRATOR_STARTED,
+    SUB_COMPLETED,
+    SUB_CREATED,
+    SUB_FAILED,
+    TASK_COMPLETED,
+    TASK_FAILED,
+    TASK_SCHEDULED,
+    TIMER_CREATED,
+    TIMER_FIRED,
+    binding_context,
+    host_failure,
+    timestamp,
+)
 
-Answer = tuple[str, Any]  # ("ok", result) or ("fail", message)
-Responder = Callable[[str, Any], Answer | None]
+Answer = tuple[str, Any]  # ("ok", result), ("fail", message) or ("fail", (error type, message))
+Responder = Callable[[str, Any], Answer | None]  # None: leave the call running for now
 
-ACTIVITY, ACTIVITY_RETRY, SUB, SUB_RETRY, CONTINUE_AS_NEW, TIMER, EVENT = 0, 1, 2, 3, 4, 5, 6
-
-
-def _ts(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+CALL_ACTIVITY, CALL_SUB, CONTINUE_AS_NEW, CREATE_TIMER, WAIT_FOR_EVENT, WHEN_ANY, WHEN_ALL = 0, 2, 4, 5, 6, 11, 12
 
 
-def _flatten(state: dict[str, Any]) -> list[dict[str, Any]]:
-    return [action for group in state.get("actions", []) for action in group]
+def flatten(actions: list[Any]) -> list[dict[str, Any]]:
+    """The actions as the extension runs them: compound actions opened, in order."""
+    flat: list[dict[str, Any]] = []
+    for action in actions:
+        if isinstance(action, list):
+            flat += flatten(action)
+        elif action.get("actionType") in (WHEN_ANY, WHEN_ALL):
+            flat += flatten(action.get("compoundActions", []))
+        else:
+            flat.append(action)
+    return flat
 
 
-def _comparable(action: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in action.items() if k != "isCanceled"}
+def _scheduling(actions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [a for a in actions if a["actionType"] in (CALL_ACTIVITY, CALL_SUB, CREATE_TIMER)]
 
 
 @dataclass
 class ReplayRun:
     states: list[dict[str, Any]] = field(default_factory=list)
-    actions: list[dict[str, Any]] = field(default_factory=list)
+    actions: list[dict[str, Any]] = field(default_factory=list)  # every scheduling action, in order
     calls: list[tuple[str, Any]] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    compound: int = 0  # WhenAny / WhenAll actions the orchestration yielded
 
     @property
     def final(self) -> dict[str, Any]:
@@ -49,74 +77,86 @@ class ReplayRun:
     def output(self) -> Any:
         return self.final.get("output")
 
+    @property
+    def continued_with(self) -> Any:
+        """The continue-as-new input, if the orchestration continued as new."""
+        found = [a for a in flatten(self.final.get("actions", [])) if a["actionType"] == CONTINUE_AS_NEW]
+        return json.loads(found[0]["input"]) if found and found[0].get("input") else None
+
     def called(self, name: str) -> list[Any]:
         return [payload for called, payload in self.calls if called == name]
 
+    def timers(self) -> list[datetime]:
+        return [datetime.fromisoformat(a["fireAt"].replace("Z", "+00:00")) for a in self.actions if a["actionType"] == CREATE_TIMER]
 
-def _completion(task_id: int, answer: Answer, is_sub: bool, clock: datetime) -> dict[str, Any]:
+
+def _completion(task_id: int, action: dict[str, Any], answer: Answer, clock: datetime) -> dict[str, Any]:
+    is_sub = action["actionType"] == CALL_SUB
+    base = {"EventId": -1, "IsPlayed": False, "Timestamp": timestamp(clock), "TaskScheduledId": task_id}
     if answer[0] == "ok":
-        return {"EventType": 8 if is_sub else 5, "EventId": -1, "IsPlayed": False, "Timestamp": _ts(clock),
-                "TaskScheduledId": task_id, "Result": json.dumps(answer[1])}
-    return {"EventType": 9 if is_sub else 6, "EventId": -1, "IsPlayed": False, "Timestamp": _ts(clock),
-            "TaskScheduledId": task_id, "Reason": answer[1], "Details": "replay test failure"}
+        return base | {"EventType": SUB_COMPLETED if is_sub else TASK_COMPLETED, "Result": json.dumps(answer[1])}
+    error_type, message = answer[1] if isinstance(answer[1], tuple) else ("ServiceError", answer[1])
+    reason, details = host_failure("Orchestrator" if is_sub else "Activity", action["functionName"], error_type, message)
+    return base | {"EventType": SUB_FAILED if is_sub else TASK_FAILED, "Reason": reason, "Details": details}
 
 
 def replay(function: FunctionSpec, orchestration_input: Any, respond: Responder, *,
            events: dict[int, list[tuple[str, Any]]] | None = None, instance_id: str = "retrain-test",
-           max_steps: int = 200, start: datetime | None = None) -> ReplayRun:
-    """Run `function` to completion (or continue-as-new) under `respond`; `events[step]` raises events before that step."""
+           max_steps: int = 400, start: datetime | None = None) -> ReplayRun:
+    """Run `function` until it completes or continues as new; `events[step]` are raised before that step."""
     handle = function.user_function
     clock = start or datetime(2026, 11, 21, 3, 0, tzinfo=UTC)
+    encoded_input = json.dumps(orchestration_input)
     history: list[dict[str, Any]] = []
-    new_events: list[dict[str, Any]] = [
-        {"EventType": 12, "EventId": -1, "IsPlayed": False, "Timestamp": _ts(clock)},
-        {"EventType": 0, "EventId": -1, "IsPlayed": False, "Timestamp": _ts(clock), "Name": function.name,
-         "Input": json.dumps(orchestration_input), "Version": ""},
+    new: list[dict[str, Any]] = [
+        {"EventType": ORCHESTRATOR_STARTED, "EventId": -1, "IsPlayed": False, "Timestamp": timestamp(clock)},
+        {"EventType": 0, "EventId": -1, "IsPlayed": False, "Timestamp": timestamp(clock), "Name": function.name,
+         "Input": encoded_input, "Version": ""},
     ]
     run = ReplayRun()
-    pending: dict[int, dict[str, Any]] = {}  # sequence id -> action
-    next_id = 0
+    pending: dict[int, dict[str, Any]] = {}  # task id -> scheduling action
     for step in range(max_steps):
         for name, payload in (events or {}).get(step, []):
-            new_events.append({"EventType": 15, "EventId": -1, "IsPlayed": False, "Timestamp": _ts(clock),
-                               "Name": name, "Input": json.dumps(payload)})
-        full = history + new_events
-        context = json.dumps({"history": full, "instanceId": instance_id, "isReplaying": bool(history),
-                              "parentInstanceId": None, "input": json.dumps(orchestration_input), "upperSchemaVersion": 0})
+            new.append({"EventType": EVENT_RAISED, "EventId": -1, "IsPlayed": False, "Timestamp": timestamp(clock),
+                        "Name": name, "Input": json.dumps(payload)})
+        context = binding_context(history + new, instance_id, encoded_input)
         first, second = handle(context), handle(context)
         assert first == second, f"step {step}: the same history produced different states"
         state = json.loads(first)
-        actions = _flatten(state)
-        previous = [_comparable(a) for a in run.actions]
-        assert [_comparable(a) for a in actions[: len(previous)]] == previous, f"step {step}: replay changed earlier actions"
+        flat = flatten(state.get("actions", []))
+        run.compound = sum(1 for group in state.get("actions", []) for a in (group if isinstance(group, list) else [group])
+                           if a.get("actionType") in (WHEN_ANY, WHEN_ALL))
+        scheduling = _scheduling(flat)
+        previous = [{k: v for k, v in a.items() if k != "isCanceled"} for a in run.actions]
+        assert [{k: v for k, v in a.items() if k != "isCanceled"} for a in scheduling[: len(previous)]] == previous, \
+            f"step {step}: replay changed earlier actions"
         run.states.append(state)
-        fresh = actions[len(run.actions):]
-        run.actions = actions
-        for event in full:
+        fresh = scheduling[len(run.actions):]
+        for event in new:
             event["IsPlayed"] = True
-        history = full
+        history += new
         for action in fresh:
-            kind = action["actionType"]
-            if kind in (ACTIVITY, ACTIVITY_RETRY):
-                history.append({"EventType": 4, "EventId": next_id, "IsPlayed": True, "Timestamp": _ts(clock),
+            task_id = len(run.actions)
+            run.actions.append(action)
+            if action["actionType"] == CALL_ACTIVITY:
+                history.append({"EventType": TASK_SCHEDULED, "EventId": task_id, "IsPlayed": True, "Timestamp": timestamp(clock),
                                 "Name": action["functionName"], "Input": action.get("input")})
-            elif kind in (SUB, SUB_RETRY):
-                history.append({"EventType": 7, "EventId": next_id, "IsPlayed": True, "Timestamp": _ts(clock),
+            elif action["actionType"] == CALL_SUB:
+                history.append({"EventType": SUB_CREATED, "EventId": task_id, "IsPlayed": True, "Timestamp": timestamp(clock),
                                 "Name": action["functionName"], "InstanceId": action.get("instanceId"), "Input": action.get("input")})
-            elif kind == TIMER:
-                history.append({"EventType": 10, "EventId": next_id, "IsPlayed": True, "Timestamp": _ts(clock), "FireAt": action["fireAt"]})
             else:
-                continue
-            pending[next_id] = action
-            next_id += 1
-        history.append({"EventType": 13, "EventId": -1, "IsPlayed": True, "Timestamp": _ts(clock)})
-        if state.get("isDone") or any(a["actionType"] == CONTINUE_AS_NEW for a in fresh):
+                history.append({"EventType": TIMER_CREATED, "EventId": task_id, "IsPlayed": True, "Timestamp": timestamp(clock),
+                                "FireAt": action["fireAt"]})
+            pending[task_id] = action
+        history.append({"EventType": ORCHESTRATOR_COMPLETED, "EventId": -1, "IsPlayed": True, "Timestamp": timestamp(clock)})
+        run.history = history
+        if state.get("isDone") or any(a["actionType"] == CONTINUE_AS_NEW for a in flat):
             return run
-        clock += timedelta(seconds=1)
-        new_events = [{"EventType": 12, "EventId": -1, "IsPlayed": False, "Timestamp": _ts(clock)}]
+        clock += timedelta(milliseconds=10)
+        new = [{"EventType": ORCHESTRATOR_STARTED, "EventId": -1, "IsPlayed": False, "Timestamp": timestamp(clock)}]
         answered = False
         for task_id, action in sorted(pending.items()):
-            if action["actionType"] == TIMER:
+            if action["actionType"] == CREATE_TIMER:
                 continue
             payload = json.loads(action["input"]) if action.get("input") else None
             answer = respond(action["functionName"], payload)
@@ -125,34 +165,16 @@ def replay(function: FunctionSpec, orchestration_input: Any, respond: Responder,
             run.calls.append((action["functionName"], payload))
             del pending[task_id]
             answered = True
-            is_sub = action["actionType"] in (SUB, SUB_RETRY)
-            new_events.append(_completion(task_id, answer, is_sub, clock))
-            if answer[0] == "fail" and action["actionType"] in (ACTIVITY_RETRY, SUB_RETRY):
-                # DTFx retries by itself: a retry timer, then the task again, each with its own sequence id,
-                # and one more timer after the last attempt (the SDK waits for it before failing).
-                attempts, limit = 1, int(action["retryOptions"]["maxNumberOfAttempts"])
-                while True:
-                    new_events += [{"EventType": 10, "EventId": next_id, "IsPlayed": False, "Timestamp": _ts(clock), "FireAt": _ts(clock)},
-                                   {"EventType": 11, "EventId": -1, "IsPlayed": False, "Timestamp": _ts(clock), "TimerId": next_id, "FireAt": _ts(clock)}]
-                    next_id += 1
-                    if attempts >= limit:
-                        break
-                    attempts += 1
-                    retry = respond(action["functionName"], payload) or ("fail", "no answer")
-                    run.calls.append((action["functionName"], payload))
-                    new_events += [{"EventType": 7 if is_sub else 4, "EventId": next_id, "IsPlayed": False, "Timestamp": _ts(clock),
-                                    "Name": action["functionName"], "Input": action.get("input")},
-                                   _completion(next_id, retry, is_sub, clock)]
-                    next_id += 1
-                    if retry[0] == "ok":
-                        break
-        if not answered and not (events or {}).get(step + 1):
-            timers = sorted(((a["fireAt"], i) for i, a in pending.items() if a["actionType"] == TIMER and not a.get("isCanceled")))
-            if not timers:
-                raise AssertionError(f"step {step}: the orchestration waits on nothing the scenario can answer")
-            fire_at, task_id = timers[0]
-            clock = max(clock, datetime.fromisoformat(fire_at.replace("Z", "+00:00")))
-            new_events[0]["Timestamp"] = _ts(clock)
-            new_events.append({"EventType": 11, "EventId": -1, "IsPlayed": False, "Timestamp": _ts(clock), "TimerId": task_id, "FireAt": fire_at})
-            del pending[task_id]
+            new.append(_completion(task_id, action, answer, clock))
+        if answered or (events or {}).get(step + 1):
+            continue
+        timers = sorted((a["fireAt"], i) for i, a in pending.items() if a["actionType"] == CREATE_TIMER)
+        if not timers:
+            raise AssertionError(f"step {step}: the orchestration waits on nothing the scenario can answer")
+        fire_at, task_id = timers[0]
+        clock = max(clock, datetime.fromisoformat(fire_at.replace("Z", "+00:00")))
+        new[0]["Timestamp"] = timestamp(clock)
+        new.append({"EventType": TIMER_FIRED, "EventId": -1, "IsPlayed": False, "Timestamp": timestamp(clock),
+                    "TimerId": task_id, "FireAt": fire_at})
+        del pending[task_id]
     raise AssertionError(f"the orchestration did not finish within {max_steps} steps")

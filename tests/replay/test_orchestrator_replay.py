@@ -1,34 +1,42 @@
-"""The orchestrators replayed by azure-functions-durable's own executor, at every step.
+"""The orchestrators replayed by azure-functions-durable's own executor, at every step, as the host runs them.
 
-These are the code paths the Functions host runs in Azure: if an orchestrator read the clock,
-the environment or random numbers, or changed its actions between replays, these tests fail.
+These are the code paths the Functions host runs in Azure (schema V2 with V3, host-format failures):
+if an orchestrator read the clock, the environment or random numbers, changed its actions between
+replays, or misread a failure, these tests fail.
 """
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from devhost.discovery import FunctionApp, FunctionSpec, load_app
-from orchestrators.retrain_pipeline import FOLLOW_UP_EVENT
+from orchestrators.monitor_training_job import JOB_EVENT
+from orchestrators.run_queue import WAKE_EVENT
 
-from .harness import Answer, replay
+from .harness import Answer, ReplayRun, replay
 
+RUN_ID = "20261121T030000Z-0a1b2c3d"
+REQUEST = {"pipeline": "weekly-retrain", "trigger": {"kind": "schedule", "key": "schedule:weekly-retrain:2026-11-21T03:00Z",
+                                                     "at": "2026-11-21T03:00:00Z", "detail": ""}, "training_blob": None, "dry_run": False}
+RUN = {"request_id": "a" * 32, "run_id": RUN_ID, "request": REQUEST, "superseded": ["b" * 32]}
+TARGETS = [{"name": "endpoint2", "kind": "classic", "retry": 3, "retry_interval_s": 30.0, "timeout_s": 3600.0},
+           {"name": "myWebService", "kind": "arm", "retry": 3, "retry_interval_s": 30.0, "timeout_s": 3600.0}]
 PLAN = {
     "name": "weekly-retrain", "data": "labeledexamples/labeledexamples.arff", "data_retry_interval_s": 60.0,
     "data_retry_timeout_s": 600.0, "data_maximum_retry": 3, "timeout_s": 7200.0, "retry": 1, "retry_interval_s": 30.0,
-    "poll_first_s": 5.0, "poll_max_s": 300.0, "poll_fraction": 0.05, "gate_enabled": True,
-    "targets": [{"name": "endpoint2", "kind": "classic", "retry": 3, "retry_interval_s": 30.0, "timeout_s": 3600.0},
-                {"name": "myWebService", "kind": "arm", "retry": 3, "retry_interval_s": 30.0, "timeout_s": 3600.0}],
+    "poll_first_s": 5.0, "poll_max_s": 300.0, "poll_fraction": 0.05, "gate_enabled": True, "targets": TARGETS,
+    "history_s": [], "events": False,
 }
-REQUEST = {"pipeline": "weekly-retrain", "trigger": {"kind": "schedule", "key": "schedule:weekly-retrain:2026-11-21T03:00Z",
-                                                     "at": "2026-11-21T03:00:00Z", "detail": ""}, "training_blob": None, "dry_run": False}
-JOB = {"pipeline": "weekly-retrain", "run_id": "r", "job_id": "abc123", "model_blob": "trainingoutput/weekly-retrain/r/model.ilearner",
-       "evaluation_blob": "trainingoutput/weekly-retrain/r/evaluation.csv"}
-MODEL = {"model_blob": JOB["model_blob"], "size": 2048, "sha256": "f" * 64, "metrics": {"AUC": 0.97}}
+JOB = {"pipeline": "weekly-retrain", "run_id": RUN_ID, "job_id": "abc123",
+       "outputs": {"model": f"trainingoutput/weekly-retrain/{RUN_ID}/model.ilearner", "metrics": f"trainingoutput/weekly-retrain/{RUN_ID}/evaluation.csv"}}
+MODEL = {"location": JOB["outputs"]["model"], "size": 2048, "sha256": "f" * 64, "metrics": {"AUC": 0.97}, "columns": ["a", "b"],
+         "label": "class", "version": None}
+SCHEMA = {"features": ["a", "b"], "label": "class", "rejected": None}
+TRANSIENT = ("TransientServiceError", "BES answered 503 ServiceUnavailable/RequestThrottled: throttled")
 
 
 @pytest.fixture(scope="module")
@@ -40,132 +48,365 @@ def orchestrator(app: FunctionApp, name: str) -> FunctionSpec:
     return next(f for f in app.orchestrators if f.name == name)
 
 
+def updated(payload: Any) -> Answer:
+    target = payload["target"]
+    return ("ok", {"target": target["name"], "kind": target["kind"], "updated": True, "error": None, "elapsed_s": 1.0,
+                   "state": "updated", "steps": ["apply", "confirm"], "progress": {}})
+
+
 def scenario(**overrides: Any) -> Any:
-    answers: dict[str, Answer] = {
+    answers: dict[str, Any] = {
         "resolve_pipeline": ("ok", PLAN),
         "check_training_data": ("ok", {"exists": True, "size": 10, "etag": "0x1"}),
+        "inspect_training_data": ("ok", SCHEMA),
         "submit_training_job": ("ok", JOB),
         "start_training_job": ("ok", None),
         "monitor_training_job": ("ok", {"status": "Finished", "details": None, "polls": 7, "elapsed_s": 600.0}),
         "collect_model": ("ok", MODEL),
         "evaluate_gate": ("ok", {"promote": True, "reasons": []}),
-        "update_scoring_target_orchestrator": ("ok", None),
+        "roll_out_target": updated,
         "record_serving_model": ("ok", None),
-        "write_run_record": ("ok", "runrecords/weekly-retrain/r.json"),
+        "write_run_record": ("ok", f"runrecords/weekly-retrain/runs/{RUN_ID}.json"),
+        "cancel_training_job": ("ok", None),
     } | overrides
 
     def respond(name: str, payload: Any) -> Answer | None:
         answer = answers[name]
-        if name == "update_scoring_target_orchestrator" and answer == ("ok", None):
-            request = payload["request"]
-            return ("ok", {"target": request["target"], "kind": payload["kind"], "updated": True, "error": None, "elapsed_s": 1.0})
+        if isinstance(answer, list):  # a sequence of answers, one per call
+            return answer.pop(0) if len(answer) > 1 else answer[0]
         return answer(payload) if callable(answer) else answer
 
     return respond
 
 
-def test_happy_path_updates_every_target(app: FunctionApp) -> None:
-    run = replay(orchestrator(app, "retrain_pipeline"), REQUEST, scenario())
+def retrain(app: FunctionApp, **overrides: Any) -> ReplayRun:
+    return replay(orchestrator(app, "retrain_pipeline"), RUN, scenario(**overrides), instance_id=f"retrain-weekly-retrain:{RUN_ID}")
+
+
+# ---- one run ------------------------------------------------------------------------------------
+
+
+def test_happy_path_rolls_out_to_every_target_in_parallel(app: FunctionApp) -> None:
+    run = retrain(app)
     output = run.output
-    assert output["status"] == "Succeeded"
+    assert output["status"] == "Succeeded" and output["superseded"] == ["b" * 32]
     assert [t["target"] for t in output["targets"]] == ["endpoint2", "myWebService"]
-    assert output["record"] == "runrecords/weekly-retrain/r.json"
+    assert output["record"] == f"runrecords/weekly-retrain/runs/{RUN_ID}.json"
     assert len(run.called("submit_training_job")) == 1 and len(run.called("start_training_job")) == 1
-    updates = [a for a in run.actions if a.get("functionName") == "update_scoring_target_orchestrator"]
-    assert len(updates) == 2
-    # Both updates were scheduled in the same episode: they run in parallel.
-    episode = next(i for i, s in enumerate(run.states) if any(a.get("functionName") == "update_scoring_target_orchestrator" for group in s["actions"] for a in group))
-    assert sum(a.get("functionName") == "update_scoring_target_orchestrator" for g in run.states[episode]["actions"] for a in g) == 2
+    assert run.called("record_serving_model")[0]["champion"] is True
+    # Both rollouts were scheduled in one episode, as one WhenAll: they run in parallel.
+    episode = next(s for s in run.states if any(a.get("actionType") == 12 for a in s["actions"][0]))
+    children = next(a for a in episode["actions"][0] if a.get("actionType") == 12)["compoundActions"]
+    assert [c["instanceId"] for c in children] == [f"retrain-weekly-retrain:{RUN_ID}:rollout:endpoint2",
+                                                   f"retrain-weekly-retrain:{RUN_ID}:rollout:myWebService"]
 
 
 def test_job_failed_ends_failed_and_touches_no_target(app: FunctionApp) -> None:
     failed = ("ok", {"status": "Failed", "details": "Module 'Train Model' failed: out of memory", "polls": 3, "elapsed_s": 60.0})
-    run = replay(orchestrator(app, "retrain_pipeline"), REQUEST, scenario(monitor_training_job=failed))
-    assert run.output["status"] == "Failed"
-    assert "out of memory" in run.output["reason"]
-    assert not run.called("update_scoring_target_orchestrator")
+    run = retrain(app, monitor_training_job=failed)
+    assert run.output["status"] == "Failed" and "out of memory" in run.output["reason"]
+    assert not run.called("roll_out_target") and not run.called("cancel_training_job")
     assert run.called("write_run_record")
 
 
 def test_gate_rejection_ends_rejected(app: FunctionApp) -> None:
-    run = replay(orchestrator(app, "retrain_pipeline"), REQUEST,
-                 scenario(evaluate_gate=("ok", {"promote": False, "reasons": ["AUC 0.6 is below the minimum 0.7"]})))
-    assert run.output["status"] == "Rejected"
-    assert not run.called("update_scoring_target_orchestrator")
+    run = retrain(app, evaluate_gate=("ok", {"promote": False, "reasons": ["AUC 0.6 is below the minimum 0.7"]}))
+    assert run.output["status"] == "Rejected" and not run.called("roll_out_target")
 
 
-def test_one_failing_target_is_reported_and_the_other_updated(app: FunctionApp) -> None:
-    def update(payload: Any) -> Answer:
-        target = payload["request"]["target"]
-        return ("ok", {"target": target, "kind": payload["kind"], "updated": target == "endpoint2",
-                       "error": None if target == "endpoint2" else "web service myWebService answered 401", "elapsed_s": 1.0})
-
-    run = replay(orchestrator(app, "retrain_pipeline"), REQUEST, scenario(update_scoring_target_orchestrator=update))
-    assert run.output["status"] == "PartiallyUpdated"
-    assert {t["target"]: t["updated"] for t in run.output["targets"]} == {"endpoint2": True, "myWebService": False}
-    assert run.called("record_serving_model")[0]["targets"] == ["endpoint2"]
-
-
-def test_missing_data_waits_with_durable_timers_then_gives_up(app: FunctionApp) -> None:
-    run = replay(orchestrator(app, "retrain_pipeline"), REQUEST, scenario(check_training_data=("ok", {"exists": False, "size": 0, "etag": None})))
-    assert run.output["status"] == "NoData"
-    assert len(run.called("check_training_data")) == 4  # first check + maximumRetry 3
-    assert sum(a["actionType"] == 5 for a in run.actions) >= 3
+def test_changed_columns_reject_the_run_before_any_job(app: FunctionApp) -> None:
+    rejected = SCHEMA | {"rejected": "the data's columns differ from those of the model now serving: missing feature columns ['a']"}
+    run = retrain(app, inspect_training_data=("ok", rejected))
+    assert run.output["status"] == "Rejected" and "missing feature columns" in run.output["reason"]
     assert not run.called("submit_training_job")
 
 
-def test_submit_failure_after_retries_ends_failed(app: FunctionApp) -> None:
-    run = replay(orchestrator(app, "retrain_pipeline"), REQUEST, scenario(submit_training_job=("fail", "BES answered 401 Unauthorized")))
+def test_unusable_data_fails_with_the_reason(app: FunctionApp) -> None:
+    run = retrain(app, inspect_training_data=("ok", {"error": {"message": "x.arff: not UTF-8 text (byte 0xff at offset 0)"}}))
+    assert run.output["status"] == "Failed" and "not UTF-8 text" in run.output["reason"]
+
+
+def test_missing_data_waits_with_durable_timers_then_gives_up(app: FunctionApp) -> None:
+    run = retrain(app, check_training_data=("ok", {"exists": False, "size": 0, "etag": None}))
+    assert run.output["status"] == "NoData"
+    assert len(run.called("check_training_data")) == 4  # first check + maximumRetry 3
+    assert len(run.timers()) == 3 and not run.called("submit_training_job")
+
+
+def test_a_refused_job_fails_with_the_service_message(app: FunctionApp) -> None:
+    refusal = {"error": {"message": "BES answered 400 BadArgument/InvalidInputNames: Invalid service input name(s)", "status": 400}}
+    run = retrain(app, submit_training_job=("ok", refusal))
+    assert run.output["status"] == "Failed" and "InvalidInputNames" in run.output["reason"]
+
+
+def test_transient_submit_failures_are_retried_with_timers(app: FunctionApp) -> None:
+    run = retrain(app, submit_training_job=[("fail", TRANSIENT), ("ok", JOB)])
+    assert run.output["status"] == "Succeeded"
+    assert len(run.called("submit_training_job")) == 2
+    assert abs(run.timers()[0] - datetime(2026, 11, 21, 3, 0, 30, tzinfo=UTC)) < timedelta(seconds=1)  # retryIntervalInSeconds
+
+
+def test_a_start_that_keeps_failing_cancels_the_submitted_job(app: FunctionApp) -> None:
+    run = retrain(app, start_training_job=("fail", TRANSIENT))
     assert run.output["status"] == "Failed"
-    assert "could not start the training job" in run.output["reason"]
+    assert "could not start the training job: BES answered 503" in run.output["reason"]
+    assert run.called("cancel_training_job") == [JOB]
+    assert run.output["notes"] == ["cancelled training job abc123"]
 
 
-def test_follow_up_during_a_run_continues_as_new_with_the_newest(app: FunctionApp) -> None:
-    older = REQUEST | {"trigger": {"kind": "blob", "key": "blob:a", "at": "2026-11-21T03:00:05Z", "detail": ""}}
-    newer = REQUEST | {"trigger": {"kind": "blob", "key": "blob:b", "at": "2026-11-21T03:00:09Z", "detail": ""}}
-    run = replay(orchestrator(app, "retrain_pipeline"), REQUEST, scenario(),
-                 events={3: [(FOLLOW_UP_EVENT, older)], 5: [(FOLLOW_UP_EVENT, newer)]})
-    continued = [a for a in run.actions if a["actionType"] == 4]
-    assert len(continued) == 1
-    assert json.loads(continued[0]["input"])["trigger"]["key"] == "blob:b"
+def test_a_failing_monitor_cancels_the_job_and_keeps_the_real_error_text(app: FunctionApp) -> None:
+    run = retrain(app, monitor_training_job=("fail", ("KeyError", "'state'")))
+    assert run.output["status"] == "Failed"
+    assert run.output["reason"] == "unexpected failure: 'state'"  # not "Orchestrator function 'monitor_training_job' failed:"
+    assert run.called("cancel_training_job") == [JOB] and run.output["notes"] == ["cancelled training job abc123"]
 
 
-def test_duplicate_follow_up_of_the_current_trigger_starts_nothing(app: FunctionApp) -> None:
-    run = replay(orchestrator(app, "retrain_pipeline"), REQUEST, scenario(), events={2: [(FOLLOW_UP_EVENT, REQUEST)]})
-    assert run.final["isDone"] and run.output["status"] == "Succeeded"
-    assert not [a for a in run.actions if a["actionType"] == 4]
+def test_a_job_that_cannot_be_cancelled_is_said_so(app: FunctionApp) -> None:
+    run = retrain(app, monitor_training_job=("fail", ("KeyError", "'state'")), cancel_training_job=("fail", TRANSIENT))
+    assert len(run.called("cancel_training_job")) == 6
+    assert "could not cancel training job abc123; it may still be running: BES answered 503" in run.output["notes"][0]
 
 
-MONITOR_INPUT = {"job": JOB, "deadline": "2026-11-21T03:10:00.000000Z", "poll_first_s": 5.0, "poll_max_s": 300.0, "poll_fraction": 0.05}
+def test_custom_status_stays_small_with_a_thousand_metrics(app: FunctionApp) -> None:
+    wide = MODEL | {"metrics": {f"metric_{i:04d}": i / 1000 for i in range(1000)} | {"AUC": 0.97}}
+    run = retrain(app, collect_model=("ok", wide))
+    assert run.output["status"] == "Succeeded"
+    sizes = [len(json.dumps(s.get("customStatus"))) for s in run.states]
+    assert max(sizes) < 2_000, max(sizes)  # the Durable limit is 16 KB; the metrics alone are ~25 KB
+    assert len(run.output["model"]["metrics"]) == 1001  # the record keeps them all
+
+
+def test_a_dry_run_touches_no_target(app: FunctionApp) -> None:
+    run = replay(orchestrator(app, "retrain_pipeline"), RUN | {"request": REQUEST | {"dry_run": True}}, scenario())
+    assert run.output["status"] == "DryRun" and not run.called("roll_out_target")
+
+
+# ---- the monitor --------------------------------------------------------------------------------
+
+MONITOR = {"job": JOB, "deadline": "2026-11-21T04:00:00.000000Z", "poll_first_s": 5.0, "poll_max_s": 300.0, "poll_fraction": 0.05,
+           "history_s": [], "events": False}
+
+
+def monitor(app: FunctionApp, polls: list[Answer], given: dict[str, Any] | None = None, **kwargs: Any) -> ReplayRun:
+    def respond(name: str, payload: Any) -> Answer:
+        if name == "cancel_training_job":
+            return ("ok", None)
+        return polls.pop(0) if len(polls) > 1 else polls[0]
+
+    return replay(orchestrator(app, "monitor_training_job"), given or MONITOR, respond, **kwargs)
+
+
+def state(value: str) -> Answer:
+    return ("ok", {"state": value, "details": None})
 
 
 def test_monitor_polls_with_timers_until_finished(app: FunctionApp) -> None:
-    states = iter(["NotStarted", "Running", "Running", "Running", "Finished"])
+    run = monitor(app, [state("NotStarted"), state("Running"), state("Running"), state("Finished")])
+    assert run.output["status"] == "Finished" and run.output["polls"] == 4 and run.output["failed_polls"] == 0
+    assert len(run.timers()) == 3
+    assert run.final["customStatus"]["polls"] == 4 and run.final["customStatus"]["job_id"] == "abc123"
 
-    def status(_: Any) -> Answer:
-        return ("ok", {"state": next(states), "details": None})
 
-    run = replay(orchestrator(app, "monitor_training_job"), MONITOR_INPUT, lambda name, p: status(p))
-    assert run.output["status"] == "Finished" and run.output["polls"] == 5
-    assert sum(a["actionType"] == 5 for a in run.actions) == 4
-    assert run.final["customStatus"]["polls"] == 5 and run.final["customStatus"]["job_id"] == "abc123"
+def test_a_status_outage_longer_than_a_minute_does_not_end_the_watch(app: FunctionApp) -> None:
+    failing = ("fail", ("ServiceUnreachableError", "BES: GET .../jobs/abc123 got no answer (ConnectionError)"))
+    run = monitor(app, [state("Running")] + [failing] * 30 + [state("Finished")])
+    assert run.output["status"] == "Finished" and run.output["failed_polls"] == 30
+    outage = [t for t in run.timers()][1:31]
+    assert (outage[-1] - outage[0]) > timedelta(seconds=90)  # the outage was waited out, with back-off
+    assert not run.called("cancel_training_job")
 
 
 def test_monitor_cancels_at_the_deadline(app: FunctionApp) -> None:
-    def respond(name: str, payload: Any) -> Answer:
-        return ("ok", None) if name == "cancel_training_job" else ("ok", {"state": "Running", "details": None})
-
-    run = replay(orchestrator(app, "monitor_training_job"), MONITOR_INPUT, respond)
-    assert run.output["status"] == "TimedOut"
+    run = monitor(app, [state("Running")])
+    assert run.output["status"] == "TimedOut" and run.output["cancelled"] is True
     assert run.called("cancel_training_job") == [JOB]
-    fire_times = [datetime.fromisoformat(a["fireAt"].replace("Z", "+00:00")) for a in run.actions if a["actionType"] == 5]
-    assert max(fire_times) == datetime(2026, 11, 21, 3, 10, tzinfo=UTC)  # the last wait ends at the deadline, never past it
+    assert max(run.timers()) == datetime(2026, 11, 21, 4, 0, tzinfo=UTC)  # never past the deadline
 
 
-def test_update_sub_orchestration_reports_failure_as_an_outcome(app: FunctionApp) -> None:
-    given = {"request": {"pipeline": "weekly-retrain", "target": "endpoint2", "model": MODEL, "run_id": "r"},
-             "retry": 0, "retry_interval_s": 1.0, "timeout_s": 3600.0, "kind": "classic"}
-    run = replay(orchestrator(app, "update_scoring_target_orchestrator"), given,
-                 lambda name, payload: ("fail", "endpoint endpoint2 answered 400 BadArgument/InvalidModel"))
-    assert run.output["updated"] is False
-    assert "InvalidModel" in run.output["error"]
+def test_a_service_that_stays_unreachable_ends_with_the_job_cancelled(app: FunctionApp) -> None:
+    failing = ("fail", ("ServiceUnreachableError", "BES: GET .../jobs/abc123 got no answer (ConnectTimeout)"))
+    run = monitor(app, [state("Running"), failing])
+    assert run.output["status"] == "Unreachable" and run.output["cancelled"] is True
+    assert "could not be read" in run.output["details"] and "got no answer (ConnectTimeout)" in run.output["details"]
+
+
+def test_a_completion_event_ends_the_wait_at_once(app: FunctionApp) -> None:
+    given = MONITOR | {"events": True}
+    run = monitor(app, [state("Running"), state("Running"), state("Finished")], given, events={2: [(JOB_EVENT, {"status": "Completed"})]})
+    assert run.output["status"] == "Finished" and run.output["woken_by_event"] is True
+    assert run.compound >= 1  # the event and the poll timer raced in one WhenAny
+
+
+def test_duplicate_and_early_events_change_nothing_but_timing(app: FunctionApp) -> None:
+    given = MONITOR | {"events": True}
+    run = monitor(app, [state("Running")] * 4 + [state("Finished")], given,
+                  events={1: [(JOB_EVENT, {"status": "Running"}), (JOB_EVENT, {"status": "Running"})], 3: [(JOB_EVENT, {})]})
+    assert run.output["status"] == "Finished" and run.output["polls"] == 5
+
+
+# ---- one target ---------------------------------------------------------------------------------
+
+ROLLOUT = {"pipeline": "weekly-retrain", "run_id": RUN_ID, "target": TARGETS[0] | {"timeout_s": 60.0, "retry": 2, "retry_interval_s": 1.0},
+           "model": MODEL}
+STEPS = [{"name": "apply", "bake_s": 0.0, "mutates": True}, {"name": "confirm", "bake_s": 0.0, "mutates": False}]
+
+
+def step(status: str, **extra: Any) -> Answer:
+    return ("ok", {"status": status, "state": extra.pop("state", {}), "wait_s": extra.pop("wait_s", 0.0), "reason": extra.pop("reason", None),
+                   "progress": extra})
+
+
+def rollout(app: FunctionApp, steps: dict[str, list[Answer]], plan: list[dict[str, Any]] | None = None,
+            roll_back: Answer | None = None) -> ReplayRun:
+    def respond(name: str, payload: Any) -> Answer | None:
+        if name == "plan_rollout":
+            return ("ok", plan or STEPS)
+        if name == "roll_back_target":
+            return roll_back or step("done", state={"rolled_back": False})
+        answers = steps[payload["step"]["name"]]
+        if not answers:
+            return None  # the call never returns
+        return answers.pop(0) if len(answers) > 1 else answers[0]
+
+    return replay(orchestrator(app, "roll_out_target"), ROLLOUT, respond)
+
+
+def test_a_target_is_updated_step_by_step_with_durable_waits(app: FunctionApp) -> None:
+    run = rollout(app, {"apply": [step("done", state={"sent": True})],
+                        "confirm": [step("wait", wait_s=0.5, state={"sent": True, "look_s": 0.5}), step("done", serving="abc")]})
+    assert run.output["updated"] is True and run.output["state"] == "updated" and run.output["steps"] == ["apply", "confirm"]
+    assert run.called("run_rollout_step")[2]["state"] == {"sent": True, "look_s": 0.5}  # state carried between calls
+
+
+def test_a_refused_update_changes_nothing_and_is_not_rolled_back(app: FunctionApp) -> None:
+    run = rollout(app, {"apply": [step("failed", reason="endpoint endpoint2 answered 400 BadArgument/InvalidModel")], "confirm": []})
+    assert run.output["state"] == "failed" and "InvalidModel" in run.output["error"]
+    assert not run.called("roll_back_target")
+
+
+def test_transient_step_failures_are_retried_within_the_timeout(app: FunctionApp) -> None:
+    run = rollout(app, {"apply": [("fail", TRANSIENT), step("done")], "confirm": [step("done")]})
+    assert run.output["updated"] is True and len(run.called("run_rollout_step")) == 3
+
+
+def test_the_timeout_holds_when_a_call_never_returns(app: FunctionApp) -> None:
+    run = rollout(app, {"apply": [step("done", state={"sent": True})], "confirm": []})
+    assert run.output["updated"] is False and run.output["state"] == "unconfirmed"
+    assert "passed while step 'confirm' was running" in run.output["error"]
+    assert run.output["elapsed_s"] <= 60 + 2 + 1  # the deadline, its grace, and the (no-op) rollback
+    deadlines = {json.loads(a["input"])["deadline"] for a in run.actions if a.get("functionName") == "run_rollout_step"}
+    assert deadlines == {"2026-11-21T03:01:00.000000Z"}  # every call carries the deadline, 60 s after the start
+
+
+def test_waits_never_run_past_the_timeout(app: FunctionApp) -> None:
+    run = rollout(app, {"apply": [step("done")], "confirm": [step("wait", wait_s=25.0)]})
+    assert run.output["state"] == "unconfirmed" and "did not finish within the policy timeout" in run.output["error"]
+    assert run.output["elapsed_s"] <= 60 + 2 + 1
+    looks = [json.loads(a["input"])["deadline"] for a in run.actions if a.get("functionName") == "run_rollout_step"]
+    assert len(looks) >= 2 and len(set(looks)) == 1
+
+
+def test_a_failed_canary_step_is_rolled_back(app: FunctionApp) -> None:
+    plan = [{"name": "deploy", "bake_s": 0.0, "mutates": True}, {"name": "shift_10", "bake_s": 5.0, "mutates": True},
+            {"name": "check_10", "bake_s": 0.0, "mutates": False}]
+    run = rollout(app, {"deploy": [step("done", state={"deployment": "green"})], "shift_10": [step("done", traffic={"blue": 90, "green": 10})],
+                        "check_10": [step("failed", reason="error rate 50% above the 5% threshold", traffic={"blue": 90, "green": 10})]},
+                  plan, roll_back=step("done", state={"rolled_back": True}, traffic={"blue": 100}))
+    assert run.output["state"] == "rolled_back" and "error rate 50%" in run.output["error"]
+    assert run.output["steps"] == ["deploy", "shift_10"] and run.output["progress"]["traffic"] == {"blue": 100}
+    assert len(run.called("roll_back_target")) == 1
+
+
+# ---- the run queue ------------------------------------------------------------------------------
+
+
+def queue_scenario(taken: Any, run_result: Answer | None = None) -> Any:
+    def respond(name: str, payload: Any) -> Answer | None:
+        if name == "recover_queue":
+            return ("ok", {"requeued": [], "finished": [], "cancelled_jobs": []})
+        if name == "take_next_request":
+            return taken if isinstance(taken, tuple) else ("ok", taken)
+        if name in ("retrain_pipeline", "promote_model"):
+            return run_result or ("ok", {"status": "Succeeded", "record": "runrecords/x.json", "run_id": payload["run_id"]})
+        if name == "finish_request":
+            return ("ok", None)
+        raise AssertionError(name)
+
+    return respond
+
+
+def queue(app: FunctionApp, respond: Any, fresh: bool = True, **kwargs: Any) -> ReplayRun:
+    return replay(orchestrator(app, "run_queue"), {"pipeline": "weekly-retrain", "fresh": fresh}, respond,
+                  instance_id="retrain-weekly-retrain", **kwargs)
+
+
+def test_the_queue_runs_the_next_request_then_continues_as_new(app: FunctionApp) -> None:
+    run = queue(app, queue_scenario({"request_id": "a" * 32, "request": REQUEST, "superseded": ["b" * 32]}))
+    assert run.called("recover_queue") and run.continued_with == {"pipeline": "weekly-retrain", "fresh": False}
+    run_id = run.called("take_next_request")[0]["run_id"]
+    sub = next(a for a in run.actions if a["actionType"] == 2)
+    assert sub["functionName"] == "retrain_pipeline" and sub["instanceId"] == f"retrain-weekly-retrain:{run_id}"
+    assert json.loads(sub["input"])["superseded"] == ["b" * 32]
+    assert run.called("finish_request")[0] | {"now": None} == {"pipeline": "weekly-retrain", "request_id": "a" * 32, "run_id": run_id,
+                                                                 "outcome": "Succeeded", "record": "runrecords/x.json", "now": None}
+
+
+def test_a_continued_queue_does_not_recover_again(app: FunctionApp) -> None:
+    run = queue(app, queue_scenario({"request_id": "a" * 32, "request": REQUEST, "superseded": []}), fresh=False)
+    assert not run.called("recover_queue")
+
+
+def test_promote_requests_run_the_promote_orchestration(app: FunctionApp) -> None:
+    promote = REQUEST | {"action": "promote", "source_run": RUN_ID, "targets": ["endpoint2"]}
+    run = queue(app, queue_scenario({"request_id": "a" * 32, "request": promote, "superseded": []}))
+    assert [a["functionName"] for a in run.actions if a["actionType"] == 2] == ["promote_model"]
+
+
+def test_an_idle_queue_waits_for_a_wake_up_or_its_idle_timer(app: FunctionApp) -> None:
+    run = queue(app, queue_scenario(None), fresh=False, events={2: [(WAKE_EVENT, None), (WAKE_EVENT, None)]})
+    assert run.continued_with == {"pipeline": "weekly-retrain", "fresh": False}
+    assert run.compound == 1 and run.final["customStatus"]["state"] == "idle"
+    idle = queue(app, queue_scenario(None), fresh=False)  # no event: the idle timer ends the wait
+    assert idle.timers() == [datetime(2026, 11, 21, 15, 0, tzinfo=UTC)] and idle.continued_with is not None
+
+
+def test_a_failed_run_orchestration_ends_its_request_and_the_queue_goes_on(app: FunctionApp) -> None:
+    run = queue(app, queue_scenario({"request_id": "a" * 32, "request": REQUEST, "superseded": []},
+                                    ("fail", ("NonDeterministicOrchestrationException", "bad replay"))))
+    assert run.called("finish_request")[0]["outcome"] == "Failed"
+    assert run.continued_with == {"pipeline": "weekly-retrain", "fresh": False}
+
+
+def test_an_unreachable_store_backs_off_and_recovers(app: FunctionApp) -> None:
+    run = queue(app, queue_scenario(("fail", ("StorageError", "cannot list runrecords/weekly-retrain/requests/: ServiceRequestError"))))
+    assert len(run.called("take_next_request")) == 6
+    assert run.continued_with == {"pipeline": "weekly-retrain", "fresh": True}
+    assert run.final["customStatus"]["state"] == "store unavailable"
+
+
+def test_wake_ups_during_a_run_are_not_needed_to_find_the_next_request(app: FunctionApp) -> None:
+    # Events raised while the run goes are buffered and then dropped by continue-as-new; the next execution reads the store.
+    run = queue(app, queue_scenario({"request_id": "a" * 32, "request": REQUEST, "superseded": []}), fresh=False,
+                events={2: [(WAKE_EVENT, None)], 3: [(WAKE_EVENT, None)]})
+    assert run.continued_with == {"pipeline": "weekly-retrain", "fresh": False}
+    assert len(run.called("take_next_request")) == 1
+
+
+# ---- promote ------------------------------------------------------------------------------------
+
+PROMOTE = RUN | {"request": REQUEST | {"action": "promote", "source_run": "20261114T030000Z-1a2b3c4d", "targets": ["endpoint2"],
+                                         "force": False, "requested_by": "function key"}}
+
+
+def test_a_promotion_rolls_out_the_source_runs_model_to_the_chosen_target(app: FunctionApp) -> None:
+    run = replay(orchestrator(app, "promote_model"), PROMOTE, scenario(load_promotion=("ok", {"model": MODEL, "gate_passed": True})))
+    assert run.output["status"] == "Succeeded" and [t["target"] for t in run.output["targets"]] == ["endpoint2"]
+    serving = run.called("record_serving_model")[0]
+    assert serving["targets"] == ["endpoint2"] and serving["champion"] is False  # one of two targets: not the champion
+
+
+def test_a_model_that_failed_its_gate_is_not_promoted_without_force(app: FunctionApp) -> None:
+    refusal = {"error": {"message": "run 20261114T030000Z-1a2b3c4d's model did not pass its gate (AUC 0.545 is below the minimum 0.7)"}}
+    run = replay(orchestrator(app, "promote_model"), PROMOTE, scenario(load_promotion=("ok", refusal)))
+    assert run.output["status"] == "Rejected" and "did not pass its gate" in run.output["reason"]
+    assert not run.called("roll_out_target")

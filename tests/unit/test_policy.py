@@ -9,7 +9,8 @@ import pytest
 from retraining.definitions import Gate
 from retraining.errors import ForeignLocationError, ResponseFormatError
 from retraining.models import BlobPath
-from retraining.policy import check_result_location, decide, next_poll_delay_s, parse_metrics, poll_schedule
+from retraining.policy import check_result_location, decide, parse_metrics
+from retraining.polling import PollPlanner, next_poll_delay_s, poll_schedule
 
 POLICY = {"first_s": 5.0, "max_s": 300.0, "fraction": 0.05}
 
@@ -40,7 +41,7 @@ def test_gate_minimums_and_serving_comparison() -> None:
     assert decide(gate, {"AUC": 0.9, "Accuracy": 0.9}, {"AUC": 0.85, "Accuracy": 0.9}).promote
     rejected = decide(gate, {"AUC": 0.75, "Accuracy": 0.88}, {"AUC": 0.7, "Accuracy": 0.9})
     assert not rejected.promote
-    assert rejected.reasons == ("AUC 0.7500 is below the minimum 0.8000", "Accuracy 0.8800 is worse than the served model's 0.9000")
+    assert rejected.reasons == ("AUC 0.7500 is below the minimum 0.8000", "Accuracy 0.8800 is worse than the champion's 0.9000")
     assert not decide(gate, {"Accuracy": 0.9}, None).promote  # missing AUC
     assert not decide(gate, {"AUC": math.nan, "Accuracy": 1.0}, None).promote
 
@@ -75,3 +76,15 @@ def test_result_location_must_be_the_requested_blob_in_our_account() -> None:
 def test_foreign_or_malformed_locations_are_refused(base: object, relative: object, error: type[Exception]) -> None:
     with pytest.raises(error):
         check_result_location(base, relative, account_url=ACCOUNT, expected=EXPECTED)
+
+
+def test_gate_names_the_champion_it_compared_with() -> None:
+    gate = Gate(not_worse_than_serving=("AUC",))
+    assert decide(gate, {"AUC": 0.9}, {"AUC": 0.8}, compared_with="20261114T030000Z-1a2b3c4d").compared_with == "20261114T030000Z-1a2b3c4d"
+    assert decide(gate, {"AUC": 0.9}, None, compared_with=None).compared_with is None
+
+
+def test_a_failing_service_is_polled_again_soon_then_with_back_off() -> None:
+    planner = PollPlanner((), **POLICY)
+    assert planner.next_delay_s(6000) == 300.0
+    assert [planner.next_delay_s(6000, failing_in_a_row=n) for n in (1, 2, 3, 4, 7)] == [5.0, 10.0, 20.0, 40.0, 300.0]

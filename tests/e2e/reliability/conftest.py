@@ -1,9 +1,17 @@
-"""The reliability ledger: every scenario reports runs, faults and invariants into one summary line.
+"""The reliability ledger: every scenario reports into one summary line, and the invariants are checked last.
 
-    reliability: S scenarios, F faults injected, R runs, 0 lost, 0 leaked, 0 duplicate jobs
+    reliability: S scenarios, F faults injected, B bad inputs tried, R runs, 0 lost, 0 leaked, 0 duplicate jobs, 0 orphaned jobs
 
-`make reliability` prints it last (from `.reliability/summary.txt`); the suite fails if any
-invariant broke (see test_zz_invariants.py).
+- faults: calls the emulator failed, stalled or dropped on purpose, plus storage and host restarts;
+- bad inputs: hostile or malformed inputs a parser or route refused (counted apart from faults);
+- runs: run records written while the suite ran;
+- lost: an accepted request that never ended (run, or superseded by a run that ran), a run without a record;
+- duplicate jobs: a run for which the service started more than one job, or two runs of a pipeline that overlapped;
+- orphaned jobs: training jobs still running once every pipeline is idle;
+- leaked: a key, a secret or a SAS signature in any log the stack wrote, the task hub, storage or an HTTP answer.
+
+`make reliability` prints the line last (from `.reliability/summary.txt`); the suite fails if any
+invariant broke (test_zz_invariants.py).
 """
 
 from __future__ import annotations
@@ -19,48 +27,77 @@ import pytest
 import requests
 
 from devhost.stack import LocalStack
+from retraining.queue import RequestState, RunQueue
+from retraining.settings import Settings
+from retraining.storage import TrainingStorage
 
 from ..conftest import LogLines, emulator_state, run_records
 
 SUMMARY = Path(".reliability") / "summary.txt"
 OUR_LOGGERS = ("retraining", "activities", "orchestrators", "triggers", "devhost")
+PIPELINES = ("weekly-retrain", "strict-gate", "short-timeout", "storm")
 
 
 @dataclass
 class Ledger:
     stack: LocalStack
     faults_at_start: int
+    records_at_start: int
     logs: LogLines
     scenarios: list[str] = field(default_factory=list)
-    storage_restarts: int = 0
+    extra_faults: int = 0  # storage restarts, host restarts, faults injected in-process
     bad_inputs: int = 0
-    runs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    accepted: dict[str, str] = field(default_factory=dict)  # request id -> pipeline
     lost: list[str] = field(default_factory=list)
     leaked: list[str] = field(default_factory=list)
     responses: list[str] = field(default_factory=list)
-
-    def record_run(self, result: dict[str, Any] | None, context: str) -> None:
-        """A run we started must have ended with a record in storage; otherwise it is lost."""
-        if not isinstance(result, dict) or "run_id" not in result:
-            self.lost.append(f"{context}: no result ({result!r})"[:200])
-            return
-        records = {r["run_id"]: r for r in run_records(self.stack, result["pipeline"])}
-        if result["run_id"] not in records:
-            self.lost.append(f"{context}: run {result['run_id']} has no run record")
-        self.runs[result["run_id"]] = result
-
-    @property
-    def faults_injected(self) -> int:
-        counters = emulator_state(self.emulator_url)["counters"]
-        return int(counters.get("faults_injected", 0)) - self.faults_at_start + self.storage_restarts + self.bad_inputs
 
     @property
     def emulator_url(self) -> str:
         assert self.stack.emulator is not None
         return self.stack.emulator.http_base
 
+    @property
+    def queue(self) -> RunQueue:
+        return RunQueue(TrainingStorage.from_settings(Settings.from_env(self.stack.settings)), "runrecords")
+
+    def accept(self, response: requests.Response) -> dict[str, Any]:
+        """Keep an HTTP start's answer; a queued request must end, or it counts as lost."""
+        self.responses.append(response.text)
+        assert response.status_code == 202, response.text
+        body: dict[str, Any] = response.json()
+        self.accepted[body["id"]] = body["pipeline"]
+        return body
+
+    def expect(self, pipeline: str, request_id: str) -> None:
+        """A request accepted another way (a blob event, the timer) that must end too."""
+        self.accepted[request_id] = pipeline
+
+    @property
+    def faults_injected(self) -> int:
+        counters = emulator_state(self.emulator_url)["counters"]
+        return int(counters.get("faults_injected", 0)) - self.faults_at_start + self.extra_faults
+
+    def records(self) -> list[dict[str, Any]]:
+        return [r for p in PIPELINES for r in run_records(self.stack, p)]
+
+    def check_requests(self) -> None:
+        """Every accepted request ended: done with a record, or superseded by a run that has one."""
+        recorded = {r["run_id"] for r in self.records()}
+        queue = self.queue
+        for request_id, pipeline in self.accepted.items():
+            entry = queue.get(pipeline, request_id)
+            if entry is None:
+                self.lost.append(f"{pipeline} request {request_id} is not in the store")
+            elif not entry.state.finished:
+                self.lost.append(f"{pipeline} request {request_id} never ended (still {entry.state.value})")
+            elif entry.state is RequestState.DONE and entry.run_id not in recorded:
+                self.lost.append(f"{pipeline} request {request_id}: run {entry.run_id} has no record")
+            elif entry.state is RequestState.SUPERSEDED and entry.superseded_by_run not in recorded:
+                self.lost.append(f"{pipeline} request {request_id}: superseded by run {entry.superseded_by_run}, which has no record")
+
     def duplicate_jobs(self) -> list[str]:
-        """Runs for which the training service started more than one job."""
+        """Runs for which the training service started more than one job; runs of one pipeline that overlapped."""
         started: Counter[str] = Counter()
         for job in emulator_state(self.emulator_url)["jobs"]:
             if job["started_at"] is None:
@@ -69,11 +106,26 @@ class Ledger:
                 parts = location.split("/")
                 if len(parts) >= 4 and parts[-1] == "model.ilearner":
                     started[parts[-2]] += 1
-        return [run for run, count in started.items() if count > 1]
+        duplicates = [f"run {run} started {count} jobs" for run, count in started.items() if count > 1]
+        for pipeline in PIPELINES:
+            spans = sorted((r["started_at"], r["finished_at"], r["run_id"]) for r in run_records(self.stack, pipeline))
+            for (_, end, first), (begin, _, second) in zip(spans, spans[1:], strict=False):
+                if begin < end:
+                    duplicates.append(f"{pipeline}: runs {first} and {second} overlapped")
+        return duplicates
+
+    def orphaned_jobs(self) -> list[str]:
+        """Training jobs still running although no run is in progress (call once every pipeline is idle)."""
+        return [f"job {j['id']} is {j['status']}" for j in emulator_state(self.emulator_url)["jobs"]
+                if j["status"] == "Running" or (j["status"] == "NotStarted" and (j.get("queued") or j["started_at"]))]
+
+    def runs(self) -> int:
+        return len(self.records()) - self.records_at_start
 
     def summary(self) -> str:
-        return (f"reliability: {len(self.scenarios)} scenarios, {self.faults_injected} faults injected, {len(self.runs)} runs, "
-                f"{len(self.lost)} lost, {len(self.leaked)} leaked, {len(self.duplicate_jobs())} duplicate jobs")
+        return (f"reliability: {len(self.scenarios)} scenarios, {self.faults_injected} faults injected, "
+                f"{self.bad_inputs} bad inputs tried, {self.runs()} runs, {len(self.lost)} lost, {len(self.leaked)} leaked, "
+                f"{len(self.duplicate_jobs())} duplicate jobs, {len(self.orphaned_jobs())} orphaned jobs")
 
 
 _LEDGER: list[Ledger] = []
@@ -89,17 +141,19 @@ def write_summary(line: str) -> None:
 @pytest.fixture(scope="session")
 def ledger(stack: LocalStack) -> Iterator[Ledger]:
     handler = LogLines()
-    logging.getLogger().addHandler(handler)
-    levels = {}
-    for name in OUR_LOGGERS:
-        levels[name] = logging.getLogger(name).level
+    handler.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    levels = {name: logging.getLogger(name).level for name in (*OUR_LOGGERS, "urllib3", "azure")}
+    for name in levels:
         logging.getLogger(name).setLevel(logging.DEBUG)
     assert stack.emulator is not None
     counters = requests.get(f"{stack.emulator.http_base}/_emulator/state", timeout=10).json()["counters"]
-    book = Ledger(stack, int(counters.get("faults_injected", 0)), handler)
+    book = Ledger(stack, int(counters.get("faults_injected", 0)), 0, handler)
+    book.records_at_start = len(book.records())
     _LEDGER.append(book)
     yield book
-    logging.getLogger().removeHandler(handler)
+    root.removeHandler(handler)
     for name, level in levels.items():
         logging.getLogger(name).setLevel(level)
 

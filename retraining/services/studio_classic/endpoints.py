@@ -1,21 +1,21 @@
-"""Clients that replace a scoring web service's trained model ("Update Resource").
+"""Clients that replace a Studio (classic) scoring web service's trained model ("Update Resource").
 
 - Classic endpoints: PATCH `.../webservices/{id}/endpoints/{name}` with the endpoint's API key.
 - ARM web services: GET the definition, point the "[trained model]" asset at the new blob, PATCH,
   then follow `provisioningState` to Succeeded, with an Azure AD token from a service principal.
+
+Each method is one request (plus the client's retries); waiting between looks is the caller's.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
 from azure.core.credentials import TokenCredential
 
-from .errors import ResponseFormatError, ServiceError
-from .http import ServiceClient, json_body
+from ...errors import ResponseFormatError, ServiceError
+from ...http import ServiceClient, json_body
 
 ARM_SCOPE = "https://management.azure.com/.default"
 
@@ -79,20 +79,11 @@ class ArmWebServiceClient:
         operation = response.headers.get("Azure-AsyncOperation")
         return operation if operation and urlsplit(operation).netloc == urlsplit(self._url).netloc else None
 
-    def wait_until_provisioned(self, expected_uri: str, *, timeout_s: float, interval_s: float = 0.5,
-                               sleep: Callable[[float], None] = time.sleep) -> None:
-        """Poll the definition until provisioningState is Succeeded with the asset at `expected_uri`."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            properties = self.get()["properties"]
-            state = properties.get("provisioningState")
-            uris = [a.get("locationInfo", {}).get("uri") for a in (properties.get("assets") or {}).values() if isinstance(a, dict)]
-            if state == "Succeeded" and expected_uri in uris:
-                return
-            if state == "Failed":
-                raise ServiceError("provisioning the updated web service failed", status=200,
-                                   code="ProvisioningFailed", service="arm")
-            if time.monotonic() >= deadline:
-                raise ServiceError(f"provisioning did not reach Succeeded within {timeout_s:.0f}s (state {state})",
-                                   status=200, code="ProvisioningTimeout", service="arm")
-            sleep(interval_s)
+    def provisioning(self, expected_uri: str) -> str:
+        """One look at the definition: Succeeded (with the asset at `expected_uri`), Failed, or the state in between."""
+        properties = self.get()["properties"]
+        state = properties.get("provisioningState")
+        uris = [a.get("locationInfo", {}).get("uri") for a in (properties.get("assets") or {}).values() if isinstance(a, dict)]
+        if state == "Succeeded" and expected_uri not in uris:
+            return "Updating"  # an earlier update finished; ours has not shown yet
+        return str(state) if isinstance(state, str) else "Unknown"

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from .errors import ConfigError, ResponseFormatError, ServiceError
-from .http import ServiceClient, json_body
-from .models import JobState
+from ...errors import ConfigError, ResponseFormatError, ServiceError
+from ...http import ServiceClient, json_body
+from ...models import JobState
 
 API_VERSION = "2.0"
 _NUMERIC_STATES = {0: JobState.NOT_STARTED, 1: JobState.RUNNING, 2: JobState.FAILED, 3: JobState.CANCELLED, 4: JobState.FINISHED}

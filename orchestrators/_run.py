@@ -1,0 +1,116 @@
+"""What the run orchestrations share: progress in custom status, the roll-out to every target, the record.
+
+Custom status stays small (the Durable limit is 16 KB): phase, ids, times, and at most a few metrics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Mapping
+from dataclasses import replace
+from typing import Any
+
+import azure.durable_functions as df
+
+from activities.models import record_serving_model
+from activities.records import write_run_record
+from retraining.models import (
+    ModelArtifact,
+    PipelinePlan,
+    RunInput,
+    RunResult,
+    RunStatus,
+    TargetOutcome,
+    TargetPlan,
+)
+
+from ._common import ActivityFailed, Retry, call, iso
+from .roll_out_target import ROLLOUT_ORCHESTRATOR
+
+STATUS_METRICS = 8  # metrics shown in custom status
+RECORD_RETRY = Retry(attempts=8, first_s=2.0, max_s=120.0)
+
+
+def metrics_summary(metrics: Mapping[str, float], wanted: tuple[str, ...] = ()) -> dict[str, float]:
+    """A few metrics for custom status: the ones the gate looks at first, then the rest, up to STATUS_METRICS."""
+    names = [m for m in wanted if m in metrics] + sorted(m for m in metrics if m not in wanted)
+    return {name: metrics[name] for name in names[:STATUS_METRICS]}
+
+
+class RunProgress:
+    """State of one run; every method is replay-safe."""
+
+    def __init__(self, context: df.DurableOrchestrationContext, run: RunInput) -> None:
+        self.context = context
+        self.run = run
+        self.started = context.current_utc_datetime
+        self.phases: dict[str, float] = {}
+        self.notes: list[str] = []
+        self._phase_started = self.started
+        self._status: dict[str, Any] = {"run_id": run.run_id, "request_id": run.request_id, "pipeline": run.request.pipeline,
+                                        "action": run.request.action.value, "trigger": run.request.trigger.kind.value,
+                                        "started_at": iso(self.started)}
+
+    @property
+    def run_id(self) -> str:
+        return self.run.run_id
+
+    def status(self, phase: str, **fields: Any) -> None:
+        now = self.context.current_utc_datetime
+        previous = self._status.get("phase")
+        if previous:
+            self.phases[previous] = round(self.phases.get(previous, 0.0) + (now - self._phase_started).total_seconds(), 3)
+        self._phase_started = now
+        self._status.update(fields, phase=phase, elapsed_s=round((now - self.started).total_seconds(), 3))
+        self.context.set_custom_status(dict(self._status))
+
+    def finish(self, status: RunStatus, reason: str | None = None, **fields: Any) -> RunResult:
+        self.status("recording", outcome=status.value)
+        return RunResult(run_id=self.run_id, pipeline=self.run.request.pipeline, status=status, request=self.run.request,
+                         started_at=iso(self.started), finished_at=iso(self.context.current_utc_datetime), reason=reason,
+                         phases=dict(self.phases), request_id=self.run.request_id, superseded=self.run.superseded,
+                         notes=tuple(self.notes), **fields)
+
+    def roll_out(self, pipeline: str, targets: tuple[TargetPlan, ...], model: ModelArtifact) -> Generator[Any, Any, list[TargetOutcome]]:
+        """Roll the model out to every target in parallel; each sub-orchestration reports its own outcome."""
+        self.status("updating", targets=[t.name for t in targets])
+        context = self.context
+        rollouts = [
+            context.call_sub_orchestrator(
+                ROLLOUT_ORCHESTRATOR, {"pipeline": pipeline, "run_id": self.run_id, "target": t.to_dict(), "model": model.to_dict()},
+                f"{context.instance_id}:rollout:{t.name}")
+            for t in targets
+        ]
+        if not rollouts:
+            return []
+        results = yield context.task_all(rollouts)
+        return [TargetOutcome.from_dict(r) for r in results]
+
+    def conclude(self, plan: PipelinePlan, model: ModelArtifact, outcomes: list[TargetOutcome], *,
+                 champion_when_all: bool = True) -> Generator[Any, Any, tuple[RunStatus, str | None]]:
+        """The run's status from its targets' outcomes; record what now serves (and the champion)."""
+        updated = [t.target for t in outcomes if t.updated]
+        if not outcomes or len(updated) == len(outcomes):
+            status, reason = RunStatus.SUCCEEDED, None
+        elif updated:
+            status, reason = RunStatus.PARTIALLY_UPDATED, f"{len(outcomes) - len(updated)} of {len(outcomes)} targets were not updated"
+        else:
+            status, reason = RunStatus.FAILED, "no target could be updated"
+        if updated or not outcomes:
+            serving = {"pipeline": plan.name, "run_id": self.run_id, "model": model.to_dict(), "targets": updated,
+                       "champion": champion_when_all and status is RunStatus.SUCCEEDED, "now": iso(self.context.current_utc_datetime)}
+            try:
+                yield from call(self.context, record_serving_model, serving, RECORD_RETRY)
+            except ActivityFailed as failure:  # the targets were updated all the same: keep their outcomes in the record
+                self.notes.append(f"could not record the served model for the next gate: {failure.reason}")
+        return status, reason
+
+    def record(self, result: RunResult) -> Generator[Any, Any, RunResult]:
+        """Write the run record; the run's output is the result with the record's path."""
+        try:
+            path = yield from call(self.context, write_run_record, result.to_dict(), RECORD_RETRY)
+        except ActivityFailed as failure:
+            result = replace(result, notes=(*result.notes, f"the run record could not be written: {failure.reason}"))
+            path = None
+        final = replace(result, record=path)
+        self.status("done", outcome=final.status.value, record=path)
+        return final

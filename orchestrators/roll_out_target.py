@@ -1,0 +1,143 @@
+"""Sub-orchestration that rolls one model out to one scoring target and always returns its outcome.
+
+The target's module plans the rollout as named steps (`retraining.services.base`); this runs them:
+
+    for each step: call it; `wait` -> durable timer, call again; `done` -> bake time, next step
+    a step that raises (a transient failure) is retried with back-off
+    the policy timeout bounds everything: a step that changes the target is never started after it,
+        each call is raced against the deadline, and no request is sent once it has passed
+    a failed step, or the deadline, rolls back what the steps changed (if the target can)
+
+So the outcome is final when it is reported: `updated`, `failed` (nothing changed), `unconfirmed`
+(an update was sent but not seen applied in time) or `rolled_back`; the parent's `task_all` is
+never held past a target's timeout, except by the rollback a failed canary needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from datetime import datetime, timedelta
+from typing import Any
+
+import azure.durable_functions as df
+
+from activities.rollout import plan_rollout, roll_back_target, run_rollout_step
+from retraining.models import ModelArtifact, TargetOutcome, TargetPlan, TargetState
+
+from ._common import Retry, failure_reason, input_of, iso, refused
+
+ROLLOUT_ORCHESTRATOR = "roll_out_target"
+ROLLBACK_ALLOWANCE = timedelta(minutes=30)  # how long a rollback may take after the deadline
+STEP_GRACE = timedelta(seconds=2)  # a call in flight at the deadline may still report this long after it
+
+bp = df.Blueprint()
+
+
+@bp.orchestration_trigger(context_name="context", orchestration=ROLLOUT_ORCHESTRATOR)
+def roll_out_target(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dict[str, Any]]:
+    given = input_of(context)
+    rollout = _Rollout(context, given["pipeline"], TargetPlan.from_dict(given["target"]), ModelArtifact.from_dict(given["model"]))
+    outcome = yield from rollout.execute()
+    return outcome.to_dict()
+
+
+class _Rollout:
+    def __init__(self, context: df.DurableOrchestrationContext, pipeline: str, target: TargetPlan, model: ModelArtifact) -> None:
+        self.context = context
+        self.pipeline = pipeline
+        self.target = target
+        self.model = model
+        self.started = context.current_utc_datetime
+        self.deadline = self.started + timedelta(seconds=target.timeout_s)
+        self.retry = Retry(attempts=target.retry + 1, first_s=target.retry_interval_s, deadline=self.deadline)
+        self.state: dict[str, Any] = {}
+        self.progress: dict[str, Any] = {}
+        self.completed: list[str] = []
+        self.changed = False  # a step that changes the target has been called
+
+    def _show(self, step: str, **fields: Any) -> None:
+        self.context.set_custom_status({"target": self.target.name, "kind": self.target.kind, "step": step,
+                                        "completed": list(self.completed), "progress": dict(self.progress),
+                                        "elapsed_s": self._elapsed(), "deadline": iso(self.deadline), **fields})
+
+    def _elapsed(self) -> float:
+        return float(round((self.context.current_utc_datetime - self.started).total_seconds(), 3))
+
+    def _outcome(self, state: TargetState, error: str | None = None) -> TargetOutcome:
+        return TargetOutcome(self.target.name, self.target.kind, state is TargetState.UPDATED, error, self._elapsed(), state,
+                             tuple(self.completed), dict(self.progress))
+
+    def execute(self) -> Generator[Any, Any, TargetOutcome]:
+        context = self.context
+        self._show("planning")
+        planned = yield context.call_activity(plan_rollout, {"pipeline": self.pipeline, "target": self.target.name,
+                                                             "model": self.model.to_dict()})
+        if (why := refused(planned)) is not None:
+            return self._outcome(TargetState.FAILED, why)
+        for step in planned:
+            failure = yield from self._run(step, self.deadline, run_rollout_step)
+            if failure is not None:
+                return (yield from self._fail(failure))
+            self.completed.append(step["name"])
+            if step.get("bake_s"):
+                bake_until = context.current_utc_datetime + timedelta(seconds=float(step["bake_s"]))
+                if bake_until > self.deadline:
+                    return (yield from self._fail(f"the bake time after step {step['name']!r} would end past the policy timeout"))
+                self._show("baking", after=step["name"], until=iso(bake_until))
+                yield context.create_timer(bake_until)
+        self._show("done")
+        return self._outcome(TargetState.UPDATED)
+
+    def _run(self, step: dict[str, Any], deadline: datetime, activity: Any) -> Generator[Any, Any, str | None]:
+        """Call one step until done; None, or why it failed."""
+        context, name = self.context, step["name"]
+        attempts, delay = 0, self.retry.first_s
+        while True:
+            now = context.current_utc_datetime
+            if now >= deadline:
+                return f"the policy timeout of {self.target.timeout_s:.0f}s passed during step {name!r}"
+            self._show(name)
+            call = context.call_activity(activity, {"pipeline": self.pipeline, "target": self.target.name, "step": step,
+                                                    "model": self.model.to_dict(), "state": self.state, "deadline": iso(deadline)})
+            timer = context.create_timer(deadline + STEP_GRACE)
+            winner = yield context.task_any([call, timer])  # a failed call wins too, with its exception as result
+            mutates = bool(step.get("mutates", True))
+            if winner is timer:
+                self.changed = self.changed or mutates  # it may have changed the target before the deadline
+                return f"the policy timeout of {self.target.timeout_s:.0f}s passed while step {name!r} was running"
+            timer.cancel()
+            if isinstance(call.result, BaseException):  # a transient failure: retry within the deadline
+                self.changed = self.changed or mutates  # unknown whether the request took effect
+                failure = failure_reason(call.result)
+                attempts += 1
+                if attempts > self.target.retry or context.current_utc_datetime + timedelta(seconds=delay) >= deadline:
+                    return f"step {name!r} failed: {failure}"
+                yield context.create_timer(context.current_utc_datetime + timedelta(seconds=delay))
+                delay = min(delay * 2, 300.0)
+                continue
+            result = call.result
+            self.state = dict(result.get("state") or {})
+            self.progress.update(result.get("progress") or {})
+            if result["status"] == "failed":  # refused: the step changed nothing
+                return str(result.get("reason") or f"step {name!r} failed")
+            self.changed = self.changed or mutates
+            if result["status"] == "done":
+                return None
+            wake = context.current_utc_datetime + timedelta(seconds=float(result.get("wait_s", 1.0)))
+            if wake >= deadline:
+                return f"step {name!r} did not finish within the policy timeout of {self.target.timeout_s:.0f}s"
+            self._show(name, waiting_until=iso(wake))
+            yield context.create_timer(wake)
+
+    def _fail(self, reason: str) -> Generator[Any, Any, TargetOutcome]:
+        """End failed: roll back what changed, if the target can; say which state it is left in."""
+        if not self.changed:
+            return self._outcome(TargetState.FAILED, reason)
+        self._show("rolling_back", reason=reason)
+        rollback_deadline = max(self.deadline, self.context.current_utc_datetime) + ROLLBACK_ALLOWANCE
+        failure = yield from self._run({"name": "roll_back", "mutates": True}, rollback_deadline, roll_back_target)
+        if failure is not None:
+            return self._outcome(TargetState.FAILED, f"{reason}; the rollback did not finish: {failure}")
+        if self.state.get("rolled_back"):
+            return self._outcome(TargetState.ROLLED_BACK, reason)
+        return self._outcome(TargetState.UNCONFIRMED, reason)

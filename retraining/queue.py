@@ -1,0 +1,219 @@
+"""Each pipeline's run queue, kept in Blob storage: every accepted request is one small blob.
+
+Starters write a request before they answer (create-only, so the same trigger twice is one
+request); the pipeline's queue orchestration takes the next request whenever it is free. The
+store, not a Durable event, is the source of truth: events only wake the queue, which always
+looks here. That is what makes a trigger impossible to lose on azure-functions-durable 1.x,
+where `continue_as_new` drops events it has not consumed and buffered events behave unlike the
+local engine's (see devhost's module docstring).
+
+    {records}/{pipeline}/requests/{request_id}.json    request_id = sha256(trigger key)[:32]
+
+A request moves pending -> running (with its run id) -> done (with the run's outcome), or
+pending -> superseded (by the newer request that ran instead: the seed's NewestFirst). Blob
+metadata carries the state, so finding the pending requests is one listing. Finished requests
+are kept for `DUPLICATE_WINDOW`: a trigger delivered again within it is a duplicate.
+
+Which request runs next: promote requests first, oldest first (an operator asked for them);
+otherwise the retrain request whose trigger happened last, by the trigger's own time, never by
+arrival order. The other pending retrains are superseded by it, and the run record lists them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from .errors import ConfigError, StorageConflictError, StorageError
+from .models import BlobPath, RequestAction, RunRequest, parse_moment
+from .storage import TrainingStorage
+
+DUPLICATE_WINDOW = timedelta(days=30)
+_STATE_KEY = "state"
+
+
+class RequestState(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    SUPERSEDED = "superseded"
+
+    @property
+    def finished(self) -> bool:
+        return self in (RequestState.DONE, RequestState.SUPERSEDED)
+
+
+def request_id_of(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
+
+
+def _iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True)
+class QueuedRequest:
+    """A request as the queue keeps it."""
+
+    request_id: str
+    request: RunRequest
+    state: RequestState
+    accepted_at: str
+    updated_at: str
+    run_id: str | None = None
+    outcome: str | None = None  # the run's status once done
+    record: str | None = None  # the run record's path once done
+    superseded_by: str | None = None  # the request id that ran instead
+    superseded_by_run: str | None = None
+    job: dict[str, Any] | None = None  # the training job of the running run, for cancelling after a crash
+    interrupted: tuple[str, ...] = ()  # runs of this request that died with their host
+    etag: str = field(default="", compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"request_id": self.request_id, "request": self.request.to_dict(), "state": self.state.value,
+                "accepted_at": self.accepted_at, "updated_at": self.updated_at, "run_id": self.run_id, "outcome": self.outcome,
+                "record": self.record, "superseded_by": self.superseded_by, "superseded_by_run": self.superseded_by_run,
+                "job": self.job, "interrupted": list(self.interrupted)}
+
+    @classmethod
+    def from_dict(cls, raw: Any, etag: str = "") -> QueuedRequest:
+        if not isinstance(raw, dict):
+            raise ConfigError("queued request: expected an object")
+        try:
+            return cls(str(raw["request_id"]), RunRequest.from_dict(raw["request"]), RequestState(raw["state"]),
+                       str(raw["accepted_at"]), str(raw.get("updated_at") or raw["accepted_at"]), raw.get("run_id"),
+                       raw.get("outcome"), raw.get("record"), raw.get("superseded_by"), raw.get("superseded_by_run"),
+                       raw.get("job") if isinstance(raw.get("job"), dict) else None,
+                       tuple(str(r) for r in raw.get("interrupted", ())), etag)
+        except (KeyError, ValueError, TypeError) as exc:
+            raise ConfigError(f"queued request: {exc}") from None
+
+    @property
+    def trigger_moment(self) -> datetime:
+        return parse_moment(self.request.trigger.at, "trigger.at")
+
+
+@dataclass(frozen=True)
+class Taken:
+    """The request the queue runs next, and the requests it supersedes."""
+
+    entry: QueuedRequest
+    superseded: tuple[str, ...]
+
+
+class RunQueue:
+    """The request blobs of every pipeline, under the run-records container."""
+
+    def __init__(self, storage: TrainingStorage, container: str) -> None:
+        self._storage = storage
+        self._container = container
+
+    def _path(self, pipeline: str, request_id: str) -> BlobPath:
+        return BlobPath(self._container, f"{pipeline}/requests/{request_id}.json")
+
+    def _write(self, entry: QueuedRequest, *, create: bool = False) -> QueuedRequest:
+        etag = self._storage.write_json(self._path(entry.request.pipeline, entry.request_id), entry.to_dict(),
+                                        overwrite=not create, if_match=None if create else entry.etag,
+                                        metadata={_STATE_KEY: entry.state.value})
+        return replace(entry, etag=etag)
+
+    def enqueue(self, request: RunRequest, now: datetime) -> tuple[QueuedRequest, bool]:
+        """Accept a request; return it and whether it is new (False: the same trigger was accepted before)."""
+        request_id = request_id_of(request.trigger.key)
+        entry = QueuedRequest(request_id, request, RequestState.PENDING, _iso(now), _iso(now))
+        try:
+            return self._write(entry, create=True), True
+        except StorageConflictError:
+            existing = self.get(request.pipeline, request_id)
+            if existing is None:  # deleted between the two calls: accept it again
+                return self._write(entry, create=True), True
+            return existing, False
+
+    def get(self, pipeline: str, request_id: str) -> QueuedRequest | None:
+        found = self._storage.read_json_with_etag(self._path(pipeline, request_id), 64 * 1024)
+        return None if found is None else QueuedRequest.from_dict(found[0], found[1])
+
+    def entries(self, pipeline: str, states: Iterable[RequestState] | None = None) -> list[QueuedRequest]:
+        """The pipeline's requests in the given states (all if None); unreadable ones are skipped."""
+        wanted = {s.value for s in states} if states is not None else None
+        found = []
+        for blob in self._storage.list(self._container, f"{pipeline}/requests/"):
+            if wanted is not None and blob.metadata.get(_STATE_KEY) not in wanted:
+                continue
+            try:
+                entry = self.get(pipeline, blob.name.rsplit("/", 1)[-1].removesuffix(".json"))
+            except (ConfigError, StorageError):
+                continue  # a blob someone else put here: never let it stop the queue
+            if entry is not None and (wanted is None or entry.state.value in wanted):
+                found.append(entry)
+        return found
+
+    def take_next(self, pipeline: str, run_id: str, now: datetime) -> Taken | None:
+        """Mark the next request running under `run_id` and supersede the retrains it makes redundant."""
+        pending = self.entries(pipeline, [RequestState.PENDING])
+        if not pending:
+            return None
+        promotes = sorted((e for e in pending if e.request.action is RequestAction.PROMOTE), key=lambda e: (e.accepted_at, e.request_id))
+        retrains = sorted((e for e in pending if e.request.action is RequestAction.RETRAIN),
+                          key=lambda e: (e.trigger_moment, e.accepted_at, e.request_id), reverse=True)
+        chosen = promotes[0] if promotes else retrains[0]
+        running = self._write(replace(chosen, state=RequestState.RUNNING, run_id=run_id, updated_at=_iso(now)))
+        superseded = []
+        if chosen.request.action is RequestAction.RETRAIN:
+            for older in retrains[1:]:
+                try:
+                    self._write(replace(older, state=RequestState.SUPERSEDED, superseded_by=chosen.request_id,
+                                        superseded_by_run=run_id, updated_at=_iso(now)))
+                except StorageConflictError:
+                    continue  # changed meanwhile (only its own writer changes it): leave it for the next turn
+                superseded.append(older.request_id)
+        return Taken(running, tuple(superseded))
+
+    def note_job(self, pipeline: str, request_id: str, job: dict[str, Any], now: datetime) -> None:
+        """Remember the running request's training job, so a crash can still cancel it."""
+        self._update(pipeline, request_id, lambda e: replace(e, job=job, updated_at=_iso(now)))
+
+    def finish(self, pipeline: str, request_id: str, run_id: str, outcome: str, record: str | None, now: datetime) -> None:
+        def done(entry: QueuedRequest) -> QueuedRequest:
+            if entry.run_id != run_id:
+                return entry  # re-queued and taken by another run meanwhile: that run finishes it
+            return replace(entry, state=RequestState.DONE, outcome=outcome, record=record, job=None, updated_at=_iso(now))
+
+        self._update(pipeline, request_id, done)
+
+    def requeue_interrupted(self, pipeline: str, now: datetime) -> list[QueuedRequest]:
+        """Requests left running by a queue that died: put them back in line; return them as they were."""
+        interrupted = self.entries(pipeline, [RequestState.RUNNING])
+        for entry in interrupted:
+            self._update(pipeline, entry.request_id, lambda e: replace(
+                e, state=RequestState.PENDING, interrupted=(*e.interrupted, e.run_id or "?"), run_id=None, job=None, updated_at=_iso(now))
+                if e.state is RequestState.RUNNING else e)
+        return interrupted
+
+    def forget_finished(self, pipeline: str, now: datetime, keep: timedelta = DUPLICATE_WINDOW) -> int:
+        """Delete finished requests older than `keep`; their run records stay. Return how many went."""
+        gone = 0
+        for entry in self.entries(pipeline, [RequestState.DONE, RequestState.SUPERSEDED]):
+            if parse_moment(entry.updated_at, "updated_at") < now - keep:
+                self._storage.delete(self._path(pipeline, entry.request_id))
+                gone += 1
+        return gone
+
+    def _update(self, pipeline: str, request_id: str, change: Any, attempts: int = 5) -> None:
+        for _ in range(attempts):
+            entry = self.get(pipeline, request_id)
+            if entry is None:
+                raise StorageError(f"request {request_id} of pipeline {pipeline} is not in the queue")
+            updated = change(entry)
+            if updated == entry:
+                return
+            try:
+                self._write(updated)
+                return
+            except StorageConflictError:
+                continue
+        raise StorageError(f"request {request_id} of pipeline {pipeline} kept changing; gave up after {attempts} attempts")

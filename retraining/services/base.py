@@ -1,0 +1,141 @@
+"""The seam between the orchestrations and the ML services: a training service and a scoring target.
+
+A pipeline names the kind of its training service and of each scoring target; `services.registry`
+maps each kind to one module. The orchestrators never see which: they call activities, and the
+activities call these methods. Expected outcomes are values (a job that ended Failed, a step that
+failed its health check); exceptions mean something unexpected, and transient ones are retried.
+
+A scoring target rolls a model out as a sequence of named steps. Each call of `run_step` does one
+bounded piece of work and answers `done`, `wait` (call again after a durable timer: provisioning,
+a swap, a bake time) or `failed`; the orchestrator keeps the state between calls and never sleeps
+in an activity. When a step fails, `roll_back` is called the same way until it is done.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Protocol
+
+from ..definitions import Pipeline, Target
+from ..http import ServiceClient
+from ..models import BlobPath, JobStatusView, ModelArtifact, SubmittedJob
+from ..settings import Settings
+from ..storage import TrainingStorage
+
+
+@dataclass(frozen=True)
+class ServiceContext:
+    """What a service module may use: settings (secrets are read from them when needed), storage, the pipeline."""
+
+    settings: Settings
+    storage: TrainingStorage
+    pipeline: Pipeline
+    deadline: datetime | None = None  # no request may be sent after it
+
+
+def service_client(context: ServiceContext, service: str) -> ServiceClient:
+    """An HTTP client for `service` with the app's timeout and TLS settings, bound by the context's deadline."""
+    deadline = None
+    if context.deadline is not None:
+        deadline = time.monotonic() + (context.deadline - datetime.now(UTC)).total_seconds()
+    return ServiceClient(service, timeout_s=context.settings.http_timeout_s, verify=context.settings.verify, deadline=deadline)
+
+
+class TrainingService(Protocol):
+    """Runs one training job per run and hands back a verified model."""
+
+    announces_completion: bool  # the service can POST a completion event (Event Grid) to the app
+
+    def submit(self, run_id: str, data: BlobPath) -> SubmittedJob:
+        """Create the job for `run_id` on `data`; calling it again for the same run never makes a second job."""
+        ...
+
+    def start(self, job: SubmittedJob) -> None:
+        """Start a submitted job; starting one that already runs is not an error."""
+        ...
+
+    def status(self, job: SubmittedJob) -> JobStatusView:
+        """One status poll; a finished job whose outputs are not where we asked is reported Failed."""
+        ...
+
+    def cancel(self, job: SubmittedJob) -> None:
+        """Cancel the job; a job that already ended or is gone is fine."""
+        ...
+
+    def collect(self, job: SubmittedJob) -> ModelArtifact:
+        """The finished job's model: checked to be ours, with its size, sha256 and metrics."""
+        ...
+
+
+class StepStatus(StrEnum):
+    DONE = "done"
+    WAIT = "wait"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class StepResult:
+    status: StepStatus
+    state: Mapping[str, Any] = field(default_factory=dict)  # carried to the next call; JSON, no secrets
+    wait_s: float = 0.0
+    reason: str | None = None
+    progress: Mapping[str, Any] = field(default_factory=dict)  # what to show: traffic shares, health, ...
+
+    @classmethod
+    def done(cls, state: Mapping[str, Any], **progress: Any) -> StepResult:
+        return cls(StepStatus.DONE, state, progress=progress)
+
+    @classmethod
+    def wait(cls, seconds: float, state: Mapping[str, Any], **progress: Any) -> StepResult:
+        return cls(StepStatus.WAIT, state, wait_s=seconds, progress=progress)
+
+    @classmethod
+    def failed(cls, reason: str, state: Mapping[str, Any], **progress: Any) -> StepResult:
+        return cls(StepStatus.FAILED, state, reason=reason, progress=progress)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"status": self.status.value, "state": dict(self.state), "wait_s": self.wait_s, "reason": self.reason,
+                "progress": dict(self.progress)}
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> StepResult:
+        return cls(StepStatus(raw["status"]), dict(raw.get("state") or {}), float(raw.get("wait_s", 0.0)), raw.get("reason"),
+                   dict(raw.get("progress") or {}))
+
+
+@dataclass(frozen=True)
+class RolloutStep:
+    """One step of a rollout; `bake_s` is a durable wait after it, before the next step."""
+
+    name: str
+    bake_s: float = 0.0
+    mutates: bool = True  # sends a change to the target: refused once the deadline has passed
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "bake_s": self.bake_s, "mutates": self.mutates}
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> RolloutStep:
+        return cls(str(raw["name"]), float(raw.get("bake_s", 0.0)), bool(raw.get("mutates", True)))
+
+
+class ScoringTarget(Protocol):
+    """Puts a model behind a scoring service, step by step, and takes it back out if a step fails."""
+
+    target: Target
+
+    def steps(self, model: ModelArtifact) -> tuple[RolloutStep, ...]:
+        """The rollout plan for `model` (no I/O)."""
+        ...
+
+    def run_step(self, step: RolloutStep, model: ModelArtifact, state: Mapping[str, Any]) -> StepResult:
+        """Do one bounded piece of `step`."""
+        ...
+
+    def roll_back(self, model: ModelArtifact, state: Mapping[str, Any]) -> StepResult:
+        """Undo what the steps did (traffic back, new deployment removed); called until done."""
+        ...
