@@ -97,7 +97,7 @@ param amlWorkspaceId string = ''
 param useDurableTaskScheduler bool = false
 
 @allowed(['Consumption', 'Dedicated'])
-@description('Durable Task Scheduler SKU, when useDurableTaskScheduler is on.')
+@description('Durable Task Scheduler SKU, when useDurableTaskScheduler is on (Dedicated: one capacity unit).')
 param durableTaskSchedulerSku string = 'Consumption'
 
 // ---- Flex Consumption scale --------------------------------------------------------------------------

@@ -179,7 +179,7 @@ resource scheduler 'Microsoft.DurableTask/schedulers@2025-11-01' = if (useDurabl
   location: location
   tags: tags
   properties: {
-    sku: { name: durableTaskSchedulerSku }
+    sku: durableTaskSchedulerSku == 'Dedicated' ? { name: 'Dedicated', capacity: 1 } : { name: 'Consumption' }
     ipAllowlist: ['0.0.0.0/0'] // required; an empty list denies everyone. Access still needs the data role below.
   }
 

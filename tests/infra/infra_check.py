@@ -75,7 +75,6 @@ ROLE_ASSIGNMENT_TYPE = "Microsoft.Authorization/roleAssignments"
 class Role:
     """A role the app's identity needs: on which resource, and which code call needs it."""
 
-    key: str
     name: str
     guid: str
     scope: str  # a key of Check.scopes()
@@ -84,24 +83,24 @@ class Role:
 
 # The roles the code needs. Each is checked to be assigned to the app's identity at that scope.
 ROLES: tuple[Role, ...] = (
-    Role("host-blob", "Storage Blob Data Owner", "b7e6dc6d-f1e8-4753-8033-0f276bb0955b", "host storage",
+    Role("Storage Blob Data Owner", "b7e6dc6d-f1e8-4753-8033-0f276bb0955b", "host storage",
          "Functions host on AzureWebJobsStorage: keys, locks, the timer's schedule monitor (use_monitor=True), "
          "Durable's blobs and leases, the Flex Consumption deployment package"),
-    Role("host-queue", "Storage Queue Data Contributor", "974c5e8b-45b9-4653-ba55-5f855dd0fb88", "host storage",
+    Role("Storage Queue Data Contributor", "974c5e8b-45b9-4653-ba55-5f855dd0fb88", "host storage",
          "Durable Functions, Azure Storage provider: the task hub's queues"),
-    Role("host-table", "Storage Table Data Contributor", "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3", "host storage",
+    Role("Storage Table Data Contributor", "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3", "host storage",
          "Durable Functions, Azure Storage provider: the task hub's tables"),
-    Role("training-blob", "Storage Blob Data Contributor", "ba92f5b4-2d11-453d-a403-e96b0029c9fe", "training storage",
+    Role("Storage Blob Data Contributor", "ba92f5b4-2d11-453d-a403-e96b0029c9fe", "training storage",
          "retraining/storage.py: get_blob_properties, download_blob, upload_blob, create_container, and "
          "get_user_delegation_key for the SAS tokens"),
-    Role("key-vault", "Key Vault Secrets User", "4633458b-17de-408a-b874-0445c86b69e6", "key vault",
+    Role("Key Vault Secrets User", "4633458b-17de-408a-b874-0445c86b69e6", "key vault",
          "App Service resolving the @Microsoft.KeyVault(...) settings that Settings.secret() reads"),
-    Role("app-insights", "Monitoring Metrics Publisher", "3913510d-42f4-4e42-8a64-420c390055eb", "application insights",
+    Role("Monitoring Metrics Publisher", "3913510d-42f4-4e42-8a64-420c390055eb", "application insights",
          "the host's telemetry with APPLICATIONINSIGHTS_AUTHENTICATION_STRING (Entra auth)"),
-    Role("azure-ml", "AzureML Data Scientist", "f6c7c914-8db3-469d-8ca1-694a8f32e121", "azure ml workspace",
+    Role("AzureML Data Scientist", "f6c7c914-8db3-469d-8ca1-694a8f32e121", "azure ml workspace",
          "Azure ML pipelines: submit command jobs, register models, create and update online and batch "
          "endpoints and deployments"),
-    Role("durable-task-scheduler", "Durable Task Data Contributor", "0ad04412-c4d5-4796-b79c-f76d14c8d402",
+    Role("Durable Task Data Contributor", "0ad04412-c4d5-4796-b79c-f76d14c8d402",
          "durable task scheduler", "Durable Functions with storageProvider azureManaged (the scheduler switch)"),
 )
 
@@ -422,8 +421,7 @@ class Infra:
     def literal(self, file: BicepFile, node: Any) -> str | None:
         """The literal string a value has before deployment, or None (a runtime value, or a required param)."""
         if isinstance(node, dict) and "function" in node and node["function"].get("type") == "string":
-            inner = self.literal(file, node["function"]["parameters"]["value_to_convert"])
-            return inner
+            return self.literal(file, node["function"]["parameters"]["value_to_convert"])
         if isinstance(node, bool):
             return str(node).lower()
         if isinstance(node, int):
@@ -434,7 +432,7 @@ class Infra:
             source_file, source = self.origin(file, node)
             if isinstance(source, str) and source in source_file.section("parameters"):
                 return self.literal(source_file, source_file.section("parameters")[source].get("default"))
-            if (source_file, source) != (file, node):
+            if source_file is not file or source != node:
                 return self.literal(source_file, source)
             return None
         if node in file.section("variables"):
@@ -608,7 +606,7 @@ class Check:
                                                        f"@Microsoft.KeyVault(VaultName=${{<vault>.name}};SecretName=...) to a vault in infra/, "
                                                        f"not {json.dumps(setting.value)[:80]} (var {setting.origin} in infra/{setting.file.name})"))
                     continue
-                if setting.item and f"SecretName=${{toLower(replace({setting.item}.key, '_', '-'))}}" not in reference:  # type: ignore[operator]
+                if setting.item and f"SecretName=${{toLower(replace({setting.item}.key, '_', '-'))}}" not in (reference or ""):
                     findings.append(Finding("secrets", f"app setting {name}: the reference's SecretName must be toLower(replace({setting.item}.key, '_', '-')), "
                                                        "the name the secrets are written under"))
                 findings.extend(self._secret_source(name, setting))
