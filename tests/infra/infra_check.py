@@ -28,12 +28,15 @@ from pathlib import Path
 from typing import Any
 
 from retraining.definitions import _SETTING_REF
+from retraining.errors import ConfigError
 from retraining.settings import APP_ROOT, APP_SETTINGS, AppSetting, Settings
 
 INFRA = APP_ROOT / "infra"
 
 # Settings read by the Functions host or its extensions, not by the app: allowed although neither
 # APP_SETTINGS nor the definitions name them. Add one only with the reason it is read.
+# Not set, on purpose: FUNCTIONS_WORKER_RUNTIME and FUNCTIONS_EXTENSION_VERSION (Flex Consumption takes
+# the runtime from functionAppConfig.runtime; Microsoft's Flex Consumption azd templates set neither).
 HOST_SETTINGS: Mapping[str, str] = {
     "AzureWebJobsStorage__blobServiceUri": "Functions host storage (keys, timer schedule monitor) and Durable's blobs, identity-based",
     "AzureWebJobsStorage__queueServiceUri": "Durable Functions, Azure Storage provider: control and work-item queues",
@@ -154,6 +157,7 @@ class CodeReads:
     event_grid_functions: list[str] = field(default_factory=list)
     container_settings: dict[str, str] = field(default_factory=dict)  # app setting -> Settings field
     definitions_file: str = ""
+    problems: list[str] = field(default_factory=list)  # what the code refuses in the values the Bicep gives
 
     @property
     def forbidden(self) -> dict[str, str]:
@@ -223,7 +227,11 @@ def derive_code_reads(
     # give the definitions file it reads and the value of every container setting.
     env = {name: value for name, value in bicep_values.items() if value is not None and name in reads.app_settings}
     env.setdefault("TrainingStorage__blobServiceUri", "https://unresolved.invalid/")  # known only in Azure
-    settings = Settings.from_env(env)
+    try:
+        settings = Settings.from_env(env)
+    except ConfigError as exc:
+        reads.problems.append(f"Settings.from_env refuses the values the Bicep sets: {exc}")
+        settings = Settings.from_env({"TrainingStorage__blobServiceUri": env["TrainingStorage__blobServiceUri"]})
     for name in vars(settings):
         if name.endswith("_container"):
             setting = next((s.name for s in app_settings if s.name.lower().endswith(name)), "?")
@@ -557,7 +565,7 @@ class Check:
     # -- app settings -----------------------------------------------------------------------------------
 
     def check_settings(self) -> list[Finding]:
-        findings = list(self.setting_problems)
+        findings = [*self.setting_problems, *(Finding("settings", problem) for problem in self.code.problems)]
         required = self.code.required()
         code_home = _home(self.settings, self.code.app_settings, "var appSettings in infra/main.bicep")
         definitions_home = _home(self.settings, self.code.definition_settings, "var pipelineSettings in infra/main.bicep")

@@ -112,6 +112,11 @@ def test_a_local_only_or_keyed_setting_is_refused(infra: Path, setting: str, rea
     assert f"app setting {setting} must not be set in Azure" in out and reason in out
 
 
+def test_a_value_the_code_refuses_is_named(infra: Path) -> None:
+    edit(infra / "main.bicep", "  RETRAIN_SAS_MINUTES_MARGIN: string(sasMinutesMargin)\n", "  RETRAIN_SAS_MINUTES_MARGIN: 'soon'\n")
+    assert "Settings.from_env refuses the values the Bicep sets: app setting RETRAIN_SAS_MINUTES_MARGIN must be a number" in failures(infra)
+
+
 def test_a_client_id_of_another_identity_is_refused(infra: Path) -> None:
     edit(infra / "resources.bicep", "{ name: 'AzureWebJobsStorage__clientId', value: appIdentity.properties.clientId }",
          "{ name: 'AzureWebJobsStorage__clientId', value: 'someone-else' }")
