@@ -52,7 +52,7 @@ resource appIdentity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-3
 resource hostStorage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   // checkov:skip=CKV_AZURE_35: no VNet in this template: the Flex Consumption app (no VNet integration) and the ML services reaching blobs through SAS come over public endpoints; access needs Entra ID (shared keys are off)
   // checkov:skip=CKV_AZURE_43: the name is 'st' plus a letter plus uniqueString(), 16 lowercase letters and digits; checkov cannot evaluate the interpolation
-  // checkov:skip=CKV_AZURE_206: holds only the task hub and the deployment package, which a redeploy rebuilds and the schedule re-runs; geo-replication would bill Durable's queue polling twice
+  // checkov:skip=CKV_AZURE_206: holds only the task hub (in-flight runs) and the deployment package: a redeploy recreates them and the next trigger starts a fresh run, so geo-replication would add cost and protect nothing durable
   name: 'sth${resourceToken}'
   location: location
   tags: tags
@@ -110,6 +110,7 @@ resource trainingStorage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   }
 }
 
+// Every container the code names (main.bicep trainingContainers).
 resource trainingContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = [for name in trainingContainers: {
   parent: trainingStorage::blobService
   name: name
