@@ -3,16 +3,23 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 NODE   := node_modules/.installed
+# checkov needs packaging<24, pytest packaging>=24: it lives in a venv of its own (tests/infra runs it).
+CHECKOV := $(VENV)/checkov/.installed
 
 .PHONY: setup demo test lint bench reliability emulator clean
 
-setup: $(STAMP) $(NODE)
+setup: $(STAMP) $(NODE) $(CHECKOV)
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps -e .
+	touch $@
+
+$(CHECKOV): infra/requirements-checkov.txt
+	test -x $(VENV)/checkov/bin/python || python3 -m venv $(VENV)/checkov
+	$(VENV)/checkov/bin/python -m pip install -q --disable-pip-version-check -r infra/requirements-checkov.txt
 	touch $@
 
 $(NODE): package.json

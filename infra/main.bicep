@@ -1,0 +1,202 @@
+// The retraining Function App on Azure, for `azd up`: what to fill in, and what the code reads.
+//
+// This file holds the parameters and the lists that must match the code; resources.bicep holds the
+// resources. `make test` (tests/infra) compares these lists with retraining/settings.py APP_SETTINGS
+// and pipelines.json and names, for anything missing or extra, the line to add or remove here.
+// Managed identity everywhere: no account keys, no connection strings with keys.
+targetScope = 'subscription'
+
+// ---- Environment (azd fills these in) -------------------------------------------------------------
+
+@minLength(1)
+@maxLength(64)
+@description('azd environment name; part of every resource name.')
+param environmentName string
+
+@minLength(1)
+@description('Region of every resource; it must offer Flex Consumption (az functionapp list-flexconsumption-locations).')
+@metadata({ azd: { type: 'location' } })
+param location string
+
+@description('Object id of the person running azd (azd sets AZURE_PRINCIPAL_ID); gets data access to upload training data and to manage the Key Vault secrets. Empty: none.')
+param principalId string = ''
+
+@description('Resource group to create or reuse; empty: rg-<environmentName>.')
+param resourceGroupName string = ''
+
+// ---- The app's own settings (retraining/settings.py APP_SETTINGS) ---------------------------------
+
+@description('NCRONTAB schedule of the retrain timer, six fields, seconds first (RETRAIN_SCHEDULE).')
+param retrainSchedule string = '0 0 3 * * 0'
+
+@description('Durable task hub name, letters and digits (TASK_HUB_NAME); also the Durable Task Scheduler task hub when that provider is on.')
+@minLength(3)
+@maxLength(45)
+param taskHubName string = 'retrain'
+
+@description('Pipeline definitions file, relative to the app root (RETRAIN_PIPELINES_FILE).')
+param pipelinesFile string = 'pipelines.json'
+
+@description('Container for run records (RETRAIN_RUN_RECORDS_CONTAINER).')
+param runRecordsContainer string = 'runrecords'
+
+@description('Extra SAS lifetime beyond a job timeout, minutes (RETRAIN_SAS_MINUTES_MARGIN).')
+param sasMinutesMargin int = 15
+
+@description('Per-request timeout towards the ML services, seconds (RETRAIN_HTTP_TIMEOUT_SECONDS).')
+param httpTimeoutSeconds int = 30
+
+@description('How long an update waits to see the new model served, seconds (RETRAIN_UPDATE_WAIT_SECONDS).')
+param updateWaitSeconds int = 300
+
+// ---- What pipelines.json reads: one param per %NAME% it refers to ---------------------------------
+
+@description('pipelines.json %TRAINING_ML_ENDPOINT%: the training web service\'s BES jobs URL.')
+param trainingMlEndpoint string
+
+@description('pipelines.json %SCORING_UPDATE_RESOURCE_ENDPOINT%: the classic scoring endpoint\'s Update Resource URL.')
+param scoringUpdateResourceEndpoint string
+
+@description('pipelines.json %ARM_WEB_SERVICE_URL%: the ARM web service URL, with its api-version.')
+param armWebServiceUrl string
+
+@description('pipelines.json %ARM_TENANT%: tenant of the ARM target\'s service principal.')
+param armTenant string
+
+@description('pipelines.json %ARM_SERVICE_PRINCIPAL_ID%: client id of the ARM target\'s service principal.')
+param armServicePrincipalId string
+
+@description('pipelines.json %AZURE_AUTHORITY_HOST%: Microsoft Entra authority of this cloud.')
+param azureAuthorityHost string = environment().authentication.loginEndpoint
+
+// ---- Secrets pipelines.json names (apiKeySetting, servicePrincipalKeySetting) ----------------------
+// Each becomes a Key Vault secret and its app setting a Key Vault reference. Empty: the secret is not
+// written (set it in the vault yourself); the reference is set either way, so provisioning again
+// without the value never removes a secret.
+
+@secure()
+@description('pipelines.json training.apiKeySetting TRAINING_API_KEY: the training web service\'s API key.')
+param trainingApiKey string = ''
+
+@secure()
+@description('pipelines.json targets[].apiKeySetting SCORING_API_KEY: the classic scoring endpoint\'s API key.')
+param scoringApiKey string = ''
+
+@secure()
+@description('pipelines.json targets[].servicePrincipalKeySetting ARM_SERVICE_PRINCIPAL_KEY: the service principal\'s secret.')
+param armServicePrincipalKey string = ''
+
+// ---- Azure ML pipelines -----------------------------------------------------------------------------
+
+@description('Resource id of the Azure ML workspace the Azure ML pipelines use; the app\'s identity gets AzureML Data Scientist on it. Empty: no Azure ML pipelines.')
+param amlWorkspaceId string = ''
+
+// ---- Durable Functions storage provider --------------------------------------------------------------
+
+@description('Put the task hub on the Durable Task Scheduler instead of Azure Storage (host.json stays as is; app settings override its storage provider).')
+param useDurableTaskScheduler bool = false
+
+@allowed(['Consumption', 'Dedicated'])
+@description('Durable Task Scheduler SKU, when useDurableTaskScheduler is on (Dedicated: one capacity unit).')
+param durableTaskSchedulerSku string = 'Consumption'
+
+// ---- Flex Consumption scale --------------------------------------------------------------------------
+
+@description('Most instances the app scales out to.')
+@minValue(1)
+@maxValue(1000)
+param maximumInstanceCount int = 40
+
+@allowed([512, 2048, 4096])
+@description('Memory of each instance, MB.')
+param instanceMemoryMB int = 2048
+
+// ==== What the code reads ============================================================================
+
+// The settings retraining/settings.py APP_SETTINGS lists (local_only ones stay local; TrainingStorage,
+// a connection string, is replaced by its identity form in resources.bicep).
+var appSettings = {
+  TASK_HUB_NAME: taskHubName
+  RETRAIN_SCHEDULE: retrainSchedule
+  RETRAIN_PIPELINES_FILE: pipelinesFile
+  RETRAIN_RUN_RECORDS_CONTAINER: runRecordsContainer
+  RETRAIN_SAS_MINUTES_MARGIN: string(sasMinutesMargin)
+  RETRAIN_HTTP_TIMEOUT_SECONDS: string(httpTimeoutSeconds)
+  RETRAIN_UPDATE_WAIT_SECONDS: string(updateWaitSeconds)
+}
+
+// Every %NAME% pipelines.json refers to.
+var pipelineSettings = {
+  TRAINING_ML_ENDPOINT: trainingMlEndpoint
+  SCORING_UPDATE_RESOURCE_ENDPOINT: scoringUpdateResourceEndpoint
+  ARM_WEB_SERVICE_URL: armWebServiceUrl
+  ARM_TENANT: armTenant
+  ARM_SERVICE_PRINCIPAL_ID: armServicePrincipalId
+  AZURE_AUTHORITY_HOST: azureAuthorityHost
+}
+
+// Every secret pipelines.json names: app setting -> value (a @secure() param).
+var secrets = {
+  TRAINING_API_KEY: trainingApiKey
+  SCORING_API_KEY: scoringApiKey
+  ARM_SERVICE_PRINCIPAL_KEY: armServicePrincipalKey
+}
+
+// Every container the code names in the training storage account: each pipeline's data.container and
+// output.container, and the run records container.
+var trainingContainers = [
+  'labeledexamples' // weekly-retrain data.container
+  'trainingoutput' // weekly-retrain output.container
+  runRecordsContainer // RETRAIN_RUN_RECORDS_CONTAINER
+]
+
+// ==== Resources ======================================================================================
+
+var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
+var tags = { 'azd-env-name': environmentName }
+
+resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
+  name: !empty(resourceGroupName) ? resourceGroupName : 'rg-${environmentName}'
+  location: location
+  tags: tags
+}
+
+module resources 'resources.bicep' = {
+  name: 'retrain-resources'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    resourceToken: resourceToken
+    principalId: principalId
+    appSettings: appSettings
+    pipelineSettings: pipelineSettings
+    secrets: secrets
+    trainingContainers: trainingContainers
+    taskHubName: taskHubName
+    useDurableTaskScheduler: useDurableTaskScheduler
+    durableTaskSchedulerSku: durableTaskSchedulerSku
+    maximumInstanceCount: maximumInstanceCount
+    instanceMemoryMB: instanceMemoryMB
+  }
+}
+
+// Azure ML workspace access, in the workspace's own subscription and resource group.
+module amlAccess 'aml-access.bicep' = if (!empty(amlWorkspaceId)) {
+  name: 'retrain-aml-access'
+  scope: resourceGroup(split(amlWorkspaceId, '/')[2], split(amlWorkspaceId, '/')[4])
+  params: {
+    workspaceName: last(split(amlWorkspaceId, '/'))
+    principalId: resources.outputs.appIdentityPrincipalId
+  }
+}
+
+// azd keeps these in the environment (.azure/<env>/.env); infra/hooks/postdeploy uses them.
+output AZURE_LOCATION string = location
+output AZURE_TENANT_ID string = tenant().tenantId
+output AZURE_RESOURCE_GROUP string = rg.name
+output AZURE_FUNCTION_APP_NAME string = resources.outputs.functionAppName
+output TRAINING_STORAGE_ACCOUNT string = resources.outputs.trainingStorageAccountName
+output KEY_VAULT_NAME string = resources.outputs.keyVaultName
+output EVENT_GRID_SYSTEM_TOPIC string = resources.outputs.eventGridSystemTopicName
+output DURABLE_TASK_SCHEDULER_ENDPOINT string = resources.outputs.durableTaskSchedulerEndpoint
