@@ -7,7 +7,6 @@ management, admin) and on a TLS port (the same routes; ARM and Azure AD are adve
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import threading
 import time
@@ -22,7 +21,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from . import ilearner
+from . import ilearner, wire
 from .blobs import BlobRef, read_blob
 from .config import EmulatorConfig, EndpointConfig, WebServiceConfig
 from .errors import ArmError, ServiceError, bad_argument, not_found, unauthorized
@@ -61,6 +60,7 @@ def create_app(config: EmulatorConfig, *, http_base: str = "", https_base: str =
     tokens = TokenIssuer(https_base or http_base)
     app = FastAPI(title="Studio (classic) emulator", docs_url=None, redoc_url=None, openapi_url=None)
     app.add_middleware(_DropMiddleware)
+    app.add_middleware(wire.DrainUnreadBody)
     app.state.emulator = state
     app.state.bases = {"http": http_base, "https": https_base, "ca_file": ca_file}
 
@@ -94,23 +94,12 @@ def create_app(config: EmulatorConfig, *, http_base: str = "", https_base: str =
     # ---- helpers --------------------------------------------------------------------------------
 
     async def read_json(request: Request) -> Any:
-        limit = config.max_body_bytes
-        declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > limit:
-            raise ServiceError("MemoryQuotaViolation", "RequestBodyTooLarge", f"The request body exceeds {limit} bytes.")
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise ServiceError("MemoryQuotaViolation", "RequestBodyTooLarge", f"The request body exceeds {limit} bytes.")
-            chunks.append(chunk)
-        raw = b"".join(chunks)
-        if not raw.strip():
-            return None
         try:
-            return json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
-            raise bad_argument("RequestBodyInvalid", "The request body is not valid JSON.") from None
+            return await wire.read_json(request, config.max_body_bytes)
+        except wire.BodyTooLarge as exc:
+            raise ServiceError("MemoryQuotaViolation", "RequestBodyTooLarge", str(exc)) from None
+        except wire.BodyNotJson as exc:
+            raise bad_argument("RequestBodyInvalid", str(exc)) from None
 
     async def inject(target: str, op: str) -> None:
         rule = state.take_fault(target, op)
@@ -123,9 +112,7 @@ def create_app(config: EmulatorConfig, *, http_base: str = "", https_base: str =
         if rule.fail:
             raise ServiceError(rule.code, rule.detail_code, rule.message, rule.status)
 
-    def bearer(request: Request) -> str | None:
-        header = request.headers.get("authorization", "")
-        return header[7:].strip() if header.lower().startswith("bearer ") else None
+    bearer = wire.bearer
 
     def require_api_version(request: Request) -> None:
         version = request.query_params.get("api-version")

@@ -8,6 +8,7 @@ emulator reaches storage only through these credentials, with azure-storage-blob
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,6 +20,10 @@ from azure.storage.blob import BlobClient, BlobSasPermissions, BlobServiceClient
 from .errors import ServiceError, bad_argument
 
 MAX_BLOB_BYTES = 2 * 1024 * 1024 * 1024
+SAS_LIFETIME = dt.timedelta(hours=24)
+
+_sas_lock = threading.Lock()
+_last_sas_expiry: dict[str, dt.datetime] = {}
 
 
 @dataclass(frozen=True)
@@ -127,14 +132,15 @@ def result_reference(ref: BlobRef) -> dict[str, Any]:
         service = BlobServiceClient.from_connection_string(ref.connection_string)
         key = service.credential.account_key if service.credential else None
         if key:
+            now = dt.datetime.now(dt.UTC)
             sas = generate_blob_sas(
                 account_name=service.account_name or "",
                 container_name=ref.container,
                 blob_name=ref.blob_name,
                 account_key=key,
                 permission=BlobSasPermissions(read=True),
-                expiry=dt.datetime.now(dt.UTC) + dt.timedelta(hours=24),
-                start=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5),
+                expiry=_fresh_expiry(f"{service.url}{ref.relative_location}", now),
+                start=now - dt.timedelta(minutes=5),
             )
             return {
                 "ConnectionString": None,
@@ -149,3 +155,18 @@ def result_reference(ref: BlobRef) -> dict[str, Any]:
         "BaseLocation": ref.base_location,
         "SasBlobToken": ref.sas_blob_token,
     }
+
+
+def _fresh_expiry(blob_url: str, now: dt.datetime) -> dt.datetime:
+    """About 24 hours from now, but always a later second than the blob's previous SAS.
+
+    SAS times have one-second resolution, so two mints within a second would otherwise be the
+    same token; each status GET must mint a token of its own.
+    """
+    expiry = (now + SAS_LIFETIME).replace(microsecond=0)
+    with _sas_lock:
+        previous = _last_sas_expiry.get(blob_url)
+        if previous is not None and expiry <= previous:
+            expiry = previous + dt.timedelta(seconds=1)
+        _last_sas_expiry[blob_url] = expiry
+    return expiry
