@@ -29,6 +29,15 @@ class BodyNotJson(Exception):
     """The request body is not JSON (or not UTF-8, or holds a lone surrogate)."""
 
 
+class BadRequest(Exception):
+    """A 400 any service may raise; `code` names the problem (e.g. RequestBodyInvalid)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
 class DrainUnreadBody:
     """Reads (and drops) the unread rest of a request body before the response starts."""
 
