@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import typed
+
 
 class ConfigError(ValueError):
     """The emulator config file is invalid; the message names the field."""
@@ -86,35 +88,11 @@ class EmulatorConfig:
             raise ConfigError(f"{path}: {exc}") from exc
 
 
-_NESTED: dict[str, type] = {
-    "web_services": WebServiceConfig,
-    "endpoints": EndpointConfig,
-    "arm_web_services": ArmWebServiceConfig,
-    "service_principals": ServicePrincipalConfig,
-}
-
-
 def _build(cls: type, raw: Any, where: str) -> Any:
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: expected an object")
-    known = cls.__dataclass_fields__  # type: ignore[attr-defined]
-    unknown = set(raw) - set(known)
-    if unknown:
-        raise ConfigError(f"{where}: unknown field(s) {sorted(unknown)}")
-    values: dict[str, Any] = {}
-    for name, value in raw.items():
-        if name in _NESTED:
-            if not isinstance(value, list):
-                raise ConfigError(f"{where}.{name}: expected a list")
-            values[name] = tuple(_build(_NESTED[name], item, f"{where}.{name}[{i}]") for i, item in enumerate(value))
-        elif isinstance(value, list):
-            values[name] = tuple(value)
-        else:
-            values[name] = value
     try:
-        return cls(**values)
-    except TypeError as exc:
-        raise ConfigError(f"{where}: {exc}") from exc
+        return typed.build(cls, raw, where)
+    except typed.ShapeError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def default_config() -> EmulatorConfig:

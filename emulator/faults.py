@@ -13,10 +13,8 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
-import types
-import typing
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
 
@@ -24,7 +22,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from . import wire
+from . import typed, wire
 
 
 class DropConnection(Exception):
@@ -157,34 +155,10 @@ class FaultRegistry:
 
 def build(factory: type, body: dict[str, Any]) -> Any:
     """`factory(**body)` after checking every field exists and has its annotated JSON type."""
-    hints = typing.get_type_hints(factory)
-    known = {f.name for f in fields(factory)}
-    for name, value in body.items():
-        if name not in known:
-            raise wire.BadRequest("RequestBodyInvalid", f"Bad fault: unknown field {name!r}.")
-        if not _fits(value, hints[name]):
-            raise wire.BadRequest("RequestBodyInvalid", f"Bad fault: field {name!r} has the wrong type.")
     try:
-        return factory(**body)
-    except (TypeError, ValueError) as exc:
+        return typed.build(factory, body, "fault")
+    except typed.ShapeError as exc:
         raise wire.BadRequest("RequestBodyInvalid", f"Bad fault: {exc}") from None
-
-
-def _fits(value: Any, hint: Any) -> bool:
-    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
-        return any(_fits(value, option) for option in typing.get_args(hint))
-    if hint is type(None):
-        return value is None
-    if hint is float:
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    origin = typing.get_origin(hint)
-    if origin is dict:
-        return isinstance(value, dict) and all(isinstance(k, str) for k in value)
-    if origin in (list, tuple):
-        return isinstance(value, list)
-    return isinstance(value, hint) if isinstance(hint, type) else True
 
 
 def build_router(registry: FaultRegistry, limit: int) -> APIRouter:
