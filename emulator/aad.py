@@ -51,13 +51,8 @@ def build_router(principals: Sequence[ServicePrincipalConfig], tokens: TokenIssu
         return [p for p in principals if p.tenant.lower() == tenant.lower()]
 
     def lifetime_for(client_id: str) -> int:
-        with faults.lock:
-            for fault in token_faults:
-                if (fault.remaining is None or fault.remaining > 0) and matches(fault.client_id, client_id):
-                    if fault.remaining is not None:
-                        fault.remaining -= 1
-                    return fault.lifetime_s
-        return TOKEN_LIFETIME_S
+        fault = faults.take_from(token_faults, lambda f: matches(f.client_id, client_id))
+        return fault.lifetime_s if fault else TOKEN_LIFETIME_S
 
     @router.get("/{tenant}/v2.0/.well-known/openid-configuration")
     async def openid_configuration(tenant: str, request: Request) -> Response:

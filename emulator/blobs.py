@@ -12,12 +12,18 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
-from azure.core.exceptions import AzureError, ClientAuthenticationError, HttpResponseError, ResourceNotFoundError
-from azure.storage.blob import BlobClient, BlobSasPermissions, BlobServiceClient, generate_blob_sas
+from azure.core.exceptions import (
+    AzureError,
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceNotFoundError,
+)
+from azure.storage.blob import BlobClient, BlobSasPermissions, BlobServiceClient, ContainerClient, generate_blob_sas
 
 MAX_BLOB_BYTES = 2 * 1024 * 1024 * 1024
 SAS_LIFETIME = dt.timedelta(hours=24)
@@ -107,6 +113,23 @@ def write_blob(ref: BlobRef, data: bytes, where: str) -> None:
     client = ref.client()
     with storage_errors(ref, where, "write"):
         client.upload_blob(data, overwrite=True)
+
+
+def list_blobs(ref: BlobRef, where: str) -> list[str]:
+    """Names (without the container) of the blobs whose names start with the ref's path, sorted."""
+    if not ref.connection_string:
+        raise StorageError("InvalidBlob", f"{where}: listing needs the account key.")
+    client = ContainerClient.from_connection_string(ref.connection_string, ref.container, retry_total=1)
+    with storage_errors(ref, where, "list"):
+        return sorted(blob.name for blob in client.list_blobs(name_starts_with=ref.blob_name))
+
+
+def ensure_container(connection_string: str, container: str) -> None:
+    """Create the container unless it exists (a datastore's container is created on first use)."""
+    ref = BlobRef(connection_string, f"{container}/", None, None)
+    client = BlobServiceClient.from_connection_string(connection_string, retry_total=1)
+    with storage_errors(ref, container, "create"), suppress(ResourceExistsError):
+        client.create_container(container)
 
 
 def _refused(exc: HttpResponseError, where: str, ref: BlobRef, action: str) -> StorageError:

@@ -16,13 +16,15 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from . import typed, wire
+
+T = TypeVar("T")
 
 
 class DropConnection(Exception):
@@ -118,6 +120,17 @@ class FaultRegistry:
         with self.lock:
             for kind in self._kinds.values():
                 kind.items.clear()
+
+    def take_from(self, items: list[T], wanted: Callable[[T], bool]) -> T | None:
+        """The first item of a registered kind that has uses left and is `wanted`; uses one up."""
+        with self.lock:
+            for item in items:
+                remaining = getattr(item, "remaining", None)
+                if (remaining is None or remaining > 0) and wanted(item):
+                    if remaining is not None:
+                        item.remaining = remaining - 1  # type: ignore[attr-defined]
+                    return item
+        return None
 
     def take(self, target: str, op: str) -> FaultRule | None:
         """The first live call rule for (target, op), used up by one."""
