@@ -14,8 +14,11 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import aad, admin, faults, studio, wire
+from .azure_ml import service as azure_ml
+from .azure_ml.arm import ArmPathCase
+from .azure_ml.errors import AmlError
 from .blobs import StorageError
-from .config import EmulatorConfig
+from .config import EmulatorConfig, ServicePrincipalConfig
 from .security import TokenIssuer
 from .studio.errors import ServiceError, bad_argument
 from .studio.errors import render as render_studio
@@ -31,14 +34,21 @@ def create_app(config: EmulatorConfig, *, http_base: str = "", https_base: str =
     registry.register("job", studio.state.JobBehaviour, studio_state.job_behaviours)
     registry.register("update", studio.state.UpdateBehaviour, studio_state.update_behaviours)
     studio_ctx = studio.StudioContext(config, studio_state, registry, tokens, http_base, https_base, ca_file)
+    ml_state, ml_router = azure_ml.build(config.azure_ml, registry, tokens, https_base or http_base, config.max_body_bytes)
+    principals = (*config.service_principals,
+                  *(ServicePrincipalConfig(w.tenant, w.client_id, w.client_secret) for w in config.azure_ml.workspaces))
+    ml_location = config.azure_ml.workspaces[0].location if config.azure_ml.workspaces else "eastus"
 
     app = FastAPI(title="ML services emulator", docs_url=None, redoc_url=None, openapi_url=None)
     app.add_middleware(faults.DropMiddleware)
     app.add_middleware(wire.DrainUnreadBody)
+    app.add_middleware(ArmPathCase)
     app.state.emulator = studio_state
     app.state.bases = {"http": http_base, "https": https_base, "ca_file": ca_file}
 
-    async def render(_: Request, exc: Exception) -> JSONResponse:
+    async def render(request: Request, exc: Exception) -> JSONResponse:
+        if azure_ml.owns(request.url.path):
+            return azure_ml.render_error(request, exc, ml_location)
         response = render_studio(exc)
         if response is not None:
             return response
@@ -54,14 +64,15 @@ def create_app(config: EmulatorConfig, *, http_base: str = "", https_base: str =
     # Known exceptions are rendered inside the middleware stack (so DrainUnreadBody still runs);
     # only a crash reaches the outermost handler.
     known = (StarletteHTTPException, RequestValidationError, ServiceError, studio.errors.ArmError, StorageError,
-             faults.InjectedFault, wire.BodyTooLarge, wire.BodyNotJson, wire.BadRequest)
+             faults.InjectedFault, wire.BodyTooLarge, wire.BodyNotJson, wire.BadRequest, AmlError)
     for handled in (Exception, *known):
         app.add_exception_handler(handled, render)
 
     app.include_router(studio.build_router(studio_ctx))
-    app.include_router(aad.build_router(config.service_principals, tokens, registry, studio_state.count))
+    app.include_router(aad.build_router(principals, tokens, registry, studio_state.count))
+    app.include_router(ml_router)
     app.include_router(faults.build_router(registry, config.max_body_bytes))
-    app.include_router(admin.build_router(studio_ctx, registry))
+    app.include_router(admin.build_router(studio_ctx, ml_state, registry))
     return app
 
 

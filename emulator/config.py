@@ -1,4 +1,4 @@
-"""Emulator configuration: which services, endpoints, ARM web services and principals exist.
+"""Emulator configuration: which services, endpoints, ARM web services, principals and workspaces exist.
 
 With no config file the emulator serves the seed's example (`default_config()`). A JSON config file
 has the same shape as `EmulatorConfig.to_dict()`; unknown or mistyped fields raise `ConfigError`.
@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from . import typed
+from .azure_ml.config import AzureMlConfig, default_azure_ml
 
 
 class ConfigError(ValueError):
@@ -68,6 +69,7 @@ class EmulatorConfig:
     max_queued_jobs_per_endpoint: int = 200
     update_delay_seconds: float = 0.2  # the real service took ~30 s to swap a model in
     max_body_bytes: int = 1024 * 1024
+    azure_ml: AzureMlConfig = field(default_factory=AzureMlConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -97,7 +99,8 @@ def _build(cls: type, raw: Any, where: str) -> Any:
 
 def default_config() -> EmulatorConfig:
     """The seed's example: a training service, a scoring service with `default` and `endpoint2`,
-    the ARM web service `myWebService` and one service principal in `mycompany.com`."""
+    the ARM web service `myWebService`, one service principal in `mycompany.com`, and the Azure ML
+    workspace `retrain-ws` (see `azure_ml.config.default_azure_ml`)."""
     return EmulatorConfig(
         workspace_id="0000000000000000000000000000000000000",
         web_services=(
@@ -141,4 +144,5 @@ def default_config() -> EmulatorConfig:
                 client_secret="zWa0000000000Tp6FjtZOspK/WMA2tQ08c8U+gZRBlw=",
             ),
         ),
+        azure_ml=default_azure_ml(),
     )
