@@ -19,7 +19,7 @@ from .azure_ml.arm import ArmPathCase
 from .azure_ml.errors import AmlError
 from .blobs import StorageError
 from .config import EmulatorConfig, ServicePrincipalConfig
-from .security import TokenIssuer
+from .security import TokenIssuer, TokenRejected
 from .studio.errors import ServiceError, bad_argument
 from .studio.errors import render as render_studio
 from .studio.state import EmulatorState
@@ -64,7 +64,7 @@ def create_app(config: EmulatorConfig, *, http_base: str = "", https_base: str =
     # Known exceptions are rendered inside the middleware stack (so DrainUnreadBody still runs);
     # only a crash reaches the outermost handler.
     known = (StarletteHTTPException, RequestValidationError, ServiceError, studio.errors.ArmError, StorageError,
-             faults.InjectedFault, wire.BodyTooLarge, wire.BodyNotJson, wire.BadRequest, AmlError)
+             faults.InjectedFault, wire.BodyTooLarge, wire.BodyNotJson, wire.BadRequest, AmlError, TokenRejected)
     for handled in (Exception, *known):
         app.add_exception_handler(handled, render)
 

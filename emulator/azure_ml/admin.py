@@ -10,7 +10,7 @@
   0%). 409 if an endpoint is busy, or if version 1 was registered elsewhere by a client.
 - `POST /_emulator/azure-ml/event-subscriptions` `{"workspace", "url", "eventTypes"?}` registers a
   webhook after the validation handshake (201 `{"id", ...}`; 400 if the handshake fails);
-  `GET` lists them, `DELETE …/{id}` removes one.
+  `GET` lists them, `DELETE …/{id}` removes one. Listings show a URL without its query (the key).
 - `GET/POST/DELETE /_emulator/azure-ml/settings`: read, change (`{"timings": {...}, "routingSeed":
   n|null, "pageSize": n}`, any subset) or restore the durations, routing seed and page size.
 """
@@ -127,7 +127,7 @@ def snapshot(state: AzureMlState) -> dict[str, Any]:
                                 for e in ws.online.values()],
             "batchEndpoints": [{"name": e.name, "provisioningState": e.state, "defaultDeployment": e.default_deployment,
                                 "deployments": deployments(e)} for e in ws.batch.values()],
-            "eventSubscriptions": [{"id": s.id, "url": s.url, "validated": s.validated, "eventTypes": s.event_types}
+            "eventSubscriptions": [{"id": s.id, "url": s.shown_url, "validated": s.validated, "eventTypes": s.event_types}
                                    for s in state.events.subscriptions.values() if s.workspace == ws.cfg.name],
         } for ws in state.workspaces.values()]
         return {"workspaces": workspaces, "counters": dict(state.counters), "settings": state.settings_body()}
@@ -176,12 +176,12 @@ def build_router(state: AzureMlState) -> APIRouter:
                                           tuple(types) if types is not None else None, True)
         except HandshakeFailed as exc:
             raise user_error(f"Webhook validation handshake failed: {exc}.", "WebhookValidationFailed") from None
-        return JSONResponse({"id": sub.id, "workspace": sub.workspace, "url": sub.url, "eventTypes": list(types) if types else None,
+        return JSONResponse({"id": sub.id, "workspace": sub.workspace, "url": sub.shown_url, "eventTypes": list(types) if types else None,
                              "validated": sub.validated}, status_code=201)
 
     @router.get(PREFIX + "/event-subscriptions")
     async def subscriptions() -> Response:
-        return JSONResponse([{"id": s.id, "workspace": s.workspace, "url": s.url, "validated": s.validated}
+        return JSONResponse([{"id": s.id, "workspace": s.workspace, "url": s.shown_url, "validated": s.validated}
                              for s in state.events.subscriptions.values()])
 
     @router.delete(PREFIX + "/event-subscriptions/{sub_id}")

@@ -28,6 +28,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .. import wire
+from ..security import bearer_claims
 from .errors import arm_error, user_error
 from .resources import Workspace
 from .state import AzureMlState
@@ -87,13 +88,7 @@ def check_api_version(request: Request) -> str:
 
 
 def authenticate(state: AzureMlState, request: Request, audience: str) -> dict[str, Any]:
-    token = wire.bearer(request)
-    if not token:
-        raise arm_error(401, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing.")
-    claims = state.tokens.verify(token, audience)
-    if claims is None:
-        raise arm_error(401, "InvalidAuthenticationToken", "The access token is invalid, expired, or not for this audience.")
-    return claims
+    return bearer_claims(state.tokens, wire.bearer(request), audience)
 
 
 def authorize(ws: Workspace, claims: dict[str, Any], action: str) -> str:

@@ -22,8 +22,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from . import trainer
-from .arm import answer, arm_call, check_name, page, read_object, resource_id
-from .endpoints import find_endpoint, is_batch, on_both, require_idle, segment
+from .arm import answer, arm_call, page, read_object, resource_id
+from .endpoints import find_endpoint, is_batch, on_both, require_idle, segment, tracked_patch, tracked_put
 from .errors import conflict, not_found, user_error
 from .jobs import check_asset_id
 from .lro import delete_later, provision
@@ -130,6 +130,11 @@ def _model_id(ws: Workspace, mv: ModelVersion) -> str:
     return resource_id(ws, "models", mv.name, "versions", mv.version)
 
 
+def require_deployment_idle(d: Deployment) -> None:
+    if d.state not in TERMINAL_PROVISIONING:
+        raise conflict("Conflict of operation, another operation on same entity is already running.")
+
+
 def deployment_body(ws: Workspace, endpoint: Endpoint, d: Deployment) -> dict[str, Any]:
     body: dict[str, Any] = {
         "id": resource_id(ws, segment(endpoint.batch), endpoint.name, "deployments", d.name), "name": d.name,
@@ -193,12 +198,7 @@ def build_router(state: AzureMlState) -> APIRouter:
     @on_both(router, "PUT", sub_path + "/{name}")
     async def put_deployment(sub: str, rg: str, ws: str, endpoint: str, name: str, request: Request) -> Response:
         batch = is_batch(request)
-        call = await arm_call(state, request, sub, rg, ws, f"{segment(batch)}.deployments.write")
-        check_name("Deployment", name)
-        body = await read_object(state, request)
-        location = required_text(body, "location", "")
-        if location.replace(" ", "").lower() != call.ws.cfg.location.lower():
-            raise user_error(f"location {location!r} must be the workspace's location, {call.ws.cfg.location}.", "InvalidLocation")
+        call, body = await tracked_put(state, request, sub, rg, ws, f"{segment(batch)}.deployments.write", "Deployment", name)
         props, mv = (parse_batch if batch else parse_online)(call.ws, obj(body.get("properties"), "properties"))
         tags = str_map(body, "tags", "")
         sku = None
@@ -218,8 +218,7 @@ def build_router(state: AzureMlState) -> APIRouter:
                 d.fault = state.take_deployment_fault(call.ws, target.name, name)
                 target.deployments[name.lower()] = d
             else:
-                if d.state not in TERMINAL_PROVISIONING:
-                    raise conflict("Conflict of operation, another operation on same entity is already running.")
+                require_deployment_idle(d)
                 changed = next((k for k in CREATE_ONLY if k in props and props[k] != d.props.get(k)), None)
                 if changed is not None:
                     raise user_error(f"properties.{changed} cannot be changed after the deployment is created.", "Immutable",
@@ -258,8 +257,7 @@ def build_router(state: AzureMlState) -> APIRouter:
             if d is None:
                 return answer(None, 204, write=True)
             require_idle(target, f"delete deployment {d.name}")
-            if d.state not in TERMINAL_PROVISIONING:
-                raise conflict("Conflict of operation, another operation on same entity is already running.")
+            require_deployment_idle(d)
             if any(w.get(d.name, 0) > 0 for w in (target.traffic, target.mirror, target.live_traffic, target.live_mirror)):
                 raise user_error(f"Deployment {d.name} still gets traffic; set its traffic and mirror traffic to 0 first.", "DeploymentHasTraffic")
             if target.default_deployment and target.default_deployment.lower() == d.name.lower():
@@ -275,18 +273,13 @@ def build_router(state: AzureMlState) -> APIRouter:
     @on_both(router, "PATCH", sub_path + "/{name}")
     async def patch_deployment(sub: str, rg: str, ws: str, endpoint: str, name: str, request: Request) -> Response:
         batch = is_batch(request)
-        call = await arm_call(state, request, sub, rg, ws, f"{segment(batch)}.deployments.write")
-        body = await read_object(state, request)
-        extra = sorted(set(body) - {"tags", "sku"})
-        if extra:
-            raise user_error(f"PATCH takes only tags and sku; change {', '.join(extra)} with a PUT of the whole deployment.")
+        call, body = await tracked_patch(state, request, sub, rg, ws, f"{segment(batch)}.deployments.write", ("tags", "sku"), "deployment")
         raw_sku = opt_obj(body, "sku", "sku")
         capacity = integer(raw_sku, "capacity", "sku", minimum=1) if raw_sku else None
         with state.lock:
             target = find_endpoint(call.ws, endpoint, batch)
             d = find(call.ws, target, name)
-            if d.state not in TERMINAL_PROVISIONING:
-                raise conflict("Conflict of operation, another operation on same entity is already running.")
+            require_deployment_idle(d)
             if "tags" in body:
                 d.tags = str_map(body, "tags", "")
             d.audit.touch(call.principal)

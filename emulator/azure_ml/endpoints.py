@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from .arm import answer, arm_call, check_name, page, read_object, resource_id
+from .arm import Call, answer, arm_call, check_name, page, read_object, resource_id
 from .errors import conflict, not_found, user_error
 from .jobs import WS
 from .lro import delete_later, provision
@@ -93,6 +93,29 @@ def _weights(raw: Any, where: str, endpoint: Endpoint | None, ws: Workspace) -> 
     return out
 
 
+async def tracked_put(state: AzureMlState, request: Request, sub: str, rg: str, ws: str, op: str,
+                      kind: str, name: str) -> tuple[Call, dict[str, Any]]:
+    """The checks every PUT of a tracked resource (endpoint, deployment) starts with; (call, body)."""
+    call = await arm_call(state, request, sub, rg, ws, op)
+    check_name(kind, name)
+    body = await read_object(state, request)
+    location = required_text(body, "location", "")
+    if location.replace(" ", "").lower() != call.ws.cfg.location.lower():
+        raise user_error(f"location {location!r} must be the workspace's location, {call.ws.cfg.location}.", "InvalidLocation")
+    return call, body
+
+
+async def tracked_patch(state: AzureMlState, request: Request, sub: str, rg: str, ws: str, op: str,
+                        allowed: tuple[str, str], kind: str) -> tuple[Call, dict[str, Any]]:
+    """A PATCH body, which may carry only the two `allowed` fields; (call, body)."""
+    call = await arm_call(state, request, sub, rg, ws, op)
+    body = await read_object(state, request)
+    extra = sorted(set(body) - set(allowed))
+    if extra:
+        raise user_error(f"PATCH takes only {' and '.join(allowed)}; change {', '.join(extra)} with a PUT of the whole {kind}.")
+    return call, body
+
+
 def check_traffic(traffic: dict[str, int], mirror: dict[str, int]) -> None:
     total = sum(traffic.values())
     if total not in (0, 100):
@@ -127,12 +150,7 @@ def build_router(state: AzureMlState) -> APIRouter:
     @on_both(router, "PUT", "/{name}")
     async def put_endpoint(sub: str, rg: str, ws: str, name: str, request: Request) -> Response:
         batch = is_batch(request)
-        call = await arm_call(state, request, sub, rg, ws, f"{segment(batch)}.write")
-        check_name("Endpoint", name)
-        body = await read_object(state, request)
-        location = required_text(body, "location", "")
-        if location.replace(" ", "").lower() != call.ws.cfg.location.lower():
-            raise user_error(f"location {location!r} must be the workspace's location, {call.ws.cfg.location}.", "InvalidLocation")
+        call, body = await tracked_put(state, request, sub, rg, ws, f"{segment(batch)}.write", "Endpoint", name)
         props = obj(body.get("properties"), "properties")
         auth_mode = choice(props, "authMode", "properties", AUTH_MODES, ignore_case=True)
         if auth_mode is None:
@@ -211,11 +229,7 @@ def build_router(state: AzureMlState) -> APIRouter:
     @on_both(router, "PATCH", "/{name}")
     async def patch_endpoint(sub: str, rg: str, ws: str, name: str, request: Request) -> Response:
         batch = is_batch(request)
-        call = await arm_call(state, request, sub, rg, ws, f"{segment(batch)}.write")
-        body = await read_object(state, request)
-        extra = sorted(set(body) - {"tags", "identity"})
-        if extra:
-            raise user_error(f"PATCH takes only tags and identity; change {', '.join(extra)} with a PUT of the whole endpoint.")
+        call, body = await tracked_patch(state, request, sub, rg, ws, f"{segment(batch)}.write", ("tags", "identity"), "endpoint")
         tags = str_map(body, "tags", "") if "tags" in body else None
         identity = opt_obj(body, "identity", "")
         with state.lock:

@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from .. import wire
 from ..blobs import StorageError
 from ..faults import InjectedFault
+from ..security import TokenRejected
 
 
 class AmlError(Exception):
@@ -92,6 +93,8 @@ def render(exc: Exception, location: str) -> JSONResponse | None:
         error = arm_error(400, "InvalidRequestContent", f"The request content was invalid and could not be deserialized: {exc}")
     elif isinstance(exc, wire.BadRequest):
         error = user_error(exc.message, exc.code)
+    elif isinstance(exc, TokenRejected):
+        error = arm_error(exc.status, exc.code, exc.message)
     else:
         return None
     request_id = str(uuid.uuid4())

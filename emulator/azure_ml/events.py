@@ -47,6 +47,11 @@ class Subscription:
     validated: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
+    @property
+    def shown_url(self) -> str:
+        """The URL without its query: a webhook's query usually holds its key (`code=`)."""
+        return self.url.split("?", 1)[0] + ("?…" if "?" in self.url else "")
+
     def wants(self, event_type: str) -> bool:
         return self.event_types is None or event_type.lower() in (t.lower() for t in self.event_types)
 
@@ -109,7 +114,7 @@ class EventGrid:
             response = requests.post(sub.url, json=[event], timeout=DELIVERY_TIMEOUT_S, headers=self._headers(sub, "Notification", attempt))
             delivered = 200 <= response.status_code < 300
         except (requests.RequestException, HandshakeFailed) as exc:
-            logger.info("event delivery to %s failed: %s", sub.url, type(exc).__name__)
+            logger.info("event delivery to %s failed: %s", sub.shown_url, type(exc).__name__)
             delivered = False
         if delivered:
             self._count("events_delivered")
@@ -137,7 +142,7 @@ class EventGrid:
                 answer = None
             if not isinstance(answer, dict) or answer.get("validationResponse") != code:
                 self._count("events_handshakes_failed")
-                raise HandshakeFailed(f"{sub.url} did not answer the validation handshake with the code")
+                raise HandshakeFailed(f"{sub.shown_url} did not answer the validation handshake with the code")
             sub.validated = True
 
     @staticmethod

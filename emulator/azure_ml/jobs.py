@@ -60,16 +60,28 @@ def check_uri(ws: Workspace, value: str, where: str) -> None:
         raise user_error(f"{where}: datastore {uri.datastore!r} was not found in workspace {ws.cfg.name}.", "NotFound")
 
 
-def parse_inputs(ws: Workspace, raw: dict[str, Any] | None, where: str) -> dict[str, dict[str, Any]]:
-    inputs = {}
+def _io_items(raw: dict[str, Any] | None, where: str, type_key: str, allowed: tuple[str, ...]) -> list[tuple[str, str, dict[str, Any], str]]:
+    """(name, path, item, type) of each job input or output, with its name and type checked."""
+    items = []
     for name, item in (raw or {}).items():
         here = f"{where}.{name}"
         if not IO_NAME.match(name):
-            raise user_error(f"{where}: input name {name!r} must be an identifier.")
+            raise user_error(f"{where}: name {name!r} must be an identifier.")
         item = obj(item, here)
-        kind = choice(item, "jobInputType", here, INPUT_TYPES)
+        kind = choice(item, type_key, here, allowed)
         if kind is None:
-            raise user_error(f"{here}.jobInputType is required.", "MissingRequiredField")
+            raise user_error(f"{here}.{type_key} is required.", "MissingRequiredField")
+        items.append((name, here, item, kind))
+    return items
+
+
+def _described(entry: dict[str, Any], item: dict[str, Any], here: str, keys: tuple[str, ...]) -> dict[str, Any]:
+    return entry | {key: value for key in keys if (value := text(item, key, here)) is not None}
+
+
+def parse_inputs(ws: Workspace, raw: dict[str, Any] | None, where: str) -> dict[str, dict[str, Any]]:
+    inputs = {}
+    for name, here, item, kind in _io_items(raw, where, "jobInputType", INPUT_TYPES):
         entry: dict[str, Any] = {"jobInputType": kind}
         if kind == "literal":
             entry["value"] = required_text(item, "value", here)
@@ -77,30 +89,18 @@ def parse_inputs(ws: Workspace, raw: dict[str, Any] | None, where: str) -> dict[
             entry["uri"] = required_text(item, "uri", here)
             check_uri(ws, entry["uri"], f"{here}.uri")
             entry["mode"] = choice(item, "mode", here, INPUT_MODES, default="ReadOnlyMount")
-        if (description := text(item, "description", here)) is not None:
-            entry["description"] = description
-        inputs[name] = entry
+        inputs[name] = _described(entry, item, here, ("description",))
     return inputs
 
 
 def parse_outputs(ws: Workspace, raw: dict[str, Any] | None, where: str) -> dict[str, dict[str, Any]]:
     outputs = {}
-    for name, item in (raw or {}).items():
-        here = f"{where}.{name}"
-        if not IO_NAME.match(name):
-            raise user_error(f"{where}: output name {name!r} must be an identifier.")
-        item = obj(item, here)
-        kind = choice(item, "jobOutputType", here, OUTPUT_TYPES)
-        if kind is None:
-            raise user_error(f"{here}.jobOutputType is required.", "MissingRequiredField")
+    for name, here, item, kind in _io_items(raw, where, "jobOutputType", OUTPUT_TYPES):
         uri = text(item, "uri", here)
         if uri is not None:
             check_uri(ws, uri, f"{here}.uri")
-        entry: dict[str, Any] = {"jobOutputType": kind, "uri": uri, "mode": choice(item, "mode", here, OUTPUT_MODES, default="ReadWriteMount")}
-        for key in ("description", "assetName"):
-            if (value := text(item, key, here)) is not None:
-                entry[key] = value
-        outputs[name] = entry
+        entry = {"jobOutputType": kind, "uri": uri, "mode": choice(item, "mode", here, OUTPUT_MODES, default="ReadWriteMount")}
+        outputs[name] = _described(entry, item, here, ("description", "assetName"))
     return outputs
 
 

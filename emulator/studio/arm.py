@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from .. import ilearner, wire
+from ..security import bearer_claims
 from .context import StudioContext
 from .errors import ArmError
 from .state import ArmService, AsyncOperation
@@ -27,13 +28,7 @@ def build_router(ctx: StudioContext) -> APIRouter:
         if version not in ARM_API_VERSIONS:
             raise ArmError(400, "InvalidApiVersionParameter",
                            f"The api-version '{version}' is invalid. Supported: {', '.join(ARM_API_VERSIONS)}.")
-        token = wire.bearer(request)
-        if not token:
-            raise ArmError(401, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing.")
-        claims = ctx.tokens.verify(token, ARM_AUDIENCE)
-        if claims is None:
-            raise ArmError(401, "InvalidAuthenticationToken", "The access token is invalid or expired.")
-        return claims
+        return bearer_claims(ctx.tokens, wire.bearer(request), ARM_AUDIENCE)
 
     def arm_service(sub: str, rg: str, name: str) -> ArmService:
         found = ctx.state.arm.get(name.lower())
@@ -129,18 +124,11 @@ def build_router(ctx: StudioContext) -> APIRouter:
         await ctx.inject(name, "arm_get")
         return JSONResponse(arm_body(arm_service(sub, rg, name), request))
 
-    @router.patch(arm_path)
-    async def arm_patch(sub: str, rg: str, name: str, request: Request) -> Response:
+    @router.api_route(arm_path, methods=["PATCH", "PUT"])
+    async def arm_update(sub: str, rg: str, name: str, request: Request) -> Response:
+        """PATCH and PUT both apply the given properties (fault ops arm_patch / arm_put)."""
         require_arm(request)
-        await ctx.inject(name, "arm_patch")
-        svc = arm_service(sub, rg, name)
-        headers = apply_arm_update(svc, await ctx.read_json(request), request)
-        return JSONResponse(arm_body(svc, request), headers=headers)
-
-    @router.put(arm_path)
-    async def arm_put(sub: str, rg: str, name: str, request: Request) -> Response:
-        require_arm(request)
-        await ctx.inject(name, "arm_put")
+        await ctx.inject(name, f"arm_{request.method.lower()}")
         svc = arm_service(sub, rg, name)
         headers = apply_arm_update(svc, await ctx.read_json(request), request)
         return JSONResponse(arm_body(svc, request), headers=headers)

@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from .. import wire
 from ..blobs import StorageError
 from ..faults import InjectedFault
+from ..security import TokenRejected
 
 STATUS_OF_CODE = {
     "BadArgument": 400,
@@ -107,6 +108,8 @@ def render(exc: Exception) -> JSONResponse | None:
         error = bad_argument("RequestBodyInvalid", str(exc))
     elif isinstance(exc, wire.BadRequest):
         error = bad_argument(exc.code, exc.message)
+    elif isinstance(exc, TokenRejected):
+        error = ArmError(exc.status, exc.code, exc.message)
     else:
         return None
     headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, InjectedFault) and exc.retry_after else None

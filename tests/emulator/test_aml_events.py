@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -91,6 +92,7 @@ def test_job_and_model_events_arrive_in_event_grid_schema(aml: Aml, webhook: Web
     assert completed["data"]["experimentName"] == "emulator-tests" and completed["data"]["runTags"] == {"run": "42"}
     assert {"id", "eventTime", "dataVersion", "metadataVersion"} <= set(completed)
     assert webhook.headers[-1]["aeg-event-type"] == "Notification"
+    assert "code=k" not in json.dumps(aml.state())  # the webhook's key is not shown
 
     model = unique("evmodel")
     aml.register(model, "1", f"azureml://jobs/{name}/outputs/model/paths/", tags={"t": "v"})
@@ -114,8 +116,15 @@ def test_failed_deliveries_are_retried_and_faults_lose_or_duplicate(aml: Aml, we
     copies = wait_until(lambda: len(webhook.of(doubled)) == 2 and webhook.of(doubled), what="two copies")
     assert copies[0]["id"] == copies[1]["id"]  # the same event, delivered twice: dedupe on id
     assert webhook.of(lost) == []
+
+    aml.fault({"kind": "aml_events", "action": "delay", "delay_s": 0.5, "event_type": "*ModelRegistered"})
+    late = unique("late")
+    began = time.monotonic()
+    aml.register(late, "1", "azureml://datastores/workspaceblobstore/paths/x/")
+    wait_until(lambda: webhook.of(late), what="delayed delivery")
+    assert time.monotonic() - began >= 0.5
     counters = aml.state()["counters"]
-    assert counters["events_lost"] >= 1 and counters["events_duplicated"] >= 1
+    assert counters["events_lost"] >= 1 and counters["events_duplicated"] >= 1 and counters["events_delayed"] >= 1
 
 
 def test_a_webhook_that_fails_the_handshake_is_not_subscribed(aml: Aml) -> None:

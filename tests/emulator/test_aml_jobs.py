@@ -193,3 +193,18 @@ def test_job_names_follow_the_pattern_and_unknown_jobs_are_404(aml: Aml, trainin
     assert isinstance(listed["value"], list)
     assert requests.get(aml.url("/jobs/x").replace("?api-version=2024-04-01", ""), verify=aml.ca_file, timeout=10,
                         headers={"Authorization": f"Bearer {aml.token()}"}).json()["error"]["code"] == "MissingApiVersionParameter"
+
+
+def test_delete_a_job_and_read_the_workspace_resources_it_names(aml: Aml, training_csv: str) -> None:
+    job = aml.train(training_csv)
+    deleting = aml.call("DELETE", f"/jobs/{job['name']}")
+    assert aml.wait_location(deleting).status_code == 204
+    assert aml.call("GET", f"/jobs/{job['name']}").status_code == 404
+    workspace = aml.ok("GET", "")
+    assert workspace["properties"]["mlFlowTrackingUri"] == aml.ws["mlFlowTrackingUri"]
+    auth = {"Authorization": f"Bearer {aml.token()}"}
+    for resource in (aml.ws["computeId"], aml.ws["environmentId"]):
+        assert aml.http("GET", f"{aml.ws['managementEndpoint']}{resource}?api-version=2024-04-01", headers=auth).status_code == 200
+    stores = aml.ok("GET", "/datastores")["value"]
+    assert [(d["name"], d["properties"]["isDefault"]) for d in stores] == [("workspaceblobstore", True)]
+    assert aml.call("GET", "/computes/gpu-cluster").status_code == 404

@@ -234,6 +234,14 @@ def test_scoring_credentials_and_routing_errors(aml: Aml, two_models: tuple[str,
     assert aml.http("POST", token_uri, json=body, headers=headers | {"Authorization": f"Bearer {issued['accessToken']}"}).status_code == 200
     assert aml.http("POST", token_uri, json=body, headers=headers | {"Authorization": f"Bearer {aml.token()}"}).status_code == 401
 
+    entra_endpoint = unique("entra")
+    aml.create_endpoint(entra_endpoint, auth_mode="AADToken")
+    aml.deploy(entra_endpoint, "blue", two_models[0])
+    entra_uri = aml.scoring_uri(entra_endpoint)
+    ml_token = aml.token("https://ml.azure.com")
+    assert aml.http("POST", entra_uri, json=body, headers=headers | {"Authorization": f"Bearer {ml_token}"}).status_code == 200
+    assert aml.http("POST", entra_uri, json=body, headers=headers | {"Authorization": f"Bearer {aml.token()}"}).status_code == 401
+
 
 def test_delete_deployment_then_endpoint_through_location(aml: Aml, two_models: tuple[str, str]) -> None:
     endpoint = unique("gone")
@@ -246,7 +254,9 @@ def test_delete_deployment_then_endpoint_through_location(aml: Aml, two_models: 
     deleting = aml.call("DELETE", f"/onlineEndpoints/{endpoint}/deployments/blue")
     assert deleting.status_code == 202 and "x-ms-async-operation-timeout" in deleting.headers
     assert aml.wait_location(deleting).status_code == 204
-    assert aml.call("GET", f"/onlineEndpoints/{endpoint}/deployments/blue").status_code == 404
+    gone_deployment = aml.call("GET", f"/onlineEndpoints/{endpoint}/deployments/blue")
+    assert gone_deployment.status_code == 404
+    assert gone_deployment.json()["error"]["message"] == f"Deployment blue not found in endpoint {endpoint}, workspace {aml.ws['name']}."
     patched = aml.call("PATCH", f"/onlineEndpoints/{endpoint}", {"tags": {"team": "ml"}})
     assert patched.status_code == 200 and patched.json()["tags"] == {"team": "ml"}
     assert aml.call("PATCH", f"/onlineEndpoints/{endpoint}", {"properties": {"traffic": {}}}).status_code == 400
@@ -254,3 +264,27 @@ def test_delete_deployment_then_endpoint_through_location(aml: Aml, two_models: 
     assert aml.wait_location(gone).status_code == 204
     assert aml.call("GET", f"/onlineEndpoints/{endpoint}").status_code == 404
     assert aml.call("DELETE", f"/onlineEndpoints/{endpoint}").status_code == 204
+
+
+def test_deployment_patch_scales_through_location_and_logs_are_served(aml: Aml, two_models: tuple[str, str]) -> None:
+    endpoint = unique("scale")
+    aml.create_endpoint(endpoint)
+    aml.deploy(endpoint, "blue", two_models[0])
+    tags_only = aml.call("PATCH", f"/onlineEndpoints/{endpoint}/deployments/blue", {"tags": {"owner": "ml"}})
+    assert tags_only.status_code == 200 and tags_only.json()["tags"] == {"owner": "ml"}
+    scaling = aml.call("PATCH", f"/onlineEndpoints/{endpoint}/deployments/blue", {"sku": {"capacity": 3}})
+    assert scaling.status_code == 202
+    assert aml.ok("GET", f"/onlineEndpoints/{endpoint}/deployments/blue")["properties"]["provisioningState"] == "Scaling"
+    assert aml.wait_location(scaling).status_code == 200
+    scaled = aml.ok("GET", f"/onlineEndpoints/{endpoint}/deployments/blue")
+    assert scaled["sku"]["capacity"] == 3 and scaled["properties"]["provisioningState"] == "Succeeded"
+    assert aml.call("PATCH", f"/onlineEndpoints/{endpoint}/deployments/blue", {"sku": {"capacity": 0}}).status_code == 400
+    assert aml.call("PATCH", f"/onlineEndpoints/{endpoint}/deployments/blue", {"properties": {}}).status_code == 400
+    logs = aml.ok("POST", f"/onlineEndpoints/{endpoint}/deployments/blue/getLogs")
+    assert "loaded" in logs["content"]
+    listed = aml.ok("GET", f"/onlineEndpoints/{endpoint}/deployments")
+    assert [d["name"] for d in listed["value"]] == ["blue"]
+    changed = aml.deployment_body(two_models[0])
+    changed["properties"]["instanceType"] = "Standard_F4s_v2"
+    immutable = aml.call("PUT", f"/onlineEndpoints/{endpoint}/deployments/blue", changed)
+    assert immutable.status_code == 400 and "instanceType" in immutable.json()["error"]["message"]
