@@ -22,9 +22,7 @@ def build_router(ctx: StudioContext) -> APIRouter:
 
     @router.post("/{scope_kind}/{scope_id}/services/{service_id}/jobs")
     async def submit_job(scope_kind: str, scope_id: str, service_id: str, request: Request) -> Response:
-        service, endpoint = ctx.resolve_endpoint(scope_kind, scope_id, service_id, request)
-        ctx.require_api_version(request)
-        await ctx.inject(service_id, "submit")
+        service, endpoint = await ctx.call(scope_kind, scope_id, service_id, request, "submit")
         body = await ctx.read_json(request)
         inputs, outputs, parameters = parse_job_request(body, service)
         job = ctx.state.submit(service, endpoint, inputs, outputs, parameters)
@@ -32,26 +30,20 @@ def build_router(ctx: StudioContext) -> APIRouter:
 
     @router.post("/{scope_kind}/{scope_id}/services/{service_id}/jobs/{job_id}/start")
     async def start_job(scope_kind: str, scope_id: str, service_id: str, job_id: str, request: Request) -> Response:
-        _, endpoint = ctx.resolve_endpoint(scope_kind, scope_id, service_id, request)
-        ctx.require_api_version(request)
-        await ctx.inject(service_id, "start")
+        _, endpoint = await ctx.call(scope_kind, scope_id, service_id, request, "start")
         ctx.state.start(ctx.job_of(endpoint, job_id))
         return Response(status_code=200)
 
     @router.get("/{scope_kind}/{scope_id}/services/{service_id}/jobs/{job_id}")
     async def job_status(scope_kind: str, scope_id: str, service_id: str, job_id: str, request: Request) -> Response:
-        _, endpoint = ctx.resolve_endpoint(scope_kind, scope_id, service_id, request)
-        ctx.require_api_version(request)
-        await ctx.inject(service_id, "status")
+        _, endpoint = await ctx.call(scope_kind, scope_id, service_id, request, "status")
         job = ctx.job_of(endpoint, job_id)
         body = await asyncio.to_thread(ctx.state.status_body, job)
         return JSONResponse(body)
 
     @router.delete("/{scope_kind}/{scope_id}/services/{service_id}/jobs/{job_id}")
     async def delete_job(scope_kind: str, scope_id: str, service_id: str, job_id: str, request: Request) -> Response:
-        _, endpoint = ctx.resolve_endpoint(scope_kind, scope_id, service_id, request)
-        ctx.require_api_version(request)
-        await ctx.inject(service_id, "delete")
+        _, endpoint = await ctx.call(scope_kind, scope_id, service_id, request, "delete")
         job = ctx.job_of(endpoint, job_id)
         if not ctx.state.cancel(job):
             with ctx.state.lock:
@@ -62,9 +54,7 @@ def build_router(ctx: StudioContext) -> APIRouter:
 
     @router.post("/{scope_kind}/{scope_id}/services/{service_id}/execute")
     async def execute(scope_kind: str, scope_id: str, service_id: str, request: Request) -> Response:
-        service, endpoint = ctx.resolve_endpoint(scope_kind, scope_id, service_id, request)
-        ctx.require_api_version(request)
-        await ctx.inject(service_id, "execute")
+        service, endpoint = await ctx.call(scope_kind, scope_id, service_id, request, "execute")
         if service.kind != "scoring":
             raise bad_argument("InvalidOperation", "Only scoring services answer request-response calls.")
         served = ctx.state.models.get(endpoint.service_id)

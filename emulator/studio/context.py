@@ -52,6 +52,14 @@ class StudioContext:
             raise unauthorized()
         return found
 
+    async def call(self, scope_kind: str, scope_id: str, service_id: str, request: Request,
+                   op: str) -> tuple[WebServiceConfig, EndpointConfig]:
+        """What every BES/RRS call checks first (endpoint and key, api-version), then its fault rules."""
+        found = self.resolve_endpoint(scope_kind, scope_id, service_id, request)
+        self.require_api_version(request)
+        await self.inject(service_id, op)
+        return found
+
     def job_of(self, endpoint: EndpointConfig, job_id: str) -> Job:
         job = self.state.jobs.get(job_id)
         if job is None or job.endpoint.service_id != endpoint.service_id:
