@@ -26,6 +26,8 @@ from .azure_ml.storage import Storage
 from .config import ConfigError, EmulatorConfig, default_config
 from .security import ensure_tls
 
+SHUTDOWN_GRACE_S = 1
+
 
 def free_port(host: str) -> int:
     with socket.socket() as sock:
@@ -37,9 +39,13 @@ async def serve(host: str, port: int, tls_port: int, config: EmulatorConfig, sta
     tls = ensure_tls(state_dir)
     http_base, https_base = f"http://{host}:{port}", f"https://{host}:{tls_port}"
     app = create_app(config, http_base=http_base, https_base=https_base, ca_file=str(tls.ca_cert.resolve()))
+    # An idle TLS keep-alive connection holds a graceful shutdown until its close_notify times out;
+    # give connections a second, not the half minute asyncio would wait.
     servers = [
-        uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")),
+        uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off",
+                                      timeout_graceful_shutdown=SHUTDOWN_GRACE_S)),
         uvicorn.Server(uvicorn.Config(app, host=host, port=tls_port, log_level="warning", lifespan="off",
+                                      timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
                                       ssl_certfile=str(tls.server_cert), ssl_keyfile=str(tls.server_key))),
     ]
     tasks = [asyncio.create_task(s.serve()) for s in servers]
