@@ -80,7 +80,8 @@ class LocalStack:
     def start(self) -> LocalStack:
         try:
             self.azurite = start_azurite(self.workdir / "azurite")
-            self.emulator = start_emulator(self.workdir / "emulator", config=self.emulator_config)
+            self.emulator = start_emulator(self.workdir / "emulator", config=self.emulator_config,
+                                           storage_connection_string=self.azurite.connection_string)
             self.services = self.emulator.services()
             self.settings = emulator_settings(self.services, self.azurite) | self.extra_settings
             if self.pipelines_file:

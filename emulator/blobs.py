@@ -1,24 +1,45 @@
-"""Reading and writing the blobs a BES request points at, exactly as the request says.
+"""Blob access shared by the emulated services, through exactly the credentials they were given.
 
-A BlobRef carries either a `ConnectionString` (account key) or `BaseLocation` + `SasBlobToken`;
-`RelativeLocation` (`container/path/file.ext`, a leading `/` tolerated) is used in both modes. The
-emulator reaches storage only through these credentials, with azure-storage-blob.
+A BlobRef carries either a connection string (account key) or a base location + SAS token, and a
+relative location `container/path/file.ext`. Studio (classic) builds them from BES requests; Azure
+ML builds them from the storage accounts the workspace may use. Storage failures raise
+`StorageError` with a BES-style detail code (BlobNotFound, InvalidBlob, ...); each service renders
+that in its own error shape.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
-from azure.core.exceptions import AzureError, ClientAuthenticationError, HttpResponseError, ResourceNotFoundError
-from azure.storage.blob import BlobClient, BlobSasPermissions, BlobServiceClient, generate_blob_sas
-
-from .errors import ServiceError, bad_argument
+from azure.core.exceptions import (
+    AzureError,
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceNotFoundError,
+)
+from azure.storage.blob import BlobClient, BlobSasPermissions, BlobServiceClient, ContainerClient, generate_blob_sas
 
 MAX_BLOB_BYTES = 2 * 1024 * 1024 * 1024
+SAS_LIFETIME = dt.timedelta(hours=24)
+
+_sas_lock = threading.Lock()
+_last_sas_expiry: dict[str, dt.datetime] = {}
+
+
+class StorageError(Exception):
+    """Storage refused or could not serve a blob; `code` is the BES detail code, `status` 400 or 413."""
+
+    def __init__(self, code: str, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
 
 
 @dataclass(frozen=True)
@@ -41,27 +62,6 @@ class BlobRef:
         name = self.relative_location.rsplit("/", 1)[-1]
         return "." + name.rsplit(".", 1)[1].lower() if "." in name else ""
 
-    @classmethod
-    def parse(cls, raw: Any, where: str) -> BlobRef:
-        if not isinstance(raw, dict):
-            raise bad_argument("RequestBodyInvalid", f"{where} must be an object with RelativeLocation.")
-        for key in ("ConnectionString", "RelativeLocation", "BaseLocation", "SasBlobToken"):
-            if raw.get(key) is not None and not isinstance(raw[key], str):
-                raise bad_argument("RequestBodyInvalid", f"{where}.{key} must be a string.")
-        relative = (raw.get("RelativeLocation") or "").lstrip("/")
-        if "/" not in relative or relative.endswith("/") or ".." in relative.split("/"):
-            raise bad_argument(
-                "MissingInputBlobInformation",
-                f"{where}.RelativeLocation must be 'container/path/file.ext', got {relative!r}.",
-            )
-        ref = cls(raw.get("ConnectionString"), relative, raw.get("BaseLocation"), raw.get("SasBlobToken"))
-        if not ref.connection_string and not (ref.base_location and ref.sas_blob_token):
-            raise bad_argument(
-                "MissingInputBlobInformation",
-                f"{where} needs a ConnectionString, or BaseLocation and SasBlobToken.",
-            )
-        return ref
-
     def client(self) -> BlobClient:
         try:
             if self.connection_string:
@@ -72,20 +72,20 @@ class BlobRef:
             token = (self.sas_blob_token or "").lstrip("?")
             return BlobClient.from_blob_url(f"{base}{self.relative_location}?{token}", retry_total=1)
         except (ValueError, AzureError) as exc:
-            raise bad_argument("InvalidBlobConnectionString", f"Invalid blob reference: {exc}") from None
+            raise StorageError("InvalidBlobConnectionString", f"Invalid blob reference: {exc}") from None
 
 
 @contextmanager
 def storage_errors(ref: BlobRef, where: str, action: str) -> Iterator[None]:
-    """Map storage failures to the documented BES errors (BlobNotFound, InvalidBlob)."""
+    """Map storage failures to StorageError (BlobNotFound, InvalidBlob)."""
     try:
         yield
     except ResourceNotFoundError:
-        raise bad_argument("BlobNotFound", f"{where}: blob {ref.relative_location!r} was not found.") from None
+        raise StorageError("BlobNotFound", f"{where}: blob {ref.relative_location!r} was not found.") from None
     except HttpResponseError as exc:
         raise _refused(exc, where, ref, action) from None
     except AzureError as exc:
-        raise bad_argument("InvalidBlob", f"{where}: storage unreachable ({type(exc).__name__}).") from None
+        raise StorageError("InvalidBlob", f"{where}: storage unreachable ({type(exc).__name__}).") from None
 
 
 def read_blob(ref: BlobRef, where: str) -> bytes:
@@ -93,7 +93,7 @@ def read_blob(ref: BlobRef, where: str) -> bytes:
     client = ref.client()
     with storage_errors(ref, where, "read"):
         if client.get_blob_properties().size > MAX_BLOB_BYTES:
-            raise ServiceError("MemoryQuotaViolation", "BlobTooLarge", f"{where} is larger than {MAX_BLOB_BYTES} bytes.")
+            raise StorageError("BlobTooLarge", f"{where} is larger than {MAX_BLOB_BYTES} bytes.", 413)
         data: bytes = client.download_blob().readall()
     return data
 
@@ -115,10 +115,27 @@ def write_blob(ref: BlobRef, data: bytes, where: str) -> None:
         client.upload_blob(data, overwrite=True)
 
 
-def _refused(exc: HttpResponseError, where: str, ref: BlobRef, action: str) -> ServiceError:
+def list_blobs(ref: BlobRef, where: str) -> list[str]:
+    """Names (without the container) of the blobs whose names start with the ref's path, sorted."""
+    if not ref.connection_string:
+        raise StorageError("InvalidBlob", f"{where}: listing needs the account key.")
+    client = ContainerClient.from_connection_string(ref.connection_string, ref.container, retry_total=1)
+    with storage_errors(ref, where, "list"):
+        return sorted(blob.name for blob in client.list_blobs(name_starts_with=ref.blob_name))
+
+
+def ensure_container(connection_string: str, container: str) -> None:
+    """Create the container unless it exists (a datastore's container is created on first use)."""
+    ref = BlobRef(connection_string, f"{container}/", None, None)
+    client = BlobServiceClient.from_connection_string(connection_string, retry_total=1)
+    with storage_errors(ref, container, "create"), suppress(ResourceExistsError):
+        client.create_container(container)
+
+
+def _refused(exc: HttpResponseError, where: str, ref: BlobRef, action: str) -> StorageError:
     if isinstance(exc, ClientAuthenticationError) or exc.status_code in (401, 403):
-        return bad_argument("InvalidBlob", f"{where}: {action} of {ref.relative_location!r} was denied (bad or expired SAS?).")
-    return bad_argument("InvalidBlob", f"{where}: storage refused the {action} ({exc.status_code}).")
+        return StorageError("InvalidBlob", f"{where}: {action} of {ref.relative_location!r} was denied (bad or expired SAS?).")
+    return StorageError("InvalidBlob", f"{where}: storage refused the {action} ({exc.status_code}).")
 
 
 def result_reference(ref: BlobRef) -> dict[str, Any]:
@@ -127,14 +144,15 @@ def result_reference(ref: BlobRef) -> dict[str, Any]:
         service = BlobServiceClient.from_connection_string(ref.connection_string)
         key = service.credential.account_key if service.credential else None
         if key:
+            now = dt.datetime.now(dt.UTC)
             sas = generate_blob_sas(
                 account_name=service.account_name or "",
                 container_name=ref.container,
                 blob_name=ref.blob_name,
                 account_key=key,
                 permission=BlobSasPermissions(read=True),
-                expiry=dt.datetime.now(dt.UTC) + dt.timedelta(hours=24),
-                start=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5),
+                expiry=_fresh_expiry(f"{service.url}{ref.relative_location}", now),
+                start=now - dt.timedelta(minutes=5),
             )
             return {
                 "ConnectionString": None,
@@ -149,3 +167,18 @@ def result_reference(ref: BlobRef) -> dict[str, Any]:
         "BaseLocation": ref.base_location,
         "SasBlobToken": ref.sas_blob_token,
     }
+
+
+def _fresh_expiry(blob_url: str, now: dt.datetime) -> dt.datetime:
+    """About 24 hours from now, but always a later second than the blob's previous SAS.
+
+    SAS times have one-second resolution, so two mints within a second would otherwise be the
+    same token; each status GET must mint a token of its own.
+    """
+    expiry = (now + SAS_LIFETIME).replace(microsecond=0)
+    with _sas_lock:
+        previous = _last_sas_expiry.get(blob_url)
+        if previous is not None and expiry <= previous:
+            expiry = previous + dt.timedelta(seconds=1)
+        _last_sas_expiry[blob_url] = expiry
+    return expiry

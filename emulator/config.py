@@ -1,4 +1,4 @@
-"""Emulator configuration: which services, endpoints, ARM web services and principals exist.
+"""Emulator configuration: which services, endpoints, ARM web services, principals and workspaces exist.
 
 With no config file the emulator serves the seed's example (`default_config()`). A JSON config file
 has the same shape as `EmulatorConfig.to_dict()`; unknown or mistyped fields raise `ConfigError`.
@@ -10,6 +10,9 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from . import typed
+from .azure_ml.config import AzureMlConfig, default_azure_ml
 
 
 class ConfigError(ValueError):
@@ -66,6 +69,7 @@ class EmulatorConfig:
     max_queued_jobs_per_endpoint: int = 200
     update_delay_seconds: float = 0.2  # the real service took ~30 s to swap a model in
     max_body_bytes: int = 1024 * 1024
+    azure_ml: AzureMlConfig = field(default_factory=AzureMlConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -86,40 +90,17 @@ class EmulatorConfig:
             raise ConfigError(f"{path}: {exc}") from exc
 
 
-_NESTED: dict[str, type] = {
-    "web_services": WebServiceConfig,
-    "endpoints": EndpointConfig,
-    "arm_web_services": ArmWebServiceConfig,
-    "service_principals": ServicePrincipalConfig,
-}
-
-
 def _build(cls: type, raw: Any, where: str) -> Any:
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: expected an object")
-    known = cls.__dataclass_fields__  # type: ignore[attr-defined]
-    unknown = set(raw) - set(known)
-    if unknown:
-        raise ConfigError(f"{where}: unknown field(s) {sorted(unknown)}")
-    values: dict[str, Any] = {}
-    for name, value in raw.items():
-        if name in _NESTED:
-            if not isinstance(value, list):
-                raise ConfigError(f"{where}.{name}: expected a list")
-            values[name] = tuple(_build(_NESTED[name], item, f"{where}.{name}[{i}]") for i, item in enumerate(value))
-        elif isinstance(value, list):
-            values[name] = tuple(value)
-        else:
-            values[name] = value
     try:
-        return cls(**values)
-    except TypeError as exc:
-        raise ConfigError(f"{where}: {exc}") from exc
+        return typed.build(cls, raw, where)
+    except typed.ShapeError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def default_config() -> EmulatorConfig:
     """The seed's example: a training service, a scoring service with `default` and `endpoint2`,
-    the ARM web service `myWebService` and one service principal in `mycompany.com`."""
+    the ARM web service `myWebService`, one service principal in `mycompany.com`, and the Azure ML
+    workspace `retrain-ws` (see `azure_ml.config.default_azure_ml`)."""
     return EmulatorConfig(
         workspace_id="0000000000000000000000000000000000000",
         web_services=(
@@ -163,4 +144,5 @@ def default_config() -> EmulatorConfig:
                 client_secret="zWa0000000000Tp6FjtZOspK/WMA2tQ08c8U+gZRBlw=",
             ),
         ),
+        azure_ml=default_azure_ml(),
     )

@@ -48,6 +48,7 @@ class Dataset:
     feature_names: tuple[str, ...]
     rows: np.ndarray  # shape (n, features), float
     labels: tuple[str, ...] | None
+    label_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -201,6 +202,7 @@ def table_to_dataset(
         feature_names=tuple(features),
         rows=np.asarray(matrix, dtype=float),
         labels=tuple(labels) if label_index is not None else None,
+        label_name=names[label_index] if label_index is not None else None,
     )
 
 
@@ -252,6 +254,11 @@ class Evaluation:
     recall: float
     f1: float
     test_rows: int
+
+    def to_dict(self) -> dict[str, float]:
+        """The metrics under Evaluate Model's names (AUC, Accuracy, Precision, Recall, F1 Score, Test Rows)."""
+        return {"AUC": self.auc, "Accuracy": self.accuracy, "Precision": self.precision, "Recall": self.recall,
+                "F1 Score": self.f1, "Test Rows": float(self.test_rows)}
 
     def to_csv(self) -> str:
         """Evaluate-Model-style one-row table."""
@@ -313,14 +320,18 @@ def train(dataset: Dataset, job_id: str, parameters: dict[str, str]) -> tuple[Tr
     return model, evaluation
 
 
-def score_table(model: TrainedModel, dataset: Dataset) -> tuple[list[str], list[list[str]]]:
-    """Append Studio's `Scored Labels` and `Scored Probabilities` columns to each row."""
+def positive_probabilities(model: TrainedModel, dataset: Dataset) -> np.ndarray:
+    """P(second class) per row, taking the model's feature columns from the dataset by name."""
     missing = [n for n in model.feature_names if n not in dataset.feature_names]
     if missing:
         raise DatasetError(f"input lacks the model's feature columns: {missing[:5]}")
     order = [dataset.feature_names.index(n) for n in model.feature_names]
-    features = dataset.rows[:, order]
-    probabilities = model.predict_proba(features)
+    return model.predict_proba(dataset.rows[:, order])
+
+
+def score_table(model: TrainedModel, dataset: Dataset) -> tuple[list[str], list[list[str]]]:
+    """Append Studio's `Scored Labels` and `Scored Probabilities` columns to each row."""
+    probabilities = positive_probabilities(model, dataset)
     names = [*dataset.feature_names, "Scored Labels", "Scored Probabilities"]
     rows = [
         [*(_fmt(v) for v in row), model.classes[int(p >= 0.5)], f"{p:.6f}"]

@@ -136,3 +136,24 @@ class TokenIssuer:
         if claims.get("aud", "").rstrip("/") != audience.rstrip("/") or claims.get("exp", 0) < time.time():
             return None
         return claims
+
+
+class TokenRejected(Exception):
+    """ARM's 401: the bearer token is missing (AuthenticationFailed) or forged, expired or for
+    another audience (InvalidAuthenticationToken). Each service renders it in ARM's error shape."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = 401
+        self.code = code
+        self.message = message
+
+
+def bearer_claims(tokens: TokenIssuer, token: str | None, audience: str) -> dict[str, Any]:
+    """The claims of a bearer token ARM would accept for `audience`; TokenRejected otherwise."""
+    if not token:
+        raise TokenRejected("AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing.")
+    claims = tokens.verify(token, audience)
+    if claims is None:
+        raise TokenRejected("InvalidAuthenticationToken", "The access token is invalid, expired, or not for this audience.")
+    return claims

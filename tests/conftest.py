@@ -21,8 +21,8 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
 
 
 @pytest.fixture(scope="session")
-def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
-    server = start_emulator(tmp_path_factory.mktemp("emulator"))
+def emulator(tmp_path_factory: pytest.TempPathFactory, azurite: Azurite) -> Iterator[Emulator]:
+    server = start_emulator(tmp_path_factory.mktemp("emulator"), storage_connection_string=azurite.connection_string)
     yield server
     server.stop()
 

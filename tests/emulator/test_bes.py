@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import urllib.error
+import urllib.request
 from typing import Any
 
 import pytest
@@ -58,11 +61,12 @@ def test_training_job_writes_loadable_model_and_evaluation(
 def test_every_status_get_mints_a_fresh_sas(training: dict[str, Any], azurite: Azurite, blob_service: BlobServiceClient, container: str) -> None:
     blob_service.get_blob_client(container, "d.csv").upload_blob(breast_cancer().head(60).to_csv())
     status = run_job(training["mlEndpoint"], training["apiKey"], training_body(azurite.connection_string, container, "d.csv"))
-    import time
-
-    time.sleep(1.1)  # SAS start/expiry have one-second resolution
-    again = wait_job(training["mlEndpoint"], training["apiKey"], status["JobId"])
-    assert again["Results"]["output1"]["SasBlobToken"] != status["Results"]["output1"]["SasBlobToken"]
+    # Two GETs well within one second (SAS times have one-second resolution) must still differ.
+    tokens = [wait_job(training["mlEndpoint"], training["apiKey"], status["JobId"])["Results"]["output1"] for _ in range(3)]
+    assert len({t["SasBlobToken"] for t in tokens}) == 3
+    for ref in tokens:  # and each of them reads the model
+        url = ref["BaseLocation"] + ref["RelativeLocation"] + ref["SasBlobToken"]
+        assert requests.get(url, timeout=10).status_code == 200
 
 
 def test_sas_inputs_and_outputs_work(training: dict[str, Any], blob_service: BlobServiceClient, container: str) -> None:
@@ -135,6 +139,16 @@ def test_malformed_json_and_oversized_bodies(training: dict[str, Any]) -> None:
     assert error_of(non_utf8) == (400, "BadArgument", "RequestBodyInvalid")
     oversized = requests.post(url, data=b"[" + b"1," * 600_000 + b"1]", headers=headers, timeout=10)
     assert error_of(oversized) == (413, "MemoryQuotaViolation", "RequestBodyTooLarge")
+
+
+def test_a_50_mb_body_gets_413_even_when_the_client_closes_after_one_request(training: dict[str, Any]) -> None:
+    """urllib sends `Connection: close`: the answer must arrive whole, not as a connection reset."""
+    request = urllib.request.Request(f"{training['mlEndpoint']}?api-version=2.0", data=b"x" * (50 * 1024 * 1024), method="POST",
+                                     headers=auth(training["apiKey"]) | {"Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as answer:
+        urllib.request.urlopen(request, timeout=60)
+    assert answer.value.code == 413
+    assert json.loads(answer.value.read())["error"]["details"][0]["code"] == "RequestBodyTooLarge"
 
 
 def test_start_twice_is_cannot_start_job(training: dict[str, Any], azurite: Azurite, blob_service: BlobServiceClient, container: str, emulator: Emulator, clean_faults: None) -> None:

@@ -1,4 +1,4 @@
-"""In-memory state of the emulated services: jobs, endpoint models, ARM web services, faults.
+"""In-memory state of the Studio (classic) services: jobs, endpoint models, ARM web services.
 
 Jobs run on a small thread pool so the HTTP loop stays responsive while scikit-learn trains. Each
 endpoint runs at most `max_running_jobs_per_endpoint` jobs; later starts wait in a FIFO queue (their
@@ -8,7 +8,6 @@ status stays `NotStarted`), and starts beyond `max_queued_jobs_per_endpoint` get
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 import uuid
@@ -17,32 +16,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import ilearner
-from .blobs import BlobRef, read_blob, result_reference, stream_sample, write_blob
-from .config import ArmWebServiceConfig, EmulatorConfig, EndpointConfig, WebServiceConfig
+from .. import ilearner
+from ..blobs import BlobRef, StorageError, read_blob, result_reference, stream_sample, write_blob
+from ..config import ArmWebServiceConfig, EmulatorConfig, EndpointConfig, WebServiceConfig
 from .errors import ServiceError
 
 logger = logging.getLogger(__name__)
 
 TERMINAL = ("Finished", "Failed", "Cancelled")
-
-
-@dataclass
-class FaultRule:
-    """Make matching calls fail, stall or drop. `target` is a service id, ARM name, 'aad' or '*'."""
-
-    target: str = "*"
-    op: str = "*"
-    remaining: int | None = 1  # None: unlimited
-    probability: float = 1.0
-    status: int = 503
-    code: str = "ServiceUnavailable"
-    detail_code: str = "RequestThrottled"
-    message: str = "Request was throttled for this endpoint. The maximum concurrency for the endpoint is 40."
-    delay_s: float = 0.0
-    drop: bool = False
-    fail: bool = True  # False: only delay
-    fired: int = 0
 
 
 @dataclass
@@ -133,7 +114,6 @@ class EmulatorState:
         self.extra_endpoints: dict[str, list[EndpointConfig]] = {}  # web service id -> created endpoints
         self.arm: dict[str, ArmService] = {}
         self.operations: dict[str, AsyncOperation] = {}
-        self.faults: list[FaultRule] = []
         self.job_behaviours: list[JobBehaviour] = []
         self.update_behaviours: list[UpdateBehaviour] = []
         self.counters: dict[str, int] = {}
@@ -155,22 +135,6 @@ class EmulatorState:
             self.counters[name] = self.counters.get(name, 0) + n
 
     # ---- faults ---------------------------------------------------------------------------------
-
-    def take_fault(self, target: str, op: str) -> FaultRule | None:
-        with self.lock:
-            for rule in self.faults:
-                if rule.remaining is not None and rule.remaining <= 0:
-                    continue
-                if rule.target not in ("*", target) or rule.op not in ("*", op):
-                    continue
-                if rule.probability < 1.0 and random.random() >= rule.probability:
-                    continue
-                if rule.remaining is not None:
-                    rule.remaining -= 1
-                rule.fired += 1
-                self.count("faults_injected")
-                return rule
-        return None
 
     def take_job_behaviour(self, service: WebServiceConfig, endpoint: EndpointConfig) -> JobBehaviour | None:
         with self.lock:
@@ -279,6 +243,8 @@ class EmulatorState:
             self._finish(job, "Finished", None)
         except ServiceError as exc:
             self._finish(job, "Failed", f"{exc.detail_code}: {exc.message}")
+        except StorageError as exc:
+            self._finish(job, "Failed", f"{exc.code}: {exc.message}")
         except (ilearner.DatasetError, ilearner.ModelFormatError) as exc:
             self._finish(job, "Failed", f"ModuleExecutionError: {exc}")
         except Exception as exc:  # a job must end, whatever went wrong inside it
@@ -381,7 +347,4 @@ class EmulatorState:
                     for a in self.arm.values()
                 ],
                 "counters": dict(self.counters),
-                "faults": [
-                    {"target": f.target, "op": f.op, "remaining": f.remaining, "fired": f.fired} for f in self.faults
-                ],
             }

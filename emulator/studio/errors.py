@@ -8,6 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from fastapi.responses import JSONResponse
+
+from .. import wire
+from ..blobs import StorageError
+from ..faults import InjectedFault
+from ..security import TokenRejected
+
 STATUS_OF_CODE = {
     "BadArgument": 400,
     "BadUserArgument": 400,
@@ -76,3 +83,34 @@ class ArmError(Exception):
 
     def body(self) -> dict[str, Any]:
         return {"error": {"code": self.code, "message": self.message}}
+
+
+def from_storage(exc: StorageError) -> ServiceError:
+    """A storage failure as BES reports it: BadArgument (or MemoryQuotaViolation) with the detail code."""
+    if exc.status == 413:
+        return ServiceError("MemoryQuotaViolation", exc.code, exc.message)
+    return bad_argument(exc.code, exc.message)
+
+
+def render(exc: Exception) -> JSONResponse | None:
+    """The Studio-shaped answer to a shared exception, or None if it is not one we know."""
+    error: ServiceError | ArmError
+    if isinstance(exc, ServiceError | ArmError):
+        error = exc
+    elif isinstance(exc, StorageError):
+        error = from_storage(exc)
+    elif isinstance(exc, InjectedFault):
+        rule = exc.rule
+        error = ServiceError(rule.code, rule.detail_code, rule.message, rule.status)
+    elif isinstance(exc, wire.BodyTooLarge):
+        error = ServiceError("MemoryQuotaViolation", "RequestBodyTooLarge", str(exc))
+    elif isinstance(exc, wire.BodyNotJson):
+        error = bad_argument("RequestBodyInvalid", str(exc))
+    elif isinstance(exc, wire.BadRequest):
+        error = bad_argument(exc.code, exc.message)
+    elif isinstance(exc, TokenRejected):
+        error = ArmError(exc.status, exc.code, exc.message)
+    else:
+        return None
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, InjectedFault) and exc.retry_after else None
+    return JSONResponse(error.body(), status_code=error.status, headers=headers)
