@@ -18,9 +18,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from ..definitions import Pipeline, Target
+from ..errors import ConfigError
 from ..http import ServiceClient
 from ..models import BlobPath, JobStatusView, ModelArtifact, SubmittedJob
 from ..settings import Settings
@@ -35,6 +36,37 @@ class ServiceContext:
     storage: TrainingStorage
     pipeline: Pipeline
     deadline: datetime | None = None  # no request may be sent after it
+
+
+C = TypeVar("C")
+
+
+def config_of(value: object, kind: type[C]) -> C:
+    """A definition section as the service module's own config class (the registry guarantees it; this says so to mypy)."""
+    if not isinstance(value, kind):
+        raise ConfigError(f"expected a {kind.__name__} definition, got {type(value).__name__}")
+    return value
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where a candidate model came from, for the registry's tags and properties."""
+
+    pipeline: str
+    run_id: str
+    job_id: str
+    data: str  # container/blob of the training data
+    data_etag: str | None
+    trigger: str  # schedule | blob | http, and its key
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"pipeline": self.pipeline, "run_id": self.run_id, "job_id": self.job_id, "data": self.data,
+                "data_etag": self.data_etag, "trigger": self.trigger}
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> Provenance:
+        return cls(str(raw["pipeline"]), str(raw["run_id"]), str(raw["job_id"]), str(raw["data"]),
+                   None if raw.get("data_etag") is None else str(raw["data_etag"]), str(raw["trigger"]))
 
 
 def service_client(context: ServiceContext, service: str) -> ServiceClient:
@@ -68,6 +100,16 @@ class TrainingService(Protocol):
 
     def collect(self, job: SubmittedJob) -> ModelArtifact:
         """The finished job's model: checked to be ours, with its size, sha256 and metrics."""
+        ...
+
+    def register(self, model: ModelArtifact, provenance: Provenance) -> ModelArtifact:
+        """Record a candidate that passed the gate as a new version in the service's model registry (never
+        overwriting one; again for the same run: the same version); the model with its version. A service
+        without a registry returns the model as it is."""
+        ...
+
+    def crown(self, model: ModelArtifact) -> None:
+        """Mark `model` as the pipeline's champion in the registry, and no other version (after a rollout)."""
         ...
 
 

@@ -65,7 +65,6 @@ def broken(raw: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
     ("pipelines.0.policy.timeout", "2 hours", "pipelines[0].policy.timeout: '2 hours' is not a timespan"),
     ("pipelines.0.policy.concurrency", 2, "pipelines[0].policy.concurrency: only 1 is supported"),
     ("pipelines.0.training.apiKeySetting", "sk-live key!", "pipelines[0].training.apiKeySetting: expected the name of an app setting"),
-    ("pipelines.0.training.mlEndpoint", "%NOT_SET%", "pipelines[0].training.mlEndpoint: refers to app setting 'NOT_SET'"),
     ("pipelines.0.training.mlEndpoint", "ftp://x", "pipelines[0].training.mlEndpoint: expected an http(s) URL"),
     ("pipelines.0.targets.0.kind", "lambda", "pipelines[0].targets[0].kind: expected one of"),
     ("pipelines.0.targets.1.name", "endpoint2", "pipelines[0].targets[1].name: duplicate target name"),
@@ -82,6 +81,17 @@ def test_invalid_fields_are_named(raw: dict[str, Any], path: str, value: Any, me
         parse_definitions(broken(raw, path, value), SETTINGS, source="pipelines.json")
     assert str(caught.value).startswith("pipelines.json: ")
     assert message in str(caught.value)
+
+
+def test_a_pipeline_whose_setting_is_unset_is_unavailable_and_stops_no_other(raw: dict[str, Any]) -> None:
+    second = copy.deepcopy(raw["pipelines"][0]) | {"name": "other"}
+    second["training"]["mlEndpoint"] = "%NOT_SET%"
+    raw["pipelines"].append(second)
+    definitions = parse_definitions(raw, SETTINGS, source="pipelines.json")
+    assert list(definitions.pipelines) == ["weekly-retrain"]
+    with pytest.raises(ConfigError) as caught:
+        definitions.get("other")
+    assert "pipeline 'other' cannot run: pipelines.json: pipelines[1].training.mlEndpoint: refers to app setting 'NOT_SET'" in str(caught.value)
 
 
 def test_a_secret_pasted_instead_of_a_setting_name_is_not_echoed(raw: dict[str, Any]) -> None:

@@ -19,11 +19,14 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-from ...errors import ForeignLocationError, ResponseFormatError
+from ...definitions.studio import ArmWebServiceTarget as ArmTargetConfig
+from ...definitions.studio import ClassicTarget as ClassicTargetConfig
+from ...definitions.studio import StudioBesTraining
+from ...errors import ConfigError, ForeignLocationError, ResponseFormatError
 from ...identity import service_principal
 from ...models import BlobPath, JobState, JobStatusView, ModelArtifact, SubmittedJob
 from ...policy import check_result_location, parse_metrics
-from ..base import RolloutStep, ServiceContext, StepResult, service_client
+from ..base import Provenance, RolloutStep, ServiceContext, StepResult, config_of, service_client
 from .bes import BatchExecutionClient
 from .endpoints import ArmWebServiceClient, ClassicEndpointClient
 
@@ -42,7 +45,7 @@ class BesTraining:
 
     def __init__(self, context: ServiceContext) -> None:
         self.context = context
-        self.training = context.pipeline.training
+        self.training = config_of(context.pipeline.training, StudioBesTraining)
 
     def _client(self) -> BatchExecutionClient:
         settings = self.context.settings
@@ -112,6 +115,12 @@ class BesTraining:
         metrics = parse_metrics(storage.read_small(BlobPath.parse(metrics_at), 64 * 1024)) if metrics_at else {}
         return ModelArtifact(str(model), size, sha256, metrics)
 
+    def register(self, model: ModelArtifact, provenance: Provenance) -> ModelArtifact:
+        return model  # Studio (classic) has no model registry: the run records are the lineage
+
+    def crown(self, model: ModelArtifact) -> None:
+        return None
+
 
 class _StudioTarget:
     """What the two Studio targets share: the model's read SAS, the confirm loop, no self-rollback."""
@@ -119,6 +128,9 @@ class _StudioTarget:
     def __init__(self, context: ServiceContext, target_name: str) -> None:
         self.context = context
         self.target = context.pipeline.target(target_name)
+        if not isinstance(self.target, (ClassicTargetConfig, ArmTargetConfig)):
+            raise ConfigError(f"target {target_name!r} is not a Studio (classic) web service")
+        self.config = self.target
 
     def steps(self, model: ModelArtifact) -> tuple[RolloutStep, ...]:
         return (RolloutStep("apply"), RolloutStep("confirm", mutates=False))
@@ -148,27 +160,27 @@ class _StudioTarget:
 
 class ClassicEndpointTarget(_StudioTarget):
     def _client(self) -> ClassicEndpointClient:
-        secret = self.context.settings.secret(self.target.api_key_setting or "")
-        return ClassicEndpointClient(self.target.update_resource_endpoint, secret, service_client(self.context, f"endpoint {self.target.name}"))
+        config = config_of(self.target, ClassicTargetConfig)
+        secret = self.context.settings.secret(config.api_key_setting)
+        return ClassicEndpointClient(config.update_resource_endpoint, secret, service_client(self.context, f"endpoint {self.target.name}"))
 
     def apply(self, model: BlobPath) -> None:
-        self._client().update_resource(self.target.trained_model_name, base_location=self.context.storage.account_url,
+        self._client().update_resource(self.config.trained_model_name, base_location=self.context.storage.account_url,
                                        relative_location=str(model), sas_token=self._sas(model))
 
     def serves(self, model: BlobPath) -> bool:
-        return self._client().resource_location(self.target.trained_model_name) == str(model)
+        return self._client().resource_location(self.config.trained_model_name) == str(model)
 
 
 class ArmWebServiceTarget(_StudioTarget):
     def _client(self) -> ArmWebServiceClient:
-        settings, target = self.context.settings, self.target
-        credential = service_principal(target.tenant or "", target.service_principal_id or "",
-                                       settings.secret(target.service_principal_key_setting or ""),
+        settings, target = self.context.settings, config_of(self.target, ArmTargetConfig)
+        credential = service_principal(target.tenant, target.service_principal_id, settings.secret(target.service_principal_key_setting),
                                        authority=target.authority_host, ca_bundle=settings.ca_bundle)
         return ArmWebServiceClient(target.update_resource_endpoint, credential, service_client(self.context, f"web service {target.name}"))
 
     def apply(self, model: BlobPath) -> None:
-        self._client().update_trained_model(self.target.trained_model_name, uri=self.context.storage.url_of(model),
+        self._client().update_trained_model(self.config.trained_model_name, uri=self.context.storage.url_of(model),
                                             credentials=self._sas(model))
 
     def run_step(self, step: RolloutStep, model: ModelArtifact, state: Mapping[str, Any]) -> StepResult:

@@ -1,0 +1,135 @@
+"""The typed pipeline definitions: what every pipeline has, whatever its services.
+
+A pipeline's training service and each of its scoring targets have a `kind`; the fields proper to
+a kind live in a subclass, in one module per service family (`studio`, `azure_ml`). Only the
+service modules of `retraining.services` read those fields.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from fnmatch import fnmatchcase
+
+from ..errors import ConfigError
+
+# Durable timers in Python stop at 6 days (longer ones are split, differently by each engine); SAS
+# tokens outlive the timeout by a margin and, with a managed identity, are signed by a user
+# delegation key, which Azure issues for at most 7 days.
+MAX_TIMEOUT = timedelta(days=5, hours=23)
+
+
+@dataclass(frozen=True)
+class ExternalDataPolicy:
+    """The seed dataset's `policy.externalData`: how long to wait for training data to appear."""
+
+    retry_interval: timedelta = timedelta(minutes=1)
+    retry_timeout: timedelta = timedelta(minutes=10)
+    maximum_retry: int = 3
+
+
+@dataclass(frozen=True)
+class ActivityPolicy:
+    timeout: timedelta
+    retry: int
+    retry_interval: timedelta = timedelta(seconds=30)
+
+
+@dataclass(frozen=True)
+class PollingPolicy:
+    """Capped exponential back-off: each wait is `fraction` of the time elapsed so far, within bounds."""
+
+    first_interval: timedelta = timedelta(seconds=5)
+    max_interval: timedelta = timedelta(minutes=5)
+    fraction: float = 0.05
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """A pipeline's training service; `kind` picks the subclass and the service module."""
+
+    kind: str
+
+    @property
+    def label_hint(self) -> str | None:
+        """The label column the training service is told to learn, if its configuration names one."""
+        return None
+
+
+@dataclass(frozen=True)
+class Target:
+    """A scoring target a verified model is rolled out to; `kind` picks the subclass and the service module."""
+
+    name: str
+    kind: str
+    policy: ActivityPolicy
+
+
+@dataclass(frozen=True)
+class Gate:
+    minimums: Mapping[str, float] = field(default_factory=dict)
+    not_worse_than_serving: tuple[str, ...] = ()
+    allow_schema_change: bool = False  # accept data whose columns differ from the champion's
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.minimums or self.not_worse_than_serving)
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    name: str
+    training: TrainingConfig
+    data_container: str
+    data_blob: str
+    data_watch: str  # glob, relative to the data container: blobs whose arrival starts a run
+    external_data: ExternalDataPolicy
+    output_container: str
+    policy: ActivityPolicy
+    polling: PollingPolicy
+    gate: Gate
+    targets: tuple[Target, ...]
+    schedule_enabled: bool = True
+    active_from: datetime | None = None
+    active_until: datetime | None = None
+    label_column: str | None = None  # None: the training service's label setting, else the last column
+
+    @property
+    def label(self) -> str | None:
+        return self.label_column or self.training.label_hint
+
+    def is_active(self, moment: datetime) -> bool:
+        """Whether a scheduled run at `moment` falls inside the pipeline's start/end period."""
+        if not self.schedule_enabled:
+            return False
+        if self.active_from and moment < self.active_from:
+            return False
+        return not (self.active_until and moment >= self.active_until)
+
+    def watches(self, container: str, blob: str) -> bool:
+        """Whether the arrival of `container/blob` should start a run of this pipeline."""
+        return container == self.data_container and fnmatchcase(blob, self.data_watch)
+
+    def target(self, name: str) -> Target:
+        for target in self.targets:
+            if target.name == name:
+                return target
+        raise ConfigError(f"pipeline {self.name!r} has no target {name!r}")
+
+
+@dataclass(frozen=True)
+class Definitions:
+    """The valid pipelines of a definitions file, and those that cannot run until a setting is set."""
+
+    pipelines: Mapping[str, Pipeline]
+    source: str
+    unavailable: Mapping[str, str] = field(default_factory=dict)  # pipeline name -> why (an unset app setting)
+
+    def get(self, name: str) -> Pipeline:
+        try:
+            return self.pipelines[name]
+        except KeyError:
+            if name in self.unavailable:
+                raise ConfigError(f"pipeline {name!r} cannot run: {self.unavailable[name]}") from None
+            raise ConfigError(f"{self.source}: no pipeline named {name!r} (have: {', '.join(self.pipelines) or 'none'})") from None
