@@ -5,7 +5,7 @@ import azure.functions as func
 
 from activities import models, queue, records, rollout, training
 from orchestrators import monitor_training_job, promote_model, retrain_pipeline, roll_out_target, run_queue
-from triggers import blob_arrival, http_start, promote, recovery, schedule, status
+from triggers import aml_events, blob_arrival, http_start, promote, recovery, schedule, status
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 
@@ -25,6 +25,7 @@ for blueprint in (
     promote.bp,
     schedule.bp,
     blob_arrival.bp,
+    aml_events.bp,
     recovery.bp,
 ):
     app.register_functions(blueprint)

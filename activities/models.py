@@ -8,6 +8,7 @@ import azure.durable_functions as df
 
 from retraining import operations
 from retraining.models import ModelArtifact, SubmittedJob, check_run_id
+from retraining.services.base import Provenance
 
 from ._runtime import answer, moment, settings, storage
 
@@ -27,9 +28,16 @@ def evaluate_gate(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 @bp.activity_trigger(input_name="payload")
-def record_serving_model(payload: dict[str, Any]) -> None:
+def register_model(payload: dict[str, Any]) -> Any:
     current = settings()
-    operations.record_serving(current, storage(current), payload["pipeline"], check_run_id(payload["run_id"]),
+    return answer(operations.register(current, storage(current), payload["pipeline"], ModelArtifact.from_dict(payload["model"]),
+                                      Provenance.from_dict(payload["provenance"])))
+
+
+@bp.activity_trigger(input_name="payload")
+def record_serving_model(payload: dict[str, Any]) -> str | None:
+    current = settings()
+    return operations.record_serving(current, storage(current), payload["pipeline"], check_run_id(payload["run_id"]),
                               ModelArtifact.from_dict(payload["model"]), list(payload["targets"]), bool(payload["champion"]),
                               moment(payload))
 

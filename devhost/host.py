@@ -11,7 +11,9 @@
 - timer functions on their NCRONTAB schedule (six fields, seconds first), and at start for those
   with `run_on_startup`;
 - Event Grid `BlobCreated` functions fed by watching the training storage account in Azurite, with
-  receipts kept in that account so a restarted devhost never fires twice for the same blob version.
+  receipts kept in that account so a restarted devhost never fires twice for the same blob version;
+- the Event Grid webhook (`/runtime/webhooks/eventgrid`, `eventgrid_extension` key), where event
+  subscriptions (the emulator's Azure ML workspace) deliver;
 
 Background threads (timers, the blob watcher) survive any exception: it is logged, the thread
 backs off and goes on, and `/admin/host/status` reports each one's health. Orchestration state
@@ -50,6 +52,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from . import eventgrid
 from .discovery import FunctionApp, FunctionSpec, load_app, resolve_setting_expression
 from .engine import DurableEngine
 from .management import ManagementApi
@@ -127,6 +130,7 @@ class DevHost:
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.function_key = function_key or new_key()
         self.system_key = new_key()  # the Durable extension's key (durabletask_extension)
+        self.eventgrid_key = new_key()  # the Event Grid extension's key (eventgrid_extension)
         self.master_key = new_key()  # admin routes
         self.rpc_secret = new_key()  # the engine's RPC surface: for functions in this process only
         self.blob_poll_s = blob_poll_s
@@ -248,6 +252,10 @@ class DevHost:
         logger.info("Executed 'Functions.%s' (%.0f ms)", function.name, (time.monotonic() - began) * 1000)
         return result
 
+    def eventgrid_url(self, function: str) -> str:
+        """Where an Event Grid subscription delivers to `function` (the webhook, with the extension's key)."""
+        return f"{self.base_url}/runtime/webhooks/eventgrid?functionName={quote(function)}&code={self.eventgrid_key}"
+
     def _key_of(self, request: Request) -> str:
         return request.headers.get("x-functions-key") or request.query_params.get("code") or ""
 
@@ -275,6 +283,7 @@ class DevHost:
 
         api.include_router(self.management.router("/runtime/webhooks/durabletask", require_key=True))
         api.include_router(self.management.router(f"/durabletask/{self.rpc_secret}", require_key=False))
+        api.include_router(eventgrid.router(lambda: self.app.event_grid, self.eventgrid_key, self.invoke))
 
         @api.get("/admin/host/status")
         async def host_status(request: Request) -> Response:

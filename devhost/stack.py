@@ -19,6 +19,11 @@ from .files import write_private
 from .host import ROOT, DevHost
 from .services import Azurite, Emulator, start_azurite, start_emulator
 
+AML_EVENT_FUNCTION = "aml_job_event"
+AML_JOB_EVENTS = ("Microsoft.MachineLearningServices.RunStatusChanged", "Microsoft.MachineLearningServices.RunCompleted")
+AML_DATA = ("mldata", "breast-cancer.csv")
+AML_MODEL = "breast-cancer"
+
 
 def emulator_settings(services: Mapping[str, Any], azurite: Azurite) -> dict[str, str]:
     """App settings that point the seed pipeline at the emulator and Azurite."""
@@ -43,6 +48,21 @@ def emulator_settings(services: Mapping[str, Any], azurite: Azurite) -> dict[str
         "ARM_SERVICE_PRINCIPAL_KEY": principal["servicePrincipalKey"],
         "AZURE_AUTHORITY_HOST": services["authorityHost"],
         "ML_CA_BUNDLE": services["caFile"],
+    } | aml_settings(services)
+
+
+def aml_settings(services: Mapping[str, Any]) -> dict[str, str]:
+    """App settings that point the Azure ML pipeline at the emulator's workspace (none if it lists no workspace)."""
+    workspaces = services.get("azureMl", {}).get("workspaces", [])
+    if not workspaces:
+        return {}
+    ws = workspaces[0]
+    return {
+        "AML_WORKSPACE_ID": ws["resourceId"],
+        "AZURE_RESOURCE_MANAGER_ENDPOINT": ws["managementEndpoint"],
+        "AML_TENANT": ws["tenant"],
+        "AML_CLIENT_ID": ws["servicePrincipalId"],
+        "AML_CLIENT_SECRET": ws["servicePrincipalKey"],
     }
 
 
@@ -55,10 +75,13 @@ def local_definitions(shipped: Path = ROOT / "pipelines.json") -> dict[str, Any]
     for pipeline in definitions["pipelines"]:
         pipeline["polling"] = {"firstInterval": "00:00:00.2", "maxInterval": "00:00:01", "fraction": 0.05}
         pipeline["data"]["externalData"] = {"retryInterval": "00:00:01", "retryTimeout": "00:00:03", "maximumRetry": 2}
-        pipeline["data"]["watch"] = "incoming/*.arff"
+        pipeline["data"]["watch"] = "incoming/*" + pipeline["data"]["blob"][pipeline["data"]["blob"].rfind("."):]
         pipeline["policy"] = pipeline.get("policy", {}) | {"timeout": "00:01:00", "retryIntervalInSeconds": 1}
         for target in pipeline.get("targets", []):
             target["policy"] = {"timeout": "00:01:00", "retry": 1, "retryIntervalInSeconds": 1}
+            if target.get("kind") == "aml-online":  # canary steps held a second, not five minutes
+                target["rollout"] = target.get("rollout", {}) | {"bake": "00:00:01"}
+                target["health"] = target.get("health", {}) | {"probes": 10}
     return definitions
 
 
@@ -76,6 +99,7 @@ class LocalStack:
         self.host: DevHost | None = None
         self.services: dict[str, Any] = {}
         self.settings: dict[str, str] = {}
+        self.aml_subscription: str | None = None
 
     def start(self) -> LocalStack:
         try:
@@ -89,10 +113,26 @@ class LocalStack:
             write_private(self.workdir / "local.settings.json", json.dumps({"IsEncrypted": False, "Values": self.settings}, indent=2))
             self.host = DevHost(settings=self.settings, blob_poll_s=self.blob_poll_s)
             self.host.start()
+            self.subscribe_aml_events()
         except BaseException:
             self.stop()
             raise
         return self
+
+    def subscribe_aml_events(self) -> None:
+        """Subscribe devhost's `aml_job_event` to the emulator workspace's job events, as infra does on Azure (after the handshake)."""
+        import requests
+
+        workspaces = self.services.get("azureMl", {}).get("workspaces", [])
+        if not workspaces or self.host is None or self.emulator is None:
+            return
+        base = f"{self.emulator.http_base}/_emulator/azure-ml/event-subscriptions"
+        if self.aml_subscription:
+            requests.delete(f"{base}/{self.aml_subscription}", timeout=10)
+        response = requests.post(base, json={"workspace": workspaces[0]["name"], "url": self.host.eventgrid_url(AML_EVENT_FUNCTION),
+                                             "eventTypes": list(AML_JOB_EVENTS)}, timeout=30)
+        response.raise_for_status()
+        self.aml_subscription = response.json()["id"]
 
     def restart_host(self) -> DevHost:
         """Stop devhost as if it had died (its in-memory orchestrations are gone) and start a new one."""
@@ -100,6 +140,7 @@ class LocalStack:
             self.host.stop()
         self.host = DevHost(settings=self.settings, blob_poll_s=self.blob_poll_s)
         self.host.start()
+        self.subscribe_aml_events()
         return self.host
 
     def stop(self) -> None:
@@ -133,6 +174,31 @@ class LocalStack:
                                  json={"ColumnNames": list(seed.names), "Values": [list(r) for r in seed.rows]}, timeout=60)
         response.raise_for_status()
         version: str = response.json()["model_version"]
+        self.load_aml_sample_data()
+        return version
+
+    def load_aml_sample_data(self) -> str | None:
+        """Upload the set as CSV for the Azure ML pipeline and seed the workspace: version 1 of the model
+        (40 rows) serving at 100% on deployment `blue` of the online endpoint, and the batch endpoint's default."""
+        import requests
+
+        from .datasets import breast_cancer
+
+        workspaces = self.services.get("azureMl", {}).get("workspaces", [])
+        if not workspaces or self.emulator is None:
+            return None
+        table = breast_cancer()
+        container, blob = AML_DATA
+        blobs = self.blob_service
+        if not blobs.get_container_client(container).exists():
+            blobs.create_container(container)
+        blobs.get_blob_client(container, blob).upload_blob(table.to_csv(), overwrite=True)
+        seed = table.head(40)
+        response = requests.post(f"{self.emulator.http_base}/_emulator/azure-ml/workspaces/{workspaces[0]['name']}/seed",
+                                 json={"ColumnNames": list(seed.names), "Values": [list(r) for r in seed.rows], "model": AML_MODEL},
+                                 timeout=60)
+        response.raise_for_status()
+        version: str = response.json()["modelVersion"]
         return version
 
     @property

@@ -99,7 +99,9 @@ class RunProgress:
             serving = {"pipeline": plan.name, "run_id": self.run_id, "model": model.to_dict(), "targets": updated,
                        "champion": champion_when_all and status is RunStatus.SUCCEEDED, "now": iso(self.context.current_utc_datetime)}
             try:
-                yield from call(self.context, record_serving_model, serving, RECORD_RETRY)
+                note = yield from call(self.context, record_serving_model, serving, RECORD_RETRY)
+                if note:
+                    self.notes.append(note)
             except ActivityFailed as failure:  # the targets were updated all the same: keep their outcomes in the record
                 self.notes.append(f"could not record the served model for the next gate: {failure.reason}")
         return status, reason

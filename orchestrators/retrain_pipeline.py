@@ -6,6 +6,7 @@
     monitor the job (sub-orchestration: polls, or a completion event; cancelled at the policy timeout)
     collect the model: outputs must be ours; record size, hash, metrics
     evaluation gate (optional): a rejected candidate ends the run Rejected and touches nothing
+    register the candidate as a new model version, with its lineage (if the service has a registry)
     roll the model out to every target in parallel (sub-orchestrations); record what serves
     write the run record
 
@@ -21,7 +22,7 @@ from typing import Any
 
 import azure.durable_functions as df
 
-from activities.models import collect_model, evaluate_gate
+from activities.models import collect_model, evaluate_gate, register_model
 from activities.training import (
     cancel_training_job,
     check_training_data,
@@ -69,6 +70,7 @@ class _Retrain(RunProgress):
         super().__init__(context, run)
         self.job: SubmittedJob | None = None
         self.job_ended = False
+        self.data_etag: str | None = None
 
     def execute(self) -> Generator[Any, Any, RunResult]:
         context, request = self.context, self.run.request
@@ -118,6 +120,16 @@ class _Retrain(RunProgress):
             gate = GateDecision.from_dict((yield from call(context, evaluate_gate, {"pipeline": plan.name, "model": model.to_dict()}, retry)))
             if not gate.promote:
                 return self.finish(RunStatus.REJECTED, "; ".join(gate.reasons), job_id=job.job_id, job=outcome, model=model, gate=gate)
+
+        self.status("registering", job_id=job.job_id)
+        provenance = {"pipeline": plan.name, "run_id": self.run_id, "job_id": job.job_id, "data": str(plan.data),
+                      "data_etag": self.data_etag, "trigger": f"{request.trigger.kind.value}:{request.trigger.key}"}
+        registered = yield from call(context, register_model, {"pipeline": plan.name, "model": model.to_dict(), "provenance": provenance},
+                                     retry)
+        if (why := refused(registered)) is not None:
+            return self.finish(RunStatus.FAILED, f"the model registry refused the candidate: {why}", job_id=job.job_id, job=outcome,
+                               model=model, gate=gate)
+        model = ModelArtifact.from_dict(registered)
         if request.dry_run:
             return self.finish(RunStatus.DRY_RUN, "dry run: no target was updated", job_id=job.job_id, job=outcome, model=model, gate=gate)
 
@@ -164,6 +176,7 @@ class _Retrain(RunProgress):
         for attempt in range(plan.data_maximum_retry + 1):
             found = yield from call(self.context, check_training_data, {"data": str(plan.data)})
             if found["exists"]:
+                self.data_etag = found.get("etag")
                 return True
             next_check = self.context.current_utc_datetime + timedelta(seconds=plan.data_retry_interval_s)
             if attempt == plan.data_maximum_retry or next_check > give_up:

@@ -3,6 +3,7 @@
 The target's module plans the rollout as named steps (`retraining.services.base`); this runs them:
 
     for each step: call it; `wait` -> durable timer, call again; `done` -> bake time, next step
+    a best-effort step (cleanup) that fails is reported in the progress and skipped
     a step that raises (a transient failure) is retried with back-off
     the policy timeout bounds everything: a step that changes the target is never started after it,
         each call is raced against the deadline, and no request is sent once it has passed
@@ -76,6 +77,9 @@ class _Rollout:
             return self._outcome(TargetState.FAILED, why)
         for step in planned:
             failure = yield from self._run(step, self.deadline, run_rollout_step)
+            if failure is not None and step.get("best_effort"):  # e.g. cleanup: reported, the rollout stands
+                self.progress[f"{step['name']}_error"] = failure
+                continue
             if failure is not None:
                 return (yield from self._fail(failure))
             self.completed.append(step["name"])

@@ -96,3 +96,52 @@ def schema_differences(served: DataSchema, candidate: DataSchema) -> list[str]:
     if served.label != candidate.label:
         differences.append(f"label column {candidate.label!r} instead of {served.label!r}")
     return differences
+
+
+def sample_rows(head: bytes, name: str, features: tuple[str, ...], limit: int) -> list[list[float | str]]:
+    """Up to `limit` rows of the feature columns from the first bytes of a CSV/TSV/ARFF blob (for smoke tests).
+
+    Numbers become floats, anything else stays text; rows with missing values (`?` or empty) are skipped.
+    """
+    text = head.decode("utf-8-sig", errors="ignore")
+    lines = text.splitlines()
+    if name.lower().endswith(".arff"):
+        names, data_at = [], None
+        for index, raw in enumerate(lines):
+            lower = raw.strip().lower()
+            if lower.startswith("@attribute"):
+                rest = raw.strip()[len("@attribute"):].strip()
+                quoted = rest[:1] in ("'", '"') and rest.find(rest[0], 1) > 0
+                names.append(rest[1:rest.index(rest[0], 1)] if quoted else rest.split()[0])
+            elif lower.startswith("@data"):
+                data_at = index + 1
+                break
+        body = [line for line in lines[data_at or len(lines):] if line.strip() and not line.lstrip().startswith("%")]
+        delimiter = ","
+    else:
+        delimiter = "\t" if name.lower().endswith(".tsv") else ","
+        names = [cell.strip() for cell in next(csv.reader(io.StringIO(lines[0] if lines else ""), delimiter=delimiter), [])]
+        body = lines[1:]
+    positions = [names.index(f) for f in features if f in names]
+    if len(positions) != len(features):
+        raise DataError(f"{name}: the data lacks feature columns the model needs")
+    rows: list[list[float | str]] = []
+    for cells in csv.reader(io.StringIO("\n".join(body[:-1] if len(body) > 1 else body)), delimiter=delimiter):
+        if len(cells) != len(names):
+            continue
+        picked = [cells[p].strip() for p in positions]
+        if any(v in ("", "?") for v in picked):
+            continue
+        rows.append([_number(v) for v in picked])
+        if len(rows) >= limit:
+            break
+    if not rows:
+        raise DataError(f"{name}: no complete row of data within the first {len(head)} bytes to test the model with")
+    return rows
+
+
+def _number(value: str) -> float | str:
+    try:
+        return float(value)
+    except ValueError:
+        return value.strip("'\"")

@@ -37,12 +37,13 @@ class ServiceError(RetrainingError):
     """An ML service answered with an error status."""
 
     def __init__(self, message: str, *, status: int, code: str | None = None, detail_code: str | None = None,
-                 service: str = "") -> None:
+                 service: str = "", retry_after_s: float | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.detail_code = detail_code
         self.service = service
+        self.retry_after_s = retry_after_s  # the service's Retry-After, when it sent one (409 busy, 429)
 
     def __str__(self) -> str:
         codes = "/".join(c for c in (self.code, self.detail_code) if c)

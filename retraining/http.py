@@ -117,17 +117,7 @@ class ServiceClient:
         raise AssertionError("unreachable")
 
     def _retry_after(self, response: requests.Response) -> float:
-        value = response.headers.get("Retry-After")
-        if not value:
-            return 0.0
-        try:
-            seconds = float(value)
-        except ValueError:
-            try:
-                seconds = parsedate_to_datetime(value).timestamp() - time.time()
-            except (TypeError, ValueError):
-                return 0.0
-        return max(0.0, min(seconds, self.max_retry_after_s))
+        return min(retry_after_seconds(response.headers.get("Retry-After")) or 0.0, self.max_retry_after_s)
 
 
 MAX_RESPONSE_BYTES = 1024 * 1024
@@ -163,6 +153,8 @@ def error_from_response(response: requests.Response, service: str) -> ServiceErr
             detail_message = _text(details[0].get("message"))
             if detail_message:
                 message = f"{message} {detail_message}"
+        if detail_code is None:
+            detail_code = _inner_code(error.get("additionalInfo"))
     elif isinstance(body, dict) and isinstance(body.get("error"), str):  # Azure AD
         code = body["error"]
         message = _text(body.get("error_description")) or message
@@ -172,7 +164,32 @@ def error_from_response(response: requests.Response, service: str) -> ServiceErr
         kind = TransientServiceError
     elif status in (401, 403):
         kind = AuthenticationError
-    return kind(message[:500], status=status, code=code, detail_code=detail_code, service=service)
+    return kind(message[:500], status=status, code=code, detail_code=detail_code, service=service,
+                retry_after_s=retry_after_seconds(response.headers.get("Retry-After")))
+
+
+def _inner_code(additional: Any) -> str | None:
+    """Azure ML's useful code: `additionalInfo[type=InnerError].info.code` (`NotFound`, `Immutable`, ...)."""
+    if not isinstance(additional, list):
+        return None
+    for item in additional:
+        if isinstance(item, dict) and item.get("type") == "InnerError" and isinstance(item.get("info"), dict):
+            return _text(item["info"].get("code"))
+    return None
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """A Retry-After header (seconds or an HTTP date) as seconds from now; None when absent or unreadable."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
 
 
 def _text(value: Any) -> str | None:

@@ -43,7 +43,7 @@ from .models import (
 from .policy import decide, plan_of
 from .queue import RunQueue
 from .services import scoring_target, training_service
-from .services.base import RolloutStep, ServiceContext, StepResult
+from .services.base import Provenance, RolloutStep, ServiceContext, StepResult
 from .settings import Settings
 from .storage import TrainingStorage
 
@@ -264,6 +264,18 @@ def gate(settings: Settings, storage: TrainingStorage, pipeline_name: str, model
                   compared_with=champion.run_id if champion else None)
 
 
+def register(settings: Settings, storage: TrainingStorage, pipeline_name: str, model: ModelArtifact,
+             provenance: Provenance) -> ModelArtifact | Refusal:
+    """Register a candidate that passed its gate as a new version in the training service's registry (if it has one)."""
+    def go() -> ModelArtifact:
+        registered = training_service(context(settings, storage, pipeline_name)).register(model, provenance)
+        if registered.version:
+            logger.info("pipeline %s run %s: registered the model as version %s", pipeline_name, provenance.run_id, registered.version)
+        return registered
+
+    return expected(go)
+
+
 def rollout_steps(settings: Settings, storage: TrainingStorage, pipeline_name: str, target: str,
                   model: ModelArtifact) -> list[dict[str, Any]] | Refusal:
     return expected(lambda: [s.to_dict() for s in scoring_target(context(settings, storage, pipeline_name), target).steps(model)])
@@ -285,9 +297,20 @@ def roll_back(settings: Settings, storage: TrainingStorage, pipeline_name: str, 
 
 
 def record_serving(settings: Settings, storage: TrainingStorage, pipeline_name: str, run_id: str, model: ModelArtifact,
-                   targets: list[str], champion: bool, now: datetime) -> None:
-    """Remember which targets now serve the model; the champion is what the next gate compares against."""
+                   targets: list[str], champion: bool, now: datetime) -> str | None:
+    """Remember which targets now serve the model; the champion is what the next gate compares against.
+
+    A new champion is also crowned in the training service's registry; if the registry refuses, the
+    record stands and the answer says why (a transient failure is raised, for a retry).
+    """
     lineage(settings, storage).record_serving(pipeline_name, run_id, model, targets, champion=champion, now=now)
+    if not champion:
+        return None
+    crowned = expected(lambda: training_service(context(settings, storage, pipeline_name)).crown(model))
+    if isinstance(crowned, Refusal):
+        logger.error("pipeline %s run %s: the registry did not take the champion tag: %s", pipeline_name, run_id, crowned.message)
+        return f"the model registry did not take the champion tag: {crowned.message}"
+    return None
 
 
 def write_record(settings: Settings, storage: TrainingStorage, result: RunResult) -> str:

@@ -105,12 +105,22 @@ class Settings:
         value = self.environ.get(name)
         if not value:
             raise ConfigError(f"app setting {name!r} (a secret named by the pipeline definitions) is not set")
+        if value.startswith(KEY_VAULT_REFERENCE):
+            raise ConfigError(f"app setting {name!r} is a Key Vault reference App Service could not resolve (is the secret in the vault?)")
         return value
+
+    def optional_secret(self, name: str) -> str | None:
+        """A secret that may be absent: None when unset or still an unresolved Key Vault reference."""
+        value = self.environ.get(name)
+        return None if not value or value.startswith(KEY_VAULT_REFERENCE) else value
 
     @property
     def verify(self) -> str | bool:
         """What `requests` and azure-core should verify TLS against."""
         return self.ca_bundle or True
+
+
+KEY_VAULT_REFERENCE = "@Microsoft.KeyVault("  # App Service passes a reference it cannot resolve on as text
 
 
 def _number(env: Mapping[str, str], name: str, default: float) -> float:

@@ -85,7 +85,7 @@ class Pipeline:
     data_blob: str
     data_watch: str  # glob, relative to the data container: blobs whose arrival starts a run
     external_data: ExternalDataPolicy
-    output_container: str
+    output_container: str | None  # where a Studio job writes; Azure ML jobs write to a workspace datastore
     policy: ActivityPolicy
     polling: PollingPolicy
     gate: Gate

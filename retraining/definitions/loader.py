@@ -130,7 +130,7 @@ def _pipeline(reader: Reader, raw: dict[str, Any], path: str, name: str) -> Pipe
     fraction = polling.get("fraction", 0.05)
     if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
         raise reader.error(f"{path}.polling.fraction", "expected a number in (0, 1]")
-    output = reader.obj(raw.get("output"), f"{path}.output", {"container"})
+    output = reader.obj(raw.get("output"), f"{path}.output", {"container"}, required=False)
     training = _training(reader, raw, f"{path}.training")
     targets = tuple(_target(reader, t, f"{path}.targets[{i}]", raw, training)
                     for i, t in enumerate(reader.list(raw.get("targets"), f"{path}.targets")))
@@ -149,7 +149,7 @@ def _pipeline(reader: Reader, raw: dict[str, Any], path: str, name: str) -> Pipe
             retry_timeout=reader.timespan(external.get("retryTimeout"), f"{path}.data.externalData.retryTimeout", timedelta(minutes=10)),
             maximum_retry=reader.integer(external.get("maximumRetry"), f"{path}.data.externalData.maximumRetry", 3, 0, 1000),
         ),
-        output_container=reader.container(output.get("container"), f"{path}.output.container"),
+        output_container=reader.container(output["container"], f"{path}.output.container") if "container" in output else None,
         policy=_policy(reader, raw.get("policy"), f"{path}.policy", timedelta(hours=2), 1),
         polling=PollingPolicy(
             first_interval=reader.timespan(polling.get("firstInterval"), f"{path}.polling.firstInterval", timedelta(seconds=5)),

@@ -60,7 +60,10 @@ CLASSIC_FIELDS = {"updateResourceEndpoint", "trainedModelName", "apiKeySetting"}
 ARM_FIELDS = {"updateResourceEndpoint", "trainedModelName", "tenant", "servicePrincipalId", "servicePrincipalKeySetting", "authorityHost"}
 
 
-def training(reader: Reader, raw: dict[str, Any], path: str, _pipeline: dict[str, Any]) -> StudioBesTraining:
+def training(reader: Reader, raw: dict[str, Any], path: str, pipeline: dict[str, Any]) -> StudioBesTraining:
+    output = pipeline.get("output")
+    if not isinstance(output, dict) or "container" not in output:
+        raise reader.error(f"{path.rsplit('.', 1)[0]}.output.container", "is required: the container BES writes the model to")
     parameters = reader.strings(raw.get("globalParameters"), f"{path}.globalParameters")
     evaluation = raw.get("evaluationOutput", "output2")
     return StudioBesTraining(

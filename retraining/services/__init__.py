@@ -9,15 +9,19 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..errors import ConfigError
+from .azure_ml import AmlCommandJobs, BatchEndpointTarget, OnlineEndpointTarget
 from .base import ScoringTarget, ServiceContext, TrainingService
 from .studio_classic import ArmWebServiceTarget, BesTraining, ClassicEndpointTarget
 
 TRAINING_SERVICES: dict[str, Callable[[ServiceContext], TrainingService]] = {
     "studio-bes": BesTraining,
+    "aml-command": AmlCommandJobs,
 }
 SCORING_TARGETS: dict[str, Callable[[ServiceContext, str], ScoringTarget]] = {
     "classic": ClassicEndpointTarget,
     "arm": ArmWebServiceTarget,
+    "aml-online": OnlineEndpointTarget,
+    "aml-batch": BatchEndpointTarget,
 }
 
 

@@ -156,13 +156,14 @@ class RolloutStep:
     name: str
     bake_s: float = 0.0
     mutates: bool = True  # sends a change to the target: refused once the deadline has passed
+    best_effort: bool = False  # its failure is reported, but neither fails nor rolls back the rollout (cleanup)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "bake_s": self.bake_s, "mutates": self.mutates}
+        return {"name": self.name, "bake_s": self.bake_s, "mutates": self.mutates, "best_effort": self.best_effort}
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> RolloutStep:
-        return cls(str(raw["name"]), float(raw.get("bake_s", 0.0)), bool(raw.get("mutates", True)))
+        return cls(str(raw["name"]), float(raw.get("bake_s", 0.0)), bool(raw.get("mutates", True)), bool(raw.get("best_effort", False)))
 
 
 class ScoringTarget(Protocol):

@@ -42,8 +42,32 @@ def e2e_definitions() -> dict[str, Any]:
     storm = copy.deepcopy(base) | {"name": "storm", "targets": [], "gate": {}, "schedule": {"enabled": False}}
     storm["data"]["watch"] = "storm/*.arff"
     storm["policy"] = storm["policy"] | {"timeout": "00:03:00"}  # room for a 90 s status outage mid-job
-    definitions["pipelines"] = [base, strict, short, storm]
+    definitions["pipelines"] = [base, strict, short, storm, *aml_definitions(definitions)]
     return definitions
+
+
+def aml_definitions(definitions: dict[str, Any]) -> list[dict[str, Any]]:
+    """The Azure ML pipeline with half-second canary bakes, and variants: a gate no model passes, a 3 s job
+    timeout, one that polls only every 8 s (so a completion event visibly ends the wait), and one that moves
+    all traffic in one step."""
+    aml = next(p for p in definitions["pipelines"] if p["name"] == "aml-retrain")
+    for target in aml["targets"]:
+        if target["kind"] == "aml-online":
+            target["rollout"] = target["rollout"] | {"bake": "00:00:00.5"}
+            target["health"] = target["health"] | {"probes": 8}
+    quiet = {"schedule": {"enabled": False}}
+    strict = copy.deepcopy(aml) | {"name": "aml-strict-gate", "gate": {"minimums": {"AUC": 1.01}}} | quiet
+    short = copy.deepcopy(aml) | {"name": "aml-short-timeout", "targets": []} | quiet
+    short["policy"] = short["policy"] | {"timeout": "00:00:03"}
+    slow_polls = copy.deepcopy(aml) | {"name": "aml-events", "targets": [], "gate": {}} | quiet
+    slow_polls["polling"] = {"firstInterval": "00:00:08", "maxInterval": "00:00:08", "fraction": 0.05}
+    direct = copy.deepcopy(aml) | {"name": "aml-direct"} | quiet  # one traffic step: for tests about something else
+    for target in direct["targets"]:
+        if target["kind"] == "aml-online":
+            target["rollout"] = target["rollout"] | {"trafficSteps": [100]}
+    for variant in (strict, short, slow_polls, direct):
+        variant["data"]["watch"] = "never/*"
+    return [aml, strict, short, slow_polls, direct]
 
 
 class LogLines(logging.Handler):

@@ -54,6 +54,10 @@ def updated(payload: Any) -> Answer:
                    "state": "updated", "steps": ["apply", "confirm"], "progress": {}})
 
 
+def registered(payload: Any) -> Answer:
+    return ("ok", payload["model"] | {"version": "7"})
+
+
 def scenario(**overrides: Any) -> Any:
     answers: dict[str, Any] = {
         "resolve_pipeline": ("ok", PLAN),
@@ -64,6 +68,7 @@ def scenario(**overrides: Any) -> Any:
         "monitor_training_job": ("ok", {"status": "Finished", "details": None, "polls": 7, "elapsed_s": 600.0}),
         "collect_model": ("ok", MODEL),
         "evaluate_gate": ("ok", {"promote": True, "reasons": []}),
+        "register_model": registered,
         "roll_out_target": updated,
         "record_serving_model": ("ok", None),
         "write_run_record": ("ok", f"runrecords/weekly-retrain/runs/{RUN_ID}.json"),
@@ -99,6 +104,29 @@ def test_happy_path_rolls_out_to_every_target_in_parallel(app: FunctionApp) -> N
     children = next(a for a in episode["actions"][0] if a.get("actionType") == 12)["compoundActions"]
     assert [c["instanceId"] for c in children] == [f"retrain-weekly-retrain:{RUN_ID}:rollout:endpoint2",
                                                    f"retrain-weekly-retrain:{RUN_ID}:rollout:myWebService"]
+
+
+def test_a_candidate_that_passed_its_gate_is_registered_with_its_lineage_then_rolled_out(app: FunctionApp) -> None:
+    run = retrain(app)
+    (call,) = run.called("register_model")
+    assert call["provenance"] == {"pipeline": "weekly-retrain", "run_id": RUN_ID, "job_id": "abc123",
+                                  "data": "labeledexamples/labeledexamples.arff", "data_etag": "0x1",
+                                  "trigger": "schedule:schedule:weekly-retrain:2026-11-21T03:00Z"}
+    assert all(c["model"]["version"] == "7" for c in run.called("roll_out_target"))  # the registered version is what rolls out
+    assert run.output["model"]["version"] == "7"
+
+
+def test_a_registry_that_refuses_the_candidate_fails_the_run_before_any_target(app: FunctionApp) -> None:
+    refusal = ("ok", {"error": {"message": "Azure ML answered 403 AuthorizationFailed: no write on models", "status": 403,
+                                "code": "AuthorizationFailed"}})
+    run = retrain(app, register_model=refusal)
+    assert run.output["status"] == "Failed" and "AuthorizationFailed" in run.output["reason"]
+    assert not run.called("roll_out_target") and not run.called("cancel_training_job")
+
+
+def test_a_rejected_candidate_is_never_registered(app: FunctionApp) -> None:
+    run = retrain(app, evaluate_gate=("ok", {"promote": False, "reasons": ["AUC 0.6 < 0.7"]}))
+    assert run.output["status"] == "Rejected" and not run.called("register_model")
 
 
 def test_job_failed_ends_failed_and_touches_no_target(app: FunctionApp) -> None:
@@ -315,6 +343,38 @@ def test_a_failed_canary_step_is_rolled_back(app: FunctionApp) -> None:
     assert run.output["state"] == "rolled_back" and "error rate 50%" in run.output["error"]
     assert run.output["steps"] == ["deploy", "shift_10"] and run.output["progress"]["traffic"] == {"blue": 100}
     assert len(run.called("roll_back_target")) == 1
+
+
+AML_PLAN = [{"name": "deploy", "bake_s": 0.0, "mutates": True}, {"name": "provisioned", "bake_s": 0.0, "mutates": False},
+            {"name": "smoke", "bake_s": 0.0, "mutates": False}, {"name": "traffic_10", "bake_s": 20.0, "mutates": True},
+            {"name": "check_10", "bake_s": 0.0, "mutates": False}, {"name": "traffic_100", "bake_s": 20.0, "mutates": True},
+            {"name": "check_100", "bake_s": 0.0, "mutates": False},
+            {"name": "cleanup", "bake_s": 0.0, "mutates": False, "best_effort": True}]
+
+
+def test_a_canary_rollout_bakes_each_step_on_a_durable_timer(app: FunctionApp) -> None:
+    run = rollout(app, {"deploy": [step("done", state={"deployment": "m-v7", "created": True})],
+                        "provisioned": [step("wait", wait_s=2.0, provisioning="Creating"), step("done", provisioning="Succeeded")],
+                        "smoke": [step("done", smoke="5 rows scored")],
+                        "traffic_10": [step("wait", wait_s=1.0, traffic={"blue": 90, "m-v7": 10}), step("done", traffic={"blue": 90, "m-v7": 10})],
+                        "check_10": [step("done", health={"probes": 20, "errors": 0})],
+                        "traffic_100": [step("done", traffic={"m-v7": 100})], "check_100": [step("done")],
+                        "cleanup": [step("done", deleted=["blue"])]}, AML_PLAN)
+    assert run.output["state"] == "updated" and run.output["steps"] == [s["name"] for s in AML_PLAN]
+    assert run.output["progress"]["traffic"] == {"m-v7": 100}
+    deadline_race = datetime(2026, 11, 21, 3, 1, 2, tzinfo=UTC)  # each call races the 60 s deadline (+2 s grace)
+    waits = [t for t in run.timers() if t != deadline_race]
+    assert len(waits) == 4  # the provisioning wait, the traffic wait and the two bakes: durable timers, no sleeps
+    assert run.output["elapsed_s"] >= 40  # both bakes were served in full
+
+
+def test_a_failed_cleanup_is_reported_and_the_rollout_stands(app: FunctionApp) -> None:
+    plan = [AML_PLAN[0], AML_PLAN[-1]]
+    run = rollout(app, {"deploy": [step("done", state={"deployment": "m-v7", "created": True})],
+                        "cleanup": [step("failed", reason="cleanup: Azure ML answered 409 Conflict")]}, plan)
+    assert run.output["state"] == "updated" and run.output["steps"] == ["deploy"]
+    assert "409 Conflict" in run.output["progress"]["cleanup_error"]
+    assert not run.called("roll_back_target")
 
 
 # ---- the run queue ------------------------------------------------------------------------------

@@ -91,7 +91,8 @@ def test_a_pipeline_whose_setting_is_unset_is_unavailable_and_stops_no_other(raw
     assert list(definitions.pipelines) == ["weekly-retrain"]
     with pytest.raises(ConfigError) as caught:
         definitions.get("other")
-    assert "pipeline 'other' cannot run: pipelines.json: pipelines[1].training.mlEndpoint: refers to app setting 'NOT_SET'" in str(caught.value)
+    index = len(raw["pipelines"]) - 1
+    assert f"pipeline 'other' cannot run: pipelines.json: pipelines[{index}].training.mlEndpoint: refers to app setting 'NOT_SET'" in str(caught.value)
 
 
 def test_a_secret_pasted_instead_of_a_setting_name_is_not_echoed(raw: dict[str, Any]) -> None:
@@ -103,7 +104,7 @@ def test_a_secret_pasted_instead_of_a_setting_name_is_not_echoed(raw: dict[str, 
 
 def test_duplicate_pipeline_names_are_refused(raw: dict[str, Any]) -> None:
     raw["pipelines"].append(copy.deepcopy(raw["pipelines"][0]))
-    with pytest.raises(ConfigError, match=r"pipelines\[1\].name: duplicate pipeline name 'weekly-retrain'"):
+    with pytest.raises(ConfigError, match=rf"pipelines\[{len(raw['pipelines']) - 1}\].name: duplicate pipeline name 'weekly-retrain'"):
         parse_definitions(raw, SETTINGS, source="f.json")
 
 

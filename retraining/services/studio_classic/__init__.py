@@ -55,7 +55,7 @@ class BesTraining:
     def _outputs(self, run_id: str) -> dict[str, BlobPath]:
         """Each run writes to a folder of its own, so no earlier model is ever overwritten."""
         folder = f"{self.context.pipeline.name}/{run_id}"
-        container = self.context.pipeline.output_container
+        container = self.context.pipeline.output_container or ""
         outputs = {"model": BlobPath(container, f"{folder}/model.ilearner")}
         if self.training.evaluation_output:
             outputs["metrics"] = BlobPath(container, f"{folder}/evaluation.csv")
@@ -65,7 +65,7 @@ class BesTraining:
         storage, settings = self.context.storage, self.context.settings
         lifetime = self.context.pipeline.policy.timeout + timedelta(minutes=settings.sas_margin_minutes)
         outputs = self._outputs(run_id)
-        storage.ensure_container(self.context.pipeline.output_container)
+        storage.ensure_container(self.context.pipeline.output_container or "")
 
         def ref(path: BlobPath, *, write: bool) -> dict[str, Any]:
             return {"ConnectionString": None, "BaseLocation": storage.account_url, "RelativeLocation": str(path),

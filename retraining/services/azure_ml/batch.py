@@ -1,0 +1,106 @@
+"""A batch endpoint (`aml-batch` target): a deployment of the new version, then the endpoint's default switched to it.
+
+    deploy        remember the endpoint's default deployment; PUT deployment {model}-v{version} (or reuse one serving it)
+    provisioned   follow the deployment's operation until Succeeded
+    default       PUT the endpoint with `defaults.deploymentName` = the new deployment (PATCH cannot change it)
+    cleanup       delete idle deployments beyond keepDeployments; the previous default is kept for rollback
+
+A batch endpoint takes no live traffic, so there is nothing to canary: jobs invoked after the switch
+score with the new model. A rollback puts the previous default back and deletes the new deployment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ...definitions.azure_ml import AmlBatchTarget
+from ...errors import ServiceError
+from ...models import ModelArtifact
+from ..base import RolloutStep, StepResult, StepStatus, config_of
+from .endpoints import TERMINAL, EndpointTarget
+from .workspace import Operation, properties
+
+
+def _default(endpoint: Mapping[str, Any]) -> str | None:
+    defaults = properties(endpoint, "batch endpoint").get("defaults")
+    name = defaults.get("deploymentName") if isinstance(defaults, dict) else None
+    return name if isinstance(name, str) and name else None
+
+
+class BatchEndpointTarget(EndpointTarget):
+    collection = "batchEndpoints"
+
+    @property
+    def batch(self) -> AmlBatchTarget:
+        return config_of(self.target, AmlBatchTarget)
+
+    def steps(self, model: ModelArtifact) -> tuple[RolloutStep, ...]:
+        return (RolloutStep("deploy"), RolloutStep("provisioned", mutates=False), RolloutStep("default"),
+                RolloutStep("cleanup", mutates=False, best_effort=True))
+
+    def serves(self, deployment: Mapping[str, Any], model_id: str) -> bool:
+        props = deployment.get("properties") or {}
+        model = props.get("model")
+        asset = model.get("assetId", "") if isinstance(model, dict) else ""
+        return str(asset).lower() == model_id.lower() and props.get("provisioningState") == "Succeeded"
+
+    def deployment_body(self, model: ModelArtifact, location: str) -> dict[str, Any]:
+        spec = self.batch.deployment
+        props: dict[str, Any] = {"model": {"referenceType": "Id", "assetId": self.model_id(model)}, "compute": spec.compute_id,
+                                 "resources": {"instanceCount": spec.instance_count},
+                                 "description": f"{self.batch.model_name} version {model.version}, rolled out by pipeline "
+                                                f"{self.context.pipeline.name}"}
+        if spec.environment_id:
+            props["environmentId"] = spec.environment_id
+        if spec.code_id and spec.scoring_script:
+            props["codeConfiguration"] = {"codeId": spec.code_id, "scoringScript": spec.scoring_script}
+        return {"location": location, "tags": {"retrain.pipeline": self.context.pipeline.name, "retrain.model_version": model.version or ""},
+                "properties": props}
+
+    def snapshot(self, endpoint: Mapping[str, Any]) -> dict[str, Any]:
+        return {"default": _default(endpoint)}
+
+    def run_step(self, step: RolloutStep, model: ModelArtifact, state: Mapping[str, Any]) -> StepResult:
+        if step.name == "deploy":
+            return self.deploy(model, state)
+        if step.name == "provisioned":
+            return self.provisioned(state)
+        if step.name == "default":
+            return self._switch("default", {**state, "changed_default": True}, str(state["deployment"]))
+        if step.name == "cleanup":
+            return self.cleanup(state, lambda endpoint: {d for d in (_default(endpoint),) if d})
+        raise ValueError(f"unknown rollout step {step.name!r}")
+
+    def roll_back(self, model: ModelArtifact, state: Mapping[str, Any]) -> StepResult:
+        previous = (state.get("before") or {}).get("default")
+        if state.get("changed_default") and not state.get("restored") and previous:
+            result = self._switch("restore", state, str(previous))
+            if result.status is not StepStatus.DONE:
+                return result
+            state = {**result.state, "restored": True}
+        return self.remove_new(state)
+
+    def _switch(self, step: str, state: Mapping[str, Any], deployment: str) -> StepResult:
+        def send() -> Operation | None:
+            endpoint = self.endpoint()
+            props = properties(endpoint, "batch endpoint")
+            if str(props.get("provisioningState")) not in TERMINAL:
+                raise ServiceError(f"endpoint {self.batch.endpoint} is {props.get('provisioningState')}", status=409, code="Busy",
+                                   service="Azure ML")
+            identity = dict(endpoint.get("identity") or {"type": "SystemAssigned"})
+            body = {"location": endpoint.get("location"), "tags": endpoint.get("tags") or {},
+                    "identity": {"type": identity.get("type", "SystemAssigned")},
+                    "properties": {"authMode": props.get("authMode") or "AADToken", "description": props.get("description"),
+                                   "defaults": {"deploymentName": deployment}}}
+            _, _, operation = self.client.put((self.collection, self.batch.endpoint), body)
+            return operation
+
+        def settled() -> str | None:
+            endpoint = self.endpoint()
+            current = str(properties(endpoint, "batch endpoint").get("provisioningState"))
+            if current == "Failed":
+                return f"{step}: the endpoint update failed"
+            return None if current in TERMINAL and (_default(endpoint) or "").lower() == deployment.lower() else "wait"
+
+        return self.mutate(step, state, send, settled, default=deployment)
