@@ -5,7 +5,10 @@
 3. publish an initial model trained on 40 rows, and show the scoring endpoint's predictions;
 4. retrain through the manual HTTP start, then through a new blob arriving, showing each phase;
 5. summarise: jobs, polls, durations, metrics, which model each endpoint serves, and whether the
-   predictions now come from the new model. Exit 0 only if every check held.
+   predictions now come from the new model;
+6. the same on Azure ML (v2) (`demo_aml`): a command job, a registered version, a canary rollout
+   with its traffic shares, then an unhealthy deployment rolled back while the endpoint answers.
+Exit 0 only if every check held.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import requests
 from retraining.queue import request_id_of
 
 from .datasets import breast_cancer
+from .demo_aml import run_aml_demo
 from .progress import Follower
 from .stack import LocalStack, local_definitions
 
@@ -71,7 +75,7 @@ def run_demo(workdir: Path | None = None) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     definitions = workdir / "pipelines.json"
     definitions.write_text(json.dumps(local_definitions(), indent=2))
-    _print("== Starting Azurite, the Studio (classic) emulator and devhost (function_app.py) ...")
+    _print("== Starting Azurite, the emulator (Studio classic and Azure ML) and devhost (function_app.py) ...")
     with LocalStack(workdir, pipelines_file=definitions, blob_poll_s=0.3) as stack:
         assert stack.host is not None and stack.emulator is not None and stack.azurite is not None
         _print(f"   Azurite   {stack.azurite.blob_endpoint}")
@@ -134,6 +138,7 @@ def run_demo(workdir: Path | None = None) -> int:
             ("the predictions changed", [r[-2:] for r in rows_after] != [r[-2:] for r in rows_before]),
             ("the default endpoint was left alone", served.get("default") == seeded),
         ]
+        checks += run_aml_demo(stack, _print)
     _print("\n== Checks")
     for name, ok in checks:
         _print(f"   [{'ok' if ok else 'FAILED'}] {name}")

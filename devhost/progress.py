@@ -38,7 +38,7 @@ class Follower:
         progress = view.get("progress") or {}
         line = f"run {view.get('run_id')} ({view.get('trigger', {}).get('kind')}): {progress.get('phase', 'starting')}"
         if progress.get("job_id"):
-            line += f", job {str(progress['job_id'])[:12]}"
+            line += f", job {str(progress['job_id'])[:40]}"
         job = progress.get("job") or {}
         if job.get("polls") is not None:
             line += f", poll {job['polls']}, job {job.get('job_state')}, job time {float(job.get('elapsed_s') or 0):.1f}s"

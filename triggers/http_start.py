@@ -70,7 +70,11 @@ async def start_pipeline_run(req: func.HttpRequest, client: df.DurableOrchestrat
         return bad_request(exc)
     try:
         settings = Settings.from_env()
-        pipeline = operations.definitions(settings).pipelines.get(name)
+        definitions = operations.definitions(settings)
+        pipeline = definitions.pipelines.get(name)
+        if name in definitions.unavailable:
+            return error_response(409, "PipelineUnavailable", f"pipeline {name!r} cannot run until its settings are complete: "
+                                  f"{definitions.unavailable[name]}", "pipeline")
         if pipeline is None:
             return error_response(404, "PipelineNotFound", f"no pipeline named {name!r}", "pipeline")
         if blob and blob.container != pipeline.data_container:

@@ -33,7 +33,10 @@ async def scheduled_retrain(timer: func.TimerRequest, client: df.DurableOrchestr
     settings = Settings.from_env()
     slot = now.isoformat().replace("+00:00", "Z")
     failed = []
-    for pipeline in operations.definitions(settings).pipelines.values():
+    definitions = operations.definitions(settings)
+    for name, why in definitions.unavailable.items():
+        logger.error("pipeline %s: no scheduled run: %s", name, why)
+    for pipeline in definitions.pipelines.values():
         if not pipeline.is_active(now):
             continue
         trigger = Trigger(TriggerKind.SCHEDULE, f"schedule:{pipeline.name}:{slot}", slot)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -11,6 +12,7 @@ import requests
 
 from devhost.services import AZURITE_KEY
 from devhost.stack import LocalStack
+from tests.emulator.aml import Aml
 
 from .conftest import LogLines, start_run, wait_for_request
 
@@ -31,9 +33,13 @@ def all_logs() -> Iterator[LogLines]:
 
 def test_no_secret_in_logs_task_hub_records_or_responses(stack: LocalStack, seeded: str, emulator_url: str, all_logs: LogLines) -> None:
     assert stack.host is not None
-    secrets = {name: stack.settings[name] for name in ("TRAINING_API_KEY", "SCORING_API_KEY", "ARM_SERVICE_PRINCIPAL_KEY")}
+    secrets = {name: stack.settings[name] for name in ("TRAINING_API_KEY", "SCORING_API_KEY", "ARM_SERVICE_PRINCIPAL_KEY",
+                                                         "AML_CLIENT_SECRET")}
     secrets["storage account key"] = AZURITE_KEY
     secrets["system key"] = stack.host.system_key
+    secrets["Event Grid extension key"] = stack.host.eventgrid_key
+    aml = Aml(stack.services["azureMl"]["workspaces"][0], stack.services["caFile"], emulator_url)
+    secrets |= {f"online endpoint {kind}": key for kind, key in aml.keys("retrain-online").items()}
     responses: list[str] = []
     training_id = stack.services["webServices"][0]["id"]
 
@@ -49,6 +55,11 @@ def test_no_secret_in_logs_task_hub_records_or_responses(stack: LocalStack, seed
     requests.post(f"{emulator_url}/_emulator/faults", json={"kind": "job", "target": training_id, "fail_details": "bad data"}, timeout=10)
     run("weekly-retrain")  # the job fails
     responses.append(start_run(stack, "weekly-retrain", {"trainingBlob": "../x"}).text)
+    run("aml-retrain")  # Azure ML: tokens for ARM, the endpoint's key for the smoke test and the health probes
+    requests.post(f"{emulator_url}/_emulator/faults", json={"kind": "aml_deployment", "endpoint": "retrain-online", "error_rate": 0.5},
+                  timeout=10)
+    run("aml-retrain")  # a canary fails its health check and is rolled back: the failures travel into the outcome
+    requests.delete(f"{emulator_url}/_emulator/faults", timeout=10)
 
     hub = []  # read in process: the system key stays out of even this test's own requests
     management = stack.host.management
@@ -71,3 +82,4 @@ def test_no_secret_in_logs_task_hub_records_or_responses(stack: LocalStack, seed
         for name, value in secrets.items():
             assert value not in text, f"{name} leaked into {place}"
         assert "sig=" not in text, f"a SAS signature leaked into {place}"
+        assert not re.search(r"eyJ[A-Za-z0-9_-]{10,}\.eyJ", text), f"a bearer token (JWT) leaked into {place}"

@@ -35,7 +35,9 @@ from ..conftest import LogLines, emulator_state, run_records
 
 SUMMARY = Path(".reliability") / "summary.txt"
 OUR_LOGGERS = ("retraining", "activities", "orchestrators", "triggers", "devhost")
-PIPELINES = ("weekly-retrain", "strict-gate", "short-timeout", "storm")
+PIPELINES = ("weekly-retrain", "strict-gate", "short-timeout", "storm", "aml-retrain", "aml-strict-gate", "aml-short-timeout",
+             "aml-events", "aml-direct")
+AML_JOB_ENDED = ("Completed", "Failed", "Canceled")
 
 
 @dataclass
@@ -106,6 +108,9 @@ class Ledger:
                 parts = location.split("/")
                 if len(parts) >= 4 and parts[-1] == "model.ilearner":
                     started[parts[-2]] += 1
+        for job in self.aml_jobs():  # Azure ML: the job's name is the run's, and its tags name the run as well
+            if job["jobType"] == "Command":
+                started[job["name"].rsplit("-", 2)[-2] + "-" + job["name"].rsplit("-", 1)[-1]] += 1
         duplicates = [f"run {run} started {count} jobs" for run, count in started.items() if count > 1]
         for pipeline in PIPELINES:
             spans = sorted((r["started_at"], r["finished_at"], r["run_id"]) for r in run_records(self.stack, pipeline))
@@ -116,8 +121,12 @@ class Ledger:
 
     def orphaned_jobs(self) -> list[str]:
         """Training jobs still running although no run is in progress (call once every pipeline is idle)."""
-        return [f"job {j['id']} is {j['status']}" for j in emulator_state(self.emulator_url)["jobs"]
-                if j["status"] == "Running" or (j["status"] == "NotStarted" and (j.get("queued") or j["started_at"]))]
+        studio = [f"job {j['id']} is {j['status']}" for j in emulator_state(self.emulator_url)["jobs"]
+                  if j["status"] == "Running" or (j["status"] == "NotStarted" and (j.get("queued") or j["started_at"]))]
+        return studio + [f"Azure ML job {j['name']} is {j['status']}" for j in self.aml_jobs() if j["status"] not in AML_JOB_ENDED]
+
+    def aml_jobs(self) -> list[dict[str, Any]]:
+        return [j for ws in emulator_state(self.emulator_url)["azureMl"]["workspaces"] for j in ws["jobs"]]
 
     def runs(self) -> int:
         return len(self.records()) - self.records_at_start
