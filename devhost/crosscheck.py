@@ -142,7 +142,9 @@ class CrossCheck:
             return instance, name, f"failure differs: sdk failed={failed}, durabletask failed={engine_failed}"
         if not failed and bool(state.get("isDone")) != (completion is not None or any(a[0] == "continue-as-new" for a in engine)):
             kinds = [e.WhichOneof("eventType") for e in request.newEvents]
-            return instance, name, f"completion differs: sdk isDone={state.get('isDone')}, durabletask {completion is not None} (new events {kinds})"
+            status = pb.OrchestrationStatus.Name(completion.orchestrationStatus) if completion is not None else None
+            return instance, name, (f"completion differs: sdk isDone={state.get('isDone')}, durabletask {completion is not None} ({status}, "
+                                    f"new events {kinds}, {len(request.pastEvents)} past)")
         if completion is not None and not failed and state.get("output") != _json(completion.result.value or None):
             return instance, name, f"output differs: sdk {state.get('output')!r} vs durabletask {completion.result.value!r}"
         engine_status = _json(response.customStatus.value or None)
