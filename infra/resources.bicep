@@ -17,6 +17,8 @@ param pipelineSettings object
 param secrets object
 @description('The containers the code names in the training storage account, from main.bicep.')
 param trainingContainers array
+@description('AML_CLIENT_ID: a service principal\'s client id for Azure ML; empty: the app identity\'s.')
+param amlClientId string
 
 param taskHubName string
 param useDurableTaskScheduler bool
@@ -268,10 +270,13 @@ var durableTaskSchedulerSettings = [
   }
 ]
 
-// The identity form of TrainingStorage (retraining/storage.py: DefaultAzureCredential with this client id).
+// The identity form of TrainingStorage (retraining/storage.py: DefaultAzureCredential with this client id),
+// and pipelines.json %AML_CLIENT_ID%: retraining/services/azure_ml/workspace.py credential_of signs in as
+// the user-assigned identity with this client id while AML_CLIENT_SECRET holds no secret.
 var identitySettings = [
   { name: 'TrainingStorage__blobServiceUri', value: trainingStorage.properties.primaryEndpoints.blob }
   { name: 'TrainingStorage__clientId', value: appIdentity.properties.clientId }
+  { name: 'AML_CLIENT_ID', value: empty(amlClientId) ? appIdentity.properties.clientId : amlClientId }
 ]
 
 // main.bicep's lists, as the name/value pairs siteConfig.appSettings takes.
