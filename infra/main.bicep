@@ -201,12 +201,16 @@ module resources 'resources.bicep' = {
   }
 }
 
+// The workspace's subscription, resource group and name. ARM resolves a module's scope even when its
+// condition is false, so without a workspace they name this deployment's resource group instead.
+var amlWorkspace = split(empty(amlWorkspaceId) ? '/subscriptions/${subscription().subscriptionId}/resourceGroups/${rg.name}/providers/Microsoft.MachineLearningServices/workspaces/none' : amlWorkspaceId, '/')
+
 // Azure ML workspace access, in the workspace's own subscription and resource group.
 module amlAccess 'aml-access.bicep' = if (!empty(amlWorkspaceId)) {
   name: 'retrain-aml-access'
-  scope: resourceGroup(split(amlWorkspaceId, '/')[2], split(amlWorkspaceId, '/')[4])
+  scope: resourceGroup(amlWorkspace[2], amlWorkspace[4])
   params: {
-    workspaceName: last(split(amlWorkspaceId, '/'))
+    workspaceName: amlWorkspace[8]
     principalId: resources.outputs.appIdentityPrincipalId
   }
 }
