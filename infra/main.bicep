@@ -98,7 +98,7 @@ param amlClientSecret string = ''
 
 // ---- Azure ML pipelines -----------------------------------------------------------------------------
 
-@description('pipelines.json %AML_WORKSPACE_ID%: resource id of the Azure ML workspace the Azure ML pipelines use; the app\'s identity gets AzureML Data Scientist on it. Empty: the Azure ML pipelines are unavailable (the app says so), the others run.')
+@description('pipelines.json %AML_WORKSPACE_ID%: resource id of the Azure ML workspace the Azure ML pipelines use; the app\'s identity gets AzureML Data Scientist on it and Storage Blob Data Reader on its storage account. Empty: the Azure ML pipelines are unavailable (the app says so), the others run.')
 param amlWorkspaceId string = ''
 
 @description('pipelines.json %AML_CLIENT_ID%: client id of a service principal whose secret is amlClientSecret. Empty: the app\'s user-assigned identity\'s client id (set in resources.bicep).')
