@@ -104,6 +104,9 @@ param amlWorkspaceId string = ''
 @description('pipelines.json %AML_CLIENT_ID%: client id of a service principal whose secret is amlClientSecret. Empty: the app\'s user-assigned identity\'s client id (set in resources.bicep).')
 param amlClientId string = ''
 
+@description('Principal id of the identity Azure ML jobs read training data with (the compute cluster\'s managed identity); gets Storage Blob Data Reader on the training storage account. Empty: none (grant it yourself).')
+param amlComputePrincipalId string = ''
+
 // ---- Durable Functions storage provider --------------------------------------------------------------
 
 @description('Put the task hub on the Durable Task Scheduler instead of Azure Storage (host.json stays as is; app settings override its storage provider).')
@@ -193,6 +196,7 @@ module resources 'resources.bicep' = {
     secrets: secrets
     trainingContainers: trainingContainers
     amlClientId: amlClientId
+    amlComputePrincipalId: amlComputePrincipalId
     taskHubName: taskHubName
     useDurableTaskScheduler: useDurableTaskScheduler
     durableTaskSchedulerSku: durableTaskSchedulerSku
