@@ -228,3 +228,4 @@ output TRAINING_STORAGE_ACCOUNT string = resources.outputs.trainingStorageAccoun
 output KEY_VAULT_NAME string = resources.outputs.keyVaultName
 output EVENT_GRID_SYSTEM_TOPIC string = resources.outputs.eventGridSystemTopicName
 output DURABLE_TASK_SCHEDULER_ENDPOINT string = resources.outputs.durableTaskSchedulerEndpoint
+output AML_WORKSPACE_ID string = amlWorkspaceId
