@@ -27,3 +27,15 @@ resource workspaceDataScientist 'Microsoft.Authorization/roleAssignments@2022-04
     principalType: 'ServicePrincipal'
   }
 }
+
+// The workspace's own storage account (its default datastore, workspaceblobstore), where Azure ML jobs
+// write the model folder and metrics.json. Its id is known only once the workspace is read, and a role
+// assignment's scope must be known when the deployment starts, so a module takes it as a parameter.
+// Azure ML creates that account in the workspace's resource group, where this module is deployed.
+module workspaceStorageAccess 'aml-storage-access.bicep' = {
+  name: 'retrain-aml-storage-access'
+  params: {
+    storageAccountId: workspace.properties.storageAccount
+    principalId: principalId
+  }
+}

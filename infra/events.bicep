@@ -1,4 +1,5 @@
-// Event Grid subscriptions that deliver new training data to the function training_data_arrived.
+// Event Grid subscriptions to the app's Event Grid functions: new training data to training_data_arrived,
+// and, with an Azure ML workspace, the end of its jobs to aml_job_event (aml-events.bicep).
 //
 // Deployed by infra/hooks/postdeploy after `azd deploy`: Event Grid checks that the function exists
 // when the subscription is created, and the function exists only once the code is deployed.
@@ -12,10 +13,14 @@ param functionAppName string
 @description('The Event Grid system topic of the training storage account (EVENT_GRID_SYSTEM_TOPIC).')
 param systemTopicName string
 
+@description('Resource id of the Azure ML workspace of the Azure ML pipelines (AML_WORKSPACE_ID). Empty: no Azure ML job events.')
+param amlWorkspaceId string = ''
+
 // One line per pipeline: its data.container, and the literal start and end of its data.watch glob
 // (blob names relative to the container; the function still matches the whole glob).
 var watches = [
   { pipeline: 'weekly-retrain', container: 'labeledexamples', blobPrefix: '', blobSuffix: '.arff' } // watch '*.arff'
+  { pipeline: 'aml-retrain', container: 'mldata', blobPrefix: 'incoming/', blobSuffix: '.csv' } // watch 'incoming/*.csv'
 ]
 
 resource functionApp 'Microsoft.Web/sites@2024-04-01' existing = {
@@ -54,3 +59,26 @@ resource trainingDataArrived 'Microsoft.EventGrid/systemTopics/eventSubscription
     }
   }
 }]
+
+// ---- Azure ML job events: the workspace's own system topic, in its subscription and resource group.
+
+// The workspace's subscription, resource group and name. ARM resolves a module's scope even when its
+// condition is false, so without a workspace they name this resource group instead.
+var amlWorkspace = split(empty(amlWorkspaceId) ? '/subscriptions/${subscription().subscriptionId}/resourceGroups/${resourceGroup().name}/providers/Microsoft.MachineLearningServices/workspaces/none' : amlWorkspaceId, '/')
+
+// Read for its region only: a system topic lives in its source's region. ARM evaluates a reference in a
+// resource whose condition is false too, so the module's parameter reads it only with a workspace.
+resource amlWorkspaceResource 'Microsoft.MachineLearningServices/workspaces@2024-04-01' existing = {
+  name: amlWorkspace[8]
+  scope: resourceGroup(amlWorkspace[2], amlWorkspace[4])
+}
+
+module amlJobEvents 'aml-events.bicep' = if (!empty(amlWorkspaceId)) {
+  name: 'retrain-aml-job-events'
+  scope: resourceGroup(amlWorkspace[2], amlWorkspace[4])
+  params: {
+    workspaceName: amlWorkspace[8]
+    location: empty(amlWorkspaceId) ? '' : amlWorkspaceResource.location
+    functionAppId: functionApp.id
+  }
+}

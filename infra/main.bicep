@@ -69,7 +69,13 @@ param armServicePrincipalId string
 @description('pipelines.json %AZURE_AUTHORITY_HOST%: Microsoft Entra authority of this cloud.')
 param azureAuthorityHost string = environment().authentication.loginEndpoint
 
-// ---- Secrets pipelines.json names (apiKeySetting, servicePrincipalKeySetting) ----------------------
+@description('pipelines.json %AZURE_RESOURCE_MANAGER_ENDPOINT%: Azure Resource Manager of this cloud, where the Azure ML workspace is managed.')
+param azureResourceManagerEndpoint string = environment().resourceManager
+
+@description('pipelines.json %AML_TENANT%: tenant of the identity that signs in to Azure ML.')
+param amlTenant string = tenant().tenantId
+
+// ---- Secrets pipelines.json names (apiKeySetting, servicePrincipalKeySetting, clientSecretSetting) --
 // Each becomes a Key Vault secret and its app setting a Key Vault reference. Empty: the secret is not
 // written (set it in the vault yourself); the reference is set either way, so provisioning again
 // without the value never removes a secret.
@@ -86,10 +92,20 @@ param scoringApiKey string = ''
 @description('pipelines.json targets[].servicePrincipalKeySetting ARM_SERVICE_PRINCIPAL_KEY: the service principal\'s secret.')
 param armServicePrincipalKey string = ''
 
+@secure()
+@description('pipelines.json workspace.credential.clientSecretSetting AML_CLIENT_SECRET: optional; a service principal\'s secret for Azure ML (with amlClientId). Empty: the app\'s identity signs in.')
+param amlClientSecret string = ''
+
 // ---- Azure ML pipelines -----------------------------------------------------------------------------
 
-@description('Resource id of the Azure ML workspace the Azure ML pipelines use; the app\'s identity gets AzureML Data Scientist on it. Empty: no Azure ML pipelines.')
+@description('pipelines.json %AML_WORKSPACE_ID%: resource id of the Azure ML workspace the Azure ML pipelines use; the app\'s identity gets AzureML Data Scientist on it and Storage Blob Data Reader on its storage account. Empty: the Azure ML pipelines are unavailable (the app says so), the others run.')
 param amlWorkspaceId string = ''
+
+@description('pipelines.json %AML_CLIENT_ID%: client id of a service principal whose secret is amlClientSecret. Empty: the app\'s user-assigned identity\'s client id (set in resources.bicep).')
+param amlClientId string = ''
+
+@description('Principal id of the identity Azure ML jobs read training data with (the compute cluster\'s managed identity); gets Storage Blob Data Reader on the training storage account. Empty: none (grant it yourself).')
+param amlComputePrincipalId string = ''
 
 // ---- Durable Functions storage provider --------------------------------------------------------------
 
@@ -133,6 +149,10 @@ var pipelineSettings = {
   ARM_TENANT: armTenant
   ARM_SERVICE_PRINCIPAL_ID: armServicePrincipalId
   AZURE_AUTHORITY_HOST: azureAuthorityHost
+  AML_WORKSPACE_ID: amlWorkspaceId // empty: the pipeline is set aside as unavailable, naming this setting
+  AZURE_RESOURCE_MANAGER_ENDPOINT: azureResourceManagerEndpoint
+  AML_TENANT: amlTenant
+  // AML_CLIENT_ID is set in resources.bicep: by default it is the app identity's client id.
 }
 
 // Every secret pipelines.json names: app setting -> value (a @secure() param).
@@ -140,6 +160,7 @@ var secrets = {
   TRAINING_API_KEY: trainingApiKey
   SCORING_API_KEY: scoringApiKey
   ARM_SERVICE_PRINCIPAL_KEY: armServicePrincipalKey
+  AML_CLIENT_SECRET: amlClientSecret // optional: without it the app's identity signs in to Azure ML
 }
 
 // Every container the code names in the training storage account: each pipeline's data.container and
@@ -147,6 +168,7 @@ var secrets = {
 var trainingContainers = [
   'labeledexamples' // weekly-retrain data.container
   'trainingoutput' // weekly-retrain output.container
+  'mldata' // aml-retrain data.container (Azure ML jobs write to the workspace's datastore: no output container)
   runRecordsContainer // RETRAIN_RUN_RECORDS_CONTAINER
 ]
 
@@ -173,6 +195,8 @@ module resources 'resources.bicep' = {
     pipelineSettings: pipelineSettings
     secrets: secrets
     trainingContainers: trainingContainers
+    amlClientId: amlClientId
+    amlComputePrincipalId: amlComputePrincipalId
     taskHubName: taskHubName
     useDurableTaskScheduler: useDurableTaskScheduler
     durableTaskSchedulerSku: durableTaskSchedulerSku
@@ -181,12 +205,16 @@ module resources 'resources.bicep' = {
   }
 }
 
+// The workspace's subscription, resource group and name. ARM resolves a module's scope even when its
+// condition is false, so without a workspace they name this deployment's resource group instead.
+var amlWorkspace = split(empty(amlWorkspaceId) ? '/subscriptions/${subscription().subscriptionId}/resourceGroups/${rg.name}/providers/Microsoft.MachineLearningServices/workspaces/none' : amlWorkspaceId, '/')
+
 // Azure ML workspace access, in the workspace's own subscription and resource group.
 module amlAccess 'aml-access.bicep' = if (!empty(amlWorkspaceId)) {
   name: 'retrain-aml-access'
-  scope: resourceGroup(split(amlWorkspaceId, '/')[2], split(amlWorkspaceId, '/')[4])
+  scope: resourceGroup(amlWorkspace[2], amlWorkspace[4])
   params: {
-    workspaceName: last(split(amlWorkspaceId, '/'))
+    workspaceName: amlWorkspace[8]
     principalId: resources.outputs.appIdentityPrincipalId
   }
 }
@@ -200,3 +228,4 @@ output TRAINING_STORAGE_ACCOUNT string = resources.outputs.trainingStorageAccoun
 output KEY_VAULT_NAME string = resources.outputs.keyVaultName
 output EVENT_GRID_SYSTEM_TOPIC string = resources.outputs.eventGridSystemTopicName
 output DURABLE_TASK_SCHEDULER_ENDPOINT string = resources.outputs.durableTaskSchedulerEndpoint
+output AML_WORKSPACE_ID string = amlWorkspaceId

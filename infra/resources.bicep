@@ -17,6 +17,10 @@ param pipelineSettings object
 param secrets object
 @description('The containers the code names in the training storage account, from main.bicep.')
 param trainingContainers array
+@description('AML_CLIENT_ID: a service principal\'s client id for Azure ML; empty: the app identity\'s.')
+param amlClientId string
+@description('The identity Azure ML jobs read training data with; empty: no role for it.')
+param amlComputePrincipalId string
 
 param taskHubName string
 param useDurableTaskScheduler bool
@@ -31,6 +35,7 @@ var deploymentContainerName = 'app-package'
 var roles = {
   storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
   storageBlobDataContributor: 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
+  storageBlobDataReader: '2a2b9908-6ea1-4ae2-8e65-a410df84e7d1'
   storageQueueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
   storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
   keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6'
@@ -268,10 +273,13 @@ var durableTaskSchedulerSettings = [
   }
 ]
 
-// The identity form of TrainingStorage (retraining/storage.py: DefaultAzureCredential with this client id).
+// The identity form of TrainingStorage (retraining/storage.py: DefaultAzureCredential with this client id),
+// and pipelines.json %AML_CLIENT_ID%: retraining/services/azure_ml/workspace.py credential_of signs in as
+// the user-assigned identity with this client id while AML_CLIENT_SECRET holds no secret.
 var identitySettings = [
   { name: 'TrainingStorage__blobServiceUri', value: trainingStorage.properties.primaryEndpoints.blob }
   { name: 'TrainingStorage__clientId', value: appIdentity.properties.clientId }
+  { name: 'AML_CLIENT_ID', value: empty(amlClientId) ? appIdentity.properties.clientId : amlClientId }
 ]
 
 // main.bicep's lists, as the name/value pairs siteConfig.appSettings takes.
@@ -394,6 +402,18 @@ resource userTaskHub 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.durableTaskDataContributor)
     principalId: principalId
+  }
+}
+
+// Azure ML jobs: the training data goes in as a uri_file input, the blob's URL without a SAS
+// (retraining/services/azure_ml/training.py), which the job reads with the compute's identity.
+resource amlComputeTrainingData 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(amlComputePrincipalId)) {
+  name: guid(trainingStorage.id, amlComputePrincipalId, roles.storageBlobDataReader)
+  scope: trainingStorage
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataReader)
+    principalId: amlComputePrincipalId
+    principalType: 'ServicePrincipal'
   }
 }
 

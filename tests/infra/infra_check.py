@@ -8,7 +8,10 @@ What the code reads is derived when the check runs, from the code itself, never 
   it), every `%NAME%` string and every secret named by a `...Setting` field;
 - containers: each pipeline's `data.container` and `output.container`, and every `..._container` field
   of `Settings` (run records today), with the values the Bicep gives their settings;
-- Event Grid: the functions with an `eventGridTrigger` binding, and each pipeline's `data.watch` glob.
+- Event Grid: the functions with an `eventGridTrigger` binding, and each pipeline's `data.watch` glob;
+- Azure ML: the pipelines whose `training.kind` is Azure ML's command job, the job events
+  `retraining.services.azure_ml.events` acts on, and the setting each pipeline's credential takes its
+  client id from.
 
 The Bicep is parsed with pycep (the parser checkov uses), and the check follows what feeds the Function
 App's `siteConfig.appSettings`: name/value arrays, `concat`, conditionals, for-expressions over objects,
@@ -28,7 +31,9 @@ from pathlib import Path
 from typing import Any
 
 from retraining.definitions import _SETTING_REF
+from retraining.definitions.azure_ml import AML_TRAINING
 from retraining.errors import ConfigError
+from retraining.services.azure_ml.events import RUN_COMPLETED, RUN_STATUS_CHANGED, TERMINAL
 from retraining.settings import APP_ROOT, APP_SETTINGS, AppSetting, Settings
 
 INFRA = APP_ROOT / "infra"
@@ -72,6 +77,18 @@ GLOB_SPECIAL = re.compile(r"[*?\[]")
 GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 FUNCTION_APP_TYPE = "Microsoft.Web/sites"
 ROLE_ASSIGNMENT_TYPE = "Microsoft.Authorization/roleAssignments"
+WORKSPACE_TYPE = "Microsoft.MachineLearningServices/workspaces"
+SYSTEM_TOPIC_TYPE = "Microsoft.EventGrid/systemTopics"
+SUBSCRIPTION_TYPE = "Microsoft.EventGrid/systemTopics/eventSubscriptions"
+STORAGE_TOPIC = "Microsoft.Storage.StorageAccounts"
+AML_TOPIC = "Microsoft.MachineLearningServices.Workspaces"
+AML_EVENT_PREFIX = "Microsoft.MachineLearningServices."
+AML_EVENT_DATA = ("runStatus",)  # the keys of event data _aml_job_ends models
+# The templates: main.bicep is provisioned (`azd provision`); events.bicep is deployed by infra/hooks/postdeploy
+# after the code, since Event Grid refuses a subscription to a function that does not exist yet
+# (tests/infra/test_azd.py checks the hook deploys it).
+PROVISIONED = "main.bicep"
+POST_DEPLOY = "events.bicep"
 
 
 @dataclass(frozen=True)
@@ -103,6 +120,9 @@ ROLES: tuple[Role, ...] = (
     Role("AzureML Data Scientist", "f6c7c914-8db3-469d-8ca1-694a8f32e121", "azure ml workspace",
          "Azure ML pipelines: submit command jobs, register models, create and update online and batch "
          "endpoints and deployments"),
+    Role("Storage Blob Data Reader", "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1", "azure ml workspace storage",
+         "retraining/services/azure_ml/training.py collect: the job's model folder and metrics.json in the "
+         "workspace's default datastore, read with the workspace credential"),
     Role("Durable Task Data Contributor", "0ad04412-c4d5-4796-b79c-f76d14c8d402",
          "durable task scheduler", "Durable Functions with storageProvider azureManaged (the scheduler switch)"),
 )
@@ -144,6 +164,16 @@ class Watch:
         return prefix, tail[last_end:]
 
 
+@dataclass(frozen=True)
+class AmlPipeline:
+    """A pipeline that trains with an Azure ML command job: its workspace's job events must reach the app."""
+
+    name: str
+    where: str
+    client_id_setting: str | None  # the %NAME% its workspace.credential.clientId refers to
+    client_id_where: str
+
+
 @dataclass
 class CodeReads:
     """Everything the code reads that the infrastructure must provide, each with where it is read."""
@@ -155,6 +185,7 @@ class CodeReads:
     containers: dict[str, str] = field(default_factory=dict)
     watches: list[Watch] = field(default_factory=list)
     event_grid_functions: list[str] = field(default_factory=list)
+    aml_pipelines: list[AmlPipeline] = field(default_factory=list)
     container_settings: dict[str, str] = field(default_factory=dict)  # app setting -> Settings field
     definitions_file: str = ""
     problems: list[str] = field(default_factory=list)  # what the code refuses in the values the Bicep gives
@@ -265,6 +296,13 @@ def derive_code_reads(
         glob = data.get("watch", data.get("blob"))
         if "container" in data and isinstance(glob, str):
             reads.watches.append(Watch(name, resolved(data["container"]), resolved(glob), f"{here}.data.watch"))
+        training = pipeline.get("training") or {}
+        if isinstance(training, dict) and training.get("kind") == AML_TRAINING:
+            credential = (pipeline.get("workspace") or {}).get("credential") or {}
+            client_id = credential.get("clientId") if isinstance(credential, dict) else None
+            match = _SETTING_REF.match(client_id) if isinstance(client_id, str) else None
+            reads.aml_pipelines.append(AmlPipeline(name, f"{here}.training.kind '{AML_TRAINING}'", match.group(1) if match else None,
+                                                   f"{here}.workspace.credential.clientId"))
     return reads
 
 
@@ -390,6 +428,24 @@ class Infra:
 
     def of_type(self, type_: str) -> list[Resource]:
         return [r for r in self.resources() if r.type.lower() == type_.lower()]
+
+    def roots(self, file: BicepFile) -> set[str]:
+        """The templates (files no module deploys) that deploy `file`, itself if it is one."""
+        seen: set[str] = set()
+        todo, found = [file], set()
+        while todo:
+            current = todo.pop()
+            if current.name in seen:
+                continue
+            seen.add(current.name)
+            callers = [caller for caller, _ in self.callers(current)]
+            if not callers:
+                found.add(current.name)
+            todo.extend(callers)
+        return found
+
+    def provisioned(self, file: BicepFile) -> bool:
+        return PROVISIONED in self.roots(file)
 
     # -- following values ----------------------------------------------------------------------------
 
@@ -558,7 +614,7 @@ class Check:
     def run(self) -> list[Finding]:
         findings = [*self.infra.errors]
         for check in (self.check_settings, self.check_secrets, self.check_containers, self.check_roles,
-                      self.check_event_grid, self.check_no_keys, self.check_durable_task_scheduler):
+                      self.check_event_grid, self.check_azure_ml, self.check_no_keys, self.check_durable_task_scheduler):
             findings.extend(check())
         return findings
 
@@ -715,23 +771,40 @@ class Check:
     # -- roles ------------------------------------------------------------------------------------------
 
     def scopes(self) -> dict[str, tuple[BicepFile, str] | None]:
-        """Each role scope of ROLES -> the resource that is it, found from what the settings point at."""
+        """Each role scope of ROLES -> the resource that is it, found from what the settings point at. Roles are
+        provisioned: resources only the post-deploy template declares (events.bicep reads the workspace too) are not scopes."""
         def by_type(type_: str) -> tuple[BicepFile, str] | None:
-            found = self.infra.of_type(type_)
+            found = [r for r in self.infra.of_type(type_) if self.infra.provisioned(r.file)]
             return (found[0].file, found[0].symbol) if len(found) == 1 else None
 
         secrets = [s for s in self.settings if s.name in self.code.secret_settings and isinstance(s.value, str)]
         vault = KEY_VAULT_REFERENCE.match(secrets[0].value) if secrets else None
         insights = self.by_name.get("APPLICATIONINSIGHTS_CONNECTION_STRING", [])
         insights_path = dotted(insights[0].value) if insights else None
+        workspace = by_type(WORKSPACE_TYPE)
         return {
             "host storage": self._storage_symbol("AzureWebJobsStorage__blobServiceUri"),
             "training storage": self._storage_symbol("TrainingStorage__blobServiceUri"),
             "key vault": (secrets[0].file, vault.group("vault")) if vault and vault.group("vault") else None,
             "application insights": (insights[0].file, insights_path.split(".")[0]) if insights_path else None,
-            "azure ml workspace": by_type("Microsoft.MachineLearningServices/workspaces"),
+            "azure ml workspace": workspace,
+            "azure ml workspace storage": self._workspace_storage(workspace) if workspace else None,
             "durable task scheduler": by_type("Microsoft.DurableTask/schedulers/taskHubs") or by_type("Microsoft.DurableTask/schedulers"),
         }
+
+    def _workspace_storage(self, workspace: tuple[BicepFile, str]) -> tuple[BicepFile, str] | None:
+        """The existing storage account named from the workspace's properties.storageAccount. That id is a runtime
+        value and a role's scope must be known when the deployment starts, so it reaches the account through a
+        module parameter: the account's name uses a parameter the workspace's file passes that property to."""
+        file, symbol = workspace
+        for account in self.infra.of_type("Microsoft.Storage/storageAccounts"):
+            if not account.existing or not self.infra.provisioned(account.file):
+                continue
+            used = set(_strings(account.body.get("name"))) & set(account.file.section("parameters"))
+            for caller, params in self.infra.callers(account.file):
+                if caller is file and any(dotted(params.get(name)) == f"{symbol}.properties.storageAccount" for name in used):
+                    return account.file, account.symbol
+        return None
 
     def app_identity(self) -> tuple[BicepFile, str] | None:
         app = self.infra.function_app()
@@ -793,16 +866,48 @@ class Check:
 
     # -- Event Grid -------------------------------------------------------------------------------------
 
+    def _function_target(self, subscription: Resource) -> str | None:
+        """The function of the app a subscription delivers to: endpointType AzureFunction, resourceId
+        '${<Function App>.id}/functions/<name>' (the app's id may come through module parameters)."""
+        destination = (subscription.body.get("properties") or {}).get("destination") or {}
+        target = (destination.get("properties") or {}).get("resourceId")
+        match = re.fullmatch(r"\$\{([\w.]+)\}/functions/(\w+)", target) if isinstance(target, str) else None
+        if destination.get("endpointType") != "AzureFunction" or match is None:
+            return None
+        file, app = self.infra.origin(subscription.file, match.group(1))
+        app_path = dotted(app)
+        head, _, rest = (app_path or "").partition(".")
+        site = file.section("resources").get(head)
+        return match.group(2) if rest == "id" and site and str(site.get("type", "")).lower() == FUNCTION_APP_TYPE.lower() else None
+
+    def _topic(self, subscription: Resource) -> Resource | None:
+        parent = dotted(subscription.body.get("parent")) or (subscription.symbol.split("__")[0] if "__" in subscription.symbol else None)
+        return next((t for t in self.infra.of_type(SYSTEM_TOPIC_TYPE) if t.file is subscription.file and t.symbol == parent), None)
+
+    def _is_azure_ml(self, subscription: Resource) -> bool:
+        """A subscription to Azure ML events: on a workspace's system topic, or (its topic declared elsewhere)
+        including only Azure ML event types. The others are storage subscriptions."""
+        topic = self._topic(subscription)
+        if topic is not None and not topic.existing:
+            return (topic.body.get("properties") or {}).get("topicType") == AML_TOPIC
+        types = ((subscription.body.get("properties") or {}).get("filter") or {}).get("includedEventTypes")
+        return isinstance(types, list) and bool(types) and all(str(t).startswith(AML_EVENT_PREFIX) for t in types)
+
     def check_event_grid(self) -> list[Finding]:
+        """Storage: the training account's system topic, and a BlobCreated subscription for each pipeline's watch."""
         findings = []
         training = self._storage_symbol("TrainingStorage__blobServiceUri")
-        topics = [t.body.get("properties") or {} for t in self.infra.of_type("Microsoft.EventGrid/systemTopics") if not t.existing]
-        if training is None or not any(t.get("topicType") == "Microsoft.Storage.StorageAccounts" and dotted(t.get("source")) == f"{training[1]}.id"
+        topics = [t.body.get("properties") or {} for t in self.infra.of_type(SYSTEM_TOPIC_TYPE) if not t.existing]
+        if training is None or not any(t.get("topicType") == STORAGE_TOPIC and dotted(t.get("source")) == f"{training[1]}.id"
                                        for t in topics):
-            findings.append(Finding("event grid", "no Event Grid system topic (topicType Microsoft.Storage.StorageAccounts) on the training storage account"))
-        subscriptions = self.infra.of_type("Microsoft.EventGrid/systemTopics/eventSubscriptions")
+            findings.append(Finding("event grid", f"no Event Grid system topic (topicType {STORAGE_TOPIC}) on the training storage account"))
+        every = self.infra.of_type(SUBSCRIPTION_TYPE)
+        subscriptions = [s for s in every if not self._is_azure_ml(s)]
+        # The functions new data goes to: the Event Grid functions, less those Azure ML subscriptions deliver to.
+        aml_functions = {self._function_target(s) for s in every if self._is_azure_ml(s)}
+        functions = [f for f in self.code.event_grid_functions if f not in aml_functions] or list(self.code.event_grid_functions)
         delivered: dict[tuple[str, str, str], str] = {}
-        for function in self.code.event_grid_functions:
+        for function in functions:
             for subscription in subscriptions:
                 properties = subscription.body.get("properties") or {}
                 destination = properties.get("destination") or {}
@@ -818,7 +923,7 @@ class Check:
             prefix, suffix = watch.filters()
             if (watch.container, prefix, suffix) not in delivered:
                 near = [k for k in delivered if k[0] == watch.container]
-                findings.append(Finding("event grid", f"no BlobCreated subscription to {', '.join(self.code.event_grid_functions)} for pipeline "
+                findings.append(Finding("event grid", f"no BlobCreated subscription to {', '.join(functions)} for pipeline "
                                                       f"{watch.pipeline} ({watch.where} '{watch.glob}' in container '{watch.container}'): "
                                                       f"add {{ pipeline: '{watch.pipeline}', container: '{watch.container}', blobPrefix: '{prefix}', "
                                                       f"blobSuffix: '{suffix}' }} to var watches in infra/events.bicep"
@@ -850,6 +955,107 @@ class Check:
         file, _, entries = found
         return [(str(self.infra.literal(file, e.get("container"))), str(self.infra.literal(file, e.get("blobPrefix")) or ""),
                  str(self.infra.literal(file, e.get("blobSuffix")) or "")) for e in entries if isinstance(e, dict)], problems
+
+    # -- Azure ML ---------------------------------------------------------------------------------------
+
+    def check_azure_ml(self) -> list[Finding]:
+        """With an Azure ML pipeline: the workspace's system topic, a subscription that delivers the job events the
+        code acts on to an Event Grid function of the app, and the client id its credential signs in with."""
+        pipelines = self.code.aml_pipelines
+        if not pipelines:
+            return []
+        who = ", ".join(f"{p.name} ({p.where})" for p in pipelines)
+        findings = self._aml_client_ids()
+        topics = [t for t in self.infra.of_type(SYSTEM_TOPIC_TYPE) if not t.existing and (t.body.get("properties") or {}).get("topicType") == AML_TOPIC]
+        for topic in topics:
+            findings.extend(self._aml_topic(topic))
+        if not topics:
+            findings.append(Finding("azure ml", f"no Event Grid system topic (topicType {AML_TOPIC}) on the Azure ML workspace of pipeline {who}: "
+                                                f"add one, source <workspace>.id, in infra/aml-events.bicep"))
+        subscriptions = [s for s in self.infra.of_type(SUBSCRIPTION_TYPE) if self._is_azure_ml(s)]
+        for subscription in subscriptions:
+            findings.extend(self._aml_subscription(subscription, topics))
+        if not subscriptions:
+            functions = ", ".join(self.code.event_grid_functions) or "none has an eventGridTrigger binding"
+            findings.append(Finding("azure ml", f"no Event Grid subscription delivering {RUN_STATUS_CHANGED} and {RUN_COMPLETED} from the "
+                                                f"workspace's system topic to an Event Grid function of the app ({functions}), for pipeline {who}: "
+                                                "add one to infra/aml-events.bicep, deployed by infra/events.bicep"))
+        return findings
+
+    def _aml_client_ids(self) -> list[Finding]:
+        """retraining/services/azure_ml/workspace.py credential_of: without a secret, the managed identity with the
+        credential's client id signs in; the app has one user-assigned identity, so that must be the default."""
+        identity = self.app_identity()
+        if identity is None:
+            return []  # check_roles says so
+        expected = f"{identity[1]}.properties.clientId"
+        findings = []
+        for pipeline in self.code.aml_pipelines:
+            if pipeline.client_id_setting is None:
+                findings.append(Finding("azure ml", f"pipeline {pipeline.name}: {pipeline.client_id_where} must be a %SETTING% the infrastructure "
+                                                    f"sets to the app identity's client id ({expected})"))
+                continue
+            for setting in self.by_name.get(pipeline.client_id_setting, []):
+                if not _defaults_to(setting.value, expected):
+                    findings.append(Finding("azure ml", f"app setting {setting.name} ({pipeline.client_id_where}) must default to the app identity's "
+                                                        f"client id, {expected}: without a secret the pipeline signs in as the user-assigned "
+                                                        f"identity with that client id (retraining/services/azure_ml/workspace.py credential_of); "
+                                                        f"{setting.home}"))
+        return findings
+
+    def _aml_topic(self, topic: Resource) -> list[Finding]:
+        where = f"system topic {topic.symbol} in infra/{topic.file.name}"
+        findings = []
+        source = dotted((topic.body.get("properties") or {}).get("source")) or ""
+        head, _, rest = source.partition(".")
+        workspace = topic.file.section("resources").get(head)
+        if rest != "id" or not workspace or str(workspace.get("type", "")).lower() != WORKSPACE_TYPE.lower():
+            findings.append(Finding("azure ml", f"{where}: source must be <workspace>.id, a {WORKSPACE_TYPE} resource"))
+        file, location = self.infra.origin(topic.file, topic.body.get("location"))
+        declared = {dotted(branch) for branch in _branches(location)}
+        workspaces = {f"{symbol}.location" for symbol, resource in file.section("resources").items()
+                      if str(resource.get("type", "")).lower() == WORKSPACE_TYPE.lower()}
+        if not declared & workspaces:
+            findings.append(Finding("azure ml", f"{where}: location must be the workspace's (<workspace>.location, passed in as a module "
+                                                "parameter): a system topic lives in its source's region"))
+        return findings
+
+    def _aml_subscription(self, subscription: Resource, topics: list[Resource]) -> list[Finding]:
+        where = f"Azure ML subscription {subscription.symbol} in infra/{subscription.file.name}"
+        properties = subscription.body.get("properties") or {}
+        destination = (properties.get("destination") or {}).get("properties") or {}
+        filter_ = properties.get("filter") or {}
+        problems = []
+        if self._topic(subscription) not in topics:
+            problems.append(f"must be on the workspace's system topic (topicType {AML_TOPIC}), its parent")
+        roots = self.infra.roots(subscription.file)
+        if roots != {POST_DEPLOY}:
+            problems.append(f"must be deployed by infra/{POST_DEPLOY} alone, after the code (deployed from {', '.join(sorted(roots))})")
+        function = self._function_target(subscription)
+        if function not in self.code.event_grid_functions:
+            problems.append(f"must deliver to an Event Grid function of the app ({', '.join(self.code.event_grid_functions)}): endpointType "
+                            "'AzureFunction', resourceId '${<Function App>.id}/functions/<function>'")
+        types = filter_.get("includedEventTypes")
+        missing = [t for t in (RUN_STATUS_CHANGED, RUN_COMPLETED) if not isinstance(types, list) or t not in types]
+        if missing:
+            problems.append(f"includedEventTypes lacks {', '.join(missing)} (retraining/services/azure_ml/events.py acts on both)")
+        if properties.get("eventDeliverySchema") != "EventGridSchema":
+            problems.append("eventDeliverySchema must be 'EventGridSchema' (the trigger takes a func.EventGridEvent)")
+        if destination.get("maxEventsPerBatch") != 1:
+            problems.append("maxEventsPerBatch must be 1 (the trigger takes one event)")
+        if not properties.get("retryPolicy"):
+            problems.append("set a retryPolicy")
+        for event_type, data in _aml_job_ends():
+            outcome = _filter_passes(filter_, event_type, data)
+            if outcome is None:
+                problems.append(f"cannot evaluate its filter (a subject filter, an advanced filter on a key other than eventType and "
+                                f"data.{', data.'.join(AML_EVENT_DATA)}, or an operator other than StringIn, StringNotIn, IsNotNull and "
+                                f"IsNullOrUndefined), so cannot tell it lets every job end through: {json.dumps(filter_)[:200]}")
+                break
+            if outcome is False and isinstance(types, list) and event_type in types:
+                problems.append(f"its filter drops {event_type} {json.dumps(data)}, a job's end the code acts on (a key an event lacks "
+                                "fails StringIn and passes StringNotIn)")
+        return [Finding("azure ml", f"{where}: {problem}") for problem in problems]
 
     # -- no keys ----------------------------------------------------------------------------------------
 
@@ -900,6 +1106,74 @@ class Check:
         if not hubs or hub_name is None or setting_name is None or (hub_name[0].name, hub_name[1]) != (setting_name[0].name, setting_name[1]):
             findings.append(Finding("durable task scheduler", "the scheduler's task hub must be named by the same value as TASK_HUB_NAME"))
         return findings
+
+
+def _strings(node: Any) -> Iterator[str]:
+    """Every string in a parsed expression."""
+    if isinstance(node, str):
+        yield node
+    elif isinstance(node, dict):
+        for value in node.values():
+            yield from _strings(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _strings(value)
+
+
+def _branches(node: Any) -> list[Any]:
+    """A value, or the two values of a conditional (`cond ? a : b`)."""
+    operator = node.get("operator", {}) if isinstance(node, dict) else {}
+    if operator.get("type") == "conditional":
+        return [operator["operands"].get("true_value"), operator["operands"].get("false_value")]
+    return [node]
+
+
+def _defaults_to(node: Any, expected: str) -> bool:
+    """The value is `expected`, or a conditional one of whose branches is (an override, defaulting to it)."""
+    return any(dotted(branch) == expected for branch in _branches(node))
+
+
+def _aml_job_ends() -> list[tuple[str, dict[str, str]]]:
+    """The events retraining/services/azure_ml/events.py treats as a job's end, as Azure ML sends them:
+    RunStatusChanged with each terminal runStatus (capitalised, as the service writes it), and RunCompleted,
+    whose data has no runStatus."""
+    return [*((RUN_STATUS_CHANGED, {"runStatus": status.capitalize()}) for status in TERMINAL), (RUN_COMPLETED, {})]
+
+
+def _filter_passes(filter_: dict[str, Any], event_type: str, data: dict[str, str]) -> bool | None:
+    """Whether Event Grid delivers an event through a subscription's filter; None when it cannot be evaluated here.
+    Advanced filters are ANDed, their values ORed, strings compared without case; a missing key fails every
+    operator but StringNotIn, NumberNotIn and IsNullOrUndefined (learn.microsoft.com/azure/event-grid/event-filtering)."""
+    if filter_.get("subjectBeginsWith") or filter_.get("subjectEndsWith"):
+        return None
+    types = filter_.get("includedEventTypes")
+    if isinstance(types, list) and types and event_type not in types:
+        return False
+    for advanced in filter_.get("advancedFilters") or []:
+        key, operator = advanced.get("key"), advanced.get("operatorType")
+        if key == "eventType":
+            value: str | None = event_type
+        elif isinstance(key, str) and key.startswith("data.") and key.removeprefix("data.") in AML_EVENT_DATA:
+            value = data.get(key.removeprefix("data."))
+        else:
+            return None  # a key the sample events do not model
+        listed = advanced.get("values") or []
+        if not isinstance(listed, list):
+            return None  # a variable: not followed here
+        values = [str(v).lower() for v in listed]
+        if operator == "StringIn":
+            passes = value is not None and value.lower() in values
+        elif operator == "StringNotIn":
+            passes = value is None or value.lower() not in values
+        elif operator == "IsNotNull":
+            passes = value is not None
+        elif operator == "IsNullOrUndefined":
+            passes = value is None
+        else:
+            return None
+        if not passes:
+            return False
+    return True
 
 
 def _comment_above(text: str, declaration: str) -> str:

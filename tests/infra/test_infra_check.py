@@ -11,15 +11,18 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from retraining.definitions import parse_definitions
 from retraining.settings import APP_ROOT, APP_SETTINGS, AppSetting
 
 from .infra_check import INFRA, Check, Finding, Watch, check
 
-CHECKS = ("settings", "secrets", "containers", "roles", "event_grid", "no_keys", "durable_task_scheduler")
+CHECKS = ("settings", "secrets", "containers", "roles", "event_grid", "azure_ml", "no_keys", "durable_task_scheduler")
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +32,7 @@ def real() -> Check:
 
 def test_infra_parses(real: Check) -> None:
     assert not real.infra.errors, "\n".join(map(str, real.infra.errors))
-    assert {"main.bicep", "resources.bicep", "events.bicep", "aml-access.bicep"} <= set(real.infra.files)
+    assert {"main.bicep", "resources.bicep", "events.bicep", "aml-access.bicep", "aml-storage-access.bicep", "aml-events.bicep"} <= set(real.infra.files)
 
 
 @pytest.mark.parametrize("name", CHECKS)
@@ -41,11 +44,12 @@ def test_infra_matches_code(real: Check, name: str) -> None:
 def test_what_the_code_reads_is_derived_from_the_code(real: Check) -> None:
     """Sanity of the derivation itself, on today's code (the check never lists these by hand)."""
     code = real.code
-    assert "TRAINING_ML_ENDPOINT" in code.definition_settings
-    assert {"TRAINING_API_KEY", "SCORING_API_KEY", "ARM_SERVICE_PRINCIPAL_KEY"} <= set(code.secret_settings)
-    assert {"labeledexamples", "trainingoutput", "runrecords"} <= set(code.containers)
+    assert {"TRAINING_ML_ENDPOINT", "AML_WORKSPACE_ID", "AZURE_RESOURCE_MANAGER_ENDPOINT", "AML_TENANT", "AML_CLIENT_ID"} <= set(code.definition_settings)
+    assert {"TRAINING_API_KEY", "SCORING_API_KEY", "ARM_SERVICE_PRINCIPAL_KEY", "AML_CLIENT_SECRET"} <= set(code.secret_settings)
+    assert {"labeledexamples", "trainingoutput", "mldata", "runrecords"} <= set(code.containers)
     assert code.binding_settings.keys() >= {"TASK_HUB_NAME", "RETRAIN_SCHEDULE"}
-    assert code.event_grid_functions == ["training_data_arrived"]
+    assert sorted(code.event_grid_functions) == ["aml_job_event", "training_data_arrived"]
+    assert [(p.name, p.client_id_setting) for p in code.aml_pipelines] == [("aml-retrain", "AML_CLIENT_ID")]
     assert "ML_CA_BUNDLE" in code.forbidden and "ML_CA_BUNDLE" not in code.required()
 
 
@@ -65,10 +69,10 @@ def edit(path: Path, old: str, new: str) -> None:
     path.write_text(text.replace(old, new, 1), encoding="utf-8")
 
 
-def remove_resource(path: Path, symbol: str) -> None:
+def remove_resource(path: Path, symbol: str, kind: str = "resource") -> None:
     text = path.read_text(encoding="utf-8")
-    match = re.search(rf"^resource {symbol} .*?^\}}\]?\n", text, flags=re.MULTILINE | re.DOTALL)
-    assert match, f"{path.name} has no resource {symbol}: update this test"
+    match = re.search(rf"^{kind} {symbol} .*?^\}}\]?\n", text, flags=re.MULTILINE | re.DOTALL)
+    assert match, f"{path.name} has no {kind} {symbol}: update this test"
     path.write_text(text[: match.start()] + text[match.end():], encoding="utf-8")
 
 
@@ -132,6 +136,7 @@ ROLE_RESOURCES = [
     ("resources.bicep", "metricsPublisher", "Monitoring Metrics Publisher"),
     ("resources.bicep", "taskHubContributor", "Durable Task Data Contributor"),
     ("aml-access.bicep", "workspaceDataScientist", "AzureML Data Scientist"),
+    ("aml-storage-access.bicep", "workspaceStorageReader", "Storage Blob Data Reader"),
 ]
 
 
@@ -163,6 +168,8 @@ def test_a_role_without_its_reason_is_named(infra: Path) -> None:
 @pytest.mark.parametrize(("line", "container", "why"), [
     ("  'trainingoutput' // weekly-retrain output.container\n", "trainingoutput", "pipelines.json pipelines[0].output.container"),
     ("  'labeledexamples' // weekly-retrain data.container\n", "labeledexamples", "pipelines.json pipelines[0].data.container"),
+    ("  'mldata' // aml-retrain data.container (Azure ML jobs write to the workspace's datastore: no output container)\n", "mldata",
+     "pipelines.json pipelines[1].data.container"),
     ("  runRecordsContainer // RETRAIN_RUN_RECORDS_CONTAINER\n", "runrecords", "Settings.run_records_container"),
 ])
 def test_a_removed_container_is_named(infra: Path, line: str, container: str, why: str) -> None:
@@ -187,7 +194,7 @@ def test_a_secret_set_as_a_plain_value_is_refused(infra: Path) -> None:
     edit(infra / "resources.bicep", "  value: '@Microsoft.KeyVault(VaultName=${keyVault.name};SecretName=${toLower(replace(secret.key, '_', '-'))})'",
          "  value: secret.value")
     out = failures(infra)
-    for name in ("TRAINING_API_KEY", "SCORING_API_KEY", "ARM_SERVICE_PRINCIPAL_KEY"):
+    for name in ("TRAINING_API_KEY", "SCORING_API_KEY", "ARM_SERVICE_PRINCIPAL_KEY", "AML_CLIENT_SECRET"):
         assert f"app setting {name} (secret named by pipelines.json" in out and "must be a Key Vault reference" in out
 
 
@@ -275,25 +282,31 @@ def test_a_new_local_only_setting_needs_nothing() -> None:
     assert check(INFRA, app_settings=grown) == []
 
 
-def test_a_new_azure_ml_pipeline_is_named(tmp_path: Path) -> None:
-    """An Azure ML pipeline with new settings, a secret, new containers and a watch glob with a folder."""
+def write_definitions(tmp_path: Path, change: Callable[[list[dict[str, Any]]], object]) -> Path:
+    """pipelines.json with its list of pipelines changed, in a temporary directory."""
     definitions = json.loads((APP_ROOT / "pipelines.json").read_text(encoding="utf-8"))
-    definitions["pipelines"].append({
-        "name": "aml-retrain",
-        "training": {"kind": "aml", "workspace": "%AML_WORKSPACE_ID%", "onlineEndpoint": "%AML_ONLINE_ENDPOINT%",
-                     "credential": {"clientSecretSetting": "AML_CLIENT_SECRET"}},
-        "data": {"container": "amldata", "blob": "incoming/train.parquet", "watch": "incoming/*.parquet"},
-        "output": {"container": "amloutput"},
-    })
+    change(definitions["pipelines"])
     path = tmp_path / "pipelines.json"
     path.write_text(json.dumps(definitions), encoding="utf-8")
+    return path
+
+
+def test_a_new_pipeline_is_named(tmp_path: Path) -> None:
+    """A pipeline on another service with new settings, a secret, new containers and a watch glob with a folder."""
+    path = write_definitions(tmp_path, lambda pipelines: pipelines.append({
+        "name": "churn-retrain",
+        "training": {"kind": "other", "workspace": "%CHURN_WORKSPACE_ID%", "onlineEndpoint": "%CHURN_ONLINE_ENDPOINT%",
+                     "credential": {"clientSecretSetting": "CHURN_CLIENT_SECRET"}},
+        "data": {"container": "churndata", "blob": "incoming/train.parquet", "watch": "incoming/*.parquet"},
+        "output": {"container": "churnoutput"},
+    }))
     out = failures(INFRA, definitions_path=path)
-    assert "app setting AML_WORKSPACE_ID is read by pipelines.json pipelines[1].training.workspace" in out
-    assert "add `AML_ONLINE_ENDPOINT: amlOnlineEndpoint` to var pipelineSettings in infra/main.bicep" in out
-    assert "secret AML_CLIENT_SECRET is named by pipelines.json pipelines[1].training.credential.clientSecretSetting" in out
-    assert "container 'amldata' (pipelines.json pipelines[1].data.container)" in out
-    assert "container 'amloutput' (pipelines.json pipelines[1].output.container)" in out
-    assert "{ pipeline: 'aml-retrain', container: 'amldata', blobPrefix: 'incoming/', blobSuffix: '.parquet' }" in out
+    assert "app setting CHURN_WORKSPACE_ID is read by pipelines.json pipelines[2].training.workspace" in out
+    assert "add `CHURN_ONLINE_ENDPOINT: churnOnlineEndpoint` to var pipelineSettings in infra/main.bicep" in out
+    assert "secret CHURN_CLIENT_SECRET is named by pipelines.json pipelines[2].training.credential.clientSecretSetting" in out
+    assert "container 'churndata' (pipelines.json pipelines[2].data.container)" in out
+    assert "container 'churnoutput' (pipelines.json pipelines[2].output.container)" in out
+    assert "{ pipeline: 'churn-retrain', container: 'churndata', blobPrefix: 'incoming/', blobSuffix: '.parquet' }" in out
 
 
 def test_a_new_event_grid_function_must_be_subscribed() -> None:
@@ -314,3 +327,112 @@ def test_a_new_event_grid_function_must_be_subscribed() -> None:
 def test_watch_globs_become_subject_filters(glob: str, prefix: str, suffix: str) -> None:
     assert Watch("p", "c", glob, "here").filters() == (prefix, suffix)
 
+
+
+# ---- Azure ML: with a pipeline whose training.kind is an Azure ML command job, its job events must reach the app ----
+
+
+def test_a_missing_azure_ml_subscription_is_named(infra: Path) -> None:
+    remove_resource(infra / "aml-events.bicep", "amlJobEvent")
+    out = failures(infra)
+    assert ("no Event Grid subscription delivering Microsoft.MachineLearningServices.RunStatusChanged and "
+            "Microsoft.MachineLearningServices.RunCompleted from the workspace's system topic to an Event Grid function of the app") in out
+    assert "for pipeline aml-retrain (pipelines.json pipelines[1].training.kind 'aml-command')" in out
+
+
+def test_a_missing_azure_ml_system_topic_is_named(infra: Path) -> None:
+    remove_resource(infra / "aml-events.bicep", "amlEvents")
+    remove_resource(infra / "aml-events.bicep", "amlJobEvent")
+    assert "no Event Grid system topic (topicType Microsoft.MachineLearningServices.Workspaces) on the Azure ML workspace of pipeline aml-retrain" in failures(infra)
+
+
+def test_azure_ml_events_deployed_by_no_template_are_named(infra: Path) -> None:
+    """aml-events.bicep on its own deploys nothing: events.bicep (the hook's template) must deploy it."""
+    remove_resource(infra / "events.bicep", "amlJobEvents", kind="module")
+    out = failures(infra)
+    assert "Azure ML subscription amlJobEvent in infra/aml-events.bicep: must be deployed by infra/events.bicep alone" in out
+
+
+@pytest.mark.parametrize(("old", "new", "expected"), [
+    ("        'Microsoft.MachineLearningServices.RunCompleted'\n", "",
+     "includedEventTypes lacks Microsoft.MachineLearningServices.RunCompleted"),
+    ("resourceId: '${functionAppId}/functions/aml_job_event'", "resourceId: '${functionAppId}/functions/aml_job_events'",
+     "must deliver to an Event Grid function of the app (training_data_arrived, aml_job_event)"),
+    ("resourceId: '${functionAppId}/functions/aml_job_event'", "resourceId: '${workspace.id}/functions/aml_job_event'",
+     "must deliver to an Event Grid function of the app"),
+    ("    eventDeliverySchema: 'EventGridSchema'\n", "    eventDeliverySchema: 'CloudEventSchemaV1_0'\n",
+     "eventDeliverySchema must be 'EventGridSchema'"),
+    ("    source: workspace.id\n", "    source: resourceGroup().id\n",
+     "system topic amlEvents in infra/aml-events.bicep: source must be <workspace>.id"),
+    ("  location: location\n", "  location: 'westeurope'\n", "location must be the workspace's"),
+    ("          key: 'data.runStatus'\n", "          key: 'data.runTags.stage'\n", "cannot evaluate its filter"),
+    ("'NotResponding', 'Paused']", "'NotResponding', 'Paused', 'Failed']",
+     "its filter drops Microsoft.MachineLearningServices.RunStatusChanged {\"runStatus\": \"Failed\"}"),
+])
+def test_a_wrong_azure_ml_subscription_is_named(infra: Path, old: str, new: str, expected: str) -> None:
+    edit(infra / "aml-events.bicep", old, new)
+    assert expected in failures(infra)
+
+
+def test_a_filter_that_drops_run_completed_is_named(infra: Path) -> None:
+    """StringIn on the end states looks right, but RunCompleted has no runStatus, and a missing key fails StringIn."""
+    text = (infra / "aml-events.bicep").read_text(encoding="utf-8")
+    text, count = re.subn(r"operatorType: 'StringNotIn'(\s+key: 'data.runStatus'\s+)values: \[[^\]]*\]",
+                          r"operatorType: 'StringIn'\1values: ['Completed', 'Failed', 'Canceled']", text)
+    assert count == 1, "aml-events.bicep no longer filters with StringNotIn on data.runStatus: update this test"
+    (infra / "aml-events.bicep").write_text(text, encoding="utf-8")
+    out = failures(infra)
+    assert "its filter drops Microsoft.MachineLearningServices.RunCompleted {}" in out
+    assert "drops Microsoft.MachineLearningServices.RunStatusChanged" not in out
+
+
+def test_blob_checks_leave_the_azure_ml_subscription_alone(real: Check) -> None:
+    """The Azure ML subscription has no BlobCreated filter, and check_event_grid does not ask it for one."""
+    assert not [f for f in real.check_event_grid() if "amlJobEvent" in f.message]
+    names = {s.symbol: real._is_azure_ml(s) for s in real.infra.of_type("Microsoft.EventGrid/systemTopics/eventSubscriptions")}
+    assert names == {"amlJobEvent": True, "trainingDataArrived": False}
+
+
+def test_an_azure_ml_client_id_of_another_identity_is_named(infra: Path) -> None:
+    edit(infra / "resources.bicep", "{ name: 'AML_CLIENT_ID', value: empty(amlClientId) ? appIdentity.properties.clientId : amlClientId }",
+         "{ name: 'AML_CLIENT_ID', value: amlClientId }")
+    assert ("app setting AML_CLIENT_ID (pipelines.json pipelines[1].workspace.credential.clientId) must default to the app identity's "
+            "client id, appIdentity.properties.clientId") in failures(infra)
+
+
+def test_a_workspace_storage_read_in_place_is_not_a_scope(infra: Path) -> None:
+    """The workspace's storage account must come in as a module parameter (a role's scope is known at the start)."""
+    edit(infra / "aml-access.bicep", "    storageAccountId: workspace.properties.storageAccount\n", "    storageAccountId: 'someaccount'\n")
+    assert "cannot find the azure ml workspace storage that Storage Blob Data Reader must be assigned on" in failures(infra)
+
+
+def test_without_azure_ml_pipelines_no_azure_ml_events_are_required(infra: Path, tmp_path: Path) -> None:
+    path = write_definitions(tmp_path, lambda pipelines: pipelines.pop())
+    remove_resource(infra / "aml-events.bicep", "amlJobEvent")
+    remove_resource(infra / "aml-events.bicep", "amlEvents")
+    assert Check(infra, definitions_path=path).check_azure_ml() == []
+
+
+def test_a_new_azure_ml_pipeline_must_sign_in_as_the_app(tmp_path: Path) -> None:
+    """A second Azure ML pipeline whose credential takes its client id from a setting of its own."""
+    def grow(pipelines: list[dict[str, Any]]) -> None:
+        grown = json.loads(json.dumps(pipelines[1]))
+        grown["name"] = "churn-retrain"
+        grown["workspace"]["credential"]["clientId"] = "%CHURN_CLIENT_ID%"
+        pipelines.append(grown)
+
+    out = failures(INFRA, definitions_path=write_definitions(tmp_path, grow))
+    assert "app setting CHURN_CLIENT_ID is read by pipelines.json pipelines[2].workspace.credential.clientId" in out
+    assert "for pipeline aml-retrain" not in out  # the infrastructure for the first one is there
+
+
+def test_without_a_workspace_the_azure_ml_pipeline_is_set_aside_and_the_others_run(real: Check) -> None:
+    """AML_WORKSPACE_ID defaults to empty: deploying without Azure ML leaves that pipeline unavailable, naming the
+    setting, and the definitions still load (values known only in Azure stand in as a placeholder URL)."""
+    values = {s.name: real.infra.literal(s.file, s.value) for s in real.settings}
+    assert values["AML_WORKSPACE_ID"] == ""
+    settings = {name: "https://placeholder.invalid/" if values.get(name) is None else str(values[name]) for name in real.code.definition_settings}
+    definitions = parse_definitions(json.loads((APP_ROOT / "pipelines.json").read_text(encoding="utf-8")), settings, source="pipelines.json")
+    assert "weekly-retrain" in definitions.pipelines
+    assert {p.name for p in real.code.aml_pipelines} <= set(definitions.unavailable)
+    assert all("'AML_WORKSPACE_ID', which is not set" in why for why in definitions.unavailable.values())
