@@ -118,8 +118,10 @@ class CrossCheck:
         if started is None or started.name not in self.functions:
             return None
         name, instance = started.name, request.instanceId
-        if any(e.WhichOneof("eventType") in HOST_HANDLED for e in request.newEvents):
-            return None  # DTFx handles termination and suspension itself; the host never runs the SDK for them
+        if any(e.WhichOneof("eventType") in HOST_HANDLED for e in [*request.pastEvents, *request.newEvents]):
+            # DTFx handles termination and suspension itself; the host never runs the SDK for them, nor again after a
+            # termination (the in-memory backend may still deliver a late activity result to a terminated instance).
+            return None
         history = to_host_events(request.pastEvents, request.newEvents)
         context = binding_context(history, instance, started.input.value or None,
                                   started.parentInstance.orchestrationInstance.instanceId or None)
