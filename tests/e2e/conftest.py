@@ -48,8 +48,8 @@ def e2e_definitions() -> dict[str, Any]:
 
 def aml_definitions(definitions: dict[str, Any]) -> list[dict[str, Any]]:
     """The Azure ML pipeline with half-second canary bakes, and variants: a gate no model passes, a 3 s job
-    timeout, one that polls only every 8 s (so a completion event visibly ends the wait), and one that moves
-    all traffic in one step."""
+    timeout, one that polls only every 8 s (so a completion event visibly ends the wait), and one that mirrors
+    20% of live traffic to the new deployment, then moves all traffic in one step."""
     aml = next(p for p in definitions["pipelines"] if p["name"] == "aml-retrain")
     for target in aml["targets"]:
         if target["kind"] == "aml-online":
@@ -61,10 +61,10 @@ def aml_definitions(definitions: dict[str, Any]) -> list[dict[str, Any]]:
     short["policy"] = short["policy"] | {"timeout": "00:00:03"}
     slow_polls = copy.deepcopy(aml) | {"name": "aml-events", "targets": [], "gate": {}} | quiet
     slow_polls["polling"] = {"firstInterval": "00:00:08", "maxInterval": "00:00:08", "fraction": 0.05}
-    direct = copy.deepcopy(aml) | {"name": "aml-direct"} | quiet  # one traffic step: for tests about something else
+    direct = copy.deepcopy(aml) | {"name": "aml-direct"} | quiet  # a mirror, then all traffic at once
     for target in direct["targets"]:
         if target["kind"] == "aml-online":
-            target["rollout"] = target["rollout"] | {"trafficSteps": [100]}
+            target["rollout"] = target["rollout"] | {"trafficSteps": [100], "mirror": {"percent": 20, "bake": "00:00:00.5"}}
     for variant in (strict, short, slow_polls, direct):
         variant["data"]["watch"] = "never/*"
     return [aml, strict, short, slow_polls, direct]

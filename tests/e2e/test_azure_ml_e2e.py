@@ -226,6 +226,8 @@ def test_rollback_on_demand_puts_the_previous_champion_back_on_every_target(stac
     assert first["status"] == second["status"] == "Succeeded"
     kept = target(first, "online")["progress"]["deployment"]
     assert kept in deployments(aml), "keepDeployments 1 keeps the previous deployment for a rollback"
+    assert target(second, "online")["steps"][3:7] == ["mirror", "check_mirror", "traffic_100", "check_100"]
+    assert endpoint(aml)["mirrorTraffic"] == {}  # the mirror ends when the deployment takes live traffic
 
     assert stack.host is not None
     response = requests.post(f"{stack.host.base_url}/api/pipelines/aml-direct/rollback", json={},
