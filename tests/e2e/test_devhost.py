@@ -197,3 +197,19 @@ def test_cli_start_wait_and_status(stack: LocalStack, seeded: str, capsys: pytes
 def system_key_never_leaves_the_host(text: str, stack: LocalStack) -> bool:
     assert stack.host is not None
     return stack.host.system_key not in text and "runtime/webhooks/durabletask" not in text
+
+
+def test_the_event_grid_webhook_checks_its_key_and_answers_the_handshake(stack: LocalStack) -> None:
+    assert stack.host is not None
+    url = stack.host.eventgrid_url("aml_job_event")
+    validation = [{"id": "1", "topic": "t", "subject": "s", "eventType": "Microsoft.EventGrid.SubscriptionValidationEvent",
+                   "eventTime": "2026-11-22T00:00:00Z", "dataVersion": "1", "data": {"validationCode": "abc-123"}}]
+    answer = requests.post(url, json=validation, timeout=10)
+    assert answer.status_code == 200 and answer.json() == {"validationResponse": "abc-123"}
+    assert requests.post(url.replace("code=", "code=x"), json=validation, timeout=10).status_code == 401
+    assert requests.post(url.replace("aml_job_event", "nope"), json=validation, timeout=10).status_code == 404
+    assert requests.post(url, data=b"{not json", timeout=10).status_code == 400
+    stranger = [{"id": "2", "topic": "/subscriptions/x/resourceGroups/y/providers/Microsoft.MachineLearningServices/workspaces/other",
+                 "subject": "experiments/e/runs/r", "eventType": "Microsoft.MachineLearningServices.RunCompleted",
+                 "eventTime": "2026-11-22T00:00:00Z", "dataVersion": "", "data": {"runId": "aml-retrain-20261122T030000Z-0a1b2c3d"}}]
+    assert requests.post(url, json=stranger, timeout=10).status_code == 200  # taken, and ignored: not our workspace
