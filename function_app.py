@@ -3,7 +3,7 @@
 import azure.durable_functions as df
 import azure.functions as func
 
-from activities import models, queue, records, rollout, training
+from activities import decisions, models, notifications, queue, records, rollout, training
 from orchestrators import monitor_training_job, promote_model, retrain_pipeline, roll_out_target, run_queue
 from triggers import blob_arrival, http_start, promote, recovery, schedule, status
 
@@ -15,6 +15,8 @@ for blueprint in (
     models.bp,
     rollout.bp,
     records.bp,
+    decisions.bp,
+    notifications.bp,
     run_queue.bp,
     retrain_pipeline.bp,
     promote_model.bp,

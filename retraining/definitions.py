@@ -33,6 +33,10 @@ TARGET_KINDS = ("classic", "arm")
 # tokens outlive the timeout by a margin and, with a managed identity, are signed by a user
 # delegation key, which Azure issues for at most 7 days.
 MAX_TIMEOUT = timedelta(days=5, hours=23)
+# A run waiting for approval holds its pipeline's queue: a week at most. The wait is re-armed in
+# timer chunks of at most a day, so the Durable timer limit never applies to it.
+MAX_APPROVAL = timedelta(days=7)
+NOTIFY_EVENTS = ("awaiting_approval", "run_not_succeeded", "rolled_back", "target_on_old_model")
 
 
 @dataclass(frozen=True)
@@ -88,10 +92,28 @@ class Target:
 
 
 @dataclass(frozen=True)
+class Approval:
+    """`gate.approval`: a model that passed the gate waits for a person to approve it, up to `timeout`."""
+
+    required: bool = False
+    timeout: timedelta = timedelta(days=2)
+
+
+@dataclass(frozen=True)
+class Notifications:
+    """`notifications`: where to POST signed JSON about a run, the setting holding the HMAC key, and which events."""
+
+    webhook: str
+    secret_setting: str
+    events: tuple[str, ...] = NOTIFY_EVENTS
+
+
+@dataclass(frozen=True)
 class Gate:
     minimums: Mapping[str, float] = field(default_factory=dict)
     not_worse_than_serving: tuple[str, ...] = ()
     allow_schema_change: bool = False  # accept data whose columns differ from the champion's
+    approval: Approval = field(default_factory=Approval)
 
     @property
     def enabled(self) -> bool:
@@ -115,6 +137,7 @@ class Pipeline:
     active_from: datetime | None = None
     active_until: datetime | None = None
     label_column: str | None = None  # None: the training service's "Label Column" parameter, else the last column
+    notifications: Notifications | None = None
 
     @property
     def label(self) -> str | None:
@@ -302,7 +325,7 @@ class _Reader:
 
     def pipeline(self, value: Any, path: str) -> Pipeline:
         raw = self.obj(value, path, {"name", "description", "schedule", "training", "data", "output", "policy",
-                                     "polling", "gate", "targets"})
+                                     "polling", "gate", "targets", "notifications"})
         name = self.text(raw.get("name"), f"{path}.name")
         if not _NAME.match(name):
             raise self.error(f"{path}.name", f"{name!r} must be 1-40 lowercase letters, digits or dashes")
@@ -351,7 +374,19 @@ class _Reader:
             active_from=start,
             active_until=end,
             label_column=self.optional_text(data.get("labelColumn"), f"{path}.data.labelColumn"),
+            notifications=self.notifications(raw.get("notifications"), f"{path}.notifications"),
         )
+
+    def notifications(self, value: Any, path: str) -> Notifications | None:
+        if value is None:
+            return None
+        raw = self.obj(value, path, {"webhook", "secretSetting", "events"})
+        events = self.list(raw.get("events"), f"{path}.events") or list(NOTIFY_EVENTS)
+        for i, event in enumerate(events):
+            if event not in NOTIFY_EVENTS:
+                raise self.error(f"{path}.events[{i}]", f"expected one of {list(NOTIFY_EVENTS)}, got {event!r}")
+        return Notifications(self.url(raw.get("webhook"), f"{path}.webhook"),
+                             self.setting_name(raw.get("secretSetting"), f"{path}.secretSetting"), tuple(dict.fromkeys(events)))
 
     def training(self, value: Any, path: str) -> TrainingService:
         raw = self.obj(value, path, {"kind", "mlEndpoint", "apiKeySetting", "input", "modelOutput", "evaluationOutput", "globalParameters"})
@@ -401,7 +436,7 @@ class _Reader:
         })
 
     def gate(self, value: Any, path: str) -> Gate:
-        raw = self.obj(value, path, {"minimums", "notWorseThanServing", "allowSchemaChange"}, required=False)
+        raw = self.obj(value, path, {"minimums", "notWorseThanServing", "allowSchemaChange", "approval"}, required=False)
         allow = raw.get("allowSchemaChange", False)
         if not isinstance(allow, bool):
             raise self.error(f"{path}.allowSchemaChange", "expected true or false")
@@ -411,4 +446,14 @@ class _Reader:
         for i, metric in enumerate(compare):
             if not isinstance(metric, str) or not metric:
                 raise self.error(f"{path}.notWorseThanServing[{i}]", "expected a metric name such as 'AUC'")
-        return Gate(minimums, tuple(compare), allow)
+        return Gate(minimums, tuple(compare), allow, self.approval(raw.get("approval"), f"{path}.approval"))
+
+    def approval(self, value: Any, path: str) -> Approval:
+        raw = self.obj(value, path, {"required", "timeout"}, required=False)
+        required = raw.get("required", bool(raw))
+        if not isinstance(required, bool):
+            raise self.error(f"{path}.required", "expected true or false")
+        timeout = self.timespan(raw.get("timeout"), f"{path}.timeout", Approval().timeout)
+        if timeout > MAX_APPROVAL:
+            raise self.error(f"{path}.timeout", "must be at most 7.00:00:00: a run waiting for approval holds its pipeline's queue")
+        return Approval(required, timeout)

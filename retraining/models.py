@@ -42,6 +42,8 @@ class RunStatus(StrEnum):
     FAILED = "Failed"  # the training job failed, or no target could be updated
     TIMED_OUT = "TimedOut"  # the job outlived the policy timeout and was cancelled
     NO_DATA = "NoData"  # the training data never appeared
+    EXPIRED = "Expired"  # nobody approved or rejected the model in time; nothing touched
+    CANCELLED = "Cancelled"  # an operator cancelled the run (its job, if any, was cancelled)
 
 
 class JobState(StrEnum):
@@ -246,12 +248,15 @@ class PipelinePlan:
     targets: tuple[TargetPlan, ...]
     history_s: tuple[float, ...] = ()  # durations of the pipeline's recent jobs, newest first (for polling)
     events: bool = False  # the training service announces job completion by event
+    approval_s: float = 0.0  # how long a model that passed the gate waits for approval (0: none is asked)
+    notify: tuple[str, ...] = ()  # the events the pipeline's webhook wants (empty: no webhook)
 
     def to_dict(self) -> dict[str, Any]:
         raw = asdict(self)
         raw["data"] = str(self.data)
         raw["targets"] = [t.to_dict() for t in self.targets]
         raw["history_s"] = list(self.history_s)
+        raw["notify"] = list(self.notify)
         return raw
 
     @classmethod
@@ -260,6 +265,7 @@ class PipelinePlan:
         values["data"] = BlobPath.parse(raw["data"])
         values["targets"] = tuple(TargetPlan.from_dict(t) for t in raw["targets"])
         values["history_s"] = tuple(float(s) for s in raw.get("history_s", ()))
+        values["notify"] = tuple(str(e) for e in raw.get("notify", ()))
         return cls(**values)
 
 
@@ -422,6 +428,56 @@ class TargetOutcome:
                    TargetState(state) if state else None, tuple(raw.get("steps", ())), dict(raw.get("progress") or {}))
 
 
+class DecisionAction(StrEnum):
+    APPROVE = "approve"
+    REJECT = "reject"
+    CANCEL = "cancel"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """An operator's decision on a run (approve, reject or cancel): who, when, and why if they said."""
+
+    action: DecisionAction
+    by: str
+    at: str  # ISO 8601, UTC
+    comment: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"action": self.action.value, "by": self.by, "at": self.at, "comment": self.comment}
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> Decision:
+        action = _require(raw, "action", str, "decision")
+        try:
+            parsed = DecisionAction(action)
+        except ValueError:
+            raise ConfigError(f"decision.action: {excerpt(action)} is not one of {[a.value for a in DecisionAction]}") from None
+        at = _text(raw, "at", "decision", max_length=40)
+        parse_moment(at, "decision.at")
+        return cls(parsed, _text(raw, "by", "decision", max_length=200), at,
+                   clean_text(raw.get("comment", ""), "decision.comment", max_length=500, allow_empty=True))
+
+
+@dataclass(frozen=True)
+class Approval:
+    """A run's wait for approval: when it was asked, until when, and the decision (None: it expired)."""
+
+    asked_at: str
+    expires_at: str
+    decision: Decision | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"asked_at": self.asked_at, "expires_at": self.expires_at,
+                "decision": self.decision.to_dict() if self.decision else None}
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> Approval:
+        decision = raw.get("decision") if isinstance(raw, dict) else None
+        return cls(_text(raw, "asked_at", "approval", max_length=40), _text(raw, "expires_at", "approval", max_length=40),
+                   Decision.from_dict(decision) if decision else None)
+
+
 @dataclass(frozen=True)
 class RunResult:
     """The orchestration output, and the body of the run record."""
@@ -443,6 +499,8 @@ class RunResult:
     request_id: str | None = None
     superseded: tuple[str, ...] = ()  # request ids of the triggers this run superseded
     notes: tuple[str, ...] = ()  # what else happened: job cancelled, served model not recorded, ...
+    approval: Approval | None = None  # the wait for approval, when the pipeline asks for one
+    cancel: Decision | None = None  # who cancelled the run, when it was cancelled
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -452,6 +510,7 @@ class RunResult:
             "model": self.model.to_dict() if self.model else None, "gate": self.gate.to_dict() if self.gate else None,
             "targets": [t.to_dict() for t in self.targets], "record": self.record, "phases": dict(self.phases),
             "request_id": self.request_id, "superseded": list(self.superseded), "notes": list(self.notes),
+            "approval": self.approval.to_dict() if self.approval else None, "cancel": self.cancel.to_dict() if self.cancel else None,
         }
 
     @classmethod
@@ -466,4 +525,6 @@ class RunResult:
             targets=tuple(TargetOutcome.from_dict(t) for t in raw.get("targets", [])),
             record=raw.get("record"), phases={str(k): float(v) for k, v in raw.get("phases", {}).items()},
             request_id=raw.get("request_id"), superseded=tuple(raw.get("superseded", ())), notes=tuple(raw.get("notes", ())),
+            approval=Approval.from_dict(raw["approval"]) if raw.get("approval") else None,
+            cancel=Decision.from_dict(raw["cancel"]) if raw.get("cancel") else None,
         )

@@ -10,7 +10,8 @@ local engine's (see devhost's module docstring).
     {records}/{pipeline}/requests/{request_id}.json    request_id = sha256(trigger key)[:32]
 
 A request moves pending -> running (with its run id) -> done (with the run's outcome), or
-pending -> superseded (by the newer request that ran instead: the seed's NewestFirst). Blob
+pending -> superseded (by the newer request that ran instead: the seed's NewestFirst), or
+pending -> cancelled (an operator cancelled it before it ran; `take_next` only takes pending ones). Blob
 metadata carries the state, so finding the pending requests is one listing. Finished requests
 are kept for `DUPLICATE_WINDOW`: a trigger delivered again within it is a duplicate.
 
@@ -29,7 +30,7 @@ from enum import StrEnum
 from typing import Any
 
 from .errors import ConfigError, StorageConflictError, StorageError
-from .models import BlobPath, RequestAction, RunRequest, parse_moment
+from .models import BlobPath, Decision, RequestAction, RunRequest, parse_moment
 from .storage import TrainingStorage
 
 DUPLICATE_WINDOW = timedelta(days=30)
@@ -41,10 +42,11 @@ class RequestState(StrEnum):
     RUNNING = "running"
     DONE = "done"
     SUPERSEDED = "superseded"
+    CANCELLED = "cancelled"
 
     @property
     def finished(self) -> bool:
-        return self in (RequestState.DONE, RequestState.SUPERSEDED)
+        return self in (RequestState.DONE, RequestState.SUPERSEDED, RequestState.CANCELLED)
 
 
 def request_id_of(key: str) -> str:
@@ -71,13 +73,15 @@ class QueuedRequest:
     superseded_by_run: str | None = None
     job: dict[str, Any] | None = None  # the training job of the running run, for cancelling after a crash
     interrupted: tuple[str, ...] = ()  # runs of this request that died with their host
+    cancelled: Decision | None = None  # who cancelled it before it ran
     etag: str = field(default="", compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {"request_id": self.request_id, "request": self.request.to_dict(), "state": self.state.value,
                 "accepted_at": self.accepted_at, "updated_at": self.updated_at, "run_id": self.run_id, "outcome": self.outcome,
                 "record": self.record, "superseded_by": self.superseded_by, "superseded_by_run": self.superseded_by_run,
-                "job": self.job, "interrupted": list(self.interrupted)}
+                "job": self.job, "interrupted": list(self.interrupted),
+                "cancelled": self.cancelled.to_dict() if self.cancelled else None}
 
     @classmethod
     def from_dict(cls, raw: Any, etag: str = "") -> QueuedRequest:
@@ -88,7 +92,8 @@ class QueuedRequest:
                        str(raw["accepted_at"]), str(raw.get("updated_at") or raw["accepted_at"]), raw.get("run_id"),
                        raw.get("outcome"), raw.get("record"), raw.get("superseded_by"), raw.get("superseded_by_run"),
                        raw.get("job") if isinstance(raw.get("job"), dict) else None,
-                       tuple(str(r) for r in raw.get("interrupted", ())), etag)
+                       tuple(str(r) for r in raw.get("interrupted", ())),
+                       Decision.from_dict(raw["cancelled"]) if raw.get("cancelled") else None, etag)
         except (KeyError, ValueError, TypeError) as exc:
             raise ConfigError(f"queued request: {exc}") from None
 
@@ -185,6 +190,21 @@ class RunQueue:
 
         self._update(pipeline, request_id, done)
 
+    def cancel_pending(self, pipeline: str, request_id: str, decision: Decision, now: datetime) -> QueuedRequest | None:
+        """Mark a pending request cancelled, so no run takes it; return it as it is now (None: no such request).
+
+        A request that is no longer pending is returned unchanged: the caller tells running from finished.
+        """
+        for _ in range(5):
+            entry = self.get(pipeline, request_id)
+            if entry is None or entry.state is not RequestState.PENDING:
+                return entry
+            try:
+                return self._write(replace(entry, state=RequestState.CANCELLED, cancelled=decision, updated_at=_iso(now)))
+            except StorageConflictError:
+                continue  # taken or changed meanwhile: look again
+        raise StorageError(f"request {request_id} of pipeline {pipeline} kept changing; gave up cancelling it")
+
     def requeue_interrupted(self, pipeline: str, now: datetime) -> list[QueuedRequest]:
         """Requests left running by a queue that died: put them back in line; return them as they were."""
         interrupted = self.entries(pipeline, [RequestState.RUNNING])
@@ -197,7 +217,7 @@ class RunQueue:
     def forget_finished(self, pipeline: str, now: datetime, keep: timedelta = DUPLICATE_WINDOW) -> int:
         """Delete finished requests older than `keep`; their run records stay. Return how many went."""
         gone = 0
-        for entry in self.entries(pipeline, [RequestState.DONE, RequestState.SUPERSEDED]):
+        for entry in self.entries(pipeline, [RequestState.DONE, RequestState.SUPERSEDED, RequestState.CANCELLED]):
             if parse_moment(entry.updated_at, "updated_at") < now - keep:
                 self._storage.delete(self._path(pipeline, entry.request_id))
                 gone += 1
