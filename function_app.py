@@ -5,7 +5,8 @@ import azure.functions as func
 
 from activities import decisions, models, notifications, queue, records, rollout, training
 from orchestrators import monitor_training_job, promote_model, retrain_pipeline, roll_out_target, run_queue
-from triggers import blob_arrival, http_start, promote, recovery, schedule, status
+from triggers import blob_arrival, http_start, page, pipelines, promote, recovery, retention, schedule, status
+from triggers import decisions as decision_routes
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 
@@ -28,5 +29,9 @@ for blueprint in (
     schedule.bp,
     blob_arrival.bp,
     recovery.bp,
+    decision_routes.bp,
+    pipelines.bp,
+    page.bp,
+    retention.bp,
 ):
     app.register_functions(blueprint)

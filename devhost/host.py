@@ -288,12 +288,12 @@ class DevHost:
 
         @api.api_route("/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])
         async def http_function(path: str, request: Request) -> Response:
-            for route in self.routes:
-                match = route.pattern.match("/" + path)
-                if not match:
-                    continue
+            matching = [(route, match) for route in self.routes if (match := route.pattern.match("/" + path))]
+            if matching and not any(request.method in route.methods for route, _ in matching):
+                return Response(status_code=405)
+            for route, match in matching:  # one route may have several functions, by method, as on the host
                 if request.method not in route.methods:
-                    return Response(status_code=405)
+                    continue
                 if not self._allowed(request, route.auth_level):
                     return Response(status_code=401)
                 body = await request.body()

@@ -83,6 +83,7 @@ class Settings:
     ca_bundle: str | None
     retention_days: float = 30.0
     page_url: str | None = None
+    schedule: str | None = None  # the timer's NCRONTAB (its binding reads it; the page shows the next fire)
     environ: Mapping[str, str] = field(repr=False, compare=False, default_factory=dict)
 
     @classmethod
@@ -105,6 +106,7 @@ class Settings:
             ca_bundle=_read(env, "ML_CA_BUNDLE"),
             retention_days=_number(env, "RETRAIN_HISTORY_RETENTION_DAYS", 30.0),
             page_url=(_read(env, "RETRAIN_PAGE_URL") or "").rstrip("/") or None,
+            schedule=_read(env, "RETRAIN_SCHEDULE"),
             environ=env,
         )
 
