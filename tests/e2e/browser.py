@@ -27,7 +27,8 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
 
 # Run in the child: put the pipe ends where Chromium expects them (3: commands in, 4: messages out), then become Chromium.
 _PLACE_PIPES = ("import os, sys; r, w = int(sys.argv[1]), int(sys.argv[2]); r2, w2 = os.dup(r), os.dup(w); os.dup2(r2, 3); os.dup2(w2, 4); "
-                "[os.close(f) for f in {r, w, r2, w2} - {3, 4}]; os.execv(sys.argv[3], sys.argv[3:])")
+                "[os.close(f) for f in {r, w, r2, w2} - {3, 4}]; os.set_inheritable(3, True); os.set_inheritable(4, True); "
+                "os.execv(sys.argv[3], sys.argv[3:])")
 
 
 def chromium_path() -> str:
