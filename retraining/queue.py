@@ -8,6 +8,7 @@ where `continue_as_new` drops events it has not consumed and buffered events beh
 local engine's (see devhost's module docstring).
 
     {records}/{pipeline}/requests/{request_id}.json    request_id = sha256(trigger key)[:32]
+    {records}/{pipeline}/active/{request_id}           an empty marker while a request is pending or running
 
 A request moves pending -> running (with its run id) -> done (with the run's outcome), or
 pending -> superseded (by the newer request that ran instead: the seed's NewestFirst), or
@@ -18,11 +19,17 @@ are kept for `DUPLICATE_WINDOW`: a trigger delivered again within it is a duplic
 Which request runs next: promote requests first, oldest first (an operator asked for them);
 otherwise the retrain request whose trigger happened last, by the trigger's own time, never by
 arrival order. The other pending retrains are superseded by it, and the run record lists them.
+
+The markers let the status page find what is in progress with one short listing, however many
+finished requests the store keeps. They are written before a request and removed after it
+finishes, both best effort: the requests alone decide what the queue does, a stale or missing
+marker only changes what the page shows, and the daily retention sweep repairs them (`reconcile_active`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -33,6 +40,7 @@ from .errors import ConfigError, StorageConflictError, StorageError
 from .models import BlobPath, Decision, RequestAction, RunRequest, parse_moment
 from .storage import TrainingStorage
 
+logger = logging.getLogger(__name__)
 DUPLICATE_WINDOW = timedelta(days=30)
 _STATE_KEY = "state"
 
@@ -120,11 +128,52 @@ class RunQueue:
     def _path(self, pipeline: str, request_id: str) -> BlobPath:
         return BlobPath(self._container, f"{pipeline}/requests/{request_id}.json")
 
+    def _marker(self, pipeline: str, request_id: str) -> BlobPath:
+        return BlobPath(self._container, f"{pipeline}/active/{request_id}")
+
+    def _mark(self, pipeline: str, request_id: str, active: bool) -> None:
+        """Write or remove the in-progress marker; a failure is logged, never raised (see the module docstring)."""
+        try:
+            if active:
+                self._storage.write_json(self._marker(pipeline, request_id), {})
+            else:
+                self._storage.delete(self._marker(pipeline, request_id))
+        except StorageError as exc:
+            logger.warning("pipeline %s: the in-progress marker of request %s was not %s: %s", pipeline, request_id,
+                           "written" if active else "removed", exc)
+
     def _write(self, entry: QueuedRequest, *, create: bool = False) -> QueuedRequest:
-        etag = self._storage.write_json(self._path(entry.request.pipeline, entry.request_id), entry.to_dict(),
+        pipeline = entry.request.pipeline
+        if create:
+            self._mark(pipeline, entry.request_id, True)
+        etag = self._storage.write_json(self._path(pipeline, entry.request_id), entry.to_dict(),
                                         overwrite=not create, if_match=None if create else entry.etag,
                                         metadata={_STATE_KEY: entry.state.value})
+        if entry.state.finished:
+            self._mark(pipeline, entry.request_id, False)
         return replace(entry, etag=etag)
+
+    def active(self, pipeline: str) -> list[QueuedRequest]:
+        """The pipeline's pending and running requests, found through their markers (one short listing)."""
+        found = []
+        for blob in self._storage.list(self._container, f"{pipeline}/active/"):
+            try:
+                entry = self.get(pipeline, blob.name.rsplit("/", 1)[-1])
+            except (ConfigError, StorageError):
+                continue
+            if entry is not None and not entry.state.finished:
+                found.append(entry)
+        return found
+
+    def reconcile_active(self, pipeline: str) -> int:
+        """Mark every pending or running request, unmark the rest; return how many markers changed."""
+        marked = {b.name.rsplit("/", 1)[-1] for b in self._storage.list(self._container, f"{pipeline}/active/")}
+        active = {e.request_id for e in self.entries(pipeline, [RequestState.PENDING, RequestState.RUNNING])}
+        for request_id in active - marked:
+            self._mark(pipeline, request_id, True)
+        for request_id in marked - active:
+            self._mark(pipeline, request_id, False)
+        return len(active ^ marked)
 
     def enqueue(self, request: RunRequest, now: datetime) -> tuple[QueuedRequest, bool]:
         """Accept a request; return it and whether it is new (False: the same trigger was accepted before)."""
@@ -220,6 +269,7 @@ class RunQueue:
         for entry in self.entries(pipeline, [RequestState.DONE, RequestState.SUPERSEDED, RequestState.CANCELLED]):
             if parse_moment(entry.updated_at, "updated_at") < now - keep:
                 self._storage.delete(self._path(pipeline, entry.request_id))
+                self._mark(pipeline, entry.request_id, False)
                 gone += 1
         return gone
 

@@ -6,7 +6,8 @@ roll-outs. Running instances (each pipeline's long-lived run queue, a run waitin
 are never touched, nor are run records, the run index, decisions or serving.json in the training
 storage account: those are the history people read, and the page reads only them.
 
-The same sweep adds to the run index any recorded run it lacks (`Lineage.reconcile_index`).
+The same sweep adds to the run index any recorded run it lacks (`Lineage.reconcile_index`) and
+repairs the run queue's in-progress markers (`RunQueue.reconcile_active`), which the page reads.
 """
 
 from __future__ import annotations
@@ -44,12 +45,13 @@ async def purge_old_history(timer: func.TimerRequest, client: df.DurableOrchestr
     cutoff = datetime.now(UTC) - timedelta(days=settings.retention_days)
     purged = await purge_finished(client, cutoff)
     logger.info("retention: purged the history of %d finished instance(s) created before %s", purged, cutoff.isoformat())
-    lineage = operations.lineage(settings, storage(settings))
+    lineage, queue = operations.lineage(settings, storage(settings)), operations.run_queue(settings, storage(settings))
     for name in operations.definitions(settings).pipelines:
         try:
             added = await asyncio.to_thread(lineage.reconcile_index, name)
+            markers = await asyncio.to_thread(queue.reconcile_active, name)
         except Exception as exc:  # one pipeline's trouble never stops the sweep
-            logger.error("pipeline %s: could not reconcile its run index: %s: %s", name, type(exc).__name__, exc)
+            logger.error("pipeline %s: could not reconcile its run index and markers: %s: %s", name, type(exc).__name__, exc)
             continue
-        if added:
-            logger.warning("pipeline %s: %d recorded run(s) were missing from the run index and were added", name, added)
+        if added or markers:
+            logger.warning("pipeline %s: %d recorded run(s) added to the run index, %d in-progress marker(s) repaired", name, added, markers)

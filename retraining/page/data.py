@@ -66,7 +66,7 @@ def request_summary(entry: QueuedRequest) -> dict[str, Any]:
 
 def waiting(queue: RunQueue, pipeline: str) -> list[dict[str, Any]]:
     """The pipeline's running and pending requests, running first, then oldest first."""
-    entries = queue.entries(pipeline, [RequestState.RUNNING, RequestState.PENDING])
+    entries = queue.active(pipeline)
     entries.sort(key=lambda e: (e.state is not RequestState.RUNNING, e.accepted_at))
     return [request_summary(e) for e in entries]
 

@@ -10,7 +10,7 @@ import pytest
 from devhost.services import Azurite
 from retraining.decisions import Decisions
 from retraining.lineage import Lineage
-from retraining.models import Decision, DecisionAction, RunRequest, RunResult, RunStatus, Trigger, TriggerKind
+from retraining.models import BlobPath, Decision, DecisionAction, RunRequest, RunResult, RunStatus, Trigger, TriggerKind
 from retraining.queue import RequestState, RunQueue
 from retraining.settings import Settings
 from retraining.storage import TrainingStorage
@@ -77,3 +77,18 @@ def test_a_pending_request_can_be_cancelled_and_is_never_taken(store: TrainingSt
     assert cancelled is not None and cancelled.state is RequestState.CANCELLED and cancelled.cancelled == cancel
     assert cancelled.state.finished and queue.take_next("weekly-retrain", RUN, NOW) is None
     assert queue.cancel_pending("weekly-retrain", "0" * 32, cancel, NOW) is None
+
+
+def test_markers_follow_requests_in_progress_and_are_repaired(store: TrainingStorage, container: str) -> None:
+    queue = RunQueue(store, container)
+    first, _ = queue.enqueue(RunRequest("weekly-retrain", Trigger(TriggerKind.HTTP, "http:1", "2026-11-22T03:00:00Z")), NOW)
+    second, _ = queue.enqueue(RunRequest("weekly-retrain", Trigger(TriggerKind.HTTP, "http:2", "2026-11-22T03:00:01Z")), NOW)
+    assert {e.request_id for e in queue.active("weekly-retrain")} == {first.request_id, second.request_id}
+    taken = queue.take_next("weekly-retrain", RUN, NOW)
+    assert taken is not None and taken.superseded == (first.request_id,)  # the newer trigger runs; the older one is done
+    assert [(e.request_id, e.state) for e in queue.active("weekly-retrain")] == [(second.request_id, RequestState.RUNNING)]
+    queue.finish("weekly-retrain", second.request_id, RUN, "Succeeded", None, NOW)
+    assert queue.active("weekly-retrain") == []
+    store.write_json(BlobPath(container, f"weekly-retrain/active/{'f' * 32}"), {})  # a stale marker: no such request
+    assert queue.active("weekly-retrain") == [] and queue.reconcile_active("weekly-retrain") == 1
+    assert store.list(container, "weekly-retrain/active/") == []
