@@ -83,6 +83,7 @@ def serve(args: argparse.Namespace) -> int:
         print(f"devhost:  {host.base_url}")
         print(f"function key: {host.function_key}   (also in {STATE}, readable by you only)")
         print(f"  POST {host.base_url}/api/pipelines/<pipeline>/runs   header x-functions-key: <function key>")
+        print(f"status page: {host.base_url}/api/status?code={host.function_key}")
         print("stop with Ctrl+C or SIGTERM; everything started here stops with it", flush=True)
         while True:
             time.sleep(3600)
