@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from .errors import ConfigError
 from .text import clean_text, excerpt
@@ -86,6 +86,25 @@ def parse_moment(text: Any, where: str) -> datetime:
     return moment
 
 
+E = TypeVar("E", bound=StrEnum)
+
+
+def _choice(raw: Any, key: str, kind: type[E], where: str) -> E:
+    """One of an enumeration's values; ConfigError naming the field and the values allowed."""
+    value = _require(raw, key, str, where)
+    try:
+        return kind(value)
+    except ValueError:
+        raise ConfigError(f"{where}.{key}: {excerpt(value)} is not one of {[k.value for k in kind]}") from None
+
+
+def _moment_text(raw: Any, key: str, where: str) -> str:
+    """An ISO 8601 date-time with a time zone, kept as the text given."""
+    text: str = _text(raw, key, where, max_length=40)
+    parse_moment(text, f"{where}.{key}")
+    return text
+
+
 def check_run_id(value: Any, where: str = "runId") -> str:
     """A run id as the queue makes them (`20261122T030000Z-1a2b3c4d`); ConfigError otherwise."""
     if not isinstance(value, str) or not _RUN_ID.match(value):
@@ -133,13 +152,8 @@ class Trigger:
 
     @classmethod
     def from_dict(cls, raw: Any) -> Trigger:
-        kind = _require(raw, "kind", str, "trigger")
-        try:
-            parsed_kind = TriggerKind(kind)
-        except ValueError:
-            raise ConfigError(f"trigger.kind: {excerpt(kind)} is not one of {[k.value for k in TriggerKind]}") from None
-        at = _text(raw, "at", "trigger", max_length=40)
-        parse_moment(at, "trigger.at")
+        parsed_kind = _choice(raw, "kind", TriggerKind, "trigger")
+        at = _moment_text(raw, "at", "trigger")
         detail = raw.get("detail", "")
         return cls(parsed_kind, _text(raw, "key", "trigger", max_length=1200), at,
                    clean_text(detail, "trigger.detail", max_length=1200, allow_empty=True))
@@ -448,14 +462,8 @@ class Decision:
 
     @classmethod
     def from_dict(cls, raw: Any) -> Decision:
-        action = _require(raw, "action", str, "decision")
-        try:
-            parsed = DecisionAction(action)
-        except ValueError:
-            raise ConfigError(f"decision.action: {excerpt(action)} is not one of {[a.value for a in DecisionAction]}") from None
-        at = _text(raw, "at", "decision", max_length=40)
-        parse_moment(at, "decision.at")
-        return cls(parsed, _text(raw, "by", "decision", max_length=200), at,
+        return cls(_choice(raw, "action", DecisionAction, "decision"), _text(raw, "by", "decision", max_length=200),
+                   _moment_text(raw, "at", "decision"),
                    clean_text(raw.get("comment", ""), "decision.comment", max_length=500, allow_empty=True))
 
 

@@ -45,6 +45,20 @@ def pipeline_of(req: func.HttpRequest, settings: Settings) -> Pipeline | None:
     return operations.definitions(settings).pipelines.get(route_name(req, "pipeline", max_length=40))
 
 
+def resolve(req: func.HttpRequest, what: str) -> tuple[Settings, Pipeline] | func.HttpResponse:
+    """The settings and the route's pipeline, or the answer to give: 400 for a bad name, 404 for an unknown one."""
+    try:
+        settings = Settings.from_env()
+        pipeline = pipeline_of(req, settings)
+    except BadRequest as exc:
+        return bad_request(exc)
+    except Exception as exc:
+        return server_error(what, exc)
+    if pipeline is None:
+        return error_response(404, "PipelineNotFound", f"no pipeline named {req.route_params.get('pipeline')!r}", "pipeline")
+    return settings, pipeline
+
+
 async def with_live(client: df.DurableOrchestrationClient, pipeline: str, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Requests in progress, each running one with its run's live phase (from custom status)."""
     for item in items:
@@ -78,14 +92,12 @@ async def list_pipelines(req: func.HttpRequest, client: df.DurableOrchestrationC
 async def list_runs(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     try:
         limit = limit_of(req)
-        settings = Settings.from_env()
-        pipeline = pipeline_of(req, settings)
     except BadRequest as exc:
         return bad_request(exc)
-    except Exception as exc:
-        return server_error("listing the runs", exc)
-    if pipeline is None:
-        return error_response(404, "PipelineNotFound", f"no pipeline named {req.route_params.get('pipeline')!r}", "pipeline")
+    found = resolve(req, "listing the runs")
+    if isinstance(found, func.HttpResponse):
+        return found
+    settings, pipeline = found
     try:
         lineage, queue = operations.lineage(settings, storage(settings)), operations.run_queue(settings, storage(settings))
         runs = await asyncio.to_thread(lineage.index.recent, pipeline.name, limit)
@@ -97,15 +109,10 @@ async def list_runs(req: func.HttpRequest, client: df.DurableOrchestrationClient
 
 @bp.route(route="pipelines/{pipeline}/models", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 async def list_models(req: func.HttpRequest) -> func.HttpResponse:
-    try:
-        settings = Settings.from_env()
-        pipeline = pipeline_of(req, settings)
-    except BadRequest as exc:
-        return bad_request(exc)
-    except Exception as exc:
-        return server_error("listing the models", exc)
-    if pipeline is None:
-        return error_response(404, "PipelineNotFound", f"no pipeline named {req.route_params.get('pipeline')!r}", "pipeline")
+    found = resolve(req, "listing the models")
+    if isinstance(found, func.HttpResponse):
+        return found
+    settings, pipeline = found
     try:
         lineage = operations.lineage(settings, storage(settings))
         runs = await asyncio.to_thread(lineage.index.recent, pipeline.name, data.MAX_RUNS)
