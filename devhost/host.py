@@ -387,8 +387,11 @@ class DevHost:
         failed delivery: the app de-duplicates by the blob's eTag, so a redelivery starts nothing twice.
         """
         fired = 0
+        # The app's own bookkeeping (run records, their index, the run queue) never raises events in Azure:
+        # the Event Grid subscriptions (infra/events.bicep) cover the pipelines' data containers only.
+        records = os.environ.get("RETRAIN_RUN_RECORDS_CONTAINER") or "runrecords"
         for container in service.list_containers():
-            if container.name.startswith(("azure-webjobs", "$")):
+            if container.name.startswith(("azure-webjobs", "$")) or container.name == records:
                 continue
             for blob in service.get_container_client(container.name).list_blobs():
                 if blob.last_modified < baseline:

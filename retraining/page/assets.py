@@ -116,7 +116,7 @@ SCRIPT = r"""
     if (p.phase === "awaiting_approval") {
       var box = document.createElement("div");
       box.className = "awaiting";
-      box.appendChild(document.createTextNode("Model " + (p.model || "") + " waits for approval until " + (p.expires_at || "?") + ". "));
+      box.appendChild(document.createTextNode("Model " + (p.model || "") + " waits for approval until " + (p.expires_at || "?").slice(0, 19).replace("T", " ") + " UTC. "));
       box.appendChild(button("Approve", run + "/approve", {kind: "primary", comment: "1", done: "Approved: the run goes on to the roll-out.", action: "approve"}));
       box.appendChild(document.createTextNode(" "));
       box.appendChild(button("Reject", run + "/reject", {kind: "danger", comment: "1", done: "Rejected: nothing will be updated.", action: "reject"}));
