@@ -153,7 +153,8 @@ def _decision(run: Mapping[str, Any]) -> str:
     parts = []
     decision = (run.get("approval") or {}).get("decision")
     if decision:
-        parts.append(f'{_e(decision["action"])}d by {_e(decision["by"])} at {_when(decision["at"])}')
+        done = {"approve": "approved", "reject": "rejected"}.get(decision["action"], decision["action"])
+        parts.append(f'{_e(done)} by {_e(decision["by"])} at {_when(decision["at"])}')
     elif run.get("approval"):
         parts.append("no decision before " + _when(run["approval"]["expires_at"]))
     if run.get("cancel"):

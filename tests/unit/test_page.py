@@ -64,6 +64,12 @@ def test_the_pipeline_page_plots_each_model_with_the_gate_minimum_and_shows_a_ca
     assert 'id="run-20261115T030000Z-00000002"' in html and html.count('data-action="rollback"') == 2  # the rejected one is not offered
 
 
+def test_decisions_read_as_people_say_them() -> None:
+    decision = {"action": "reject", "by": "ana", "at": "2026-11-22T04:00:00Z", "comment": ""}
+    runs = [run("20261122T030000Z-00000003", "Rejected", 0.9, approval={"asked_at": "x", "expires_at": "y", "decision": decision})]
+    assert "rejected by ana" in pipeline_page(view(runs), "/api")
+
+
 def test_hostile_text_is_escaped_everywhere() -> None:
     hostile = '<script>alert(1)</script>"\''
     runs = [run("20261122T030000Z-00000003", "Failed", 0.5, reason=hostile, trigger_detail=hostile)]
