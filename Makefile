@@ -5,10 +5,16 @@ STAMP  := $(VENV)/.installed
 NODE   := node_modules/.installed
 # checkov needs packaging<24, pytest packaging>=24: it lives in a venv of its own (tests/infra runs it).
 CHECKOV := $(VENV)/checkov/.installed
+# The browser test drives Debian's chromium headless over the DevTools pipe; nothing downloads a browser.
+CHROMIUM := /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .PHONY: setup demo test lint bench reliability emulator clean
 
-setup: $(STAMP) $(NODE) $(CHECKOV)
+setup: $(STAMP) $(NODE) $(CHECKOV) $(CHROMIUM)
+
+$(CHROMIUM):
+	command -v chromium >/dev/null || { $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium; }
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)

@@ -3,9 +3,21 @@
 import azure.durable_functions as df
 import azure.functions as func
 
-from activities import models, queue, records, rollout, training
+from activities import decisions, models, notifications, queue, records, rollout, training
 from orchestrators import monitor_training_job, promote_model, retrain_pipeline, roll_out_target, run_queue
-from triggers import aml_events, blob_arrival, http_start, promote, recovery, schedule, status
+from triggers import (
+    aml_events,
+    blob_arrival,
+    http_start,
+    page,
+    pipelines,
+    promote,
+    recovery,
+    retention,
+    schedule,
+    status,
+)
+from triggers import decisions as decision_routes
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 
@@ -15,6 +27,8 @@ for blueprint in (
     models.bp,
     rollout.bp,
     records.bp,
+    decisions.bp,
+    notifications.bp,
     run_queue.bp,
     retrain_pipeline.bp,
     promote_model.bp,
@@ -27,5 +41,9 @@ for blueprint in (
     blob_arrival.bp,
     aml_events.bp,
     recovery.bp,
+    decision_routes.bp,
+    pipelines.bp,
+    page.bp,
+    retention.bp,
 ):
     app.register_functions(blueprint)

@@ -33,6 +33,7 @@ from azure.storage.blob import BlobBlock, BlobServiceClient
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import page  # noqa: E402  (6. the status page of a pipeline with 1,000 runs)
 from devhost.datasets import breast_cancer  # noqa: E402
 from devhost.services import Emulator, free_port, start_azurite, start_emulator  # noqa: E402
 from devhost.stack import emulator_settings  # noqa: E402
@@ -461,10 +462,12 @@ def main() -> int:
             bench.clear()
     finally:
         bench.stop()
+    print("bench: page ...", flush=True)
+    bench.results["page"] = page.measure(WORK / "page")
     seconds = time.monotonic() - began
     results = bench.results | {"machine": machine(), "date": datetime.now(UTC).isoformat(timespec="seconds"), "seconds": round(seconds)}
     (ROOT / "bench" / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    text = report(results, seconds)
+    text = report(results, seconds) + "\n" + page.report(results["page"])
     print(text)
     with open(ROOT / "bench" / "RESULTS.md", "a") as out:
         out.write(f"\n## {results['date']}\n\nMachine: {results['machine']}\n\n```\n{text}\n```\n")

@@ -6,6 +6,7 @@
     retrain emulator [--port N] [--tls-port N] [--config FILE]
     retrain import-adf FILES...|DIR -o DEFINITION [--settings local.settings.json]
     retrain demo
+    retrain runs|models PIPELINE, approve|reject|cancel PIPELINE RUN, rollback PIPELINE [--to RUN]   (devhost.operate)
 
 `serve` without `--settings` starts Azurite and the emulator too, and writes the URL and the
 function key to `.devhost/serve.json` (0600), where the other commands find them. Against a
@@ -30,6 +31,7 @@ from urllib.parse import quote
 import requests
 
 from .files import write_private
+from .operate import add_commands
 from .progress import Follower
 
 STATE = Path(".devhost") / "serve.json"
@@ -81,6 +83,7 @@ def serve(args: argparse.Namespace) -> int:
         print(f"devhost:  {host.base_url}")
         print(f"function key: {host.function_key}   (also in {STATE}, readable by you only)")
         print(f"  POST {host.base_url}/api/pipelines/<pipeline>/runs   header x-functions-key: <function key>")
+        print(f"status page: {host.base_url}/api/status?code={host.function_key}")
         print("stop with Ctrl+C or SIGTERM; everything started here stops with it", flush=True)
         while True:
             time.sleep(3600)
@@ -212,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(handler=import_adf)
     p = commands.add_parser("demo", help="the whole system, start to finish, on this machine")
     p.set_defaults(handler=demo)
+    add_commands(commands)
     args = parser.parse_args(argv)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _stop_on_sigterm)  # stop children and clean up, as on Ctrl+C

@@ -9,12 +9,17 @@
 6. the same on Azure ML (v2) (`demo_aml`): a command job, a registered version, a canary rollout
    with its traffic shares, then an unhealthy deployment rolled back while the endpoint answers.
 Exit 0 only if every check held.
+
+The status page's address is printed when devhost is up and again at the end, with a copy of the
+pipeline's page as it was when the demo ended (the stack stops with the demo; `retrain serve`
+keeps one up).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
 from pathlib import Path
@@ -81,6 +86,8 @@ def run_demo(workdir: Path | None = None) -> int:
         _print(f"   Azurite   {stack.azurite.blob_endpoint}")
         _print(f"   emulator  {stack.emulator.http_base} (TLS {stack.emulator.https_base})")
         _print(f"   devhost   {stack.host.base_url}  ({len(stack.host.app.all)} functions from function_app.py)")
+        page_url = f"{stack.host.base_url}/api/status/weekly-retrain?code={stack.host.function_key}"
+        _print(f"   status page  {page_url}")
 
         table = breast_cancer()
         blobs = stack.blob_service
@@ -139,12 +146,24 @@ def run_demo(workdir: Path | None = None) -> int:
             ("the default endpoint was left alone", served.get("default") == seeded),
         ]
         checks += run_aml_demo(stack, _print)
+        snapshot = _save_page(stack, page_url, workdir / "status-weekly-retrain.html")
+        checks.append(("the status page shows both runs", all(f'id="run-{r.get("run_id")}"' in snapshot.read_text() for r in runs)))
     _print("\n== Checks")
     for name, ok in checks:
         _print(f"   [{'ok' if ok else 'FAILED'}] {name}")
     passed = all(ok for _, ok in checks)
     _print(f"\ndemo {'passed' if passed else 'FAILED'} in {time.monotonic() - began:.1f}s; everything it started is stopped.")
+    _print(f"\nStatus page (served while the demo ran): {page_url}")
+    _print(f"  as it was at the end: {snapshot}")
+    _print("  live: `.venv/bin/retrain serve`, then open the status page address it prints")
     return 0 if passed else 1
+
+
+def _save_page(stack: LocalStack, url: str, path: Path) -> Path:
+    """The pipeline's page as the demo left it, without its script (it would ask a devhost that has stopped)."""
+    html = requests.get(url, timeout=30).text
+    path.write_text(re.sub(r"<script>.*?</script>", "", html, flags=re.S))
+    return path
 
 
 if __name__ == "__main__":

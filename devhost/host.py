@@ -297,12 +297,12 @@ class DevHost:
 
         @api.api_route("/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])
         async def http_function(path: str, request: Request) -> Response:
-            for route in self.routes:
-                match = route.pattern.match("/" + path)
-                if not match:
-                    continue
+            matching = [(route, match) for route in self.routes if (match := route.pattern.match("/" + path))]
+            if matching and not any(request.method in route.methods for route, _ in matching):
+                return Response(status_code=405)
+            for route, match in matching:  # one route may have several functions, by method, as on the host
                 if request.method not in route.methods:
-                    return Response(status_code=405)
+                    continue
                 if not self._allowed(request, route.auth_level):
                     return Response(status_code=401)
                 body = await request.body()
@@ -396,8 +396,11 @@ class DevHost:
         failed delivery: the app de-duplicates by the blob's eTag, so a redelivery starts nothing twice.
         """
         fired = 0
+        # The app's own bookkeeping (run records, their index, the run queue) never raises events in Azure:
+        # the Event Grid subscriptions (infra/events.bicep) cover the pipelines' data containers only.
+        records = os.environ.get("RETRAIN_RUN_RECORDS_CONTAINER") or "runrecords"
         for container in service.list_containers():
-            if container.name.startswith(("azure-webjobs", "$")):
+            if container.name.startswith(("azure-webjobs", "$")) or container.name == records:
                 continue
             for blob in service.get_container_client(container.name).list_blobs():
                 if blob.last_modified < baseline:

@@ -66,6 +66,13 @@ def _json(text: str | None) -> Any:
         return text
 
 
+def _moment(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def _flag(request: Request, name: str) -> bool:
     return request.query_params.get(name, "").lower() == "true"
 
@@ -260,6 +267,28 @@ class ManagementApi:
             else:
                 await asyncio.to_thread(self.client.resume_orchestration, instance_id, reason=reason)
             return Response(status_code=202)
+
+        @router.delete("/instances/")
+        @router.delete("/instances")
+        async def purge_by_filter(request: Request) -> Response:
+            """Purge-by-filter: ended instances created in [createdTimeFrom, createdTimeTo) with a listed runtimeStatus."""
+            if not authorised(request):
+                return unauthorised()
+            try:
+                created_from = _moment(request.query_params.get("createdTimeFrom"))
+                created_to = _moment(request.query_params.get("createdTimeTo"))
+            except ValueError:
+                return JSONResponse({"Message": "createdTimeFrom and createdTimeTo must be ISO 8601 times"}, status_code=400)
+            if created_from is None:
+                return JSONResponse({"Message": "createdTimeFrom is required"}, status_code=400)
+            names = {s for s in request.query_params.get("runtimeStatus", "").split(",") if s}
+            wanted = [status for status, name in STATUS_NAMES.items() if name in names and name not in RUNNING_NAMES] or None
+            if names and not wanted:
+                return JSONResponse({"instancesDeleted": 0})
+            result = await asyncio.to_thread(self.client.purge_orchestrations_by, created_from, created_to, wanted)
+            if result.deleted_instance_count == 0:
+                return Response(status_code=404)  # as the extension answers when nothing matched
+            return JSONResponse({"instancesDeleted": result.deleted_instance_count})
 
         @router.delete("/instances/{instance_id}")
         async def purge(instance_id: str, request: Request) -> Response:

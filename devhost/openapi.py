@@ -15,6 +15,7 @@ from .discovery import FunctionApp
 RUN_ID = {"type": "string", "pattern": "^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}$"}
 PROMOTE = {"type": "object", "additionalProperties": False, "required": ["runId"],
            "properties": {"runId": RUN_ID, "force": {"type": "boolean"}}}
+DECISION = {"type": "object", "additionalProperties": False, "properties": {"comment": {"type": "string", "maxLength": 500}}}
 BODIES: dict[str, dict[str, Any] | None] = {
     "start_pipeline_run": {"type": "object", "additionalProperties": False,
                            "properties": {"trainingBlob": {"type": "string", "maxLength": 1100}, "dryRun": {"type": "boolean"}}},
@@ -23,6 +24,15 @@ BODIES: dict[str, dict[str, Any] | None] = {
                            "properties": {"runId": RUN_ID, "force": {"type": "boolean"}}},
     "request_status": None,
     "run_record": None,
+    "approve_run": DECISION,
+    "reject_run": DECISION,
+    "cancel_run": DECISION,
+    "cancel_request": DECISION,
+    "list_pipelines": None,
+    "list_runs": None,
+    "list_models": None,
+    "status_page": None,
+    "pipeline_page": None,
 }
 ERROR = {"type": "object", "required": ["error"], "properties": {"error": {
     "type": "object", "required": ["code", "message"],

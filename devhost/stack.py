@@ -17,7 +17,7 @@ from azure.storage.blob import BlobServiceClient
 
 from .files import write_private
 from .host import ROOT, DevHost
-from .services import Azurite, Emulator, start_azurite, start_emulator
+from .services import Azurite, Emulator, free_port, start_azurite, start_emulator
 
 AML_EVENT_FUNCTION = "aml_job_event"
 AML_JOB_EVENTS = ("Microsoft.MachineLearningServices.RunStatusChanged", "Microsoft.MachineLearningServices.RunCompleted")
@@ -110,9 +110,7 @@ class LocalStack:
             self.settings = emulator_settings(self.services, self.azurite) | self.extra_settings
             if self.pipelines_file:
                 self.settings["RETRAIN_PIPELINES_FILE"] = str(self.pipelines_file.resolve())
-            write_private(self.workdir / "local.settings.json", json.dumps({"IsEncrypted": False, "Values": self.settings}, indent=2))
-            self.host = DevHost(settings=self.settings, blob_poll_s=self.blob_poll_s)
-            self.host.start()
+            self.host = self._new_host()
             self.subscribe_aml_events()
         except BaseException:
             self.stop()
@@ -138,10 +136,18 @@ class LocalStack:
         """Stop devhost as if it had died (its in-memory orchestrations are gone) and start a new one."""
         if self.host is not None:
             self.host.stop()
-        self.host = DevHost(settings=self.settings, blob_poll_s=self.blob_poll_s)
-        self.host.start()
+        self.host = self._new_host()
         self.subscribe_aml_events()
         return self.host
+
+    def _new_host(self) -> DevHost:
+        """A devhost on a free port, told where its status page is (for links in notifications)."""
+        port = free_port()
+        self.settings["RETRAIN_PAGE_URL"] = f"http://127.0.0.1:{port}/api/status"
+        write_private(self.workdir / "local.settings.json", json.dumps({"IsEncrypted": False, "Values": self.settings}, indent=2))
+        host = DevHost(settings=self.settings, blob_poll_s=self.blob_poll_s, port=port)
+        host.start()
+        return host
 
     def stop(self) -> None:
         for part in (self.host, self.emulator, self.azurite):

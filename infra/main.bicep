@@ -46,6 +46,10 @@ param sasMinutesMargin int = 15
 @description('Per-request timeout towards the ML services, seconds (RETRAIN_HTTP_TIMEOUT_SECONDS).')
 param httpTimeoutSeconds int = 30
 
+@description('Finished orchestration history kept in the task hub, days; run records are kept (RETRAIN_HISTORY_RETENTION_DAYS).')
+@minValue(1)
+param historyRetentionDays int = 30
+
 @description('How long an update waits to see the new model served, seconds (RETRAIN_UPDATE_WAIT_SECONDS).')
 param updateWaitSeconds int = 300
 
@@ -139,6 +143,9 @@ var appSettings = {
   RETRAIN_SAS_MINUTES_MARGIN: string(sasMinutesMargin)
   RETRAIN_HTTP_TIMEOUT_SECONDS: string(httpTimeoutSeconds)
   RETRAIN_UPDATE_WAIT_SECONDS: string(updateWaitSeconds)
+  RETRAIN_HISTORY_RETENTION_DAYS: string(historyRetentionDays)
+  // The status page, for links in notifications: the app's default host name (Flex Consumption apps are func-<token>).
+  RETRAIN_PAGE_URL: 'https://func-${resourceToken}.azurewebsites.net/api/status'
 }
 
 // Every %NAME% pipelines.json refers to.

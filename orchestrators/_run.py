@@ -1,6 +1,11 @@
-"""What the run orchestrations share: progress in custom status, the roll-out to every target, the record.
+"""What the run orchestrations share: progress in custom status, the roll-out to every target, operators'
+decisions, notifications, the record.
 
 Custom status stays small (the Durable limit is 16 KB): phase, ids, times, and at most a few metrics.
+
+Operators decide through the store (`retraining.decisions`) and wake the run with one event,
+`RUN_SIGNAL`, that carries nothing: the run reads the store through an activity whenever it looks.
+A notification that cannot be delivered after its retries never fails the run; the record says so.
 """
 
 from __future__ import annotations
@@ -11,9 +16,14 @@ from typing import Any
 
 import azure.durable_functions as df
 
+from activities.decisions import read_run_signals
 from activities.models import record_serving_model
+from activities.notifications import deliver_notification
 from activities.records import write_run_record
+from retraining.decisions import RunSignals
 from retraining.models import (
+    Approval,
+    Decision,
     ModelArtifact,
     PipelinePlan,
     RunInput,
@@ -21,13 +31,18 @@ from retraining.models import (
     RunStatus,
     TargetOutcome,
     TargetPlan,
+    TargetState,
 )
 
-from ._common import ActivityFailed, Retry, call, iso
+from ._common import ActivityFailed, Retry, call, iso, refused
 from .roll_out_target import ROLLOUT_ORCHESTRATOR
 
 STATUS_METRICS = 8  # metrics shown in custom status
 RECORD_RETRY = Retry(attempts=8, first_s=2.0, max_s=120.0)
+SIGNALS_RETRY = Retry(attempts=4, first_s=2.0, max_s=30.0)
+NOTIFY_RETRY = Retry(attempts=5, first_s=1.0, factor=3.0, max_s=300.0)  # about two minutes in all
+RUN_SIGNAL = "run_signal"  # raised after a decision or cancel request is stored; carries nothing
+OLD_MODEL = (TargetState.FAILED, TargetState.UNCONFIRMED, TargetState.ROLLED_BACK)
 
 
 def metrics_summary(metrics: Mapping[str, float], wanted: tuple[str, ...] = ()) -> dict[str, float]:
@@ -46,6 +61,9 @@ class RunProgress:
         self.phases: dict[str, float] = {}
         self.notes: list[str] = []
         self._phase_started = self.started
+        self.approval: Approval | None = None
+        self.cancel: Decision | None = None
+        self.notify_events: tuple[str, ...] = ()  # what the pipeline's webhook wants, once the plan is known
         self._status: dict[str, Any] = {"run_id": run.run_id, "request_id": run.request_id, "pipeline": run.request.pipeline,
                                         "action": run.request.action.value, "trigger": run.request.trigger.kind.value,
                                         "started_at": iso(self.started)}
@@ -68,7 +86,36 @@ class RunProgress:
         return RunResult(run_id=self.run_id, pipeline=self.run.request.pipeline, status=status, request=self.run.request,
                          started_at=iso(self.started), finished_at=iso(self.context.current_utc_datetime), reason=reason,
                          phases=dict(self.phases), request_id=self.run.request_id, superseded=self.run.superseded,
-                         notes=tuple(self.notes), **fields)
+                         notes=tuple(self.notes), approval=self.approval, cancel=self.cancel, **fields)
+
+    def signals(self) -> Generator[Any, Any, RunSignals]:
+        """What operators decided about this run; nothing, if the store cannot be read now (the run looks again later)."""
+        try:
+            found = yield from call(self.context, read_run_signals, {"pipeline": self.run.request.pipeline, "run_id": self.run_id},
+                                    SIGNALS_RETRY)
+        except ActivityFailed:
+            return RunSignals()
+        return RunSignals.from_dict(found)
+
+    def cancelled(self) -> Generator[Any, Any, Decision | None]:
+        """A phase boundary: the cancel request, if someone asked to cancel the run (kept for the record)."""
+        self.cancel = (yield from self.signals()).cancel
+        return self.cancel
+
+    def notify(self, event: str, status: str, reason: str | None, targets: tuple[TargetOutcome, ...] = ()) -> Generator[Any, Any, None]:
+        """Tell the pipeline's webhook, if it wants `event`; a delivery that fails for good is noted, never raised."""
+        if event not in self.notify_events:
+            return
+        payload = {"event": event, "pipeline": self.run.request.pipeline, "run_id": self.run_id, "status": status,
+                   "reason": reason, "at": iso(self.context.current_utc_datetime), "trigger": self.run.request.trigger.kind.value,
+                   "targets": [{"target": t.target, "state": t.state.value if t.state else None, "error": t.error} for t in targets]}
+        try:
+            delivered = yield from call(self.context, deliver_notification, payload, NOTIFY_RETRY)
+        except ActivityFailed as failure:
+            self.notes.append(f"the {event} notification was not delivered after {failure.attempts} attempts: {failure.reason}")
+            return
+        if (why := refused(delivered)) is not None:
+            self.notes.append(f"the {event} notification was not delivered: {why}")
 
     def roll_out(self, pipeline: str, targets: tuple[TargetPlan, ...], model: ModelArtifact) -> Generator[Any, Any, list[TargetOutcome]]:
         """Roll the model out to every target in parallel; each sub-orchestration reports its own outcome."""
@@ -107,7 +154,14 @@ class RunProgress:
         return status, reason
 
     def record(self, result: RunResult) -> Generator[Any, Any, RunResult]:
-        """Write the run record; the run's output is the result with the record's path."""
+        """Notify what needs a person, then write the run record; the run's output is the result with the record's path."""
+        if result.status not in (RunStatus.SUCCEEDED, RunStatus.DRY_RUN):
+            yield from self.notify("run_not_succeeded", result.status.value, result.reason, result.targets)
+        if any(t.state is TargetState.ROLLED_BACK for t in result.targets):
+            yield from self.notify("rolled_back", result.status.value, result.reason, result.targets)
+        if any(t.state in OLD_MODEL for t in result.targets):
+            yield from self.notify("target_on_old_model", result.status.value, result.reason, result.targets)
+        result = replace(result, notes=tuple(self.notes))
         try:
             path = yield from call(self.context, write_run_record, result.to_dict(), RECORD_RETRY)
         except ActivityFailed as failure:

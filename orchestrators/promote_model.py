@@ -43,6 +43,7 @@ def _promote(run: RunProgress) -> Generator[Any, Any, RunResult]:
     if (why := refused(resolved)) is not None:
         return run.finish(RunStatus.FAILED, f"the pipeline cannot run: {why}")
     plan = PipelinePlan.from_dict(resolved)
+    run.notify_events = plan.notify
     chosen = yield from call(context, load_promotion, {"pipeline": plan.name, "source_run": request.source_run, "force": request.force})
     if (why := refused(chosen)) is not None:
         return run.finish(RunStatus.REJECTED, why)

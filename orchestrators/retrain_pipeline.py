@@ -7,11 +7,15 @@
     collect the model: outputs must be ours; record size, hash, metrics
     evaluation gate (optional): a rejected candidate ends the run Rejected and touches nothing
     register the candidate as a new model version, with its lineage (if the service has a registry)
+    approval (optional, not for dry runs): wait for a person, up to gate.approval.timeout (`_approval`)
     roll the model out to every target in parallel (sub-orchestrations); record what serves
-    write the run record
+    notify the pipeline's webhook of what needs a person; write the run record
 
-Whenever the run ends after its job started and before the job ended, the job is cancelled and
-the record says so. Orchestrator code is replayed: no I/O, clock, randomness or settings here.
+An operator may cancel the run (`retraining.decisions`): it looks before submitting the job, while
+the job runs (the monitor's polls read the request), while waiting for approval, and before the
+roll-out; a roll-out that started runs to its end. Whenever the run ends after its job started and
+before the job ended, the job is cancelled and the record says so. Orchestrator code is replayed:
+no I/O, clock, randomness or settings here.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from retraining.models import (
     SubmittedJob,
 )
 
+from ._approval import await_approval
 from ._common import ActivityFailed, Retry, call, failure_reason, input_of, iso, refused
 from ._run import RunProgress, metrics_summary
 from .monitor_training_job import MONITOR_ORCHESTRATOR
@@ -79,6 +84,7 @@ class _Retrain(RunProgress):
         if (why := refused(resolved)) is not None:
             return self.finish(RunStatus.FAILED, f"the pipeline cannot run: {why}")
         plan = PipelinePlan.from_dict(resolved)
+        self.notify_events = plan.notify
         retry = Retry(attempts=plan.retry + 1, first_s=plan.retry_interval_s)
 
         self.status("waiting_for_data", data=str(plan.data))
@@ -91,6 +97,8 @@ class _Retrain(RunProgress):
             return self.finish(RunStatus.FAILED, f"the training data cannot be used: {why}")
         if schema.get("rejected"):
             return self.finish(RunStatus.REJECTED, schema["rejected"])
+        if (cancel := (yield from self.cancelled())) is not None:
+            return self.finish(RunStatus.CANCELLED, f"cancelled by {cancel.by} at {cancel.at} before the job was submitted")
 
         job = yield from self._submit_and_start(plan, retry)
         if isinstance(job, RunResult):
@@ -102,6 +110,11 @@ class _Retrain(RunProgress):
         monitor = MonitorInput(job, iso(deadline), plan.poll_first_s, plan.poll_max_s, plan.poll_fraction, plan.history_s, plan.events)
         outcome = JobOutcome.from_dict((yield context.call_sub_orchestrator(MONITOR_ORCHESTRATOR, monitor.to_dict(), monitor_id)))
         self.job_ended = True  # finished, failed, or cancelled by the monitor
+        if outcome.status == "Cancelled" and (cancel := (yield from self.cancelled())) is not None:
+            self.job_ended = False  # the monitor saw the request; the job itself is cancelled here
+            yield from self.cancel_job_if_running()
+            return self.finish(RunStatus.CANCELLED, f"cancelled by {cancel.by} at {cancel.at} while the job ran",
+                               job_id=job.job_id, job=outcome)
         if outcome.status in ("TimedOut", "Unreachable"):
             return self.finish(RunStatus.TIMED_OUT, outcome.details, job_id=job.job_id, job=outcome)
         if outcome.status != "Finished":
@@ -132,6 +145,15 @@ class _Retrain(RunProgress):
         model = ModelArtifact.from_dict(registered)
         if request.dry_run:
             return self.finish(RunStatus.DRY_RUN, "dry run: no target was updated", job_id=job.job_id, job=outcome, model=model, gate=gate)
+        done: dict[str, Any] = {"job_id": job.job_id, "job": outcome, "model": model, "gate": gate}
+        if plan.approval_s > 0:  # the wait looks for a cancel request too
+            ended = yield from await_approval(self, plan, model)
+        elif (cancel := (yield from self.cancelled())) is not None:
+            ended = RunStatus.CANCELLED, f"cancelled by {cancel.by} at {cancel.at} before the roll-out"
+        else:
+            ended = None
+        if ended is not None:
+            return self.finish(*ended, **done)
 
         targets = yield from self.roll_out(plan.name, plan.targets, model)
         status, reason = yield from self.conclude(plan, model, targets)

@@ -2,6 +2,7 @@
 
     {records}/{pipeline}/runs/{run_id}.json     one record per run, never overwritten
     {records}/{pipeline}/serving.json           the champion, each target's model, earlier champions
+    {records}/{pipeline}/index/{YYYY-MM}.json   run summaries for listings (`retraining.history`)
 
 Run ids start with the run's start time, so listing a pipeline's runs gives them in order.
 The champion is the model of the last run that updated every target (or was promoted); the
@@ -17,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from .errors import ConfigError, StorageConflictError, StorageError
+from .history import RunIndex, summary_of
 from .models import BlobPath, ModelArtifact, RunResult, check_run_id
 from .storage import TrainingStorage
 
@@ -75,7 +77,7 @@ class Lineage:
     # ---- run records ----------------------------------------------------------------------------
 
     def write_record(self, result: RunResult) -> str:
-        """Write the run record and return its path; a record is never overwritten with other content.
+        """Write the run record, index its summary, and return its path; a record is never overwritten with other content.
 
         A retry after a write whose answer was lost finds the same record already there, which is success.
         """
@@ -86,7 +88,16 @@ class Lineage:
         except StorageConflictError:
             if self._storage.read_json(path) != record:
                 raise
+        self.index.add([summary_of(result) | {"record": str(path)}], result.pipeline)
         return str(path)
+
+    @property
+    def index(self) -> RunIndex:
+        return RunIndex(self._storage, self._container)
+
+    def reconcile_index(self, pipeline: str) -> int:
+        """Index every recorded run the index lacks (records older than the index, or a lost append)."""
+        return self.index.reconcile(pipeline, self.run_ids(pipeline), lambda run_id: self.record(pipeline, run_id))
 
     def record(self, pipeline: str, run_id: str) -> RunResult:
         """A run's record; ConfigError naming what is missing."""

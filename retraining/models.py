@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from .errors import ConfigError
 from .text import clean_text, excerpt
@@ -42,6 +42,8 @@ class RunStatus(StrEnum):
     FAILED = "Failed"  # the training job failed, or no target could be updated
     TIMED_OUT = "TimedOut"  # the job outlived the policy timeout and was cancelled
     NO_DATA = "NoData"  # the training data never appeared
+    EXPIRED = "Expired"  # nobody approved or rejected the model in time; nothing touched
+    CANCELLED = "Cancelled"  # an operator cancelled the run (its job, if any, was cancelled)
 
 
 class JobState(StrEnum):
@@ -82,6 +84,25 @@ def parse_moment(text: Any, where: str) -> datetime:
     if moment.tzinfo is None:
         raise ConfigError(f"{where}: {excerpt(text)} has no time zone")
     return moment
+
+
+E = TypeVar("E", bound=StrEnum)
+
+
+def _choice(raw: Any, key: str, kind: type[E], where: str) -> E:
+    """One of an enumeration's values; ConfigError naming the field and the values allowed."""
+    value = _require(raw, key, str, where)
+    try:
+        return kind(value)
+    except ValueError:
+        raise ConfigError(f"{where}.{key}: {excerpt(value)} is not one of {[k.value for k in kind]}") from None
+
+
+def _moment_text(raw: Any, key: str, where: str) -> str:
+    """An ISO 8601 date-time with a time zone, kept as the text given."""
+    text: str = _text(raw, key, where, max_length=40)
+    parse_moment(text, f"{where}.{key}")
+    return text
 
 
 def check_run_id(value: Any, where: str = "runId") -> str:
@@ -131,13 +152,8 @@ class Trigger:
 
     @classmethod
     def from_dict(cls, raw: Any) -> Trigger:
-        kind = _require(raw, "kind", str, "trigger")
-        try:
-            parsed_kind = TriggerKind(kind)
-        except ValueError:
-            raise ConfigError(f"trigger.kind: {excerpt(kind)} is not one of {[k.value for k in TriggerKind]}") from None
-        at = _text(raw, "at", "trigger", max_length=40)
-        parse_moment(at, "trigger.at")
+        parsed_kind = _choice(raw, "kind", TriggerKind, "trigger")
+        at = _moment_text(raw, "at", "trigger")
         detail = raw.get("detail", "")
         return cls(parsed_kind, _text(raw, "key", "trigger", max_length=1200), at,
                    clean_text(detail, "trigger.detail", max_length=1200, allow_empty=True))
@@ -246,12 +262,15 @@ class PipelinePlan:
     targets: tuple[TargetPlan, ...]
     history_s: tuple[float, ...] = ()  # durations of the pipeline's recent jobs, newest first (for polling)
     events: bool = False  # the training service announces job completion by event
+    approval_s: float = 0.0  # how long a model that passed the gate waits for approval (0: none is asked)
+    notify: tuple[str, ...] = ()  # the events the pipeline's webhook wants (empty: no webhook)
 
     def to_dict(self) -> dict[str, Any]:
         raw = asdict(self)
         raw["data"] = str(self.data)
         raw["targets"] = [t.to_dict() for t in self.targets]
         raw["history_s"] = list(self.history_s)
+        raw["notify"] = list(self.notify)
         return raw
 
     @classmethod
@@ -260,6 +279,7 @@ class PipelinePlan:
         values["data"] = BlobPath.parse(raw["data"])
         values["targets"] = tuple(TargetPlan.from_dict(t) for t in raw["targets"])
         values["history_s"] = tuple(float(s) for s in raw.get("history_s", ()))
+        values["notify"] = tuple(str(e) for e in raw.get("notify", ()))
         return cls(**values)
 
 
@@ -422,6 +442,50 @@ class TargetOutcome:
                    TargetState(state) if state else None, tuple(raw.get("steps", ())), dict(raw.get("progress") or {}))
 
 
+class DecisionAction(StrEnum):
+    APPROVE = "approve"
+    REJECT = "reject"
+    CANCEL = "cancel"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """An operator's decision on a run (approve, reject or cancel): who, when, and why if they said."""
+
+    action: DecisionAction
+    by: str
+    at: str  # ISO 8601, UTC
+    comment: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"action": self.action.value, "by": self.by, "at": self.at, "comment": self.comment}
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> Decision:
+        return cls(_choice(raw, "action", DecisionAction, "decision"), _text(raw, "by", "decision", max_length=200),
+                   _moment_text(raw, "at", "decision"),
+                   clean_text(raw.get("comment", ""), "decision.comment", max_length=500, allow_empty=True))
+
+
+@dataclass(frozen=True)
+class Approval:
+    """A run's wait for approval: when it was asked, until when, and the decision (None: it expired)."""
+
+    asked_at: str
+    expires_at: str
+    decision: Decision | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"asked_at": self.asked_at, "expires_at": self.expires_at,
+                "decision": self.decision.to_dict() if self.decision else None}
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> Approval:
+        decision = raw.get("decision") if isinstance(raw, dict) else None
+        return cls(_text(raw, "asked_at", "approval", max_length=40), _text(raw, "expires_at", "approval", max_length=40),
+                   Decision.from_dict(decision) if decision else None)
+
+
 @dataclass(frozen=True)
 class RunResult:
     """The orchestration output, and the body of the run record."""
@@ -443,6 +507,8 @@ class RunResult:
     request_id: str | None = None
     superseded: tuple[str, ...] = ()  # request ids of the triggers this run superseded
     notes: tuple[str, ...] = ()  # what else happened: job cancelled, served model not recorded, ...
+    approval: Approval | None = None  # the wait for approval, when the pipeline asks for one
+    cancel: Decision | None = None  # who cancelled the run, when it was cancelled
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -452,6 +518,7 @@ class RunResult:
             "model": self.model.to_dict() if self.model else None, "gate": self.gate.to_dict() if self.gate else None,
             "targets": [t.to_dict() for t in self.targets], "record": self.record, "phases": dict(self.phases),
             "request_id": self.request_id, "superseded": list(self.superseded), "notes": list(self.notes),
+            "approval": self.approval.to_dict() if self.approval else None, "cancel": self.cancel.to_dict() if self.cancel else None,
         }
 
     @classmethod
@@ -466,4 +533,6 @@ class RunResult:
             targets=tuple(TargetOutcome.from_dict(t) for t in raw.get("targets", [])),
             record=raw.get("record"), phases={str(k): float(v) for k, v in raw.get("phases", {}).items()},
             request_id=raw.get("request_id"), superseded=tuple(raw.get("superseded", ())), notes=tuple(raw.get("notes", ())),
+            approval=Approval.from_dict(raw["approval"]) if raw.get("approval") else None,
+            cancel=Decision.from_dict(raw["cancel"]) if raw.get("cancel") else None,
         )

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from .datasets import HEAD_BYTES, DataSchema, read_schema, schema_differences
+from .decisions import Decisions, RunSignals
 from .definitions import Definitions, Pipeline, load_definitions
 from .errors import (
     ConfigError,
@@ -32,6 +33,7 @@ from .lineage import Lineage
 from .models import (
     BlobPath,
     GateDecision,
+    JobState,
     JobStatusView,
     ModelArtifact,
     PipelinePlan,
@@ -40,6 +42,7 @@ from .models import (
     RunStatus,
     SubmittedJob,
 )
+from .notify import deliver
 from .policy import decide, plan_of
 from .queue import RunQueue
 from .services import scoring_target, training_service
@@ -79,6 +82,10 @@ def run_queue(settings: Settings, storage: TrainingStorage) -> RunQueue:
 
 def lineage(settings: Settings, storage: TrainingStorage) -> Lineage:
     return Lineage(storage, settings.run_records_container)
+
+
+def decisions(settings: Settings, storage: TrainingStorage) -> Decisions:
+    return Decisions(storage, settings.run_records_container)
 
 
 def context(settings: Settings, storage: TrainingStorage, pipeline_name: str, deadline: datetime | None = None) -> ServiceContext:
@@ -238,8 +245,24 @@ def start(settings: Settings, storage: TrainingStorage, job: SubmittedJob) -> No
 
 
 def poll(settings: Settings, storage: TrainingStorage, job: SubmittedJob) -> JobStatusView:
-    """One status poll; every failure is raised (the monitor counts failed polls and keeps going)."""
+    """One status poll; every failure is raised (the monitor counts failed polls and keeps going).
+
+    A run someone asked to cancel reads as Cancelled, so the monitor ends and the run cancels its job.
+    """
+    cancel = decisions(settings, storage).signals(job.pipeline, job.run_id).cancel
+    if cancel is not None:
+        return JobStatusView(JobState.CANCELLED, f"cancel requested by {cancel.by} at {cancel.at}")
     return training_service(context(settings, storage, job.pipeline)).status(job)
+
+
+def signals(settings: Settings, storage: TrainingStorage, pipeline_name: str, run_id: str) -> RunSignals:
+    """The operators' decisions on a run: approve or reject, and a cancel request."""
+    return decisions(settings, storage).signals(pipeline_name, run_id)
+
+
+def notify(settings: Settings, payload: dict[str, Any]) -> dict[str, Any] | Refusal:
+    """Deliver one webhook notification (`retraining.notify`); transient failures are raised for a retry."""
+    return expected(lambda: deliver(settings, pipeline(settings, str(payload["pipeline"])).notifications, payload))
 
 
 def cancel(settings: Settings, storage: TrainingStorage, job: SubmittedJob) -> None:

@@ -102,4 +102,6 @@ def plan_of(pipeline: Pipeline, training_blob: BlobPath | None, *, history: tupl
                                  t.policy.timeout.total_seconds()) for t in pipeline.targets),
         history_s=history,
         events=events,
+        approval_s=pipeline.gate.approval.timeout.total_seconds() if pipeline.gate.approval.required else 0.0,
+        notify=pipeline.notifications.events if pipeline.notifications else (),
     )

@@ -8,20 +8,28 @@ where `continue_as_new` drops events it has not consumed and buffered events beh
 local engine's (see devhost's module docstring).
 
     {records}/{pipeline}/requests/{request_id}.json    request_id = sha256(trigger key)[:32]
+    {records}/{pipeline}/active/{request_id}           an empty marker while a request is pending or running
 
 A request moves pending -> running (with its run id) -> done (with the run's outcome), or
-pending -> superseded (by the newer request that ran instead: the seed's NewestFirst). Blob
+pending -> superseded (by the newer request that ran instead: the seed's NewestFirst), or
+pending -> cancelled (an operator cancelled it before it ran; `take_next` only takes pending ones). Blob
 metadata carries the state, so finding the pending requests is one listing. Finished requests
 are kept for `DUPLICATE_WINDOW`: a trigger delivered again within it is a duplicate.
 
 Which request runs next: promote requests first, oldest first (an operator asked for them);
 otherwise the retrain request whose trigger happened last, by the trigger's own time, never by
 arrival order. The other pending retrains are superseded by it, and the run record lists them.
+
+The markers let the status page find what is in progress with one short listing, however many
+finished requests the store keeps. They are written before a request and removed after it
+finishes, both best effort: the requests alone decide what the queue does, a stale or missing
+marker only changes what the page shows, and the daily retention sweep repairs them (`reconcile_active`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -29,9 +37,10 @@ from enum import StrEnum
 from typing import Any
 
 from .errors import ConfigError, StorageConflictError, StorageError
-from .models import BlobPath, RequestAction, RunRequest, parse_moment
+from .models import BlobPath, Decision, RequestAction, RunRequest, parse_moment
 from .storage import TrainingStorage
 
+logger = logging.getLogger(__name__)
 DUPLICATE_WINDOW = timedelta(days=30)
 _STATE_KEY = "state"
 
@@ -41,10 +50,11 @@ class RequestState(StrEnum):
     RUNNING = "running"
     DONE = "done"
     SUPERSEDED = "superseded"
+    CANCELLED = "cancelled"
 
     @property
     def finished(self) -> bool:
-        return self in (RequestState.DONE, RequestState.SUPERSEDED)
+        return self in (RequestState.DONE, RequestState.SUPERSEDED, RequestState.CANCELLED)
 
 
 def request_id_of(key: str) -> str:
@@ -71,13 +81,15 @@ class QueuedRequest:
     superseded_by_run: str | None = None
     job: dict[str, Any] | None = None  # the training job of the running run, for cancelling after a crash
     interrupted: tuple[str, ...] = ()  # runs of this request that died with their host
+    cancelled: Decision | None = None  # who cancelled it before it ran
     etag: str = field(default="", compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {"request_id": self.request_id, "request": self.request.to_dict(), "state": self.state.value,
                 "accepted_at": self.accepted_at, "updated_at": self.updated_at, "run_id": self.run_id, "outcome": self.outcome,
                 "record": self.record, "superseded_by": self.superseded_by, "superseded_by_run": self.superseded_by_run,
-                "job": self.job, "interrupted": list(self.interrupted)}
+                "job": self.job, "interrupted": list(self.interrupted),
+                "cancelled": self.cancelled.to_dict() if self.cancelled else None}
 
     @classmethod
     def from_dict(cls, raw: Any, etag: str = "") -> QueuedRequest:
@@ -88,7 +100,8 @@ class QueuedRequest:
                        str(raw["accepted_at"]), str(raw.get("updated_at") or raw["accepted_at"]), raw.get("run_id"),
                        raw.get("outcome"), raw.get("record"), raw.get("superseded_by"), raw.get("superseded_by_run"),
                        raw.get("job") if isinstance(raw.get("job"), dict) else None,
-                       tuple(str(r) for r in raw.get("interrupted", ())), etag)
+                       tuple(str(r) for r in raw.get("interrupted", ())),
+                       Decision.from_dict(raw["cancelled"]) if raw.get("cancelled") else None, etag)
         except (KeyError, ValueError, TypeError) as exc:
             raise ConfigError(f"queued request: {exc}") from None
 
@@ -115,11 +128,52 @@ class RunQueue:
     def _path(self, pipeline: str, request_id: str) -> BlobPath:
         return BlobPath(self._container, f"{pipeline}/requests/{request_id}.json")
 
+    def _marker(self, pipeline: str, request_id: str) -> BlobPath:
+        return BlobPath(self._container, f"{pipeline}/active/{request_id}")
+
+    def _mark(self, pipeline: str, request_id: str, active: bool) -> None:
+        """Write or remove the in-progress marker; a failure is logged, never raised (see the module docstring)."""
+        try:
+            if active:
+                self._storage.write_json(self._marker(pipeline, request_id), {})
+            else:
+                self._storage.delete(self._marker(pipeline, request_id))
+        except StorageError as exc:
+            logger.warning("pipeline %s: the in-progress marker of request %s was not %s: %s", pipeline, request_id,
+                           "written" if active else "removed", exc)
+
     def _write(self, entry: QueuedRequest, *, create: bool = False) -> QueuedRequest:
-        etag = self._storage.write_json(self._path(entry.request.pipeline, entry.request_id), entry.to_dict(),
+        pipeline = entry.request.pipeline
+        if create:
+            self._mark(pipeline, entry.request_id, True)
+        etag = self._storage.write_json(self._path(pipeline, entry.request_id), entry.to_dict(),
                                         overwrite=not create, if_match=None if create else entry.etag,
                                         metadata={_STATE_KEY: entry.state.value})
+        if entry.state.finished:
+            self._mark(pipeline, entry.request_id, False)
         return replace(entry, etag=etag)
+
+    def active(self, pipeline: str) -> list[QueuedRequest]:
+        """The pipeline's pending and running requests, found through their markers (one short listing)."""
+        found = []
+        for blob in self._storage.list(self._container, f"{pipeline}/active/"):
+            try:
+                entry = self.get(pipeline, blob.name.rsplit("/", 1)[-1])
+            except (ConfigError, StorageError):
+                continue
+            if entry is not None and not entry.state.finished:
+                found.append(entry)
+        return found
+
+    def reconcile_active(self, pipeline: str) -> int:
+        """Mark every pending or running request, unmark the rest; return how many markers changed."""
+        marked = {b.name.rsplit("/", 1)[-1] for b in self._storage.list(self._container, f"{pipeline}/active/")}
+        active = {e.request_id for e in self.entries(pipeline, [RequestState.PENDING, RequestState.RUNNING])}
+        for request_id in active - marked:
+            self._mark(pipeline, request_id, True)
+        for request_id in marked - active:
+            self._mark(pipeline, request_id, False)
+        return len(active ^ marked)
 
     def enqueue(self, request: RunRequest, now: datetime) -> tuple[QueuedRequest, bool]:
         """Accept a request; return it and whether it is new (False: the same trigger was accepted before)."""
@@ -185,6 +239,21 @@ class RunQueue:
 
         self._update(pipeline, request_id, done)
 
+    def cancel_pending(self, pipeline: str, request_id: str, decision: Decision, now: datetime) -> QueuedRequest | None:
+        """Mark a pending request cancelled, so no run takes it; return it as it is now (None: no such request).
+
+        A request that is no longer pending is returned unchanged: the caller tells running from finished.
+        """
+        for _ in range(5):
+            entry = self.get(pipeline, request_id)
+            if entry is None or entry.state is not RequestState.PENDING:
+                return entry
+            try:
+                return self._write(replace(entry, state=RequestState.CANCELLED, cancelled=decision, updated_at=_iso(now)))
+            except StorageConflictError:
+                continue  # taken or changed meanwhile: look again
+        raise StorageError(f"request {request_id} of pipeline {pipeline} kept changing; gave up cancelling it")
+
     def requeue_interrupted(self, pipeline: str, now: datetime) -> list[QueuedRequest]:
         """Requests left running by a queue that died: put them back in line; return them as they were."""
         interrupted = self.entries(pipeline, [RequestState.RUNNING])
@@ -197,9 +266,10 @@ class RunQueue:
     def forget_finished(self, pipeline: str, now: datetime, keep: timedelta = DUPLICATE_WINDOW) -> int:
         """Delete finished requests older than `keep`; their run records stay. Return how many went."""
         gone = 0
-        for entry in self.entries(pipeline, [RequestState.DONE, RequestState.SUPERSEDED]):
+        for entry in self.entries(pipeline, [RequestState.DONE, RequestState.SUPERSEDED, RequestState.CANCELLED]):
             if parse_moment(entry.updated_at, "updated_at") < now - keep:
                 self._storage.delete(self._path(pipeline, entry.request_id))
+                self._mark(pipeline, entry.request_id, False)
                 gone += 1
         return gone
 

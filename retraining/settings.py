@@ -10,6 +10,8 @@
 | RETRAIN_SAS_MINUTES_MARGIN     | extra SAS lifetime beyond the job timeout (default 15)                 |
 | RETRAIN_HTTP_TIMEOUT_SECONDS   | per-request timeout towards the ML services (default 30)               |
 | RETRAIN_UPDATE_WAIT_SECONDS    | how long an update activity waits for the swap to show (default 300)   |
+| RETRAIN_HISTORY_RETENTION_DAYS | finished orchestration history kept in the task hub, days (default 30) |
+| RETRAIN_PAGE_URL               | the status page's address, for links in notifications (optional)       |
 | ML_CA_BUNDLE                   | CA file for the ML services' TLS (local emulator only; unset in Azure) |
 
 Secrets (API keys, service-principal keys) are named by the pipeline definitions and read with
@@ -54,6 +56,8 @@ APP_SETTINGS: tuple[AppSetting, ...] = (
     AppSetting("RETRAIN_SAS_MINUTES_MARGIN", "extra SAS lifetime beyond the job timeout, minutes (default 15)"),
     AppSetting("RETRAIN_HTTP_TIMEOUT_SECONDS", "per-request timeout towards the ML services (default 30)"),
     AppSetting("RETRAIN_UPDATE_WAIT_SECONDS", "how long an update waits to see the new model served (default 300)"),
+    AppSetting("RETRAIN_HISTORY_RETENTION_DAYS", "finished orchestration history kept in the task hub, days (default 30); run records stay"),
+    AppSetting("RETRAIN_PAGE_URL", "the status page's address (https://APP/api/status), for links in notifications"),
     AppSetting("ML_CA_BUNDLE", "CA file for the local emulator's TLS", local_only=True),
 )
 _KNOWN = frozenset(s.name for s in APP_SETTINGS)
@@ -77,6 +81,9 @@ class Settings:
     http_timeout_s: float
     update_wait_s: float
     ca_bundle: str | None
+    retention_days: float = 30.0
+    page_url: str | None = None
+    schedule: str | None = None  # the timer's NCRONTAB (its binding reads it; the page shows the next fire)
     environ: Mapping[str, str] = field(repr=False, compare=False, default_factory=dict)
 
     @classmethod
@@ -97,6 +104,9 @@ class Settings:
             http_timeout_s=_number(env, "RETRAIN_HTTP_TIMEOUT_SECONDS", 30.0),
             update_wait_s=_number(env, "RETRAIN_UPDATE_WAIT_SECONDS", 300.0),
             ca_bundle=_read(env, "ML_CA_BUNDLE"),
+            retention_days=_number(env, "RETRAIN_HISTORY_RETENTION_DAYS", 30.0),
+            page_url=(_read(env, "RETRAIN_PAGE_URL") or "").rstrip("/") or None,
+            schedule=_read(env, "RETRAIN_SCHEDULE"),
             environ=env,
         )
 

@@ -34,7 +34,7 @@ def status_location(req: func.HttpRequest, pipeline: str, request_id: str) -> st
     return f"{parts.scheme}://{parts.netloc}/api/pipelines/{quote(pipeline)}/requests/{quote(request_id)}"
 
 
-def _custom(status: Any) -> dict[str, Any]:
+def custom_status(status: Any) -> dict[str, Any]:
     custom = getattr(status, "custom_status", None)
     if isinstance(custom, str):
         try:
@@ -47,17 +47,17 @@ def _custom(status: Any) -> dict[str, Any]:
 async def live_progress(client: df.DurableOrchestrationClient, pipeline: str, run_id: str) -> dict[str, Any]:
     """The running run's phase, job, polls and targets, from its orchestrations' custom status."""
     instance = run_instance_id(pipeline, run_id)
-    run = _custom(await client.get_status(instance))
+    run = custom_status(await client.get_status(instance))
     view: dict[str, Any] = {key: run[key] for key in ("phase", "elapsed_s", "job_id", "started_at", "deadline", "metrics",
-                                                         "source_run") if key in run}
+                                                         "source_run", "asked_at", "expires_at", "model") if key in run}
     if run.get("phase") == "polling" and isinstance(run.get("monitor"), str):
-        monitor = _custom(await client.get_status(run["monitor"]))
+        monitor = custom_status(await client.get_status(run["monitor"]))
         view["job"] = {key: monitor.get(key) for key in ("job_state", "polls", "failed_polls", "elapsed_s", "expected_s",
                                                          "last_error", "woken_by_event")}
     if run.get("phase") == "updating" and isinstance(run.get("targets"), list):
         targets = {}
         for name in run["targets"][:50]:
-            rollout = _custom(await client.get_status(f"{instance}:rollout:{name}"))
+            rollout = custom_status(await client.get_status(f"{instance}:rollout:{name}"))
             targets[str(name)] = {key: rollout.get(key) for key in ("step", "completed", "progress", "elapsed_s")}
         view["targets"] = targets
     return view

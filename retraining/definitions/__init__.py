@@ -17,11 +17,15 @@ Every validation error names the file and the JSON path, e.g.
 """
 
 from .base import (
+    MAX_APPROVAL,
     MAX_TIMEOUT,
+    NOTIFY_EVENTS,
     ActivityPolicy,
+    Approval,
     Definitions,
     ExternalDataPolicy,
     Gate,
+    Notifications,
     Pipeline,
     PollingPolicy,
     Target,
@@ -31,6 +35,7 @@ from .loader import TARGET_KINDS, TRAINING_KINDS, load_definitions, parse_defini
 from .reader import _SETTING_REF, UnsetSettingError
 
 __all__ = [
-    "MAX_TIMEOUT", "TARGET_KINDS", "TRAINING_KINDS", "_SETTING_REF", "ActivityPolicy", "Definitions", "ExternalDataPolicy", "Gate",
-    "Pipeline", "PollingPolicy", "Target", "TrainingConfig", "UnsetSettingError", "load_definitions", "parse_definitions",
+    "MAX_APPROVAL", "MAX_TIMEOUT", "NOTIFY_EVENTS", "TARGET_KINDS", "TRAINING_KINDS", "_SETTING_REF", "ActivityPolicy", "Approval",
+    "Definitions", "ExternalDataPolicy", "Gate", "Notifications", "Pipeline", "PollingPolicy", "Target", "TrainingConfig",
+    "UnsetSettingError", "load_definitions", "parse_definitions",
 ]

@@ -18,6 +18,10 @@ from ..errors import ConfigError
 # tokens outlive the timeout by a margin and, with a managed identity, are signed by a user
 # delegation key, which Azure issues for at most 7 days.
 MAX_TIMEOUT = timedelta(days=5, hours=23)
+# A run waiting for approval holds its pipeline's queue: a week at most. The wait is re-armed in
+# timer chunks of at most a day, so the Durable timer limit never applies to it.
+MAX_APPROVAL = timedelta(days=7)
+NOTIFY_EVENTS = ("awaiting_approval", "run_not_succeeded", "rolled_back", "target_on_old_model")
 
 
 @dataclass(frozen=True)
@@ -67,10 +71,28 @@ class Target:
 
 
 @dataclass(frozen=True)
+class Approval:
+    """`gate.approval`: a model that passed the gate waits for a person to approve it, up to `timeout`."""
+
+    required: bool = False
+    timeout: timedelta = timedelta(days=2)
+
+
+@dataclass(frozen=True)
+class Notifications:
+    """`notifications`: where to POST signed JSON about a run, the setting holding the HMAC key, and which events."""
+
+    webhook: str
+    secret_setting: str
+    events: tuple[str, ...] = NOTIFY_EVENTS
+
+
+@dataclass(frozen=True)
 class Gate:
     minimums: Mapping[str, float] = field(default_factory=dict)
     not_worse_than_serving: tuple[str, ...] = ()
     allow_schema_change: bool = False  # accept data whose columns differ from the champion's
+    approval: Approval = field(default_factory=Approval)
 
     @property
     def enabled(self) -> bool:
@@ -94,6 +116,7 @@ class Pipeline:
     active_from: datetime | None = None
     active_until: datetime | None = None
     label_column: str | None = None  # None: the training service's label setting, else the last column
+    notifications: Notifications | None = None
 
     @property
     def label(self) -> str | None:

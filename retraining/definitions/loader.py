@@ -17,11 +17,15 @@ from typing import Any
 from ..errors import ConfigError
 from . import azure_ml, studio
 from .base import (
+    MAX_APPROVAL,
     MAX_TIMEOUT,
+    NOTIFY_EVENTS,
     ActivityPolicy,
+    Approval,
     Definitions,
     ExternalDataPolicy,
     Gate,
+    Notifications,
     Pipeline,
     PollingPolicy,
     Target,
@@ -57,7 +61,7 @@ TARGET_KINDS: dict[str, TargetKind] = {
     "aml-batch": TargetKind(frozenset(azure_ml.BATCH_FIELDS), azure_ml.batch_target, (azure_ml.AML_TRAINING,)),
 }
 PIPELINE_FIELDS = {"name", "description", "schedule", "training", "data", "output", "policy", "polling", "gate", "targets",
-                   *azure_ml.PIPELINE_SECTIONS}
+                   "notifications", *azure_ml.PIPELINE_SECTIONS}
 
 
 def load_definitions(path: Path, settings: Mapping[str, str]) -> Definitions:
@@ -162,7 +166,20 @@ def _pipeline(reader: Reader, raw: dict[str, Any], path: str, name: str) -> Pipe
         active_from=start,
         active_until=end,
         label_column=reader.optional_text(data.get("labelColumn"), f"{path}.data.labelColumn"),
+        notifications=_notifications(reader, raw.get("notifications"), f"{path}.notifications"),
     )
+
+
+def _notifications(reader: Reader, value: Any, path: str) -> Notifications | None:
+    if value is None:
+        return None
+    raw = reader.obj(value, path, {"webhook", "secretSetting", "events"})
+    events = reader.list(raw.get("events"), f"{path}.events") or list(NOTIFY_EVENTS)
+    for i, event in enumerate(events):
+        if event not in NOTIFY_EVENTS:
+            raise reader.error(f"{path}.events[{i}]", f"expected one of {list(NOTIFY_EVENTS)}, got {event!r}")
+    return Notifications(reader.url(raw.get("webhook"), f"{path}.webhook"),
+                         reader.setting_name(raw.get("secretSetting"), f"{path}.secretSetting"), tuple(dict.fromkeys(events)))
 
 
 def _training(reader: Reader, pipeline: dict[str, Any], path: str) -> TrainingConfig:
@@ -194,11 +211,23 @@ def _target(reader: Reader, value: Any, path: str, pipeline: dict[str, Any], tra
 
 
 def _gate(reader: Reader, value: Any, path: str) -> Gate:
-    raw = reader.obj(value, path, {"minimums", "notWorseThanServing", "allowSchemaChange"}, required=False)
+    raw = reader.obj(value, path, {"minimums", "notWorseThanServing", "allowSchemaChange", "approval"}, required=False)
     minimums_raw = reader.obj(raw.get("minimums"), f"{path}.minimums", set(raw.get("minimums") or {}), required=False)
     minimums = {k: reader.number(v, f"{path}.minimums.{k}") for k, v in minimums_raw.items()}
     compare = reader.list(raw.get("notWorseThanServing"), f"{path}.notWorseThanServing")
     for i, metric in enumerate(compare):
         if not isinstance(metric, str) or not metric:
             raise reader.error(f"{path}.notWorseThanServing[{i}]", "expected a metric name such as 'AUC'")
-    return Gate(minimums, tuple(compare), reader.flag(raw.get("allowSchemaChange"), f"{path}.allowSchemaChange", False))
+    return Gate(minimums, tuple(compare), reader.flag(raw.get("allowSchemaChange"), f"{path}.allowSchemaChange", False),
+                _approval(reader, raw.get("approval"), f"{path}.approval"))
+
+
+def _approval(reader: Reader, value: Any, path: str) -> Approval:
+    raw = reader.obj(value, path, {"required", "timeout"}, required=False)
+    required = raw.get("required", bool(raw))
+    if not isinstance(required, bool):
+        raise reader.error(f"{path}.required", "expected true or false")
+    timeout = reader.timespan(raw.get("timeout"), f"{path}.timeout", Approval().timeout)
+    if timeout > MAX_APPROVAL:
+        raise reader.error(f"{path}.timeout", "must be at most 7.00:00:00: a run waiting for approval holds its pipeline's queue")
+    return Approval(required, timeout)

@@ -1,7 +1,8 @@
 """One local stack per session: Azurite, the emulator and devhost running function_app.py.
 
-The pipelines are the shipped `pipelines.json` with test-speed policies, plus two variants: one
-whose gate no model can pass, and one whose job timeout is a few seconds.
+The pipelines are the shipped `pipelines.json` with test-speed policies, plus variants: one whose
+gate no model can pass, one whose job timeout is a few seconds, one for trigger storms, two that
+wait for approval (two minutes, two seconds) and notify a webhook receiver the session starts.
 
 devhost runs with its cross-check on: every orchestration episode durabletask decides is decided
 again by the Python SDK the Functions host runs (`devhost.crosscheck`), and each test fails if the
@@ -23,7 +24,11 @@ import requests
 from devhost.stack import LocalStack, local_definitions
 from retraining.queue import request_id_of
 
+from .receiver import Receiver
+
 DATA_CONTAINER = "labeledexamples"
+WEBHOOK_SECRET = "whsec-" + "7" * 24
+NOTIFIED = {"webhook": "%TEST_WEBHOOK_URL%", "secretSetting": "TEST_WEBHOOK_SECRET"}
 
 
 def e2e_definitions() -> dict[str, Any]:
@@ -42,7 +47,13 @@ def e2e_definitions() -> dict[str, Any]:
     storm = copy.deepcopy(base) | {"name": "storm", "targets": [], "gate": {}, "schedule": {"enabled": False}}
     storm["data"]["watch"] = "storm/*.arff"
     storm["policy"] = storm["policy"] | {"timeout": "00:03:00"}  # room for a 90 s status outage mid-job
-    definitions["pipelines"] = [base, strict, short, storm, *aml_definitions(definitions)]
+    approval = copy.deepcopy(base) | {"name": "approval", "schedule": {"enabled": False}, "notifications": NOTIFIED}
+    approval["gate"] = approval["gate"] | {"approval": {"required": True, "timeout": "00:02:00"}}
+    approval["data"]["watch"] = "never/*"
+    expiring = copy.deepcopy(approval) | {"name": "approval-expiring"}
+    expiring["gate"] = expiring["gate"] | {"approval": {"required": True, "timeout": "00:00:02"}}
+    notified = copy.deepcopy(strict) | {"name": "notified", "schedule": {"enabled": False}, "notifications": NOTIFIED}
+    definitions["pipelines"] = [base, strict, short, storm, approval, expiring, notified, *aml_definitions(definitions)]
     return definitions
 
 
@@ -82,11 +93,20 @@ class LogLines(logging.Handler):
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+def webhook() -> Iterator[Receiver]:
+    """Where the `approval`, `approval-expiring` and `notified` pipelines send notifications; each fails once at first."""
+    receiver = Receiver(fail_first=1).start()
+    yield receiver
+    receiver.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory, webhook: Receiver) -> Iterator[LocalStack]:
     workdir = tmp_path_factory.mktemp("stack")
     definitions = workdir / "pipelines.json"
     definitions.write_text(json.dumps(e2e_definitions(), indent=2))
-    local = LocalStack(workdir, pipelines_file=definitions, blob_poll_s=0.3, extra_settings={"DEVHOST_CROSSCHECK": "1"}).start()
+    settings = {"DEVHOST_CROSSCHECK": "1", "TEST_WEBHOOK_URL": webhook.url, "TEST_WEBHOOK_SECRET": WEBHOOK_SECRET}
+    local = LocalStack(workdir, pipelines_file=definitions, blob_poll_s=0.3, extra_settings=settings).start()
     local.load_sample_data(DATA_CONTAINER)
     yield local
     local.stop()

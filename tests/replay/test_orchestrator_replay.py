@@ -73,6 +73,8 @@ def scenario(**overrides: Any) -> Any:
         "record_serving_model": ("ok", None),
         "write_run_record": ("ok", f"runrecords/weekly-retrain/runs/{RUN_ID}.json"),
         "cancel_training_job": ("ok", None),
+        "read_run_signals": ("ok", {"decision": None, "cancel": None}),
+        "deliver_notification": ("ok", {"delivered": True, "status": 200}),
     } | overrides
 
     def respond(name: str, payload: Any) -> Answer | None:

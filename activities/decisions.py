@@ -1,0 +1,21 @@
+"""Activities over operators' decisions on runs (`retraining.decisions`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import azure.durable_functions as df
+
+from retraining import operations
+from retraining.models import check_run_id
+
+from ._runtime import settings, storage
+
+bp = df.Blueprint()
+
+
+@bp.activity_trigger(input_name="payload")
+def read_run_signals(payload: dict[str, Any]) -> dict[str, Any]:
+    """The run's approval decision and cancel request, as stored by the HTTP routes."""
+    current = settings()
+    return operations.signals(current, storage(current), payload["pipeline"], check_run_id(payload["run_id"])).to_dict()
