@@ -69,12 +69,18 @@ class Provenance:
                    None if raw.get("data_etag") is None else str(raw["data_etag"]), str(raw["trigger"]))
 
 
-def service_client(context: ServiceContext, service: str) -> ServiceClient:
-    """An HTTP client for `service` with the app's timeout and TLS settings, bound by the context's deadline."""
+def service_client(context: ServiceContext, service: str, *, max_retry_after_s: float = 60.0) -> ServiceClient:
+    """An HTTP client for `service` with the app's timeout and TLS settings, bound by the context's deadline.
+
+    A transient failure is retried within the call, waiting at most `max_retry_after_s` however long
+    the service's Retry-After; if it still refuses, the activity fails with that Retry-After in its
+    error and the orchestrator's retry policy tries again later on a durable timer, not in a sleep.
+    """
     deadline = None
     if context.deadline is not None:
         deadline = time.monotonic() + (context.deadline - datetime.now(UTC)).total_seconds()
-    return ServiceClient(service, timeout_s=context.settings.http_timeout_s, verify=context.settings.verify, deadline=deadline)
+    return ServiceClient(service, timeout_s=context.settings.http_timeout_s, verify=context.settings.verify, deadline=deadline,
+                         max_retry_after_s=max_retry_after_s)
 
 
 class TrainingService(Protocol):

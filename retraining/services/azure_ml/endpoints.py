@@ -49,7 +49,7 @@ class EndpointTarget:
             raise ConfigError(f"target {target_name!r} is not an Azure ML endpoint")
         self.config: AmlOnlineTarget | AmlBatchTarget = self.target
         self.client = WorkspaceClient(self.config.workspace, credential_of(self.config.workspace, context.settings),
-                                      service_client(context, f"Azure ML endpoint {self.config.endpoint}"))
+                                      service_client(context, f"Azure ML endpoint {self.config.endpoint}", max_retry_after_s=5.0))
 
     # ---- helpers --------------------------------------------------------------------------------
 

@@ -35,7 +35,7 @@ MAX_METRICS = 200
 
 
 def workspace_client(context: ServiceContext, config: AmlCommandTraining | Any, what: str) -> WorkspaceClient:
-    return WorkspaceClient(config.workspace, credential_of(config.workspace, context.settings), service_client(context, what))
+    return WorkspaceClient(config.workspace, credential_of(config.workspace, context.settings), service_client(context, what, max_retry_after_s=5.0))
 
 
 class AmlCommandJobs:
