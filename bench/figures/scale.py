@@ -1,8 +1,8 @@
 """Scale: 1,000 pipelines in the definitions, and 300 runs at once on one devhost.
 
 devhost runs with every figure's pipelines plus idle ones, 1,000 in all. Loading that file (parsed
-and validated, `%SETTING%`s resolved) is timed in fresh interpreters against a file of one pipeline,
-with the memory the loaded definitions hold (tracemalloc). Then 300 pipelines, each with its own
+and validated, `%SETTING%`s resolved: what a worker's first activity does) is timed in fresh
+interpreters against a file of one pipeline, with the memory the loaded definitions hold (tracemalloc). Then 300 pipelines, each with its own
 scoring endpoint (training spread over 8 endpoints, within the service's 40 running jobs per
 endpoint), retrain at once with 1 s jobs; the baseline is such a run alone on the same devhost (median
 of three, one after another).
@@ -37,14 +37,15 @@ SWEEP = re.compile(r"Executed 'Functions.keep_queues_running' \((\d+) ms\)")
 
 LOAD = """
 import json, sys, time, tracemalloc
+from pathlib import Path
 sys.path.insert(0, sys.argv[1])
-from retraining import operations
-from retraining.settings import Settings
-settings = Settings.from_env(json.loads(sys.argv[2]))
-tracemalloc.start()
+from retraining.definitions import load_definitions
+path, settings = Path(sys.argv[2]), json.loads(sys.argv[3])
 began = time.perf_counter()
-count = len(operations.definitions(settings).pipelines)
+count = len(load_definitions(path, settings).pipelines)
 took = time.perf_counter() - began
+tracemalloc.start()  # a second load, traced apart: tracing slows loading several times
+held = load_definitions(path, settings)
 print(json.dumps({"pipelines": count, "load_s": took, "held_bytes": tracemalloc.get_traced_memory()[0]}))
 """
 
@@ -64,10 +65,10 @@ def pad(stack: Stack) -> None:
 
 
 def load(stack: Stack, definitions: Path) -> dict[str, float]:
-    settings = stack.settings | {"RETRAIN_PIPELINES_FILE": str(definitions)}
     runs = []
     for _ in range(LOADS):
-        done = subprocess.run([sys.executable, "-c", LOAD, str(ROOT), json.dumps(settings)], capture_output=True, text=True, timeout=120, check=True)
+        done = subprocess.run([sys.executable, "-c", LOAD, str(ROOT), str(definitions), json.dumps(stack.settings)], capture_output=True,
+                              text=True, timeout=120, check=True)
         runs.append(json.loads(done.stdout))
     return {"pipelines": runs[0]["pipelines"], "load_s": round(statistics.median(r["load_s"] for r in runs), 4),
             "held_mb": mb(statistics.median(r["held_bytes"] for r in runs))}
