@@ -18,10 +18,8 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
-
-import requests
 
 from .errors import (
     AuthenticationError,
@@ -30,6 +28,9 @@ from .errors import (
     ServiceUnreachableError,
     TransientServiceError,
 )
+
+if TYPE_CHECKING:  # requests is imported when the first request is made: keeps cold start light
+    import requests
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +50,8 @@ _SESSIONS_LOCK = threading.Lock()
 
 def shared_session(url: str) -> requests.Session:
     """The process's pooled session for the host of `url` (thread-safe for our use: no cookies, no auth state)."""
+    import requests
+
     parts = urlsplit(url)
     key = f"{parts.scheme}://{parts.netloc.lower()}"
     with _SESSIONS_LOCK:
@@ -89,6 +92,8 @@ class ServiceClient:
 
     def request(self, method: str, url: str, *, headers: dict[str, str], json: Any = None,
                 ok: Iterable[int] = (200, 201, 202, 204), retry: bool = True) -> requests.Response:
+        import requests
+
         accepted = set(ok)
         attempts = self.max_attempts if retry else 1
         session = self._session or shared_session(url)

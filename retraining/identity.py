@@ -10,9 +10,10 @@ from __future__ import annotations
 import functools
 import hashlib
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from azure.core.credentials import TokenCredential
+if TYPE_CHECKING:  # azure-core is imported with the credential that needs it: keeps cold start light
+    from azure.core.credentials import TokenCredential
 
 _LOCK = threading.Lock()
 _CREDENTIALS: dict[tuple[str, ...], TokenCredential] = {}

@@ -5,12 +5,48 @@ within `[first_s, max_s]`: the detection delay stays under that share of the job
 the number of polls grows only with the logarithm of the length. After a failed poll the next
 wait is short and doubles with each further failure, so an outage is retried with back-off but
 its end is noticed quickly.
+
+With history (the durations of the pipeline's recent finished jobs, newest first), `PollPlanner`
+expects the job to end inside a window `[lo, hi]` and spends its polls there:
+
+- the window is the range of the recent durations once outliers are set aside (farther from the
+  median than `OUTLIER_MADS` scaled median absolute deviations), and at least `PRIOR_SPREAD / n`
+  of the median on either side for `n` durations, so one or two runs do not make it a point;
+- before `lo`: `lead_checks` polls: at `first_s` (a job that fails at once is still seen early),
+  then at `lo / 2` (and `lo / 4`, ... with more lead checks);
+- inside: the first poll is one step past `lo` (no job of the window has ended at `lo` itself), then
+  each wait is `precision` of the elapsed time: a job still running at `t` lasts more than `t`, so it
+  is noticed within `precision` of its length wherever in the window it ends. The polls this costs
+  grow with log(hi / lo) / precision: with the spread, not with the length;
+- past `hi`: today's schedule, so a late outlier is noticed as it is today.
+
+A window wider than `MAX_WINDOW_POLLS` steps of `precision` is walked in longer steps; one that would
+need steps longer than `fraction` (durations spread over two orders of magnitude) is no knowledge,
+and the schedule is today's. In the window no wait is shorter than `first_s * precision / fraction`
+nor longer than `max_s`.
+
+A status answer only says "not yet", so the window's width is what the calls pay for. A job that
+ends *before* the window (an early outlier: a failure, less data) is noticed at the next lead check,
+at `lo` at the latest: fewer calls than today, but later. That is the price of few calls before the
+window; a service that announces completion removes it. The durations are detection times (what the
+monitor measured), at most `precision` later than the jobs' ends once this schedule runs.
+
+Everything is a function of its arguments (no clock, no randomness), so a replay plans the same waits.
 """
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Sequence
+
+PRECISION = 0.01  # in the window, each wait is this share of the elapsed time: detection within 1% of the job
+LEAD_CHECKS = 2  # polls before the window: at first_s, then at lo / 2 (then lo / 4 ... with more)
+MAX_HISTORY = 20  # newest durations used; older runs say little about the next one
+OUTLIER_MADS = 3.0  # a duration farther from the median than this many scaled MADs is set aside
+PRIOR_SPREAD = 0.25  # with one duration the window is ±25% of it; with n, at least ±25%/n
+MAX_WINDOW_POLLS = 64  # a wider window gets longer steps, not more polls; one needing steps over `fraction`, none
+_MAD_TO_SIGMA = 1.4826  # the MAD of a normal distribution times this is its standard deviation
 
 
 def next_poll_delay_s(elapsed_s: float, *, first_s: float, max_s: float, fraction: float) -> float:
@@ -19,31 +55,97 @@ def next_poll_delay_s(elapsed_s: float, *, first_s: float, max_s: float, fractio
 
 
 def poll_schedule(duration_s: float, *, first_s: float, max_s: float, fraction: float) -> list[float]:
-    """The poll times (seconds after start) for a job lasting `duration_s`: for planning and tests."""
-    times, elapsed = [], 0.0
-    while True:
-        elapsed += next_poll_delay_s(elapsed, first_s=first_s, max_s=max_s, fraction=fraction)
-        times.append(elapsed)
-        if elapsed >= duration_s:
-            return times
+    """The poll times (seconds after start) after the first, for a job lasting `duration_s`, without history."""
+    return PollPlanner((), first_s=first_s, max_s=max_s, fraction=fraction).poll_times(duration_s)[1:]
+
+
+def clean_history(history_s: Sequence[float], limit: int = MAX_HISTORY) -> tuple[float, ...]:
+    """The newest `limit` usable durations: finite and positive (a corrupt record never steers polling)."""
+    usable = []
+    for value in history_s:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+            continue
+        usable.append(float(value))
+        if len(usable) >= limit:
+            break
+    return tuple(usable)
+
+
+def expected_window(history_s: Sequence[float]) -> tuple[float, float] | None:
+    """`(lo, hi)`: where the next job should end, from cleaned durations; None without any."""
+    if not history_s:
+        return None
+    median = statistics.median(history_s)
+    floor = median * PRIOR_SPREAD / len(history_s)
+    deviation = statistics.median(abs(h - median) for h in history_s)
+    reach = max(OUTLIER_MADS * _MAD_TO_SIGMA * deviation, floor)
+    kept = [h for h in history_s if abs(h - median) <= reach]
+    return min(min(kept), median - floor), max(max(kept), median + floor)
 
 
 class PollPlanner:
     """Chooses each wait from the elapsed time, the pipeline's recent job durations and failed polls."""
 
-    def __init__(self, history_s: Sequence[float], *, first_s: float, max_s: float, fraction: float) -> None:
-        self.history = tuple(h for h in history_s if h > 0)
+    def __init__(self, history_s: Sequence[float], *, first_s: float, max_s: float, fraction: float,
+                 precision: float = PRECISION, lead_checks: int = LEAD_CHECKS) -> None:
+        if not (math.isfinite(first_s) and first_s > 0):
+            raise ValueError(f"first_s must be a positive number of seconds, not {first_s!r}")
+        if not (math.isfinite(max_s) and max_s >= first_s):
+            raise ValueError(f"max_s must be at least first_s ({first_s}), not {max_s!r}")
+        if not (math.isfinite(fraction) and 0 < fraction <= 1):
+            raise ValueError(f"fraction must be in (0, 1], not {fraction!r}")
+        if not (math.isfinite(precision) and 0 < precision <= fraction):
+            raise ValueError(f"precision must be in (0, fraction], not {precision!r}")
+        if lead_checks < 0:
+            raise ValueError(f"lead_checks must be 0 or more, not {lead_checks!r}")
+        self.history = clean_history(history_s)
         self.first_s = first_s
         self.max_s = max_s
         self.fraction = fraction
+        # The shortest wait in the window: today's first wait, scaled down as the precision is.
+        self.min_s = first_s * precision / fraction
+        self.window = expected_window(self.history)
+        self.share = precision
+        self.lead: tuple[float, ...] = ()  # the polls before the window, then the window's first
+        if self.window is not None:
+            lo, hi = self.window
+            self.share = max(precision, (hi / lo) ** (1 / MAX_WINDOW_POLLS) - 1)
+            if self.share > fraction:  # a history this spread cannot beat today's schedule
+                self.window, self.share = None, precision
+                return
+            checks = (first_s, *(lo / 2 ** k for k in range(lead_checks - 1, 0, -1)))[:lead_checks]
+            self.lead = (*sorted(t for t in checks if first_s <= t < lo), lo + self._inside_s(lo))
 
     @property
     def expected_s(self) -> float | None:
         """The median of the recent job durations, if there are any."""
         return round(statistics.median(self.history), 3) if self.history else None
 
+    @property
+    def window_s(self) -> tuple[float, float] | None:
+        """Where the job is expected to end (seconds after the first poll), if there is history."""
+        return (round(self.window[0], 3), round(self.window[1], 3)) if self.window else None
+
     def next_delay_s(self, elapsed_s: float, *, failing_in_a_row: int = 0) -> float:
-        delay = next_poll_delay_s(elapsed_s, first_s=self.first_s, max_s=self.max_s, fraction=self.fraction)
+        if not math.isfinite(elapsed_s):
+            raise ValueError(f"elapsed_s must be a number of seconds, not {elapsed_s!r}")
+        delay = self._planned_s(max(0.0, elapsed_s))
         if failing_in_a_row:
             delay = min(delay, self.first_s * 2 ** (failing_in_a_row - 1))
         return delay
+
+    def _planned_s(self, elapsed_s: float) -> float:
+        if self.window is None or elapsed_s >= self.window[1]:
+            return next_poll_delay_s(elapsed_s, first_s=self.first_s, max_s=self.max_s, fraction=self.fraction)
+        ahead = [t for t in self.lead if t >= elapsed_s + self.min_s]
+        return ahead[0] - elapsed_s if ahead else self._inside_s(elapsed_s)
+
+    def _inside_s(self, elapsed_s: float) -> float:
+        return min(self.max_s, max(self.min_s, self.share * elapsed_s))
+
+    def poll_times(self, duration_s: float, *, overhead_s: float = 0.0) -> list[float]:
+        """Every poll's time (the first at 0) for a job lasting `duration_s`, each poll taking `overhead_s`."""
+        times = [0.0]
+        while times[-1] < duration_s:
+            times.append(times[-1] + overhead_s + self.next_delay_s(times[-1] + overhead_s))
+        return times

@@ -13,15 +13,17 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import AzureError, ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
-from azure.storage.blob import BlobSasPermissions, BlobServiceClient, UserDelegationKey, generate_blob_sas
 
 from .errors import StorageConflictError, StorageError
 from .models import BlobPath
 from .settings import Settings
+
+if TYPE_CHECKING:  # azure-storage-blob is imported when storage is first used: keeps cold start light
+    from azure.storage.blob import BlobServiceClient, UserDelegationKey
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +53,7 @@ class TrainingStorage:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TrainingStorage:
+        from azure.storage.blob import BlobServiceClient
         retry = {"retry_total": 6, "retry_backoff_factor": 0.5, "retry_backoff_max": 8}
         if settings.storage_connection_string:
             try:
@@ -205,6 +208,7 @@ class TrainingStorage:
 
     def sas(self, path: BlobPath, *, read: bool = False, write: bool = False, lifetime: timedelta) -> str:
         """A SAS token (with leading `?`) for exactly one blob, HTTPS-only when the account is HTTPS."""
+        from azure.storage.blob import BlobSasPermissions, generate_blob_sas
         now = datetime.now(UTC)
         permission = BlobSasPermissions(read=read, write=write, create=write)
         common: dict[str, Any] = {

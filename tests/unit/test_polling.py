@@ -1,0 +1,178 @@
+"""Polling that learns: the expected window from history, its cost in calls, and never worse than today past it."""
+
+from __future__ import annotations
+
+import math
+import statistics
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from retraining.polling import MAX_HISTORY, MAX_WINDOW_POLLS, PollPlanner, expected_window, next_poll_delay_s
+
+POLICY = {"first_s": 5.0, "max_s": 300.0, "fraction": 0.05}
+MEDIAN = 6000.0  # a 100-minute job
+
+
+def spread(share: float, n: int = 12, median: float = MEDIAN) -> list[float]:
+    """`n` durations evenly across median ± share (newest first, in no particular order)."""
+    return [median * (1 + share * (2 * i / (n - 1) - 1)) for i in range(n)]
+
+
+def watch(planner: PollPlanner, duration: float) -> tuple[int, float]:
+    """(status calls, detection delay) for a job lasting `duration`."""
+    times = planner.poll_times(duration)
+    return len(times), times[-1] - duration
+
+
+def today_bound(duration: float) -> float:
+    """The detection delay today's schedule guarantees for a job of this length."""
+    return next_poll_delay_s(duration, **POLICY)
+
+
+TODAY = PollPlanner((), **POLICY)
+
+
+# ---- the figures of issue 16 -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("share", [0.95, 0.97, 1.0, 1.03, 1.05])
+def test_a_job_within_5_percent_of_a_5_percent_history_is_seen_within_1_percent_in_15_calls(share: float) -> None:
+    planner = PollPlanner(spread(0.05), **POLICY)
+    duration = share * MEDIAN
+    calls, delay = watch(planner, duration)
+    assert delay <= 0.01 * duration + 1e-6
+    assert calls <= 15
+
+
+@pytest.mark.parametrize("share", [0.75, 0.8, 0.9, 1.0, 1.1, 1.2, 1.25])
+def test_a_job_within_25_percent_of_a_25_percent_history_costs_about_the_window_over_1_percent(share: float) -> None:
+    planner = PollPlanner(spread(0.25), **POLICY)
+    lo, hi = expected_window(planner.history) or (0, 0)
+    duration = share * MEDIAN
+    calls, delay = watch(planner, duration)
+    assert delay <= 0.01 * duration + 1e-6
+    assert calls <= (hi - lo) / (0.01 * MEDIAN) + 5  # 55 for a 100-minute job
+
+
+def test_without_history_the_schedule_is_todays() -> None:
+    for elapsed in (0.0, 3.0, 100.0, 1000.0, 6000.0, 1e6):
+        assert TODAY.next_delay_s(elapsed) == next_poll_delay_s(elapsed, **POLICY)
+    assert TODAY.window_s is None and TODAY.expected_s is None
+
+
+def test_a_late_outlier_is_seen_as_today_and_costs_fewer_calls() -> None:
+    planner = PollPlanner(spread(0.05), **POLICY)
+    for share in (1.06, 1.2, 1.5, 2.0, 3.0):
+        duration = share * MEDIAN
+        calls, delay = watch(planner, duration)
+        assert delay <= today_bound(duration) + 1e-6
+        assert calls < watch(TODAY, duration)[0]
+
+
+def test_an_early_outlier_costs_fewer_calls_and_is_seen_by_the_window_at_the_latest() -> None:
+    """The documented trade: few checks before the window, so an early end waits for the next one."""
+    planner = PollPlanner(spread(0.05), **POLICY)
+    lo, _ = planner.window or (0, 0)
+    assert planner.lead == pytest.approx((5.0, lo / 2, lo * 1.01))
+    for share in (0.001, 0.1, 0.3, 0.5, 0.9):
+        duration = share * MEDIAN
+        calls, delay = watch(planner, duration)
+        assert calls <= min(4, watch(TODAY, duration)[0])
+        assert delay <= lo * 1.01 - duration + 1e-6
+    assert watch(planner, 1.0) == (2, 4.0)  # a job that fails at once is seen at first_s, as today
+
+
+# ---- the window --------------------------------------------------------------------------------
+
+
+def test_outliers_in_the_history_are_set_aside() -> None:
+    history = spread(0.05)
+    assert expected_window([*history[:-1], 3 * MEDIAN]) == expected_window([*history[:-1], history[-2]])
+    assert expected_window([*history[:-1], 0.1 * MEDIAN]) == expected_window([*history[:-1], history[-2]])
+
+
+def test_few_durations_give_a_wider_window() -> None:
+    assert expected_window([MEDIAN]) == pytest.approx((0.75 * MEDIAN, 1.25 * MEDIAN))
+    assert expected_window([MEDIAN] * 2) == pytest.approx((0.875 * MEDIAN, 1.125 * MEDIAN))
+    assert expected_window([MEDIAN] * 20) == pytest.approx((0.9875 * MEDIAN, 1.0125 * MEDIAN))
+
+
+def test_unusable_durations_are_ignored_and_only_the_newest_count() -> None:
+    planner = PollPlanner([math.nan, -5.0, 0.0, math.inf, True, "600", MEDIAN], **POLICY)  # type: ignore[list-item]
+    assert planner.history == (MEDIAN,)
+    assert PollPlanner([math.nan, -1.0], **POLICY).window is None
+    planner = PollPlanner([100.0] * MAX_HISTORY + [1e6] * 5, **POLICY)
+    assert planner.history == (100.0,) * MAX_HISTORY
+
+
+def test_a_wide_history_costs_at_most_the_window_cap_and_a_very_wide_one_gives_todays_schedule() -> None:
+    planner = PollPlanner([3000.0, 6000.0, 12000.0], **POLICY)
+    lo, hi = planner.window or (0, 0)
+    assert 0.01 < planner.share < 0.05
+    assert watch(planner, hi)[0] <= 2 + len(planner.lead) + MAX_WINDOW_POLLS
+    assert PollPlanner([100.0, 300.0, 1000.0, 3000.0, 10000.0, 30000.0], **POLICY).window is None
+
+
+@pytest.mark.parametrize("bad", [
+    {"first_s": 0.0}, {"first_s": math.nan}, {"max_s": 1.0}, {"fraction": 0.0}, {"fraction": 1.5},
+    {"precision": 0.0}, {"precision": 0.1}, {"lead_checks": -1},
+])
+def test_invalid_parameters_are_refused(bad: dict[str, float]) -> None:
+    with pytest.raises(ValueError):
+        PollPlanner([MEDIAN], **(POLICY | bad))  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        TODAY.next_delay_s(math.nan)
+
+
+def test_failed_polls_shorten_the_wait_as_today() -> None:
+    planner = PollPlanner(spread(0.05), **POLICY)
+    assert planner.next_delay_s(100.0) > 1000.0  # before the window: one long wait
+    assert [planner.next_delay_s(100.0, failing_in_a_row=n) for n in (1, 2, 3)] == [5.0, 10.0, 20.0]
+
+
+# ---- properties over any history and any job --------------------------------------------------
+
+durations = st.floats(min_value=1.0, max_value=7 * 86400.0, allow_nan=False)
+histories = st.lists(st.one_of(durations, st.sampled_from([math.nan, math.inf, -1.0, 0.0])), max_size=30)
+
+
+@settings(max_examples=300, deadline=None)
+@given(history=histories, duration=durations)
+def test_from_the_window_on_a_job_is_never_seen_later_than_today_guarantees(history: list[float], duration: float) -> None:
+    planner = PollPlanner(history, **POLICY)
+    lo = planner.window[0] if planner.window else 0.0
+    calls, delay = watch(planner, duration)
+    if duration >= lo:
+        assert delay <= today_bound(duration) + 1e-6
+    else:  # an early end: seen at the next lead check
+        assert calls <= 2 + len(planner.lead)
+
+
+@settings(max_examples=300, deadline=None)
+@given(history=st.lists(durations, min_size=1, max_size=20), position=st.floats(0.0, 1.0))
+def test_inside_the_window_a_job_is_seen_within_the_precision(history: list[float], position: float) -> None:
+    planner = PollPlanner(history, **POLICY)
+    if planner.window is None:  # too spread to learn from
+        return
+    lo, hi = planner.window
+    duration = lo + position * (hi - lo)
+    calls, delay = watch(planner, duration)
+    assert delay <= max(planner.share * duration, planner.min_s) + 1e-6
+    # the window costs at most MAX_WINDOW_POLLS steps, and max_s steps where those are shorter
+    assert calls <= 2 + len(planner.lead) + MAX_WINDOW_POLLS + (hi - lo) / POLICY["max_s"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(history=st.lists(st.floats(600.0, 7 * 86400.0), min_size=1, max_size=20), factor=st.floats(0.0, 3.0))
+def test_for_jobs_of_ten_minutes_or_more_the_learned_schedule_calls_less_than_today(history: list[float], factor: float) -> None:
+    planner = PollPlanner(history, **POLICY)
+    duration = max(1.0, factor * statistics.median(history))
+    assert watch(planner, duration)[0] <= watch(TODAY, duration)[0]
+
+
+def test_the_plan_is_a_function_of_its_inputs() -> None:
+    """Replay safety: two planners from the same inputs plan the same waits."""
+    a, b = PollPlanner(spread(0.25), **POLICY), PollPlanner(spread(0.25), **POLICY)
+    assert [a.next_delay_s(t) for t in range(0, 9000, 37)] == [b.next_delay_s(t) for t in range(0, 9000, 37)]
