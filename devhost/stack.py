@@ -73,7 +73,7 @@ def local_definitions(shipped: Path = ROOT / "pipelines.json") -> dict[str, Any]
     """
     definitions: dict[str, Any] = json.loads(shipped.read_text())
     for pipeline in definitions["pipelines"]:
-        pipeline["polling"] = {"firstInterval": "00:00:00.2", "maxInterval": "00:00:01", "fraction": 0.05}
+        pipeline["polling"] = pipeline.get("polling", {}) | {"firstInterval": "00:00:00.2", "maxInterval": "00:00:01", "fraction": 0.05}
         pipeline["data"]["externalData"] = {"retryInterval": "00:00:01", "retryTimeout": "00:00:03", "maximumRetry": 2}
         pipeline["data"]["watch"] = "incoming/*" + pipeline["data"]["blob"][pipeline["data"]["blob"].rfind("."):]
         pipeline["policy"] = pipeline.get("policy", {}) | {"timeout": "00:01:00", "retryIntervalInSeconds": 1}

@@ -9,6 +9,9 @@ Where the training service announces completion (Azure ML on Event Grid), the ap
 `JOB_EVENT` to this instance and the wait ends at once: the event only brings the next poll
 forward, so a duplicate, late, forged or lost event changes nothing but timing. The waiter is
 created once and used for one early wake-up, so both Durable engines treat buffered events alike.
+With `polling.completionEvents` the pipeline says the events do reach the app: until one comes,
+the monitor polls only every `maxInterval` (a lost event costs at most that), so a job costs two
+status calls, the first and the one the event brings; once woken, the usual schedule resumes.
 """
 
 from __future__ import annotations
@@ -77,7 +80,10 @@ def monitor_training_job(context: df.DurableOrchestrationContext) -> Generator[A
             fate = "it was cancelled" if cancelled else f"cancelling it failed too ({last_error}); it may still be running"
             reason = f"the training job outlived the policy deadline {monitor.deadline}: {what}; {fate}"
             return JobOutcome("Unreachable" if unreachable else "TimedOut", reason, polls, elapsed, failed, cancelled, woken).to_dict()
-        delay = planner.next_delay_s(elapsed, failing_in_a_row=failing_in_a_row)
+        if event is not None and not woken and monitor.events_trusted and not failing_in_a_row:
+            delay = monitor.poll_max_s  # the event is the signal; this poll only guards against losing it
+        else:
+            delay = planner.next_delay_s(elapsed, failing_in_a_row=failing_in_a_row)
         timer = context.create_timer(min(now + timedelta(seconds=delay), deadline))
         if event is not None and not woken:
             winner = yield context.task_any([event, timer])

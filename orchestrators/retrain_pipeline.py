@@ -107,7 +107,8 @@ class _Retrain(RunProgress):
         deadline = context.current_utc_datetime + timedelta(seconds=plan.timeout_s)
         monitor_id = f"{context.instance_id}:monitor"
         self.status("polling", job_id=job.job_id, monitor=monitor_id, deadline=iso(deadline))
-        monitor = MonitorInput(job, iso(deadline), plan.poll_first_s, plan.poll_max_s, plan.poll_fraction, plan.history_s, plan.events)
+        monitor = MonitorInput(job, iso(deadline), plan.poll_first_s, plan.poll_max_s, plan.poll_fraction, plan.history_s, plan.events,
+                               plan.events_trusted)
         outcome = JobOutcome.from_dict((yield context.call_sub_orchestrator(MONITOR_ORCHESTRATOR, monitor.to_dict(), monitor_id)))
         self.job_ended = True  # finished, failed, or cancelled by the monitor
         if outcome.status == "Cancelled" and (cancel := (yield from self.cancelled())) is not None:

@@ -262,6 +262,7 @@ class PipelinePlan:
     targets: tuple[TargetPlan, ...]
     history_s: tuple[float, ...] = ()  # durations of the pipeline's recent jobs, newest first (for polling)
     events: bool = False  # the training service announces job completion by event
+    events_trusted: bool = False  # and its events reach the app, so polls are only a fallback (polling.completionEvents)
     approval_s: float = 0.0  # how long a model that passed the gate waits for approval (0: none is asked)
     notify: tuple[str, ...] = ()  # the events the pipeline's webhook wants (empty: no webhook)
 
@@ -327,16 +328,18 @@ class MonitorInput:
     poll_fraction: float
     history_s: tuple[float, ...] = ()
     events: bool = False  # wait for a completion event as well as the poll timer
+    events_trusted: bool = False  # the events reach the app: until one comes, poll every poll_max_s only
 
     def to_dict(self) -> dict[str, Any]:
         return {"job": self.job.to_dict(), "deadline": self.deadline, "poll_first_s": self.poll_first_s,
                 "poll_max_s": self.poll_max_s, "poll_fraction": self.poll_fraction, "history_s": list(self.history_s),
-                "events": self.events}
+                "events": self.events, "events_trusted": self.events_trusted}
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> MonitorInput:
         return cls(SubmittedJob.from_dict(raw["job"]), raw["deadline"], raw["poll_first_s"], raw["poll_max_s"], raw["poll_fraction"],
-                   tuple(float(s) for s in raw.get("history_s", ())), bool(raw.get("events", False)))
+                   tuple(float(s) for s in raw.get("history_s", ())), bool(raw.get("events", False)),
+                   bool(raw.get("events_trusted", False)))
 
 
 @dataclass(frozen=True)

@@ -189,8 +189,7 @@ def resolve_plan(settings: Settings, storage: TrainingStorage, request: RunReque
             raise ConfigError(f"trainingBlob: must be in the pipeline's data container {definition.data_container!r}")
         history = tuple(r.job.elapsed_s for r in lineage(settings, storage).recent(definition.name, HISTORY_RUNS)
                         if r.job is not None and r.job.status == "Finished")
-        service = training_service(context(settings, storage, definition.name))
-        return plan_of(definition, request.training_blob, history=history, events=service.announces_completion)
+        return plan_of(definition, request.training_blob, history=history)
 
     return expected(plan)
 

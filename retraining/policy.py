@@ -82,8 +82,7 @@ def check_result_location(base_location: object, relative_location: object, *, a
     return path
 
 
-def plan_of(pipeline: Pipeline, training_blob: BlobPath | None, *, history: tuple[float, ...] = (),
-            events: bool = False) -> PipelinePlan:
+def plan_of(pipeline: Pipeline, training_blob: BlobPath | None, *, history: tuple[float, ...] = ()) -> PipelinePlan:
     data = training_blob or BlobPath(pipeline.data_container, pipeline.data_blob)
     return PipelinePlan(
         name=pipeline.name,
@@ -101,7 +100,8 @@ def plan_of(pipeline: Pipeline, training_blob: BlobPath | None, *, history: tupl
         targets=tuple(TargetPlan(t.name, t.kind, t.policy.retry, t.policy.retry_interval.total_seconds(),
                                  t.policy.timeout.total_seconds()) for t in pipeline.targets),
         history_s=history,
-        events=events,
+        events=pipeline.training.announces_completion,
+        events_trusted=pipeline.polling.completion_events,
         approval_s=pipeline.gate.approval.timeout.total_seconds() if pipeline.gate.approval.required else 0.0,
         notify=pipeline.notifications.events if pipeline.notifications else (),
     )

@@ -26,7 +26,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 from .base import Target, TrainingConfig
 from .reader import Reader
@@ -62,6 +62,7 @@ class Workspace:
 @dataclass(frozen=True, kw_only=True)
 class AmlCommandTraining(TrainingConfig):
     kind: str = AML_TRAINING
+    announces_completion: ClassVar[bool] = True  # the workspace's Event Grid subscription delivers RunStatusChanged to the app
     workspace: Workspace
     command: str
     environment_id: str

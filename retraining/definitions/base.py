@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from fnmatch import fnmatchcase
+from typing import ClassVar
 
 from ..errors import ConfigError
 
@@ -42,11 +43,17 @@ class ActivityPolicy:
 
 @dataclass(frozen=True)
 class PollingPolicy:
-    """Capped exponential back-off: each wait is `fraction` of the time elapsed so far, within bounds."""
+    """Capped exponential back-off: each wait is `fraction` of the time elapsed so far, within bounds.
+
+    `completion_events`: the training service delivers the job's end to the app (Azure ML's Event
+    Grid subscription, which infra creates), so between the first poll and that event the monitor
+    polls only every `max_interval`, as a guard against a lost event.
+    """
 
     first_interval: timedelta = timedelta(seconds=5)
     max_interval: timedelta = timedelta(minutes=5)
     fraction: float = 0.05
+    completion_events: bool = False
 
 
 @dataclass(frozen=True)
@@ -54,6 +61,7 @@ class TrainingConfig:
     """A pipeline's training service; `kind` picks the subclass and the service module."""
 
     kind: str
+    announces_completion: ClassVar[bool] = False  # the service can deliver a job's end to the app (Event Grid)
 
     @property
     def label_hint(self) -> str | None:

@@ -130,12 +130,16 @@ def _pipeline(reader: Reader, raw: dict[str, Any], path: str, name: str) -> Pipe
     data = reader.obj(raw.get("data"), f"{path}.data", {"container", "blob", "watch", "externalData", "labelColumn"})
     external = reader.obj(data.get("externalData"), f"{path}.data.externalData", {"retryInterval", "retryTimeout", "maximumRetry"},
                           required=False)
-    polling = reader.obj(raw.get("polling"), f"{path}.polling", {"firstInterval", "maxInterval", "fraction"}, required=False)
+    polling = reader.obj(raw.get("polling"), f"{path}.polling", {"firstInterval", "maxInterval", "fraction", "completionEvents"},
+                          required=False)
     fraction = polling.get("fraction", 0.05)
     if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
         raise reader.error(f"{path}.polling.fraction", "expected a number in (0, 1]")
     output = reader.obj(raw.get("output"), f"{path}.output", {"container"}, required=False)
     training = _training(reader, raw, f"{path}.training")
+    completion_events = reader.flag(polling.get("completionEvents"), f"{path}.polling.completionEvents", False)
+    if completion_events and not training.announces_completion:
+        raise reader.error(f"{path}.polling.completionEvents", f"training kind {training.kind!r} does not announce completion")
     targets = tuple(_target(reader, t, f"{path}.targets[{i}]", raw, training)
                     for i, t in enumerate(reader.list(raw.get("targets"), f"{path}.targets")))
     names = [t.name for t in targets]
@@ -159,6 +163,7 @@ def _pipeline(reader: Reader, raw: dict[str, Any], path: str, name: str) -> Pipe
             first_interval=reader.timespan(polling.get("firstInterval"), f"{path}.polling.firstInterval", timedelta(seconds=5)),
             max_interval=reader.timespan(polling.get("maxInterval"), f"{path}.polling.maxInterval", timedelta(minutes=5)),
             fraction=float(fraction),
+            completion_events=completion_events,
         ),
         gate=_gate(reader, raw.get("gate"), f"{path}.gate"),
         targets=targets,

@@ -86,7 +86,6 @@ def service_client(context: ServiceContext, service: str, *, max_retry_after_s: 
 class TrainingService(Protocol):
     """Runs one training job per run and hands back a verified model."""
 
-    announces_completion: bool  # the service can POST a completion event (Event Grid) to the app
 
     def submit(self, run_id: str, data: BlobPath) -> SubmittedJob:
         """Create the job for `run_id` on `data`; calling it again for the same run never makes a second job."""

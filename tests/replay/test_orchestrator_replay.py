@@ -274,6 +274,22 @@ def test_duplicate_and_early_events_change_nothing_but_timing(app: FunctionApp) 
     assert run.output["status"] == "Finished" and run.output["polls"] == 5
 
 
+def test_with_trusted_events_a_job_costs_two_status_calls(app: FunctionApp) -> None:
+    given = MONITOR | {"events": True, "events_trusted": True}
+    run = monitor(app, [state("Running"), state("Finished")], given, events={1: [(JOB_EVENT, {"status": "Completed"})]})
+    assert run.output["status"] == "Finished" and run.output["woken_by_event"] is True
+    assert run.output["polls"] == 2  # the first look, and the one the event brought forward
+
+
+def test_with_trusted_events_a_lost_event_costs_at_most_the_max_interval(app: FunctionApp) -> None:
+    given = MONITOR | {"events": True, "events_trusted": True}
+    run = monitor(app, [state("Running"), state("Running"), state("Finished")], given)
+    assert run.output["status"] == "Finished" and run.output["polls"] == 3 and run.output["woken_by_event"] is False
+    timers = run.timers()
+    gap = timers[1] - timers[0]  # polls only every maxInterval while the event is awaited (plus the poll's own time)
+    assert timedelta(seconds=300) <= gap < timedelta(seconds=301), gap
+
+
 # ---- one target ---------------------------------------------------------------------------------
 
 ROLLOUT = {"pipeline": "weekly-retrain", "run_id": RUN_ID, "target": TARGETS[0] | {"timeout_s": 60.0, "retry": 2, "retry_interval_s": 1.0},

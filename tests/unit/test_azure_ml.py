@@ -14,6 +14,7 @@ from retraining.datasets import DataError, sample_rows
 from retraining.definitions import parse_definitions
 from retraining.definitions.azure_ml import AmlCommandTraining, AmlOnlineTarget, Workspace
 from retraining.errors import ConfigError, ResponseFormatError
+from retraining.policy import plan_of
 from retraining.services.azure_ml.endpoints import deployment_name
 from retraining.services.azure_ml.events import RUN_COMPLETED, RUN_STATUS_CHANGED, job_ended
 from retraining.services.azure_ml.online import endpoint_body, split
@@ -54,6 +55,16 @@ def test_the_shipped_azure_ml_pipeline_loads(raw: dict[str, Any]) -> None:
     online = pipeline.target("online")
     assert isinstance(online, AmlOnlineTarget) and online.traffic_steps == (10, 50, 100) and online.keep_deployments == 1
     assert pipeline.output_container is None
+
+
+def test_completion_events_make_polls_a_fallback_only_where_the_pipeline_says_they_arrive(raw: dict[str, Any]) -> None:
+    shipped = plan_of(parse_definitions(raw, SETTINGS).get("aml-retrain"), None)
+    assert shipped.events and shipped.events_trusted  # infra subscribes the app to the workspace's job events
+    del aml_of(raw)["polling"]["completionEvents"]
+    unsure = plan_of(parse_definitions(raw, SETTINGS).get("aml-retrain"), None)
+    assert unsure.events and not unsure.events_trusted  # an event still wakes the monitor; polling stays as it is
+    studio = plan_of(parse_definitions(raw, SETTINGS).get("weekly-retrain"), None)
+    assert not studio.events and not studio.events_trusted
 
 
 def test_an_unset_workspace_setting_sets_only_that_pipeline_aside(raw: dict[str, Any]) -> None:

@@ -75,6 +75,8 @@ def broken(raw: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
     ("pipelines.0.training", KeyError, "pipelines[0].training: expected an object"),
     ("pipelines.0.schedule.start", "2016-02-13", "pipelines[0].schedule.start: '2016-02-13' needs a time zone"),
     ("pipelines.0.polling.fraction", 2, "pipelines[0].polling.fraction: expected a number in (0, 1]"),
+    ("pipelines.0.polling.completionEvents", "yes", "pipelines[0].polling.completionEvents: expected true or false"),
+    ("pipelines.0.polling.completionEvents", True, "pipelines[0].polling.completionEvents: training kind 'studio-bes' does not announce"),
 ])
 def test_invalid_fields_are_named(raw: dict[str, Any], path: str, value: Any, message: str) -> None:
     with pytest.raises(ConfigError) as caught:

@@ -39,7 +39,6 @@ def workspace_client(context: ServiceContext, config: AmlCommandTraining | Any, 
 
 
 class AmlCommandJobs:
-    announces_completion = True  # the workspace's Event Grid subscription delivers RunStatusChanged to the app
 
     def __init__(self, context: ServiceContext) -> None:
         self.context = context

@@ -41,7 +41,6 @@ def _next_look(state: Mapping[str, Any]) -> float:
 
 
 class BesTraining:
-    announces_completion = False
 
     def __init__(self, context: ServiceContext) -> None:
         self.context = context
