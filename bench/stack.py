@@ -135,9 +135,11 @@ class Stack:
         shutil.rmtree(WORK, ignore_errors=True)
         WORK.mkdir(parents=True)
         self.azurite = start_azurite(WORK / "azurite")
-        self.emulator: Emulator = start_emulator(WORK / "emulator", storage_connection_string=self.azurite.connection_string)
-        self.blobs = BlobServiceClient.from_connection_string(self.azurite.connection_string)
         self.proxy = CountingProxy(self.azurite.port)
+        proxied = self.azurite.connection_string.replace(f":{self.azurite.port}/", f":{self.proxy.port}/")
+        # Azure ML jobs read their input by the URL devhost hands them, which is the proxy's
+        self.emulator: Emulator = start_emulator(WORK / "emulator", storage_connection_string=(self.azurite.connection_string, proxied))
+        self.blobs = BlobServiceClient.from_connection_string(self.azurite.connection_string)
         self.services = self.emulator.services()
         self.training = self.services["webServices"][0]
         self.scoring = self.services["webServices"][1]
@@ -145,7 +147,7 @@ class Stack:
             "DEVHOST_MAX_ACTIVITIES": "64", "RETRAIN_UPDATE_WAIT_SECONDS": "60",
             "DEVHOST_WATCH_BLOBS": "false"}  # no blob trigger here: keep its listing out of the figures
         # devhost (and so the SAS locations it hands the service) reaches storage through the counting proxy
-        self.settings["TrainingStorage"] = self.azurite.connection_string.replace(f":{self.azurite.port}/", f":{self.proxy.port}/")
+        self.settings["TrainingStorage"] = proxied
         self.shipped = json.loads((ROOT / "pipelines.json").read_text())["pipelines"][0]
         self.pipelines: list[dict[str, Any]] = []
         self.state: dict[str, Any] = {}  # what a figure's prepare() leaves for its measure()
@@ -211,7 +213,7 @@ class Stack:
                 raise RuntimeError("devhost did not start:\n" + (home / "devhost.log").read_text()[-3000:])
             time.sleep(0.1)
         serve = json.loads(state.read_text())
-        self.url, self.key = serve["url"], serve["key"]
+        self.url, self.key, self.eventgrid_key = serve["url"], serve["key"], serve["eventgridKey"]
         self.blobs.create_container(DATA)
         self.blobs.get_blob_client(DATA, "base.csv").upload_blob(breast_cancer().head(120).to_csv())
         seed = breast_cancer().head(40)

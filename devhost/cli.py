@@ -79,7 +79,7 @@ def serve(args: argparse.Namespace) -> int:
             print(f"Azurite:  {stack.azurite.blob_endpoint} (sample data labeledexamples/labeledexamples.arff; initial model published)")
             print(f"emulator: {stack.emulator.http_base}  (TLS {stack.emulator.https_base}); "
                   f"its services, URLs and keys: {stack.emulator.http_base}/_emulator/services")
-        write_private(STATE, json.dumps({"url": host.base_url, "key": host.function_key}))
+        write_private(STATE, json.dumps({"url": host.base_url, "key": host.function_key, "eventgridKey": host.eventgrid_key}))
         print(f"devhost:  {host.base_url}")
         print(f"function key: {host.function_key}   (also in {STATE}, readable by you only)")
         print(f"  POST {host.base_url}/api/pipelines/<pipeline>/runs   header x-functions-key: <function key>")

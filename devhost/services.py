@@ -178,18 +178,19 @@ class Emulator(ManagedProcess):
 
 
 def start_emulator(state_dir: Path, *, config: Path | None = None, timeout_s: float = 60,
-                   storage_connection_string: str | None = None) -> Emulator:
+                   storage_connection_string: str | tuple[str, ...] | None = None) -> Emulator:
     """Start `python -m emulator` and wait for its ready line.
 
-    `storage_connection_string` is the storage account Azure ML workspaces use (Azurite's, locally).
+    `storage_connection_string` is the storage account Azure ML workspaces use (Azurite's, locally),
+    or several: the first holds the datastores, the others are reachable by URL too.
     """
     state_dir.mkdir(parents=True, exist_ok=True)
     log_path = state_dir / "emulator.log"
     command = [sys.executable, "-m", "emulator", "--state-dir", str(state_dir)]
     if config:
         command += ["--config", str(config)]
-    if storage_connection_string:
-        command += ["--storage-connection-string", storage_connection_string]
+    for connection_string in (storage_connection_string,) if isinstance(storage_connection_string, str) else storage_connection_string or ():
+        command += ["--storage-connection-string", connection_string]
     log = open(log_path, "ab")  # noqa: SIM115 - closed by stop()
     process = spawn(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=log)
     assert process.stdout is not None

@@ -7,13 +7,16 @@ their query string, and neither headers nor bodies are ever logged.
 
 A client may carry a deadline: no request is sent after it, and each request's timeout is cut to
 the time left, so whatever a caller reports at its deadline is final. Connections are pooled in
-one `requests.Session` per service host and process, reused by every activity call.
+one `requests.Session` per service host and process, reused by every activity call. Each session
+reads the environment's proxy and CA-bundle variables once, when it is made, not on every request
+(which scans every app setting, and netrc, each time).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -58,6 +61,9 @@ def shared_session(url: str) -> requests.Session:
         session = _SESSIONS.get(key)
         if session is None:
             session = _SESSIONS[key] = requests.Session()
+            session.trust_env = False
+            session.proxies = requests.utils.get_environ_proxies(url)  # HTTP(S)_PROXY, honouring NO_PROXY
+            session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
         return session
 
 
@@ -102,7 +108,7 @@ class ServiceClient:
             timeout = self._timeout(method, url)
             try:
                 response = session.request(method, url, headers=headers, json=json, timeout=timeout,
-                                           verify=self.verify, allow_redirects=False)
+                                           verify=None if self.verify is True else self.verify, allow_redirects=False)
             except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
                 failure: Exception = ServiceUnreachableError(
                     f"{self.service}: {method} {redact(url)} got no answer ({type(exc).__name__})")

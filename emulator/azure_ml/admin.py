@@ -119,7 +119,8 @@ def snapshot(state: AzureMlState) -> dict[str, Any]:
         workspaces = [{
             "name": ws.cfg.name,
             "jobs": [{"name": j.name, "jobType": j.spec["jobType"], "status": j.status, "error": j.error,
-                      "outputs": {k: v.get("uri") for k, v in j.outputs.items()}, "metrics": j.metrics} for j in ws.jobs.values()],
+                      "outputs": {k: v.get("uri") for k, v in j.outputs.items()}, "metrics": j.metrics,
+                      "startedAt": j.started_at, "endedAt": j.ended_at} for j in ws.jobs.values()],
             "models": [{"name": mv.name, "version": mv.version, "modelUri": mv.props["modelUri"], "jobName": mv.props["jobName"]}
                        for versions in ws.models.values() for mv in versions.values()],
             "onlineEndpoints": [{"name": e.name, "provisioningState": e.state, "traffic": e.traffic, "liveTraffic": e.live_traffic,

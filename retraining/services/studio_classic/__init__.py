@@ -32,7 +32,7 @@ from .endpoints import ArmWebServiceClient, ClassicEndpointClient
 
 logger = logging.getLogger(__name__)
 
-CONFIRM_FIRST_S, CONFIRM_MAX_S = 0.5, 10.0
+CONFIRM_FIRST_S, CONFIRM_MAX_S = 0.25, 10.0
 
 
 def _next_look(state: Mapping[str, Any]) -> float:
