@@ -39,8 +39,9 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
+# Two workers: most tests wait on servers, so two share this 2-core machine well.
 test: lint
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n 2 --durations=15
 
 # The fault and adversarial suite; its summary line is printed last.
 reliability: setup

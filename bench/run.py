@@ -6,11 +6,12 @@ One local stack (Azurite, the emulator, one devhost process; loopback only) serv
 1. cold_start  `import function_app` and the first activity in a clean virtualenv, vs a minimal Durable app
 2. overhead    a retrain on devhost vs a direct script making the same calls
 3. detection   polling that learns from history vs today's schedule (time-scaled), plus a planner sweep
-4. events      completion events (a slot: needs the Azure ML backend)
-5. updates     CPU per target update vs a direct script; fan-out N = 1, 10, 50
-6. data_size   10 MB to 1 GB of training data: devhost's memory and reads stay flat
-7. scale       1,000 pipelines in the definitions; 300 runs at once
-8. page        the status page of a pipeline with 1,000 runs, vs reading its records one by one
+4. events      Azure ML jobs with completion events vs polling with the events lost
+5. canary      an Azure ML canary rollout's time beyond its bakes vs a direct script
+6. updates     CPU per target update vs a direct script; fan-out N = 1, 10, 50
+7. data_size   10 MB to 1 GB of training data: devhost's memory and reads stay flat
+8. scale       1,000 pipelines in the definitions; 300 runs at once
+9. page        the status page of a pipeline with 1,000 runs, vs reading its records one by one
 
 Prints the table of targets and each figure's lines, writes bench/results.json and appends a dated
 section to bench/RESULTS.md. `python bench/run.py --only detection,updates` runs some figures and
@@ -32,10 +33,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.figures import Row, cold_start, data_size, detection, events, overhead, page, scale, updates
+from bench.figures import Row, canary, cold_start, data_size, detection, events, overhead, page, scale, updates
 from bench.stack import KEEP, ROOT, Stack
 
-FIGURES: tuple[ModuleType, ...] = (cold_start, overhead, detection, events, updates, data_size, scale, page)
+FIGURES: tuple[ModuleType, ...] = (cold_start, overhead, detection, events, canary, updates, data_size, scale, page)
 
 
 def machine() -> str:

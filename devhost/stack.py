@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import tempfile
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -200,9 +201,14 @@ class LocalStack:
             blobs.create_container(container)
         blobs.get_blob_client(container, blob).upload_blob(table.to_csv(), overwrite=True)
         seed = table.head(40)
-        response = requests.post(f"{self.emulator.http_base}/_emulator/azure-ml/workspaces/{workspaces[0]['name']}/seed",
-                                 json={"ColumnNames": list(seed.names), "Values": [list(r) for r in seed.rows], "model": AML_MODEL},
-                                 timeout=60)
+        deadline = time.monotonic() + 60
+        while True:  # 409 while an endpoint is busy (an operation, or a rollout still cleaning up): wait for it
+            response = requests.post(f"{self.emulator.http_base}/_emulator/azure-ml/workspaces/{workspaces[0]['name']}/seed",
+                                     json={"ColumnNames": list(seed.names), "Values": [list(r) for r in seed.rows], "model": AML_MODEL},
+                                     timeout=60)
+            if response.status_code != 409 or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
         response.raise_for_status()
         version: str = response.json()["modelVersion"]
         return version

@@ -13,6 +13,19 @@ from azure.storage.blob import BlobServiceClient
 from devhost.services import Azurite, Emulator, start_azurite, start_emulator
 
 
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`make test` runs two workers (`pytest -n 2`): each module's tests stay on one worker, in order
+    (some build on the state earlier ones left), and the reliability suite is one unit (its last
+    module checks invariants over the whole suite)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByModule(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            return "tests/e2e/reliability" if nodeid.startswith("tests/e2e/reliability/") else nodeid.split("::", 1)[0]
+
+    return ByModule(config, log)
+
+
 @pytest.fixture(scope="session")
 def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
     server = start_azurite(tmp_path_factory.mktemp("azurite"))

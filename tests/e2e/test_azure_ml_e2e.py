@@ -217,7 +217,7 @@ def test_a_lost_event_costs_only_time(stack: LocalStack, aml: Aml) -> None:
     aml.fault({"kind": "aml_events", "action": "drop", "event_type": "*Run*", "remaining": None})
     record = run_to_end(stack, "aml-events")
     assert record["status"] == "Succeeded" and record["job"]["woken_by_event"] is False, record
-    assert record["job"]["elapsed_s"] >= 8  # found by the next poll
+    assert record["job"]["polls"] >= 2  # found by a later poll (when depends on the pipeline's history of job lengths)
 
 
 def test_rollback_on_demand_puts_the_previous_champion_back_on_every_target(stack: LocalStack, aml: Aml) -> None:

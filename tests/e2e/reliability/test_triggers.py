@@ -89,7 +89,7 @@ def test_a_storm_of_triggers_around_the_ends_of_runs_loses_none(stack: LocalStac
     arff = breast_cancer().head(80).to_arff()
     accepted: list[dict[str, Any]] = []
     blob_requests: list[str] = []
-    stop = time.monotonic() + 25
+    stop, give_up = time.monotonic() + 25, time.monotonic() + 120  # on a loaded machine runs end less often: fire longer
     fired = {"at_end": 0, "steady": 0}
     records_before = len(run_records(stack, "storm"))
 
@@ -105,7 +105,7 @@ def test_a_storm_of_triggers_around_the_ends_of_runs_loses_none(stack: LocalStac
 
     n = 0
     last_phase = ""
-    while time.monotonic() < stop or n < 200:
+    while (time.monotonic() < stop or n < 200 or fired["at_end"] < 40) and time.monotonic() < give_up:
         phase = _queue_phase(stack, "storm")
         ending = phase in ("recording", "done", "idle") and phase != last_phase
         last_phase = phase
