@@ -67,7 +67,8 @@ def _side(stack: Stack, prefix: str) -> list[dict[str, Any]]:
         job = jobs[record["job_id"]]
         detected, _ = stack.moments(record)
         rows.append({"pipeline": name, "status_calls": record["job"]["polls"], "woken_by_event": record["job"]["woken_by_event"],
-                     "job_s": round(job["endedAt"] - job["startedAt"], 2), "delay_s": round(detected - job["endedAt"], 3)})
+                     "job_s": round(job["endedAt"] - job["startedAt"], 2), "delay_s": round(detected - job["endedAt"], 3),
+                     "monitor_s": record["job"]["elapsed_s"], "phases": record["phases"]})
     return rows
 
 
