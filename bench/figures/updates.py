@@ -118,7 +118,10 @@ def summary(r: dict[str, Any]) -> list[Row]:
     return [
         Row("app CPU per target update (devhost process)", f"{r['app_cpu_ms_per_update']} ms ({r['cpu_ratio']}x); activity code "
             f"{r['activity_code_cpu_ms_per_update']} ms, host and orchestration {rest} ms", "≤ 1.5× direct script",
-            f"direct script: {r['direct_cpu_ms_per_update']} ms", r["cpu_ratio"] <= 1.5),
+            f"direct script: {r['direct_cpu_ms_per_update']} ms",
+            # N = 50 less N = 1: if something else ran in devhost during N = 1 (its ten-minute queue sweep) the
+            # difference is meaningless, and so is a verdict
+            (0 < r["cpu_ratio"] <= 1.5) if r["app_cpu_ms_per_update"] > 0 else None),
         Row("fan-out, N = 50 vs N = 1 wall time", f"{r['n50_over_n1']}x ({r['rows'][-1]['app_update_s']} s vs {r['rows'][0]['app_update_s']} s)",
             "≤ 2×, or the CPU bound outside the app", f"direct script: {r['direct_n50_over_n1']}x", r["n50_over_n1"] <= 2),
     ]
