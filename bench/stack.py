@@ -8,6 +8,7 @@ on 127.0.0.1 only.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import os
 import shutil
@@ -29,7 +30,7 @@ if str(ROOT) not in sys.path:
 
 from devhost.datasets import breast_cancer  # noqa: E402
 from devhost.services import Emulator, free_port, start_azurite, start_emulator  # noqa: E402
-from devhost.stack import emulator_settings  # noqa: E402
+from devhost.stack import AML_DATA, aml_settings, emulator_settings  # noqa: E402
 
 KEEP = ROOT / "bench" / ".work"  # what outlives a run (the cold-start virtualenv)
 WORK = KEEP / "run"  # this run's state, wiped at start
@@ -182,6 +183,17 @@ class Stack:
         self.pipelines.append(definition)
         return definition
 
+    def aml_pipeline(self, name: str, model: str, **fields: Any) -> dict[str, Any]:
+        """A pipeline like the shipped `aml-retrain` (its settings pointed at the emulator's workspace),
+        with a registry model of its own, no gate, schedule or blob trigger, and `fields` on top."""
+        self.settings |= aml_settings(self.services)
+        shipped = next(p for p in json.loads((ROOT / "pipelines.json").read_text())["pipelines"] if p["name"] == "aml-retrain")
+        definition: dict[str, Any] = copy.deepcopy(shipped) | {"name": name, "gate": {}, "schedule": {"enabled": False}} | fields
+        definition["data"] = definition["data"] | {"watch": "never/*"}
+        definition["training"] = definition["training"] | {"modelName": model}
+        self.pipelines.append(definition)
+        return definition
+
     def classic(self, endpoint: dict[str, Any]) -> dict[str, Any]:
         """A classic scoring target on one endpoint of the scoring service."""
         key = f"KEY_{endpoint['name'].upper()}"
@@ -235,10 +247,28 @@ class Stack:
 
     # ---- driving runs ---------------------------------------------------------------------------
 
+    def fault(self, rule: dict[str, Any]) -> None:
+        """Add a fault rule to the emulator (`/_emulator/faults`; `kind` names the service and what it hits)."""
+        requests.post(f"{self.emulator.http_base}/_emulator/faults", json=rule, timeout=10).raise_for_status()
+
     def job_behaviour(self, target: str | None = None, **behaviour: Any) -> None:
         """How the next job(s) of the training service (or of one of its endpoints, by service id) behave."""
-        requests.post(f"{self.emulator.http_base}/_emulator/faults", json={"kind": "job", "target": target or self.training["id"]} | behaviour,
-                      timeout=10).raise_for_status()
+        self.fault({"kind": "job", "target": target or self.training["id"]} | behaviour)
+
+    def load_aml_data(self) -> None:
+        """The breast-cancer set as CSV where the Azure ML pipelines read it (once per run)."""
+        container, blob = AML_DATA
+        if not self.blobs.get_container_client(container).exists():
+            self.blobs.create_container(container)
+        self.blobs.get_blob_client(container, blob).upload_blob(breast_cancer().to_csv(), overwrite=True)
+
+    def seed_aml(self, model: str) -> None:
+        """Version 1 of `model` (40 rows) serving at 100% on deployment `blue` of the workspace's online endpoint."""
+        ws = self.services["azureMl"]["workspaces"][0]
+        seed = breast_cancer().head(40)
+        requests.post(f"{self.emulator.http_base}/_emulator/azure-ml/workspaces/{ws['name']}/seed",
+                      json={"ColumnNames": list(seed.names), "Values": [list(r) for r in seed.rows], "model": model},
+                      timeout=60).raise_for_status()
 
     def clear(self) -> None:
         requests.delete(f"{self.emulator.http_base}/_emulator/faults", timeout=10)

@@ -11,8 +11,6 @@ Before each side the emulator's seed puts the endpoint back on deployment `blue`
 
 from __future__ import annotations
 
-import copy
-import json
 import time
 from typing import Any
 
@@ -20,36 +18,24 @@ import requests
 from azure.identity import ClientSecretCredential
 
 from bench.figures import Row
-from bench.stack import ROOT, Stack
+from bench.stack import Stack
 from devhost.datasets import breast_cancer
-from devhost.stack import aml_settings
 
 NAME = "canary"
 PIPELINE = "bench-aml-canary"
 MODEL = "bench-canary"
 BAKE_S = 2.0
 STEPS = (10, 50, 100)
-DATA = ("mldata", "breast-cancer.csv")
 API = "api-version=2024-04-01"
 
 
-def _target() -> dict[str, Any]:
-    shipped = next(p for p in json.loads((ROOT / "pipelines.json").read_text())["pipelines"] if p["name"] == "aml-retrain")
-    target: dict[str, Any] = copy.deepcopy(next(t for t in shipped["targets"] if t["kind"] == "aml-online"))
-    return target
-
-
 def prepare(stack: Stack) -> None:
-    stack.settings |= aml_settings(stack.services)
-    shipped = next(p for p in json.loads((ROOT / "pipelines.json").read_text())["pipelines"] if p["name"] == "aml-retrain")
-    target = _target()
+    pipeline = stack.aml_pipeline(PIPELINE, MODEL, polling={"firstInterval": "00:00:00.2", "maxInterval": "00:00:01", "fraction": 0.05})
+    target = next(t for t in pipeline["targets"] if t["kind"] == "aml-online")
     target["rollout"] = target["rollout"] | {"trafficSteps": list(STEPS), "bake": f"00:00:{BAKE_S:09.6f}"}
     target["policy"] = {"timeout": "00:05:00", "retry": 1, "retryIntervalInSeconds": 1}
-    pipeline = copy.deepcopy(shipped) | {"name": PIPELINE, "targets": [target], "gate": {}, "schedule": {"enabled": False}}
-    pipeline["data"] = pipeline["data"] | {"watch": "never/*"}
-    pipeline["training"] = pipeline["training"] | {"modelName": MODEL}
-    pipeline["polling"] = {"firstInterval": "00:00:00.2", "maxInterval": "00:00:01", "fraction": 0.05}
-    stack.pipelines.append(pipeline)
+    pipeline["targets"] = [target]
+    stack.state[NAME] = target
 
 
 class Direct:
@@ -109,26 +95,16 @@ class Direct:
         return time.monotonic() - began
 
 
-def _seed(stack: Stack) -> None:
-    ws = stack.services["azureMl"]["workspaces"][0]
-    seed = breast_cancer().head(40)
-    requests.post(f"{stack.emulator.http_base}/_emulator/azure-ml/workspaces/{ws['name']}/seed",
-                  json={"ColumnNames": list(seed.names), "Values": [list(r) for r in seed.rows], "model": MODEL}, timeout=60).raise_for_status()
-
-
 def measure(stack: Stack) -> dict[str, Any]:
-    container, blob = DATA
-    if not stack.blobs.get_container_client(container).exists():
-        stack.blobs.create_container(container)
-    stack.blobs.get_blob_client(container, blob).upload_blob(breast_cancer().to_csv(), overwrite=True)
-    target = _target()
+    stack.load_aml_data()
+    target = stack.state[NAME]
     bakes = BAKE_S * len(STEPS)
-    _seed(stack)
+    stack.seed_aml(MODEL)
     _, record = stack.run(PIPELINE)
     if record["status"] != "Succeeded":
         raise RuntimeError(f"{PIPELINE} ended {record['status']}: {record.get('reason')}")
     outcome = record["targets"][0]
-    _seed(stack)
+    stack.seed_aml(MODEL)
     direct_s = Direct(stack, target["endpoint"]).roll_out(record["model"]["version"], target)
     return {"steps": list(STEPS), "bake_s": BAKE_S, "bakes_s": bakes, "probes": target["health"]["probes"],
             "app_rollout_s": round(outcome["elapsed_s"], 3), "app_beyond_bake_s": round(outcome["elapsed_s"] - bakes, 3),

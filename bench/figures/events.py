@@ -13,41 +13,24 @@ phase). Targets: at most 2 status calls per job, detection within 2 s of the eve
 
 from __future__ import annotations
 
-import copy
-import json
 import statistics
 from typing import Any
 
 import requests
 
 from bench.figures import Row
-from bench.stack import ROOT, Stack
-from devhost.stack import aml_settings
+from bench.stack import Stack
 
 NAME = "events"
 JOB_S = 30.0  # each job's time in Running
 PIPELINES = 3  # per side
-DATA = ("mldata", "breast-cancer.csv")
-
-
-def _aml_pipeline(name: str, *, events: bool) -> dict[str, Any]:
-    shipped = next(p for p in json.loads((ROOT / "pipelines.json").read_text())["pipelines"] if p["name"] == "aml-retrain")
-    pipeline: dict[str, Any] = copy.deepcopy(shipped) | {"name": name, "targets": [], "gate": {}, "schedule": {"enabled": False}}
-    pipeline["data"] = pipeline["data"] | {"watch": "never/*"}
-    pipeline["training"] = pipeline["training"] | {"modelName": name}  # one registry model each: no version races
-    pipeline["polling"] = pipeline["polling"] | {"completionEvents": events}
-    return pipeline
 
 
 def prepare(stack: Stack) -> None:
-    stack.settings |= aml_settings(stack.services)
     for i in range(PIPELINES):
-        stack.pipelines.append(_aml_pipeline(f"bench-aml-events-{i}", events=True))
-        stack.pipelines.append(_aml_pipeline(f"bench-aml-polling-{i}", events=False))
-
-
-def _fault(stack: Stack, body: dict[str, Any]) -> None:
-    requests.post(f"{stack.emulator.http_base}/_emulator/faults", json=body, timeout=10).raise_for_status()
+        for side, events in (("events", True), ("polling", False)):
+            pipeline = stack.aml_pipeline(f"bench-aml-{side}-{i}", f"bench-aml-{side}-{i}", targets=[])
+            pipeline["polling"] = pipeline["polling"] | {"completionEvents": events}
 
 
 def _jobs(stack: Stack) -> dict[str, dict[str, Any]]:
@@ -74,18 +57,13 @@ def _side(stack: Stack, prefix: str) -> list[dict[str, Any]]:
 
 def measure(stack: Stack) -> dict[str, Any]:
     workspace = stack.services["azureMl"]["workspaces"][0]
-    container, blob = DATA
-    if not stack.blobs.get_container_client(container).exists():
-        stack.blobs.create_container(container)
-    from devhost.datasets import breast_cancer
-
-    stack.blobs.get_blob_client(container, blob).upload_blob(breast_cancer().to_csv(), overwrite=True)
+    stack.load_aml_data()
     webhook = f"{stack.url}/runtime/webhooks/eventgrid?functionName=aml_job_event&code={stack.eventgrid_key}"
     requests.post(f"{stack.emulator.http_base}/_emulator/azure-ml/event-subscriptions",
                   json={"workspace": workspace["name"], "url": webhook}, timeout=30).raise_for_status()
-    _fault(stack, {"kind": "aml_job", "job": "bench-aml-*", "duration_s": JOB_S, "remaining": None})
+    stack.fault({"kind": "aml_job", "job": "bench-aml-*", "duration_s": JOB_S, "remaining": None})
     events = _side(stack, "bench-aml-events")
-    _fault(stack, {"kind": "aml_events", "action": "drop", "remaining": None})
+    stack.fault({"kind": "aml_events", "action": "drop", "remaining": None})
     polling = _side(stack, "bench-aml-polling")
     stack.clear()
     return {"measured": True, "job_s": JOB_S, "jobs": len(events), "events": events, "polling": polling,
