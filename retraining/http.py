@@ -112,6 +112,8 @@ class ServiceClient:
             except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
                 failure: Exception = ServiceUnreachableError(
                     f"{self.service}: {method} {redact(url)} got no answer ({type(exc).__name__})")
+                if attempt == 1:  # likeliest a pooled connection the server closed as it was reused: retry at once
+                    delay = min(delay, 0.05)
             else:
                 if response.status_code in accepted:
                     return response

@@ -54,10 +54,11 @@ class TrainingStorage:
     @classmethod
     def from_settings(cls, settings: Settings) -> TrainingStorage:
         from azure.storage.blob import BlobServiceClient
-        retry = {"retry_total": 6, "retry_backoff_factor": 0.5, "retry_backoff_max": 8}
+
+        from .storage_retry import QuickRetry
         if settings.storage_connection_string:
             try:
-                service = BlobServiceClient.from_connection_string(settings.storage_connection_string, **retry)  # type: ignore[arg-type]
+                service = BlobServiceClient.from_connection_string(settings.storage_connection_string, retry_policy=QuickRetry())
             except ValueError:
                 raise StorageError("app setting TrainingStorage is not a valid storage connection string") from None
             key = getattr(service.credential, "account_key", None)
@@ -65,7 +66,7 @@ class TrainingStorage:
         from azure.identity import DefaultAzureCredential
 
         credential = DefaultAzureCredential(managed_identity_client_id=settings.storage_client_id)
-        return cls(BlobServiceClient(settings.storage_account_url or "", credential=credential, **retry), account_key=None)  # type: ignore[arg-type]
+        return cls(BlobServiceClient(settings.storage_account_url or "", credential=credential, retry_policy=QuickRetry()), account_key=None)
 
     @property
     def account_url(self) -> str:

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from .. import ilearner, wire
+from ..blobs import RETRY
 from ..security import bearer_claims
 from .context import StudioContext
 from .errors import ArmError
@@ -161,6 +162,6 @@ def _download_uri(uri: str, credentials: str | None) -> bytes:
 
     token = (credentials or "").lstrip("?")
     url = f"{uri}?{token}" if token else uri
-    data: bytes = BlobClient.from_blob_url(url, retry_total=1).download_blob().readall()
+    data: bytes = BlobClient.from_blob_url(url, **RETRY).download_blob().readall()
     ilearner.loads(data)
     return data

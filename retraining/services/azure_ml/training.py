@@ -193,8 +193,10 @@ def _foreign_storage(account_url: str, credential: TokenCredential) -> Any:
         from azure.storage.blob import BlobServiceClient
 
         from ...storage import TrainingStorage
+        from ...storage_retry import QuickRetry
 
-        _FOREIGN[key] = TrainingStorage(BlobServiceClient(account_url, credential=credential), account_key=None)
+        _FOREIGN[key] = TrainingStorage(BlobServiceClient(account_url, credential=credential, retry_policy=QuickRetry()),
+                                        account_key=None)
     return _FOREIGN[key]
 
 
