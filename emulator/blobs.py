@@ -27,9 +27,10 @@ from azure.storage.blob import BlobClient, BlobSasPermissions, BlobServiceClient
 
 MAX_BLOB_BYTES = 2 * 1024 * 1024 * 1024
 SAS_LIFETIME = dt.timedelta(hours=24)
-# One quick retry: a pooled connection storage has just closed fails at once. The SDK waits
-# `initial_backoff + increment_base ** 1` seconds before it (18 s by default); this waits 0.05 to 0.15 s.
-RETRY: dict[str, Any] = {"retry_total": 1, "initial_backoff": 0, "increment_base": 0.1, "random_jitter_range": 0.05}
+# The SDK waits `initial_backoff + increment_base ** n` seconds before retry n (18 s before the first
+# by default). A pooled connection storage has just closed fails at once, and a storage restart lasts
+# seconds: retry after 2, 4, 8 and 16 s (±0.5 s), 30 s in all.
+RETRY: dict[str, Any] = {"retry_total": 4, "initial_backoff": 0, "increment_base": 2, "random_jitter_range": 0.5}
 
 _sas_lock = threading.Lock()
 _last_sas_expiry: dict[str, dt.datetime] = {}
