@@ -52,7 +52,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from retraining.storage_retry import QuickRetry
+from retraining.storage import blob_service
 
 from . import eventgrid
 from .discovery import FunctionApp, FunctionSpec, load_app, resolve_setting_expression
@@ -354,7 +354,7 @@ class DevHost:
 
     def _blob_service(self) -> BlobServiceClient | None:
         connection = os.environ.get("TrainingStorage")  # noqa: SIM112 - the app's setting name
-        return BlobServiceClient.from_connection_string(connection, retry_policy=QuickRetry()) if connection else None
+        return blob_service(connection_string=connection) if connection else None
 
     def _watch_blobs(self) -> None:
         service = self._blob_service()

@@ -45,6 +45,17 @@ class ListedBlob:
     metadata: dict[str, str]
 
 
+def blob_service(account_url: str = "", *, connection_string: str | None = None, credential: Any = None) -> BlobServiceClient:
+    """A Blob service client that retries as `storage_retry.QuickRetry` does: every storage client of ours is made here."""
+    from azure.storage.blob import BlobServiceClient
+
+    from .storage_retry import QuickRetry
+
+    if connection_string is not None:
+        return BlobServiceClient.from_connection_string(connection_string, retry_policy=QuickRetry())
+    return BlobServiceClient(account_url, credential=credential, retry_policy=QuickRetry())
+
+
 class TrainingStorage:
     def __init__(self, service: BlobServiceClient, *, account_key: str | None) -> None:
         self._service = service
@@ -53,12 +64,9 @@ class TrainingStorage:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TrainingStorage:
-        from azure.storage.blob import BlobServiceClient
-
-        from .storage_retry import QuickRetry
         if settings.storage_connection_string:
             try:
-                service = BlobServiceClient.from_connection_string(settings.storage_connection_string, retry_policy=QuickRetry())
+                service = blob_service(connection_string=settings.storage_connection_string)
             except ValueError:
                 raise StorageError("app setting TrainingStorage is not a valid storage connection string") from None
             key = getattr(service.credential, "account_key", None)
@@ -66,7 +74,7 @@ class TrainingStorage:
         from azure.identity import DefaultAzureCredential
 
         credential = DefaultAzureCredential(managed_identity_client_id=settings.storage_client_id)
-        return cls(BlobServiceClient(settings.storage_account_url or "", credential=credential, retry_policy=QuickRetry()), account_key=None)
+        return cls(blob_service(settings.storage_account_url or "", credential=credential), account_key=None)
 
     @property
     def account_url(self) -> str:

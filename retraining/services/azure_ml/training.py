@@ -190,13 +190,9 @@ def _foreign_storage(account_url: str, credential: TokenCredential) -> Any:
     """A storage client for a datastore's account, signed in as the workspace credential (one per account and credential)."""
     key = (account_url, id(credential))
     if key not in _FOREIGN:
-        from azure.storage.blob import BlobServiceClient
+        from ...storage import TrainingStorage, blob_service
 
-        from ...storage import TrainingStorage
-        from ...storage_retry import QuickRetry
-
-        _FOREIGN[key] = TrainingStorage(BlobServiceClient(account_url, credential=credential, retry_policy=QuickRetry()),
-                                        account_key=None)
+        _FOREIGN[key] = TrainingStorage(blob_service(account_url, credential=credential), account_key=None)
     return _FOREIGN[key]
 
 
