@@ -29,6 +29,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from devhost.datasets import breast_cancer  # noqa: E402
+from devhost.files import write_private  # noqa: E402
 from devhost.services import Emulator, free_port, start_azurite, start_emulator  # noqa: E402
 from devhost.stack import AML_DATA, aml_settings, emulator_settings  # noqa: E402
 
@@ -209,7 +210,7 @@ class Stack:
     def start_devhost(self) -> None:
         self.definitions_file.write_text(json.dumps({"pipelines": self.pipelines}))
         self.settings["RETRAIN_PIPELINES_FILE"] = str(self.definitions_file)
-        (WORK / "local.settings.json").write_text(json.dumps({"Values": self.settings}))
+        write_private(WORK / "local.settings.json", json.dumps({"Values": self.settings}))  # it holds the keys
         home = WORK / "devhost"
         home.mkdir()
         self.devhost_log_path = home / "devhost.log"

@@ -20,6 +20,7 @@ import pytest
 import requests
 
 from devhost.datasets import breast_cancer
+from devhost.files import write_private
 from devhost.services import FolderLock, ServiceStartError, start_azurite
 from devhost.stack import LocalStack
 
@@ -193,7 +194,7 @@ def test_serve_stops_on_sigterm_and_a_second_serve_refuses(tmp_path: Path, stack
     definitions["pipelines"] = [definitions["pipelines"][0] | {"name": "serve-check", "schedule": {"enabled": False}}]
     (tmp_path / "pipelines.json").write_text(json.dumps(definitions))
     settings = tmp_path / "local.settings.json"
-    settings.write_text(json.dumps({"Values": stack.settings | {"DEVHOST_WATCH_BLOBS": "false", "TASK_HUB_NAME": "servecheck",
+    write_private(settings, json.dumps({"Values": stack.settings | {"DEVHOST_WATCH_BLOBS": "false", "TASK_HUB_NAME": "servecheck",
                                                                 "RETRAIN_PIPELINES_FILE": str(tmp_path / "pipelines.json")}}))
     root = Path(__file__).resolve().parents[3]
     command = [sys.executable, "-m", "devhost.cli", "serve", "--settings", str(settings)]
