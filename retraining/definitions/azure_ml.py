@@ -103,26 +103,28 @@ class DeploymentSpec:
 
 
 @dataclass(frozen=True, kw_only=True)
-class AmlOnlineTarget(Target):
+class AmlEndpointTarget(Target):
+    """What an online and a batch endpoint target share: where the endpoint is, the model, how new deployments look."""
+
     workspace: Workspace
     endpoint: str
     model_name: str
     deployment: DeploymentSpec = field(default_factory=DeploymentSpec)
+    keep_deployments: int = 1  # earlier deployments kept (online: at 0%) after a rollout, for rollback
+
+
+@dataclass(frozen=True, kw_only=True)
+class AmlOnlineTarget(AmlEndpointTarget):
     mirror_percent: int = 0
     mirror_bake: timedelta = timedelta(0)
     traffic_steps: tuple[int, ...] = (10, 50, 100)
     bake: timedelta = timedelta(minutes=5)
     health: HealthCheck = field(default_factory=HealthCheck)
-    keep_deployments: int = 1  # earlier deployments kept (at 0%) after a rollout, for rollback
 
 
 @dataclass(frozen=True, kw_only=True)
-class AmlBatchTarget(Target):
-    workspace: Workspace
-    endpoint: str
-    model_name: str
-    deployment: DeploymentSpec = field(default_factory=DeploymentSpec)
-    keep_deployments: int = 1
+class AmlBatchTarget(AmlEndpointTarget):
+    """A batch endpoint: a new deployment becomes its default once it is created."""
 
 
 TRAINING_FIELDS = {"command", "environment", "compute", "experiment", "parameters", "dataInput", "modelOutput", "metricsOutput",
@@ -138,7 +140,7 @@ def workspace(reader: Reader, pipeline: dict[str, Any], path: str) -> Workspace:
     raw = reader.obj(pipeline.get("workspace"), where, {"resourceId", "managementEndpoint", "credential"})
     resource_id = reader.text(raw.get("resourceId"), f"{where}.resourceId").rstrip("/")
     if not WORKSPACE_ID.match(resource_id):
-        raise reader.error(f"{where}.resourceId", f"{resource_id!r} is not an Azure ML workspace resource id "
+        raise reader.error(f"{where}.resourceId", f"{reader.show(resource_id)} is not an Azure ML workspace resource id "
                            "(/subscriptions/…/resourceGroups/…/providers/Microsoft.MachineLearningServices/workspaces/…)")
     endpoint = reader.url(raw["managementEndpoint"], f"{where}.managementEndpoint") if "managementEndpoint" in raw else PUBLIC_ARM
     cred = reader.obj(raw.get("credential"), f"{where}.credential", {"tenant", "clientId", "clientSecretSetting", "authorityHost"},
@@ -163,14 +165,14 @@ def _asset(reader: Reader, ws: Workspace, value: Any, path: str, collection: str
     name, _, version = text.partition(":")
     if not ASSET_NAME.match(name) or (versioned and not ASSET_NAME.match(version)):
         form = "name:version" if versioned else "name"
-        raise reader.error(path, f"{text!r} must be {form} in the workspace, or an ARM id")
+        raise reader.error(path, f"{reader.show(text)} must be {form} in the workspace, or an ARM id")
     return ws.asset_id(collection, name, version if versioned else None)
 
 
 def _io_name(reader: Reader, value: Any, path: str, default: str) -> str:
     name = reader.text(value, path, default=default)
     if not IO_NAME.match(name):
-        raise reader.error(path, f"{name!r} must be an identifier (letters, digits, _)")
+        raise reader.error(path, f"{reader.show(name)} must be an identifier (letters, digits, _)")
     return name
 
 
@@ -193,7 +195,7 @@ def training(reader: Reader, raw: dict[str, Any], path: str, pipeline: dict[str,
         raise reader.error(f"{path}.command", f"must pass the training data: ${{{{inputs.{data_input}}}}}")
     model_name = reader.text(raw.get("modelName"), f"{path}.modelName", default=str(pipeline.get("name") or "model"))
     if not ASSET_NAME.match(model_name):
-        raise reader.error(f"{path}.modelName", f"{model_name!r} is not a valid model name")
+        raise reader.error(f"{path}.modelName", f"{reader.show(model_name)} is not a valid model name")
     return AmlCommandTraining(
         workspace=ws, command=command,
         environment_id=_asset(reader, ws, raw.get("environment"), f"{path}.environment", "environments", versioned=True),
@@ -209,7 +211,7 @@ def training(reader: Reader, raw: dict[str, Any], path: str, pipeline: dict[str,
 def _endpoint(reader: Reader, raw: dict[str, Any], path: str) -> str:
     name = reader.text(raw.get("endpoint"), f"{path}.endpoint")
     if not ENDPOINT_NAME.match(name):
-        raise reader.error(f"{path}.endpoint", f"{name!r} must be 3-32 letters, digits or dashes, beginning with a letter")
+        raise reader.error(f"{path}.endpoint", f"{reader.show(name)} must be 3-32 letters, digits or dashes, beginning with a letter")
     return name
 
 
@@ -238,8 +240,16 @@ def _model_name(pipeline: dict[str, Any]) -> str:
     return name if isinstance(name, str) and ASSET_NAME.match(name) else str(pipeline.get("name") or "model")
 
 
-def online_target(reader: Reader, raw: dict[str, Any], path: str, pipeline: dict[str, Any], base: Target) -> AmlOnlineTarget:
+def _endpoint_fields(reader: Reader, raw: dict[str, Any], path: str, pipeline: dict[str, Any], base: Target, *,
+                     batch: bool) -> dict[str, Any]:
+    """The fields every endpoint target has (see AmlEndpointTarget), read from its definition."""
     ws = workspace(reader, pipeline, path.split(".targets[", 1)[0])
+    return {"name": base.name, "kind": base.kind, "policy": base.policy, "workspace": ws, "endpoint": _endpoint(reader, raw, path),
+            "model_name": _model_name(pipeline),
+            "deployment": _deployment(reader, ws, raw.get("deployment"), f"{path}.deployment", batch=batch)}
+
+
+def online_target(reader: Reader, raw: dict[str, Any], path: str, pipeline: dict[str, Any], base: Target) -> AmlOnlineTarget:
     rollout = reader.obj(raw.get("rollout"), f"{path}.rollout", {"mirror", "trafficSteps", "bake", "keepDeployments"}, required=False)
     mirror = reader.obj(rollout.get("mirror"), f"{path}.rollout.mirror", {"percent", "bake"}, required=False)
     steps_raw = reader.list(rollout.get("trafficSteps", [10, 50, 100]), f"{path}.rollout.trafficSteps")
@@ -248,9 +258,8 @@ def online_target(reader: Reader, raw: dict[str, Any], path: str, pipeline: dict
         raise reader.error(f"{path}.rollout.trafficSteps", f"expected rising percentages ending at 100, got {list(steps)}")
     health = reader.obj(raw.get("health"), f"{path}.health", {"probes", "maxErrorRate", "maxLatencyMs", "sampleRows"}, required=False)
     target = AmlOnlineTarget(
-        name=base.name, kind=base.kind, policy=base.policy, workspace=ws, endpoint=_endpoint(reader, raw, path),
-        model_name=_model_name(pipeline),
-        deployment=_deployment(reader, ws, raw.get("deployment"), f"{path}.deployment", batch=False),
+        **_endpoint_fields(reader, raw, path, pipeline, base, batch=False),
+        keep_deployments=reader.integer(rollout.get("keepDeployments"), f"{path}.rollout.keepDeployments", 1, 0, 10),
         mirror_percent=reader.integer(mirror.get("percent"), f"{path}.rollout.mirror.percent", 0, 0, 50),
         mirror_bake=reader.timespan(mirror.get("bake"), f"{path}.rollout.mirror.bake", timedelta(0), allow_zero=True),
         traffic_steps=steps,
@@ -262,7 +271,6 @@ def online_target(reader: Reader, raw: dict[str, Any], path: str, pipeline: dict
                                          default=2000.0),
             sample_rows=reader.integer(health.get("sampleRows"), f"{path}.health.sampleRows", 5, 1, 100),
         ),
-        keep_deployments=reader.integer(rollout.get("keepDeployments"), f"{path}.rollout.keepDeployments", 1, 0, 10),
     )
     baking = target.mirror_bake * (target.mirror_percent > 0) + target.bake * len(steps)
     if baking >= target.policy.timeout:
@@ -272,10 +280,5 @@ def online_target(reader: Reader, raw: dict[str, Any], path: str, pipeline: dict
 
 
 def batch_target(reader: Reader, raw: dict[str, Any], path: str, pipeline: dict[str, Any], base: Target) -> AmlBatchTarget:
-    ws = workspace(reader, pipeline, path.split(".targets[", 1)[0])
-    return AmlBatchTarget(
-        name=base.name, kind=base.kind, policy=base.policy, workspace=ws, endpoint=_endpoint(reader, raw, path),
-        model_name=_model_name(pipeline),
-        deployment=_deployment(reader, ws, raw.get("deployment"), f"{path}.deployment", batch=True),
-        keep_deployments=reader.integer(raw.get("keepDeployments"), f"{path}.keepDeployments", 1, 0, 10),
-    )
+    return AmlBatchTarget(**_endpoint_fields(reader, raw, path, pipeline, base, batch=True),
+                          keep_deployments=reader.integer(raw.get("keepDeployments"), f"{path}.keepDeployments", 1, 0, 10))

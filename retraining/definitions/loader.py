@@ -101,7 +101,7 @@ def _name(reader: Reader, value: Any, path: str) -> str:
     raw = reader.obj(value, path, PIPELINE_FIELDS)
     name = reader.text(raw.get("name"), f"{path}.name")
     if not _NAME.match(name):
-        raise reader.error(f"{path}.name", f"{name!r} must be 1-40 lowercase letters, digits or dashes")
+        raise reader.error(f"{path}.name", f"{reader.show(name)} must be 1-40 lowercase letters, digits or dashes")
     return name
 
 
@@ -210,7 +210,7 @@ def _target(reader: Reader, value: Any, path: str, pipeline: dict[str, Any], tra
                                            f"not by this pipeline's {training.kind!r}")
     name = reader.text(raw.get("name"), f"{path}.name")
     if not _NAME.match(name.lower()):
-        raise reader.error(f"{path}.name", f"{name!r} must be 1-40 letters, digits or dashes")
+        raise reader.error(f"{path}.name", f"{reader.show(name)} must be 1-40 letters, digits or dashes")
     base = Target(name, kind_name, _policy(reader, raw.get("policy"), f"{path}.policy", kind.default_timeout, 3))
     return kind.parse(reader, raw, path, pipeline, base)
 

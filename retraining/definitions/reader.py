@@ -29,6 +29,13 @@ class Reader:
     def __init__(self, source: str, settings: Mapping[str, str]) -> None:
         self.source = source
         self.settings = settings
+        self._referenced: dict[str, str] = {}  # value -> the app setting a `%SETTING%` took it from
+
+    def show(self, value: str) -> str:
+        """`value` quoted for an error message; a value taken from an app setting is never shown (it may be a
+        secret referred to in the wrong field), the setting is named instead."""
+        name = self._referenced.get(value) or self._referenced.get(value + "/")  # as given, or with a trailing / trimmed
+        return repr(value) if name is None else f"the value of app setting {name!r} (not shown)"
 
     def error(self, path: str, message: str) -> ConfigError:
         return ConfigError(f"{self.source}: {path or '(root)'}: {message}")
@@ -62,6 +69,7 @@ class Reader:
             resolved = self.settings.get(match.group(1))
             if not resolved:
                 raise UnsetSettingError(f"{self.source}: {path}: refers to app setting {match.group(1)!r}, which is not set")
+            self._referenced[resolved] = match.group(1)
             return resolved
         return value
 
@@ -126,19 +134,19 @@ class Reader:
         url = self.text(value, path)
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise self.error(path, f"expected an http(s) URL, got {url!r}")
+            raise self.error(path, f"expected an http(s) URL, got {self.show(url)}")
         return url
 
     def container(self, value: Any, path: str) -> str:
         name = self.text(value, path)
         if not re.match(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}$", name):
-            raise self.error(path, f"{name!r} is not a valid blob container name")
+            raise self.error(path, f"{self.show(name)} is not a valid blob container name")
         return name
 
     def blob_name(self, value: Any, path: str) -> str:
         name = self.text(value, path)
         if name.startswith("/") or ".." in name.split("/") or len(name) > 1024 or "\\" in name:
-            raise self.error(path, f"{name!r} is not a safe blob name")
+            raise self.error(path, f"{self.show(name)} is not a safe blob name")
         return name
 
     def strings(self, value: Any, path: str) -> dict[str, str]:

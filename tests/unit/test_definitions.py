@@ -104,6 +104,26 @@ def test_a_secret_pasted_instead_of_a_setting_name_is_not_echoed(raw: dict[str, 
     assert "training.apiKeySetting" in str(caught.value) and pasted not in str(caught.value)
 
 
+SECRET = "Sk\\3y..Secret/Value=="  # fails every check below: no URL, container, blob, id or name
+
+
+@pytest.mark.parametrize("path", ["pipelines.0.training.mlEndpoint", "pipelines.0.targets.0.updateResourceEndpoint",
+                                  "pipelines.0.data.container", "pipelines.0.data.blob", "pipelines.0.output.container",
+                                  "pipelines.1.workspace.resourceId", "pipelines.1.workspace.managementEndpoint",
+                                  "pipelines.1.training.environment", "pipelines.1.training.modelName",
+                                  "pipelines.1.targets.0.endpoint", "pipelines.1.training.dataInput"])
+def test_a_setting_referred_to_in_the_wrong_field_is_named_not_echoed(raw: dict[str, Any], path: str) -> None:
+    """`%SCORING_API_KEY%` where a URL belongs: the error names the setting and never shows its value (it may be a secret)."""
+    settings = SETTINGS | {"AML_WORKSPACE_ID": "/subscriptions/s1/resourceGroups/rg/providers/Microsoft.MachineLearningServices/workspaces/retrain-ws",
+                           "AZURE_RESOURCE_MANAGER_ENDPOINT": "https://management.azure.com", "AML_TENANT": "t", "AML_CLIENT_ID": "c",
+                           "SCORING_API_KEY": SECRET}
+    assert raw["pipelines"][1]["name"] == "aml-retrain"
+    with pytest.raises(ConfigError) as caught:
+        parse_definitions(broken(raw, path, "%SCORING_API_KEY%"), settings, source="pipelines.json").get(raw["pipelines"][int(path.split(".")[1])]["name"])
+    message = str(caught.value)
+    assert "app setting 'SCORING_API_KEY'" in message and SECRET not in message and "Secret/Value" not in message, message
+
+
 def test_duplicate_pipeline_names_are_refused(raw: dict[str, Any]) -> None:
     raw["pipelines"].append(copy.deepcopy(raw["pipelines"][0]))
     with pytest.raises(ConfigError, match=rf"pipelines\[{len(raw['pipelines']) - 1}\].name: duplicate pipeline name 'weekly-retrain'"):

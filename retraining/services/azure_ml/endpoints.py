@@ -18,7 +18,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ...definitions.azure_ml import AmlBatchTarget, AmlOnlineTarget
+from ...definitions.azure_ml import AmlEndpointTarget
 from ...errors import ConfigError, ServiceError, TransientServiceError
 from ...models import ModelArtifact
 from ..base import RolloutStep, ServiceContext, StepResult, service_client
@@ -45,9 +45,9 @@ class EndpointTarget:
     def __init__(self, context: ServiceContext, target_name: str) -> None:
         self.context = context
         self.target = context.pipeline.target(target_name)
-        if not isinstance(self.target, (AmlOnlineTarget, AmlBatchTarget)):
+        if not isinstance(self.target, AmlEndpointTarget):
             raise ConfigError(f"target {target_name!r} is not an Azure ML endpoint")
-        self.config: AmlOnlineTarget | AmlBatchTarget = self.target
+        self.config: AmlEndpointTarget = self.target
         self.client = WorkspaceClient(self.config.workspace, credential_of(self.config.workspace, context.settings),
                                       service_client(context, f"Azure ML endpoint {self.config.endpoint}", max_retry_after_s=5.0))
 
