@@ -11,10 +11,12 @@ same folder fails instead of splitting the state between two Azurites.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import fcntl
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -27,8 +29,13 @@ from typing import IO, Any
 
 ROOT = Path(__file__).resolve().parent.parent
 AZURITE_ACCOUNT = "devstoreaccount1"
-# Azurite's well-known development key (public, documented; not a secret).
+# Azurite's well-known development key (public, documented; not a secret). `random_storage_key()` makes another.
 AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+
+def random_storage_key() -> str:
+    """A fresh account key, in the shape of a real one (64 bytes, base64)."""
+    return base64.b64encode(secrets.token_bytes(64)).decode()
 
 
 class ServiceStartError(RuntimeError):
@@ -115,6 +122,7 @@ class ManagedProcess:
 class Azurite(ManagedProcess):
     port: int = 0
     location: Path = Path()
+    key: str = AZURITE_KEY
 
     @property
     def blob_endpoint(self) -> str:
@@ -123,14 +131,14 @@ class Azurite(ManagedProcess):
     @property
     def connection_string(self) -> str:
         return (
-            f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
+            f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={self.key};"
             f"BlobEndpoint={self.blob_endpoint};"
         )
 
     def restart(self) -> None:
         """Stop and start again on the same port with the same data (for storage-restart faults)."""
         self.stop()
-        fresh = start_azurite(self.location, port=self.port)
+        fresh = start_azurite(self.location, port=self.port, key=self.key)
         self.process, self._log, self.lock = fresh.process, fresh._log, fresh.lock
 
 
@@ -141,8 +149,8 @@ def azurite_binary() -> Path:
     return binary
 
 
-def start_azurite(location: Path | None = None, *, port: int | None = None, timeout_s: float = 30) -> Azurite:
-    """Start Azurite's blob service (telemetry off) with data under `location`."""
+def start_azurite(location: Path | None = None, *, port: int | None = None, key: str = AZURITE_KEY, timeout_s: float = 30) -> Azurite:
+    """Start Azurite's blob service (telemetry off) with data under `location`; its one account's key is `key`."""
     location = location or Path(tempfile.mkdtemp(prefix="azurite-"))
     lock = FolderLock(location, "Azurite")
     port = port or free_port()
@@ -153,13 +161,13 @@ def start_azurite(location: Path | None = None, *, port: int | None = None, time
         "--skipApiVersionCheck", "--loose", "--disableTelemetry", "--silent",
     ]
     try:
-        process = spawn(command, stdout=log, stderr=subprocess.STDOUT)
+        process = spawn(command, stdout=log, stderr=subprocess.STDOUT, env=os.environ | {"AZURITE_ACCOUNTS": f"{AZURITE_ACCOUNT}:{key}"})
         _wait_for_port(port, process, log_path, timeout_s, "Azurite")
     except BaseException:
         log.close()
         lock.release()
         raise
-    return Azurite("azurite", process, log_path, log, lock, port=port, location=location)
+    return Azurite("azurite", process, log_path, log, lock, port=port, location=location, key=key)
 
 
 @dataclass
@@ -177,9 +185,9 @@ class Emulator(ManagedProcess):
         return result
 
 
-def start_emulator(state_dir: Path, *, config: Path | None = None, timeout_s: float = 60,
+def start_emulator(state_dir: Path, *, config: Path | None = None, fresh_secrets: bool = False, timeout_s: float = 60,
                    storage_connection_string: str | tuple[str, ...] | None = None) -> Emulator:
-    """Start `python -m emulator` and wait for its ready line.
+    """Start `python -m emulator` and wait for its ready line (`fresh_secrets`: random keys, see `Emulator.services`).
 
     `storage_connection_string` is the storage account Azure ML workspaces use (Azurite's, locally),
     or several: the first holds the datastores, the others are reachable by URL too.
@@ -189,6 +197,8 @@ def start_emulator(state_dir: Path, *, config: Path | None = None, timeout_s: fl
     command = [sys.executable, "-m", "emulator", "--state-dir", str(state_dir)]
     if config:
         command += ["--config", str(config)]
+    if fresh_secrets:
+        command.append("--fresh-secrets")
     for connection_string in (storage_connection_string,) if isinstance(storage_connection_string, str) else storage_connection_string or ():
         command += ["--storage-connection-string", connection_string]
     log = open(log_path, "ab")  # noqa: SIM115 - closed by stop()

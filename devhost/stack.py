@@ -18,7 +18,7 @@ from azure.storage.blob import BlobServiceClient
 
 from .files import write_private
 from .host import ROOT, DevHost
-from .services import Azurite, Emulator, free_port, start_azurite, start_emulator
+from .services import AZURITE_KEY, Azurite, Emulator, free_port, random_storage_key, start_azurite, start_emulator
 
 AML_EVENT_FUNCTION = "aml_job_event"
 AML_JOB_EVENTS = ("Microsoft.MachineLearningServices.RunStatusChanged", "Microsoft.MachineLearningServices.RunCompleted")
@@ -89,12 +89,14 @@ def local_definitions(shipped: Path = ROOT / "pipelines.json") -> dict[str, Any]
 class LocalStack:
     def __init__(self, workdir: Path | None = None, *, pipelines_file: Path | None = None,
                  extra_settings: Mapping[str, str] | None = None, emulator_config: Path | None = None,
-                 blob_poll_s: float = 0.5) -> None:
+                 blob_poll_s: float = 0.5, fresh_secrets: bool = False) -> None:
+        """`fresh_secrets`: every key and secret random for this stack (a secrets canary; the seed's values otherwise)."""
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="retrain-local-"))
         self.pipelines_file = pipelines_file
         self.extra_settings = dict(extra_settings or {})
         self.emulator_config = emulator_config
         self.blob_poll_s = blob_poll_s
+        self.fresh_secrets = fresh_secrets
         self.azurite: Azurite | None = None
         self.emulator: Emulator | None = None
         self.host: DevHost | None = None
@@ -104,8 +106,8 @@ class LocalStack:
 
     def start(self) -> LocalStack:
         try:
-            self.azurite = start_azurite(self.workdir / "azurite")
-            self.emulator = start_emulator(self.workdir / "emulator", config=self.emulator_config,
+            self.azurite = start_azurite(self.workdir / "azurite", key=random_storage_key() if self.fresh_secrets else AZURITE_KEY)
+            self.emulator = start_emulator(self.workdir / "emulator", config=self.emulator_config, fresh_secrets=self.fresh_secrets,
                                            storage_connection_string=self.azurite.connection_string)
             self.services = self.emulator.services()
             self.settings = emulator_settings(self.services, self.azurite) | self.extra_settings

@@ -1,4 +1,4 @@
-"""`python -m emulator [--host H] [--port P] [--tls-port P2] [--config FILE] [--state-dir DIR]
+"""`python -m emulator [--host H] [--port P] [--tls-port P2] [--config FILE] [--fresh-secrets] [--state-dir DIR]
 [--storage-connection-string CONN ...]`.
 
 Serves the emulated services (Studio classic, Azure ML, Azure AD) on a plain-HTTP port and a TLS
@@ -23,7 +23,7 @@ import uvicorn
 
 from .app import create_app
 from .azure_ml.storage import Storage
-from .config import ConfigError, EmulatorConfig, default_config
+from .config import ConfigError, EmulatorConfig, default_config, with_fresh_secrets
 from .security import ensure_tls
 
 SHUTDOWN_GRACE_S = 1
@@ -63,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0, help="plain-HTTP port (0: pick a free one)")
     parser.add_argument("--tls-port", type=int, default=0, help="TLS port for ARM and Azure AD (0: pick a free one)")
     parser.add_argument("--config", type=Path, help="JSON config; default: the seed's example services")
+    parser.add_argument("--fresh-secrets", action="store_true",
+                        help="replace every key and client secret of the config with a random one (read them from /_emulator/services)")
     parser.add_argument("--state-dir", type=Path, default=Path(".emulator"), help="where the CA and certificates go")
     parser.add_argument("--storage-connection-string", action="append", default=[], metavar="CONN",
                         help="a storage account Azure ML workspaces may use (repeatable; e.g. Azurite's)")
@@ -70,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         config = EmulatorConfig.from_file(args.config) if args.config else default_config()
+        if args.fresh_secrets:
+            config = with_fresh_secrets(config)
         accounts = (*config.azure_ml.storage_connection_strings, *args.storage_connection_string)
         config = replace(config, azure_ml=replace(config.azure_ml, storage_connection_strings=accounts))
         try:

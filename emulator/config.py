@@ -2,12 +2,14 @@
 
 With no config file the emulator serves the seed's example (`default_config()`). A JSON config file
 has the same shape as `EmulatorConfig.to_dict()`; unknown or mistyped fields raise `ConfigError`.
+`with_fresh_secrets` swaps every key and client secret for a random one (`--fresh-secrets`).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+import secrets
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -145,4 +147,24 @@ def default_config() -> EmulatorConfig:
             ),
         ),
         azure_ml=default_azure_ml(),
+    )
+
+
+def with_fresh_secrets(config: EmulatorConfig) -> EmulatorConfig:
+    """The same services with every key and client secret replaced by a random one.
+
+    A secrets canary needs values no source file holds: hypothesis, for one, draws strings from the
+    literals of local modules, so a fuzzed input could otherwise carry `endpoint2Key` into a log.
+    """
+
+    def fresh() -> str:
+        return secrets.token_urlsafe(24)
+
+    return replace(
+        config,
+        web_services=tuple(replace(service, endpoints=tuple(replace(e, primary_key=fresh(), secondary_key=fresh()) for e in service.endpoints))
+                           for service in config.web_services),
+        arm_web_services=tuple(replace(a, primary_key=fresh(), secondary_key=fresh()) for a in config.arm_web_services),
+        service_principals=tuple(replace(p, client_secret=fresh()) for p in config.service_principals),
+        azure_ml=replace(config.azure_ml, workspaces=tuple(replace(w, client_secret=fresh()) for w in config.azure_ml.workspaces)),
     )

@@ -14,8 +14,10 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import secrets
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,7 +29,7 @@ from retraining.queue import request_id_of
 from .receiver import Receiver
 
 DATA_CONTAINER = "labeledexamples"
-WEBHOOK_SECRET = "whsec-" + "7" * 24
+WEBHOOK_SECRET = "whsec-" + secrets.token_hex(12)
 NOTIFIED = {"webhook": "%TEST_WEBHOOK_URL%", "secretSetting": "TEST_WEBHOOK_SECRET"}
 
 
@@ -55,6 +57,27 @@ def e2e_definitions() -> dict[str, Any]:
     notified = copy.deepcopy(strict) | {"name": "notified", "schedule": {"enabled": False}, "notifications": NOTIFIED}
     definitions["pipelines"] = [base, strict, short, storm, approval, expiring, notified, *aml_definitions(definitions)]
     return definitions
+
+
+def stack_secrets(stack: LocalStack) -> dict[str, str]:
+    """Every key and secret of the session's stack, by name: what no log, record, task hub or answer may hold.
+
+    The stack's secrets are fresh for the session, so a hit can only be a leak. This checks that no source
+    file holds one: hypothesis draws strings from local sources' literals, and a fuzzed input that equals
+    a secret would be echoed as the caller's own input.
+    """
+    assert stack.host is not None and stack.azurite is not None
+    host = stack.host
+    found = {name: stack.settings[name] for name in ("TRAINING_API_KEY", "SCORING_API_KEY", "ARM_SERVICE_PRINCIPAL_KEY",
+                                                     "AML_CLIENT_SECRET", "TEST_WEBHOOK_SECRET")}
+    found |= {"storage account key": stack.azurite.key, "system key": host.system_key, "master key": host.master_key,
+              "Event Grid extension key": host.eventgrid_key, "engine secret": host.rpc_secret, "function key": host.function_key}
+    root = Path(__file__).resolve().parents[2]
+    for folder in ("retraining", "activities", "orchestrators", "triggers", "devhost", "emulator", "tests"):
+        for source in (root / folder).rglob("*.py"):
+            text = source.read_text(errors="replace")
+            assert not [name for name, value in found.items() if value in text], f"{source} holds a secret of the stack"
+    return found
 
 
 def aml_definitions(definitions: dict[str, Any]) -> list[dict[str, Any]]:
@@ -106,7 +129,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory, webhook: Receiver) -> Iterat
     definitions = workdir / "pipelines.json"
     definitions.write_text(json.dumps(e2e_definitions(), indent=2))
     settings = {"DEVHOST_CROSSCHECK": "1", "TEST_WEBHOOK_URL": webhook.url, "TEST_WEBHOOK_SECRET": WEBHOOK_SECRET}
-    local = LocalStack(workdir, pipelines_file=definitions, blob_poll_s=0.3, extra_settings=settings).start()
+    # Fresh keys: the secrets canary looks for values no source file holds (see emulator.config.with_fresh_secrets).
+    local = LocalStack(workdir, pipelines_file=definitions, blob_poll_s=0.3, extra_settings=settings, fresh_secrets=True).start()
     local.load_sample_data(DATA_CONTAINER)
     yield local
     local.stop()

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from devhost.services import AZURITE_KEY
 from devhost.stack import LocalStack
 
-from ..conftest import settle
+from ..conftest import settle, stack_secrets
 from .conftest import PIPELINES, Ledger, write_summary
 
 pytestmark = pytest.mark.e2e
@@ -27,9 +26,7 @@ def test_nothing_lost_leaked_duplicated_or_orphaned(stack: LocalStack, ledger: L
     ledger.check_requests()
 
     host = stack.host
-    secrets = {name: stack.settings[name] for name in ("TRAINING_API_KEY", "SCORING_API_KEY", "ARM_SERVICE_PRINCIPAL_KEY")}
-    secrets |= {"storage account key": AZURITE_KEY, "system key": host.system_key, "master key": host.master_key,
-                "engine secret": host.rpc_secret, "function key": host.function_key}
+    secrets = stack_secrets(stack)
     hub = []
     for state in host.engine.client.get_all_orchestration_states():
         hub.append(json.dumps(host.management.status_body(state, show_input=True, history=host.management.history(state.instance_id, True))))
