@@ -140,7 +140,8 @@ def _number(env: Mapping[str, str], name: str, default: float) -> float:
     try:
         value = float(raw)
     except ValueError:
-        raise ConfigError(f"app setting {name} must be a number, got {raw!r}") from None
+        # The value is not shown: it may be a secret set under the wrong name.
+        raise ConfigError(f"app setting {name} must be a number (its value is not one)") from None
     if value <= 0:
-        raise ConfigError(f"app setting {name} must be positive, got {raw!r}")
+        raise ConfigError(f"app setting {name} must be positive, got {value:g}")
     return value

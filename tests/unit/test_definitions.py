@@ -12,6 +12,7 @@ import pytest
 
 from retraining.definitions import load_definitions, parse_definitions
 from retraining.errors import ConfigError
+from retraining.settings import Settings
 from retraining.timespans import format_timespan, parse_timespan
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -122,6 +123,15 @@ def test_a_setting_referred_to_in_the_wrong_field_is_named_not_echoed(raw: dict[
         parse_definitions(broken(raw, path, "%SCORING_API_KEY%"), settings, source="pipelines.json").get(raw["pipelines"][int(path.split(".")[1])]["name"])
     message = str(caught.value)
     assert "app setting 'SCORING_API_KEY'" in message and SECRET not in message and "Secret/Value" not in message, message
+
+
+def test_a_numeric_app_setting_that_holds_no_number_is_named_not_echoed() -> None:
+    storage = {"TrainingStorage": "UseDevelopmentStorage=true"}
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env(storage | {"RETRAIN_HTTP_TIMEOUT_SECONDS": SECRET})
+    assert "RETRAIN_HTTP_TIMEOUT_SECONDS must be a number" in str(caught.value) and "Secret/Value" not in str(caught.value)
+    with pytest.raises(ConfigError, match="RETRAIN_HTTP_TIMEOUT_SECONDS must be positive, got -5"):
+        Settings.from_env(storage | {"RETRAIN_HTTP_TIMEOUT_SECONDS": "-5"})
 
 
 def test_duplicate_pipeline_names_are_refused(raw: dict[str, Any]) -> None:
