@@ -138,9 +138,10 @@ def workspace(reader: Reader, pipeline: dict[str, Any], path: str) -> Workspace:
     """The pipeline's `workspace` section (required by every Azure ML kind)."""
     where = f"{path}.workspace"
     raw = reader.obj(pipeline.get("workspace"), where, {"resourceId", "managementEndpoint", "credential"})
-    resource_id = reader.text(raw.get("resourceId"), f"{where}.resourceId").rstrip("/")
+    given = reader.text(raw.get("resourceId"), f"{where}.resourceId")
+    resource_id = given.rstrip("/")
     if not WORKSPACE_ID.match(resource_id):
-        raise reader.error(f"{where}.resourceId", f"{reader.show(resource_id)} is not an Azure ML workspace resource id "
+        raise reader.error(f"{where}.resourceId", f"{reader.show(given)} is not an Azure ML workspace resource id "
                            "(/subscriptions/…/resourceGroups/…/providers/Microsoft.MachineLearningServices/workspaces/…)")
     endpoint = reader.url(raw["managementEndpoint"], f"{where}.managementEndpoint") if "managementEndpoint" in raw else PUBLIC_ARM
     cred = reader.obj(raw.get("credential"), f"{where}.credential", {"tenant", "clientId", "clientSecretSetting", "authorityHost"},

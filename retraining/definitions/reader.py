@@ -34,7 +34,7 @@ class Reader:
     def show(self, value: str) -> str:
         """`value` quoted for an error message; a value taken from an app setting is never shown (it may be a
         secret referred to in the wrong field), the setting is named instead."""
-        name = self._referenced.get(value) or self._referenced.get(value + "/")  # as given, or with a trailing / trimmed
+        name = self._referenced.get(value)
         return repr(value) if name is None else f"the value of app setting {name!r} (not shown)"
 
     def error(self, path: str, message: str) -> ConfigError:
