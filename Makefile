@@ -9,7 +9,7 @@ CHECKOV := $(VENV)/checkov/.installed
 CHROMIUM := /usr/bin/chromium
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: setup demo test lint bench reliability emulator clean
+.PHONY: setup demo test check lint bench reliability emulator clean
 
 setup: $(STAMP) $(NODE) $(CHECKOV) $(CHROMIUM)
 
@@ -36,8 +36,13 @@ demo: setup
 	$(VENV)/bin/retrain demo
 
 lint: setup
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+
+# Everyday work, under a minute: lint, types, and the unit and replay tests (no servers).
+check: lint
+	$(VENV)/bin/pytest -n 2 tests/unit tests/replay
 
 # Two workers: most tests wait on servers, so two share this 2-core machine well.
 test: lint

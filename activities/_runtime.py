@@ -23,9 +23,19 @@ def storage(current: Settings) -> TrainingStorage:
 
 @functools.lru_cache(maxsize=8)
 def _storage(connection_string: str | None, account_url: str | None, client_id: str | None) -> TrainingStorage:
-    return TrainingStorage.from_settings(Settings.from_env({
-        k: v for k, v in (("TrainingStorage", connection_string), ("TrainingStorage__blobServiceUri", account_url),
-                          ("TrainingStorage__clientId", client_id)) if v}))
+    return TrainingStorage.from_settings(
+        Settings.from_env(
+            {
+                k: v
+                for k, v in (
+                    ("TrainingStorage", connection_string),
+                    ("TrainingStorage__blobServiceUri", account_url),
+                    ("TrainingStorage__clientId", client_id),
+                )
+                if v
+            }
+        )
+    )
 
 
 def moment(payload: dict[str, Any], key: str = "now") -> datetime:

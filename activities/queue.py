@@ -22,8 +22,16 @@ def take_next_request(payload: dict[str, Any]) -> dict[str, Any] | None:
 @bp.activity_trigger(input_name="payload")
 def finish_request(payload: dict[str, Any]) -> None:
     current = settings()
-    operations.finish(current, storage(current), payload["pipeline"], payload["request_id"], payload["run_id"],
-                      payload["outcome"], payload.get("record"), moment(payload))
+    operations.finish(
+        current,
+        storage(current),
+        payload["pipeline"],
+        payload["request_id"],
+        payload["run_id"],
+        payload["outcome"],
+        payload.get("record"),
+        moment(payload),
+    )
 
 
 @bp.activity_trigger(input_name="payload")

@@ -30,14 +30,24 @@ def check_training_data(payload: dict[str, Any]) -> dict[str, Any]:
 @bp.activity_trigger(input_name="payload")
 def inspect_training_data(payload: dict[str, Any]) -> Any:
     current = settings()
-    return answer(operations.inspect_data(current, storage(current), payload["pipeline"], BlobPath.parse(payload["data"])))
+    return answer(
+        operations.inspect_data(current, storage(current), payload["pipeline"], BlobPath.parse(payload["data"]))
+    )
 
 
 @bp.activity_trigger(input_name="payload")
 def submit_training_job(payload: dict[str, Any]) -> Any:
     current = settings()
-    return answer(operations.submit(current, storage(current), payload["pipeline"], payload["run_id"],
-                                    BlobPath.parse(payload["data"]), payload.get("request_id")))
+    return answer(
+        operations.submit(
+            current,
+            storage(current),
+            payload["pipeline"],
+            payload["run_id"],
+            BlobPath.parse(payload["data"]),
+            payload.get("request_id"),
+        )
+    )
 
 
 @bp.activity_trigger(input_name="payload")

@@ -49,8 +49,16 @@ def main(argv: list[str]) -> int:
         for raw in steps:
             state: dict[str, Any] = {}
             while True:
-                result = step(payload={"pipeline": spec["pipeline"], "target": target, "step": raw, "model": spec["model"],
-                                       "state": state, "deadline": deadline})
+                result = step(
+                    payload={
+                        "pipeline": spec["pipeline"],
+                        "target": target,
+                        "step": raw,
+                        "model": spec["model"],
+                        "state": state,
+                        "deadline": deadline,
+                    }
+                )
                 assert result["status"] != "failed", result
                 state = result["state"]
                 if not result["wait_s"]:

@@ -25,5 +25,14 @@ function = functions[activity]
 trigger = next(b for b in function.get_bindings() if b.get_dict_repr()["type"] == "activityTrigger")
 result = function.get_user_function()(**{trigger.get_dict_repr()["name"]: payload})
 called = time.perf_counter()
-print(json.dumps({"import_s": imported - began, "index_s": indexed - imported, "first_activity_s": called - indexed,
-                  "result": repr(result)[:80], "modules": len(sys.modules)}))
+print(
+    json.dumps(
+        {
+            "import_s": imported - began,
+            "index_s": indexed - imported,
+            "first_activity_s": called - indexed,
+            "result": repr(result)[:80],
+            "modules": len(sys.modules),
+        }
+    )
+)

@@ -21,19 +21,40 @@ import requests
 from azure.storage.blob import BlobSasPermissions, BlobServiceClient, generate_blob_sas
 
 
-def update(session: requests.Session, spec: dict[str, Any], account: BlobServiceClient, endpoint: dict[str, str]) -> None:
+def update(
+    session: requests.Session, spec: dict[str, Any], account: BlobServiceClient, endpoint: dict[str, str]
+) -> None:
     container, name = spec["model"].split("/", 1)
     now = datetime.now(UTC)
-    sas = generate_blob_sas(account_name=account.account_name or "", container_name=container, blob_name=name,
-                            account_key=account.credential.account_key, permission=BlobSasPermissions(read=True),
-                            start=now - timedelta(minutes=5), expiry=now + timedelta(hours=1), protocol="https,http")
+    sas = generate_blob_sas(
+        account_name=account.account_name or "",
+        container_name=container,
+        blob_name=name,
+        account_key=account.credential.account_key,
+        permission=BlobSasPermissions(read=True),
+        start=now - timedelta(minutes=5),
+        expiry=now + timedelta(hours=1),
+        protocol="https,http",
+    )
     headers = {"Authorization": f"Bearer {endpoint['key']}"}
-    body = {"Resources": [{"Name": spec["resource"], "Location": {
-        "BaseLocation": account.url.rstrip("/") + "/", "RelativeLocation": spec["model"], "SasBlobToken": "?" + sas}}]}
+    body = {
+        "Resources": [
+            {
+                "Name": spec["resource"],
+                "Location": {
+                    "BaseLocation": account.url.rstrip("/") + "/",
+                    "RelativeLocation": spec["model"],
+                    "SasBlobToken": "?" + sas,
+                },
+            }
+        ]
+    }
     session.patch(endpoint["url"], json=body, headers=headers, timeout=30).raise_for_status()
     look = 0.5 / 1.5
     while True:
-        shown = session.get(endpoint["url"], headers=headers, timeout=30).json()["Resources"][0]["Location"]["RelativeLocation"]
+        shown = session.get(endpoint["url"], headers=headers, timeout=30).json()["Resources"][0]["Location"][
+            "RelativeLocation"
+        ]
         if shown.lstrip("/") == spec["model"]:
             return
         look = min(10.0, look * 1.5)
@@ -52,7 +73,15 @@ def main(path: str) -> int:
     else:
         for endpoint in spec["endpoints"]:
             update(session, spec, account, endpoint)
-    print(json.dumps({"wall_s": time.perf_counter() - began, "cpu_s": time.process_time() - cpu, "updates": len(spec["endpoints"])}))
+    print(
+        json.dumps(
+            {
+                "wall_s": time.perf_counter() - began,
+                "cpu_s": time.process_time() - cpu,
+                "updates": len(spec["endpoints"]),
+            }
+        )
+    )
     return 0
 
 

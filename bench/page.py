@@ -58,15 +58,40 @@ def _runs(count: int) -> list[RunResult]:
         began = start + timedelta(hours=2 * i)
         run_id = f"{began:%Y%m%dT%H%M%SZ}-{i:08x}"
         status = RunStatus.SUCCEEDED if i % 5 else RunStatus.REJECTED
-        model = ModelArtifact(f"trainingoutput/{PIPELINE}/{run_id}/model.ilearner", 2048, f"{i:064x}",
-                              {"AUC": 0.9 + (i % 17) / 200, "Accuracy": 0.88 + (i % 13) / 200, "F1 Score": 0.85 + (i % 7) / 100},
-                              ("a", "b"), "class")
-        request = RunRequest(PIPELINE, Trigger(TriggerKind.SCHEDULE, f"schedule:{run_id}", f"{began:%Y-%m-%dT%H:%M:%SZ}"))
-        targets = (TargetOutcome("endpoint2", "classic", True, None, 3.0, None, ("apply", "confirm"), {"serving": model.sha256[:12]}),)
-        results.append(RunResult(run_id, PIPELINE, status, request, f"{began:%Y-%m-%dT%H:%M:%S.%fZ}",
-                                 f"{began + timedelta(minutes=12):%Y-%m-%dT%H:%M:%S.%fZ}", None if i % 5 else "AUC below the minimum",
-                                 f"job-{i}", JobOutcome("Finished", None, 11, 700.0), model, None,
-                                 targets if i % 5 else (), None, {"polling": 700.0, "updating": 3.0}))
+        model = ModelArtifact(
+            f"trainingoutput/{PIPELINE}/{run_id}/model.ilearner",
+            2048,
+            f"{i:064x}",
+            {"AUC": 0.9 + (i % 17) / 200, "Accuracy": 0.88 + (i % 13) / 200, "F1 Score": 0.85 + (i % 7) / 100},
+            ("a", "b"),
+            "class",
+        )
+        request = RunRequest(
+            PIPELINE, Trigger(TriggerKind.SCHEDULE, f"schedule:{run_id}", f"{began:%Y-%m-%dT%H:%M:%SZ}")
+        )
+        targets = (
+            TargetOutcome(
+                "endpoint2", "classic", True, None, 3.0, None, ("apply", "confirm"), {"serving": model.sha256[:12]}
+            ),
+        )
+        results.append(
+            RunResult(
+                run_id,
+                PIPELINE,
+                status,
+                request,
+                f"{began:%Y-%m-%dT%H:%M:%S.%fZ}",
+                f"{began + timedelta(minutes=12):%Y-%m-%dT%H:%M:%S.%fZ}",
+                None if i % 5 else "AUC below the minimum",
+                f"job-{i}",
+                JobOutcome("Finished", None, 11, 700.0),
+                model,
+                None,
+                targets if i % 5 else (),
+                None,
+                {"polling": 700.0, "updating": 3.0},
+            )
+        )
     return results
 
 
@@ -83,14 +108,30 @@ def seed(storage: TrainingStorage) -> None:
         lineage.index.add(summaries, PIPELINE)
     for result in [r for r in results if r.status is RunStatus.SUCCEEDED][-21:]:
         assert result.model is not None
-        lineage.record_serving(PIPELINE, result.run_id, result.model, ["endpoint2", "scoring2"], champion=True,
-                               now=datetime.fromisoformat(result.finished_at.replace("Z", "+00:00")))
+        lineage.record_serving(
+            PIPELINE,
+            result.run_id,
+            result.model,
+            ["endpoint2", "scoring2"],
+            champion=True,
+            now=datetime.fromisoformat(result.finished_at.replace("Z", "+00:00")),
+        )
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     for result in results:
-        entry = QueuedRequest(request_id_of(result.request.trigger.key), result.request, RequestState.DONE, now, now, result.run_id,
-                              result.status.value)
-        storage.write_json(BlobPath(CONTAINER, f"{PIPELINE}/requests/{entry.request_id}.json"), entry.to_dict(),
-                           metadata={"state": entry.state.value})
+        entry = QueuedRequest(
+            request_id_of(result.request.trigger.key),
+            result.request,
+            RequestState.DONE,
+            now,
+            now,
+            result.run_id,
+            result.status.value,
+        )
+        storage.write_json(
+            BlobPath(CONTAINER, f"{PIPELINE}/requests/{entry.request_id}.json"),
+            entry.to_dict(),
+            metadata={"state": entry.state.value},
+        )
 
 
 def definitions() -> dict[str, Any]:
@@ -118,8 +159,13 @@ def measure(workdir: Path) -> dict[str, Any]:
     azurite = start_azurite(workdir / "azurite")
     host = None
     try:
-        settings = {"TrainingStorage": azurite.connection_string, "AzureWebJobsStorage": azurite.connection_string,
-                    "TASK_HUB_NAME": "benchpage", "RETRAIN_SCHEDULE": "0 0 3 * * 0", "DEVHOST_WATCH_BLOBS": "false"}
+        settings = {
+            "TrainingStorage": azurite.connection_string,
+            "AzureWebJobsStorage": azurite.connection_string,
+            "TASK_HUB_NAME": "benchpage",
+            "RETRAIN_SCHEDULE": "0 0 3 * * 0",
+            "DEVHOST_WATCH_BLOBS": "false",
+        }
         (workdir / "pipelines.json").write_text(json.dumps(definitions()))
         settings["RETRAIN_PIPELINES_FILE"] = str((workdir / "pipelines.json").resolve())
         storage = TrainingStorage.from_settings(Settings.from_env(settings))
@@ -135,10 +181,14 @@ def measure(workdir: Path) -> dict[str, Any]:
 
         def load_page() -> None:
             answer = requests.get(url, params={"code": key}, timeout=60)
-            assert answer.status_code == 200 and answer.text.count('<circle class="point') == RUNS * 3, answer.status_code
+            assert answer.status_code == 200 and answer.text.count('<circle class="point') == RUNS * 3, (
+                answer.status_code
+            )
 
         def load_runs() -> None:
-            answer = requests.get(f"{host.base_url}/api/pipelines/{PIPELINE}/runs", params={"limit": 50, "code": key}, timeout=60)
+            answer = requests.get(
+                f"{host.base_url}/api/pipelines/{PIPELINE}/runs", params={"limit": 50, "code": key}, timeout=60
+            )
             assert answer.status_code == 200 and len(answer.json()["runs"]) == 50
 
         load_page()  # warm: definitions, storage client, connection pool
@@ -148,17 +198,26 @@ def measure(workdir: Path) -> dict[str, Any]:
         if host is not None:
             host.stop()
         azurite.stop()
-    return {"runs": RUNS, "loads": LOADS, "page_median_s": round(statistics.median(page), 3), "page_max_s": round(max(page), 3),
-            "page_kb": round(size / 1024), "runs_route_median_s": round(statistics.median(runs), 3),
-            "index_read_median_s": round(statistics.median(index), 3), "baseline_record_by_record_s": round(baseline[0], 3),
-            "seed_s": round(seeded_s, 1)}
+    return {
+        "runs": RUNS,
+        "loads": LOADS,
+        "page_median_s": round(statistics.median(page), 3),
+        "page_max_s": round(max(page), 3),
+        "page_kb": round(size / 1024),
+        "runs_route_median_s": round(statistics.median(runs), 3),
+        "index_read_median_s": round(statistics.median(index), 3),
+        "baseline_record_by_record_s": round(baseline[0], 3),
+        "seed_s": round(seeded_s, 1),
+    }
 
 
 def report(figures: dict[str, Any]) -> str:
-    return (f"6. status page, pipeline with {figures['runs']} runs (median of {figures['loads']} loads through devhost): "
-            f"page {figures['page_median_s']} s (max {figures['page_max_s']} s, {figures['page_kb']} KB, every model plotted; target < 1 s); "
-            f"runs route {figures['runs_route_median_s']} s; reading the run index {figures['index_read_median_s']} s "
-            f"vs {figures['baseline_record_by_record_s']} s record by record")
+    return (
+        f"6. status page, pipeline with {figures['runs']} runs (median of {figures['loads']} loads through devhost): "
+        f"page {figures['page_median_s']} s (max {figures['page_max_s']} s, {figures['page_kb']} KB, every model plotted; target < 1 s); "
+        f"runs route {figures['runs_route_median_s']} s; reading the run index {figures['index_read_median_s']} s "
+        f"vs {figures['baseline_record_by_record_s']} s record by record"
+    )
 
 
 if __name__ == "__main__":

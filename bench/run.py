@@ -40,8 +40,19 @@ FIGURES: tuple[ModuleType, ...] = (cold_start, overhead, detection, events, cana
 
 
 def machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")), "unknown CPU")
-    memory = next(int(line.split()[1]) // 1024 // 1024 for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal"))
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        "unknown CPU",
+    )
+    memory = next(
+        int(line.split()[1]) // 1024 // 1024
+        for line in Path("/proc/meminfo").read_text().splitlines()
+        if line.startswith("MemTotal")
+    )
     return f"{os.cpu_count()} cores ({cpu}), {memory} GiB RAM, {platform.system()} {platform.release()}, Python {platform.python_version()}"
 
 
@@ -61,8 +72,11 @@ def settle(stack: Stack, quiet_cpu_s: float = 0.05, timeout_s: float = 90) -> fl
 
 
 def table(rows: list[Row]) -> list[str]:
-    return ["| figure | measured | target | baseline (same run) | |", "|---|---|---|---|---|",
-            *[f"| {r.figure} | {r.measured} | {r.target} | {r.baseline} | {r.verdict} |" for r in rows]]
+    return [
+        "| figure | measured | target | baseline (same run) | |",
+        "|---|---|---|---|---|",
+        *[f"| {r.figure} | {r.measured} | {r.target} | {r.baseline} | {r.verdict} |" for r in rows],
+    ]
 
 
 def main(argv: list[str]) -> int:
@@ -95,15 +109,24 @@ def main(argv: list[str]) -> int:
     timing = ", ".join(f"{name} {s:.0f} s" for name, s in seconds.items())
     text = "\n".join([*table(rows), "", "```", *lines, f"(bench ran {total:.0f} s: {timing})", "```"])
     print(text)
-    document = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine(), "load_average_at_start": load_at_start,
-                "seconds": round(total), "figure_seconds": seconds, "summary": [r.to_dict() for r in rows], **results}
+    document = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "load_average_at_start": load_at_start,
+        "seconds": round(total),
+        "figure_seconds": seconds,
+        "summary": [r.to_dict() for r in rows],
+        **results,
+    }
     if args.only:
         (KEEP / "partial.json").write_text(json.dumps(document, indent=2) + "\n")
         return 0
     (ROOT / "bench" / "results.json").write_text(json.dumps(document, indent=2) + "\n")
     with open(ROOT / "bench" / "RESULTS.md", "a") as out:
-        out.write(f"\n## {document['date']}\n\nMachine: {document['machine']}; load average at start {load_at_start} "
-                  f"(1, 5, 15 min)\n\n{text}\n")
+        out.write(
+            f"\n## {document['date']}\n\nMachine: {document['machine']}; load average at start {load_at_start} "
+            f"(1, 5, 15 min)\n\n{text}\n"
+        )
     return 0
 
 

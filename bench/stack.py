@@ -37,7 +37,14 @@ KEEP = ROOT / "bench" / ".work"  # what outlives a run (the cold-start virtualen
 WORK = KEEP / "run"  # this run's state, wiped at start
 DATA = "labeledexamples"
 RECORDS = "runrecords"  # RETRAIN_RUN_RECORDS_CONTAINER's default
-BEFORE_DETECTION = ("resolving", "waiting_for_data", "inspecting_data", "submitting", "starting", "polling")  # a run's phases up to the job's end seen
+BEFORE_DETECTION = (
+    "resolving",
+    "waiting_for_data",
+    "inspecting_data",
+    "submitting",
+    "starting",
+    "polling",
+)  # a run's phases up to the job's end seen
 
 
 def cpu_seconds(pids: list[int]) -> float:
@@ -96,7 +103,9 @@ class CountingProxy:
                 break
         for pid in self.watch:
             try:
-                if any(os.readlink(f"/proc/{pid}/fd/{fd}") == f"socket:[{inode}]" for fd in os.listdir(f"/proc/{pid}/fd")):
+                if any(
+                    os.readlink(f"/proc/{pid}/fd/{fd}") == f"socket:[{inode}]" for fd in os.listdir(f"/proc/{pid}/fd")
+                ):
                     return pid
             except OSError:
                 continue
@@ -140,14 +149,18 @@ class Stack:
         self.proxy = CountingProxy(self.azurite.port)
         proxied = self.azurite.connection_string.replace(f":{self.azurite.port}/", f":{self.proxy.port}/")
         # Azure ML jobs read their input by the URL devhost hands them, which is the proxy's
-        self.emulator: Emulator = start_emulator(WORK / "emulator", storage_connection_string=(self.azurite.connection_string, proxied))
+        self.emulator: Emulator = start_emulator(
+            WORK / "emulator", storage_connection_string=(self.azurite.connection_string, proxied)
+        )
         self.blobs = BlobServiceClient.from_connection_string(self.azurite.connection_string)
         self.services = self.emulator.services()
         self.training = self.services["webServices"][0]
         self.scoring = self.services["webServices"][1]
         self.settings = emulator_settings(self.services, self.azurite) | {
-            "DEVHOST_MAX_ACTIVITIES": "64", "RETRAIN_UPDATE_WAIT_SECONDS": "60",
-            "DEVHOST_WATCH_BLOBS": "false"}  # no blob trigger here: keep its listing out of the figures
+            "DEVHOST_MAX_ACTIVITIES": "64",
+            "RETRAIN_UPDATE_WAIT_SECONDS": "60",
+            "DEVHOST_WATCH_BLOBS": "false",
+        }  # no blob trigger here: keep its listing out of the figures
         # devhost (and so the SAS locations it hands the service) reaches storage through the counting proxy
         self.settings["TrainingStorage"] = proxied
         self.shipped = json.loads((ROOT / "pipelines.json").read_text())["pipelines"][0]
@@ -163,16 +176,32 @@ class Stack:
         base = default["updateResourceEndpoint"].rsplit("/", 1)[0]
         with requests.Session() as session:
             for i in range(count):
-                session.put(f"{base}/{prefix}{i:03d}", json={"Description": "bench"}, headers={"Authorization": f"Bearer {default['apiKey']}"},
-                            timeout=10).raise_for_status()
+                session.put(
+                    f"{base}/{prefix}{i:03d}",
+                    json={"Description": "bench"},
+                    headers={"Authorization": f"Bearer {default['apiKey']}"},
+                    timeout=10,
+                ).raise_for_status()
         listed = next(s for s in self.emulator.services()["webServices"] if s["id"] == service["id"])["endpoints"]
         return [e for e in listed if e["name"].startswith(prefix)]
 
-    def pipeline(self, name: str, *, targets: list[dict[str, Any]] | None = None, training: dict[str, Any] | None = None,
-                 first_s: float = 0.05, max_s: float = 1.5, fraction: float = 0.05, timeout_s: float = 600) -> dict[str, Any]:
+    def pipeline(
+        self,
+        name: str,
+        *,
+        targets: list[dict[str, Any]] | None = None,
+        training: dict[str, Any] | None = None,
+        first_s: float = 0.05,
+        max_s: float = 1.5,
+        fraction: float = 0.05,
+        timeout_s: float = 600,
+    ) -> dict[str, Any]:
         """A pipeline like the shipped one, on the bench's data, with no gate, schedule or blob trigger."""
         definition = self.shipped | {
-            "name": name, "gate": {}, "targets": targets or [], "schedule": {"enabled": False},
+            "name": name,
+            "gate": {},
+            "targets": targets or [],
+            "schedule": {"enabled": False},
             "data": {"container": DATA, "blob": "base.csv", "watch": "never/*"},
             "polling": {"firstInterval": timespan(first_s), "maxInterval": timespan(max_s), "fraction": fraction},
             "policy": {"timeout": timespan(timeout_s), "retry": 1, "retryIntervalInSeconds": 1},
@@ -180,7 +209,10 @@ class Stack:
         if training is not None:  # a training endpoint of its own, so its job's duration can be set alone
             key = f"TRAINING_KEY_{training['name'].upper()}"
             self.settings[key] = training["apiKey"]
-            definition["training"] = self.shipped["training"] | {"mlEndpoint": training["mlEndpoint"], "apiKeySetting": key}
+            definition["training"] = self.shipped["training"] | {
+                "mlEndpoint": training["mlEndpoint"],
+                "apiKeySetting": key,
+            }
         self.pipelines.append(definition)
         return definition
 
@@ -188,8 +220,12 @@ class Stack:
         """A pipeline like the shipped `aml-retrain` (its settings pointed at the emulator's workspace),
         with a registry model of its own, no gate, schedule or blob trigger, and `fields` on top."""
         self.settings |= aml_settings(self.services)
-        shipped = next(p for p in json.loads((ROOT / "pipelines.json").read_text())["pipelines"] if p["name"] == "aml-retrain")
-        definition: dict[str, Any] = copy.deepcopy(shipped) | {"name": name, "gate": {}, "schedule": {"enabled": False}} | fields
+        shipped = next(
+            p for p in json.loads((ROOT / "pipelines.json").read_text())["pipelines"] if p["name"] == "aml-retrain"
+        )
+        definition: dict[str, Any] = (
+            copy.deepcopy(shipped) | {"name": name, "gate": {}, "schedule": {"enabled": False}} | fields
+        )
         definition["data"] = definition["data"] | {"watch": "never/*"}
         definition["training"] = definition["training"] | {"modelName": model}
         self.pipelines.append(definition)
@@ -199,9 +235,14 @@ class Stack:
         """A classic scoring target on one endpoint of the scoring service."""
         key = f"KEY_{endpoint['name'].upper()}"
         self.settings[key] = endpoint["apiKey"]
-        return {"name": endpoint["name"], "kind": "classic", "updateResourceEndpoint": endpoint["updateResourceEndpoint"],
-                "apiKeySetting": key, "trainedModelName": self.scoring["resourceName"],
-                "policy": {"timeout": "00:05:00", "retry": 1, "retryIntervalInSeconds": 1}}
+        return {
+            "name": endpoint["name"],
+            "kind": "classic",
+            "updateResourceEndpoint": endpoint["updateResourceEndpoint"],
+            "apiKeySetting": key,
+            "trainedModelName": self.scoring["resourceName"],
+            "policy": {"timeout": "00:05:00", "retry": 1, "retryIntervalInSeconds": 1},
+        }
 
     @property
     def definitions_file(self) -> Path:
@@ -215,9 +256,22 @@ class Stack:
         home.mkdir()
         self.devhost_log_path = home / "devhost.log"
         self.devhost_log = open(self.devhost_log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.devhost = subprocess.Popen([sys.executable, "-m", "devhost.cli", "serve", "--settings", str(WORK / "local.settings.json"),
-                                         "--port", str(free_port())], cwd=home, stdout=self.devhost_log, stderr=subprocess.STDOUT,
-                                        env=os.environ | {"PYTHONPATH": str(ROOT)})
+        self.devhost = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "devhost.cli",
+                "serve",
+                "--settings",
+                str(WORK / "local.settings.json"),
+                "--port",
+                str(free_port()),
+            ],
+            cwd=home,
+            stdout=self.devhost_log,
+            stderr=subprocess.STDOUT,
+            env=os.environ | {"PYTHONPATH": str(ROOT)},
+        )
         self.proxy.watch = (self.devhost.pid, self.emulator.process.pid)
         state = home / ".devhost" / "serve.json"
         deadline = time.monotonic() + 120
@@ -230,8 +284,11 @@ class Stack:
         self.blobs.create_container(DATA)
         self.blobs.get_blob_client(DATA, "base.csv").upload_blob(breast_cancer().head(120).to_csv())
         seed = breast_cancer().head(40)
-        requests.post(f"{self.emulator.http_base}/_emulator/web-services/{self.scoring['id']}/seed",
-                      json={"ColumnNames": list(seed.names), "Values": [list(r) for r in seed.rows]}, timeout=60).raise_for_status()
+        requests.post(
+            f"{self.emulator.http_base}/_emulator/web-services/{self.scoring['id']}/seed",
+            json={"ColumnNames": list(seed.names), "Values": [list(r) for r in seed.rows]},
+            timeout=60,
+        ).raise_for_status()
 
     @property
     def devhost_pid(self) -> int:
@@ -267,15 +324,19 @@ class Stack:
         """Version 1 of `model` (40 rows) serving at 100% on deployment `blue` of the workspace's online endpoint."""
         ws = self.services["azureMl"]["workspaces"][0]
         seed = breast_cancer().head(40)
-        requests.post(f"{self.emulator.http_base}/_emulator/azure-ml/workspaces/{ws['name']}/seed",
-                      json={"ColumnNames": list(seed.names), "Values": [list(r) for r in seed.rows], "model": model},
-                      timeout=60).raise_for_status()
+        requests.post(
+            f"{self.emulator.http_base}/_emulator/azure-ml/workspaces/{ws['name']}/seed",
+            json={"ColumnNames": list(seed.names), "Values": [list(r) for r in seed.rows], "model": model},
+            timeout=60,
+        ).raise_for_status()
 
     def clear(self) -> None:
         requests.delete(f"{self.emulator.http_base}/_emulator/faults", timeout=10)
 
     def jobs(self) -> dict[str, dict[str, Any]]:
-        return {j["id"]: j for j in requests.get(f"{self.emulator.http_base}/_emulator/state", timeout=30).json()["jobs"]}
+        return {
+            j["id"]: j for j in requests.get(f"{self.emulator.http_base}/_emulator/state", timeout=30).json()["jobs"]
+        }
 
     def records(self, prefix: str = "") -> set[str]:
         """The names of the run records under `prefix` (read from Azurite, not through devhost)."""
@@ -290,11 +351,17 @@ class Stack:
         """Start a run over HTTP; return the time of the request and the records the pipeline had before it."""
         known = self.records(f"{pipeline}/runs/")
         began = time.time()
-        requests.post(f"{self.url}/api/pipelines/{pipeline}/runs", json=body or {}, headers={"x-functions-key": self.key},
-                      timeout=60).raise_for_status()
+        requests.post(
+            f"{self.url}/api/pipelines/{pipeline}/runs",
+            json=body or {},
+            headers={"x-functions-key": self.key},
+            timeout=60,
+        ).raise_for_status()
         return began, known
 
-    def wait(self, started: dict[str, tuple[float, set[str]]], poll_s: float = 0.1, timeout_s: float = 900) -> dict[str, tuple[float, dict[str, Any]]]:
+    def wait(
+        self, started: dict[str, tuple[float, set[str]]], poll_s: float = 0.1, timeout_s: float = 900
+    ) -> dict[str, tuple[float, dict[str, Any]]]:
         """Each started pipeline's (time of the request, run record), once its new record is written.
 
         Completion is read from storage, so waiting costs devhost nothing (its status route reads
@@ -314,7 +381,9 @@ class Stack:
             time.sleep(poll_s)
         return done
 
-    def run(self, pipeline: str, body: dict[str, Any] | None = None, poll_s: float = 0.1) -> tuple[float, dict[str, Any]]:
+    def run(
+        self, pipeline: str, body: dict[str, Any] | None = None, poll_s: float = 0.1
+    ) -> tuple[float, dict[str, Any]]:
         """Start a run and wait for its record; return (time of the request, run record)."""
         return self.wait({pipeline: self.start(pipeline, body)}, poll_s)[pipeline]
 
@@ -338,15 +407,22 @@ class Stack:
         for age, elapsed in enumerate(durations):
             moment = newest - timedelta(days=7 * age)
             run_id = f"{moment:%Y%m%dT%H%M%SZ}-{age:08x}"
-            record = template | {"run_id": run_id, "pipeline": pipeline, "job": template["job"] | {"elapsed_s": round(elapsed, 3)},
-                                 "request": template["request"] | {"pipeline": pipeline}, "record": f"{RECORDS}/{pipeline}/runs/{run_id}.json"}
+            record = template | {
+                "run_id": run_id,
+                "pipeline": pipeline,
+                "job": template["job"] | {"elapsed_s": round(elapsed, 3)},
+                "request": template["request"] | {"pipeline": pipeline},
+                "record": f"{RECORDS}/{pipeline}/runs/{run_id}.json",
+            }
             container.upload_blob(f"{pipeline}/runs/{run_id}.json", json.dumps(record), overwrite=True)
 
     # ---- the floor: the same calls from a plain script ------------------------------------------
 
     def bes(self, method: str, suffix: str = "", body: Any = None) -> requests.Response:
         url = f"{self.training['mlEndpoint']}{suffix}?api-version=2.0"
-        return requests.request(method, url, json=body, headers={"Authorization": f"Bearer {self.training['apiKey']}"}, timeout=30)
+        return requests.request(
+            method, url, json=body, headers={"Authorization": f"Bearer {self.training['apiKey']}"}, timeout=30
+        )
 
     def direct_job(self, interval: float) -> tuple[float, str, float, int]:
         """Submit, start, poll every `interval`; return (began, job id, detected, polls)."""
@@ -357,13 +433,24 @@ class Stack:
 
         def ref(name: str, write: bool) -> dict[str, Any]:
             path = BlobPath(DATA if not write else "trainingoutput", name)
-            return {"BaseLocation": storage.account_url, "RelativeLocation": str(path),
-                    "SasBlobToken": storage.sas(path, read=not write, write=write, lifetime=timedelta(hours=1))}
+            return {
+                "BaseLocation": storage.account_url,
+                "RelativeLocation": str(path),
+                "SasBlobToken": storage.sas(path, read=not write, write=write, lifetime=timedelta(hours=1)),
+            }
 
         storage.ensure_container("trainingoutput")
         began = time.time()
-        job = self.bes("POST", body={"Inputs": {"input1": ref("base.csv", False)},
-                                     "Outputs": {"output1": ref(f"{run}/model.ilearner", True), "output2": ref(f"{run}/evaluation.csv", True)}}).json()
+        job = self.bes(
+            "POST",
+            body={
+                "Inputs": {"input1": ref("base.csv", False)},
+                "Outputs": {
+                    "output1": ref(f"{run}/model.ilearner", True),
+                    "output2": ref(f"{run}/evaluation.csv", True),
+                },
+            },
+        ).json()
         self.bes("POST", f"/{job}/start")
         polls, first = 0, time.monotonic()
         while True:
@@ -379,7 +466,9 @@ class Stack:
 
         return TrainingStorage.from_settings(Settings.from_env({"TrainingStorage": self.azurite.connection_string}))
 
-    def direct_update(self, endpoint: dict[str, Any], model_path: str, storage: Any = None, session: Any = None) -> None:
+    def direct_update(
+        self, endpoint: dict[str, Any], model_path: str, storage: Any = None, session: Any = None
+    ) -> None:
         """Update Resource as a plain script does it: a read SAS, PATCH, then GET until the endpoint shows the model."""
         from retraining.models import BlobPath
 
@@ -387,8 +476,20 @@ class Stack:
         http = session or requests
         path = BlobPath.parse(model_path)
         headers = {"Authorization": f"Bearer {endpoint['apiKey']}"}
-        body = {"Resources": [{"Name": self.scoring["resourceName"], "Location": {
-            "BaseLocation": storage.account_url, "RelativeLocation": str(path), "SasBlobToken": storage.sas(path, read=True, lifetime=timedelta(hours=1))}}]}
+        body = {
+            "Resources": [
+                {
+                    "Name": self.scoring["resourceName"],
+                    "Location": {
+                        "BaseLocation": storage.account_url,
+                        "RelativeLocation": str(path),
+                        "SasBlobToken": storage.sas(path, read=True, lifetime=timedelta(hours=1)),
+                    },
+                }
+            ]
+        }
         http.patch(endpoint["updateResourceEndpoint"], json=body, headers=headers, timeout=30).raise_for_status()
-        while http.get(endpoint["updateResourceEndpoint"], headers=headers, timeout=30).json()["Resources"][0]["Location"]["RelativeLocation"] != str(path):
+        while http.get(endpoint["updateResourceEndpoint"], headers=headers, timeout=30).json()["Resources"][0][
+            "Location"
+        ]["RelativeLocation"] != str(path):
             time.sleep(0.01)

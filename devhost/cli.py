@@ -42,7 +42,10 @@ def _connection(args: argparse.Namespace) -> dict[str, str]:
     url = args.url or os.environ.get("RETRAIN_URL") or saved.get("url")
     if not url:
         raise SystemExit("retrain: no Function App URL: pass --url, set RETRAIN_URL, or run `retrain serve`")
-    return {"url": url.rstrip("/"), "key": getattr(args, "key", None) or os.environ.get("RETRAIN_KEY") or saved.get("key", "")}
+    return {
+        "url": url.rstrip("/"),
+        "key": getattr(args, "key", None) or os.environ.get("RETRAIN_KEY") or saved.get("key", ""),
+    }
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -76,10 +79,16 @@ def serve(args: argparse.Namespace) -> int:
             assert stack.host is not None and stack.azurite is not None and stack.emulator is not None
             stack.load_sample_data()
             host = stack.host
-            print(f"Azurite:  {stack.azurite.blob_endpoint} (sample data labeledexamples/labeledexamples.arff; initial model published)")
-            print(f"emulator: {stack.emulator.http_base}  (TLS {stack.emulator.https_base}); "
-                  f"its services, URLs and keys: {stack.emulator.http_base}/_emulator/services")
-        write_private(STATE, json.dumps({"url": host.base_url, "key": host.function_key, "eventgridKey": host.eventgrid_key}))
+            print(
+                f"Azurite:  {stack.azurite.blob_endpoint} (sample data labeledexamples/labeledexamples.arff; initial model published)"
+            )
+            print(
+                f"emulator: {stack.emulator.http_base}  (TLS {stack.emulator.https_base}); "
+                f"its services, URLs and keys: {stack.emulator.http_base}/_emulator/services"
+            )
+        write_private(
+            STATE, json.dumps({"url": host.base_url, "key": host.function_key, "eventgridKey": host.eventgrid_key})
+        )
         print(f"devhost:  {host.base_url}")
         print(f"function key: {host.function_key}   (also in {STATE}, readable by you only)")
         print(f"  POST {host.base_url}/api/pipelines/<pipeline>/runs   header x-functions-key: <function key>")
@@ -102,8 +111,12 @@ def start(args: argparse.Namespace) -> int:
     body: dict[str, Any] = {"dryRun": args.dry_run}
     if args.blob:
         body["trainingBlob"] = args.blob
-    response = requests.post(f"{connection['url']}/api/pipelines/{quote(args.pipeline)}/runs", json=body,
-                             headers={"x-functions-key": connection["key"]}, timeout=60)
+    response = requests.post(
+        f"{connection['url']}/api/pipelines/{quote(args.pipeline)}/runs",
+        json=body,
+        headers={"x-functions-key": connection["key"]},
+        timeout=60,
+    )
     if response.status_code != 202:
         print(f"retrain: start refused ({response.status_code}): {_error_text(response)}", file=sys.stderr)
         return 2
@@ -147,7 +160,9 @@ def _error_text(response: requests.Response) -> str:
 def emulator(args: argparse.Namespace) -> int:
     from emulator.__main__ import main as emulator_main
 
-    forwarded = ["--port", str(args.port), "--tls-port", str(args.tls_port)] + (["--config", str(args.config)] if args.config else [])
+    forwarded = ["--port", str(args.port), "--tls-port", str(args.tls_port)] + (
+        ["--config", str(args.config)] if args.config else []
+    )
     return emulator_main(forwarded)
 
 
@@ -162,7 +177,9 @@ def import_adf(args: argparse.Namespace) -> int:
         return 2
     args.output.write_text(json.dumps(result.definition, indent=2) + "\n")
     settings_file = args.settings or args.output.with_name("local.settings.json")
-    existing: dict[str, Any] = json.loads(settings_file.read_text()) if settings_file.exists() else {"IsEncrypted": False}
+    existing: dict[str, Any] = (
+        json.loads(settings_file.read_text()) if settings_file.exists() else {"IsEncrypted": False}
+    )
     values: dict[str, str] = existing.setdefault("Values", {})
     values.update(result.settings)
     write_private(settings_file, json.dumps(existing, indent=2) + "\n")
@@ -183,7 +200,9 @@ def _stop_on_sigterm(signum: int, frame: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="retrain", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="retrain", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     p = commands.add_parser("serve", help="run devhost (and Azurite and the emulator unless --settings)")
     p.add_argument("--settings", type=Path)
@@ -209,9 +228,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", type=Path)
     p.set_defaults(handler=emulator)
     p = commands.add_parser("import-adf", help="turn Data Factory JSON into pipeline definitions")
-    p.add_argument("paths", nargs="+", type=Path, help="ADF JSON files, directories of them, or markdown with JSON blocks")
+    p.add_argument(
+        "paths", nargs="+", type=Path, help="ADF JSON files, directories of them, or markdown with JSON blocks"
+    )
     p.add_argument("-o", "--output", type=Path, required=True, help="the pipeline definitions file to write")
-    p.add_argument("--settings", type=Path, help="local settings file for the moved values (default: local.settings.json beside -o)")
+    p.add_argument(
+        "--settings",
+        type=Path,
+        help="local settings file for the moved values (default: local.settings.json beside -o)",
+    )
     p.set_defaults(handler=import_adf)
     p = commands.add_parser("demo", help="the whole system, start to finish, on this machine")
     p.set_defaults(handler=demo)

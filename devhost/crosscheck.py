@@ -85,7 +85,10 @@ def _engine_action(action: pb.OrchestratorAction) -> tuple[Any, ...] | None:
         return ("sub-orchestration", sub.name, sub.instanceId, _json(sub.input.value or None))
     if kind == "createTimer":
         return ("timer", action.createTimer.fireAt.ToDatetime().strftime("%Y-%m-%dT%H:%M:%S.%f"))
-    if kind == "completeOrchestration" and action.completeOrchestration.orchestrationStatus == pb.ORCHESTRATION_STATUS_CONTINUED_AS_NEW:
+    if (
+        kind == "completeOrchestration"
+        and action.completeOrchestration.orchestrationStatus == pb.ORCHESTRATION_STATUS_CONTINUED_AS_NEW
+    ):
         return ("continue-as-new", _json(action.completeOrchestration.result.value or None))
     if kind == "completeOrchestration":
         return None  # compared separately
@@ -113,8 +116,13 @@ class CrossCheck:
                 self.mismatches.append(mismatch)
                 logger.error("engines disagree: %s", mismatch)
 
-    def _compare(self, request: pb.OrchestratorRequest, response: pb.OrchestratorResponse) -> tuple[str, str, str] | None:
-        started = next((e.executionStarted for e in [*request.pastEvents, *request.newEvents] if e.HasField("executionStarted")), None)
+    def _compare(
+        self, request: pb.OrchestratorRequest, response: pb.OrchestratorResponse
+    ) -> tuple[str, str, str] | None:
+        started = next(
+            (e.executionStarted for e in [*request.pastEvents, *request.newEvents] if e.HasField("executionStarted")),
+            None,
+        )
         if started is None or started.name not in self.functions:
             return None
         name, instance = started.name, request.instanceId
@@ -123,8 +131,12 @@ class CrossCheck:
             # termination (the in-memory backend may still deliver a late activity result to a terminated instance).
             return None
         history = to_host_events(request.pastEvents, request.newEvents)
-        context = binding_context(history, instance, started.input.value or None,
-                                  started.parentInstance.orchestrationInstance.instanceId or None)
+        context = binding_context(
+            history,
+            instance,
+            started.input.value or None,
+            started.parentInstance.orchestrationInstance.instanceId or None,
+        )
         failed = False
         try:
             state = json.loads(self.functions[name].user_function(context))
@@ -137,19 +149,42 @@ class CrossCheck:
         engine = [a for a in (_engine_action(x) for x in response.actions) if a is not None]
         if sdk != engine:
             return instance, name, f"actions differ after {scheduled} scheduled: sdk {sdk} vs durabletask {engine}"
-        completion = next((a.completeOrchestration for a in response.actions if a.HasField("completeOrchestration")
-                           and a.completeOrchestration.orchestrationStatus != pb.ORCHESTRATION_STATUS_CONTINUED_AS_NEW), None)
+        completion = next(
+            (
+                a.completeOrchestration
+                for a in response.actions
+                if a.HasField("completeOrchestration")
+                and a.completeOrchestration.orchestrationStatus != pb.ORCHESTRATION_STATUS_CONTINUED_AS_NEW
+            ),
+            None,
+        )
         engine_failed = completion is not None and completion.orchestrationStatus == pb.ORCHESTRATION_STATUS_FAILED
         if failed != engine_failed:
             return instance, name, f"failure differs: sdk failed={failed}, durabletask failed={engine_failed}"
-        if not failed and bool(state.get("isDone")) != (completion is not None or any(a[0] == "continue-as-new" for a in engine)):
+        if not failed and bool(state.get("isDone")) != (
+            completion is not None or any(a[0] == "continue-as-new" for a in engine)
+        ):
             kinds = [e.WhichOneof("eventType") for e in request.newEvents]
             status = pb.OrchestrationStatus.Name(completion.orchestrationStatus) if completion is not None else None
-            return instance, name, (f"completion differs: sdk isDone={state.get('isDone')}, durabletask {completion is not None} ({status}, "
-                                    f"new events {kinds}, {len(request.pastEvents)} past)")
+            return (
+                instance,
+                name,
+                (
+                    f"completion differs: sdk isDone={state.get('isDone')}, durabletask {completion is not None} ({status}, "
+                    f"new events {kinds}, {len(request.pastEvents)} past)"
+                ),
+            )
         if completion is not None and not failed and state.get("output") != _json(completion.result.value or None):
-            return instance, name, f"output differs: sdk {state.get('output')!r} vs durabletask {completion.result.value!r}"
+            return (
+                instance,
+                name,
+                f"output differs: sdk {state.get('output')!r} vs durabletask {completion.result.value!r}",
+            )
         engine_status = _json(response.customStatus.value or None)
         if state.get("customStatus") != engine_status:
-            return instance, name, f"custom status differs: sdk {state.get('customStatus')!r} vs durabletask {engine_status!r}"
+            return (
+                instance,
+                name,
+                f"custom status differs: sdk {state.get('customStatus')!r} vs durabletask {engine_status!r}",
+            )
         return None

@@ -45,8 +45,12 @@ def _print(text: str = "") -> None:
 def _rrs(stack: LocalStack, endpoint_name: str) -> tuple[str, list[list[Any]]]:
     endpoint = next(e for e in stack.services["webServices"][1]["endpoints"] if e["name"] == endpoint_name)
     names, values = breast_cancer().features(len(breast_cancer().rows))
-    response = requests.post(endpoint["rrsEndpoint"], json={"Inputs": {"input1": {"ColumnNames": names, "Values": values}}},
-                             headers={"Authorization": f"Bearer {endpoint['apiKey']}"}, timeout=60)
+    response = requests.post(
+        endpoint["rrsEndpoint"],
+        json={"Inputs": {"input1": {"ColumnNames": names, "Values": values}}},
+        headers={"Authorization": f"Bearer {endpoint['apiKey']}"},
+        timeout=60,
+    )
     response.raise_for_status()
     return response.headers["x-ms-emulator-model-version"], response.json()["Results"]["output1"]["value"]["Values"]
 
@@ -92,8 +96,10 @@ def run_demo(workdir: Path | None = None) -> int:
         table = breast_cancer()
         blobs = stack.blob_service
         seeded = stack.load_sample_data(DATA_CONTAINER)
-        _print(f"\n== Uploaded {DATA_CONTAINER}/labeledexamples.arff: {len(table.rows)} labelled rows, {len(table.names) - 1} features;"
-               f" published an initial model trained on 40 rows")
+        _print(
+            f"\n== Uploaded {DATA_CONTAINER}/labeledexamples.arff: {len(table.rows)} labelled rows, {len(table.names) - 1} features;"
+            f" published an initial model trained on 40 rows"
+        )
         version_before, rows_before = _rrs(stack, "endpoint2")
         _print()
         _show_predictions("== Scoring endpoint2 with the initial model", version_before, rows_before)
@@ -101,8 +107,12 @@ def run_demo(workdir: Path | None = None) -> int:
         key = stack.host.function_key
         runs: list[dict[str, Any]] = []
         _print("\n== Retrain 1: manual HTTP start  (POST /api/pipelines/weekly-retrain/runs)")
-        response = requests.post(f"{stack.host.base_url}/api/pipelines/weekly-retrain/runs", json={},
-                                 headers={"x-functions-key": key}, timeout=60)
+        response = requests.post(
+            f"{stack.host.base_url}/api/pipelines/weekly-retrain/runs",
+            json={},
+            headers={"x-functions-key": key},
+            timeout=60,
+        )
         checks.append(("HTTP start answered 202", response.status_code == 202))
         follower = Follower(response.json()["statusUri"], key)
         first = follower.record(follower.follow(timeout_s=300)) or {}
@@ -111,7 +121,9 @@ def run_demo(workdir: Path | None = None) -> int:
         _print("\n== Retrain 2: new training data arrives  (blob labeledexamples/incoming/week-48.arff)")
         uploaded = blobs.get_blob_client(DATA_CONTAINER, "incoming/week-48.arff").upload_blob(table.to_arff())
         blob_key = f"blob:{DATA_CONTAINER}/incoming/week-48.arff:{uploaded['etag'].strip(chr(34))}"
-        follower = Follower(f"{stack.host.base_url}/api/pipelines/weekly-retrain/requests/{request_id_of(blob_key)}", key)
+        follower = Follower(
+            f"{stack.host.base_url}/api/pipelines/weekly-retrain/requests/{request_id_of(blob_key)}", key
+        )
         second = follower.record(follower.follow(timeout_s=300, appear_within_s=30)) or {}
         runs.append(second)
 
@@ -121,14 +133,18 @@ def run_demo(workdir: Path | None = None) -> int:
         _show_predictions("== Scoring endpoint2 after retraining", version_after, rows_after)
 
         _print("\n== Summary")
-        _print("   trigger  outcome     job                               polls  job time  run time  AUC     Accuracy  model")
+        _print(
+            "   trigger  outcome     job                               polls  job time  run time  AUC     Accuracy  model"
+        )
         for run in runs:
             job = run.get("job") or {}
             metrics = (run.get("model") or {}).get("metrics", {})
             run_time = sum(run.get("phases", {}).values())
-            _print(f"   {run['request']['trigger']['kind']:<7}  {run['status']:<10}  {run.get('job_id') or '-':<32}  "
-                   f"{job.get('polls', 0):>5}  {job.get('elapsed_s', 0):>7.1f}s  {run_time:>7.1f}s  "
-                   f"{metrics.get('AUC', 0):.4f}  {metrics.get('Accuracy', 0):.4f}    {(run.get('model') or {}).get('sha256', '-')[:12]}")
+            _print(
+                f"   {run['request']['trigger']['kind']:<7}  {run['status']:<10}  {run.get('job_id') or '-':<32}  "
+                f"{job.get('polls', 0):>5}  {job.get('elapsed_s', 0):>7.1f}s  {run_time:>7.1f}s  "
+                f"{metrics.get('AUC', 0):.4f}  {metrics.get('Accuracy', 0):.4f}    {(run.get('model') or {}).get('sha256', '-')[:12]}"
+            )
         newest = (second.get("model") or {}).get("sha256", "")[:12]
         _print("\n   endpoint                 serves model   (initial model was " + seeded + ")")
         for name, version in served.items():
@@ -136,23 +152,42 @@ def run_demo(workdir: Path | None = None) -> int:
             _print(f"   {name:<24} {version or '-':<13}  {note}")
 
         checks += [
-            ("retrain 1 (HTTP) succeeded and updated every target", first["status"] == "Succeeded" and all(t["updated"] for t in first["targets"])),
-            ("retrain 2 (blob arrival) trained on the new blob", second["request"]["trigger"]["kind"] == "blob"
-             and second["request"]["training_blob"] == f"{DATA_CONTAINER}/incoming/week-48.arff"),
-            ("retrain 2 succeeded and updated every target", second["status"] == "Succeeded" and all(t["updated"] for t in second["targets"])),
-            ("endpoint2 and myWebService serve the newest model", served.get("endpoint2") == newest == served.get("myWebService")),
+            (
+                "retrain 1 (HTTP) succeeded and updated every target",
+                first["status"] == "Succeeded" and all(t["updated"] for t in first["targets"]),
+            ),
+            (
+                "retrain 2 (blob arrival) trained on the new blob",
+                second["request"]["trigger"]["kind"] == "blob"
+                and second["request"]["training_blob"] == f"{DATA_CONTAINER}/incoming/week-48.arff",
+            ),
+            (
+                "retrain 2 succeeded and updated every target",
+                second["status"] == "Succeeded" and all(t["updated"] for t in second["targets"]),
+            ),
+            (
+                "endpoint2 and myWebService serve the newest model",
+                served.get("endpoint2") == newest == served.get("myWebService"),
+            ),
             ("RRS answers come from the newest model", version_after == newest != version_before),
             ("the predictions changed", [r[-2:] for r in rows_after] != [r[-2:] for r in rows_before]),
             ("the default endpoint was left alone", served.get("default") == seeded),
         ]
         checks += run_aml_demo(stack, _print)
         snapshot = _save_page(stack, page_url, workdir / "status-weekly-retrain.html")
-        checks.append(("the status page shows both runs", all(f'id="run-{r.get("run_id")}"' in snapshot.read_text() for r in runs)))
+        checks.append(
+            (
+                "the status page shows both runs",
+                all(f'id="run-{r.get("run_id")}"' in snapshot.read_text() for r in runs),
+            )
+        )
     _print("\n== Checks")
     for name, ok in checks:
         _print(f"   [{'ok' if ok else 'FAILED'}] {name}")
     passed = all(ok for _, ok in checks)
-    _print(f"\ndemo {'passed' if passed else 'FAILED'} in {time.monotonic() - began:.1f}s; everything it started is stopped.")
+    _print(
+        f"\ndemo {'passed' if passed else 'FAILED'} in {time.monotonic() - began:.1f}s; everything it started is stopped."
+    )
     _print(f"\nStatus page (served while the demo ran): {page_url}")
     _print(f"  as it was at the end: {snapshot}")
     _print("  live: `.venv/bin/retrain serve`, then open the status page address it prints")

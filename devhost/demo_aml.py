@@ -31,15 +31,25 @@ class Workspace:
     def __init__(self, stack: LocalStack) -> None:
         self.ws = stack.services["azureMl"]["workspaces"][0]
         self.verify = stack.services["caFile"]
-        credential = ClientSecretCredential(self.ws["tenant"], self.ws["servicePrincipalId"], self.ws["servicePrincipalKey"],
-                                            authority=self.ws["authorityHost"], disable_instance_discovery=True,
-                                            connection_verify=self.verify)
+        credential = ClientSecretCredential(
+            self.ws["tenant"],
+            self.ws["servicePrincipalId"],
+            self.ws["servicePrincipalKey"],
+            authority=self.ws["authorityHost"],
+            disable_instance_discovery=True,
+            connection_verify=self.verify,
+        )
         self.token = credential.get_token("https://management.azure.com/.default").token
         self.session = requests.Session()
 
     def arm(self, method: str, path: str) -> Any:
-        response = self.session.request(method, f"{self.ws['managementEndpoint']}{self.ws['resourceId']}{path}?{API}",
-                                        headers={"Authorization": f"Bearer {self.token}"}, verify=self.verify, timeout=30)
+        response = self.session.request(
+            method,
+            f"{self.ws['managementEndpoint']}{self.ws['resourceId']}{path}?{API}",
+            headers={"Authorization": f"Bearer {self.token}"},
+            verify=self.verify,
+            timeout=30,
+        )
         response.raise_for_status()
         return response.json() if response.content else None
 
@@ -58,7 +68,9 @@ class Workspace:
 
         def score(count: int) -> requests.Response:
             body = {"input_data": {"columns": names, "index": list(range(count)), "data": rows[:count]}}
-            return self.session.post(uri, json=body, headers={"Authorization": f"Bearer {key}"}, verify=self.verify, timeout=30)
+            return self.session.post(
+                uri, json=body, headers={"Authorization": f"Bearer {key}"}, verify=self.verify, timeout=30
+            )
 
         return score
 
@@ -71,7 +83,9 @@ def _accuracy(answers: list[dict[str, Any]]) -> float:
 def _follow(stack: LocalStack, out: Callable[[str], None]) -> dict[str, Any]:
     assert stack.host is not None
     key = stack.host.function_key
-    response = requests.post(f"{stack.host.base_url}/api/pipelines/{PIPELINE}/runs", json={}, headers={"x-functions-key": key}, timeout=60)
+    response = requests.post(
+        f"{stack.host.base_url}/api/pipelines/{PIPELINE}/runs", json={}, headers={"x-functions-key": key}, timeout=60
+    )
     response.raise_for_status()
     follower = Follower(response.json()["statusUri"], key)
     return follower.record(follower.follow(timeout_s=300)) or {}
@@ -83,8 +97,10 @@ def run_aml_demo(stack: LocalStack, out: Callable[[str], None]) -> list[tuple[st
     rows = len(breast_cancer().rows)
     before = score(rows)
     seeded_deployment = before.headers.get("azureml-model-deployment")
-    out(f"\n== Azure ML (v2): workspace {ws.ws['name']}, online endpoint {ONLINE} serves deployment {seeded_deployment} "
-        f"(model {AML_MODEL} version 1, trained on 40 rows): accuracy {_accuracy(before.json()):.1%} on all {rows} rows")
+    out(
+        f"\n== Azure ML (v2): workspace {ws.ws['name']}, online endpoint {ONLINE} serves deployment {seeded_deployment} "
+        f"(model {AML_MODEL} version 1, trained on 40 rows): accuracy {_accuracy(before.json()):.1%} on all {rows} rows"
+    )
 
     out(f"\n== Retrain 3: {PIPELINE} on an Azure ML command job, registered, rolled out 10% -> 50% -> 100%")
     first = _follow(stack, out)
@@ -92,15 +108,22 @@ def run_aml_demo(stack: LocalStack, out: Callable[[str], None]) -> list[tuple[st
     online: dict[str, Any] = next((t for t in first.get("targets", []) if t["target"] == "online"), {})
     new = (online.get("progress") or {}).get("deployment")
     after = score(rows)
-    out(f"   job {first.get('job_id')}: {first.get('status')}; model version {version} registered and crowned champion "
-        f"({ws.champion() == version}); traffic {ws.endpoint()['traffic']}")
-    out(f"   the endpoint now answers from {after.headers.get('azureml-model-deployment')}: accuracy {_accuracy(after.json()):.1%}")
+    out(
+        f"   job {first.get('job_id')}: {first.get('status')}; model version {version} registered and crowned champion "
+        f"({ws.champion() == version}); traffic {ws.endpoint()['traffic']}"
+    )
+    out(
+        f"   the endpoint now answers from {after.headers.get('azureml-model-deployment')}: accuracy {_accuracy(after.json()):.1%}"
+    )
 
     out("\n== Retrain 4: the new deployment is unhealthy (30% of its answers fail); the endpoint is scored all along")
     emulator = stack.emulator
     assert emulator is not None
-    requests.post(f"{emulator.http_base}/_emulator/faults", json={"kind": "aml_deployment", "endpoint": ONLINE, "error_rate": 0.3},
-                  timeout=10).raise_for_status()
+    requests.post(
+        f"{emulator.http_base}/_emulator/faults",
+        json={"kind": "aml_deployment", "endpoint": ONLINE, "error_rate": 0.3},
+        timeout=10,
+    ).raise_for_status()
     answers: Counter[tuple[str, int]] = Counter()
     stop = threading.Event()
 
@@ -123,17 +146,32 @@ def run_aml_demo(stack: LocalStack, out: Callable[[str], None]) -> list[tuple[st
     failed_elsewhere = sum(n for (name, status), n in answers.items() if status != 200 and name != canary_name)
     failed_canary = sum(n for (name, status), n in answers.items() if status != 200 and name == canary_name)
     out(f"   online: {canary.get('state')}: {canary.get('error')}")
-    out(f"   {sum(answers.values())} scoring requests during the rollout: {failed_canary} failed on the canary {canary_name}, "
-        f"{failed_elsewhere} anywhere else; traffic {ws.endpoint()['traffic']}; champion still version {ws.champion()}")
+    out(
+        f"   {sum(answers.values())} scoring requests during the rollout: {failed_canary} failed on the canary {canary_name}, "
+        f"{failed_elsewhere} anywhere else; traffic {ws.endpoint()['traffic']}; champion still version {ws.champion()}"
+    )
     return [
-        ("Azure ML retrain registered a new version and crowned it", first.get("status") == "Succeeded" and bool(version)
-         and ws.champion() != "1" and (second.get("model") or {}).get("version") != ws.champion()),
-        ("the canary moved traffic in steps to 100% on the new deployment",
-         online.get("steps", [])[3:9] == ["traffic_10", "check_10", "traffic_50", "check_50", "traffic_100", "check_100"]
-         and bool(new) and after.headers.get("azureml-model-deployment") == new),
-        ("the unhealthy canary was rolled back automatically", canary.get("state") == "rolled_back"
-         and ws.endpoint()["traffic"] == {new: 100}),
-        ("the endpoint kept answering from the old model during the rollback", failed_elsewhere == 0
-         and answers[(str(new), 200)] > 0),
+        (
+            "Azure ML retrain registered a new version and crowned it",
+            first.get("status") == "Succeeded"
+            and bool(version)
+            and ws.champion() != "1"
+            and (second.get("model") or {}).get("version") != ws.champion(),
+        ),
+        (
+            "the canary moved traffic in steps to 100% on the new deployment",
+            online.get("steps", [])[3:9]
+            == ["traffic_10", "check_10", "traffic_50", "check_50", "traffic_100", "check_100"]
+            and bool(new)
+            and after.headers.get("azureml-model-deployment") == new,
+        ),
+        (
+            "the unhealthy canary was rolled back automatically",
+            canary.get("state") == "rolled_back" and ws.endpoint()["traffic"] == {new: 100},
+        ),
+        (
+            "the endpoint kept answering from the old model during the rollback",
+            failed_elsewhere == 0 and answers[(str(new), 200)] > 0,
+        ),
         ("the champion stayed on the healthy version", ws.champion() == version),
     ]

@@ -61,7 +61,9 @@ class DurableTask:
 
     def failure(self, details: Any) -> Exception:
         """The exception the SDK raises for this task's failure, with the host's Reason and Details."""
-        reason, serialised = host_failure(self.kind, self.name, details.error_type, details.message, details.stack_trace or "")
+        reason, serialised = host_failure(
+            self.kind, self.name, details.error_type, details.message, details.stack_trace or ""
+        )
         return sdk_exception(reason, serialised)
 
     def cancel(self) -> None:
@@ -144,11 +146,17 @@ class DurableContext:
 
     def call_activity_with_retry(self, name: Any, retry_options: Any, input_: Any = None) -> DurableTask:
         function = _name_of(name)
-        return DurableTask(self._ctx.call_activity(function, input=input_, retry_policy=_retry_policy(retry_options)), "Activity", function)
+        return DurableTask(
+            self._ctx.call_activity(function, input=input_, retry_policy=_retry_policy(retry_options)),
+            "Activity",
+            function,
+        )
 
     def call_sub_orchestrator(self, name: Any, input_: Any = None, instance_id: str | None = None) -> DurableTask:
         function = _name_of(name)
-        return DurableTask(self._ctx.call_sub_orchestrator(function, input=input_, instance_id=instance_id), "Orchestrator", function)
+        return DurableTask(
+            self._ctx.call_sub_orchestrator(function, input=input_, instance_id=instance_id), "Orchestrator", function
+        )
 
     def create_timer(self, fire_at: datetime) -> DurableTask:
         return DurableTask(self._ctx.create_timer(_utc_naive(fire_at)))
@@ -260,8 +268,12 @@ def _named(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
 class CheckingWorker(TaskHubGrpcWorker):
     """durabletask's worker, handing each orchestration episode (request and decided response) to a check."""
 
-    def __init__(self, *args: Any, on_episode: Callable[[pb.OrchestratorRequest, pb.OrchestratorResponse], None] | None = None,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        on_episode: Callable[[pb.OrchestratorRequest, pb.OrchestratorResponse], None] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self._on_episode = on_episode
 
@@ -285,7 +297,9 @@ class CheckingWorker(TaskHubGrpcWorker):
 class DurableEngine:
     """The in-memory durabletask backend, a worker running the app's orchestrators and activities, and a client."""
 
-    def __init__(self, app: FunctionApp, *, port: int | None = None, max_activities: int = 32, crosscheck: bool = False) -> None:
+    def __init__(
+        self, app: FunctionApp, *, port: int | None = None, max_activities: int = 32, crosscheck: bool = False
+    ) -> None:
         self.port = port or free_port()
         self.backend = Backend(port=self.port)
         self.backend.start()
@@ -294,9 +308,11 @@ class DurableEngine:
         quiet.setLevel(logging.WARNING)  # durabletask logs every episode at INFO
         self.crosscheck = CrossCheck(app) if crosscheck else None
         self.worker = CheckingWorker(
-            host_address=address, logger=quiet,
-            concurrency_options=ConcurrencyOptions(maximum_concurrent_activity_work_items=max_activities,
-                                                   maximum_thread_pool_workers=max_activities + 4),
+            host_address=address,
+            logger=quiet,
+            concurrency_options=ConcurrencyOptions(
+                maximum_concurrent_activity_work_items=max_activities, maximum_thread_pool_workers=max_activities + 4
+            ),
             on_episode=self.crosscheck.check if self.crosscheck else None,
         )
         # durabletask registers functions under their __name__: give each wrapper its Functions name.

@@ -48,12 +48,20 @@ def parse_events(body: bytes) -> list[dict[str, Any]]:
 
 def event_of(raw: dict[str, Any]) -> func.EventGridEvent:
     data = raw.get("data")
-    return func.EventGridEvent(id=str(raw.get("id", "")), data=data if isinstance(data, dict) else {}, topic=str(raw.get("topic", "")),
-                               subject=str(raw.get("subject", "")), event_type=str(raw["eventType"]),
-                               event_time=_moment(raw.get("eventTime")), data_version=str(raw.get("dataVersion", "")))
+    return func.EventGridEvent(
+        id=str(raw.get("id", "")),
+        data=data if isinstance(data, dict) else {},
+        topic=str(raw.get("topic", "")),
+        subject=str(raw.get("subject", "")),
+        event_type=str(raw["eventType"]),
+        event_time=_moment(raw.get("eventTime")),
+        data_version=str(raw.get("dataVersion", "")),
+    )
 
 
-def router(functions: Callable[[], list[FunctionSpec]], key: str, invoke: Callable[[FunctionSpec, Any], Awaitable[Any]]) -> APIRouter:
+def router(
+    functions: Callable[[], list[FunctionSpec]], key: str, invoke: Callable[[FunctionSpec, Any], Awaitable[Any]]
+) -> APIRouter:
     api = APIRouter()
 
     @api.post("/runtime/webhooks/eventgrid")

@@ -46,13 +46,24 @@ def host_failure(kind: str, name: str, error_type: str, message: str, stack: str
     friendly = f" {error_type.rsplit('.', 1)[-1]}: {message}"
     worker = f"Result: Failure\nException:{friendly}\nStack: {stack}"
     details = {
-        "$type": "System.Exception, System.Private.CoreLib", "ClassName": "System.Exception", "Message": friendly,
-        "Data": None, "InnerException": {
+        "$type": "System.Exception, System.Private.CoreLib",
+        "ClassName": "System.Exception",
+        "Message": friendly,
+        "Data": None,
+        "InnerException": {
             "$type": "Microsoft.Azure.WebJobs.Script.Workers.Rpc.RpcException, Microsoft.Azure.WebJobs.Script",
-            "ClassName": "Microsoft.Azure.WebJobs.Script.Workers.Rpc.RpcException", "Message": worker,
-            "Data": None, "InnerException": None, "HelpURL": None, "StackTraceString": None, "HResult": -2146233088,
+            "ClassName": "Microsoft.Azure.WebJobs.Script.Workers.Rpc.RpcException",
+            "Message": worker,
+            "Data": None,
+            "InnerException": None,
+            "HelpURL": None,
+            "StackTraceString": None,
+            "HResult": -2146233088,
         },
-        "HelpURL": None, "StackTraceString": None, "HResult": -2146233088, "Source": None,
+        "HelpURL": None,
+        "StackTraceString": None,
+        "HResult": -2146233088,
+        "Source": None,
     }
     return f"{kind} function '{name}' failed: {friendly}", json.dumps(details)
 
@@ -90,46 +101,76 @@ def to_host_events(past: Iterable[pb.HistoryEvent], new: Iterable[pb.HistoryEven
     return events
 
 
-def _convert(event: pb.HistoryEvent, names: dict[int, tuple[str, str]], ids: dict[int, int], event_id: int) -> dict[str, Any] | None:
+def _convert(
+    event: pb.HistoryEvent, names: dict[int, tuple[str, str]], ids: dict[int, int], event_id: int
+) -> dict[str, Any] | None:
     kind = event.WhichOneof("eventType")
     if kind == "executionStarted":
         e = event.executionStarted
-        return {"EventType": EXECUTION_STARTED, "Name": e.name, "Input": _value(e.input), "Version": _value(e.version) or ""}
+        return {
+            "EventType": EXECUTION_STARTED,
+            "Name": e.name,
+            "Input": _value(e.input),
+            "Version": _value(e.version) or "",
+        }
     if kind == "orchestratorStarted":
         return {"EventType": ORCHESTRATOR_STARTED}
     if kind == "orchestratorCompleted":
         return {"EventType": ORCHESTRATOR_COMPLETED}
     if kind == "taskScheduled":
         names[event_id] = ("Activity", event.taskScheduled.name)
-        return {"EventType": TASK_SCHEDULED, "Name": event.taskScheduled.name, "Input": _value(event.taskScheduled.input)}
+        return {
+            "EventType": TASK_SCHEDULED,
+            "Name": event.taskScheduled.name,
+            "Input": _value(event.taskScheduled.input),
+        }
     if kind == "taskCompleted":
-        return {"EventType": TASK_COMPLETED, "TaskScheduledId": ids.get(event.taskCompleted.taskScheduledId, -1),
-                "Result": _value(event.taskCompleted.result)}
+        return {
+            "EventType": TASK_COMPLETED,
+            "TaskScheduledId": ids.get(event.taskCompleted.taskScheduledId, -1),
+            "Result": _value(event.taskCompleted.result),
+        }
     if kind == "taskFailed":
-        return _failed(TASK_FAILED, ids.get(event.taskFailed.taskScheduledId, -1), event.taskFailed.failureDetails, names)
+        return _failed(
+            TASK_FAILED, ids.get(event.taskFailed.taskScheduledId, -1), event.taskFailed.failureDetails, names
+        )
     if kind == "subOrchestrationInstanceCreated":
         e = event.subOrchestrationInstanceCreated
         names[event_id] = ("Orchestrator", e.name)
         return {"EventType": SUB_CREATED, "Name": e.name, "InstanceId": e.instanceId, "Input": _value(e.input)}
     if kind == "subOrchestrationInstanceCompleted":
         e = event.subOrchestrationInstanceCompleted
-        return {"EventType": SUB_COMPLETED, "TaskScheduledId": ids.get(e.taskScheduledId, -1), "Result": _value(e.result)}
+        return {
+            "EventType": SUB_COMPLETED,
+            "TaskScheduledId": ids.get(e.taskScheduledId, -1),
+            "Result": _value(e.result),
+        }
     if kind == "subOrchestrationInstanceFailed":
         e = event.subOrchestrationInstanceFailed
         return _failed(SUB_FAILED, ids.get(e.taskScheduledId, -1), e.failureDetails, names)
     if kind == "timerCreated":
         return {"EventType": TIMER_CREATED, "FireAt": timestamp(event.timerCreated.fireAt.ToDatetime())}
     if kind == "timerFired":
-        return {"EventType": TIMER_FIRED, "TimerId": ids.get(event.timerFired.timerId, -1),
-                "FireAt": timestamp(event.timerFired.fireAt.ToDatetime())}
+        return {
+            "EventType": TIMER_FIRED,
+            "TimerId": ids.get(event.timerFired.timerId, -1),
+            "FireAt": timestamp(event.timerFired.fireAt.ToDatetime()),
+        }
     if kind == "eventRaised":
         return {"EventType": EVENT_RAISED, "Name": event.eventRaised.name, "Input": _value(event.eventRaised.input)}
     if kind == "eventSent":
-        return {"EventType": EVENT_SENT, "Name": event.eventSent.name, "InstanceId": event.eventSent.instanceId,
-                "Input": _value(event.eventSent.input)}
+        return {
+            "EventType": EVENT_SENT,
+            "Name": event.eventSent.name,
+            "InstanceId": event.eventSent.instanceId,
+            "Input": _value(event.eventSent.input),
+        }
     if kind == "executionCompleted":
-        return {"EventType": EXECUTION_COMPLETED, "OrchestrationStatus": int(event.executionCompleted.orchestrationStatus),
-                "Result": _value(event.executionCompleted.result)}
+        return {
+            "EventType": EXECUTION_COMPLETED,
+            "OrchestrationStatus": int(event.executionCompleted.orchestrationStatus),
+            "Result": _value(event.executionCompleted.result),
+        }
     if kind == "executionTerminated":
         return {"EventType": EXECUTION_TERMINATED, "Input": _value(event.executionTerminated.input)}
     if kind == "executionSuspended":
@@ -139,15 +180,32 @@ def _convert(event: pb.HistoryEvent, names: dict[int, tuple[str, str]], ids: dic
     return None  # event types the SDK ignores (generic, history state, entity operations)
 
 
-def _failed(event_type: int, task_id: int, details: pb.TaskFailureDetails, names: dict[int, tuple[str, str]]) -> dict[str, Any]:
+def _failed(
+    event_type: int, task_id: int, details: pb.TaskFailureDetails, names: dict[int, tuple[str, str]]
+) -> dict[str, Any]:
     kind, name = names.get(task_id, ("Activity", "unknown"))
-    reason, serialised = host_failure(kind, name, details.errorType, details.errorMessage, _value(details.stackTrace) or "")
+    reason, serialised = host_failure(
+        kind, name, details.errorType, details.errorMessage, _value(details.stackTrace) or ""
+    )
     return {"EventType": event_type, "TaskScheduledId": task_id, "Reason": reason, "Details": serialised}
 
 
-def binding_context(history: list[dict[str, Any]], instance_id: str, orchestration_input: str | None,
-                    parent_instance_id: str | None = None) -> str:
+def binding_context(
+    history: list[dict[str, Any]],
+    instance_id: str,
+    orchestration_input: str | None,
+    parent_instance_id: str | None = None,
+) -> str:
     """The JSON the host passes the orchestrator function for one episode."""
-    return json.dumps({"history": history, "instanceId": instance_id, "isReplaying": any(e["IsPlayed"] for e in history),
-                       "parentInstanceId": parent_instance_id, "input": orchestration_input, **SCHEMA, **TIMER_LIMITS,
-                       "defaultHttpAsyncRequestSleepTimeMillseconds": 30000})
+    return json.dumps(
+        {
+            "history": history,
+            "instanceId": instance_id,
+            "isReplaying": any(e["IsPlayed"] for e in history),
+            "parentInstanceId": parent_instance_id,
+            "input": orchestration_input,
+            **SCHEMA,
+            **TIMER_LIMITS,
+            "defaultHttpAsyncRequestSleepTimeMillseconds": 30000,
+        }
+    )

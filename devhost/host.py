@@ -111,8 +111,13 @@ class BackgroundHealth:
     last_ok: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"alive": self.alive, "restarts": self.restarts, "errors": self.errors, "last_error": self.last_error,
-                "last_ok": self.last_ok}
+        return {
+            "alive": self.alive,
+            "restarts": self.restarts,
+            "errors": self.errors,
+            "last_error": self.last_error,
+            "last_ok": self.last_ok,
+        }
 
 
 @dataclass
@@ -124,8 +129,15 @@ class _HttpRoute:
 
 
 class DevHost:
-    def __init__(self, *, settings: Mapping[str, str] | None = None, port: int | None = None, app_module: str = "function_app",
-                 blob_poll_s: float = 1.0, function_key: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        settings: Mapping[str, str] | None = None,
+        port: int | None = None,
+        app_module: str = "function_app",
+        blob_poll_s: float = 1.0,
+        function_key: str | None = None,
+    ) -> None:
         if settings:
             os.environ.update(settings)  # the Functions host exposes app settings as environment variables
         self.port = port or free_port()
@@ -139,11 +151,19 @@ class DevHost:
         self.app: FunctionApp = load_app(app_module)
         self.host_config = json.loads((ROOT / "host.json").read_text()) if (ROOT / "host.json").exists() else {}
         self.task_hub = self._task_hub()
-        self.engine = DurableEngine(self.app, max_activities=int(os.environ.get("DEVHOST_MAX_ACTIVITIES", "32")),
-                                    crosscheck=os.environ.get("DEVHOST_CROSSCHECK", "").lower() in ("1", "true"))
-        self.management = ManagementApi(self.engine.client, base_url=self.base_url, task_hub=self.task_hub,
-                                        system_key=self.system_key, rpc_secret=self.rpc_secret,
-                                        orchestrator_names={f.name for f in self.app.orchestrators})
+        self.engine = DurableEngine(
+            self.app,
+            max_activities=int(os.environ.get("DEVHOST_MAX_ACTIVITIES", "32")),
+            crosscheck=os.environ.get("DEVHOST_CROSSCHECK", "").lower() in ("1", "true"),
+        )
+        self.management = ManagementApi(
+            self.engine.client,
+            base_url=self.base_url,
+            task_hub=self.task_hub,
+            system_key=self.system_key,
+            rpc_secret=self.rpc_secret,
+            orchestrator_names={f.name for f in self.app.orchestrators},
+        )
         self.routes = [self._http_route(f) for f in self.app.http]
         self.server: uvicorn.Server | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -161,7 +181,9 @@ class DevHost:
         prefix = self.host_config.get("extensions", {}).get("http", {}).get("routePrefix", "api")
         route = trigger.get("route") or function.name
         methods = {m.upper() for m in trigger.get("methods") or ["GET", "POST"]}
-        return _HttpRoute(function, _route_pattern(f"{prefix}/{route}"), methods, str(trigger.get("authLevel", "function")).lower())
+        return _HttpRoute(
+            function, _route_pattern(f"{prefix}/{route}"), methods, str(trigger.get("authLevel", "function")).lower()
+        )
 
     # ---- lifecycle ------------------------------------------------------------------------------
 
@@ -171,7 +193,9 @@ class DevHost:
         self.server = uvicorn.Server(config)
         self.loop = asyncio.new_event_loop()
         server, loop = self.server, self.loop
-        thread = threading.Thread(target=lambda: loop.run_until_complete(server.serve()), name="devhost-http", daemon=True)
+        thread = threading.Thread(
+            target=lambda: loop.run_until_complete(server.serve()), name="devhost-http", daemon=True
+        )
         thread.start()
         self._threads.append(thread)
         deadline = time.monotonic() + timeout_s
@@ -271,10 +295,16 @@ class DevHost:
 
     def status(self) -> dict[str, Any]:
         """What `/admin/host/status` reports: the functions and the health of each background thread."""
-        return {"state": "Running", "functions": [f.name for f in self.app.all],
-                "background": {name: h.to_dict() for name, h in self.health.items()},
-                "crosscheck": ({"episodes": self.engine.crosscheck.episodes, "mismatches": len(self.engine.crosscheck.mismatches)}
-                               if self.engine.crosscheck else None)}
+        return {
+            "state": "Running",
+            "functions": [f.name for f in self.app.all],
+            "background": {name: h.to_dict() for name, h in self.health.items()},
+            "crosscheck": (
+                {"episodes": self.engine.crosscheck.episodes, "mismatches": len(self.engine.crosscheck.mismatches)}
+                if self.engine.crosscheck
+                else None
+            ),
+        }
 
     def _asgi(self) -> FastAPI:
         api = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
@@ -309,8 +339,11 @@ class DevHost:
                     return Response(status_code=401)
                 body = await request.body()
                 http_request = func.HttpRequest(
-                    method=request.method, url=str(request.url), headers=dict(request.headers),
-                    params=dict(request.query_params), route_params={k: v for k, v in match.groupdict().items() if v is not None},
+                    method=request.method,
+                    url=str(request.url),
+                    headers=dict(request.headers),
+                    params=dict(request.query_params),
+                    route_params={k: v for k, v in match.groupdict().items() if v is not None},
                     body=body,
                 )
                 try:
@@ -321,7 +354,9 @@ class DevHost:
                 if not isinstance(response, func.HttpResponse):
                     return Response(status_code=204)
                 headers = {k: v for k, v in response.headers.items() if k.lower() != "content-length"}
-                return Response(response.get_body(), status_code=response.status_code, headers=headers, media_type=response.mimetype)
+                return Response(
+                    response.get_body(), status_code=response.status_code, headers=headers, media_type=response.mimetype
+                )
             return Response(status_code=404)
 
         return api
@@ -428,11 +463,20 @@ class DevHost:
     @staticmethod
     def _blob_created_event(service: BlobServiceClient, container: str, blob: Any) -> func.EventGridEvent:
         url = f"{service.url.rstrip('/')}/{container}/{quote(blob.name)}"
-        data = {"api": "PutBlob", "contentType": blob.content_settings.content_type, "contentLength": blob.size,
-                "blobType": "BlockBlob", "eTag": str(blob.etag), "url": url}
+        data = {
+            "api": "PutBlob",
+            "contentType": blob.content_settings.content_type,
+            "contentLength": blob.size,
+            "blobType": "BlockBlob",
+            "eTag": str(blob.etag),
+            "url": url,
+        }
         return func.EventGridEvent(
-            id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"{url}@{blob.etag}")), data=data,
+            id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"{url}@{blob.etag}")),
+            data=data,
             topic=f"/subscriptions/local/resourceGroups/local/providers/Microsoft.Storage/storageAccounts/{service.account_name}",
             subject=f"/blobServices/default/containers/{container}/blobs/{blob.name}",
-            event_type="Microsoft.Storage.BlobCreated", event_time=blob.last_modified, data_version="",
+            event_type="Microsoft.Storage.BlobCreated",
+            event_time=blob.last_modified,
+            data_version="",
         )

@@ -80,8 +80,16 @@ def _flag(request: Request, name: str) -> bool:
 class ManagementApi:
     """Builds the routers and the client-binding JSON for one host."""
 
-    def __init__(self, client: dtc.TaskHubGrpcClient, *, base_url: str, task_hub: str, system_key: str, rpc_secret: str,
-                 orchestrator_names: set[str]) -> None:
+    def __init__(
+        self,
+        client: dtc.TaskHubGrpcClient,
+        *,
+        base_url: str,
+        task_hub: str,
+        system_key: str,
+        rpc_secret: str,
+        orchestrator_names: set[str],
+    ) -> None:
         self.client = client
         self.base_url = base_url.rstrip("/")
         self.task_hub = task_hub
@@ -110,29 +118,39 @@ class ManagementApi:
         placeholder = "INSTANCEID"
         query = f"taskHub={self.task_hub}&connection=Storage&code={self.system_key}"
         creation = f"{self.base_url}/runtime/webhooks/durabletask/orchestrators/{{functionName}}[/{{instanceId}}]?code={self.system_key}"
-        return json.dumps({
-            "taskHubName": self.task_hub,
-            "creationUrls": {"createNewInstancePostUri": creation,
-                             "createAndWaitOnNewInstancePostUri": f"{creation}&timeout={{timeoutInSeconds}}&pollingInterval={{intervalInSeconds}}"},
-            "managementUrls": self.management_urls(placeholder),
-            "baseUrl": f"{self.base_url}/runtime/webhooks/durabletask",
-            "requiredQueryStringParameters": query,
-            "rpcBaseUrl": f"{self.base_url}/durabletask/{self.rpc_secret}/",
-            "httpBaseUrl": f"{self.base_url}/runtime/webhooks/durabletask",
-        })
+        return json.dumps(
+            {
+                "taskHubName": self.task_hub,
+                "creationUrls": {
+                    "createNewInstancePostUri": creation,
+                    "createAndWaitOnNewInstancePostUri": f"{creation}&timeout={{timeoutInSeconds}}&pollingInterval={{intervalInSeconds}}",
+                },
+                "managementUrls": self.management_urls(placeholder),
+                "baseUrl": f"{self.base_url}/runtime/webhooks/durabletask",
+                "requiredQueryStringParameters": query,
+                "rpcBaseUrl": f"{self.base_url}/durabletask/{self.rpc_secret}/",
+                "httpBaseUrl": f"{self.base_url}/runtime/webhooks/durabletask",
+            }
+        )
 
     # ---- conversions ----------------------------------------------------------------------------
 
-    def status_body(self, state: dtc.OrchestrationState, *, show_input: bool, history: list[dict[str, Any]] | None) -> dict[str, Any]:
+    def status_body(
+        self, state: dtc.OrchestrationState, *, show_input: bool, history: list[dict[str, Any]] | None
+    ) -> dict[str, Any]:
         name = STATUS_NAMES.get(state.runtime_status, str(state.runtime_status))
         output = _json(state.serialized_output)
         if name == "Failed" and state.failure_details is not None:
             output = f"{state.failure_details.error_type}: {state.failure_details.message}"
         body: dict[str, Any] = {
-            "name": state.name, "instanceId": state.instance_id, "runtimeStatus": name,
+            "name": state.name,
+            "instanceId": state.instance_id,
+            "runtimeStatus": name,
             "input": _json(state.serialized_input) if show_input else None,
-            "customStatus": _json(state.serialized_custom_status), "output": output,
-            "createdTime": _iso(state.created_at), "lastUpdatedTime": _iso(state.last_updated_at),
+            "customStatus": _json(state.serialized_custom_status),
+            "output": output,
+            "createdTime": _iso(state.created_at),
+            "lastUpdatedTime": _iso(state.last_updated_at),
         }
         if history is not None:
             body["historyEvents"] = history
@@ -165,8 +183,9 @@ class ManagementApi:
 
         def authorised(request: Request) -> bool:
             if require_key:
-                return secrets.compare_digest(request.query_params.get("code") or request.headers.get("x-functions-key") or "",
-                                              self.system_key)
+                return secrets.compare_digest(
+                    request.query_params.get("code") or request.headers.get("x-functions-key") or "", self.system_key
+                )
             return True  # reachable only through the secret path prefix
 
         def unauthorised() -> Response:
@@ -178,21 +197,34 @@ class ManagementApi:
             if not authorised(request):
                 return unauthorised()
             if name not in self.orchestrators:
-                return JSONResponse({"Message": "One or more of the arguments submitted is incorrect",
-                                     "ExceptionMessage": f"The function '{name}' doesn't exist, is disabled, or is not an orchestrator function."},
-                                    status_code=400)
+                return JSONResponse(
+                    {
+                        "Message": "One or more of the arguments submitted is incorrect",
+                        "ExceptionMessage": f"The function '{name}' doesn't exist, is disabled, or is not an orchestrator function.",
+                    },
+                    status_code=400,
+                )
             raw = await request.body()
             payload = _json(raw.decode() if raw else None)
             try:
                 new_id = await asyncio.to_thread(
-                    self.client.schedule_new_orchestration, name, input=payload, instance_id=instance_id,
-                    reuse_id_policy=pb.OrchestrationIdReusePolicy(replaceableStatus=REPLACEABLE))
+                    self.client.schedule_new_orchestration,
+                    name,
+                    input=payload,
+                    instance_id=instance_id,
+                    reuse_id_policy=pb.OrchestrationIdReusePolicy(replaceableStatus=REPLACEABLE),
+                )
             except grpc.RpcError as exc:
                 if exc.code() == grpc.StatusCode.ALREADY_EXISTS:
-                    return JSONResponse({"Message": f"An instance with ID '{instance_id}' already exists and is running."}, status_code=409)
+                    return JSONResponse(
+                        {"Message": f"An instance with ID '{instance_id}' already exists and is running."},
+                        status_code=409,
+                    )
                 raise
             urls = self.management_urls(new_id)
-            return JSONResponse(urls, status_code=202, headers={"Location": urls["statusQueryGetUri"], "Retry-After": "10"})
+            return JSONResponse(
+                urls, status_code=202, headers={"Location": urls["statusQueryGetUri"], "Retry-After": "10"}
+            )
 
         @router.get("/instances/{instance_id}")
         async def status(instance_id: str, request: Request) -> Response:
@@ -204,7 +236,9 @@ class ManagementApi:
             history = None
             if _flag(request, "showHistory"):
                 history = await asyncio.to_thread(self.history, instance_id, _flag(request, "showHistoryOutput"))
-            body = self.status_body(state, show_input=request.query_params.get("showInput", "true").lower() != "false", history=history)
+            body = self.status_body(
+                state, show_input=request.query_params.get("showInput", "true").lower() != "false", history=history
+            )
             name = body["runtimeStatus"]
             if name in RUNNING_NAMES:
                 url = self.management_urls(instance_id)["statusQueryGetUri"]
@@ -221,8 +255,11 @@ class ManagementApi:
             wanted = {s for s in request.query_params.get("runtimeStatus", "").split(",") if s}
             prefix = request.query_params.get("instanceIdPrefix", "")
             states = await asyncio.to_thread(self.client.get_all_orchestration_states)
-            bodies = [self.status_body(s, show_input=_flag(request, "showInput"), history=None) for s in states
-                      if s.instance_id.startswith(prefix)]
+            bodies = [
+                self.status_body(s, show_input=_flag(request, "showInput"), history=None)
+                for s in states
+                if s.instance_id.startswith(prefix)
+            ]
             bodies = [b for b in bodies if not wanted or b["runtimeStatus"] in wanted]
             top = request.query_params.get("top")
             return JSONResponse(bodies[: int(top)] if top and top.isdigit() else bodies)
@@ -246,14 +283,18 @@ class ManagementApi:
             if refused := await refuse_unless_running(instance_id, request):
                 return refused
             raw = await request.body()
-            await asyncio.to_thread(self.client.raise_orchestration_event, instance_id, event, data=_json(raw.decode() if raw else None))
+            await asyncio.to_thread(
+                self.client.raise_orchestration_event, instance_id, event, data=_json(raw.decode() if raw else None)
+            )
             return Response(status_code=202)
 
         @router.post("/instances/{instance_id}/terminate")
         async def terminate(instance_id: str, request: Request) -> Response:
             if refused := await refuse_unless_running(instance_id, request):
                 return refused
-            await asyncio.to_thread(self.client.terminate_orchestration, instance_id, output=request.query_params.get("reason"))
+            await asyncio.to_thread(
+                self.client.terminate_orchestration, instance_id, output=request.query_params.get("reason")
+            )
             return Response(status_code=202)
 
         @router.post("/instances/{instance_id}/suspend")
@@ -278,11 +319,15 @@ class ManagementApi:
                 created_from = _moment(request.query_params.get("createdTimeFrom"))
                 created_to = _moment(request.query_params.get("createdTimeTo"))
             except ValueError:
-                return JSONResponse({"Message": "createdTimeFrom and createdTimeTo must be ISO 8601 times"}, status_code=400)
+                return JSONResponse(
+                    {"Message": "createdTimeFrom and createdTimeTo must be ISO 8601 times"}, status_code=400
+                )
             if created_from is None:
                 return JSONResponse({"Message": "createdTimeFrom is required"}, status_code=400)
             names = {s for s in request.query_params.get("runtimeStatus", "").split(",") if s}
-            wanted = [status for status, name in STATUS_NAMES.items() if name in names and name not in RUNNING_NAMES] or None
+            wanted = [
+                status for status, name in STATUS_NAMES.items() if name in names and name not in RUNNING_NAMES
+            ] or None
             if names and not wanted:
                 return JSONResponse({"instancesDeleted": 0})
             result = await asyncio.to_thread(self.client.purge_orchestrations_by, created_from, created_to, wanted)

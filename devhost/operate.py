@@ -30,8 +30,9 @@ def _call(args: argparse.Namespace, method: str, path: str, body: dict[str, Any]
     from .cli import _connection, _error_text
 
     connection = _connection(args)
-    response = requests.request(method, f"{connection['url']}/api/{path}", json=body, timeout=60,
-                                headers={"x-functions-key": connection["key"]})
+    response = requests.request(
+        method, f"{connection['url']}/api/{path}", json=body, timeout=60, headers={"x-functions-key": connection["key"]}
+    )
     if response.status_code >= 400:
         print(f"retrain: {_error_text(response)} ({response.status_code})", file=sys.stderr)
         return (1 if response.status_code < 500 else 2), None
@@ -60,15 +61,27 @@ def runs_table(answer: dict[str, Any]) -> str:
         progress = item.get("progress") or {}
         phase = progress.get("phase") or item["state"]
         until = f" until {progress['expires_at']}" if progress.get("expires_at") else ""
-        lines.append(f"{item['state']:<8} {item.get('run_id') or item['id']}  {item['action']} ({item['trigger']})  {phase}{until}")
+        lines.append(
+            f"{item['state']:<8} {item.get('run_id') or item['id']}  {item['action']} ({item['trigger']})  {phase}{until}"
+        )
     rows = []
     for run in answer["runs"]:
         decision = (run.get("approval") or {}).get("decision") or run.get("cancel")
         who = f"{decision['action']} by {decision['by']}" if decision else ""
         duration = sum(float(v) for v in (run.get("phases") or {}).values())
-        rows.append([run["run_id"], run["started_at"][:19], run["trigger"], run["status"], f"{duration:.1f}s",
-                     (run.get("job") or {}).get("polls"), ((run.get("model") or {}).get("sha256") or "")[:12], who,
-                     _short(run.get("reason"))])
+        rows.append(
+            [
+                run["run_id"],
+                run["started_at"][:19],
+                run["trigger"],
+                run["status"],
+                f"{duration:.1f}s",
+                (run.get("job") or {}).get("polls"),
+                ((run.get("model") or {}).get("sha256") or "")[:12],
+                who,
+                _short(run.get("reason")),
+            ]
+        )
     table = _table(rows, ["RUN", "STARTED", "TRIGGER", "STATUS", "DURATION", "POLLS", "MODEL", "DECISION", "REASON"])
     return "\n".join([*lines, *([""] if lines else []), table if rows else "no run recorded yet"])
 
@@ -77,14 +90,35 @@ def models_table(answer: dict[str, Any]) -> str:
     def metrics(model: dict[str, Any]) -> str:
         return ", ".join(f"{k} {v:.4f}" for k, v in sorted(model.get("metrics", {}).items())[:3])
 
-    rows = [[f"target {name}", s["model"]["sha256"][:12], s["run_id"], s["since"][:19], metrics(s["model"])]
-            for name, s in answer["targets"].items()]
+    rows = [
+        [f"target {name}", s["model"]["sha256"][:12], s["run_id"], s["since"][:19], metrics(s["model"])]
+        for name, s in answer["targets"].items()
+    ]
     if answer.get("champion"):
         champion = answer["champion"]
-        rows.append(["champion", champion["model"]["sha256"][:12], champion["run_id"], champion["since"][:19], metrics(champion["model"])])
-    rows += [["earlier champion", p["model"]["sha256"][:12], p["run_id"], p["since"][:19], metrics(p["model"])] for p in answer["previous"]]
-    rows += [[f"candidate ({c['status']})", c["model"]["sha256"][:12], c["run_id"], c["finished_at"][:19], metrics(c["model"])]
-             for c in answer["candidates"][:10]]
+        rows.append(
+            [
+                "champion",
+                champion["model"]["sha256"][:12],
+                champion["run_id"],
+                champion["since"][:19],
+                metrics(champion["model"]),
+            ]
+        )
+    rows += [
+        ["earlier champion", p["model"]["sha256"][:12], p["run_id"], p["since"][:19], metrics(p["model"])]
+        for p in answer["previous"]
+    ]
+    rows += [
+        [
+            f"candidate ({c['status']})",
+            c["model"]["sha256"][:12],
+            c["run_id"],
+            c["finished_at"][:19],
+            metrics(c["model"]),
+        ]
+        for c in answer["candidates"][:10]
+    ]
     return _table(rows, ["ROLE", "MODEL", "RUN", "SINCE", "METRICS"]) if rows else "no model recorded yet"
 
 
@@ -109,8 +143,14 @@ def decide(args: argparse.Namespace) -> int:
     if status:
         return status
     decision = answer.get("decision") or {}
-    return _output(args, answer, lambda a: f"{decision.get('action')} of {args.run} recorded ({decision.get('by')}, {decision.get('at')})"
-                   + (f"; {a['note']}" if a.get("note") else ""))
+    return _output(
+        args,
+        answer,
+        lambda a: (
+            f"{decision.get('action')} of {args.run} recorded ({decision.get('by')}, {decision.get('at')})"
+            + (f"; {a['note']}" if a.get("note") else "")
+        ),
+    )
 
 
 def rollback(args: argparse.Namespace) -> int:
@@ -118,11 +158,14 @@ def rollback(args: argparse.Namespace) -> int:
     if args.to:
         body["runId"] = args.to
     status, answer = _call(args, "POST", f"pipelines/{quote(args.pipeline)}/rollback", body)
-    return status or _output(args, answer, lambda a: f"roll-back to run {a['sourceRun']} queued: request {a['id']}\n{a['statusUri']}")
+    return status or _output(
+        args, answer, lambda a: f"roll-back to run {a['sourceRun']} queued: request {a['id']}\n{a['statusUri']}"
+    )
 
 
 def add_commands(commands: Any) -> None:
     """Register the operator commands on `retrain`'s subparsers."""
+
     def connection(p: argparse.ArgumentParser) -> None:
         p.add_argument("--url")
         p.add_argument("--key")
@@ -137,8 +180,11 @@ def add_commands(commands: Any) -> None:
     p.add_argument("pipeline")
     connection(p)
     p.set_defaults(handler=models)
-    for action, text in (("approve", "approve a run waiting for approval"), ("reject", "reject a run waiting for approval"),
-                         ("cancel", "cancel a run (or a request that has not run yet)")):
+    for action, text in (
+        ("approve", "approve a run waiting for approval"),
+        ("reject", "reject a run waiting for approval"),
+        ("cancel", "cancel a run (or a request that has not run yet)"),
+    ):
         p = commands.add_parser(action, help=text)
         p.add_argument("pipeline")
         p.add_argument("run", help="the run id" + (" or request id" if action == "cancel" else ""))

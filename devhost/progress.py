@@ -41,7 +41,9 @@ class Follower:
             line += f", job {str(progress['job_id'])[:40]}"
         job = progress.get("job") or {}
         if job.get("polls") is not None:
-            line += f", poll {job['polls']}, job {job.get('job_state')}, job time {float(job.get('elapsed_s') or 0):.1f}s"
+            line += (
+                f", poll {job['polls']}, job {job.get('job_state')}, job time {float(job.get('elapsed_s') or 0):.1f}s"
+            )
             if job.get("failed_polls"):
                 line += f" ({job['failed_polls']} failed polls)"
         for name, target in (progress.get("targets") or {}).items():

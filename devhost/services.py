@@ -63,7 +63,9 @@ class FolderLock:
             self._file.seek(0)
             holder = self._file.read().strip() or "another process"
             self._file.close()
-            raise ServiceStartError(f"{folder} is in use by {holder}: stop it before starting {what} on the same folder") from None
+            raise ServiceStartError(
+                f"{folder} is in use by {holder}: stop it before starting {what} on the same folder"
+            ) from None
         self._file.seek(0)
         self._file.truncate()
         self._file.write(f"process {os.getpid()}")
@@ -149,7 +151,9 @@ def azurite_binary() -> Path:
     return binary
 
 
-def start_azurite(location: Path | None = None, *, port: int | None = None, key: str = AZURITE_KEY, timeout_s: float = 30) -> Azurite:
+def start_azurite(
+    location: Path | None = None, *, port: int | None = None, key: str = AZURITE_KEY, timeout_s: float = 30
+) -> Azurite:
     """Start Azurite's blob service (telemetry off) with data under `location`; its one account's key is `key`."""
     location = location or Path(tempfile.mkdtemp(prefix="azurite-"))
     lock = FolderLock(location, "Azurite")
@@ -157,11 +161,25 @@ def start_azurite(location: Path | None = None, *, port: int | None = None, key:
     log_path = location / "azurite.log"
     log = open(log_path, "ab")  # noqa: SIM115 - closed by stop()
     command = [
-        str(azurite_binary()), "--blobHost", "127.0.0.1", "--blobPort", str(port), "--location", str(location),
-        "--skipApiVersionCheck", "--loose", "--disableTelemetry", "--silent",
+        str(azurite_binary()),
+        "--blobHost",
+        "127.0.0.1",
+        "--blobPort",
+        str(port),
+        "--location",
+        str(location),
+        "--skipApiVersionCheck",
+        "--loose",
+        "--disableTelemetry",
+        "--silent",
     ]
     try:
-        process = spawn(command, stdout=log, stderr=subprocess.STDOUT, env=os.environ | {"AZURITE_ACCOUNTS": f"{AZURITE_ACCOUNT}:{key}"})
+        process = spawn(
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=os.environ | {"AZURITE_ACCOUNTS": f"{AZURITE_ACCOUNT}:{key}"},
+        )
         _wait_for_port(port, process, log_path, timeout_s, "Azurite")
     except BaseException:
         log.close()
@@ -185,8 +203,14 @@ class Emulator(ManagedProcess):
         return result
 
 
-def start_emulator(state_dir: Path, *, config: Path | None = None, fresh_secrets: bool = False, timeout_s: float = 60,
-                   storage_connection_string: str | tuple[str, ...] | None = None) -> Emulator:
+def start_emulator(
+    state_dir: Path,
+    *,
+    config: Path | None = None,
+    fresh_secrets: bool = False,
+    timeout_s: float = 60,
+    storage_connection_string: str | tuple[str, ...] | None = None,
+) -> Emulator:
     """Start `python -m emulator` and wait for its ready line (`fresh_secrets`: random keys, see `Emulator.services`).
 
     `storage_connection_string` is the storage account Azure ML workspaces use (Azurite's, locally),
@@ -199,7 +223,9 @@ def start_emulator(state_dir: Path, *, config: Path | None = None, fresh_secrets
         command += ["--config", str(config)]
     if fresh_secrets:
         command.append("--fresh-secrets")
-    for connection_string in (storage_connection_string,) if isinstance(storage_connection_string, str) else storage_connection_string or ():
+    for connection_string in (
+        (storage_connection_string,) if isinstance(storage_connection_string, str) else storage_connection_string or ()
+    ):
         command += ["--storage-connection-string", connection_string]
     log = open(log_path, "ab")  # noqa: SIM115 - closed by stop()
     process = spawn(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=log)
@@ -214,4 +240,6 @@ def start_emulator(state_dir: Path, *, config: Path | None = None, fresh_secrets
         process.kill()
         raise ServiceStartError(f"emulator did not start:\n{log_path.read_text()[-4000:]}")
     ready = json.loads(line)
-    return Emulator("emulator", process, log_path, log, http_base=ready["http"], https_base=ready["https"], ca_file=ready["caFile"])
+    return Emulator(
+        "emulator", process, log_path, log, http_base=ready["http"], https_base=ready["https"], ca_file=ready["caFile"]
+    )

@@ -21,7 +21,10 @@ from .host import ROOT, DevHost
 from .services import AZURITE_KEY, Azurite, Emulator, free_port, random_storage_key, start_azurite, start_emulator
 
 AML_EVENT_FUNCTION = "aml_job_event"
-AML_JOB_EVENTS = ("Microsoft.MachineLearningServices.RunStatusChanged", "Microsoft.MachineLearningServices.RunCompleted")
+AML_JOB_EVENTS = (
+    "Microsoft.MachineLearningServices.RunStatusChanged",
+    "Microsoft.MachineLearningServices.RunCompleted",
+)
 AML_DATA = ("mldata", "breast-cancer.csv")
 AML_MODEL = "breast-cancer"
 
@@ -74,9 +77,13 @@ def local_definitions(shipped: Path = ROOT / "pipelines.json") -> dict[str, Any]
     """
     definitions: dict[str, Any] = json.loads(shipped.read_text())
     for pipeline in definitions["pipelines"]:
-        pipeline["polling"] = pipeline.get("polling", {}) | {"firstInterval": "00:00:00.2", "maxInterval": "00:00:01", "fraction": 0.05}
+        pipeline["polling"] = pipeline.get("polling", {}) | {
+            "firstInterval": "00:00:00.2",
+            "maxInterval": "00:00:01",
+            "fraction": 0.05,
+        }
         pipeline["data"]["externalData"] = {"retryInterval": "00:00:01", "retryTimeout": "00:00:03", "maximumRetry": 2}
-        pipeline["data"]["watch"] = "incoming/*" + pipeline["data"]["blob"][pipeline["data"]["blob"].rfind("."):]
+        pipeline["data"]["watch"] = "incoming/*" + pipeline["data"]["blob"][pipeline["data"]["blob"].rfind(".") :]
         pipeline["policy"] = pipeline.get("policy", {}) | {"timeout": "00:01:00", "retryIntervalInSeconds": 1}
         for target in pipeline.get("targets", []):
             target["policy"] = {"timeout": "00:01:00", "retry": 1, "retryIntervalInSeconds": 1}
@@ -87,9 +94,16 @@ def local_definitions(shipped: Path = ROOT / "pipelines.json") -> dict[str, Any]
 
 
 class LocalStack:
-    def __init__(self, workdir: Path | None = None, *, pipelines_file: Path | None = None,
-                 extra_settings: Mapping[str, str] | None = None, emulator_config: Path | None = None,
-                 blob_poll_s: float = 0.5, fresh_secrets: bool = False) -> None:
+    def __init__(
+        self,
+        workdir: Path | None = None,
+        *,
+        pipelines_file: Path | None = None,
+        extra_settings: Mapping[str, str] | None = None,
+        emulator_config: Path | None = None,
+        blob_poll_s: float = 0.5,
+        fresh_secrets: bool = False,
+    ) -> None:
         """`fresh_secrets`: every key and secret random for this stack (a secrets canary; the seed's values otherwise)."""
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="retrain-local-"))
         self.pipelines_file = pipelines_file
@@ -106,9 +120,15 @@ class LocalStack:
 
     def start(self) -> LocalStack:
         try:
-            self.azurite = start_azurite(self.workdir / "azurite", key=random_storage_key() if self.fresh_secrets else AZURITE_KEY)
-            self.emulator = start_emulator(self.workdir / "emulator", config=self.emulator_config, fresh_secrets=self.fresh_secrets,
-                                           storage_connection_string=self.azurite.connection_string)
+            self.azurite = start_azurite(
+                self.workdir / "azurite", key=random_storage_key() if self.fresh_secrets else AZURITE_KEY
+            )
+            self.emulator = start_emulator(
+                self.workdir / "emulator",
+                config=self.emulator_config,
+                fresh_secrets=self.fresh_secrets,
+                storage_connection_string=self.azurite.connection_string,
+            )
             self.services = self.emulator.services()
             self.settings = emulator_settings(self.services, self.azurite) | self.extra_settings
             if self.pipelines_file:
@@ -130,8 +150,15 @@ class LocalStack:
         base = f"{self.emulator.http_base}/_emulator/azure-ml/event-subscriptions"
         if self.aml_subscription:
             requests.delete(f"{base}/{self.aml_subscription}", timeout=10)
-        response = requests.post(base, json={"workspace": workspaces[0]["name"], "url": self.host.eventgrid_url(AML_EVENT_FUNCTION),
-                                             "eventTypes": list(AML_JOB_EVENTS)}, timeout=30)
+        response = requests.post(
+            base,
+            json={
+                "workspace": workspaces[0]["name"],
+                "url": self.host.eventgrid_url(AML_EVENT_FUNCTION),
+                "eventTypes": list(AML_JOB_EVENTS),
+            },
+            timeout=30,
+        )
         response.raise_for_status()
         self.aml_subscription = response.json()["id"]
 
@@ -147,7 +174,9 @@ class LocalStack:
         """A devhost on a free port, told where its status page is (for links in notifications)."""
         port = free_port()
         self.settings["RETRAIN_PAGE_URL"] = f"http://127.0.0.1:{port}/api/status"
-        write_private(self.workdir / "local.settings.json", json.dumps({"IsEncrypted": False, "Values": self.settings}, indent=2))
+        write_private(
+            self.workdir / "local.settings.json", json.dumps({"IsEncrypted": False, "Values": self.settings}, indent=2)
+        )
         host = DevHost(settings=self.settings, blob_poll_s=self.blob_poll_s, port=port)
         host.start()
         return host
@@ -179,8 +208,11 @@ class LocalStack:
         blobs.get_blob_client(container, "labeledexamples.arff").upload_blob(table.to_arff(), overwrite=True)
         seed = table.head(40)
         scoring = self.services["webServices"][1]
-        response = requests.post(f"{self.emulator.http_base}/_emulator/web-services/{scoring['id']}/seed",
-                                 json={"ColumnNames": list(seed.names), "Values": [list(r) for r in seed.rows]}, timeout=60)
+        response = requests.post(
+            f"{self.emulator.http_base}/_emulator/web-services/{scoring['id']}/seed",
+            json={"ColumnNames": list(seed.names), "Values": [list(r) for r in seed.rows]},
+            timeout=60,
+        )
         response.raise_for_status()
         version: str = response.json()["model_version"]
         self.load_aml_sample_data()
@@ -205,9 +237,11 @@ class LocalStack:
         seed = table.head(40)
         deadline = time.monotonic() + 60
         while True:  # 409 while an endpoint is busy (an operation, or a rollout still cleaning up): wait for it
-            response = requests.post(f"{self.emulator.http_base}/_emulator/azure-ml/workspaces/{workspaces[0]['name']}/seed",
-                                     json={"ColumnNames": list(seed.names), "Values": [list(r) for r in seed.rows], "model": AML_MODEL},
-                                     timeout=60)
+            response = requests.post(
+                f"{self.emulator.http_base}/_emulator/azure-ml/workspaces/{workspaces[0]['name']}/seed",
+                json={"ColumnNames": list(seed.names), "Values": [list(r) for r in seed.rows], "model": AML_MODEL},
+                timeout=60,
+            )
             if response.status_code != 409 or time.monotonic() > deadline:
                 break
             time.sleep(0.5)

@@ -42,18 +42,38 @@ async def serve(host: str, port: int, tls_port: int, config: EmulatorConfig, sta
     # An idle TLS keep-alive connection holds a graceful shutdown until its close_notify times out;
     # give connections a second, not the half minute asyncio would wait.
     servers = [
-        uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off",
-                                      timeout_graceful_shutdown=SHUTDOWN_GRACE_S)),
-        uvicorn.Server(uvicorn.Config(app, host=host, port=tls_port, log_level="warning", lifespan="off",
-                                      timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
-                                      ssl_certfile=str(tls.server_cert), ssl_keyfile=str(tls.server_key))),
+        uvicorn.Server(
+            uvicorn.Config(
+                app,
+                host=host,
+                port=port,
+                log_level="warning",
+                lifespan="off",
+                timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
+            )
+        ),
+        uvicorn.Server(
+            uvicorn.Config(
+                app,
+                host=host,
+                port=tls_port,
+                log_level="warning",
+                lifespan="off",
+                timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
+                ssl_certfile=str(tls.server_cert),
+                ssl_keyfile=str(tls.server_key),
+            )
+        ),
     ]
     tasks = [asyncio.create_task(s.serve()) for s in servers]
     while not all(s.started for s in servers):
         if any(t.done() for t in tasks):
             raise SystemExit("emulator: could not start (port in use?)")
         await asyncio.sleep(0.05)
-    print(json.dumps({"emulator": "ready", "http": http_base, "https": https_base, "caFile": str(tls.ca_cert.resolve())}), flush=True)
+    print(
+        json.dumps({"emulator": "ready", "http": http_base, "https": https_base, "caFile": str(tls.ca_cert.resolve())}),
+        flush=True,
+    )
     await asyncio.gather(*tasks)
 
 
@@ -63,11 +83,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0, help="plain-HTTP port (0: pick a free one)")
     parser.add_argument("--tls-port", type=int, default=0, help="TLS port for ARM and Azure AD (0: pick a free one)")
     parser.add_argument("--config", type=Path, help="JSON config; default: the seed's example services")
-    parser.add_argument("--fresh-secrets", action="store_true",
-                        help="replace every key and client secret of the config with a random one (read them from /_emulator/services)")
+    parser.add_argument(
+        "--fresh-secrets",
+        action="store_true",
+        help="replace every key and client secret of the config with a random one (read them from /_emulator/services)",
+    )
     parser.add_argument("--state-dir", type=Path, default=Path(".emulator"), help="where the CA and certificates go")
-    parser.add_argument("--storage-connection-string", action="append", default=[], metavar="CONN",
-                        help="a storage account Azure ML workspaces may use (repeatable; e.g. Azurite's)")
+    parser.add_argument(
+        "--storage-connection-string",
+        action="append",
+        default=[],
+        metavar="CONN",
+        help="a storage account Azure ML workspaces may use (repeatable; e.g. Azurite's)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:

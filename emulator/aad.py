@@ -41,8 +41,12 @@ def aad_error(status: int, error: str, description: str) -> JSONResponse:
     return JSONResponse({"error": error, "error_description": description, "error_codes": [code]}, status_code=status)
 
 
-def build_router(principals: Sequence[ServicePrincipalConfig], tokens: TokenIssuer, faults: FaultRegistry,
-                 count: Callable[[str], None]) -> APIRouter:
+def build_router(
+    principals: Sequence[ServicePrincipalConfig],
+    tokens: TokenIssuer,
+    faults: FaultRegistry,
+    count: Callable[[str], None],
+) -> APIRouter:
     router = APIRouter()
     token_faults: list[TokenFault] = []
     faults.register("token", TokenFault, token_faults)
@@ -59,16 +63,18 @@ def build_router(principals: Sequence[ServicePrincipalConfig], tokens: TokenIssu
         if not tenant_principals(tenant):
             return aad_error(400, "invalid_tenant", f"AADSTS90002: Tenant '{tenant}' not found.")
         base = str(request.base_url).rstrip("/")
-        return JSONResponse({
-            "issuer": f"{base}/{tenant}/v2.0",
-            "authorization_endpoint": f"{base}/{tenant}/oauth2/v2.0/authorize",
-            "token_endpoint": f"{base}/{tenant}/oauth2/v2.0/token",
-            "device_authorization_endpoint": f"{base}/{tenant}/oauth2/v2.0/devicecode",
-            "jwks_uri": f"{base}/{tenant}/discovery/v2.0/keys",
-            "response_types_supported": ["code", "token"],
-            "grant_types_supported": ["client_credentials"],
-            "token_endpoint_auth_methods_supported": ["client_secret_post"],
-        })
+        return JSONResponse(
+            {
+                "issuer": f"{base}/{tenant}/v2.0",
+                "authorization_endpoint": f"{base}/{tenant}/oauth2/v2.0/authorize",
+                "token_endpoint": f"{base}/{tenant}/oauth2/v2.0/token",
+                "device_authorization_endpoint": f"{base}/{tenant}/oauth2/v2.0/devicecode",
+                "jwks_uri": f"{base}/{tenant}/discovery/v2.0/keys",
+                "response_types_supported": ["code", "token"],
+                "grant_types_supported": ["client_credentials"],
+                "token_endpoint_auth_methods_supported": ["client_secret_post"],
+            }
+        )
 
     @router.post("/{tenant}/oauth2/v2.0/token")
     async def token(tenant: str, request: Request) -> Response:
@@ -85,7 +91,9 @@ def build_router(principals: Sequence[ServicePrincipalConfig], tokens: TokenIssu
             return aad_error(400, "unsupported_grant_type", "AADSTS70003: Only client_credentials is supported.")
         principal = next((p for p in candidates if p.client_id == form.get("client_id")), None)
         if principal is None:
-            return aad_error(400, "unauthorized_client", f"AADSTS700016: Application '{form.get('client_id')}' was not found.")
+            return aad_error(
+                400, "unauthorized_client", f"AADSTS700016: Application '{form.get('client_id')}' was not found."
+            )
         if form.get("client_secret") != principal.client_secret:
             return aad_error(401, "invalid_client", "AADSTS7000215: Invalid client secret provided.")
         scope = form.get("scope", "")
@@ -94,9 +102,13 @@ def build_router(principals: Sequence[ServicePrincipalConfig], tokens: TokenIssu
         audience = scope[: -len("/.default")]
         lifetime = lifetime_for(principal.client_id)
         count("tokens_issued")
-        return JSONResponse({
-            "token_type": "Bearer", "expires_in": lifetime, "ext_expires_in": lifetime,
-            "access_token": tokens.issue(tenant, principal.client_id, audience, lifetime_s=lifetime),
-        })
+        return JSONResponse(
+            {
+                "token_type": "Bearer",
+                "expires_in": lifetime,
+                "ext_expires_in": lifetime,
+                "access_token": tokens.issue(tenant, principal.client_id, audience, lifetime_s=lifetime),
+            }
+        )
 
     return router

@@ -27,6 +27,8 @@ def build_router(studio: StudioContext, azure_ml: AzureMlState, faults: FaultReg
 
     @router.get("/_emulator/state")
     async def inspect() -> Response:
-        return JSONResponse(studio.state.snapshot() | {"faults": faults.snapshot(), "azureMl": azure_ml_snapshot(azure_ml)})
+        return JSONResponse(
+            studio.state.snapshot() | {"faults": faults.snapshot(), "azureMl": azure_ml_snapshot(azure_ml)}
+        )
 
     return router

@@ -34,9 +34,13 @@ def create_app(config: EmulatorConfig, *, http_base: str = "", https_base: str =
     registry.register("job", studio.state.JobBehaviour, studio_state.job_behaviours)
     registry.register("update", studio.state.UpdateBehaviour, studio_state.update_behaviours)
     studio_ctx = studio.StudioContext(config, studio_state, registry, tokens, http_base, https_base, ca_file)
-    ml_state, ml_router = azure_ml.build(config.azure_ml, registry, tokens, https_base or http_base, config.max_body_bytes)
-    principals = (*config.service_principals,
-                  *(ServicePrincipalConfig(w.tenant, w.client_id, w.client_secret) for w in config.azure_ml.workspaces))
+    ml_state, ml_router = azure_ml.build(
+        config.azure_ml, registry, tokens, https_base or http_base, config.max_body_bytes
+    )
+    principals = (
+        *config.service_principals,
+        *(ServicePrincipalConfig(w.tenant, w.client_id, w.client_secret) for w in config.azure_ml.workspaces),
+    )
     ml_location = config.azure_ml.workspaces[0].location if config.azure_ml.workspaces else "eastus"
 
     app = FastAPI(title="ML services emulator", docs_url=None, redoc_url=None, openapi_url=None)
@@ -53,18 +57,35 @@ def create_app(config: EmulatorConfig, *, http_base: str = "", https_base: str =
         if response is not None:
             return response
         if isinstance(exc, RequestValidationError):
-            return render_studio(bad_argument("RequestBodyInvalid", f"Invalid request: {exc.errors()[:1]}")) or _crash(exc)
+            return render_studio(bad_argument("RequestBodyInvalid", f"Invalid request: {exc.errors()[:1]}")) or _crash(
+                exc
+            )
         if isinstance(exc, StarletteHTTPException):
             missing = exc.status_code == 404
-            error = ServiceError("NotFound" if missing else "BadArgument", "ResourceNotFound" if missing else "BadRequest",
-                                 str(exc.detail), exc.status_code)
+            error = ServiceError(
+                "NotFound" if missing else "BadArgument",
+                "ResourceNotFound" if missing else "BadRequest",
+                str(exc.detail),
+                exc.status_code,
+            )
             return JSONResponse(error.body(), status_code=exc.status_code)
         return _crash(exc)
 
     # Known exceptions are rendered inside the middleware stack (so DrainUnreadBody still runs);
     # only a crash reaches the outermost handler.
-    known = (StarletteHTTPException, RequestValidationError, ServiceError, studio.errors.ArmError, StorageError,
-             faults.InjectedFault, wire.BodyTooLarge, wire.BodyNotJson, wire.BadRequest, AmlError, TokenRejected)
+    known = (
+        StarletteHTTPException,
+        RequestValidationError,
+        ServiceError,
+        studio.errors.ArmError,
+        StorageError,
+        faults.InjectedFault,
+        wire.BodyTooLarge,
+        wire.BodyNotJson,
+        wire.BadRequest,
+        AmlError,
+        TokenRejected,
+    )
     for handled in (Exception, *known):
         app.add_exception_handler(handled, render)
 

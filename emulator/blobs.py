@@ -138,7 +138,9 @@ def ensure_container(connection_string: str, container: str) -> None:
 
 def _refused(exc: HttpResponseError, where: str, ref: BlobRef, action: str) -> StorageError:
     if isinstance(exc, ClientAuthenticationError) or exc.status_code in (401, 403):
-        return StorageError("InvalidBlob", f"{where}: {action} of {ref.relative_location!r} was denied (bad or expired SAS?).")
+        return StorageError(
+            "InvalidBlob", f"{where}: {action} of {ref.relative_location!r} was denied (bad or expired SAS?)."
+        )
     return StorageError("InvalidBlob", f"{where}: storage refused the {action} ({exc.status_code}).")
 
 

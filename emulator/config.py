@@ -110,9 +110,7 @@ def default_config() -> EmulatorConfig:
                 id="7d1a3c5e9b2f4a6c8e0d1f3a5b7c9e01",
                 name="Training Exp for ADF ML",
                 kind="training",
-                endpoints=(
-                    EndpointConfig("default", "a1b2c3d4e5f60718293a4b5c6d7e8f90", "myKey", "myKey2"),
-                ),
+                endpoints=(EndpointConfig("default", "a1b2c3d4e5f60718293a4b5c6d7e8f90", "myKey", "myKey2"),),
                 input_names=("input1",),
                 outputs={"output1": ".ilearner", "output2": ".csv"},
             ),
@@ -121,7 +119,9 @@ def default_config() -> EmulatorConfig:
                 name="Scoring Exp for ADF ML",
                 kind="scoring",
                 endpoints=(
-                    EndpointConfig("default", "00000000026734a5889e02fbb1f65cefd", "scoringDefaultKey", "scoringDefaultKey2"),
+                    EndpointConfig(
+                        "default", "00000000026734a5889e02fbb1f65cefd", "scoringDefaultKey", "scoringDefaultKey2"
+                    ),
                     EndpointConfig("endpoint2", "b3c4d5e6f708192a3b4c5d6e7f809102", "endpoint2Key", "endpoint2Key2"),
                 ),
                 input_names=("input1",),
@@ -162,9 +162,16 @@ def with_fresh_secrets(config: EmulatorConfig) -> EmulatorConfig:
 
     return replace(
         config,
-        web_services=tuple(replace(service, endpoints=tuple(replace(e, primary_key=fresh(), secondary_key=fresh()) for e in service.endpoints))
-                           for service in config.web_services),
+        web_services=tuple(
+            replace(
+                service,
+                endpoints=tuple(replace(e, primary_key=fresh(), secondary_key=fresh()) for e in service.endpoints),
+            )
+            for service in config.web_services
+        ),
         arm_web_services=tuple(replace(a, primary_key=fresh(), secondary_key=fresh()) for a in config.arm_web_services),
         service_principals=tuple(replace(p, client_secret=fresh()) for p in config.service_principals),
-        azure_ml=replace(config.azure_ml, workspaces=tuple(replace(w, client_secret=fresh()) for w in config.azure_ml.workspaces)),
+        azure_ml=replace(
+            config.azure_ml, workspaces=tuple(replace(w, client_secret=fresh()) for w in config.azure_ml.workspaces)
+        ),
     )

@@ -164,9 +164,7 @@ def parse_dataset(data: bytes, extension: str, label_column: str | None) -> Data
     return table_to_dataset(names, raw_rows, label_column)
 
 
-def table_to_dataset(
-    names: Sequence[str], raw_rows: Sequence[Sequence[Any]], label_column: str | None
-) -> Dataset:
+def table_to_dataset(names: Sequence[str], raw_rows: Sequence[Sequence[Any]], label_column: str | None) -> Dataset:
     """Turn a header plus rows of cells into a Dataset; raise DatasetError naming the bad cell."""
     if not raw_rows:
         raise DatasetError("dataset has no data rows")
@@ -257,13 +255,21 @@ class Evaluation:
 
     def to_dict(self) -> dict[str, float]:
         """The metrics under Evaluate Model's names (AUC, Accuracy, Precision, Recall, F1 Score, Test Rows)."""
-        return {"AUC": self.auc, "Accuracy": self.accuracy, "Precision": self.precision, "Recall": self.recall,
-                "F1 Score": self.f1, "Test Rows": float(self.test_rows)}
+        return {
+            "AUC": self.auc,
+            "Accuracy": self.accuracy,
+            "Precision": self.precision,
+            "Recall": self.recall,
+            "F1 Score": self.f1,
+            "Test Rows": float(self.test_rows),
+        }
 
     def to_csv(self) -> str:
         """Evaluate-Model-style one-row table."""
         header = "AUC,Accuracy,Precision,Recall,F1 Score,Test Rows"
-        values = f"{self.auc:.6f},{self.accuracy:.6f},{self.precision:.6f},{self.recall:.6f},{self.f1:.6f},{self.test_rows}"
+        values = (
+            f"{self.auc:.6f},{self.accuracy:.6f},{self.precision:.6f},{self.recall:.6f},{self.f1:.6f},{self.test_rows}"
+        )
         return header + "\n" + values + "\n"
 
 

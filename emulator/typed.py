@@ -63,5 +63,7 @@ def _convert(hint: Any, value: Any, where: str) -> Any:
             raise ShapeError(f"{where}: expected a number")
         return float(value)
     if hint in (int, str, bool) and (not isinstance(value, hint) or (hint is int and isinstance(value, bool))):
-        raise ShapeError(f"{where}: expected {'an integer' if hint is int else 'a string' if hint is str else 'true or false'}")
+        raise ShapeError(
+            f"{where}: expected {'an integer' if hint is int else 'a string' if hint is str else 'true or false'}"
+        )
     return value

@@ -28,22 +28,36 @@ from ._run import RUN_SIGNAL, RunProgress, metrics_summary
 CHECK_EVERY = timedelta(hours=1)
 
 
-def await_approval(run: RunProgress, plan: PipelinePlan, model: ModelArtifact) -> Generator[Any, Any, tuple[RunStatus, str] | None]:
+def await_approval(
+    run: RunProgress, plan: PipelinePlan, model: ModelArtifact
+) -> Generator[Any, Any, tuple[RunStatus, str] | None]:
     """None once approved; else how the run ends (Rejected, Expired or Cancelled) and why. `run.approval` keeps the wait."""
     context = run.context
     asked = context.current_utc_datetime
     expires = asked + timedelta(seconds=plan.approval_s)
     run.approval = Approval(iso(asked), iso(expires))
-    run.status("awaiting_approval", asked_at=iso(asked), expires_at=iso(expires), model=model.sha256[:12],
-               metrics=metrics_summary(model.metrics))
-    yield from run.notify("awaiting_approval", "AwaitingApproval", f"the model of run {run.run_id} waits for approval until {iso(expires)}")
+    run.status(
+        "awaiting_approval",
+        asked_at=iso(asked),
+        expires_at=iso(expires),
+        model=model.sha256[:12],
+        metrics=metrics_summary(model.metrics),
+    )
+    yield from run.notify(
+        "awaiting_approval",
+        "AwaitingApproval",
+        f"the model of run {run.run_id} waits for approval until {iso(expires)}",
+    )
     signal = context.wait_for_external_event(RUN_SIGNAL)
     signalled = False
     while True:
         found = yield from run.signals()
         if found.cancel is not None:
             run.cancel = found.cancel
-            return RunStatus.CANCELLED, f"cancelled by {found.cancel.by} at {found.cancel.at} while waiting for approval"
+            return (
+                RunStatus.CANCELLED,
+                f"cancelled by {found.cancel.by} at {found.cancel.at} while waiting for approval",
+            )
         decision = found.decision
         if decision is not None:
             run.approval = Approval(iso(asked), iso(expires), decision)
@@ -53,7 +67,10 @@ def await_approval(run: RunProgress, plan: PipelinePlan, model: ModelArtifact) -
             return RunStatus.REJECTED, f"rejected by {decision.by} at {decision.at}{why}"
         now = context.current_utc_datetime
         if now >= expires:
-            return RunStatus.EXPIRED, f"nobody approved or rejected the model within {plan.approval_s:.0f}s (by {iso(expires)}); nothing was updated"
+            return (
+                RunStatus.EXPIRED,
+                f"nobody approved or rejected the model within {plan.approval_s:.0f}s (by {iso(expires)}); nothing was updated",
+            )
         timer = context.create_timer(min(now + CHECK_EVERY, expires))
         if signalled:
             yield timer

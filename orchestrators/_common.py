@@ -62,7 +62,7 @@ def failure_reason(exc: BaseException) -> str:
     split = text.rfind(" \n {")
     if split >= 0:
         try:
-            details = json.loads(text[split + 3:])
+            details = json.loads(text[split + 3 :])
             text = text[:split]
         except ValueError:
             details = None
@@ -103,7 +103,9 @@ class Retry:
     deadline: datetime | None = None
 
 
-def call(context: df.DurableOrchestrationContext, activity: Any, payload: Any, retry: Retry = Retry()) -> Generator[Any, Any, Any]:
+def call(
+    context: df.DurableOrchestrationContext, activity: Any, payload: Any, retry: Retry = Retry()
+) -> Generator[Any, Any, Any]:
     """Call `activity`, retrying failures per `retry`; raise ActivityFailed when they run out."""
     delay = retry.first_s
     attempt = 1

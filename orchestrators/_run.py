@@ -64,9 +64,14 @@ class RunProgress:
         self.approval: Approval | None = None
         self.cancel: Decision | None = None
         self.notify_events: tuple[str, ...] = ()  # what the pipeline's webhook wants, once the plan is known
-        self._status: dict[str, Any] = {"run_id": run.run_id, "request_id": run.request_id, "pipeline": run.request.pipeline,
-                                        "action": run.request.action.value, "trigger": run.request.trigger.kind.value,
-                                        "started_at": iso(self.started)}
+        self._status: dict[str, Any] = {
+            "run_id": run.run_id,
+            "request_id": run.request_id,
+            "pipeline": run.request.pipeline,
+            "action": run.request.action.value,
+            "trigger": run.request.trigger.kind.value,
+            "started_at": iso(self.started),
+        }
 
     @property
     def run_id(self) -> str:
@@ -76,23 +81,41 @@ class RunProgress:
         now = self.context.current_utc_datetime
         previous = self._status.get("phase")
         if previous:
-            self.phases[previous] = round(self.phases.get(previous, 0.0) + (now - self._phase_started).total_seconds(), 3)
+            self.phases[previous] = round(
+                self.phases.get(previous, 0.0) + (now - self._phase_started).total_seconds(), 3
+            )
         self._phase_started = now
         self._status.update(fields, phase=phase, elapsed_s=round((now - self.started).total_seconds(), 3))
         self.context.set_custom_status(dict(self._status))
 
     def finish(self, status: RunStatus, reason: str | None = None, **fields: Any) -> RunResult:
         self.status("recording", outcome=status.value)
-        return RunResult(run_id=self.run_id, pipeline=self.run.request.pipeline, status=status, request=self.run.request,
-                         started_at=iso(self.started), finished_at=iso(self.context.current_utc_datetime), reason=reason,
-                         phases=dict(self.phases), request_id=self.run.request_id, superseded=self.run.superseded,
-                         notes=tuple(self.notes), approval=self.approval, cancel=self.cancel, **fields)
+        return RunResult(
+            run_id=self.run_id,
+            pipeline=self.run.request.pipeline,
+            status=status,
+            request=self.run.request,
+            started_at=iso(self.started),
+            finished_at=iso(self.context.current_utc_datetime),
+            reason=reason,
+            phases=dict(self.phases),
+            request_id=self.run.request_id,
+            superseded=self.run.superseded,
+            notes=tuple(self.notes),
+            approval=self.approval,
+            cancel=self.cancel,
+            **fields,
+        )
 
     def signals(self) -> Generator[Any, Any, RunSignals]:
         """What operators decided about this run; nothing, if the store cannot be read now (the run looks again later)."""
         try:
-            found = yield from call(self.context, read_run_signals, {"pipeline": self.run.request.pipeline, "run_id": self.run_id},
-                                    SIGNALS_RETRY)
+            found = yield from call(
+                self.context,
+                read_run_signals,
+                {"pipeline": self.run.request.pipeline, "run_id": self.run_id},
+                SIGNALS_RETRY,
+            )
         except ActivityFailed:
             return RunSignals()
         return RunSignals.from_dict(found)
@@ -102,29 +125,46 @@ class RunProgress:
         self.cancel = (yield from self.signals()).cancel
         return self.cancel
 
-    def notify(self, event: str, status: str, reason: str | None, targets: tuple[TargetOutcome, ...] = ()) -> Generator[Any, Any, None]:
+    def notify(
+        self, event: str, status: str, reason: str | None, targets: tuple[TargetOutcome, ...] = ()
+    ) -> Generator[Any, Any, None]:
         """Tell the pipeline's webhook, if it wants `event`; a delivery that fails for good is noted, never raised."""
         if event not in self.notify_events:
             return
-        payload = {"event": event, "pipeline": self.run.request.pipeline, "run_id": self.run_id, "status": status,
-                   "reason": reason, "at": iso(self.context.current_utc_datetime), "trigger": self.run.request.trigger.kind.value,
-                   "targets": [{"target": t.target, "state": t.state.value if t.state else None, "error": t.error} for t in targets]}
+        payload = {
+            "event": event,
+            "pipeline": self.run.request.pipeline,
+            "run_id": self.run_id,
+            "status": status,
+            "reason": reason,
+            "at": iso(self.context.current_utc_datetime),
+            "trigger": self.run.request.trigger.kind.value,
+            "targets": [
+                {"target": t.target, "state": t.state.value if t.state else None, "error": t.error} for t in targets
+            ],
+        }
         try:
             delivered = yield from call(self.context, deliver_notification, payload, NOTIFY_RETRY)
         except ActivityFailed as failure:
-            self.notes.append(f"the {event} notification was not delivered after {failure.attempts} attempts: {failure.reason}")
+            self.notes.append(
+                f"the {event} notification was not delivered after {failure.attempts} attempts: {failure.reason}"
+            )
             return
         if (why := refused(delivered)) is not None:
             self.notes.append(f"the {event} notification was not delivered: {why}")
 
-    def roll_out(self, pipeline: str, targets: tuple[TargetPlan, ...], model: ModelArtifact) -> Generator[Any, Any, list[TargetOutcome]]:
+    def roll_out(
+        self, pipeline: str, targets: tuple[TargetPlan, ...], model: ModelArtifact
+    ) -> Generator[Any, Any, list[TargetOutcome]]:
         """Roll the model out to every target in parallel; each sub-orchestration reports its own outcome."""
         self.status("updating", targets=[t.name for t in targets])
         context = self.context
         rollouts = [
             context.call_sub_orchestrator(
-                ROLLOUT_ORCHESTRATOR, {"pipeline": pipeline, "run_id": self.run_id, "target": t.to_dict(), "model": model.to_dict()},
-                f"{context.instance_id}:rollout:{t.name}")
+                ROLLOUT_ORCHESTRATOR,
+                {"pipeline": pipeline, "run_id": self.run_id, "target": t.to_dict(), "model": model.to_dict()},
+                f"{context.instance_id}:rollout:{t.name}",
+            )
             for t in targets
         ]
         if not rollouts:
@@ -132,24 +172,36 @@ class RunProgress:
         results = yield context.task_all(rollouts)
         return [TargetOutcome.from_dict(r) for r in results]
 
-    def conclude(self, plan: PipelinePlan, model: ModelArtifact, outcomes: list[TargetOutcome], *,
-                 champion_when_all: bool = True) -> Generator[Any, Any, tuple[RunStatus, str | None]]:
+    def conclude(
+        self, plan: PipelinePlan, model: ModelArtifact, outcomes: list[TargetOutcome], *, champion_when_all: bool = True
+    ) -> Generator[Any, Any, tuple[RunStatus, str | None]]:
         """The run's status from its targets' outcomes; record what now serves (and the champion)."""
         updated = [t.target for t in outcomes if t.updated]
         if not outcomes or len(updated) == len(outcomes):
             status, reason = RunStatus.SUCCEEDED, None
         elif updated:
-            status, reason = RunStatus.PARTIALLY_UPDATED, f"{len(outcomes) - len(updated)} of {len(outcomes)} targets were not updated"
+            status, reason = (
+                RunStatus.PARTIALLY_UPDATED,
+                f"{len(outcomes) - len(updated)} of {len(outcomes)} targets were not updated",
+            )
         else:
             status, reason = RunStatus.FAILED, "no target could be updated"
         if updated or not outcomes:
-            serving = {"pipeline": plan.name, "run_id": self.run_id, "model": model.to_dict(), "targets": updated,
-                       "champion": champion_when_all and status is RunStatus.SUCCEEDED, "now": iso(self.context.current_utc_datetime)}
+            serving = {
+                "pipeline": plan.name,
+                "run_id": self.run_id,
+                "model": model.to_dict(),
+                "targets": updated,
+                "champion": champion_when_all and status is RunStatus.SUCCEEDED,
+                "now": iso(self.context.current_utc_datetime),
+            }
             try:
                 note = yield from call(self.context, record_serving_model, serving, RECORD_RETRY)
                 if note:
                     self.notes.append(note)
-            except ActivityFailed as failure:  # the targets were updated all the same: keep their outcomes in the record
+            except (
+                ActivityFailed
+            ) as failure:  # the targets were updated all the same: keep their outcomes in the record
                 self.notes.append(f"could not record the served model for the next gate: {failure.reason}")
         return status, reason
 

@@ -45,7 +45,9 @@ def monitor_training_job(context: df.DurableOrchestrationContext) -> Generator[A
     job = monitor.job.to_dict()
     deadline = parse_iso(monitor.deadline)
     started = context.current_utc_datetime
-    planner = PollPlanner(monitor.history_s, first_s=monitor.poll_first_s, max_s=monitor.poll_max_s, fraction=monitor.poll_fraction)
+    planner = PollPlanner(
+        monitor.history_s, first_s=monitor.poll_first_s, max_s=monitor.poll_max_s, fraction=monitor.poll_fraction
+    )
     event = context.wait_for_external_event(JOB_EVENT) if monitor.events else None
     polls = failed = failing_in_a_row = 0
     woken = False
@@ -62,10 +64,20 @@ def monitor_training_job(context: df.DurableOrchestrationContext) -> Generator[A
         polls += 1
         now = context.current_utc_datetime
         elapsed = round((now - started).total_seconds(), 3)
-        context.set_custom_status({"phase": "polling", "job_id": monitor.job.job_id, "polls": polls, "failed_polls": failed,
-                                   "elapsed_s": elapsed, "job_state": view.state.value if view else None,
-                                   "last_error": last_error if failing_in_a_row else None, "checked_at": iso(now),
-                                   "expected_s": planner.expected_s, "woken_by_event": woken})
+        context.set_custom_status(
+            {
+                "phase": "polling",
+                "job_id": monitor.job.job_id,
+                "polls": polls,
+                "failed_polls": failed,
+                "elapsed_s": elapsed,
+                "job_state": view.state.value if view else None,
+                "last_error": last_error if failing_in_a_row else None,
+                "checked_at": iso(now),
+                "expected_s": planner.expected_s,
+                "woken_by_event": woken,
+            }
+        )
         if view is not None and failing_in_a_row == 0 and view.state.terminal:
             return JobOutcome(view.state.value, view.details, polls, elapsed, failed, None, woken).to_dict()
         if now >= deadline:
@@ -75,11 +87,18 @@ def monitor_training_job(context: df.DurableOrchestrationContext) -> Generator[A
             except ActivityFailed as failure:
                 cancelled, last_error = False, failure.reason
             unreachable = failing_in_a_row > 0
-            what = (f"its status could not be read for the last {failing_in_a_row} polls ({last_error})" if unreachable
-                    else f"it was still {view.state.value if view else 'unknown'} after {polls} polls")
-            fate = "it was cancelled" if cancelled else f"cancelling it failed too ({last_error}); it may still be running"
+            what = (
+                f"its status could not be read for the last {failing_in_a_row} polls ({last_error})"
+                if unreachable
+                else f"it was still {view.state.value if view else 'unknown'} after {polls} polls"
+            )
+            fate = (
+                "it was cancelled" if cancelled else f"cancelling it failed too ({last_error}); it may still be running"
+            )
             reason = f"the training job outlived the policy deadline {monitor.deadline}: {what}; {fate}"
-            return JobOutcome("Unreachable" if unreachable else "TimedOut", reason, polls, elapsed, failed, cancelled, woken).to_dict()
+            return JobOutcome(
+                "Unreachable" if unreachable else "TimedOut", reason, polls, elapsed, failed, cancelled, woken
+            ).to_dict()
         if event is not None and not woken and monitor.events_trusted and not failing_in_a_row:
             delay = monitor.poll_max_s  # the event is the signal; this poll only guards against losing it
         else:

@@ -1,9 +1,9 @@
 """A run of the run queue that rolls out an earlier run's verified model: promote it, or roll back to it.
 
-    check the source run: its model must have passed its gate, unless the request forces it (recorded)
-    roll the model out to the chosen targets (all by default), in parallel, as a retrain would
-    record what serves; a model on every target becomes the champion the next gate compares with
-    write the run record (action "promote", with the source run)
+check the source run: its model must have passed its gate, unless the request forces it (recorded)
+roll the model out to the chosen targets (all by default), in parallel, as a retrain would
+record what serves; a model on every target becomes the champion the next gate compares with
+write the run record (action "promote", with the source run)
 """
 
 from __future__ import annotations
@@ -44,13 +44,17 @@ def _promote(run: RunProgress) -> Generator[Any, Any, RunResult]:
         return run.finish(RunStatus.FAILED, f"the pipeline cannot run: {why}")
     plan = PipelinePlan.from_dict(resolved)
     run.notify_events = plan.notify
-    chosen = yield from call(context, load_promotion, {"pipeline": plan.name, "source_run": request.source_run, "force": request.force})
+    chosen = yield from call(
+        context, load_promotion, {"pipeline": plan.name, "source_run": request.source_run, "force": request.force}
+    )
     if (why := refused(chosen)) is not None:
         return run.finish(RunStatus.REJECTED, why)
     model = ModelArtifact.from_dict(chosen["model"])
     if not chosen["gate_passed"]:
-        run.notes.append(f"forced: run {request.source_run}'s model had not passed its gate" +
-                         (f" (requested by {request.requested_by})" if request.requested_by else ""))
+        run.notes.append(
+            f"forced: run {request.source_run}'s model had not passed its gate"
+            + (f" (requested by {request.requested_by})" if request.requested_by else "")
+        )
     wanted = set(request.targets)
     unknown = sorted(wanted - {t.name for t in plan.targets})
     if unknown:

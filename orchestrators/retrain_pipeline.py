@@ -65,7 +65,9 @@ def retrain_pipeline(context: df.DurableOrchestrationContext) -> Generator[Any, 
         result = yield from run.execute()
     except Exception as exc:  # whatever failed, the job is not left running and the run still ends with a record
         yield from run.cancel_job_if_running()
-        result = run.finish(RunStatus.FAILED, f"unexpected failure: {failure_reason(exc)}", job_id=run.job.job_id if run.job else None)
+        result = run.finish(
+            RunStatus.FAILED, f"unexpected failure: {failure_reason(exc)}", job_id=run.job.job_id if run.job else None
+        )
     final = yield from run.record(result)
     return final.to_dict()
 
@@ -98,7 +100,9 @@ class _Retrain(RunProgress):
         if schema.get("rejected"):
             return self.finish(RunStatus.REJECTED, schema["rejected"])
         if (cancel := (yield from self.cancelled())) is not None:
-            return self.finish(RunStatus.CANCELLED, f"cancelled by {cancel.by} at {cancel.at} before the job was submitted")
+            return self.finish(
+                RunStatus.CANCELLED, f"cancelled by {cancel.by} at {cancel.at} before the job was submitted"
+            )
 
         job = yield from self._submit_and_start(plan, retry)
         if isinstance(job, RunResult):
@@ -107,45 +111,89 @@ class _Retrain(RunProgress):
         deadline = context.current_utc_datetime + timedelta(seconds=plan.timeout_s)
         monitor_id = f"{context.instance_id}:monitor"
         self.status("polling", job_id=job.job_id, monitor=monitor_id, deadline=iso(deadline))
-        monitor = MonitorInput(job, iso(deadline), plan.poll_first_s, plan.poll_max_s, plan.poll_fraction, plan.history_s, plan.events,
-                               plan.events_trusted)
-        outcome = JobOutcome.from_dict((yield context.call_sub_orchestrator(MONITOR_ORCHESTRATOR, monitor.to_dict(), monitor_id)))
+        monitor = MonitorInput(
+            job,
+            iso(deadline),
+            plan.poll_first_s,
+            plan.poll_max_s,
+            plan.poll_fraction,
+            plan.history_s,
+            plan.events,
+            plan.events_trusted,
+        )
+        outcome = JobOutcome.from_dict(
+            (yield context.call_sub_orchestrator(MONITOR_ORCHESTRATOR, monitor.to_dict(), monitor_id))
+        )
         self.job_ended = True  # finished, failed, or cancelled by the monitor
         if outcome.status == "Cancelled" and (cancel := (yield from self.cancelled())) is not None:
             self.job_ended = False  # the monitor saw the request; the job itself is cancelled here
             yield from self.cancel_job_if_running()
-            return self.finish(RunStatus.CANCELLED, f"cancelled by {cancel.by} at {cancel.at} while the job ran",
-                               job_id=job.job_id, job=outcome)
+            return self.finish(
+                RunStatus.CANCELLED,
+                f"cancelled by {cancel.by} at {cancel.at} while the job ran",
+                job_id=job.job_id,
+                job=outcome,
+            )
         if outcome.status in ("TimedOut", "Unreachable"):
             return self.finish(RunStatus.TIMED_OUT, outcome.details, job_id=job.job_id, job=outcome)
         if outcome.status != "Finished":
-            return self.finish(RunStatus.FAILED, f"training job {outcome.status}: {outcome.details or 'no details'}",
-                               job_id=job.job_id, job=outcome)
+            return self.finish(
+                RunStatus.FAILED,
+                f"training job {outcome.status}: {outcome.details or 'no details'}",
+                job_id=job.job_id,
+                job=outcome,
+            )
 
         self.status("collecting", job_id=job.job_id, polls=outcome.polls)
         collected = yield from call(context, collect_model, {"job": job.to_dict(), "schema": schema}, retry)
         if (why := refused(collected)) is not None:
-            return self.finish(RunStatus.FAILED, f"the job's outputs are unusable: {why}", job_id=job.job_id, job=outcome)
+            return self.finish(
+                RunStatus.FAILED, f"the job's outputs are unusable: {why}", job_id=job.job_id, job=outcome
+            )
         model = ModelArtifact.from_dict(collected)
 
         gate = None
         if plan.gate_enabled:
             self.status("evaluating", metrics=metrics_summary(model.metrics), metric_count=len(model.metrics))
-            gate = GateDecision.from_dict((yield from call(context, evaluate_gate, {"pipeline": plan.name, "model": model.to_dict()}, retry)))
+            gate = GateDecision.from_dict(
+                (yield from call(context, evaluate_gate, {"pipeline": plan.name, "model": model.to_dict()}, retry))
+            )
             if not gate.promote:
-                return self.finish(RunStatus.REJECTED, "; ".join(gate.reasons), job_id=job.job_id, job=outcome, model=model, gate=gate)
+                return self.finish(
+                    RunStatus.REJECTED, "; ".join(gate.reasons), job_id=job.job_id, job=outcome, model=model, gate=gate
+                )
 
         self.status("registering", job_id=job.job_id)
-        provenance = {"pipeline": plan.name, "run_id": self.run_id, "job_id": job.job_id, "data": str(plan.data),
-                      "data_etag": self.data_etag, "trigger": f"{request.trigger.kind.value}:{request.trigger.key}"}
-        registered = yield from call(context, register_model, {"pipeline": plan.name, "model": model.to_dict(), "provenance": provenance},
-                                     retry)
+        provenance = {
+            "pipeline": plan.name,
+            "run_id": self.run_id,
+            "job_id": job.job_id,
+            "data": str(plan.data),
+            "data_etag": self.data_etag,
+            "trigger": f"{request.trigger.kind.value}:{request.trigger.key}",
+        }
+        registered = yield from call(
+            context, register_model, {"pipeline": plan.name, "model": model.to_dict(), "provenance": provenance}, retry
+        )
         if (why := refused(registered)) is not None:
-            return self.finish(RunStatus.FAILED, f"the model registry refused the candidate: {why}", job_id=job.job_id, job=outcome,
-                               model=model, gate=gate)
+            return self.finish(
+                RunStatus.FAILED,
+                f"the model registry refused the candidate: {why}",
+                job_id=job.job_id,
+                job=outcome,
+                model=model,
+                gate=gate,
+            )
         model = ModelArtifact.from_dict(registered)
         if request.dry_run:
-            return self.finish(RunStatus.DRY_RUN, "dry run: no target was updated", job_id=job.job_id, job=outcome, model=model, gate=gate)
+            return self.finish(
+                RunStatus.DRY_RUN,
+                "dry run: no target was updated",
+                job_id=job.job_id,
+                job=outcome,
+                model=model,
+                gate=gate,
+            )
         done: dict[str, Any] = {"job_id": job.job_id, "job": outcome, "model": model, "gate": gate}
         if plan.approval_s > 0:  # the wait looks for a cancel request too
             ended = yield from await_approval(self, plan, model)
@@ -158,14 +206,25 @@ class _Retrain(RunProgress):
 
         targets = yield from self.roll_out(plan.name, plan.targets, model)
         status, reason = yield from self.conclude(plan, model, targets)
-        return self.finish(status, reason, job_id=job.job_id, job=outcome, model=model, gate=gate, targets=tuple(targets))
+        return self.finish(
+            status, reason, job_id=job.job_id, job=outcome, model=model, gate=gate, targets=tuple(targets)
+        )
 
     def _submit_and_start(self, plan: PipelinePlan, retry: Retry) -> Generator[Any, Any, SubmittedJob | RunResult]:
         context = self.context
         self.status("submitting")
         try:
-            submitted = yield from call(context, submit_training_job, {"pipeline": plan.name, "run_id": self.run_id,
-                                                                         "data": str(plan.data), "request_id": self.run.request_id}, retry)
+            submitted = yield from call(
+                context,
+                submit_training_job,
+                {
+                    "pipeline": plan.name,
+                    "run_id": self.run_id,
+                    "data": str(plan.data),
+                    "request_id": self.run.request_id,
+                },
+                retry,
+            )
             if (why := refused(submitted)) is not None:
                 return self.finish(RunStatus.FAILED, f"the training service refused the job: {why}")
             self.job = SubmittedJob.from_dict(submitted)
@@ -173,11 +232,16 @@ class _Retrain(RunProgress):
             started = yield from call(context, start_training_job, self.job.to_dict(), retry)
         except ActivityFailed as failure:
             yield from self.cancel_job_if_running()
-            return self.finish(RunStatus.FAILED, f"could not start the training job: {failure.reason}",
-                               job_id=self.job.job_id if self.job else None)
+            return self.finish(
+                RunStatus.FAILED,
+                f"could not start the training job: {failure.reason}",
+                job_id=self.job.job_id if self.job else None,
+            )
         if (why := refused(started)) is not None:
             yield from self.cancel_job_if_running()
-            return self.finish(RunStatus.FAILED, f"the training service would not start the job: {why}", job_id=self.job.job_id)
+            return self.finish(
+                RunStatus.FAILED, f"the training service would not start the job: {why}", job_id=self.job.job_id
+            )
         return self.job
 
     def cancel_job_if_running(self) -> Generator[Any, Any, None]:
@@ -189,7 +253,9 @@ class _Retrain(RunProgress):
         try:
             yield from call(self.context, cancel_training_job, self.job.to_dict(), CANCEL_RETRY)
         except ActivityFailed as failure:
-            self.notes.append(f"could not cancel training job {self.job.job_id}; it may still be running: {failure.reason}")
+            self.notes.append(
+                f"could not cancel training job {self.job.job_id}; it may still be running: {failure.reason}"
+            )
             return
         self.notes.append(f"cancelled training job {self.job.job_id}")
 

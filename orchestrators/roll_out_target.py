@@ -37,13 +37,17 @@ bp = df.Blueprint()
 @bp.orchestration_trigger(context_name="context", orchestration=ROLLOUT_ORCHESTRATOR)
 def roll_out_target(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dict[str, Any]]:
     given = input_of(context)
-    rollout = _Rollout(context, given["pipeline"], TargetPlan.from_dict(given["target"]), ModelArtifact.from_dict(given["model"]))
+    rollout = _Rollout(
+        context, given["pipeline"], TargetPlan.from_dict(given["target"]), ModelArtifact.from_dict(given["model"])
+    )
     outcome = yield from rollout.execute()
     return outcome.to_dict()
 
 
 class _Rollout:
-    def __init__(self, context: df.DurableOrchestrationContext, pipeline: str, target: TargetPlan, model: ModelArtifact) -> None:
+    def __init__(
+        self, context: df.DurableOrchestrationContext, pipeline: str, target: TargetPlan, model: ModelArtifact
+    ) -> None:
         self.context = context
         self.pipeline = pipeline
         self.target = target
@@ -57,22 +61,40 @@ class _Rollout:
         self.changed = False  # a step that changes the target has been called
 
     def _show(self, step: str, **fields: Any) -> None:
-        self.context.set_custom_status({"target": self.target.name, "kind": self.target.kind, "step": step,
-                                        "completed": list(self.completed), "progress": dict(self.progress),
-                                        "elapsed_s": self._elapsed(), "deadline": iso(self.deadline), **fields})
+        self.context.set_custom_status(
+            {
+                "target": self.target.name,
+                "kind": self.target.kind,
+                "step": step,
+                "completed": list(self.completed),
+                "progress": dict(self.progress),
+                "elapsed_s": self._elapsed(),
+                "deadline": iso(self.deadline),
+                **fields,
+            }
+        )
 
     def _elapsed(self) -> float:
         return float(round((self.context.current_utc_datetime - self.started).total_seconds(), 3))
 
     def _outcome(self, state: TargetState, error: str | None = None) -> TargetOutcome:
-        return TargetOutcome(self.target.name, self.target.kind, state is TargetState.UPDATED, error, self._elapsed(), state,
-                             tuple(self.completed), dict(self.progress))
+        return TargetOutcome(
+            self.target.name,
+            self.target.kind,
+            state is TargetState.UPDATED,
+            error,
+            self._elapsed(),
+            state,
+            tuple(self.completed),
+            dict(self.progress),
+        )
 
     def execute(self) -> Generator[Any, Any, TargetOutcome]:
         context = self.context
         self._show("planning")
-        planned = yield context.call_activity(plan_rollout, {"pipeline": self.pipeline, "target": self.target.name,
-                                                             "model": self.model.to_dict()})
+        planned = yield context.call_activity(
+            plan_rollout, {"pipeline": self.pipeline, "target": self.target.name, "model": self.model.to_dict()}
+        )
         if (why := refused(planned)) is not None:
             return self._outcome(TargetState.FAILED, why)
         for step in planned:
@@ -86,7 +108,11 @@ class _Rollout:
             if step.get("bake_s"):
                 bake_until = context.current_utc_datetime + timedelta(seconds=float(step["bake_s"]))
                 if bake_until > self.deadline:
-                    return (yield from self._fail(f"the bake time after step {step['name']!r} would end past the policy timeout"))
+                    return (
+                        yield from self._fail(
+                            f"the bake time after step {step['name']!r} would end past the policy timeout"
+                        )
+                    )
                 self._show("baking", after=step["name"], until=iso(bake_until))
                 yield context.create_timer(bake_until)
         self._show("done")
@@ -101,8 +127,17 @@ class _Rollout:
             if now >= deadline:
                 return f"the policy timeout of {self.target.timeout_s:.0f}s passed during step {name!r}"
             self._show(name)
-            call = context.call_activity(activity, {"pipeline": self.pipeline, "target": self.target.name, "step": step,
-                                                    "model": self.model.to_dict(), "state": self.state, "deadline": iso(deadline)})
+            call = context.call_activity(
+                activity,
+                {
+                    "pipeline": self.pipeline,
+                    "target": self.target.name,
+                    "step": step,
+                    "model": self.model.to_dict(),
+                    "state": self.state,
+                    "deadline": iso(deadline),
+                },
+            )
             timer = context.create_timer(deadline + STEP_GRACE)
             winner = yield context.task_any([call, timer])  # a failed call wins too, with its exception as result
             mutates = bool(step.get("mutates", True))

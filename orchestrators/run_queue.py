@@ -62,9 +62,13 @@ def run_queue(context: df.DurableOrchestrationContext) -> Generator[Any, Any, No
             context.set_custom_status({"pipeline": pipeline, "state": "recovering", "since": iso(now)})
             yield from call(context, recover_queue, {"pipeline": pipeline, "now": iso(now)}, STORE_RETRY)
         run_id = f"{now:%Y%m%dT%H%M%SZ}-{context.new_uuid()[:8]}"
-        taken = yield from call(context, take_next_request, {"pipeline": pipeline, "run_id": run_id, "now": iso(now)}, STORE_RETRY)
+        taken = yield from call(
+            context, take_next_request, {"pipeline": pipeline, "run_id": run_id, "now": iso(now)}, STORE_RETRY
+        )
     except ActivityFailed as failure:  # the store is out of reach: try again in a while, recovering first
-        context.set_custom_status({"pipeline": pipeline, "state": "store unavailable", "reason": failure.reason, "since": iso(now)})
+        context.set_custom_status(
+            {"pipeline": pipeline, "state": "store unavailable", "reason": failure.reason, "since": iso(now)}
+        )
         yield context.create_timer(now + BACK_OFF_AFTER_FAILURE)
         context.continue_as_new({"pipeline": pipeline, "fresh": True})
         return None
@@ -81,16 +85,33 @@ def run_queue(context: df.DurableOrchestrationContext) -> Generator[Any, Any, No
     run = RunInput(taken["request_id"], run_id, RunRequest.from_dict(taken["request"]), tuple(taken["superseded"]))
     orchestrator = PROMOTE_ORCHESTRATOR if run.request.action is RequestAction.PROMOTE else RETRAIN_ORCHESTRATOR
     instance = run_instance_id(pipeline, run_id)
-    context.set_custom_status({"pipeline": pipeline, "state": "running", "run_id": run_id, "run_instance": instance,
-                               "request_id": run.request_id, "action": run.request.action.value, "since": iso(now)})
+    context.set_custom_status(
+        {
+            "pipeline": pipeline,
+            "state": "running",
+            "run_id": run_id,
+            "run_instance": instance,
+            "request_id": run.request_id,
+            "action": run.request.action.value,
+            "since": iso(now),
+        }
+    )
     try:
         result = yield context.call_sub_orchestrator(orchestrator, run.to_dict(), instance)
         outcome, record = str(result["status"]), result.get("record")
     except Exception as exc:  # the run's own orchestration failed: its request ends, and the queue goes on
         outcome, record = "Failed", None
-        context.set_custom_status({"pipeline": pipeline, "state": "run failed", "run_id": run_id, "reason": failure_reason(exc)})
-    finished = {"pipeline": pipeline, "request_id": run.request_id, "run_id": run_id, "outcome": outcome, "record": record,
-                "now": iso(context.current_utc_datetime)}
+        context.set_custom_status(
+            {"pipeline": pipeline, "state": "run failed", "run_id": run_id, "reason": failure_reason(exc)}
+        )
+    finished = {
+        "pipeline": pipeline,
+        "request_id": run.request_id,
+        "run_id": run_id,
+        "outcome": outcome,
+        "record": record,
+        "now": iso(context.current_utc_datetime),
+    }
     try:
         yield from call(context, finish_request, finished, STORE_RETRY)
     except ActivityFailed:  # the request stays running in the store; the next fresh queue finishes it from the record

@@ -56,7 +56,9 @@ def read_documents(paths: Iterable[Path]) -> list[Document]:
     documents: list[Document] = []
     for path in paths:
         if path.is_dir():
-            documents += read_documents(sorted(p for p in path.iterdir() if p.suffix.lower() in (".json", ".md", ".txt")))
+            documents += read_documents(
+                sorted(p for p in path.iterdir() if p.suffix.lower() in (".json", ".md", ".txt"))
+            )
             continue
         try:
             text = path.read_text(encoding="utf-8-sig")
@@ -68,7 +70,10 @@ def read_documents(paths: Iterable[Path]) -> list[Document]:
             except ValueError as exc:
                 raise ConfigError(f"{path}: not valid JSON ({exc})") from None
             items = raw if isinstance(raw, list) else [raw]
-            documents += [_document(item, f"{path.name}" + (f"[{i}]" if isinstance(raw, list) else "")) for i, item in enumerate(items)]
+            documents += [
+                _document(item, f"{path.name}" + (f"[{i}]" if isinstance(raw, list) else ""))
+                for i, item in enumerate(items)
+            ]
         else:
             for index, block in enumerate(_FENCE.findall(text)):
                 try:
@@ -86,8 +91,11 @@ def _document(raw: Any, source: str) -> Document:
     properties = raw["properties"]
     if "activities" in properties:
         kind = "pipeline"
-    elif "typeProperties" in properties and properties.get("type") in ("AzureStorage", "AzureBlobStorage", "AzureML", "AzureKeyVault") \
-            or properties.get("type") in ("AzureML", "AzureStorage", "AzureBlobStorage", "AzureKeyVault"):
+    elif (
+        "typeProperties" in properties
+        and properties.get("type") in ("AzureStorage", "AzureBlobStorage", "AzureML", "AzureKeyVault")
+        or properties.get("type") in ("AzureML", "AzureStorage", "AzureBlobStorage", "AzureKeyVault")
+    ):
         kind = "linkedService"
     elif properties.get("type") in ("AzureBlob", "Binary", "DelimitedText") or "linkedServiceName" in properties:
         kind = "dataset"
@@ -121,8 +129,10 @@ class _Importer:
         for document in documents:
             table = {"linkedService": self.linked, "dataset": self.datasets, "pipeline": self.pipelines}[document.kind]
             if document.name in table:
-                raise _error(f"{document.source}: name", f"duplicate {document.kind} name {document.name!r} "
-                                                         f"(also in {table[document.name].source})")
+                raise _error(
+                    f"{document.source}: name",
+                    f"duplicate {document.kind} name {document.name!r} (also in {table[document.name].source})",
+                )
             table[document.name] = document
 
     # ---- secrets and settings ---------------------------------------------------------------------
@@ -165,7 +175,9 @@ class _Importer:
         if document is None:
             raise _error(where, f"linked service {name!r} not found")
         if document.properties.get("type") not in kinds:
-            raise _error(where, f"linked service {name!r} is {document.properties.get('type')}, expected {' or '.join(kinds)}")
+            raise _error(
+                where, f"linked service {name!r} is {document.properties.get('type')}, expected {' or '.join(kinds)}"
+            )
         return document
 
     def dataset(self, name: str | None, where: str) -> Document:
@@ -188,18 +200,30 @@ class _Importer:
 
     def storage(self, dataset: Document) -> None:
         name = _reference(dataset.properties.get("linkedServiceName"))
-        service = self.linked_service(name, f"{dataset.source}: properties.linkedServiceName", ("AzureStorage", "AzureBlobStorage"))
+        service = self.linked_service(
+            name, f"{dataset.source}: properties.linkedServiceName", ("AzureStorage", "AzureBlobStorage")
+        )
         connection = service.properties.get("typeProperties", {}).get("connectionString")
         if "TrainingStorage" not in self.settings and connection is not None:
-            self.secret(connection, f"{service.source}: typeProperties.connectionString (account key)", "TrainingStorage")
-        elif connection is not None and isinstance(connection, str) and connection != self.settings.get("TrainingStorage"):
-            raise _error(f"{service.source}: typeProperties.connectionString", "all datasets must live in one storage account")
+            self.secret(
+                connection, f"{service.source}: typeProperties.connectionString (account key)", "TrainingStorage"
+            )
+        elif (
+            connection is not None
+            and isinstance(connection, str)
+            and connection != self.settings.get("TrainingStorage")
+        ):
+            raise _error(
+                f"{service.source}: typeProperties.connectionString", "all datasets must live in one storage account"
+            )
 
     # ---- the mapping ----------------------------------------------------------------------------
 
     def run(self) -> dict[str, Any]:
         for name, document in self.linked.items():
-            if document.properties.get("type") == "AzureML" and not any(name in json.dumps(p.properties) for p in self.pipelines.values()):
+            if document.properties.get("type") == "AzureML" and not any(
+                name in json.dumps(p.properties) for p in self.pipelines.values()
+            ):
                 self.report.append(f"ignored: linked service {name} ({document.source}): no pipeline uses it")
         pipelines = [self.pipeline(document) for document in self.pipelines.values()]
         if not pipelines:
@@ -214,12 +238,17 @@ class _Importer:
         for index, activity in enumerate(activities):
             kind = activity.get("type") if isinstance(activity, dict) else None
             if kind not in KNOWN_ACTIVITIES:
-                raise _error(f"{where}.activities[{index}].type", f"unknown activity type {kind!r}; supported: {', '.join(KNOWN_ACTIVITIES)}")
+                raise _error(
+                    f"{where}.activities[{index}].type",
+                    f"unknown activity type {kind!r}; supported: {', '.join(KNOWN_ACTIVITIES)}",
+                )
         self.check_cycles(document, activities)
         batch = [(i, a) for i, a in enumerate(activities) if a["type"] == "AzureMLBatchExecution"]
         updates = [(i, a) for i, a in enumerate(activities) if a["type"] == "AzureMLUpdateResource"]
         if len(batch) != 1:
-            raise _error(f"{where}.activities", f"expected exactly one AzureMLBatchExecution activity, found {len(batch)}")
+            raise _error(
+                f"{where}.activities", f"expected exactly one AzureMLBatchExecution activity, found {len(batch)}"
+            )
         index, training = batch[0]
         name = re.sub(r"[^a-z0-9-]+", "-", document.name.lower()).strip("-")[:40] or "pipeline"
         result: dict[str, Any] = {"name": name, "description": f"Imported from ADF pipeline {document.name!r}."}
@@ -240,7 +269,9 @@ class _Importer:
             for dependency in activity.get("dependsOn", []) or []:
                 upstream = dependency.get("activity") if isinstance(dependency, dict) else None
                 if upstream not in edges:
-                    raise _error(f"{document.source}: properties.activities[{index}].dependsOn", f"unknown activity {upstream!r}")
+                    raise _error(
+                        f"{document.source}: properties.activities[{index}].dependsOn", f"unknown activity {upstream!r}"
+                    )
                 edges[str(activity.get("name"))].add(str(upstream))
             for item in activity.get("inputs", []) or []:
                 producer = producers.get(str(item.get("name")))
@@ -250,7 +281,9 @@ class _Importer:
 
         def visit(node: str, trail: list[str]) -> None:
             if state.get(node) == 1:
-                raise _error(f"{document.source}: properties.activities", f"dependency cycle: {' -> '.join([*trail, node])}")
+                raise _error(
+                    f"{document.source}: properties.activities", f"dependency cycle: {' -> '.join([*trail, node])}"
+                )
             if state.get(node) == 2:
                 return
             state[node] = 1
@@ -261,7 +294,9 @@ class _Importer:
         for node in edges:
             visit(node, [])
 
-    def training(self, activity: dict[str, Any], where: str, updates: list[tuple[int, dict[str, Any]]]) -> dict[str, Any]:
+    def training(
+        self, activity: dict[str, Any], where: str, updates: list[tuple[int, dict[str, Any]]]
+    ) -> dict[str, Any]:
         service_name = _reference(activity.get("linkedServiceName"))
         service = self.linked_service(service_name, f"{where}.linkedServiceName", ("AzureML",))
         props = service.properties.get("typeProperties", {})
@@ -270,36 +305,64 @@ class _Importer:
         inputs = self.ports(type_props, "input", where)
         outputs = self.ports(type_props, "output", where)
         if len(inputs) != 1:
-            raise _error(f"{where}.typeProperties.webServiceInputs", f"expected exactly one training input, found {len(inputs)}")
+            raise _error(
+                f"{where}.typeProperties.webServiceInputs", f"expected exactly one training input, found {len(inputs)}"
+            )
         input_name, (data_container, data_blob, data_doc) = next(iter(inputs.items()))
         model_datasets = {str(u.get("typeProperties", {}).get("trainedModelDatasetName")) for _, u in updates}
-        model_port = next((p for p, (_, blob, doc) in outputs.items() if blob.endswith(".ilearner") or (doc and doc.name in model_datasets)), None)
+        model_port = next(
+            (
+                p
+                for p, (_, blob, doc) in outputs.items()
+                if blob.endswith(".ilearner") or (doc and doc.name in model_datasets)
+            ),
+            None,
+        )
         if model_port is None:
             raise _error(f"{where}.typeProperties.webServiceOutputs", "no output is a trained model (.ilearner)")
         evaluation = next((p for p in outputs if p != model_port), None)
         output_container, _, model_dataset = outputs[model_port]
-        self.report.append(f"mapped: {model_dataset.name if model_dataset else model_port} -> each run writes "
-                           f"{output_container}/{{pipeline}}/{{run}}/model.ilearner, so no model is ever overwritten")
+        self.report.append(
+            f"mapped: {model_dataset.name if model_dataset else model_port} -> each run writes "
+            f"{output_container}/{{pipeline}}/{{run}}/model.ilearner, so no model is ever overwritten"
+        )
         parameters = type_props.get("globalParameters") or type_props.get("webServiceParameters") or {}
         for key, value in parameters.items():
             if isinstance(value, str) and value.startswith("$$"):
-                self.report.append(f"kept as text: globalParameters.{key} is an ADF v1 expression ({value[:40]}); replace it with a value")
+                self.report.append(
+                    f"kept as text: globalParameters.{key} is an ADF v1 expression ({value[:40]}); replace it with a value"
+                )
         external = (data_doc.properties.get("policy", {}) or {}).get("externalData", {}) if data_doc else {}
         policy = activity.get("policy", {}) or {}
         training: dict[str, Any] = {
-            "mlEndpoint": self.setting(props.get("mlEndpoint"), f"{service.source}: typeProperties.mlEndpoint", f"{prefix}_ML_ENDPOINT"),
-            "apiKeySetting": self.secret(props.get("apiKey"), f"{service.source}: typeProperties.apiKey", f"{prefix}_API_KEY"),
-            "input": input_name, "modelOutput": model_port, "evaluationOutput": evaluation,
+            "mlEndpoint": self.setting(
+                props.get("mlEndpoint"), f"{service.source}: typeProperties.mlEndpoint", f"{prefix}_ML_ENDPOINT"
+            ),
+            "apiKeySetting": self.secret(
+                props.get("apiKey"), f"{service.source}: typeProperties.apiKey", f"{prefix}_API_KEY"
+            ),
+            "input": input_name,
+            "modelOutput": model_port,
+            "evaluationOutput": evaluation,
             "globalParameters": {str(k): str(v) for k, v in parameters.items()},
         }
         data: dict[str, Any] = {"container": data_container, "blob": data_blob}
         if external:
-            data["externalData"] = {k: self.timespan(external[k], f"{data_doc.source if data_doc else where}: properties.policy.externalData.{k}")
-                                    for k in ("retryInterval", "retryTimeout") if k in external}
+            data["externalData"] = {
+                k: self.timespan(
+                    external[k], f"{data_doc.source if data_doc else where}: properties.policy.externalData.{k}"
+                )
+                for k in ("retryInterval", "retryTimeout")
+                if k in external
+            }
             if "maximumRetry" in external:
                 data["externalData"]["maximumRetry"] = external["maximumRetry"]
-        return {"training": training, "data": data, "output": {"container": output_container},
-                "policy": self.policy(policy, f"{where}.policy", concurrency=True)}
+        return {
+            "training": training,
+            "data": data,
+            "output": {"container": output_container},
+            "policy": self.policy(policy, f"{where}.policy", concurrency=True),
+        }
 
     def ports(self, type_props: dict[str, Any], kind: str, where: str) -> dict[str, tuple[str, str, Document | None]]:
         """Ports -> (container, blob, dataset) for v1 dataset names and v2 {linkedServiceName, filePath}."""
@@ -323,7 +386,9 @@ class _Importer:
                 linked = self.linked_service(service, f"{path}.linkedServiceName", ("AzureStorage", "AzureBlobStorage"))
                 connection = linked.properties.get("typeProperties", {}).get("connectionString")
                 if connection is not None and "TrainingStorage" not in self.settings:
-                    self.secret(connection, f"{linked.source}: typeProperties.connectionString (account key)", "TrainingStorage")
+                    self.secret(
+                        connection, f"{linked.source}: typeProperties.connectionString (account key)", "TrainingStorage"
+                    )
                 ports[port] = (container, blob, None)
             else:
                 raise _error(path, "expected a dataset name or {linkedServiceName, filePath}")
@@ -331,41 +396,66 @@ class _Importer:
 
     def target(self, activity: dict[str, Any], where: str, pipeline: dict[str, Any]) -> dict[str, Any]:
         props = activity.get("typeProperties", {}) or {}
-        service = self.linked_service(_reference(activity.get("linkedServiceName")), f"{where}.linkedServiceName", ("AzureML",))
+        service = self.linked_service(
+            _reference(activity.get("linkedServiceName")), f"{where}.linkedServiceName", ("AzureML",)
+        )
         model_name = props.get("trainedModelName")
         if not isinstance(model_name, str) or not model_name:
             raise _error(f"{where}.typeProperties.trainedModelName", "is required")
         if "trainedModelDatasetName" in props:
             dataset = self.dataset(props["trainedModelDatasetName"], f"{where}.typeProperties.trainedModelDatasetName")
             if dataset.name not in [_reference(i.get("name")) for i in activity.get("inputs", []) or []]:
-                self.report.append(f"note: {where}: {dataset.name} is not listed in the activity's inputs (ADF v1 requires it)")
+                self.report.append(
+                    f"note: {where}: {dataset.name} is not listed in the activity's inputs (ADF v1 requires it)"
+                )
         for output in activity.get("outputs", []) or []:
-            self.report.append(f"ignored: output dataset {output.get('name')} of {activity.get('name')}: it only drove ADF's scheduler")
+            self.report.append(
+                f"ignored: output dataset {output.get('name')} of {activity.get('name')}: it only drove ADF's scheduler"
+            )
         type_props = service.properties.get("typeProperties", {})
         prefix = _setting_name(service.name)
         endpoint = type_props.get("updateResourceEndpoint")
         if not isinstance(endpoint, str):
-            raise _error(f"{service.source}: typeProperties.updateResourceEndpoint", "is required for AzureMLUpdateResource")
+            raise _error(
+                f"{service.source}: typeProperties.updateResourceEndpoint", "is required for AzureMLUpdateResource"
+            )
         parts = urlsplit(endpoint)
-        is_arm = parts.netloc.lower().startswith("management.azure.com") or "/providers/microsoft.machinelearning/webservices/" in parts.path.lower()
+        is_arm = (
+            parts.netloc.lower().startswith("management.azure.com")
+            or "/providers/microsoft.machinelearning/webservices/" in parts.path.lower()
+        )
         target: dict[str, Any] = {
             "name": re.sub(r"[^A-Za-z0-9-]+", "-", service.name)[:40],
             "kind": "arm" if is_arm else "classic",
-            "updateResourceEndpoint": self.setting(endpoint, f"{service.source}: typeProperties.updateResourceEndpoint", f"{prefix}_UPDATE_RESOURCE_ENDPOINT"),
+            "updateResourceEndpoint": self.setting(
+                endpoint,
+                f"{service.source}: typeProperties.updateResourceEndpoint",
+                f"{prefix}_UPDATE_RESOURCE_ENDPOINT",
+            ),
             "trainedModelName": model_name,
             "policy": self.policy(activity.get("policy", {}) or {}, f"{where}.policy", concurrency=False),
         }
         if is_arm:
-            target["tenant"] = self.setting(type_props.get("tenant"), f"{service.source}: typeProperties.tenant", f"{prefix}_TENANT")
-            target["servicePrincipalId"] = self.setting(type_props.get("servicePrincipalId"), f"{service.source}: typeProperties.servicePrincipalId",
-                                                        f"{prefix}_SERVICE_PRINCIPAL_ID")
-            target["servicePrincipalKeySetting"] = self.secret(type_props.get("servicePrincipalKey"), f"{service.source}: typeProperties.servicePrincipalKey",
-                                                               f"{prefix}_SERVICE_PRINCIPAL_KEY")
+            target["tenant"] = self.setting(
+                type_props.get("tenant"), f"{service.source}: typeProperties.tenant", f"{prefix}_TENANT"
+            )
+            target["servicePrincipalId"] = self.setting(
+                type_props.get("servicePrincipalId"),
+                f"{service.source}: typeProperties.servicePrincipalId",
+                f"{prefix}_SERVICE_PRINCIPAL_ID",
+            )
+            target["servicePrincipalKeySetting"] = self.secret(
+                type_props.get("servicePrincipalKey"),
+                f"{service.source}: typeProperties.servicePrincipalKey",
+                f"{prefix}_SERVICE_PRINCIPAL_KEY",
+            )
             self.settings.setdefault("AZURE_AUTHORITY_HOST", DEFAULT_AUTHORITY)
             target["authorityHost"] = "%AZURE_AUTHORITY_HOST%"
             self.report.append(f"mapped: {service.name} -> ARM web service target, updated with a service principal")
         else:
-            target["apiKeySetting"] = self.secret(type_props.get("apiKey"), f"{service.source}: typeProperties.apiKey", f"{prefix}_API_KEY")
+            target["apiKeySetting"] = self.secret(
+                type_props.get("apiKey"), f"{service.source}: typeProperties.apiKey", f"{prefix}_API_KEY"
+            )
             self.report.append(f"mapped: {service.name} -> classic endpoint target (Update Resource PATCH)")
         return target
 
@@ -382,7 +472,9 @@ class _Importer:
                 if key in raw:
                     result[key] = raw[key]
         elif raw.get("concurrency") not in (None, 1):
-            self.report.append(f"note: {where}.concurrency {raw['concurrency']} ignored: one run per pipeline at a time")
+            self.report.append(
+                f"note: {where}.concurrency {raw['concurrency']} ignored: one run per pipeline at a time"
+            )
         return result
 
     def timespan(self, value: Any, where: str) -> str:
@@ -413,11 +505,15 @@ class _Importer:
                 self.report.append(f"mapped: availability {frequency}/{interval} -> RETRAIN_SCHEDULE {cron!r}")
         end = schedule.get("end")
         if end and datetime.fromisoformat(str(end).replace("Z", "+00:00")).timestamp() < datetime.now().timestamp():
-            self.report.append(f"note: the pipeline's active period ended at {end}; the timer will not start it until schedule.end is moved")
+            self.report.append(
+                f"note: the pipeline's active period ended at {end}; the timer will not start it until schedule.end is moved"
+            )
         return schedule
 
     def availability(self, document: Document) -> tuple[str, int] | None:
-        names = [_reference(o.get("name")) for a in document.properties["activities"] for o in a.get("outputs", []) or []]
+        names = [
+            _reference(o.get("name")) for a in document.properties["activities"] for o in a.get("outputs", []) or []
+        ]
         for name in names:
             dataset = self.datasets.get(name or "")
             availability = dataset.properties.get("availability") if dataset else None

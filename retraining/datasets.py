@@ -37,8 +37,10 @@ def read_schema(head: bytes, name: str, label: str | None, *, complete: bool) ->
         text = head.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         if complete or exc.start < len(head) - 4:  # a multi-byte character cut by the read is fine
-            raise DataError(f"{name}: not UTF-8 text (byte 0x{head[exc.start]:02x} at offset {exc.start}); "
-                            "save the data as UTF-8 CSV or ARFF") from None
+            raise DataError(
+                f"{name}: not UTF-8 text (byte 0x{head[exc.start]:02x} at offset {exc.start}); "
+                "save the data as UTF-8 CSV or ARFF"
+            ) from None
         text = head[: exc.start].decode("utf-8-sig")
     names = _arff_names(text, name, complete) if extension == ".arff" else _csv_names(text, name, extension, complete)
     if len(names) < 2:
@@ -57,7 +59,9 @@ def _csv_names(text: str, name: str, extension: str, complete: bool) -> list[str
     if len(lines) < 2 and not complete:
         raise DataError(f"{name}: the header row is longer than {HEAD_BYTES} bytes")
     try:
-        row = next(csv.reader(io.StringIO(lines[0] if lines else ""), delimiter="\t" if extension == ".tsv" else ","), [])
+        row = next(
+            csv.reader(io.StringIO(lines[0] if lines else ""), delimiter="\t" if extension == ".tsv" else ","), []
+        )
     except csv.Error as exc:
         raise DataError(f"{name}: the header row is not CSV ({exc})") from None
     names = [cell.strip() for cell in row]
@@ -72,9 +76,9 @@ def _arff_names(text: str, name: str, complete: bool) -> list[str]:
         line = raw.strip()
         lower = line.lower()
         if lower.startswith("@attribute"):
-            rest = line[len("@attribute"):].strip()
+            rest = line[len("@attribute") :].strip()
             if rest[:1] in ("'", '"') and rest.find(rest[0], 1) > 0:
-                names.append(rest[1:rest.index(rest[0], 1)])
+                names.append(rest[1 : rest.index(rest[0], 1)])
             elif rest:
                 names.append(rest.split()[0])
         elif lower.startswith("@data"):
@@ -110,17 +114,19 @@ def sample_rows(head: bytes, name: str, features: tuple[str, ...], limit: int) -
         for index, raw in enumerate(lines):
             lower = raw.strip().lower()
             if lower.startswith("@attribute"):
-                rest = raw.strip()[len("@attribute"):].strip()
+                rest = raw.strip()[len("@attribute") :].strip()
                 quoted = rest[:1] in ("'", '"') and rest.find(rest[0], 1) > 0
-                names.append(rest[1:rest.index(rest[0], 1)] if quoted else rest.split()[0])
+                names.append(rest[1 : rest.index(rest[0], 1)] if quoted else rest.split()[0])
             elif lower.startswith("@data"):
                 data_at = index + 1
                 break
-        body = [line for line in lines[data_at or len(lines):] if line.strip() and not line.lstrip().startswith("%")]
+        body = [line for line in lines[data_at or len(lines) :] if line.strip() and not line.lstrip().startswith("%")]
         delimiter = ","
     else:
         delimiter = "\t" if name.lower().endswith(".tsv") else ","
-        names = [cell.strip() for cell in next(csv.reader(io.StringIO(lines[0] if lines else ""), delimiter=delimiter), [])]
+        names = [
+            cell.strip() for cell in next(csv.reader(io.StringIO(lines[0] if lines else ""), delimiter=delimiter), [])
+        ]
         body = lines[1:]
     positions = [names.index(f) for f in features if f in names]
     if len(positions) != len(features):

@@ -26,14 +26,19 @@ class RunSignals:
     cancel: Decision | None = None
 
     def to_dict(self) -> dict[str, object]:
-        return {"decision": self.decision.to_dict() if self.decision else None, "cancel": self.cancel.to_dict() if self.cancel else None}
+        return {
+            "decision": self.decision.to_dict() if self.decision else None,
+            "cancel": self.cancel.to_dict() if self.cancel else None,
+        }
 
     @classmethod
     def from_dict(cls, raw: object) -> RunSignals:
         if not isinstance(raw, dict):
             return cls()
-        return cls(Decision.from_dict(raw["decision"]) if raw.get("decision") else None,
-                   Decision.from_dict(raw["cancel"]) if raw.get("cancel") else None)
+        return cls(
+            Decision.from_dict(raw["decision"]) if raw.get("decision") else None,
+            Decision.from_dict(raw["cancel"]) if raw.get("cancel") else None,
+        )
 
 
 class Decisions:
@@ -67,5 +72,7 @@ class Decisions:
             return existing, False
 
     def signals(self, pipeline: str, run_id: str) -> RunSignals:
-        return RunSignals(self._read(self._path(pipeline, run_id, DecisionAction.APPROVE)),
-                          self._read(self._path(pipeline, run_id, DecisionAction.CANCEL)))
+        return RunSignals(
+            self._read(self._path(pipeline, run_id, DecisionAction.APPROVE)),
+            self._read(self._path(pipeline, run_id, DecisionAction.CANCEL)),
+        )

@@ -36,8 +36,16 @@ class ConfigError(RetrainingError):
 class ServiceError(RetrainingError):
     """An ML service answered with an error status."""
 
-    def __init__(self, message: str, *, status: int, code: str | None = None, detail_code: str | None = None,
-                 service: str = "", retry_after_s: float | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        code: str | None = None,
+        detail_code: str | None = None,
+        service: str = "",
+        retry_after_s: float | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code

@@ -34,21 +34,49 @@ def summary_of(result: RunResult) -> dict[str, Any]:
     """What a run listing shows of a run, bounded in size whatever the record holds."""
     request, job, model = result.request, result.job, result.model
     return {
-        "run_id": result.run_id, "status": result.status.value, "action": request.action.value,
-        "trigger": request.trigger.kind.value, "trigger_detail": _short(request.trigger.detail, 200),
-        "requested_by": request.requested_by, "dry_run": request.dry_run, "source_run": request.source_run,
-        "started_at": result.started_at, "finished_at": result.finished_at, "reason": _short(result.reason),
-        "phases": dict(result.phases), "job_id": result.job_id,
-        "job": {"status": job.status, "polls": job.polls, "failed_polls": job.failed_polls, "elapsed_s": job.elapsed_s} if job else None,
-        "model": {"sha256": model.sha256, "version": model.version, "size": model.size,
-                  "metrics": dict(sorted(model.metrics.items())[:MAX_METRICS])} if model else None,
-        "gate": {"promote": result.gate.promote, "reasons": [_short(r, 200) for r in result.gate.reasons[:5]]} if result.gate else None,
-        "targets": [{"target": t.target, "kind": t.kind, "state": t.state.value if t.state else None, "error": _short(t.error, 200),
-                     "steps": list(t.steps)[:20], "progress": dict(t.progress)} for t in result.targets[:50]],
+        "run_id": result.run_id,
+        "status": result.status.value,
+        "action": request.action.value,
+        "trigger": request.trigger.kind.value,
+        "trigger_detail": _short(request.trigger.detail, 200),
+        "requested_by": request.requested_by,
+        "dry_run": request.dry_run,
+        "source_run": request.source_run,
+        "started_at": result.started_at,
+        "finished_at": result.finished_at,
+        "reason": _short(result.reason),
+        "phases": dict(result.phases),
+        "job_id": result.job_id,
+        "job": {"status": job.status, "polls": job.polls, "failed_polls": job.failed_polls, "elapsed_s": job.elapsed_s}
+        if job
+        else None,
+        "model": {
+            "sha256": model.sha256,
+            "version": model.version,
+            "size": model.size,
+            "metrics": dict(sorted(model.metrics.items())[:MAX_METRICS]),
+        }
+        if model
+        else None,
+        "gate": {"promote": result.gate.promote, "reasons": [_short(r, 200) for r in result.gate.reasons[:5]]}
+        if result.gate
+        else None,
+        "targets": [
+            {
+                "target": t.target,
+                "kind": t.kind,
+                "state": t.state.value if t.state else None,
+                "error": _short(t.error, 200),
+                "steps": list(t.steps)[:20],
+                "progress": dict(t.progress),
+            }
+            for t in result.targets[:50]
+        ],
         "approval": result.approval.to_dict() if result.approval else None,
         "cancel": result.cancel.to_dict() if result.cancel else None,
         "notes": [_short(n, 200) for n in result.notes[:10]],
-        "superseded": len(result.superseded), "record": result.record,
+        "superseded": len(result.superseded),
+        "record": result.record,
     }
 
 
@@ -75,7 +103,9 @@ class RunIndex:
                 return 0
             runs = sorted(runs + new, key=lambda r: str(r.get("run_id")))
             try:
-                self._storage.write_json(path, {"runs": runs}, overwrite=found is None, if_match=found[1] if found else None)
+                self._storage.write_json(
+                    path, {"runs": runs}, overwrite=found is None, if_match=found[1] if found else None
+                )
                 return len(new)
             except StorageConflictError:
                 continue
@@ -84,7 +114,9 @@ class RunIndex:
     def months(self, pipeline: str) -> list[str]:
         """The index blobs of a pipeline, newest first."""
         prefix = f"{pipeline}/index/"
-        return sorted((b.name for b in self._storage.list(self._container, prefix) if b.name.endswith(".json")), reverse=True)
+        return sorted(
+            (b.name for b in self._storage.list(self._container, prefix) if b.name.endswith(".json")), reverse=True
+        )
 
     def recent(self, pipeline: str, limit: int) -> list[dict[str, Any]]:
         """The newest `limit` summaries, newest first; an unreadable month is skipped, never a failure."""

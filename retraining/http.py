@@ -74,9 +74,19 @@ class DeadlinePassedError(ServiceUnreachableError):
 class ServiceClient:
     """`requests` with the retry and error policy above, on pooled sessions."""
 
-    def __init__(self, service: str, *, timeout_s: float = 30.0, verify: str | bool = True, max_attempts: int = 4,
-                 backoff_s: float = 0.5, max_retry_after_s: float = 60.0, session: requests.Session | None = None,
-                 sleep: Callable[[float], None] = time.sleep, deadline: float | None = None) -> None:
+    def __init__(
+        self,
+        service: str,
+        *,
+        timeout_s: float = 30.0,
+        verify: str | bool = True,
+        max_attempts: int = 4,
+        backoff_s: float = 0.5,
+        max_retry_after_s: float = 60.0,
+        session: requests.Session | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        deadline: float | None = None,
+    ) -> None:
         self.service = service
         self.timeout_s = timeout_s
         self.verify = verify
@@ -96,8 +106,16 @@ class ServiceClient:
             raise DeadlinePassedError(f"{self.service}: the deadline passed before {method} {redact(url)} was sent")
         return min(self.timeout_s, left)
 
-    def request(self, method: str, url: str, *, headers: dict[str, str], json: Any = None,
-                ok: Iterable[int] = (200, 201, 202, 204), retry: bool = True) -> requests.Response:
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: dict[str, str],
+        json: Any = None,
+        ok: Iterable[int] = (200, 201, 202, 204),
+        retry: bool = True,
+    ) -> requests.Response:
         import requests
 
         accepted = set(ok)
@@ -107,11 +125,19 @@ class ServiceClient:
             delay = self.backoff_s * 2 ** (attempt - 1)
             timeout = self._timeout(method, url)
             try:
-                response = session.request(method, url, headers=headers, json=json, timeout=timeout,
-                                           verify=None if self.verify is True else self.verify, allow_redirects=False)
+                response = session.request(
+                    method,
+                    url,
+                    headers=headers,
+                    json=json,
+                    timeout=timeout,
+                    verify=None if self.verify is True else self.verify,
+                    allow_redirects=False,
+                )
             except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
                 failure: Exception = ServiceUnreachableError(
-                    f"{self.service}: {method} {redact(url)} got no answer ({type(exc).__name__})")
+                    f"{self.service}: {method} {redact(url)} got no answer ({type(exc).__name__})"
+                )
                 if attempt == 1:  # likeliest a pooled connection the server closed as it was reused: retry at once
                     delay = min(delay, 0.05)
             else:
@@ -124,8 +150,16 @@ class ServiceClient:
             if attempt == attempts or (self.deadline is not None and time.monotonic() + delay >= self.deadline):
                 raise failure
             self.retries += 1
-            logger.warning("%s: %s %s failed (%s); retry %d/%d in %.1fs", self.service, method, redact(url),
-                           failure, attempt, attempts - 1, delay)
+            logger.warning(
+                "%s: %s %s failed (%s); retry %d/%d in %.1fs",
+                self.service,
+                method,
+                redact(url),
+                failure,
+                attempt,
+                attempts - 1,
+                delay,
+            )
             self.sleep(delay)
         raise AssertionError("unreachable")
 
@@ -177,8 +211,14 @@ def error_from_response(response: requests.Response, service: str) -> ServiceErr
         kind = TransientServiceError
     elif status in (401, 403):
         kind = AuthenticationError
-    return kind(message[:500], status=status, code=code, detail_code=detail_code, service=service,
-                retry_after_s=retry_after_seconds(response.headers.get("Retry-After")))
+    return kind(
+        message[:500],
+        status=status,
+        code=code,
+        detail_code=detail_code,
+        service=service,
+        retry_after_s=retry_after_seconds(response.headers.get("Retry-After")),
+    )
 
 
 def _inner_code(additional: Any) -> str | None:

@@ -19,7 +19,9 @@ _LOCK = threading.Lock()
 _CREDENTIALS: dict[tuple[str, ...], TokenCredential] = {}
 
 
-def service_principal(tenant: str, client_id: str, secret: str, *, authority: str | None, ca_bundle: str | None) -> TokenCredential:
+def service_principal(
+    tenant: str, client_id: str, secret: str, *, authority: str | None, ca_bundle: str | None
+) -> TokenCredential:
     """A cached `ClientSecretCredential`; the cache key holds a hash of the secret, never the secret."""
     fingerprint = hashlib.sha256(secret.encode()).hexdigest()
     key = ("sp", tenant, client_id, fingerprint, authority or "", ca_bundle or "")

@@ -50,17 +50,22 @@ class Serving:
     previous: tuple[Served, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"champion": self.champion.to_dict() if self.champion else None,
-                "targets": {k: v.to_dict() for k, v in self.targets.items()}, "previous": [p.to_dict() for p in self.previous]}
+        return {
+            "champion": self.champion.to_dict() if self.champion else None,
+            "targets": {k: v.to_dict() for k, v in self.targets.items()},
+            "previous": [p.to_dict() for p in self.previous],
+        }
 
     @classmethod
     def from_dict(cls, raw: Any) -> Serving:
         if not isinstance(raw, dict):
             return cls()
         champion = raw.get("champion")
-        return cls(Served.from_dict(champion) if champion else None,
-                   {str(k): Served.from_dict(v) for k, v in (raw.get("targets") or {}).items()},
-                   tuple(Served.from_dict(p) for p in raw.get("previous") or ()))
+        return cls(
+            Served.from_dict(champion) if champion else None,
+            {str(k): Served.from_dict(v) for k, v in (raw.get("targets") or {}).items()},
+            tuple(Served.from_dict(p) for p in raw.get("previous") or ()),
+        )
 
 
 class Lineage:
@@ -110,7 +115,9 @@ class Lineage:
     def run_ids(self, pipeline: str) -> list[str]:
         """Every recorded run of the pipeline, oldest first."""
         prefix = f"{pipeline}/runs/"
-        return sorted(b.name[len(prefix):-5] for b in self._storage.list(self._container, prefix) if b.name.endswith(".json"))
+        return sorted(
+            b.name[len(prefix) : -5] for b in self._storage.list(self._container, prefix) if b.name.endswith(".json")
+        )
 
     def recent(self, pipeline: str, limit: int) -> list[RunResult]:
         """The newest `limit` readable records, newest first."""
@@ -132,8 +139,9 @@ class Lineage:
         except (KeyError, ValueError, TypeError, ConfigError):
             return Serving()  # unreadable: treated as nothing known, never as a crash
 
-    def record_serving(self, pipeline: str, run_id: str, model: ModelArtifact, targets: Iterable[str], *, champion: bool,
-                       now: datetime) -> Serving:
+    def record_serving(
+        self, pipeline: str, run_id: str, model: ModelArtifact, targets: Iterable[str], *, champion: bool, now: datetime
+    ) -> Serving:
         """Note that `targets` now serve `model`; when `champion`, it also becomes the model candidates must beat."""
         path = self._serving_path(pipeline)
         for _ in range(5):
@@ -144,10 +152,16 @@ class Lineage:
             new_champion, previous = current.champion, current.previous
             if champion and (current.champion is None or current.champion.run_id != run_id):
                 new_champion = served
-                previous = ((current.champion,) + current.previous)[:PREVIOUS_CHAMPIONS] if current.champion else current.previous
+                previous = (
+                    ((current.champion,) + current.previous)[:PREVIOUS_CHAMPIONS]
+                    if current.champion
+                    else current.previous
+                )
             updated = Serving(new_champion, targets_now, previous)
             try:
-                self._storage.write_json(path, updated.to_dict(), overwrite=found is None, if_match=found[1] if found else None)
+                self._storage.write_json(
+                    path, updated.to_dict(), overwrite=found is None, if_match=found[1] if found else None
+                )
                 return updated
             except StorageConflictError:
                 continue

@@ -67,7 +67,9 @@ def _require(raw: Any, key: str, kind: type | tuple[type, ...], where: str) -> A
     return value
 
 
-def _text(raw: Any, key: str, where: str, *, max_length: int = 256, optional: bool = False, allow_empty: bool = False) -> Any:
+def _text(
+    raw: Any, key: str, where: str, *, max_length: int = 256, optional: bool = False, allow_empty: bool = False
+) -> Any:
     if optional and (not isinstance(raw, dict) or raw.get(key) is None):
         return None
     return clean_text(_require(raw, key, str, where), f"{where}.{key}", max_length=max_length, allow_empty=allow_empty)
@@ -129,7 +131,14 @@ class BlobPath:
         clean_text(text, where, max_length=1100)
         container, name = text.strip().lstrip("/").split("/", 1)
         parts = name.split("/")
-        if not _CONTAINER.match(container) or not name or ".." in parts or "" in parts or "\\" in name or len(name) > 1024:
+        if (
+            not _CONTAINER.match(container)
+            or not name
+            or ".." in parts
+            or "" in parts
+            or "\\" in name
+            or len(name) > 1024
+        ):
             raise ConfigError(f"{where}: {excerpt(text)} is not a safe blob path")
         return cls(container, name)
 
@@ -155,8 +164,12 @@ class Trigger:
         parsed_kind = _choice(raw, "kind", TriggerKind, "trigger")
         at = _moment_text(raw, "at", "trigger")
         detail = raw.get("detail", "")
-        return cls(parsed_kind, _text(raw, "key", "trigger", max_length=1200), at,
-                   clean_text(detail, "trigger.detail", max_length=1200, allow_empty=True))
+        return cls(
+            parsed_kind,
+            _text(raw, "key", "trigger", max_length=1200),
+            at,
+            clean_text(detail, "trigger.detail", max_length=1200, allow_empty=True),
+        )
 
 
 @dataclass(frozen=True)
@@ -174,10 +187,17 @@ class RunRequest:
     requested_by: str = ""  # who asked, when known (Easy Auth principal), for the record
 
     def to_dict(self) -> dict[str, Any]:
-        return {"pipeline": self.pipeline, "trigger": self.trigger.to_dict(),
-                "training_blob": str(self.training_blob) if self.training_blob else None, "dry_run": self.dry_run,
-                "action": self.action.value, "source_run": self.source_run, "targets": list(self.targets),
-                "force": self.force, "requested_by": self.requested_by}
+        return {
+            "pipeline": self.pipeline,
+            "trigger": self.trigger.to_dict(),
+            "training_blob": str(self.training_blob) if self.training_blob else None,
+            "dry_run": self.dry_run,
+            "action": self.action.value,
+            "source_run": self.source_run,
+            "targets": list(self.targets),
+            "force": self.force,
+            "requested_by": self.requested_by,
+        }
 
     @classmethod
     def from_dict(cls, raw: Any) -> RunRequest:
@@ -187,7 +207,9 @@ class RunRequest:
         try:
             parsed_action = RequestAction(str(action))
         except ValueError:
-            raise ConfigError(f"{where}.action: {excerpt(action)} is not one of {[a.value for a in RequestAction]}") from None
+            raise ConfigError(
+                f"{where}.action: {excerpt(action)} is not one of {[a.value for a in RequestAction]}"
+            ) from None
         targets = raw.get("targets") or []
         if not isinstance(targets, list):
             raise ConfigError(f"{where}.targets: expected a list of target names")
@@ -201,7 +223,9 @@ class RunRequest:
             source_run=check_run_id(source, f"{where}.source_run") if source is not None else None,
             targets=tuple(clean_text(t, f"{where}.targets[{i}]", max_length=40) for i, t in enumerate(targets)),
             force=raw.get("force", False) is True,
-            requested_by=clean_text(raw.get("requested_by", ""), f"{where}.requested_by", max_length=200, allow_empty=True),
+            requested_by=clean_text(
+                raw.get("requested_by", ""), f"{where}.requested_by", max_length=200, allow_empty=True
+            ),
         )
 
 
@@ -215,14 +239,21 @@ class RunInput:
     superseded: tuple[str, ...] = ()  # request ids this run supersedes (newest first)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"request_id": self.request_id, "run_id": self.run_id, "request": self.request.to_dict(),
-                "superseded": list(self.superseded)}
+        return {
+            "request_id": self.request_id,
+            "run_id": self.run_id,
+            "request": self.request.to_dict(),
+            "superseded": list(self.superseded),
+        }
 
     @classmethod
     def from_dict(cls, raw: Any) -> RunInput:
-        return cls(_text(raw, "request_id", "run input", max_length=64), check_run_id(_require(raw, "run_id", str, "run input")),
-                   RunRequest.from_dict(_require(raw, "request", dict, "run input")),
-                   tuple(str(s) for s in raw.get("superseded", ())))
+        return cls(
+            _text(raw, "request_id", "run input", max_length=64),
+            check_run_id(_require(raw, "run_id", str, "run input")),
+            RunRequest.from_dict(_require(raw, "request", dict, "run input")),
+            tuple(str(s) for s in raw.get("superseded", ())),
+        )
 
 
 @dataclass(frozen=True)
@@ -240,7 +271,13 @@ class TargetPlan:
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> TargetPlan:
-        return cls(str(raw["name"]), str(raw["kind"]), int(raw["retry"]), float(raw["retry_interval_s"]), float(raw["timeout_s"]))
+        return cls(
+            str(raw["name"]),
+            str(raw["kind"]),
+            int(raw["retry"]),
+            float(raw["retry_interval_s"]),
+            float(raw["timeout_s"]),
+        )
 
 
 @dataclass(frozen=True)
@@ -262,7 +299,9 @@ class PipelinePlan:
     targets: tuple[TargetPlan, ...]
     history_s: tuple[float, ...] = ()  # durations of the pipeline's recent jobs, newest first (for polling)
     events: bool = False  # the training service announces job completion by event
-    events_trusted: bool = False  # and its events reach the app, so polls are only a fallback (polling.completionEvents)
+    events_trusted: bool = (
+        False  # and its events reach the app, so polls are only a fallback (polling.completionEvents)
+    )
     approval_s: float = 0.0  # how long a model that passed the gate waits for approval (0: none is asked)
     notify: tuple[str, ...] = ()  # the events the pipeline's webhook wants (empty: no webhook)
 
@@ -299,9 +338,15 @@ class SubmittedJob:
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> SubmittedJob:
         outputs = raw.get("outputs") or {}
-        return cls(_text(raw, "pipeline", "job", max_length=40), check_run_id(raw.get("run_id"), "job.run_id"),
-                   _text(raw, "job_id", "job", max_length=300),
-                   {clean_text(k, "job.outputs", max_length=64): clean_text(v, f"job.outputs.{k}", max_length=1200) for k, v in outputs.items()})
+        return cls(
+            _text(raw, "pipeline", "job", max_length=40),
+            check_run_id(raw.get("run_id"), "job.run_id"),
+            _text(raw, "job_id", "job", max_length=300),
+            {
+                clean_text(k, "job.outputs", max_length=64): clean_text(v, f"job.outputs.{k}", max_length=1200)
+                for k, v in outputs.items()
+            },
+        )
 
 
 @dataclass(frozen=True)
@@ -331,15 +376,29 @@ class MonitorInput:
     events_trusted: bool = False  # the events reach the app: until one comes, poll every poll_max_s only
 
     def to_dict(self) -> dict[str, Any]:
-        return {"job": self.job.to_dict(), "deadline": self.deadline, "poll_first_s": self.poll_first_s,
-                "poll_max_s": self.poll_max_s, "poll_fraction": self.poll_fraction, "history_s": list(self.history_s),
-                "events": self.events, "events_trusted": self.events_trusted}
+        return {
+            "job": self.job.to_dict(),
+            "deadline": self.deadline,
+            "poll_first_s": self.poll_first_s,
+            "poll_max_s": self.poll_max_s,
+            "poll_fraction": self.poll_fraction,
+            "history_s": list(self.history_s),
+            "events": self.events,
+            "events_trusted": self.events_trusted,
+        }
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> MonitorInput:
-        return cls(SubmittedJob.from_dict(raw["job"]), raw["deadline"], raw["poll_first_s"], raw["poll_max_s"], raw["poll_fraction"],
-                   tuple(float(s) for s in raw.get("history_s", ())), bool(raw.get("events", False)),
-                   bool(raw.get("events_trusted", False)))
+        return cls(
+            SubmittedJob.from_dict(raw["job"]),
+            raw["deadline"],
+            raw["poll_first_s"],
+            raw["poll_max_s"],
+            raw["poll_fraction"],
+            tuple(float(s) for s in raw.get("history_s", ())),
+            bool(raw.get("events", False)),
+            bool(raw.get("events_trusted", False)),
+        )
 
 
 @dataclass(frozen=True)
@@ -360,8 +419,15 @@ class JobOutcome:
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> JobOutcome:
         cancelled = raw.get("cancelled")
-        return cls(str(raw["status"]), raw.get("details"), int(raw["polls"]), float(raw["elapsed_s"]),
-                   int(raw.get("failed_polls", 0)), None if cancelled is None else bool(cancelled), bool(raw.get("woken_by_event", False)))
+        return cls(
+            str(raw["status"]),
+            raw.get("details"),
+            int(raw["polls"]),
+            float(raw["elapsed_s"]),
+            int(raw.get("failed_polls", 0)),
+            None if cancelled is None else bool(cancelled),
+            bool(raw.get("woken_by_event", False)),
+        )
 
 
 @dataclass(frozen=True)
@@ -381,15 +447,28 @@ class ModelArtifact:
     version: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"location": self.location, "size": self.size, "sha256": self.sha256, "metrics": dict(self.metrics),
-                "columns": list(self.columns), "label": self.label, "version": self.version}
+        return {
+            "location": self.location,
+            "size": self.size,
+            "sha256": self.sha256,
+            "metrics": dict(self.metrics),
+            "columns": list(self.columns),
+            "label": self.label,
+            "version": self.version,
+        }
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> ModelArtifact:
         location = raw.get("location", raw.get("model_blob"))
-        return cls(clean_text(location, "model.location", max_length=1200), int(raw["size"]), str(raw["sha256"]),
-                   {str(k): float(v) for k, v in raw.get("metrics", {}).items()},
-                   tuple(str(c) for c in raw.get("columns", ())), raw.get("label"), raw.get("version"))
+        return cls(
+            clean_text(location, "model.location", max_length=1200),
+            int(raw["size"]),
+            str(raw["sha256"]),
+            {str(k): float(v) for k, v in raw.get("metrics", {}).items()},
+            tuple(str(c) for c in raw.get("columns", ())),
+            raw.get("label"),
+            raw.get("version"),
+        )
 
     @property
     def blob(self) -> BlobPath:
@@ -434,15 +513,30 @@ class TargetOutcome:
             object.__setattr__(self, "state", TargetState.UPDATED if self.updated else TargetState.FAILED)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"target": self.target, "kind": self.kind, "updated": self.updated, "error": self.error,
-                "elapsed_s": self.elapsed_s, "state": self.state.value if self.state else None, "steps": list(self.steps),
-                "progress": dict(self.progress)}
+        return {
+            "target": self.target,
+            "kind": self.kind,
+            "updated": self.updated,
+            "error": self.error,
+            "elapsed_s": self.elapsed_s,
+            "state": self.state.value if self.state else None,
+            "steps": list(self.steps),
+            "progress": dict(self.progress),
+        }
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> TargetOutcome:
         state = raw.get("state")
-        return cls(raw["target"], raw["kind"], bool(raw["updated"]), raw.get("error"), float(raw.get("elapsed_s", 0.0)),
-                   TargetState(state) if state else None, tuple(raw.get("steps", ())), dict(raw.get("progress") or {}))
+        return cls(
+            raw["target"],
+            raw["kind"],
+            bool(raw["updated"]),
+            raw.get("error"),
+            float(raw.get("elapsed_s", 0.0)),
+            TargetState(state) if state else None,
+            tuple(raw.get("steps", ())),
+            dict(raw.get("progress") or {}),
+        )
 
 
 class DecisionAction(StrEnum):
@@ -465,9 +559,12 @@ class Decision:
 
     @classmethod
     def from_dict(cls, raw: Any) -> Decision:
-        return cls(_choice(raw, "action", DecisionAction, "decision"), _text(raw, "by", "decision", max_length=200),
-                   _moment_text(raw, "at", "decision"),
-                   clean_text(raw.get("comment", ""), "decision.comment", max_length=500, allow_empty=True))
+        return cls(
+            _choice(raw, "action", DecisionAction, "decision"),
+            _text(raw, "by", "decision", max_length=200),
+            _moment_text(raw, "at", "decision"),
+            clean_text(raw.get("comment", ""), "decision.comment", max_length=500, allow_empty=True),
+        )
 
 
 @dataclass(frozen=True)
@@ -479,14 +576,20 @@ class Approval:
     decision: Decision | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"asked_at": self.asked_at, "expires_at": self.expires_at,
-                "decision": self.decision.to_dict() if self.decision else None}
+        return {
+            "asked_at": self.asked_at,
+            "expires_at": self.expires_at,
+            "decision": self.decision.to_dict() if self.decision else None,
+        }
 
     @classmethod
     def from_dict(cls, raw: Any) -> Approval:
         decision = raw.get("decision") if isinstance(raw, dict) else None
-        return cls(_text(raw, "asked_at", "approval", max_length=40), _text(raw, "expires_at", "approval", max_length=40),
-                   Decision.from_dict(decision) if decision else None)
+        return cls(
+            _text(raw, "asked_at", "approval", max_length=40),
+            _text(raw, "expires_at", "approval", max_length=40),
+            Decision.from_dict(decision) if decision else None,
+        )
 
 
 @dataclass(frozen=True)
@@ -515,27 +618,47 @@ class RunResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "run_id": self.run_id, "pipeline": self.pipeline, "status": self.status.value,
-            "request": self.request.to_dict(), "started_at": self.started_at, "finished_at": self.finished_at,
-            "reason": self.reason, "job_id": self.job_id, "job": self.job.to_dict() if self.job else None,
-            "model": self.model.to_dict() if self.model else None, "gate": self.gate.to_dict() if self.gate else None,
-            "targets": [t.to_dict() for t in self.targets], "record": self.record, "phases": dict(self.phases),
-            "request_id": self.request_id, "superseded": list(self.superseded), "notes": list(self.notes),
-            "approval": self.approval.to_dict() if self.approval else None, "cancel": self.cancel.to_dict() if self.cancel else None,
+            "run_id": self.run_id,
+            "pipeline": self.pipeline,
+            "status": self.status.value,
+            "request": self.request.to_dict(),
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "reason": self.reason,
+            "job_id": self.job_id,
+            "job": self.job.to_dict() if self.job else None,
+            "model": self.model.to_dict() if self.model else None,
+            "gate": self.gate.to_dict() if self.gate else None,
+            "targets": [t.to_dict() for t in self.targets],
+            "record": self.record,
+            "phases": dict(self.phases),
+            "request_id": self.request_id,
+            "superseded": list(self.superseded),
+            "notes": list(self.notes),
+            "approval": self.approval.to_dict() if self.approval else None,
+            "cancel": self.cancel.to_dict() if self.cancel else None,
         }
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> RunResult:
         return cls(
-            run_id=raw["run_id"], pipeline=raw["pipeline"], status=RunStatus(raw["status"]),
-            request=RunRequest.from_dict(raw["request"]), started_at=raw["started_at"], finished_at=raw["finished_at"],
-            reason=raw.get("reason"), job_id=raw.get("job_id"),
+            run_id=raw["run_id"],
+            pipeline=raw["pipeline"],
+            status=RunStatus(raw["status"]),
+            request=RunRequest.from_dict(raw["request"]),
+            started_at=raw["started_at"],
+            finished_at=raw["finished_at"],
+            reason=raw.get("reason"),
+            job_id=raw.get("job_id"),
             job=JobOutcome.from_dict(raw["job"]) if raw.get("job") else None,
             model=ModelArtifact.from_dict(raw["model"]) if raw.get("model") else None,
             gate=GateDecision.from_dict(raw["gate"]) if raw.get("gate") else None,
             targets=tuple(TargetOutcome.from_dict(t) for t in raw.get("targets", [])),
-            record=raw.get("record"), phases={str(k): float(v) for k, v in raw.get("phases", {}).items()},
-            request_id=raw.get("request_id"), superseded=tuple(raw.get("superseded", ())), notes=tuple(raw.get("notes", ())),
+            record=raw.get("record"),
+            phases={str(k): float(v) for k, v in raw.get("phases", {}).items()},
+            request_id=raw.get("request_id"),
+            superseded=tuple(raw.get("superseded", ())),
+            notes=tuple(raw.get("notes", ())),
             approval=Approval.from_dict(raw["approval"]) if raw.get("approval") else None,
             cancel=Decision.from_dict(raw["cancel"]) if raw.get("cancel") else None,
         )

@@ -75,12 +75,21 @@ def deliver(settings: Settings, notifications: Notifications | None, payload: di
     secret = settings.secret(notifications.secret_setting)
     body = body_of(payload, settings.page_url)
     event = str(payload["event"])
-    headers = {"Content-Type": "application/json", EVENT_HEADER: event, SIGNATURE_HEADER: signature(secret, body),
-               DELIVERY_HEADER: f"{payload['pipeline']}:{payload['run_id']}:{event}"}
+    headers = {
+        "Content-Type": "application/json",
+        EVENT_HEADER: event,
+        SIGNATURE_HEADER: signature(secret, body),
+        DELIVERY_HEADER: f"{payload['pipeline']}:{payload['run_id']}:{event}",
+    }
     where = urlsplit(notifications.webhook).netloc  # a webhook URL may carry a token in its path or query: never shown
     try:
-        response = shared_session(notifications.webhook).post(notifications.webhook, data=body, headers=headers,
-                                                              timeout=min(settings.http_timeout_s, 30.0), allow_redirects=False)
+        response = shared_session(notifications.webhook).post(
+            notifications.webhook,
+            data=body,
+            headers=headers,
+            timeout=min(settings.http_timeout_s, 30.0),
+            allow_redirects=False,
+        )
     except requests.RequestException as exc:
         raise ServiceUnreachableError(f"the webhook {where} did not answer ({type(exc).__name__})") from None
     if 200 <= response.status_code < 300:

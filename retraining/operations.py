@@ -63,7 +63,9 @@ def definitions(settings: Settings) -> Definitions:
     try:
         stamp = path.stat().st_mtime
     except OSError:
-        raise ConfigError(f"{path.name}: pipeline definitions file not found (app setting RETRAIN_PIPELINES_FILE)") from None
+        raise ConfigError(
+            f"{path.name}: pipeline definitions file not found (app setting RETRAIN_PIPELINES_FILE)"
+        ) from None
     # `%SETTING%` strings are resolved at load, so the settings are part of what was loaded.
     key = (str(path), stamp, hash(frozenset(settings.environ.items())))
     if key not in _definitions_cache:
@@ -88,7 +90,9 @@ def decisions(settings: Settings, storage: TrainingStorage) -> Decisions:
     return Decisions(storage, settings.run_records_container)
 
 
-def context(settings: Settings, storage: TrainingStorage, pipeline_name: str, deadline: datetime | None = None) -> ServiceContext:
+def context(
+    settings: Settings, storage: TrainingStorage, pipeline_name: str, deadline: datetime | None = None
+) -> ServiceContext:
     return ServiceContext(settings, storage, pipeline(settings, pipeline_name), deadline)
 
 
@@ -115,7 +119,8 @@ class Refusal:
 
 def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, (TransientServiceError, ServiceUnreachableError)) or (
-        isinstance(exc, StorageError) and not isinstance(exc, StorageConflictError))
+        isinstance(exc, StorageError) and not isinstance(exc, StorageConflictError)
+    )
 
 
 def expected(step: Callable[[], T]) -> T | Refusal:
@@ -131,19 +136,39 @@ def expected(step: Callable[[], T]) -> T | Refusal:
 # ---- the queue ------------------------------------------------------------------------------
 
 
-def take_next(settings: Settings, storage: TrainingStorage, pipeline_name: str, run_id: str, now: datetime) -> dict[str, Any] | None:
+def take_next(
+    settings: Settings, storage: TrainingStorage, pipeline_name: str, run_id: str, now: datetime
+) -> dict[str, Any] | None:
     queue = run_queue(settings, storage)
     queue.forget_finished(pipeline_name, now)
     taken = queue.take_next(pipeline_name, run_id, now)
     if taken is None:
         return None
-    logger.info("pipeline %s: run %s takes request %s (%s); supersedes %d", pipeline_name, run_id, taken.entry.request_id,
-                taken.entry.request.trigger.kind.value, len(taken.superseded))
-    return {"request_id": taken.entry.request_id, "request": taken.entry.request.to_dict(), "superseded": list(taken.superseded)}
+    logger.info(
+        "pipeline %s: run %s takes request %s (%s); supersedes %d",
+        pipeline_name,
+        run_id,
+        taken.entry.request_id,
+        taken.entry.request.trigger.kind.value,
+        len(taken.superseded),
+    )
+    return {
+        "request_id": taken.entry.request_id,
+        "request": taken.entry.request.to_dict(),
+        "superseded": list(taken.superseded),
+    }
 
 
-def finish(settings: Settings, storage: TrainingStorage, pipeline_name: str, request_id: str, run_id: str, outcome: str,
-           record: str | None, now: datetime) -> None:
+def finish(
+    settings: Settings,
+    storage: TrainingStorage,
+    pipeline_name: str,
+    request_id: str,
+    run_id: str,
+    outcome: str,
+    record: str | None,
+    now: datetime,
+) -> None:
     run_queue(settings, storage).finish(pipeline_name, request_id, run_id, outcome, record, now)
 
 
@@ -161,7 +186,14 @@ def recover(settings: Settings, storage: TrainingStorage, pipeline_name: str, no
         except ConfigError:
             result = None
         if result is not None:
-            queue.finish(pipeline_name, entry.request_id, run_id, result.status.value, str(records.record_path(pipeline_name, run_id)), now)
+            queue.finish(
+                pipeline_name,
+                entry.request_id,
+                run_id,
+                result.status.value,
+                str(records.record_path(pipeline_name, run_id)),
+                now,
+            )
             finished.append(entry.request_id)
             continue
         requeued.append(entry.request_id)
@@ -171,10 +203,21 @@ def recover(settings: Settings, storage: TrainingStorage, pipeline_name: str, no
                 training_service(context(settings, storage, pipeline_name)).cancel(job)
                 cancelled.append(job.job_id)
             except RetrainingError as exc:
-                logger.error("pipeline %s: could not cancel job %s of interrupted run %s: %s", pipeline_name, job.job_id, run_id, exc)
+                logger.error(
+                    "pipeline %s: could not cancel job %s of interrupted run %s: %s",
+                    pipeline_name,
+                    job.job_id,
+                    run_id,
+                    exc,
+                )
     if requeued or finished:
-        logger.warning("pipeline %s: recovered %d interrupted request(s), %d finished from their records, cancelled jobs %s",
-                       pipeline_name, len(requeued), len(finished), cancelled)
+        logger.warning(
+            "pipeline %s: recovered %d interrupted request(s), %d finished from their records, cancelled jobs %s",
+            pipeline_name,
+            len(requeued),
+            len(finished),
+            cancelled,
+        )
     return {"requeued": requeued, "finished": finished, "cancelled_jobs": cancelled}
 
 
@@ -183,12 +226,16 @@ def recover(settings: Settings, storage: TrainingStorage, pipeline_name: str, no
 
 def resolve_plan(settings: Settings, storage: TrainingStorage, request: RunRequest) -> PipelinePlan | Refusal:
     """The orchestrator's view of the pipeline, with the durations of its recent jobs (for polling)."""
+
     def plan() -> PipelinePlan:
         definition = pipeline(settings, request.pipeline)
         if request.training_blob and request.training_blob.container != definition.data_container:
             raise ConfigError(f"trainingBlob: must be in the pipeline's data container {definition.data_container!r}")
-        history = tuple(r.job.elapsed_s for r in lineage(settings, storage).recent(definition.name, HISTORY_RUNS)
-                        if r.job is not None and r.job.status == "Finished")
+        history = tuple(
+            r.job.elapsed_s
+            for r in lineage(settings, storage).recent(definition.name, HISTORY_RUNS)
+            if r.job is not None and r.job.status == "Finished"
+        )
         return plan_of(definition, request.training_blob, history=history)
 
     return expected(plan)
@@ -196,15 +243,22 @@ def resolve_plan(settings: Settings, storage: TrainingStorage, request: RunReque
 
 def data_exists(storage: TrainingStorage, path: BlobPath) -> dict[str, Any]:
     info = storage.info(path)
-    return {"exists": info is not None and info.size > 0, "size": info.size if info else 0, "etag": info.etag if info else None}
+    return {
+        "exists": info is not None and info.size > 0,
+        "size": info.size if info else 0,
+        "etag": info.etag if info else None,
+    }
 
 
-def inspect_data(settings: Settings, storage: TrainingStorage, pipeline_name: str, data: BlobPath) -> dict[str, Any] | Refusal:
+def inspect_data(
+    settings: Settings, storage: TrainingStorage, pipeline_name: str, data: BlobPath
+) -> dict[str, Any] | Refusal:
     """The data's schema, and whether it matches the data the champion learned from.
 
     Returns `{"features", "label", "rejected"}`; `rejected` names the difference when the columns
     changed and the pipeline does not allow a schema change. Unusable data is a Refusal.
     """
+
     def inspect() -> dict[str, Any]:
         definition = pipeline(settings, pipeline_name)
         head, complete = storage.read_head(data, HEAD_BYTES)
@@ -215,16 +269,26 @@ def inspect_data(settings: Settings, storage: TrainingStorage, pipeline_name: st
             served = DataSchema(champion.model.columns, champion.model.label or "")
             differences = schema_differences(served, schema)
             if differences:
-                rejected = (f"the data's columns differ from those of the model now serving (run {champion.run_id}): "
-                            + "; ".join(differences) + ". Set gate.allowSchemaChange to accept a new schema")
+                rejected = (
+                    f"the data's columns differ from those of the model now serving (run {champion.run_id}): "
+                    + "; ".join(differences)
+                    + ". Set gate.allowSchemaChange to accept a new schema"
+                )
         return {"features": list(schema.features), "label": schema.label, "rejected": rejected}
 
     return expected(inspect)
 
 
-def submit(settings: Settings, storage: TrainingStorage, pipeline_name: str, run_id: str, data: BlobPath,
-           request_id: str | None = None) -> SubmittedJob | Refusal:
+def submit(
+    settings: Settings,
+    storage: TrainingStorage,
+    pipeline_name: str,
+    run_id: str,
+    data: BlobPath,
+    request_id: str | None = None,
+) -> SubmittedJob | Refusal:
     """Submit (not start) the run's training job, and note it on the request so a crash can still cancel it."""
+
     def go() -> SubmittedJob:
         job = training_service(context(settings, storage, pipeline_name)).submit(run_id, data)
         logger.info("pipeline %s run %s: submitted training job %s", pipeline_name, run_id, job.job_id)
@@ -269,12 +333,22 @@ def cancel(settings: Settings, storage: TrainingStorage, job: SubmittedJob) -> N
     logger.warning("pipeline %s run %s: cancelled training job %s", job.pipeline, job.run_id, job.job_id)
 
 
-def collect(settings: Settings, storage: TrainingStorage, job: SubmittedJob, schema: Mapping[str, Any]) -> ModelArtifact | Refusal:
+def collect(
+    settings: Settings, storage: TrainingStorage, job: SubmittedJob, schema: Mapping[str, Any]
+) -> ModelArtifact | Refusal:
     """The finished job's model (size, hash, metrics), stamped with the schema of the data it learned from."""
+
     def go() -> ModelArtifact:
         model = training_service(context(settings, storage, job.pipeline)).collect(job)
-        return ModelArtifact(model.location, model.size, model.sha256, model.metrics, tuple(schema.get("features", ())),
-                             schema.get("label"), model.version)
+        return ModelArtifact(
+            model.location,
+            model.size,
+            model.sha256,
+            model.metrics,
+            tuple(schema.get("features", ())),
+            schema.get("label"),
+            model.version,
+        )
 
     return expected(go)
 
@@ -282,44 +356,87 @@ def collect(settings: Settings, storage: TrainingStorage, job: SubmittedJob, sch
 def gate(settings: Settings, storage: TrainingStorage, pipeline_name: str, model: ModelArtifact) -> GateDecision:
     definition = pipeline(settings, pipeline_name)
     champion = lineage(settings, storage).serving(pipeline_name).champion
-    return decide(definition.gate, model.metrics, champion.model.metrics if champion else None,
-                  compared_with=champion.run_id if champion else None)
+    return decide(
+        definition.gate,
+        model.metrics,
+        champion.model.metrics if champion else None,
+        compared_with=champion.run_id if champion else None,
+    )
 
 
-def register(settings: Settings, storage: TrainingStorage, pipeline_name: str, model: ModelArtifact,
-             provenance: Provenance) -> ModelArtifact | Refusal:
+def register(
+    settings: Settings, storage: TrainingStorage, pipeline_name: str, model: ModelArtifact, provenance: Provenance
+) -> ModelArtifact | Refusal:
     """Register a candidate that passed its gate as a new version in the training service's registry (if it has one)."""
+
     def go() -> ModelArtifact:
         registered = training_service(context(settings, storage, pipeline_name)).register(model, provenance)
         if registered.version:
-            logger.info("pipeline %s run %s: registered the model as version %s", pipeline_name, provenance.run_id, registered.version)
+            logger.info(
+                "pipeline %s run %s: registered the model as version %s",
+                pipeline_name,
+                provenance.run_id,
+                registered.version,
+            )
         return registered
 
     return expected(go)
 
 
-def rollout_steps(settings: Settings, storage: TrainingStorage, pipeline_name: str, target: str,
-                  model: ModelArtifact) -> list[dict[str, Any]] | Refusal:
-    return expected(lambda: [s.to_dict() for s in scoring_target(context(settings, storage, pipeline_name), target).steps(model)])
+def rollout_steps(
+    settings: Settings, storage: TrainingStorage, pipeline_name: str, target: str, model: ModelArtifact
+) -> list[dict[str, Any]] | Refusal:
+    return expected(
+        lambda: [s.to_dict() for s in scoring_target(context(settings, storage, pipeline_name), target).steps(model)]
+    )
 
 
-def rollout_step(settings: Settings, storage: TrainingStorage, pipeline_name: str, target: str, step: RolloutStep,
-                 model: ModelArtifact, state: Mapping[str, Any], deadline: datetime) -> StepResult:
+def rollout_step(
+    settings: Settings,
+    storage: TrainingStorage,
+    pipeline_name: str,
+    target: str,
+    step: RolloutStep,
+    model: ModelArtifact,
+    state: Mapping[str, Any],
+    deadline: datetime,
+) -> StepResult:
     """One call of one rollout step, sending nothing once `deadline` has passed."""
     if step.mutates and datetime.now(UTC) >= deadline:
-        return StepResult.failed(f"the policy timeout passed before step {step.name!r} could start; nothing was sent", state)
-    outcome = expected(lambda: scoring_target(context(settings, storage, pipeline_name, deadline), target).run_step(step, model, state))
+        return StepResult.failed(
+            f"the policy timeout passed before step {step.name!r} could start; nothing was sent", state
+        )
+    outcome = expected(
+        lambda: scoring_target(context(settings, storage, pipeline_name, deadline), target).run_step(step, model, state)
+    )
     return StepResult.failed(outcome.message, state) if isinstance(outcome, Refusal) else outcome
 
 
-def roll_back(settings: Settings, storage: TrainingStorage, pipeline_name: str, target: str, model: ModelArtifact,
-              state: Mapping[str, Any], deadline: datetime) -> StepResult:
-    outcome = expected(lambda: scoring_target(context(settings, storage, pipeline_name, deadline), target).roll_back(model, state))
+def roll_back(
+    settings: Settings,
+    storage: TrainingStorage,
+    pipeline_name: str,
+    target: str,
+    model: ModelArtifact,
+    state: Mapping[str, Any],
+    deadline: datetime,
+) -> StepResult:
+    outcome = expected(
+        lambda: scoring_target(context(settings, storage, pipeline_name, deadline), target).roll_back(model, state)
+    )
     return StepResult.failed(outcome.message, state) if isinstance(outcome, Refusal) else outcome
 
 
-def record_serving(settings: Settings, storage: TrainingStorage, pipeline_name: str, run_id: str, model: ModelArtifact,
-                   targets: list[str], champion: bool, now: datetime) -> str | None:
+def record_serving(
+    settings: Settings,
+    storage: TrainingStorage,
+    pipeline_name: str,
+    run_id: str,
+    model: ModelArtifact,
+    targets: list[str],
+    champion: bool,
+    now: datetime,
+) -> str | None:
     """Remember which targets now serve the model; the champion is what the next gate compares against.
 
     A new champion is also crowned in the training service's registry; if the registry refuses, the
@@ -330,7 +447,9 @@ def record_serving(settings: Settings, storage: TrainingStorage, pipeline_name: 
         return None
     crowned = expected(lambda: training_service(context(settings, storage, pipeline_name)).crown(model))
     if isinstance(crowned, Refusal):
-        logger.error("pipeline %s run %s: the registry did not take the champion tag: %s", pipeline_name, run_id, crowned.message)
+        logger.error(
+            "pipeline %s run %s: the registry did not take the champion tag: %s", pipeline_name, run_id, crowned.message
+        )
         return f"the model registry did not take the champion tag: {crowned.message}"
     return None
 
@@ -342,16 +461,25 @@ def write_record(settings: Settings, storage: TrainingStorage, result: RunResult
 PROMOTABLE = (RunStatus.SUCCEEDED, RunStatus.PARTIALLY_UPDATED, RunStatus.DRY_RUN)
 
 
-def promotion(settings: Settings, storage: TrainingStorage, pipeline_name: str, source_run: str, force: bool) -> dict[str, Any] | Refusal:
+def promotion(
+    settings: Settings, storage: TrainingStorage, pipeline_name: str, source_run: str, force: bool
+) -> dict[str, Any] | Refusal:
     """The verified model of run `source_run`, if it may be rolled out: its gate passed, or `force` was asked."""
+
     def check() -> dict[str, Any]:
         record = lineage(settings, storage).record(pipeline_name, source_run)
         if record.model is None:
             raise ConfigError(f"run {source_run} produced no verified model (it ended {record.status.value})")
         passed = record.status in PROMOTABLE and (record.gate is None or record.gate.promote)
         if not passed and not force:
-            why = "; ".join(record.gate.reasons) if record.gate and record.gate.reasons else f"it ended {record.status.value}"
-            raise ConfigError(f"run {source_run}'s model did not pass its gate ({why}); pass force to roll it out anyway")
+            why = (
+                "; ".join(record.gate.reasons)
+                if record.gate and record.gate.reasons
+                else f"it ended {record.status.value}"
+            )
+            raise ConfigError(
+                f"run {source_run}'s model did not pass its gate ({why}); pass force to roll it out anyway"
+            )
         return {"model": record.model.to_dict(), "gate_passed": passed}
 
     return expected(check)

@@ -18,8 +18,9 @@ from .models import BlobPath, GateDecision, PipelinePlan, TargetPlan
 MAX_METRICS_BYTES = 64 * 1024
 
 
-def decide(gate: Gate, candidate: Mapping[str, float], serving: Mapping[str, float] | None, *,
-           compared_with: str | None = None) -> GateDecision:
+def decide(
+    gate: Gate, candidate: Mapping[str, float], serving: Mapping[str, float] | None, *, compared_with: str | None = None
+) -> GateDecision:
     """Promote only if every minimum holds and, where asked, the candidate is not worse than the champion."""
     reasons = []
     for metric, minimum in sorted(gate.minimums.items()):
@@ -36,7 +37,9 @@ def decide(gate: Gate, candidate: Mapping[str, float], serving: Mapping[str, flo
             reasons.append(f"{metric} is missing from the evaluation")
         elif value < serving[metric]:
             reasons.append(f"{metric} {value:.4f} is worse than the champion's {serving[metric]:.4f}")
-    return GateDecision(promote=not reasons, reasons=tuple(reasons), compared_with=compared_with if serving is not None else None)
+    return GateDecision(
+        promote=not reasons, reasons=tuple(reasons), compared_with=compared_with if serving is not None else None
+    )
 
 
 def parse_metrics(data: bytes) -> dict[str, float]:
@@ -62,8 +65,9 @@ def parse_metrics(data: bytes) -> dict[str, float]:
     return metrics
 
 
-def check_result_location(base_location: object, relative_location: object, *, account_url: str,
-                          expected: BlobPath) -> BlobPath:
+def check_result_location(
+    base_location: object, relative_location: object, *, account_url: str, expected: BlobPath
+) -> BlobPath:
     """Accept a BES result only if it is the very blob we asked for, in our own account.
 
     A compromised or buggy response must not make us hand the scoring service foreign bytes.
@@ -75,8 +79,14 @@ def check_result_location(base_location: object, relative_location: object, *, a
         if not isinstance(base_location, str):
             raise ResponseFormatError("result BaseLocation is not a string")
         given, ours = urlsplit(base_location), urlsplit(account_url)
-        if (given.scheme, given.netloc.lower(), given.path.rstrip("/")) != (ours.scheme, ours.netloc.lower(), ours.path.rstrip("/")):
-            raise ForeignLocationError(f"result points at {given.scheme}://{given.netloc}{given.path}, outside our storage account")
+        if (given.scheme, given.netloc.lower(), given.path.rstrip("/")) != (
+            ours.scheme,
+            ours.netloc.lower(),
+            ours.path.rstrip("/"),
+        ):
+            raise ForeignLocationError(
+                f"result points at {given.scheme}://{given.netloc}{given.path}, outside our storage account"
+            )
     if path != expected:
         raise ForeignLocationError(f"result points at {path}, not at the requested {expected}")
     return path
@@ -97,8 +107,16 @@ def plan_of(pipeline: Pipeline, training_blob: BlobPath | None, *, history: tupl
         poll_max_s=pipeline.polling.max_interval.total_seconds(),
         poll_fraction=pipeline.polling.fraction,
         gate_enabled=pipeline.gate.enabled,
-        targets=tuple(TargetPlan(t.name, t.kind, t.policy.retry, t.policy.retry_interval.total_seconds(),
-                                 t.policy.timeout.total_seconds()) for t in pipeline.targets),
+        targets=tuple(
+            TargetPlan(
+                t.name,
+                t.kind,
+                t.policy.retry,
+                t.policy.retry_interval.total_seconds(),
+                t.policy.timeout.total_seconds(),
+            )
+            for t in pipeline.targets
+        ),
         history_s=history,
         events=pipeline.training.announces_completion,
         events_trusted=pipeline.polling.completion_events,

@@ -86,8 +86,16 @@ def expected_window(history_s: Sequence[float]) -> tuple[float, float] | None:
 class PollPlanner:
     """Chooses each wait from the elapsed time, the pipeline's recent job durations and failed polls."""
 
-    def __init__(self, history_s: Sequence[float], *, first_s: float, max_s: float, fraction: float,
-                 precision: float = PRECISION, lead_checks: int = LEAD_CHECKS) -> None:
+    def __init__(
+        self,
+        history_s: Sequence[float],
+        *,
+        first_s: float,
+        max_s: float,
+        fraction: float,
+        precision: float = PRECISION,
+        lead_checks: int = LEAD_CHECKS,
+    ) -> None:
         if not (math.isfinite(first_s) and first_s > 0):
             raise ValueError(f"first_s must be a positive number of seconds, not {first_s!r}")
         if not (math.isfinite(max_s) and max_s >= first_s):
@@ -113,7 +121,7 @@ class PollPlanner:
             if self.share > fraction:  # a history this spread cannot beat today's schedule
                 self.window, self.share = None, precision
                 return
-            checks = (first_s, *(lo / 2 ** k for k in range(lead_checks - 1, 0, -1)))[:lead_checks]
+            checks = (first_s, *(lo / 2**k for k in range(lead_checks - 1, 0, -1)))[:lead_checks]
             self.lead = (*sorted(t for t in checks if first_s <= t < lo), lo + self._inside_s(lo))
 
     @property

@@ -85,23 +85,43 @@ class QueuedRequest:
     etag: str = field(default="", compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"request_id": self.request_id, "request": self.request.to_dict(), "state": self.state.value,
-                "accepted_at": self.accepted_at, "updated_at": self.updated_at, "run_id": self.run_id, "outcome": self.outcome,
-                "record": self.record, "superseded_by": self.superseded_by, "superseded_by_run": self.superseded_by_run,
-                "job": self.job, "interrupted": list(self.interrupted),
-                "cancelled": self.cancelled.to_dict() if self.cancelled else None}
+        return {
+            "request_id": self.request_id,
+            "request": self.request.to_dict(),
+            "state": self.state.value,
+            "accepted_at": self.accepted_at,
+            "updated_at": self.updated_at,
+            "run_id": self.run_id,
+            "outcome": self.outcome,
+            "record": self.record,
+            "superseded_by": self.superseded_by,
+            "superseded_by_run": self.superseded_by_run,
+            "job": self.job,
+            "interrupted": list(self.interrupted),
+            "cancelled": self.cancelled.to_dict() if self.cancelled else None,
+        }
 
     @classmethod
     def from_dict(cls, raw: Any, etag: str = "") -> QueuedRequest:
         if not isinstance(raw, dict):
             raise ConfigError("queued request: expected an object")
         try:
-            return cls(str(raw["request_id"]), RunRequest.from_dict(raw["request"]), RequestState(raw["state"]),
-                       str(raw["accepted_at"]), str(raw.get("updated_at") or raw["accepted_at"]), raw.get("run_id"),
-                       raw.get("outcome"), raw.get("record"), raw.get("superseded_by"), raw.get("superseded_by_run"),
-                       raw.get("job") if isinstance(raw.get("job"), dict) else None,
-                       tuple(str(r) for r in raw.get("interrupted", ())),
-                       Decision.from_dict(raw["cancelled"]) if raw.get("cancelled") else None, etag)
+            return cls(
+                str(raw["request_id"]),
+                RunRequest.from_dict(raw["request"]),
+                RequestState(raw["state"]),
+                str(raw["accepted_at"]),
+                str(raw.get("updated_at") or raw["accepted_at"]),
+                raw.get("run_id"),
+                raw.get("outcome"),
+                raw.get("record"),
+                raw.get("superseded_by"),
+                raw.get("superseded_by_run"),
+                raw.get("job") if isinstance(raw.get("job"), dict) else None,
+                tuple(str(r) for r in raw.get("interrupted", ())),
+                Decision.from_dict(raw["cancelled"]) if raw.get("cancelled") else None,
+                etag,
+            )
         except (KeyError, ValueError, TypeError) as exc:
             raise ConfigError(f"queued request: {exc}") from None
 
@@ -139,16 +159,25 @@ class RunQueue:
             else:
                 self._storage.delete(self._marker(pipeline, request_id))
         except StorageError as exc:
-            logger.warning("pipeline %s: the in-progress marker of request %s was not %s: %s", pipeline, request_id,
-                           "written" if active else "removed", exc)
+            logger.warning(
+                "pipeline %s: the in-progress marker of request %s was not %s: %s",
+                pipeline,
+                request_id,
+                "written" if active else "removed",
+                exc,
+            )
 
     def _write(self, entry: QueuedRequest, *, create: bool = False) -> QueuedRequest:
         pipeline = entry.request.pipeline
         if create:
             self._mark(pipeline, entry.request_id, True)
-        etag = self._storage.write_json(self._path(pipeline, entry.request_id), entry.to_dict(),
-                                        overwrite=not create, if_match=None if create else entry.etag,
-                                        metadata={_STATE_KEY: entry.state.value})
+        etag = self._storage.write_json(
+            self._path(pipeline, entry.request_id),
+            entry.to_dict(),
+            overwrite=not create,
+            if_match=None if create else entry.etag,
+            metadata={_STATE_KEY: entry.state.value},
+        )
         if entry.state.finished:
             self._mark(pipeline, entry.request_id, False)
         return replace(entry, etag=etag)
@@ -211,17 +240,30 @@ class RunQueue:
         pending = self.entries(pipeline, [RequestState.PENDING])
         if not pending:
             return None
-        promotes = sorted((e for e in pending if e.request.action is RequestAction.PROMOTE), key=lambda e: (e.accepted_at, e.request_id))
-        retrains = sorted((e for e in pending if e.request.action is RequestAction.RETRAIN),
-                          key=lambda e: (e.trigger_moment, e.accepted_at, e.request_id), reverse=True)
+        promotes = sorted(
+            (e for e in pending if e.request.action is RequestAction.PROMOTE),
+            key=lambda e: (e.accepted_at, e.request_id),
+        )
+        retrains = sorted(
+            (e for e in pending if e.request.action is RequestAction.RETRAIN),
+            key=lambda e: (e.trigger_moment, e.accepted_at, e.request_id),
+            reverse=True,
+        )
         chosen = promotes[0] if promotes else retrains[0]
         running = self._write(replace(chosen, state=RequestState.RUNNING, run_id=run_id, updated_at=_iso(now)))
         superseded = []
         if chosen.request.action is RequestAction.RETRAIN:
             for older in retrains[1:]:
                 try:
-                    self._write(replace(older, state=RequestState.SUPERSEDED, superseded_by=chosen.request_id,
-                                        superseded_by_run=run_id, updated_at=_iso(now)))
+                    self._write(
+                        replace(
+                            older,
+                            state=RequestState.SUPERSEDED,
+                            superseded_by=chosen.request_id,
+                            superseded_by_run=run_id,
+                            updated_at=_iso(now),
+                        )
+                    )
                 except StorageConflictError:
                     continue  # changed meanwhile (only its own writer changes it): leave it for the next turn
                 superseded.append(older.request_id)
@@ -231,11 +273,15 @@ class RunQueue:
         """Remember the running request's training job, so a crash can still cancel it."""
         self._update(pipeline, request_id, lambda e: replace(e, job=job, updated_at=_iso(now)))
 
-    def finish(self, pipeline: str, request_id: str, run_id: str, outcome: str, record: str | None, now: datetime) -> None:
+    def finish(
+        self, pipeline: str, request_id: str, run_id: str, outcome: str, record: str | None, now: datetime
+    ) -> None:
         def done(entry: QueuedRequest) -> QueuedRequest:
             if entry.run_id != run_id:
                 return entry  # re-queued and taken by another run meanwhile: that run finishes it
-            return replace(entry, state=RequestState.DONE, outcome=outcome, record=record, job=None, updated_at=_iso(now))
+            return replace(
+                entry, state=RequestState.DONE, outcome=outcome, record=record, job=None, updated_at=_iso(now)
+            )
 
         self._update(pipeline, request_id, done)
 
@@ -249,7 +295,9 @@ class RunQueue:
             if entry is None or entry.state is not RequestState.PENDING:
                 return entry
             try:
-                return self._write(replace(entry, state=RequestState.CANCELLED, cancelled=decision, updated_at=_iso(now)))
+                return self._write(
+                    replace(entry, state=RequestState.CANCELLED, cancelled=decision, updated_at=_iso(now))
+                )
             except StorageConflictError:
                 continue  # taken or changed meanwhile: look again
         raise StorageError(f"request {request_id} of pipeline {pipeline} kept changing; gave up cancelling it")
@@ -258,9 +306,22 @@ class RunQueue:
         """Requests left running by a queue that died: put them back in line; return them as they were."""
         interrupted = self.entries(pipeline, [RequestState.RUNNING])
         for entry in interrupted:
-            self._update(pipeline, entry.request_id, lambda e: replace(
-                e, state=RequestState.PENDING, interrupted=(*e.interrupted, e.run_id or "?"), run_id=None, job=None, updated_at=_iso(now))
-                if e.state is RequestState.RUNNING else e)
+            self._update(
+                pipeline,
+                entry.request_id,
+                lambda e: (
+                    replace(
+                        e,
+                        state=RequestState.PENDING,
+                        interrupted=(*e.interrupted, e.run_id or "?"),
+                        run_id=None,
+                        job=None,
+                        updated_at=_iso(now),
+                    )
+                    if e.state is RequestState.RUNNING
+                    else e
+                ),
+            )
         return interrupted
 
     def forget_finished(self, pipeline: str, now: datetime, keep: timedelta = DUPLICATE_WINDOW) -> int:
@@ -286,4 +347,6 @@ class RunQueue:
                 return
             except StorageConflictError:
                 continue
-        raise StorageError(f"request {request_id} of pipeline {pipeline} kept changing; gave up after {attempts} attempts")
+        raise StorageError(
+            f"request {request_id} of pipeline {pipeline} kept changing; gave up after {attempts} attempts"
+        )

@@ -45,18 +45,31 @@ class AppSetting:
 
 APP_SETTINGS: tuple[AppSetting, ...] = (
     # Read by the Functions host through binding expressions (host.json, the timer's schedule).
-    AppSetting("TASK_HUB_NAME", "Durable task hub name (host.json hubName); unique per app sharing a storage account", required=True),
+    AppSetting(
+        "TASK_HUB_NAME",
+        "Durable task hub name (host.json hubName); unique per app sharing a storage account",
+        required=True,
+    ),
     AppSetting("RETRAIN_SCHEDULE", "NCRONTAB schedule of the retrain timer, six fields, seconds first", required=True),
     # Read by the app through Settings.from_env.
-    AppSetting("RETRAIN_PIPELINES_FILE", "pipeline definitions JSON, relative to the app root (default pipelines.json)"),
-    AppSetting("TrainingStorage", "connection string of the training storage account (local; Azure uses the identity form)"),
-    AppSetting("TrainingStorage__blobServiceUri", "blob endpoint of the training storage account, used with a managed identity"),
+    AppSetting(
+        "RETRAIN_PIPELINES_FILE", "pipeline definitions JSON, relative to the app root (default pipelines.json)"
+    ),
+    AppSetting(
+        "TrainingStorage", "connection string of the training storage account (local; Azure uses the identity form)"
+    ),
+    AppSetting(
+        "TrainingStorage__blobServiceUri", "blob endpoint of the training storage account, used with a managed identity"
+    ),
     AppSetting("TrainingStorage__clientId", "client id of a user-assigned identity for the training storage account"),
     AppSetting("RETRAIN_RUN_RECORDS_CONTAINER", "container for run records (default runrecords)"),
     AppSetting("RETRAIN_SAS_MINUTES_MARGIN", "extra SAS lifetime beyond the job timeout, minutes (default 15)"),
     AppSetting("RETRAIN_HTTP_TIMEOUT_SECONDS", "per-request timeout towards the ML services (default 30)"),
     AppSetting("RETRAIN_UPDATE_WAIT_SECONDS", "how long an update waits to see the new model served (default 300)"),
-    AppSetting("RETRAIN_HISTORY_RETENTION_DAYS", "finished orchestration history kept in the task hub, days (default 30); run records stay"),
+    AppSetting(
+        "RETRAIN_HISTORY_RETENTION_DAYS",
+        "finished orchestration history kept in the task hub, days (default 30); run records stay",
+    ),
     AppSetting("RETRAIN_PAGE_URL", "the status page's address (https://APP/api/status), for links in notifications"),
     AppSetting("ML_CA_BUNDLE", "CA file for the local emulator's TLS", local_only=True),
 )
@@ -92,7 +105,9 @@ class Settings:
         connection = _read(env, "TrainingStorage")
         account_url = _read(env, "TrainingStorage__blobServiceUri")
         if not connection and not account_url:
-            raise ConfigError("app setting TrainingStorage (a connection string) or TrainingStorage__blobServiceUri is required")
+            raise ConfigError(
+                "app setting TrainingStorage (a connection string) or TrainingStorage__blobServiceUri is required"
+            )
         pipelines = Path(_read(env, "RETRAIN_PIPELINES_FILE") or "pipelines.json")
         return cls(
             pipelines_file=pipelines if pipelines.is_absolute() else APP_ROOT / pipelines,
@@ -116,7 +131,9 @@ class Settings:
         if not value:
             raise ConfigError(f"app setting {name!r} (a secret named by the pipeline definitions) is not set")
         if value.startswith(KEY_VAULT_REFERENCE):
-            raise ConfigError(f"app setting {name!r} is a Key Vault reference App Service could not resolve (is the secret in the vault?)")
+            raise ConfigError(
+                f"app setting {name!r} is a Key Vault reference App Service could not resolve (is the secret in the vault?)"
+            )
         return value
 
     def optional_secret(self, name: str) -> str | None:

@@ -45,7 +45,9 @@ class ListedBlob:
     metadata: dict[str, str]
 
 
-def blob_service(account_url: str = "", *, connection_string: str | None = None, credential: Any = None) -> BlobServiceClient:
+def blob_service(
+    account_url: str = "", *, connection_string: str | None = None, credential: Any = None
+) -> BlobServiceClient:
     """A Blob service client that retries as `storage_retry.QuickRetry` does: every storage client of ours is made here."""
     from azure.storage.blob import BlobServiceClient
 
@@ -119,7 +121,9 @@ class TrainingStorage:
         if info.size == 0:
             return b"", True
         try:
-            data: bytes = self._service.get_blob_client(path.container, path.name).download_blob(offset=0, length=limit).readall()
+            data: bytes = (
+                self._service.get_blob_client(path.container, path.name).download_blob(offset=0, length=limit).readall()
+            )
         except AzureError as exc:
             raise StorageError(f"cannot read {path}: {type(exc).__name__}") from None
         return data, info.size <= limit
@@ -162,8 +166,15 @@ class TrainingStorage:
         except (ValueError, RecursionError):
             raise StorageError(f"{path} is not valid JSON") from None
 
-    def write_json(self, path: BlobPath, value: Any, *, overwrite: bool = True, if_match: str | None = None,
-                   metadata: dict[str, str] | None = None) -> str:
+    def write_json(
+        self,
+        path: BlobPath,
+        value: Any,
+        *,
+        overwrite: bool = True,
+        if_match: str | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> str:
         """Write a JSON blob; return its new ETag.
 
         `overwrite=False` creates only (StorageConflictError if it exists); `if_match` replaces only
@@ -191,7 +202,9 @@ class TrainingStorage:
     def list(self, container: str, prefix: str) -> list[ListedBlob]:
         """The blobs under `prefix`, with their metadata (one listing call per 5,000 blobs)."""
         try:
-            items = self._service.get_container_client(container).list_blobs(name_starts_with=prefix, include=["metadata"])
+            items = self._service.get_container_client(container).list_blobs(
+                name_starts_with=prefix, include=["metadata"]
+            )
             return [ListedBlob(b.name, str(b.etag), dict(b.metadata or {})) for b in items]
         except ResourceNotFoundError:
             return []
@@ -218,18 +231,25 @@ class TrainingStorage:
     def sas(self, path: BlobPath, *, read: bool = False, write: bool = False, lifetime: timedelta) -> str:
         """A SAS token (with leading `?`) for exactly one blob, HTTPS-only when the account is HTTPS."""
         from azure.storage.blob import BlobSasPermissions, generate_blob_sas
+
         now = datetime.now(UTC)
         permission = BlobSasPermissions(read=read, write=write, create=write)
         common: dict[str, Any] = {
-            "account_name": self.account_name, "container_name": path.container, "blob_name": path.name,
-            "permission": permission, "start": now - timedelta(minutes=5), "expiry": now + lifetime,
+            "account_name": self.account_name,
+            "container_name": path.container,
+            "blob_name": path.name,
+            "permission": permission,
+            "start": now - timedelta(minutes=5),
+            "expiry": now + lifetime,
             "protocol": "https" if self.account_url.startswith("https:") else "https,http",
         }
         if self._account_key:
             return "?" + generate_blob_sas(account_key=self._account_key, **common)
         if lifetime > MAX_DELEGATION:
-            raise StorageError(f"a SAS valid for {lifetime} cannot be signed with a user delegation key "
-                               f"(Azure allows 7 days): shorten the policy timeout or RETRAIN_SAS_MINUTES_MARGIN")
+            raise StorageError(
+                f"a SAS valid for {lifetime} cannot be signed with a user delegation key "
+                f"(Azure allows 7 days): shorten the policy timeout or RETRAIN_SAS_MINUTES_MARGIN"
+            )
         return "?" + generate_blob_sas(user_delegation_key=self._user_delegation_key(now, lifetime), **common)
 
     def _user_delegation_key(self, now: datetime, lifetime: timedelta) -> UserDelegationKey:

@@ -18,7 +18,9 @@ from azure.storage.blob import ExponentialRetry
 class QuickRetry(ExponentialRetry):
     """The first retry after `first_s`, then `then_s` doubling up to `max_s`: 0.05, 1, 2, 4, 8, 16 s (31 s in all), ±20%."""
 
-    def __init__(self, *, first_s: float = 0.05, then_s: float = 1.0, max_s: float = 16.0, retry_total: int = 6) -> None:
+    def __init__(
+        self, *, first_s: float = 0.05, then_s: float = 1.0, max_s: float = 16.0, retry_total: int = 6
+    ) -> None:
         super().__init__(retry_total=retry_total)
         self.first_s, self.then_s, self.max_s = first_s, then_s, max_s
 

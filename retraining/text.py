@@ -38,5 +38,7 @@ def clean_text(value: Any, where: str, *, max_length: int = 256, allow_empty: bo
     if len(value) > max_length:
         raise ConfigError(f"{where}: longer than {max_length} characters")
     if not is_clean(value):
-        raise ConfigError(f"{where}: {excerpt(value)} has characters that are not allowed (control characters or invalid Unicode)")
+        raise ConfigError(
+            f"{where}: {excerpt(value)} has characters that are not allowed (control characters or invalid Unicode)"
+        )
     return value

@@ -46,8 +46,10 @@ def server_error(what: str, exc: BaseException) -> func.HttpResponse:
     """A 500 for a failure of ours: the caller gets an id, the log gets the details."""
     error_id = uuid.uuid4().hex[:12]
     logger.error("%s failed (error id %s): %s: %s", what, error_id, type(exc).__name__, exc)
-    return json_answer({"error": {"code": "InternalError", "message": f"{what} failed; quote error id {error_id}",
-                                  "id": error_id}}, 500)
+    return json_answer(
+        {"error": {"code": "InternalError", "message": f"{what} failed; quote error id {error_id}", "id": error_id}},
+        500,
+    )
 
 
 def bad_request(exc: BadRequest) -> func.HttpResponse:

@@ -42,7 +42,13 @@ async def aml_job_event(event: func.EventGridEvent, client: df.DurableOrchestrat
     try:
         await client.raise_event(instance, JOB_EVENT, {"status": ended.status})
     except Exception as exc:  # the run's monitor has finished or not started: its own polls decide
-        logger.info("pipeline %s run %s: job event (%s) not delivered to %s: %s", ended.pipeline, ended.run_id, ended.status,
-                    instance, str(exc)[:200])
+        logger.info(
+            "pipeline %s run %s: job event (%s) not delivered to %s: %s",
+            ended.pipeline,
+            ended.run_id,
+            ended.status,
+            instance,
+            str(exc)[:200],
+        )
         return
     logger.info("pipeline %s run %s: the job %s; woke its monitor", ended.pipeline, ended.run_id, ended.status)

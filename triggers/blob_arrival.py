@@ -48,7 +48,7 @@ def blob_of_event(event_type: str, data: Any, account_url: str) -> tuple[BlobPat
     if not url.path.startswith(prefix):
         return None
     try:
-        path = BlobPath.parse(unquote(url.path[len(prefix):], errors="strict"), "event url")
+        path = BlobPath.parse(unquote(url.path[len(prefix) :], errors="strict"), "event url")
     except (ConfigError, UnicodeDecodeError):
         return None
     etag = data.get("eTag", "")

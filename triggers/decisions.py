@@ -60,8 +60,9 @@ def _decision(req: func.HttpRequest, action: DecisionAction) -> Decision:
     return Decision(action, requested_by(req), now, comment)
 
 
-async def _refusal(client: df.DurableOrchestrationClient, settings: Settings, pipeline: str, run_id: str,
-                   action: DecisionAction) -> func.HttpResponse | None:
+async def _refusal(
+    client: df.DurableOrchestrationClient, settings: Settings, pipeline: str, run_id: str, action: DecisionAction
+) -> func.HttpResponse | None:
     """404 for a run that does not exist, 409 for one that cannot take `action` now; None when it can."""
     status = await client.get_status(run_instance_id(pipeline, run_id))
     if status.runtime_status is None or status.runtime_status not in ACTIVE:
@@ -76,14 +77,24 @@ async def _refusal(client: df.DurableOrchestrationClient, settings: Settings, pi
     phase = custom.get("phase")
     if action is DecisionAction.CANCEL:
         if custom.get("action") == "promote":
-            return error_response(409, "NotCancellable", "a promotion or roll-back is not cancelled; roll back again instead", "run_id")
+            return error_response(
+                409, "NotCancellable", "a promotion or roll-back is not cancelled; roll back again instead", "run_id"
+            )
         if phase in UNCANCELLABLE:
-            return error_response(409, "NotCancellable", f"run {run_id} is {phase}: its roll-out has started and runs to its end",
-                                  "run_id")
+            return error_response(
+                409,
+                "NotCancellable",
+                f"run {run_id} is {phase}: its roll-out has started and runs to its end",
+                "run_id",
+            )
         return None
     if phase != "awaiting_approval":
-        return error_response(409, "NotAwaitingApproval", f"run {run_id} is not waiting for approval (it is {phase or 'starting'})",
-                              "run_id")
+        return error_response(
+            409,
+            "NotAwaitingApproval",
+            f"run {run_id} is not waiting for approval (it is {phase or 'starting'})",
+            "run_id",
+        )
     return None
 
 
@@ -91,13 +102,20 @@ async def _signal(client: df.DurableOrchestrationClient, pipeline: str, run_id: 
     try:
         await client.raise_event(run_instance_id(pipeline, run_id), RUN_SIGNAL, None)
     except Exception as exc:  # stored all the same: the run finds it at its next check
-        logger.warning("pipeline %s run %s: the run_signal event was not delivered (%s)", pipeline, run_id, type(exc).__name__)
+        logger.warning(
+            "pipeline %s run %s: the run_signal event was not delivered (%s)", pipeline, run_id, type(exc).__name__
+        )
         return False
     return True
 
 
-async def decide_run(req: func.HttpRequest, client: df.DurableOrchestrationClient, action: DecisionAction,
-                     pipeline: str | None = None, run_id: str | None = None) -> func.HttpResponse:
+async def decide_run(
+    req: func.HttpRequest,
+    client: df.DurableOrchestrationClient,
+    action: DecisionAction,
+    pipeline: str | None = None,
+    run_id: str | None = None,
+) -> func.HttpResponse:
     try:
         pipeline = pipeline or route_name(req, "pipeline", max_length=40)
         try:
@@ -117,9 +135,15 @@ async def decide_run(req: func.HttpRequest, client: df.DurableOrchestrationClien
         store = operations.decisions(settings, storage(settings))
         stored, new = await asyncio.to_thread(store.record, pipeline, run_id, decision)
         if not new and stored.action is not action:
-            return error_response(409, "AlreadyDecided", f"run {run_id} was already {stored.action.value}d by {stored.by} at {stored.at}",
-                                  "run_id")
-        woken = await _signal(client, pipeline, run_id)  # again on a repeated call: a wake-up lost the first time is sent now
+            return error_response(
+                409,
+                "AlreadyDecided",
+                f"run {run_id} was already {stored.action.value}d by {stored.by} at {stored.at}",
+                "run_id",
+            )
+        woken = await _signal(
+            client, pipeline, run_id
+        )  # again on a repeated call: a wake-up lost the first time is sent now
     except Exception as exc:
         return server_error(f"recording the {action.value}", exc)
     answer = {"pipeline": pipeline, "run_id": run_id, "decision": stored.to_dict(), "new": new, "run_woken": woken}
@@ -146,7 +170,9 @@ async def cancel_run(req: func.HttpRequest, client: df.DurableOrchestrationClien
     return await decide_run(req, client, DecisionAction.CANCEL)
 
 
-@bp.route(route="pipelines/{pipeline}/requests/{request_id}/cancel", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@bp.route(
+    route="pipelines/{pipeline}/requests/{request_id}/cancel", methods=["POST"], auth_level=func.AuthLevel.FUNCTION
+)
 @bp.durable_client_input(client_name="client")
 async def cancel_request(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     try:
@@ -164,11 +190,17 @@ async def cancel_request(req: func.HttpRequest, client: df.DurableOrchestrationC
     except Exception as exc:
         return server_error("cancelling the request", exc)
     if entry is None:
-        return error_response(404, "RequestNotFound", f"pipeline {pipeline!r} has no request {request_id!r}", "request_id")
+        return error_response(
+            404, "RequestNotFound", f"pipeline {pipeline!r} has no request {request_id!r}", "request_id"
+        )
     if entry.state is RequestState.RUNNING and entry.run_id:
         return await decide_run(req, client, DecisionAction.CANCEL, pipeline, entry.run_id)
     if entry.state is not RequestState.CANCELLED:
-        return error_response(409, "RequestFinished", f"request {request_id} has finished ({entry.state.value})", "request_id")
+        return error_response(
+            409, "RequestFinished", f"request {request_id} has finished ({entry.state.value})", "request_id"
+        )
     cancelled = entry.cancelled or decision
-    return json_answer({"pipeline": pipeline, "request_id": request_id, "state": entry.state.value, "decision": cancelled.to_dict()}, 202)
-
+    return json_answer(
+        {"pipeline": pipeline, "request_id": request_id, "state": entry.state.value, "decision": cancelled.to_dict()},
+        202,
+    )

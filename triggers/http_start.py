@@ -73,16 +73,26 @@ async def start_pipeline_run(req: func.HttpRequest, client: df.DurableOrchestrat
         definitions = operations.definitions(settings)
         pipeline = definitions.pipelines.get(name)
         if name in definitions.unavailable:
-            return error_response(409, "PipelineUnavailable", f"pipeline {name!r} cannot run until its settings are complete: "
-                                  f"{definitions.unavailable[name]}", "pipeline")
+            return error_response(
+                409,
+                "PipelineUnavailable",
+                f"pipeline {name!r} cannot run until its settings are complete: {definitions.unavailable[name]}",
+                "pipeline",
+            )
         if pipeline is None:
             return error_response(404, "PipelineNotFound", f"no pipeline named {name!r}", "pipeline")
         if blob and blob.container != pipeline.data_container:
-            return error_response(400, "InvalidRequest", f"must be in the pipeline's data container {pipeline.data_container!r}",
-                                  "trainingBlob")
+            return error_response(
+                400,
+                "InvalidRequest",
+                f"must be in the pipeline's data container {pipeline.data_container!r}",
+                "trainingBlob",
+            )
         now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
         trigger = Trigger(TriggerKind.HTTP, f"http:{name}:{key}", now, str(blob or ""))
-        enqueued = await enqueue(client, settings, RunRequest(pipeline.name, trigger, blob, dry_run, requested_by=requested_by(req)))
+        enqueued = await enqueue(
+            client, settings, RunRequest(pipeline.name, trigger, blob, dry_run, requested_by=requested_by(req))
+        )
     except Exception as exc:  # configuration or storage trouble: ours, not the caller's
         return server_error(f"starting pipeline {name}", exc)
     location = status_location(req, enqueued.pipeline, enqueued.request_id)

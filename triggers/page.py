@@ -24,9 +24,13 @@ from ._http import BadRequest, server_error
 from .pipelines import limit_of, pipeline_of
 
 bp = df.Blueprint()
-HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
-           "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
-                                      "connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"}
+HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
+    "connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+}
 
 
 def api_prefix(req: func.HttpRequest) -> str:
@@ -47,10 +51,15 @@ def not_found(text: str) -> func.HttpResponse:
 async def status_page(req: func.HttpRequest) -> func.HttpResponse:
     try:
         settings = Settings.from_env()
-        lineage, queue = operations.lineage(settings, storage(settings)), operations.run_queue(settings, storage(settings))
+        lineage, queue = (
+            operations.lineage(settings, storage(settings)),
+            operations.run_queue(settings, storage(settings)),
+        )
         now = datetime.now(UTC)
-        views = [await asyncio.to_thread(data.overview, p, lineage, queue, settings.schedule, now)
-                 for p in operations.definitions(settings).pipelines.values()]
+        views = [
+            await asyncio.to_thread(data.overview, p, lineage, queue, settings.schedule, now)
+            for p in operations.definitions(settings).pipelines.values()
+        ]
     except Exception as exc:
         return server_error("rendering the status page", exc)
     return html(render.overview_page(views, api_prefix(req)))
@@ -69,8 +78,13 @@ async def pipeline_page(req: func.HttpRequest) -> func.HttpResponse:
     if pipeline is None:
         return not_found("No such pipeline.")
     try:
-        lineage, queue = operations.lineage(settings, storage(settings)), operations.run_queue(settings, storage(settings))
-        view = await asyncio.to_thread(data.pipeline_view, pipeline, lineage, queue, settings.schedule, datetime.now(UTC), limit)
+        lineage, queue = (
+            operations.lineage(settings, storage(settings)),
+            operations.run_queue(settings, storage(settings)),
+        )
+        view = await asyncio.to_thread(
+            data.pipeline_view, pipeline, lineage, queue, settings.schedule, datetime.now(UTC), limit
+        )
     except Exception as exc:
         return server_error("rendering the pipeline page", exc)
     return html(render.pipeline_page(view, api_prefix(req)))

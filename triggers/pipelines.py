@@ -55,11 +55,15 @@ def resolve(req: func.HttpRequest, what: str) -> tuple[Settings, Pipeline] | fun
     except Exception as exc:
         return server_error(what, exc)
     if pipeline is None:
-        return error_response(404, "PipelineNotFound", f"no pipeline named {req.route_params.get('pipeline')!r}", "pipeline")
+        return error_response(
+            404, "PipelineNotFound", f"no pipeline named {req.route_params.get('pipeline')!r}", "pipeline"
+        )
     return settings, pipeline
 
 
-async def with_live(client: df.DurableOrchestrationClient, pipeline: str, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+async def with_live(
+    client: df.DurableOrchestrationClient, pipeline: str, items: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
     """Requests in progress, each running one with its run's live phase (from custom status)."""
     for item in items:
         if item["state"] == "running" and item.get("run_id"):
@@ -75,7 +79,10 @@ async def with_live(client: df.DurableOrchestrationClient, pipeline: str, items:
 async def list_pipelines(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     try:
         settings = Settings.from_env()
-        lineage, queue = operations.lineage(settings, storage(settings)), operations.run_queue(settings, storage(settings))
+        lineage, queue = (
+            operations.lineage(settings, storage(settings)),
+            operations.run_queue(settings, storage(settings)),
+        )
         now = datetime.now(UTC)
         views = []
         for pipeline in operations.definitions(settings).pipelines.values():
@@ -99,7 +106,10 @@ async def list_runs(req: func.HttpRequest, client: df.DurableOrchestrationClient
         return found
     settings, pipeline = found
     try:
-        lineage, queue = operations.lineage(settings, storage(settings)), operations.run_queue(settings, storage(settings))
+        lineage, queue = (
+            operations.lineage(settings, storage(settings)),
+            operations.run_queue(settings, storage(settings)),
+        )
         runs = await asyncio.to_thread(lineage.index.recent, pipeline.name, limit)
         waiting = await with_live(client, pipeline.name, await asyncio.to_thread(data.waiting, queue, pipeline.name))
     except Exception as exc:

@@ -54,8 +54,15 @@ def _run_id(body: dict[str, Any], required: bool) -> str | None:
         raise BadRequest("runId", str(exc).partition(": ")[2]) from None
 
 
-async def _queue(req: func.HttpRequest, client: df.DurableOrchestrationClient, pipeline_name: str, source: str | None,
-                 targets: tuple[str, ...], force: bool, what: str) -> func.HttpResponse:
+async def _queue(
+    req: func.HttpRequest,
+    client: df.DurableOrchestrationClient,
+    pipeline_name: str,
+    source: str | None,
+    targets: tuple[str, ...],
+    force: bool,
+    what: str,
+) -> func.HttpResponse:
     try:
         key = idempotency_key(req) if req.headers.get("idempotency-key") else uuid.uuid4().hex
     except BadRequest as exc:
@@ -67,11 +74,15 @@ async def _queue(req: func.HttpRequest, client: df.DurableOrchestrationClient, p
             return error_response(404, "PipelineNotFound", f"no pipeline named {pipeline_name!r}", "pipeline")
         unknown = [t for t in targets if t not in {x.name for x in pipeline.targets}]
         if unknown:
-            return error_response(404, "TargetNotFound", f"pipeline {pipeline_name!r} has no target {unknown[0]!r}", "target")
+            return error_response(
+                404, "TargetNotFound", f"pipeline {pipeline_name!r} has no target {unknown[0]!r}", "target"
+            )
         if source is None:
             serving = await asyncio.to_thread(operations.lineage(settings, storage(settings)).serving, pipeline.name)
             if not serving.previous:
-                return error_response(409, "NothingToRollBackTo", "no earlier champion is recorded; pass runId", "runId")
+                return error_response(
+                    409, "NothingToRollBackTo", "no earlier champion is recorded; pass runId", "runId"
+                )
             source = serving.previous[0].run_id
         else:
             try:
@@ -80,13 +91,24 @@ async def _queue(req: func.HttpRequest, client: df.DurableOrchestrationClient, p
                 return error_response(404, "RunNotFound", f"pipeline {pipeline_name!r} has no run {source!r}", "runId")
         now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
         trigger = Trigger(TriggerKind.HTTP, f"http:{pipeline.name}:{what}:{key}", now, f"{what} run {source}")
-        request = RunRequest(pipeline.name, trigger, action=RequestAction.PROMOTE, source_run=source, targets=targets,
-                             force=force, requested_by=requested_by(req))
+        request = RunRequest(
+            pipeline.name,
+            trigger,
+            action=RequestAction.PROMOTE,
+            source_run=source,
+            targets=targets,
+            force=force,
+            requested_by=requested_by(req),
+        )
         enqueued = await enqueue(client, settings, request)
     except Exception as exc:
         return server_error(f"queueing the {what}", exc)
     location = status_location(req, enqueued.pipeline, enqueued.request_id)
-    return json_answer(enqueued.to_dict() | {"statusUri": location, "sourceRun": source}, 202, {"Location": location, "Retry-After": "5"})
+    return json_answer(
+        enqueued.to_dict() | {"statusUri": location, "sourceRun": source},
+        202,
+        {"Location": location, "Retry-After": "5"},
+    )
 
 
 @bp.route(route="pipelines/{pipeline}/targets/{target}/promote", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)

@@ -26,7 +26,11 @@ from retraining.settings import Settings
 
 logger = logging.getLogger(__name__)
 RETENTION_SCHEDULE = "0 40 2 * * *"  # daily, 02:40 UTC
-FINISHED = [OrchestrationRuntimeStatus.Completed, OrchestrationRuntimeStatus.Failed, OrchestrationRuntimeStatus.Terminated]
+FINISHED = [
+    OrchestrationRuntimeStatus.Completed,
+    OrchestrationRuntimeStatus.Failed,
+    OrchestrationRuntimeStatus.Terminated,
+]
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 bp = df.Blueprint()
@@ -34,7 +38,9 @@ bp = df.Blueprint()
 
 async def purge_finished(client: df.DurableOrchestrationClient, created_before: datetime) -> int:
     """Purge the history of every finished instance created before `created_before`; return how many went."""
-    result = await client.purge_instance_history_by(created_time_from=EPOCH, created_time_to=created_before, runtime_status=FINISHED)
+    result = await client.purge_instance_history_by(
+        created_time_from=EPOCH, created_time_to=created_before, runtime_status=FINISHED
+    )
     return int(result.instances_deleted)
 
 
@@ -44,14 +50,23 @@ async def purge_old_history(timer: func.TimerRequest, client: df.DurableOrchestr
     settings = Settings.from_env()
     cutoff = datetime.now(UTC) - timedelta(days=settings.retention_days)
     purged = await purge_finished(client, cutoff)
-    logger.info("retention: purged the history of %d finished instance(s) created before %s", purged, cutoff.isoformat())
+    logger.info(
+        "retention: purged the history of %d finished instance(s) created before %s", purged, cutoff.isoformat()
+    )
     lineage, queue = operations.lineage(settings, storage(settings)), operations.run_queue(settings, storage(settings))
     for name in operations.definitions(settings).pipelines:
         try:
             added = await asyncio.to_thread(lineage.reconcile_index, name)
             markers = await asyncio.to_thread(queue.reconcile_active, name)
         except Exception as exc:  # one pipeline's trouble never stops the sweep
-            logger.error("pipeline %s: could not reconcile its run index and markers: %s: %s", name, type(exc).__name__, exc)
+            logger.error(
+                "pipeline %s: could not reconcile its run index and markers: %s: %s", name, type(exc).__name__, exc
+            )
             continue
         if added or markers:
-            logger.warning("pipeline %s: %d recorded run(s) added to the run index, %d in-progress marker(s) repaired", name, added, markers)
+            logger.warning(
+                "pipeline %s: %d recorded run(s) added to the run index, %d in-progress marker(s) repaired",
+                name,
+                added,
+                markers,
+            )

@@ -44,8 +44,14 @@ async def scheduled_retrain(timer: func.TimerRequest, client: df.DurableOrchestr
             enqueued = await enqueue(client, settings, RunRequest(pipeline.name, trigger))
         except Exception as exc:  # this pipeline's trouble must not cost the others their run
             failed.append(pipeline.name)
-            logger.error("pipeline %s: the scheduled run could not be queued: %s: %s", pipeline.name, type(exc).__name__, exc)
+            logger.error(
+                "pipeline %s: the scheduled run could not be queued: %s: %s", pipeline.name, type(exc).__name__, exc
+            )
             continue
         logger.info("pipeline %s: scheduled trigger %s -> %s", pipeline.name, slot, enqueued.action)
     if failed:
-        logger.error("scheduled run not queued for %d pipeline(s): %s (the next fire retries them)", len(failed), ", ".join(failed))
+        logger.error(
+            "scheduled run not queued for %d pipeline(s): %s (the next fire retries them)",
+            len(failed),
+            ", ".join(failed),
+        )

@@ -30,8 +30,12 @@ from retraining.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-ACTIVE = {OrchestrationRuntimeStatus.Running, OrchestrationRuntimeStatus.Pending,
-          OrchestrationRuntimeStatus.ContinuedAsNew, OrchestrationRuntimeStatus.Suspended}
+ACTIVE = {
+    OrchestrationRuntimeStatus.Running,
+    OrchestrationRuntimeStatus.Pending,
+    OrchestrationRuntimeStatus.ContinuedAsNew,
+    OrchestrationRuntimeStatus.Suspended,
+}
 
 
 @dataclass(frozen=True)
@@ -54,8 +58,13 @@ async def enqueue(client: df.DurableOrchestrationClient, settings: Settings, req
     queue = run_queue(settings, storage(settings))
     entry, accepted = await asyncio.to_thread(queue.enqueue, request, datetime.now(UTC))
     await ensure_running(client, request.pipeline)
-    logger.info("pipeline %s: %s request %s (%s trigger)", request.pipeline, "accepted" if accepted else "duplicate",
-                entry.request_id, request.trigger.kind.value)
+    logger.info(
+        "pipeline %s: %s request %s (%s trigger)",
+        request.pipeline,
+        "accepted" if accepted else "duplicate",
+        entry.request_id,
+        request.trigger.kind.value,
+    )
     return Enqueued(request.pipeline, entry.request_id, accepted, entry.state.value)
 
 

@@ -48,12 +48,28 @@ async def live_progress(client: df.DurableOrchestrationClient, pipeline: str, ru
     """The running run's phase, job, polls and targets, from its orchestrations' custom status."""
     instance = run_instance_id(pipeline, run_id)
     run = custom_status(await client.get_status(instance))
-    view: dict[str, Any] = {key: run[key] for key in ("phase", "elapsed_s", "job_id", "started_at", "deadline", "metrics",
-                                                         "source_run", "asked_at", "expires_at", "model") if key in run}
+    view: dict[str, Any] = {
+        key: run[key]
+        for key in (
+            "phase",
+            "elapsed_s",
+            "job_id",
+            "started_at",
+            "deadline",
+            "metrics",
+            "source_run",
+            "asked_at",
+            "expires_at",
+            "model",
+        )
+        if key in run
+    }
     if run.get("phase") == "polling" and isinstance(run.get("monitor"), str):
         monitor = custom_status(await client.get_status(run["monitor"]))
-        view["job"] = {key: monitor.get(key) for key in ("job_state", "polls", "failed_polls", "elapsed_s", "expected_s",
-                                                         "last_error", "woken_by_event")}
+        view["job"] = {
+            key: monitor.get(key)
+            for key in ("job_state", "polls", "failed_polls", "elapsed_s", "expected_s", "last_error", "woken_by_event")
+        }
     if run.get("phase") == "updating" and isinstance(run.get("targets"), list):
         targets = {}
         for name in run["targets"][:50]:
@@ -65,9 +81,16 @@ async def live_progress(client: df.DurableOrchestrationClient, pipeline: str, ru
 
 def request_view(entry: QueuedRequest) -> dict[str, Any]:
     request = entry.request
-    view: dict[str, Any] = {"id": entry.request_id, "pipeline": request.pipeline, "state": entry.state.value,
-                            "action": request.action.value, "trigger": request.trigger.to_dict(),
-                            "accepted_at": entry.accepted_at, "updated_at": entry.updated_at, "run_id": entry.run_id}
+    view: dict[str, Any] = {
+        "id": entry.request_id,
+        "pipeline": request.pipeline,
+        "state": entry.state.value,
+        "action": request.action.value,
+        "trigger": request.trigger.to_dict(),
+        "accepted_at": entry.accepted_at,
+        "updated_at": entry.updated_at,
+        "run_id": entry.run_id,
+    }
     if request.action is RequestAction.PROMOTE:
         view["source_run"] = request.source_run
         view["targets"] = list(request.targets)
@@ -93,7 +116,9 @@ async def request_status(req: func.HttpRequest, client: df.DurableOrchestrationC
         settings = Settings.from_env()
         entry = await asyncio.to_thread(run_queue(settings, storage(settings)).get, pipeline, request_id)
         if entry is None:
-            return error_response(404, "RequestNotFound", f"pipeline {pipeline!r} has no request {request_id!r}", "request_id")
+            return error_response(
+                404, "RequestNotFound", f"pipeline {pipeline!r} has no request {request_id!r}", "request_id"
+            )
         view = request_view(entry)
         if entry.state.value == "running" and entry.run_id:
             view["progress"] = await live_progress(client, pipeline, entry.run_id)

@@ -30,7 +30,9 @@ API = "api-version=2024-04-01"
 
 
 def prepare(stack: Stack) -> None:
-    pipeline = stack.aml_pipeline(PIPELINE, MODEL, polling={"firstInterval": "00:00:00.2", "maxInterval": "00:00:01", "fraction": 0.05})
+    pipeline = stack.aml_pipeline(
+        PIPELINE, MODEL, polling={"firstInterval": "00:00:00.2", "maxInterval": "00:00:01", "fraction": 0.05}
+    )
     target = next(t for t in pipeline["targets"] if t["kind"] == "aml-online")
     target["rollout"] = target["rollout"] | {"trafficSteps": list(STEPS), "bake": f"00:00:{BAKE_S:09.6f}"}
     target["policy"] = {"timeout": "00:05:00", "retry": 1, "retryIntervalInSeconds": 1}
@@ -44,15 +46,24 @@ class Direct:
     def __init__(self, stack: Stack, endpoint: str) -> None:
         self.ws = stack.services["azureMl"]["workspaces"][0]
         self.verify = stack.services["caFile"]
-        credential = ClientSecretCredential(self.ws["tenant"], self.ws["servicePrincipalId"], self.ws["servicePrincipalKey"],
-                                            authority=self.ws["authorityHost"], disable_instance_discovery=True,
-                                            connection_verify=self.verify)
-        self.headers = {"Authorization": f"Bearer {credential.get_token('https://management.azure.com/.default').token}"}
+        credential = ClientSecretCredential(
+            self.ws["tenant"],
+            self.ws["servicePrincipalId"],
+            self.ws["servicePrincipalKey"],
+            authority=self.ws["authorityHost"],
+            disable_instance_discovery=True,
+            connection_verify=self.verify,
+        )
+        self.headers = {
+            "Authorization": f"Bearer {credential.get_token('https://management.azure.com/.default').token}"
+        }
         self.session = requests.Session()
         self.base = f"{self.ws['managementEndpoint']}{self.ws['resourceId']}/onlineEndpoints/{endpoint}"
 
     def arm(self, method: str, path: str = "", body: Any = None) -> Any:
-        response = self.session.request(method, f"{self.base}{path}?{API}", json=body, headers=self.headers, verify=self.verify, timeout=30)
+        response = self.session.request(
+            method, f"{self.base}{path}?{API}", json=body, headers=self.headers, verify=self.verify, timeout=30
+        )
         response.raise_for_status()
         return response.json() if response.content else None
 
@@ -68,9 +79,19 @@ class Direct:
         name = f"direct-v{version}"
         endpoint = self.arm("GET")
         model = f"{self.ws['resourceId']}/models/{MODEL}/versions/{version}"
-        self.arm("PUT", f"/deployments/{name}", {"location": endpoint["location"], "sku": {"name": "Default", "capacity": 1},
-                                                 "properties": {"endpointComputeType": "Managed", "model": model,
-                                                                "instanceType": target["deployment"]["instanceType"]}})
+        self.arm(
+            "PUT",
+            f"/deployments/{name}",
+            {
+                "location": endpoint["location"],
+                "sku": {"name": "Default", "capacity": 1},
+                "properties": {
+                    "endpointComputeType": "Managed",
+                    "model": model,
+                    "instanceType": target["deployment"]["instanceType"],
+                },
+            },
+        )
         if self.settled(f"/deployments/{name}")["properties"]["provisioningState"] != "Succeeded":
             raise RuntimeError(f"deployment {name} failed")
         key = self.arm("POST", "/listKeys")["primaryKey"]
@@ -78,8 +99,12 @@ class Direct:
         body = {"input_data": {"columns": names, "index": list(range(len(rows))), "data": rows}}
 
         def score(deployment: str | None = None) -> None:
-            headers = {"Authorization": f"Bearer {key}"} | ({"azureml-model-deployment": deployment} if deployment else {})
-            self.session.post(endpoint["properties"]["scoringUri"], json=body, headers=headers, verify=self.verify, timeout=30)
+            headers = {"Authorization": f"Bearer {key}"} | (
+                {"azureml-model-deployment": deployment} if deployment else {}
+            )
+            self.session.post(
+                endpoint["properties"]["scoringUri"], json=body, headers=headers, verify=self.verify, timeout=30
+            )
 
         score(name)  # the smoke test on the new deployment
         for share in STEPS:
@@ -106,18 +131,35 @@ def measure(stack: Stack) -> dict[str, Any]:
     outcome = record["targets"][0]
     stack.seed_aml(MODEL)
     direct_s = Direct(stack, target["endpoint"]).roll_out(record["model"]["version"], target)
-    return {"steps": list(STEPS), "bake_s": BAKE_S, "bakes_s": bakes, "probes": target["health"]["probes"],
-            "app_rollout_s": round(outcome["elapsed_s"], 3), "app_beyond_bake_s": round(outcome["elapsed_s"] - bakes, 3),
-            "app_steps": outcome["steps"], "direct_rollout_s": round(direct_s, 3), "direct_beyond_bake_s": round(direct_s - bakes, 3)}
+    return {
+        "steps": list(STEPS),
+        "bake_s": BAKE_S,
+        "bakes_s": bakes,
+        "probes": target["health"]["probes"],
+        "app_rollout_s": round(outcome["elapsed_s"], 3),
+        "app_beyond_bake_s": round(outcome["elapsed_s"] - bakes, 3),
+        "app_steps": outcome["steps"],
+        "direct_rollout_s": round(direct_s, 3),
+        "direct_beyond_bake_s": round(direct_s - bakes, 3),
+    }
 
 
 def report(r: dict[str, Any]) -> list[str]:
-    return [f"canary ({' -> '.join(f'{s}%' for s in r['steps'])}, bake {r['bake_s']} s each, {r['probes']} probes a step): "
-            f"app {r['app_rollout_s']} s, {r['app_beyond_bake_s']} s beyond the bakes; direct script {r['direct_rollout_s']} s, "
-            f"{r['direct_beyond_bake_s']} s beyond",
-            f"   app steps: {', '.join(r['app_steps'])}"]
+    return [
+        f"canary ({' -> '.join(f'{s}%' for s in r['steps'])}, bake {r['bake_s']} s each, {r['probes']} probes a step): "
+        f"app {r['app_rollout_s']} s, {r['app_beyond_bake_s']} s beyond the bakes; direct script {r['direct_rollout_s']} s, "
+        f"{r['direct_beyond_bake_s']} s beyond",
+        f"   app steps: {', '.join(r['app_steps'])}",
+    ]
 
 
 def summary(r: dict[str, Any]) -> list[Row]:
-    return [Row(f"canary rollout beyond its bakes ({len(r['steps'])} steps of {r['bake_s']} s)", f"{r['app_beyond_bake_s']} s",
-                "reported", f"direct script: {r['direct_beyond_bake_s']} s", None)]
+    return [
+        Row(
+            f"canary rollout beyond its bakes ({len(r['steps'])} steps of {r['bake_s']} s)",
+            f"{r['app_beyond_bake_s']} s",
+            "reported",
+            f"direct script: {r['direct_beyond_bake_s']} s",
+            None,
+        )
+    ]

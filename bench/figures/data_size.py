@@ -44,24 +44,40 @@ def measure(stack: Stack) -> dict[str, Any]:
         app_read, emulator_read = stack.proxy.bytes_to(devhost), stack.proxy.bytes_to(emulator)
         _, result = stack.run("data", {"dryRun": True, "trainingBlob": f"{DATA}/{name}"})
         assert result["status"] == "DryRun", result
-        rows.append({"data_mb": round(written / 1024 / 1024), "devhost_peak_rss_mb": mb(proc(devhost, "VmHWM")),
-                     "devhost_bytes_from_storage_mb": round((stack.proxy.bytes_to(devhost) - app_read) / 1024 / 1024, 3),
-                     "emulator_bytes_from_storage_mb": mb(stack.proxy.bytes_to(emulator) - emulator_read)})
+        rows.append(
+            {
+                "data_mb": round(written / 1024 / 1024),
+                "devhost_peak_rss_mb": mb(proc(devhost, "VmHWM")),
+                "devhost_bytes_from_storage_mb": round((stack.proxy.bytes_to(devhost) - app_read) / 1024 / 1024, 3),
+                "emulator_bytes_from_storage_mb": mb(stack.proxy.bytes_to(emulator) - emulator_read),
+            }
+        )
         blob.delete_blob()
     stack.clear()
     return {"rows": rows}
 
 
 def report(d: dict[str, Any]) -> list[str]:
-    return ["data size: data (MB)  devhost peak RSS (MB)  devhost from storage (MB)  service from storage (MB)",
-            *[f"            {r['data_mb']:>9}  {r['devhost_peak_rss_mb']:>21}  {r['devhost_bytes_from_storage_mb']:>25}"
-              f"  {r['emulator_bytes_from_storage_mb']:>25}" for r in d["rows"]]]
+    return [
+        "data size: data (MB)  devhost peak RSS (MB)  devhost from storage (MB)  service from storage (MB)",
+        *[
+            f"            {r['data_mb']:>9}  {r['devhost_peak_rss_mb']:>21}  {r['devhost_bytes_from_storage_mb']:>25}"
+            f"  {r['emulator_bytes_from_storage_mb']:>25}"
+            for r in d["rows"]
+        ],
+    ]
 
 
 def summary(d: dict[str, Any]) -> list[Row]:
     rows = d["rows"]
     flat = max(r["devhost_bytes_from_storage_mb"] for r in rows) < 1
-    return [Row(f"data size {rows[0]['data_mb']} MB to {rows[-1]['data_mb']} MB",
-                f"devhost reads {max(r['devhost_bytes_from_storage_mb'] for r in rows)} MB; peak RSS "
-                f"{rows[0]['devhost_peak_rss_mb']} to {rows[-1]['devhost_peak_rss_mb']} MB", "flat",
-                f"the service reads {rows[-1]['emulator_bytes_from_storage_mb']} MB", flat)]
+    return [
+        Row(
+            f"data size {rows[0]['data_mb']} MB to {rows[-1]['data_mb']} MB",
+            f"devhost reads {max(r['devhost_bytes_from_storage_mb'] for r in rows)} MB; peak RSS "
+            f"{rows[0]['devhost_peak_rss_mb']} to {rows[-1]['devhost_peak_rss_mb']} MB",
+            "flat",
+            f"the service reads {rows[-1]['emulator_bytes_from_storage_mb']} MB",
+            flat,
+        )
+    ]

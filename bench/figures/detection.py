@@ -32,8 +32,16 @@ MEDIAN_S = 6000.0  # the 100-minute job, in real seconds
 POLICY = {"first_s": 5.0, "max_s": 300.0, "fraction": 0.05}
 HISTORY = 12
 # (case, history spread, the job's length as a share of the median)
-LEARNED = [("p5", 0.05, 0.95), ("p5", 0.05, 1.0), ("p5", 0.05, 1.05), ("p25", 0.25, 0.75), ("p25", 0.25, 1.0),
-           ("p25", 0.25, 1.25), ("early", 0.05, 0.5), ("late", 0.05, 1.5)]
+LEARNED = [
+    ("p5", 0.05, 0.95),
+    ("p5", 0.05, 1.0),
+    ("p5", 0.05, 1.05),
+    ("p25", 0.25, 0.75),
+    ("p25", 0.25, 1.0),
+    ("p25", 0.25, 1.25),
+    ("early", 0.05, 0.5),
+    ("late", 0.05, 1.5),
+]
 TODAY = [0.5, 0.75, 0.95, 1.0, 1.05, 1.25, 1.5]
 SWEEPS = {"p5": (0.05, 0.95, 1.05), "p25": (0.25, 0.75, 1.25), "early": (0.05, 0.1, 0.94), "late": (0.05, 1.06, 3.0)}
 
@@ -46,7 +54,9 @@ def spread(share: float, median: float = MEDIAN_S, n: int = HISTORY) -> list[flo
 
 def _pipelines() -> list[tuple[str, float | None, float]]:
     """(pipeline, history spread or None, job share) for every run of the figure."""
-    runs: list[tuple[str, float | None, float]] = [(f"det-{case}-{share * 100:03.0f}", spread_, share) for case, spread_, share in LEARNED]
+    runs: list[tuple[str, float | None, float]] = [
+        (f"det-{case}-{share * 100:03.0f}", spread_, share) for case, spread_, share in LEARNED
+    ]
     runs += [(f"det-today-{share * 100:03.0f}", None, share) for share in TODAY]
     return runs
 
@@ -56,7 +66,9 @@ def prepare(stack: Stack) -> None:
     endpoints = stack.endpoints(stack.training, "det", len(runs) + 1)
     scaled = {k: v / SCALE for k, v in POLICY.items() if k != "fraction"}
     for (name, _, _), endpoint in zip([("det-template", None, 0.0), *runs], endpoints, strict=True):
-        stack.pipeline(name, training=endpoint, first_s=scaled["first_s"], max_s=scaled["max_s"], fraction=POLICY["fraction"])
+        stack.pipeline(
+            name, training=endpoint, first_s=scaled["first_s"], max_s=scaled["max_s"], fraction=POLICY["fraction"]
+        )
         stack.state[name] = endpoint
 
 
@@ -74,7 +86,13 @@ def measure(stack: Stack) -> dict[str, Any]:
     for name, _, job_share in runs:
         stack.job_behaviour(target=stack.state[name]["service_id"], duration_s=job_share * MEDIAN_S / SCALE)
     with ThreadPoolExecutor(max_workers=4) as pool:
-        started = dict(zip([name for name, _, _ in runs], pool.map(lambda run: stack.start(run[0], {"dryRun": True}), runs), strict=True))
+        started = dict(
+            zip(
+                [name for name, _, _ in runs],
+                pool.map(lambda run: stack.start(run[0], {"dryRun": True}), runs),
+                strict=True,
+            )
+        )
     finished = stack.wait(started, poll_s=0.5)
     results = [finished[name][1] for name, _, _ in runs]
     stack.clear()
@@ -87,10 +105,25 @@ def measure(stack: Stack) -> dict[str, Any]:
         delay = max(0.0, detected - job["finished_at"])
         planner = PollPlanner(spread(share) if share is not None else (), **POLICY)
         planned = planner.poll_times(length * SCALE)
-        measured.append({"pipeline": name, "history": share, "job_share": job_share, "calls": job["status_polls"],
-                         "delay_s": round(delay * SCALE, 1), "delay_share": round(delay / length, 5),
-                         "planned_calls": len(planned), "planned_delay_share": round((planned[-1] - length * SCALE) / (length * SCALE), 5)})
-    return {"scale": SCALE, "median_s": MEDIAN_S, "offset_ms": round(offset * 1000, 1), "devhost": measured, "sweep": sweep()}
+        measured.append(
+            {
+                "pipeline": name,
+                "history": share,
+                "job_share": job_share,
+                "calls": job["status_polls"],
+                "delay_s": round(delay * SCALE, 1),
+                "delay_share": round(delay / length, 5),
+                "planned_calls": len(planned),
+                "planned_delay_share": round((planned[-1] - length * SCALE) / (length * SCALE), 5),
+            }
+        )
+    return {
+        "scale": SCALE,
+        "median_s": MEDIAN_S,
+        "offset_ms": round(offset * 1000, 1),
+        "devhost": measured,
+        "sweep": sweep(),
+    }
 
 
 def sweep() -> dict[str, Any]:
@@ -107,9 +140,14 @@ def sweep() -> dict[str, Any]:
                 times = p.poll_times(duration)
                 rows[label].append((len(times), (times[-1] - duration) / duration))
         out[case] = {"window_s": [round(lo), round(hi)], "budget_calls": round((hi - lo) / (0.01 * MEDIAN_S) + 5)} | {
-            label: {"max_calls": max(c for c, _ in r), "mean_calls": round(sum(c for c, _ in r) / len(r), 1),
-                    "max_delay_share": round(max(d for _, d in r), 5), "mean_delay_share": round(sum(d for _, d in r) / len(r), 5)}
-            for label, r in rows.items()}
+            label: {
+                "max_calls": max(c for c, _ in r),
+                "mean_calls": round(sum(c for c, _ in r) / len(r), 1),
+                "max_delay_share": round(max(d for _, d in r), 5),
+                "mean_delay_share": round(sum(d for _, d in r) / len(r), 5),
+            }
+            for label, r in rows.items()
+        }
     return out
 
 
@@ -118,22 +156,32 @@ def _today(result: dict[str, Any], job_share: float) -> dict[str, Any]:
 
 
 def report(result: dict[str, Any]) -> list[str]:
-    lines = [f"detection (time-scaled 1:{result['scale']}, median job {result['median_s'] / 60:.0f} min; "
-             f"delays in real-job seconds; monitor offset {result['offset_ms']} ms)",
-             "   devhost    history  job/median   calls  delay (s)  % of job  (planned)"
-             " | today: calls  delay (s)  % of job  (planned)"]
+    lines = [
+        f"detection (time-scaled 1:{result['scale']}, median job {result['median_s'] / 60:.0f} min; "
+        f"delays in real-job seconds; monitor offset {result['offset_ms']} ms)",
+        "   devhost    history  job/median   calls  delay (s)  % of job  (planned)"
+        " | today: calls  delay (s)  % of job  (planned)",
+    ]
     for r in result["devhost"]:
         if r["history"] is None:
             continue
         t = _today(result, r["job_share"])
-        lines.append(f"   {'':<10} ±{r['history']:<6.0%} {r['job_share']:>10.2f}  {r['calls']:>6}  {r['delay_s']:>9.1f}  {r['delay_share']:>8.2%}"
-                     f"  ({r['planned_delay_share']:.2%})"
-                     f" |        {t['calls']:>5}  {t['delay_s']:>9.1f}  {t['delay_share']:>8.2%}  ({t['planned_delay_share']:.2%})")
-    lines.append("   sweep      case   window (s)     learned: max calls  max delay  mean delay | today: max calls  max delay  mean delay")
+        lines.append(
+            f"   {'':<10} ±{r['history']:<6.0%} {r['job_share']:>10.2f}  {r['calls']:>6}  {r['delay_s']:>9.1f}  {r['delay_share']:>8.2%}"
+            f"  ({r['planned_delay_share']:.2%})"
+            f" |        {t['calls']:>5}  {t['delay_s']:>9.1f}  {t['delay_share']:>8.2%}  ({t['planned_delay_share']:.2%})"
+        )
+    lines.append(
+        "   sweep      case   window (s)     learned: max calls  max delay  mean delay | today: max calls  max delay  mean delay"
+    )
     for case, s in result["sweep"].items():
         learned, today = s["learned"], s["today"]
-        lines.append(f"   {'':<10} {case:<6} {s['window_s'][0]:>5}-{s['window_s'][1]:<5}  {learned['max_calls']:>17}  {learned['max_delay_share']:>9.2%}"
-                     f"  {learned['mean_delay_share']:>10.2%} | {today['max_calls']:>15}  {today['max_delay_share']:>9.2%}  {today['mean_delay_share']:>10.2%}")
+        lines.append(
+            f"   {'':<10} {case:<6} {s['window_s'][0]:>5}-{s['window_s'][1]:<5}"
+            f"  {learned['max_calls']:>17}  {learned['max_delay_share']:>9.2%}"
+            f"  {learned['mean_delay_share']:>10.2%} | {today['max_calls']:>15}"
+            f"  {today['max_delay_share']:>9.2%}  {today['mean_delay_share']:>10.2%}"
+        )
     return lines
 
 
@@ -150,33 +198,60 @@ def _worst_today(result: dict[str, Any], shares: list[float]) -> tuple[int, floa
 def summary(result: dict[str, Any]) -> list[Row]:
     sweep_ = result["sweep"]
     rows = []
-    for case, shares, budget in (("p5", [0.95, 1.0, 1.05], 15), ("p25", [0.75, 1.0, 1.25], sweep_["p25"]["budget_calls"])):
+    for case, shares, budget in (
+        ("p5", [0.95, 1.0, 1.05], 15),
+        ("p25", [0.75, 1.0, 1.25], sweep_["p25"]["budget_calls"]),
+    ):
         calls, delay = _worst(result, case)
         t_calls, t_delay = _worst_today(result, shares)
         s = sweep_[case]["learned"]
         met = delay <= 0.01 and calls <= budget and s["max_delay_share"] <= 0.01 and s["max_calls"] <= budget
-        rows.append(Row(f"detection, job within ±{case[1:]}% of the median (±{case[1:]}% history)",
-                        f"{delay:.2%} of the job, {calls} calls (sweep: {s['max_delay_share']:.2%}, {s['max_calls']} calls)",
-                        f"≤ 1%, ≤ {budget} calls", f"today: {t_delay:.2%}, {t_calls} calls", met))
+        rows.append(
+            Row(
+                f"detection, job within ±{case[1:]}% of the median (±{case[1:]}% history)",
+                f"{delay:.2%} of the job, {calls} calls (sweep: {s['max_delay_share']:.2%}, {s['max_calls']} calls)",
+                f"≤ 1%, ≤ {budget} calls",
+                f"today: {t_delay:.2%}, {t_calls} calls",
+                met,
+            )
+        )
     early, late = sweep_["early"], sweep_["late"]
     e_calls, e_delay = _worst(result, "early")
     l_calls, l_delay = _worst(result, "late")
     te_calls, te_delay = _worst_today(result, [0.5])
     tl_calls, tl_delay = _worst_today(result, [1.5])
-    rows.append(Row("detection, late outlier (1.06-3× median; devhost 1.5×)",
-                    f"{l_delay:.2%}, {l_calls} calls (sweep: max {late['learned']['max_delay_share']:.2%}, mean "
-                    f"{late['learned']['mean_delay_share']:.2%}, {late['learned']['max_calls']} calls)",
-                    "no worse than today", f"today: {tl_delay:.2%}, {tl_calls} calls (sweep: max {late['today']['max_delay_share']:.2%}, "
-                    f"mean {late['today']['mean_delay_share']:.2%}, {late['today']['max_calls']} calls)",
-                    late["learned"]["max_delay_share"] <= POLICY["fraction"] and late["learned"]["max_calls"] <= late["today"]["max_calls"]
-                    and late["learned"]["mean_delay_share"] <= 1.05 * late["today"]["mean_delay_share"]))
-    rows.append(Row("detection, early outlier (0.1-0.94× median; devhost 0.5×)",
-                    f"{e_delay:.2%}, {e_calls} calls (sweep max {early['learned']['max_delay_share']:.0%}, {early['learned']['max_calls']} calls)",
-                    "no worse than today", f"today: {te_delay:.2%}, {te_calls} calls (sweep max {early['today']['max_delay_share']:.2%}, "
-                    f"{early['today']['max_calls']} calls)",
-                    early["learned"]["max_delay_share"] <= early["today"]["max_delay_share"] + 1e-9
-                    and early["learned"]["max_calls"] <= early["today"]["max_calls"]))
+    rows.append(
+        Row(
+            "detection, late outlier (1.06-3× median; devhost 1.5×)",
+            f"{l_delay:.2%}, {l_calls} calls (sweep: max {late['learned']['max_delay_share']:.2%}, mean "
+            f"{late['learned']['mean_delay_share']:.2%}, {late['learned']['max_calls']} calls)",
+            "no worse than today",
+            f"today: {tl_delay:.2%}, {tl_calls} calls (sweep: max {late['today']['max_delay_share']:.2%}, "
+            f"mean {late['today']['mean_delay_share']:.2%}, {late['today']['max_calls']} calls)",
+            late["learned"]["max_delay_share"] <= POLICY["fraction"]
+            and late["learned"]["max_calls"] <= late["today"]["max_calls"]
+            and late["learned"]["mean_delay_share"] <= 1.05 * late["today"]["mean_delay_share"],
+        )
+    )
+    rows.append(
+        Row(
+            "detection, early outlier (0.1-0.94× median; devhost 0.5×)",
+            f"{e_delay:.2%}, {e_calls} calls (sweep max {early['learned']['max_delay_share']:.0%}, {early['learned']['max_calls']} calls)",
+            "no worse than today",
+            f"today: {te_delay:.2%}, {te_calls} calls (sweep max {early['today']['max_delay_share']:.2%}, "
+            f"{early['today']['max_calls']} calls)",
+            early["learned"]["max_delay_share"] <= early["today"]["max_delay_share"] + 1e-9
+            and early["learned"]["max_calls"] <= early["today"]["max_calls"],
+        )
+    )
     n_calls, n_delay = _worst_today(result, [1.0])
-    rows.append(Row("detection, no history (1× median)", f"{n_delay:.2%}, {n_calls} calls: today's schedule, same code path",
-                    "no worse than today", f"today: {n_delay:.2%}, {n_calls} calls", True))
+    rows.append(
+        Row(
+            "detection, no history (1× median)",
+            f"{n_delay:.2%}, {n_calls} calls: today's schedule, same code path",
+            "no worse than today",
+            f"today: {n_delay:.2%}, {n_calls} calls",
+            True,
+        )
+    )
     return rows

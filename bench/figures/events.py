@@ -49,9 +49,17 @@ def _side(stack: Stack, prefix: str) -> list[dict[str, Any]]:
             raise RuntimeError(f"{name} ended {record['status']}: {record.get('reason')}")
         job = jobs[record["job_id"]]
         detected, _ = stack.moments(record)
-        rows.append({"pipeline": name, "status_calls": record["job"]["polls"], "woken_by_event": record["job"]["woken_by_event"],
-                     "job_s": round(job["endedAt"] - job["startedAt"], 2), "delay_s": round(detected - job["endedAt"], 3),
-                     "monitor_s": record["job"]["elapsed_s"], "phases": record["phases"]})
+        rows.append(
+            {
+                "pipeline": name,
+                "status_calls": record["job"]["polls"],
+                "woken_by_event": record["job"]["woken_by_event"],
+                "job_s": round(job["endedAt"] - job["startedAt"], 2),
+                "delay_s": round(detected - job["endedAt"], 3),
+                "monitor_s": record["job"]["elapsed_s"],
+                "phases": record["phases"],
+            }
+        )
     return rows
 
 
@@ -59,34 +67,63 @@ def measure(stack: Stack) -> dict[str, Any]:
     workspace = stack.services["azureMl"]["workspaces"][0]
     stack.load_aml_data()
     webhook = f"{stack.url}/runtime/webhooks/eventgrid?functionName=aml_job_event&code={stack.eventgrid_key}"
-    requests.post(f"{stack.emulator.http_base}/_emulator/azure-ml/event-subscriptions",
-                  json={"workspace": workspace["name"], "url": webhook}, timeout=30).raise_for_status()
+    requests.post(
+        f"{stack.emulator.http_base}/_emulator/azure-ml/event-subscriptions",
+        json={"workspace": workspace["name"], "url": webhook},
+        timeout=30,
+    ).raise_for_status()
     stack.fault({"kind": "aml_job", "job": "bench-aml-*", "duration_s": JOB_S, "remaining": None})
     events = _side(stack, "bench-aml-events")
     stack.fault({"kind": "aml_events", "action": "drop", "remaining": None})
     polling = _side(stack, "bench-aml-polling")
     stack.clear()
-    return {"measured": True, "job_s": JOB_S, "jobs": len(events), "events": events, "polling": polling,
-            "max_status_calls": max(r["status_calls"] for r in events), "max_event_to_detection_s": max(r["delay_s"] for r in events),
-            "baseline_median_calls": statistics.median(r["status_calls"] for r in polling),
-            "baseline_median_delay_s": statistics.median(r["delay_s"] for r in polling)}
+    return {
+        "measured": True,
+        "job_s": JOB_S,
+        "jobs": len(events),
+        "events": events,
+        "polling": polling,
+        "max_status_calls": max(r["status_calls"] for r in events),
+        "max_event_to_detection_s": max(r["delay_s"] for r in events),
+        "baseline_median_calls": statistics.median(r["status_calls"] for r in polling),
+        "baseline_median_delay_s": statistics.median(r["delay_s"] for r in polling),
+    }
 
 
 def report(r: dict[str, Any]) -> list[str]:
     if not r.get("measured"):
         return [f"events: {r.get('reason', 'not measured')}"]
-    lines = [f"events ({r['jobs']} Azure ML jobs of {r['job_s']:.0f} s a side, at once): status calls, delay from the job's end to its detection",
-             "   pipeline               calls  woken  delay (s)"]
-    lines += [f"   {x['pipeline']:<22} {x['status_calls']:>5}  {'yes' if x['woken_by_event'] else 'no':>5}  {x['delay_s']:>9.3f}"
-              for x in r["events"] + r["polling"]]
+    lines = [
+        f"events ({r['jobs']} Azure ML jobs of {r['job_s']:.0f} s a side, at once): "
+        "status calls, delay from the job's end to its detection",
+        "   pipeline               calls  woken  delay (s)",
+    ]
+    lines += [
+        f"   {x['pipeline']:<22} {x['status_calls']:>5}  {'yes' if x['woken_by_event'] else 'no':>5}  {x['delay_s']:>9.3f}"
+        for x in r["events"] + r["polling"]
+    ]
     return lines
 
 
 def summary(r: dict[str, Any]) -> list[Row]:
     target = "≤ 2 status calls per job; detection within 2 s of the event"
     if not r.get("measured"):
-        return [Row("status calls with completion events", r.get("reason", "not measured"), target, "polling (events lost)", None)]
+        return [
+            Row(
+                "status calls with completion events",
+                r.get("reason", "not measured"),
+                target,
+                "polling (events lost)",
+                None,
+            )
+        ]
     met = r["max_status_calls"] <= 2 and r["max_event_to_detection_s"] <= 2
-    return [Row(f"status calls with completion events ({r['job_s']:.0f} s Azure ML jobs)",
-                f"at most {r['max_status_calls']} calls; detected at most {r['max_event_to_detection_s']} s after the job's end",
-                target, f"today's polling, events lost: median {r['baseline_median_calls']} calls, {r['baseline_median_delay_s']} s", met)]
+    return [
+        Row(
+            f"status calls with completion events ({r['job_s']:.0f} s Azure ML jobs)",
+            f"at most {r['max_status_calls']} calls; detected at most {r['max_event_to_detection_s']} s after the job's end",
+            target,
+            f"today's polling, events lost: median {r['baseline_median_calls']} calls, {r['baseline_median_delay_s']} s",
+            met,
+        )
+    ]

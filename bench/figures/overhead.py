@@ -34,14 +34,28 @@ def measure(stack: Stack) -> dict[str, Any]:
         stack.direct_update(endpoint2, f"trainingoutput/{stack.jobs()[f_job]['outputs'][0].split('/', 1)[1]}")
         f_updated = time.time()
         floor_job = stack.jobs()[f_job]
-        floor_parts.append([floor_job["created_at"] - f_began, f_detected - floor_job["finished_at"], f_updated - f_detected])
+        floor_parts.append(
+            [floor_job["created_at"] - f_began, f_detected - floor_job["finished_at"], f_updated - f_detected]
+        )
         ratios.append((updated - began) / (f_updated - f_began))
         stack.clear()
     app = {part: round(statistics.median(r[i] for r in app_parts), 3) for i, part in enumerate(PARTS)}
     floor = {part: round(statistics.median(r[i] for r in floor_parts), 3) for i, part in enumerate(PARTS)}
-    outside = app["trigger_to_submitted"] - floor["trigger_to_submitted"] + app["detected_to_updated"] - floor["detected_to_updated"]
-    return {"job_s": JOB_S, "repeats": REPEATS, "wall_ratio": round(statistics.median(ratios), 3), "app_s": app, "floor_s": floor,
-            "overhead_outside_detection_s": round(outside, 3), "detection_share_of_job": round(app["finished_to_detected"] / JOB_S, 4)}
+    outside = (
+        app["trigger_to_submitted"]
+        - floor["trigger_to_submitted"]
+        + app["detected_to_updated"]
+        - floor["detected_to_updated"]
+    )
+    return {
+        "job_s": JOB_S,
+        "repeats": REPEATS,
+        "wall_ratio": round(statistics.median(ratios), 3),
+        "app_s": app,
+        "floor_s": floor,
+        "overhead_outside_detection_s": round(outside, 3),
+        "detection_share_of_job": round(app["finished_to_detected"] / JOB_S, 4),
+    }
 
 
 def report(o: dict[str, Any]) -> list[str]:
@@ -54,5 +68,12 @@ def report(o: dict[str, Any]) -> list[str]:
 
 
 def summary(o: dict[str, Any]) -> list[Row]:
-    return [Row("overhead outside detection (3 s job)", f"{o['overhead_outside_detection_s']:.2f} s; wall ratio {o['wall_ratio']}",
-                "< 0.3 s", f"direct script: {sum(o['floor_s'].values()):.2f} s of calls", o["overhead_outside_detection_s"] < 0.3)]
+    return [
+        Row(
+            "overhead outside detection (3 s job)",
+            f"{o['overhead_outside_detection_s']:.2f} s; wall ratio {o['wall_ratio']}",
+            "< 0.3 s",
+            f"direct script: {sum(o['floor_s'].values()):.2f} s of calls",
+            o["overhead_outside_detection_s"] < 0.3,
+        )
+    ]

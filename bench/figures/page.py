@@ -27,5 +27,12 @@ def report(r: dict[str, Any]) -> list[str]:
 
 
 def summary(r: dict[str, Any]) -> list[Row]:
-    return [Row(f"status page of a pipeline with {r['runs']} runs", f"{r['page_median_s']} s (max {r['page_max_s']} s)",
-                "reported", f"reading the newest {r['runs']} records one by one: {r['baseline_record_by_record_s']} s", None)]
+    return [
+        Row(
+            f"status page of a pipeline with {r['runs']} runs",
+            f"{r['page_median_s']} s (max {r['page_max_s']} s)",
+            "reported",
+            f"reading the newest {r['runs']} records one by one: {r['baseline_record_by_record_s']} s",
+            None,
+        )
+    ]

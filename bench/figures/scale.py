@@ -2,7 +2,8 @@
 
 devhost runs with every figure's pipelines plus idle ones, 1,000 in all. Loading that file (parsed
 and validated, `%SETTING%`s resolved: what a worker's first activity does) is timed in fresh
-interpreters against a file of one pipeline, with the memory the loaded definitions hold (tracemalloc). Then 300 pipelines, each with its own
+interpreters against a file of one pipeline, with the memory the loaded definitions hold (tracemalloc).
+Then 300 pipelines, each with its own
 scoring endpoint (training spread over 8 endpoints, within the service's 40 running jobs per
 endpoint), retrain at once with 1 s jobs; the baseline is such a run alone on the same devhost (median
 of three, one after another).
@@ -67,11 +68,19 @@ def pad(stack: Stack) -> None:
 def load(stack: Stack, definitions: Path) -> dict[str, float]:
     runs = []
     for _ in range(LOADS):
-        done = subprocess.run([sys.executable, "-c", LOAD, str(ROOT), str(definitions), json.dumps(stack.settings)], capture_output=True,
-                              text=True, timeout=120, check=True)
+        done = subprocess.run(
+            [sys.executable, "-c", LOAD, str(ROOT), str(definitions), json.dumps(stack.settings)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
         runs.append(json.loads(done.stdout))
-    return {"pipelines": runs[0]["pipelines"], "load_s": round(statistics.median(r["load_s"] for r in runs), 4),
-            "held_mb": mb(statistics.median(r["held_bytes"] for r in runs))}
+    return {
+        "pipelines": runs[0]["pipelines"],
+        "load_s": round(statistics.median(r["load_s"] for r in runs), 4),
+        "held_mb": mb(statistics.median(r["held_bytes"] for r in runs)),
+    }
 
 
 def overheads(stack: Stack, results: list[tuple[float, dict[str, Any]]]) -> list[float]:
@@ -103,28 +112,50 @@ def measure(stack: Stack) -> dict[str, Any]:
     stack.clear()
     spent = overheads(stack, results)
     q = statistics.quantiles(spent, n=20)
-    return {"defined": loads["all"]["pipelines"], "load": loads, "runs": RUNS, "job_s": JOB_S, "wall_s": round(wall, 1),
-            "succeeded": sum(r["status"] == "Succeeded" for _, r in results), "alone_overhead_s": round(alone, 3),
-            "overhead_p50_s": round(statistics.median(spent), 3), "overhead_p95_s": round(q[18], 3),
-            "devhost_rss_before_mb": mb(rss_before), "devhost_peak_rss_mb": mb(proc(stack.devhost_pid, "VmHWM")),
-            "queue_sweeps_s": [round(int(ms) / 1000, 1) for ms in SWEEP.findall(stack.devhost_log_path.read_text())]}
+    return {
+        "defined": loads["all"]["pipelines"],
+        "load": loads,
+        "runs": RUNS,
+        "job_s": JOB_S,
+        "wall_s": round(wall, 1),
+        "succeeded": sum(r["status"] == "Succeeded" for _, r in results),
+        "alone_overhead_s": round(alone, 3),
+        "overhead_p50_s": round(statistics.median(spent), 3),
+        "overhead_p95_s": round(q[18], 3),
+        "devhost_rss_before_mb": mb(rss_before),
+        "devhost_peak_rss_mb": mb(proc(stack.devhost_pid, "VmHWM")),
+        "queue_sweeps_s": [round(int(ms) / 1000, 1) for ms in SWEEP.findall(stack.devhost_log_path.read_text())],
+    }
 
 
 def report(r: dict[str, Any]) -> list[str]:
     a, o = r["load"]["all"], r["load"]["one"]
-    return [f"scale: loading {a['pipelines']} pipelines {a['load_s'] * 1000:.0f} ms, holding {a['held_mb']} MB "
-            f"(1 pipeline: {o['load_s'] * 1000:.1f} ms, {o['held_mb']} MB; median of {LOADS} fresh interpreters)",
-            f"   {r['runs']} runs at once ({r['job_s']} s jobs): {r['succeeded']}/{r['runs']} succeeded in {r['wall_s']} s; overhead p50 "
-            f"{r['overhead_p50_s']} s, p95 {r['overhead_p95_s']} s (one run at a time: {r['alone_overhead_s']} s); devhost RSS "
-            f"{r['devhost_rss_before_mb']} MB before, peak {r['devhost_peak_rss_mb']} MB",
-            f"   the queue sweep over every pipeline (at start, then every 10 minutes) took {r['queue_sweeps_s']} s"]
+    return [
+        f"scale: loading {a['pipelines']} pipelines {a['load_s'] * 1000:.0f} ms, holding {a['held_mb']} MB "
+        f"(1 pipeline: {o['load_s'] * 1000:.1f} ms, {o['held_mb']} MB; median of {LOADS} fresh interpreters)",
+        f"   {r['runs']} runs at once ({r['job_s']} s jobs): {r['succeeded']}/{r['runs']} succeeded in {r['wall_s']} s; overhead p50 "
+        f"{r['overhead_p50_s']} s, p95 {r['overhead_p95_s']} s (one run at a time: {r['alone_overhead_s']} s); devhost RSS "
+        f"{r['devhost_rss_before_mb']} MB before, peak {r['devhost_peak_rss_mb']} MB",
+        f"   the queue sweep over every pipeline (at start, then every 10 minutes) took {r['queue_sweeps_s']} s",
+    ]
 
 
 def summary(r: dict[str, Any]) -> list[Row]:
     a, o = r["load"]["all"], r["load"]["one"]
-    return [Row(f"{a['pipelines']} pipelines in the definitions", f"load {a['load_s'] * 1000:.0f} ms, {a['held_mb']} MB held",
-                "reported", f"1 pipeline: {o['load_s'] * 1000:.1f} ms, {o['held_mb']} MB", None),
-            Row(f"{r['runs']} concurrent runs on one devhost", f"{r['succeeded']}/{r['runs']} complete; overhead p50 {r['overhead_p50_s']} s,"
-                f" p95 {r['overhead_p95_s']} s; peak RSS {r['devhost_peak_rss_mb']} MB",
-                "all complete; RSS reported", f"one run at a time: {r['alone_overhead_s']} s; RSS before {r['devhost_rss_before_mb']} MB",
-                r["succeeded"] == r["runs"])]
+    return [
+        Row(
+            f"{a['pipelines']} pipelines in the definitions",
+            f"load {a['load_s'] * 1000:.0f} ms, {a['held_mb']} MB held",
+            "reported",
+            f"1 pipeline: {o['load_s'] * 1000:.1f} ms, {o['held_mb']} MB",
+            None,
+        ),
+        Row(
+            f"{r['runs']} concurrent runs on one devhost",
+            f"{r['succeeded']}/{r['runs']} complete; overhead p50 {r['overhead_p50_s']} s,"
+            f" p95 {r['overhead_p95_s']} s; peak RSS {r['devhost_peak_rss_mb']} MB",
+            "all complete; RSS reported",
+            f"one run at a time: {r['alone_overhead_s']} s; RSS before {r['devhost_rss_before_mb']} MB",
+            r["succeeded"] == r["runs"],
+        ),
+    ]

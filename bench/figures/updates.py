@@ -37,22 +37,44 @@ def app_environment(stack: Stack) -> dict[str, str]:
     return dict(os.environ) | stack.settings
 
 
-def direct(stack: Stack, endpoints: list[dict[str, Any]], model: str, environment: dict[str, str] | None = None) -> dict[str, float]:
-    spec = {"connection_string": stack.azurite.connection_string, "model": model, "resource": stack.scoring["resourceName"],
-            "endpoints": [{"url": e["updateResourceEndpoint"], "key": e["apiKey"]} for e in endpoints], "parallel": True}
+def direct(
+    stack: Stack, endpoints: list[dict[str, Any]], model: str, environment: dict[str, str] | None = None
+) -> dict[str, float]:
+    spec = {
+        "connection_string": stack.azurite.connection_string,
+        "model": model,
+        "resource": stack.scoring["resourceName"],
+        "endpoints": [{"url": e["updateResourceEndpoint"], "key": e["apiKey"]} for e in endpoints],
+        "parallel": True,
+    }
     path = stack.work / f"direct-{len(endpoints)}.json"
     path.write_text(json.dumps(spec))
-    done = subprocess.run([sys.executable, str(stack.root / "bench" / "direct.py"), str(path)], capture_output=True, text=True,
-                          timeout=300, check=True, env=environment)
+    done = subprocess.run(
+        [sys.executable, str(stack.root / "bench" / "direct.py"), str(path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+        env=environment,
+    )
     return dict(json.loads(done.stdout))
 
 
-def activity_code(stack: Stack, pipeline: str, endpoints: list[dict[str, Any]], model: dict[str, Any], profile: int = 0) -> float:
+def activity_code(
+    stack: Stack, pipeline: str, endpoints: list[dict[str, Any]], model: dict[str, Any], profile: int = 0
+) -> float:
     """CPU seconds the app's own activity code spends on these updates (bench/activity_cpu.py, no host)."""
     path = stack.work / "activity-cpu.json"
     path.write_text(json.dumps({"pipeline": pipeline, "targets": [e["name"] for e in endpoints], "model": model}))
-    command = [sys.executable, str(stack.root / "bench" / "activity_cpu.py"), str(path), *(["--profile", str(profile)] if profile else [])]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=True, env=app_environment(stack), cwd=stack.work)
+    command = [
+        sys.executable,
+        str(stack.root / "bench" / "activity_cpu.py"),
+        str(path),
+        *(["--profile", str(profile)] if profile else []),
+    ]
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=300, check=True, env=app_environment(stack), cwd=stack.work
+    )
     if profile:
         print(done.stderr, file=sys.stderr)
     return float(json.loads(done.stdout)["cpu_s"])
@@ -82,9 +104,18 @@ def measure(stack: Stack) -> dict[str, Any]:
         if n == max(SIZES):
             model = result["model"] | {"location": copy(stack, result["model"]["location"], "activities")}
             code_cpu = activity_code(stack, f"fan-{n}", endpoints[:n], model)
-        rows.append({"targets": n, "app_update_s": round(result["phases"]["updating"], 3), "direct_update_s": round(floor["wall_s"], 3),
-                     "devhost_cpu_s": round(devhost_cpu, 3), "all_cpu_s": round(all_cpu, 3), "direct_cpu_s": round(floor["cpu_s"], 4), "direct_bare_cpu_s": round(bare["cpu_s"], 4),
-                     "activity_code_cpu_s": None if code_cpu is None else round(code_cpu, 4)})
+        rows.append(
+            {
+                "targets": n,
+                "app_update_s": round(result["phases"]["updating"], 3),
+                "direct_update_s": round(floor["wall_s"], 3),
+                "devhost_cpu_s": round(devhost_cpu, 3),
+                "all_cpu_s": round(all_cpu, 3),
+                "direct_cpu_s": round(floor["cpu_s"], 4),
+                "direct_bare_cpu_s": round(bare["cpu_s"], 4),
+                "activity_code_cpu_s": None if code_cpu is None else round(code_cpu, 4),
+            }
+        )
     stack.clear()
     first, last = rows[0], rows[-1]
     extra = last["targets"] - first["targets"]
@@ -92,20 +123,34 @@ def measure(stack: Stack) -> dict[str, Any]:
     def per_update(key: str) -> float:
         return round((last[key] - first[key]) / extra * 1000, 2)
 
-    app_ms, direct_ms, code_ms = per_update("devhost_cpu_s"), per_update("direct_cpu_s"), round(last["activity_code_cpu_s"] / last["targets"] * 1000, 2)
-    return {"rows": rows, "app_cpu_ms_per_update": app_ms, "direct_cpu_ms_per_update": direct_ms, "activity_code_cpu_ms_per_update": code_ms,
-            "direct_bare_cpu_ms_per_update": per_update("direct_bare_cpu_s"),
-            "all_cpu_ms_per_update": per_update("all_cpu_s"), "cpu_ratio": round(app_ms / direct_ms, 2),
-            "n50_over_n1": round(last["app_update_s"] / first["app_update_s"], 2),
-            "direct_n50_over_n1": round(last["direct_update_s"] / first["direct_update_s"], 2)}
+    app_ms, direct_ms, code_ms = (
+        per_update("devhost_cpu_s"),
+        per_update("direct_cpu_s"),
+        round(last["activity_code_cpu_s"] / last["targets"] * 1000, 2),
+    )
+    return {
+        "rows": rows,
+        "app_cpu_ms_per_update": app_ms,
+        "direct_cpu_ms_per_update": direct_ms,
+        "activity_code_cpu_ms_per_update": code_ms,
+        "direct_bare_cpu_ms_per_update": per_update("direct_bare_cpu_s"),
+        "all_cpu_ms_per_update": per_update("all_cpu_s"),
+        "cpu_ratio": round(app_ms / direct_ms, 2),
+        "n50_over_n1": round(last["app_update_s"] / first["app_update_s"], 2),
+        "direct_n50_over_n1": round(last["direct_update_s"] / first["direct_update_s"], 2),
+    }
 
 
 def report(r: dict[str, Any]) -> list[str]:
     return [
         "updates: targets  app update (s)  direct (s)  devhost CPU (s)  all processes CPU (s)  direct CPU (s)",
-        *[f"          {x['targets']:>7}  {x['app_update_s']:>14.3f}  {x['direct_update_s']:>10.3f}  {x['devhost_cpu_s']:>15.3f}"
-          f"  {x['all_cpu_s']:>21.3f}  {x['direct_cpu_s']:>14.4f}" for x in r["rows"]],
-        f"   CPU per update: devhost {r['app_cpu_ms_per_update']} ms (of which the app's activity code {r['activity_code_cpu_ms_per_update']} ms),"
+        *[
+            f"          {x['targets']:>7}  {x['app_update_s']:>14.3f}  {x['direct_update_s']:>10.3f}  {x['devhost_cpu_s']:>15.3f}"
+            f"  {x['all_cpu_s']:>21.3f}  {x['direct_cpu_s']:>14.4f}"
+            for x in r["rows"]
+        ],
+        f"   CPU per update: devhost {r['app_cpu_ms_per_update']} ms"
+        f" (of which the app's activity code {r['activity_code_cpu_ms_per_update']} ms),"
         f" direct script {r['direct_cpu_ms_per_update']} ms: {r['cpu_ratio']}x (target <= 1.5x);"
         f" direct script without the app settings in its environment {r['direct_bare_cpu_ms_per_update']} ms;"
         f" all processes {r['all_cpu_ms_per_update']} ms",
@@ -116,12 +161,21 @@ def report(r: dict[str, Any]) -> list[str]:
 def summary(r: dict[str, Any]) -> list[Row]:
     rest = round(r["app_cpu_ms_per_update"] - r["activity_code_cpu_ms_per_update"], 2)
     return [
-        Row("app CPU per target update (devhost process)", f"{r['app_cpu_ms_per_update']} ms ({r['cpu_ratio']}x); activity code "
-            f"{r['activity_code_cpu_ms_per_update']} ms, host and orchestration {rest} ms", "≤ 1.5× direct script",
+        Row(
+            "app CPU per target update (devhost process)",
+            f"{r['app_cpu_ms_per_update']} ms ({r['cpu_ratio']}x); activity code "
+            f"{r['activity_code_cpu_ms_per_update']} ms, host and orchestration {rest} ms",
+            "≤ 1.5× direct script",
             f"direct script: {r['direct_cpu_ms_per_update']} ms",
             # N = 50 less N = 1: if something else ran in devhost during N = 1 (its ten-minute queue sweep) the
             # difference is meaningless, and so is a verdict
-            (0 < r["cpu_ratio"] <= 1.5) if r["app_cpu_ms_per_update"] > 0 else None),
-        Row("fan-out, N = 50 vs N = 1 wall time", f"{r['n50_over_n1']}x ({r['rows'][-1]['app_update_s']} s vs {r['rows'][0]['app_update_s']} s)",
-            "≤ 2×, or the CPU bound outside the app", f"direct script: {r['direct_n50_over_n1']}x", r["n50_over_n1"] <= 2),
+            (0 < r["cpu_ratio"] <= 1.5) if r["app_cpu_ms_per_update"] > 0 else None,
+        ),
+        Row(
+            "fan-out, N = 50 vs N = 1 wall time",
+            f"{r['n50_over_n1']}x ({r['rows'][-1]['app_update_s']} s vs {r['rows'][0]['app_update_s']} s)",
+            "≤ 2×, or the CPU bound outside the app",
+            f"direct script: {r['direct_n50_over_n1']}x",
+            r["n50_over_n1"] <= 2,
+        ),
     ]

@@ -38,11 +38,33 @@ ML_AUDIENCE = "https://ml.azure.com"
 SUPPORTED_API_VERSIONS = ("2023-04-01", "2023-10-01", "2024-04-01", "2024-10-01", "2025-09-01", "2025-12-01")
 NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9\-_]{0,254}$")
 NAMESPACE = "Microsoft.MachineLearningServices"
-_LITERALS = {w.lower(): w for w in (
-    "subscriptions", "resourceGroups", "providers", NAMESPACE, "workspaces", "jobs", "cancel", "models", "versions",
-    "onlineEndpoints", "batchEndpoints", "deployments", "listKeys", "regenerateKeys", "token", "getLogs", "computes",
-    "environments", "datastores", "locations", "mfeOperationsStatus", "mfeOperationResults",
-)}
+_LITERALS = {
+    w.lower(): w
+    for w in (
+        "subscriptions",
+        "resourceGroups",
+        "providers",
+        NAMESPACE,
+        "workspaces",
+        "jobs",
+        "cancel",
+        "models",
+        "versions",
+        "onlineEndpoints",
+        "batchEndpoints",
+        "deployments",
+        "listKeys",
+        "regenerateKeys",
+        "token",
+        "getLogs",
+        "computes",
+        "environments",
+        "datastores",
+        "locations",
+        "mfeOperationsStatus",
+        "mfeOperationResults",
+    )
+}
 
 
 class ArmPathCase:
@@ -57,8 +79,10 @@ class ArmPathCase:
             lowered = [p.lower() for p in parts]
             if "providers" in lowered and NAMESPACE.lower() in lowered:
                 # Literals sit at even positions (type/name pairs), plus the namespace after "providers".
-                fixed = [_LITERALS.get(p.lower(), p) if i % 2 == 0 or lowered[i - 1] == "providers" else p
-                         for i, p in enumerate(parts)]
+                fixed = [
+                    _LITERALS.get(p.lower(), p) if i % 2 == 0 or lowered[i - 1] == "providers" else p
+                    for i, p in enumerate(parts)
+                ]
                 scope = dict(scope, path="/" + "/".join(fixed))
         await self.app(scope, receive, send)
 
@@ -80,10 +104,17 @@ class Call:
 def check_api_version(request: Request) -> str:
     version = request.query_params.get("api-version")
     if not version:
-        raise arm_error(400, "MissingApiVersionParameter", "The api-version query parameter (?api-version=) is required for all requests.")
+        raise arm_error(
+            400,
+            "MissingApiVersionParameter",
+            "The api-version query parameter (?api-version=) is required for all requests.",
+        )
     if version not in SUPPORTED_API_VERSIONS:
-        raise arm_error(400, "InvalidApiVersionParameter",
-                        f"The api-version '{version}' is invalid. The supported versions are '{', '.join(SUPPORTED_API_VERSIONS)}'.")
+        raise arm_error(
+            400,
+            "InvalidApiVersionParameter",
+            f"The api-version '{version}' is invalid. The supported versions are '{', '.join(SUPPORTED_API_VERSIONS)}'.",
+        )
     return version
 
 
@@ -93,13 +124,19 @@ def authenticate(state: AzureMlState, request: Request, audience: str) -> dict[s
 
 def authorize(ws: Workspace, claims: dict[str, Any], action: str) -> str:
     if str(claims.get("tid", "")).lower() != ws.cfg.tenant.lower():
-        raise arm_error(401, "InvalidAuthenticationTokenTenant",
-                        f"The access token is from the wrong issuer. It must match the tenant '{ws.cfg.tenant}' of this subscription.")
+        raise arm_error(
+            401,
+            "InvalidAuthenticationTokenTenant",
+            f"The access token is from the wrong issuer. It must match the tenant '{ws.cfg.tenant}' of this subscription.",
+        )
     principal = str(claims.get("appid", ""))
     if principal != ws.cfg.client_id:
-        raise arm_error(403, "AuthorizationFailed",
-                        f"The client '{principal}' does not have authorization to perform action '{action}' "
-                        f"over scope '{ws.cfg.resource_id}' or the scope is invalid.")
+        raise arm_error(
+            403,
+            "AuthorizationFailed",
+            f"The client '{principal}' does not have authorization to perform action '{action}' "
+            f"over scope '{ws.cfg.resource_id}' or the scope is invalid.",
+        )
     return principal
 
 
@@ -112,7 +149,11 @@ def find_workspace(state: AzureMlState, sub: str, rg: str, name: str) -> Workspa
         raise arm_error(404, "ResourceGroupNotFound", f"Resource group '{rg}' could not be found.")
     ws = next((w for w in candidates if w.cfg.name.lower() == name.lower()), None)
     if ws is None:
-        raise arm_error(404, "ResourceNotFound", f"The Resource '{NAMESPACE}/workspaces/{name}' under resource group '{rg}' was not found.")
+        raise arm_error(
+            404,
+            "ResourceNotFound",
+            f"The Resource '{NAMESPACE}/workspaces/{name}' under resource group '{rg}' was not found.",
+        )
     return ws
 
 
@@ -150,7 +191,10 @@ def _remaining(kind: str) -> int:
 def answer(body: Any, status: int = 200, headers: dict[str, str] | None = None, *, write: bool = False) -> Response:
     """A JSON answer with ARM's request id and rate-limit headers (a body of None: no content)."""
     kind = "writes" if write else "reads"
-    extra = {"x-ms-request-id": str(uuid.uuid4()), f"x-ms-ratelimit-remaining-subscription-{kind}": str(_remaining(kind))}
+    extra = {
+        "x-ms-request-id": str(uuid.uuid4()),
+        f"x-ms-ratelimit-remaining-subscription-{kind}": str(_remaining(kind)),
+    }
     extra |= headers or {}
     if body is None:
         return Response(status_code=status, headers=extra)
@@ -164,7 +208,7 @@ def page(state: AzureMlState, request: Request, items: list[dict[str, Any]]) -> 
     if top is not None:
         items = items[:top]
     size = state.page_size
-    body: dict[str, Any] = {"value": items[skip:skip + size]}
+    body: dict[str, Any] = {"value": items[skip : skip + size]}
     if skip + size < len(items):
         query = {k: v for k, v in request.query_params.items() if k != "$skip"} | {"$skip": str(skip + size)}
         body["nextLink"] = f"{state.base}{request.url.path}?{urlencode(query, safe='$')}"
@@ -176,7 +220,9 @@ def int_query(request: Request, key: str, default: int | None) -> Any:
     if raw is None:
         return default
     if not raw.isdigit() or (key == "$top" and int(raw) == 0):
-        raise user_error(f"Query parameter {key} must be a {'positive' if key == '$top' else 'non-negative'} integer, got {raw!r}.")
+        raise user_error(
+            f"Query parameter {key} must be a {'positive' if key == '$top' else 'non-negative'} integer, got {raw!r}."
+        )
     return int(raw)
 
 

@@ -39,15 +39,19 @@ class WorkspaceConfig:
     compute: str = "cpu-cluster"
     environment: str = "sklearn-env"
     environment_version: str = "1"
-    datastores: tuple[DatastoreConfig, ...] = (DatastoreConfig("workspaceblobstore", "azureml-blobstore", default=True),)
+    datastores: tuple[DatastoreConfig, ...] = (
+        DatastoreConfig("workspaceblobstore", "azureml-blobstore", default=True),
+    )
     online_endpoints: tuple[OnlineEndpointConfig, ...] = ()
     batch_endpoints: tuple[str, ...] = ()
     event_webhooks: tuple[str, ...] = ()  # Event Grid subscribers from the start (all event types)
 
     @property
     def resource_id(self) -> str:
-        return (f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
-                f"/providers/Microsoft.MachineLearningServices/workspaces/{self.name}")
+        return (
+            f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
+            f"/providers/Microsoft.MachineLearningServices/workspaces/{self.name}"
+        )
 
     @property
     def default_datastore(self) -> DatastoreConfig:
@@ -81,16 +85,18 @@ class AzureMlConfig:
 
 def default_azure_ml() -> AzureMlConfig:
     """One workspace, `retrain-ws`, with an online and a batch endpoint that have no deployments yet."""
-    return AzureMlConfig(workspaces=(
-        WorkspaceConfig(
-            subscription_id="00000000-0000-0000-0000-000000000000",
-            resource_group="retrain-rg",
-            name="retrain-ws",
-            location="eastus",
-            tenant="mycompany.com",
-            client_id="6b1f3c2e-7a44-4d0b-9c1e-5a8f2d3b4c61",
-            client_secret="amlEmu8Q~lr3tZ0wYkN5vX2pHs7cJ4dF9gB6mA1eRq",
-            online_endpoints=(OnlineEndpointConfig("retrain-online", "Key"),),
-            batch_endpoints=("retrain-batch",),
-        ),
-    ))
+    return AzureMlConfig(
+        workspaces=(
+            WorkspaceConfig(
+                subscription_id="00000000-0000-0000-0000-000000000000",
+                resource_group="retrain-rg",
+                name="retrain-ws",
+                location="eastus",
+                tenant="mycompany.com",
+                client_id="6b1f3c2e-7a44-4d0b-9c1e-5a8f2d3b4c61",
+                client_secret="amlEmu8Q~lr3tZ0wYkN5vX2pHs7cJ4dF9gB6mA1eRq",
+                online_endpoints=(OnlineEndpointConfig("retrain-online", "Key"),),
+                batch_endpoints=("retrain-batch",),
+            ),
+        )
+    )

@@ -33,8 +33,11 @@ from .state import AzureMlState
 from .storage import parse_uri
 from .validation import choice, duration, flag, integer, obj, opt_obj, required_text, str_map, text
 
-MODEL_ID = re.compile(r"^/subscriptions/([^/]+)/resourceGroups/([^/]+)/providers/Microsoft\.MachineLearningServices/"
-                      r"workspaces/([^/]+)/models/([^/]+)/versions/([^/]+)$", re.IGNORECASE)
+MODEL_ID = re.compile(
+    r"^/subscriptions/([^/]+)/resourceGroups/([^/]+)/providers/Microsoft\.MachineLearningServices/"
+    r"workspaces/([^/]+)/models/([^/]+)/versions/([^/]+)$",
+    re.IGNORECASE,
+)
 CREATE_ONLY = ("endpointComputeType", "instanceType", "codeConfiguration")
 PROBE_DEFAULTS = {"initialDelay": "PT10S", "period": "PT10S", "timeout": "PT2S"}
 
@@ -42,15 +45,26 @@ PROBE_DEFAULTS = {"initialDelay": "PT10S", "period": "PT10S", "timeout": "PT2S"}
 def resolve_model(ws: Workspace, ref: str, where: str) -> ModelVersion:
     if m := MODEL_ID.match(ref):
         sub, rg, ws_name, name, version = m.groups()
-        if (sub.lower(), rg.lower(), ws_name.lower()) != (ws.cfg.subscription_id.lower(), ws.cfg.resource_group.lower(), ws.cfg.name.lower()):
-            raise user_error(f"{where}: {ref!r} is in another workspace; registries and other workspaces are not supported here.", "NotSupported")
+        if (sub.lower(), rg.lower(), ws_name.lower()) != (
+            ws.cfg.subscription_id.lower(),
+            ws.cfg.resource_group.lower(),
+            ws.cfg.name.lower(),
+        ):
+            raise user_error(
+                f"{where}: {ref!r} is in another workspace; registries and other workspaces are not supported here.",
+                "NotSupported",
+            )
     elif ref.startswith("azureml:") and not ref.startswith("azureml://") and ref.count(":") == 2:
         _, name, version = ref.split(":")
     else:
-        raise user_error(f"{where} must be a model version's ARM id or azureml:<name>:<version>; got {ref!r}.", "InvalidReference")
+        raise user_error(
+            f"{where} must be a model version's ARM id or azureml:<name>:<version>; got {ref!r}.", "InvalidReference"
+        )
     found = find_version(ws, name, version)
     if found is None:
-        raise user_error(f"{where}: model {name} version {version} was not found in workspace {ws.cfg.name}.", "NotFound")
+        raise user_error(
+            f"{where}: model {name} version {version} was not found in workspace {ws.cfg.name}.", "NotFound"
+        )
     return found
 
 
@@ -67,31 +81,47 @@ def parse_online(ws: Workspace, props: dict[str, Any]) -> tuple[dict[str, Any], 
     if compute_type is None:
         raise user_error("properties.endpointComputeType is required.", "MissingRequiredField")
     if compute_type != "Managed":
-        raise user_error(f"endpointComputeType {compute_type} is not supported by this emulator; use Managed.", "NotSupported")
+        raise user_error(
+            f"endpointComputeType {compute_type} is not supported by this emulator; use Managed.", "NotSupported"
+        )
     model = resolve_model(ws, required_text(props, "model", "properties"), "properties.model")
     code = opt_obj(props, "codeConfiguration", "properties")
     if code is not None:
-        code = {"codeId": text(code, "codeId", "properties.codeConfiguration"),
-                "scoringScript": required_text(code, "scoringScript", "properties.codeConfiguration")}
+        code = {
+            "codeId": text(code, "codeId", "properties.codeConfiguration"),
+            "scoringScript": required_text(code, "scoringScript", "properties.codeConfiguration"),
+        }
     environment = text(props, "environmentId", "properties")
     if environment is not None:
         check_asset_id(ws, environment, "properties.environmentId", "environments")
     requests_in = opt_obj(props, "requestSettings", "properties") or {}
     scale = opt_obj(props, "scaleSettings", "properties") or {}
     return {
-        "endpointComputeType": "Managed", "model": _model_id(ws, model), "codeConfiguration": code, "environmentId": environment,
+        "endpointComputeType": "Managed",
+        "model": _model_id(ws, model),
+        "codeConfiguration": code,
+        "environmentId": environment,
         "instanceType": text(props, "instanceType", "properties", default="Standard_DS3_v2"),
         "description": text(props, "description", "properties"),
         "properties": str_map(props, "properties", "properties"),
         "environmentVariables": str_map(props, "environmentVariables", "properties"),
         "appInsightsEnabled": flag(props, "appInsightsEnabled", "properties"),
-        "egressPublicNetworkAccess": choice(props, "egressPublicNetworkAccess", "properties", ("Enabled", "Disabled"), default="Enabled"),
-        "scaleSettings": scale | {"scaleType": choice(scale, "scaleType", "properties.scaleSettings", ("Default", "TargetUtilization"),
-                                                       default="Default")},
-        "requestSettings": {"requestTimeout": duration(requests_in, "requestTimeout", "properties.requestSettings", "PT5S"),
-                            "maxConcurrentRequestsPerInstance": integer(requests_in, "maxConcurrentRequestsPerInstance",
-                                                                        "properties.requestSettings", minimum=1, default=1),
-                            "maxQueueWait": duration(requests_in, "maxQueueWait", "properties.requestSettings", "PT0.5S")},
+        "egressPublicNetworkAccess": choice(
+            props, "egressPublicNetworkAccess", "properties", ("Enabled", "Disabled"), default="Enabled"
+        ),
+        "scaleSettings": scale
+        | {
+            "scaleType": choice(
+                scale, "scaleType", "properties.scaleSettings", ("Default", "TargetUtilization"), default="Default"
+            )
+        },
+        "requestSettings": {
+            "requestTimeout": duration(requests_in, "requestTimeout", "properties.requestSettings", "PT5S"),
+            "maxConcurrentRequestsPerInstance": integer(
+                requests_in, "maxConcurrentRequestsPerInstance", "properties.requestSettings", minimum=1, default=1
+            ),
+            "maxQueueWait": duration(requests_in, "maxQueueWait", "properties.requestSettings", "PT0.5S"),
+        },
         "livenessProbe": _probe(opt_obj(props, "livenessProbe", "properties"), "properties.livenessProbe"),
         "readinessProbe": _probe(opt_obj(props, "readinessProbe", "properties"), "properties.readinessProbe"),
     }, model
@@ -100,7 +130,10 @@ def parse_online(ws: Workspace, props: dict[str, Any]) -> tuple[dict[str, Any], 
 def parse_batch(ws: Workspace, props: dict[str, Any]) -> tuple[dict[str, Any], ModelVersion]:
     ref = obj(props.get("model"), "properties.model")
     if choice(ref, "referenceType", "properties.model", ("Id", "DataPath", "OutputPath")) != "Id":
-        raise user_error("properties.model.referenceType must be Id (DataPath and OutputPath are not supported here).", "NotSupported")
+        raise user_error(
+            "properties.model.referenceType must be Id (DataPath and OutputPath are not supported here).",
+            "NotSupported",
+        )
     model = resolve_model(ws, required_text(ref, "assetId", "properties.model"), "properties.model.assetId")
     compute = text(props, "compute", "properties")
     if compute is not None:
@@ -109,16 +142,27 @@ def parse_batch(ws: Workspace, props: dict[str, Any]) -> tuple[dict[str, Any], M
     resources = opt_obj(props, "resources", "properties") or {}
     code = opt_obj(props, "codeConfiguration", "properties")
     return {
-        "model": {"referenceType": "Id", "assetId": _model_id(ws, model)}, "compute": compute, "codeConfiguration": code,
+        "model": {"referenceType": "Id", "assetId": _model_id(ws, model)},
+        "compute": compute,
+        "codeConfiguration": code,
         "environmentId": text(props, "environmentId", "properties"),
         "description": text(props, "description", "properties"),
         "properties": str_map(props, "properties", "properties"),
         "environmentVariables": str_map(props, "environmentVariables", "properties"),
-        "resources": resources | {"instanceCount": integer(resources, "instanceCount", "properties.resources", minimum=1, default=1, coerce=True)},
+        "resources": resources
+        | {
+            "instanceCount": integer(
+                resources, "instanceCount", "properties.resources", minimum=1, default=1, coerce=True
+            )
+        },
         "miniBatchSize": integer(props, "miniBatchSize", "properties", minimum=1, default=10, coerce=True),
-        "maxConcurrencyPerInstance": integer(props, "maxConcurrencyPerInstance", "properties", minimum=1, default=1, coerce=True),
-        "retrySettings": {"maxRetries": integer(retry, "maxRetries", "properties.retrySettings", minimum=0, default=3, coerce=True),
-                          "timeout": duration(retry, "timeout", "properties.retrySettings", "PT30S")},
+        "maxConcurrencyPerInstance": integer(
+            props, "maxConcurrencyPerInstance", "properties", minimum=1, default=1, coerce=True
+        ),
+        "retrySettings": {
+            "maxRetries": integer(retry, "maxRetries", "properties.retrySettings", minimum=0, default=3, coerce=True),
+            "timeout": duration(retry, "timeout", "properties.retrySettings", "PT30S"),
+        },
         "errorThreshold": integer(props, "errorThreshold", "properties", minimum=-1, default=-1, coerce=True),
         "loggingLevel": choice(props, "loggingLevel", "properties", ("Info", "Warning", "Debug"), default="Info"),
         "outputAction": choice(props, "outputAction", "properties", ("AppendRow", "SummaryOnly"), default="AppendRow"),
@@ -137,9 +181,13 @@ def require_deployment_idle(d: Deployment) -> None:
 
 def deployment_body(ws: Workspace, endpoint: Endpoint, d: Deployment) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "id": resource_id(ws, segment(endpoint.batch), endpoint.name, "deployments", d.name), "name": d.name,
+        "id": resource_id(ws, segment(endpoint.batch), endpoint.name, "deployments", d.name),
+        "name": d.name,
         "type": f"Microsoft.MachineLearningServices/workspaces/{segment(endpoint.batch)}/deployments",
-        "location": d.location, "tags": d.tags, "kind": "Managed", "systemData": d.audit.body(),
+        "location": d.location,
+        "tags": d.tags,
+        "kind": "Managed",
+        "systemData": d.audit.body(),
         "properties": d.props | {"provisioningState": d.state},
     }
     if d.sku is not None:
@@ -156,7 +204,9 @@ def load_served(state: AzureMlState, ws: Workspace, mv: ModelVersion) -> ServedM
     return ServedModel(_model_id(ws, mv), content_id, model)
 
 
-def start_provisioning(state: AzureMlState, ws: Workspace, endpoint: Endpoint, d: Deployment, mv: ModelVersion, status: str) -> Any:
+def start_provisioning(
+    state: AzureMlState, ws: Workspace, endpoint: Endpoint, d: Deployment, mv: ModelVersion, status: str
+) -> Any:
     """Provision `d` with model version `mv`; on success it serves that model and ModelDeployed is emitted."""
     loaded: list[ServedModel] = []
     fault = d.fault
@@ -178,9 +228,18 @@ def start_provisioning(state: AzureMlState, ws: Workspace, endpoint: Endpoint, d
         with state.lock:
             d.served = loaded[0]
         state.count("deployments_succeeded")
-        state.publish(ws, "ModelDeployed", f"endpoints/{endpoint.name}",
-                      {"ServiceName": endpoint.name, "ServiceComputeType": "Managed", "ModelIds": f"{mv.name}:{mv.version}",
-                       "ServiceTags": dict(endpoint.tags), "ServiceProperties": {"deployment": d.name}})
+        state.publish(
+            ws,
+            "ModelDeployed",
+            f"endpoints/{endpoint.name}",
+            {
+                "ServiceName": endpoint.name,
+                "ServiceComputeType": "Managed",
+                "ModelIds": f"{mv.name}:{mv.version}",
+                "ServiceTags": dict(endpoint.tags),
+                "ServiceProperties": {"deployment": d.name},
+            },
+        )
 
     return provision(state, ws, d, "bd" if endpoint.batch else "odidp", status, work=work, on_success=serve)
 
@@ -198,38 +257,58 @@ def build_router(state: AzureMlState) -> APIRouter:
     @on_both(router, "PUT", sub_path + "/{name}")
     async def put_deployment(sub: str, rg: str, ws: str, endpoint: str, name: str, request: Request) -> Response:
         batch = is_batch(request)
-        call, body = await tracked_put(state, request, sub, rg, ws, f"{segment(batch)}.deployments.write", "Deployment", name)
+        call, body = await tracked_put(
+            state, request, sub, rg, ws, f"{segment(batch)}.deployments.write", "Deployment", name
+        )
         props, mv = (parse_batch if batch else parse_online)(call.ws, obj(body.get("properties"), "properties"))
         tags = str_map(body, "tags", "")
         sku = None
         if not batch:
             raw_sku = opt_obj(body, "sku", "") or {}
-            sku = raw_sku | {"name": text(raw_sku, "name", "sku", default="Default"),
-                             "capacity": integer(raw_sku, "capacity", "sku", minimum=1, default=1)}
+            sku = raw_sku | {
+                "name": text(raw_sku, "name", "sku", default="Default"),
+                "capacity": integer(raw_sku, "capacity", "sku", minimum=1, default=1),
+            }
         with state.lock:
             target = find_endpoint(call.ws, endpoint, batch)
             if target.state not in TERMINAL_PROVISIONING:
-                raise conflict(f"Cannot create a deployment in endpoint {target.name} because it is in {target.state} provisioning state.")
+                raise conflict(
+                    f"Cannot create a deployment in endpoint {target.name} because it is in {target.state} provisioning state."
+                )
             d = target.deployment(name)
             created = d is None
             if d is None:
-                d = Deployment(name=name, endpoint=target.name, batch=batch, location=call.ws.cfg.location, tags=tags, sku=sku,
-                               props=props, audit=Audit(call.principal), model_id=_model_id(call.ws, mv))
+                d = Deployment(
+                    name=name,
+                    endpoint=target.name,
+                    batch=batch,
+                    location=call.ws.cfg.location,
+                    tags=tags,
+                    sku=sku,
+                    props=props,
+                    audit=Audit(call.principal),
+                    model_id=_model_id(call.ws, mv),
+                )
                 d.fault = state.take_deployment_fault(call.ws, target.name, name)
                 target.deployments[name.lower()] = d
             else:
                 require_deployment_idle(d)
                 changed = next((k for k in CREATE_ONLY if k in props and props[k] != d.props.get(k)), None)
                 if changed is not None:
-                    raise user_error(f"properties.{changed} cannot be changed after the deployment is created.", "Immutable",
-                                     parameters={"property": changed})
+                    raise user_error(
+                        f"properties.{changed} cannot be changed after the deployment is created.",
+                        "Immutable",
+                        parameters={"property": changed},
+                    )
                 d.tags, d.sku, d.props, d.model_id = tags, sku, props, _model_id(call.ws, mv)
                 d.audit.touch(call.principal)
                 fault = state.take_deployment_fault(call.ws, target.name, name)
                 d.fault = fault or d.fault
             op = start_provisioning(state, call.ws, target, d, mv, "Creating" if created else "Updating")
             headers = state.async_headers(op)
-            d.props = d.props | {"properties": d.props["properties"] | {"AzureAsyncOperationUri": headers["Azure-AsyncOperation"]}}
+            d.props = d.props | {
+                "properties": d.props["properties"] | {"AzureAsyncOperationUri": headers["Azure-AsyncOperation"]}
+            }
         return answer(deployment_body(call.ws, target, d), 201 if created else 200, headers, write=True)
 
     @on_both(router, "GET", sub_path + "/{name}")
@@ -258,22 +337,33 @@ def build_router(state: AzureMlState) -> APIRouter:
                 return answer(None, 204, write=True)
             require_idle(target, f"delete deployment {d.name}")
             require_deployment_idle(d)
-            if any(w.get(d.name, 0) > 0 for w in (target.traffic, target.mirror, target.live_traffic, target.live_mirror)):
-                raise user_error(f"Deployment {d.name} still gets traffic; set its traffic and mirror traffic to 0 first.", "DeploymentHasTraffic")
+            if any(
+                w.get(d.name, 0) > 0 for w in (target.traffic, target.mirror, target.live_traffic, target.live_mirror)
+            ):
+                raise user_error(
+                    f"Deployment {d.name} still gets traffic; set its traffic and mirror traffic to 0 first.",
+                    "DeploymentHasTraffic",
+                )
             if target.default_deployment and target.default_deployment.lower() == d.name.lower():
-                raise user_error(f"Deployment {d.name} is the endpoint's default deployment; choose another default first.", "DeploymentIsDefault")
+                raise user_error(
+                    f"Deployment {d.name} is the endpoint's default deployment; choose another default first.",
+                    "DeploymentIsDefault",
+                )
 
             def remove() -> None:
                 target.deployments.pop(d.name.lower(), None)
                 for weights in (target.traffic, target.mirror, target.live_traffic, target.live_mirror):
                     weights.pop(d.name, None)
+
             op = delete_later(state, call.ws, d, "bd" if batch else "od", remove)
         return answer(None, 202, state.location_headers(op), write=True)
 
     @on_both(router, "PATCH", sub_path + "/{name}")
     async def patch_deployment(sub: str, rg: str, ws: str, endpoint: str, name: str, request: Request) -> Response:
         batch = is_batch(request)
-        call, body = await tracked_patch(state, request, sub, rg, ws, f"{segment(batch)}.deployments.write", ("tags", "sku"), "deployment")
+        call, body = await tracked_patch(
+            state, request, sub, rg, ws, f"{segment(batch)}.deployments.write", ("tags", "sku"), "deployment"
+        )
         raw_sku = opt_obj(body, "sku", "sku")
         capacity = integer(raw_sku, "capacity", "sku", minimum=1) if raw_sku else None
         with state.lock:
@@ -289,15 +379,19 @@ def build_router(state: AzureMlState) -> APIRouter:
             op = provision(state, call.ws, d, "ods", "Scaling", on_success=lambda: setattr(d, "sku", sku))
         return answer(None, 202, state.location_headers(op), write=True)
 
-    @router.post("/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.MachineLearningServices/workspaces/{ws}"
-                 "/onlineEndpoints/{endpoint}/deployments/{name}/getLogs")
+    @router.post(
+        "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.MachineLearningServices/workspaces/{ws}"
+        "/onlineEndpoints/{endpoint}/deployments/{name}/getLogs"
+    )
     async def get_logs(sub: str, rg: str, ws: str, endpoint: str, name: str, request: Request) -> Response:
         call = await arm_call(state, request, sub, rg, ws, "onlineEndpoints.deployments.getLogs")
         body = await read_object(state, request) if request.headers.get("content-length", "0") != "0" else {}
-        container = choice(body, "containerType", "", ("InferenceServer", "StorageInitializer"), default="InferenceServer")
+        container = choice(
+            body, "containerType", "", ("InferenceServer", "StorageInitializer"), default="InferenceServer"
+        )
         tail = integer(body, "tail", "", minimum=1, default=100)
         d = find(call.ws, find_endpoint(call.ws, endpoint, False), name)
         lines = [line.split(": ", 1)[1] for line in d.logs if line.startswith(f"{container}: ")]
-        return answer({"content": "\n".join(lines[-(tail or 100):])})
+        return answer({"content": "\n".join(lines[-(tail or 100) :])})
 
     return router

@@ -57,19 +57,35 @@ def aml_token_audience(ws: Workspace, endpoint: Endpoint) -> str:
 
 def endpoint_body(state: AzureMlState, ws: Workspace, endpoint: Endpoint) -> dict[str, Any]:
     props: dict[str, Any] = {
-        "authMode": endpoint.auth_mode, "description": endpoint.description, "properties": endpoint.user_properties,
-        "scoringUri": state.scoring_uri(endpoint), "provisioningState": endpoint.state, "keys": None,
+        "authMode": endpoint.auth_mode,
+        "description": endpoint.description,
+        "properties": endpoint.user_properties,
+        "scoringUri": state.scoring_uri(endpoint),
+        "provisioningState": endpoint.state,
+        "keys": None,
     }
     if endpoint.batch:
         props["defaults"] = {"deploymentName": endpoint.default_deployment}
     else:
-        props |= {"swaggerUri": state.scoring_uri(endpoint).rsplit("/", 1)[0] + "/swagger.json", "traffic": endpoint.traffic,
-                  "mirrorTraffic": endpoint.mirror, "publicNetworkAccess": "Enabled", "compute": None}
-    return {"id": resource_id(ws, segment(endpoint.batch), endpoint.name), "name": endpoint.name,
-            "type": f"Microsoft.MachineLearningServices/workspaces/{segment(endpoint.batch)}", "location": endpoint.location,
-            "tags": endpoint.tags, "kind": "Managed", "systemData": endpoint.audit.body(),
-            "identity": endpoint.identity | {"principalId": "00000000-0000-0000-0000-0000000000e1", "tenantId": ws.cfg.tenant},
-            "properties": props}
+        props |= {
+            "swaggerUri": state.scoring_uri(endpoint).rsplit("/", 1)[0] + "/swagger.json",
+            "traffic": endpoint.traffic,
+            "mirrorTraffic": endpoint.mirror,
+            "publicNetworkAccess": "Enabled",
+            "compute": None,
+        }
+    return {
+        "id": resource_id(ws, segment(endpoint.batch), endpoint.name),
+        "name": endpoint.name,
+        "type": f"Microsoft.MachineLearningServices/workspaces/{segment(endpoint.batch)}",
+        "location": endpoint.location,
+        "tags": endpoint.tags,
+        "kind": "Managed",
+        "systemData": endpoint.audit.body(),
+        "identity": endpoint.identity
+        | {"principalId": "00000000-0000-0000-0000-0000000000e1", "tenantId": ws.cfg.tenant},
+        "properties": props,
+    }
 
 
 def _weights(raw: Any, where: str, endpoint: Endpoint | None, ws: Workspace) -> dict[str, int]:
@@ -80,50 +96,70 @@ def _weights(raw: Any, where: str, endpoint: Endpoint | None, ws: Workspace) -> 
     out: dict[str, int] = {}
     for name, value in weights.items():
         if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 100:
-            raise user_error(f"{where}.{name} must be an integer percentage from 0 to 100; got {value!r}.", "InvalidTraffic")
+            raise user_error(
+                f"{where}.{name} must be an integer percentage from 0 to 100; got {value!r}.", "InvalidTraffic"
+            )
         deployment = endpoint.deployment(name) if endpoint else None
         if deployment is None:
-            raise user_error(f"{where}: deployment {name} not found in endpoint {endpoint.name if endpoint else '(new)'}, "
-                             f"workspace {ws.cfg.name}; set traffic only on deployments that exist.", "InvalidTraffic")
+            raise user_error(
+                f"{where}: deployment {name} not found in endpoint {endpoint.name if endpoint else '(new)'}, "
+                f"workspace {ws.cfg.name}; set traffic only on deployments that exist.",
+                "InvalidTraffic",
+            )
         if value > 0 and deployment.state in ("Failed", "Canceled"):
-            raise user_error(f"{where}: deployment {deployment.name} is in {deployment.state} state and cannot take traffic.", "InvalidTraffic")
+            raise user_error(
+                f"{where}: deployment {deployment.name} is in {deployment.state} state and cannot take traffic.",
+                "InvalidTraffic",
+            )
         if value > 0 and deployment.state not in TERMINAL_PROVISIONING:
-            raise conflict(f"Cannot set traffic to deployment {deployment.name} because it is in {deployment.state} provisioning state.")
+            raise conflict(
+                f"Cannot set traffic to deployment {deployment.name} because it is in {deployment.state} provisioning state."
+            )
         out[deployment.name] = value
     return out
 
 
-async def tracked_put(state: AzureMlState, request: Request, sub: str, rg: str, ws: str, op: str,
-                      kind: str, name: str) -> tuple[Call, dict[str, Any]]:
+async def tracked_put(
+    state: AzureMlState, request: Request, sub: str, rg: str, ws: str, op: str, kind: str, name: str
+) -> tuple[Call, dict[str, Any]]:
     """The checks every PUT of a tracked resource (endpoint, deployment) starts with; (call, body)."""
     call = await arm_call(state, request, sub, rg, ws, op)
     check_name(kind, name)
     body = await read_object(state, request)
     location = required_text(body, "location", "")
     if location.replace(" ", "").lower() != call.ws.cfg.location.lower():
-        raise user_error(f"location {location!r} must be the workspace's location, {call.ws.cfg.location}.", "InvalidLocation")
+        raise user_error(
+            f"location {location!r} must be the workspace's location, {call.ws.cfg.location}.", "InvalidLocation"
+        )
     return call, body
 
 
-async def tracked_patch(state: AzureMlState, request: Request, sub: str, rg: str, ws: str, op: str,
-                        allowed: tuple[str, str], kind: str) -> tuple[Call, dict[str, Any]]:
+async def tracked_patch(
+    state: AzureMlState, request: Request, sub: str, rg: str, ws: str, op: str, allowed: tuple[str, str], kind: str
+) -> tuple[Call, dict[str, Any]]:
     """A PATCH body, which may carry only the two `allowed` fields; (call, body)."""
     call = await arm_call(state, request, sub, rg, ws, op)
     body = await read_object(state, request)
     extra = sorted(set(body) - set(allowed))
     if extra:
-        raise user_error(f"PATCH takes only {' and '.join(allowed)}; change {', '.join(extra)} with a PUT of the whole {kind}.")
+        raise user_error(
+            f"PATCH takes only {' and '.join(allowed)}; change {', '.join(extra)} with a PUT of the whole {kind}."
+        )
     return call, body
 
 
 def check_traffic(traffic: dict[str, int], mirror: dict[str, int]) -> None:
     total = sum(traffic.values())
     if total not in (0, 100):
-        raise user_error(f"Traffic values need to sum to 100 (or to 0 when no deployment should get traffic); they sum to {total}.",
-                         "InvalidTraffic")
+        raise user_error(
+            f"Traffic values need to sum to 100 (or to 0 when no deployment should get traffic); they sum to {total}.",
+            "InvalidTraffic",
+        )
     mirrored = {k: v for k, v in mirror.items() if v > 0}
     if sum(mirrored.values()) > 50:
-        raise user_error(f"Mirror traffic values need to sum to at most 50; they sum to {sum(mirrored.values())}.", "InvalidTraffic")
+        raise user_error(
+            f"Mirror traffic values need to sum to at most 50; they sum to {sum(mirrored.values())}.", "InvalidTraffic"
+        )
     if len(mirrored) > 1:
         raise user_error("Mirror traffic can go to one deployment only.", "InvalidTraffic")
     both = [k for k in mirrored if traffic.get(k, 0) > 0]
@@ -137,10 +173,12 @@ def is_batch(request: Request) -> bool:
 
 def on_both(router: APIRouter, method: str, suffix: str) -> Callable[[F], F]:
     """Serve one handler under `onlineEndpoints` and `batchEndpoints`; it tells them apart by `is_batch`."""
+
     def register(handler: F) -> F:
         for batch in (False, True):
             router.add_api_route(f"{WS}/{segment(batch)}{suffix}", handler, methods=[method])
         return handler
+
     return register
 
 
@@ -166,7 +204,9 @@ def build_router(state: AzureMlState) -> APIRouter:
         with state.lock:
             endpoint = call.ws.endpoints(batch).get(name.lower())
             if endpoint is None and state.name_taken(call.ws.cfg.location, name):
-                raise user_error(f"Endpoint name {name} is already in use in region {call.ws.cfg.location}.", "NameTaken")
+                raise user_error(
+                    f"Endpoint name {name} is already in use in region {call.ws.cfg.location}.", "NameTaken"
+                )
             if endpoint is not None:
                 require_idle(endpoint, "update the endpoint")
             traffic = _weights(props.get("traffic"), "properties.traffic", endpoint, call.ws)
@@ -174,11 +214,23 @@ def build_router(state: AzureMlState) -> APIRouter:
             check_traffic(traffic, mirror)
             chosen = endpoint.deployment(default) if endpoint is not None and default else None
             if default is not None and chosen is None:
-                raise user_error(f"properties.defaults.deploymentName: deployment {default} not found in endpoint {name}.", "NotFound")
+                raise user_error(
+                    f"properties.defaults.deploymentName: deployment {default} not found in endpoint {name}.",
+                    "NotFound",
+                )
             created = endpoint is None
             if endpoint is None:
-                endpoint = Endpoint(name, batch, call.ws.cfg.location, tags, identity, auth_mode, description,
-                                    user_properties, Audit(call.principal))
+                endpoint = Endpoint(
+                    name,
+                    batch,
+                    call.ws.cfg.location,
+                    tags,
+                    identity,
+                    auth_mode,
+                    description,
+                    user_properties,
+                    Audit(call.principal),
+                )
                 call.ws.endpoints(batch)[name.lower()] = endpoint
             else:
                 endpoint.tags, endpoint.identity, endpoint.auth_mode = tags, identity, auth_mode
@@ -193,9 +245,18 @@ def build_router(state: AzureMlState) -> APIRouter:
                 with state.lock:
                     live.live_traffic, live.live_mirror = dict(live.traffic), dict(live.mirror)
 
-            op = provision(state, call.ws, endpoint, "be" if batch else "oe", "Creating" if created else "Updating", on_success=go_live)
+            op = provision(
+                state,
+                call.ws,
+                endpoint,
+                "be" if batch else "oe",
+                "Creating" if created else "Updating",
+                on_success=go_live,
+            )
             headers = state.async_headers(op)
-            endpoint.user_properties = endpoint.user_properties | {"AzureAsyncOperationUri": headers["Azure-AsyncOperation"]}
+            endpoint.user_properties = endpoint.user_properties | {
+                "AzureAsyncOperationUri": headers["Azure-AsyncOperation"]
+            }
         return answer(endpoint_body(state, call.ws, endpoint), 201 if created else 200, headers, write=True)
 
     @on_both(router, "GET", "/{name}")
@@ -222,14 +283,21 @@ def build_router(state: AzureMlState) -> APIRouter:
             require_idle(endpoint, "delete the endpoint")
             for deployment in endpoint.deployments.values():
                 deployment.state = "Deleting"
-            op = delete_later(state, call.ws, endpoint, "be" if batch else "oe",
-                              lambda: call.ws.endpoints(batch).pop(name.lower(), None))
+            op = delete_later(
+                state,
+                call.ws,
+                endpoint,
+                "be" if batch else "oe",
+                lambda: call.ws.endpoints(batch).pop(name.lower(), None),
+            )
         return answer(None, 202, state.location_headers(op), write=True)
 
     @on_both(router, "PATCH", "/{name}")
     async def patch_endpoint(sub: str, rg: str, ws: str, name: str, request: Request) -> Response:
         batch = is_batch(request)
-        call, body = await tracked_patch(state, request, sub, rg, ws, f"{segment(batch)}.write", ("tags", "identity"), "endpoint")
+        call, body = await tracked_patch(
+            state, request, sub, rg, ws, f"{segment(batch)}.write", ("tags", "identity"), "endpoint"
+        )
         tags = str_map(body, "tags", "") if "tags" in body else None
         identity = opt_obj(body, "identity", "")
         with state.lock:
@@ -243,8 +311,10 @@ def build_router(state: AzureMlState) -> APIRouter:
     def keyed(call_ws: Workspace, name: str, batch: bool) -> Endpoint:
         endpoint = find_endpoint(call_ws, name, batch)
         if endpoint.auth_mode != "Key":
-            raise user_error(f"Endpoint {endpoint.name} uses authMode {endpoint.auth_mode}; keys exist only for authMode Key.",
-                             "InvalidAuthMode")
+            raise user_error(
+                f"Endpoint {endpoint.name} uses authMode {endpoint.auth_mode}; keys exist only for authMode Key.",
+                "InvalidAuthMode",
+            )
         return endpoint
 
     @on_both(router, "POST", "/{name}/listKeys")
@@ -280,11 +350,21 @@ def build_router(state: AzureMlState) -> APIRouter:
         call = await arm_call(state, request, sub, rg, ws, "onlineEndpoints.token")
         endpoint = find_endpoint(call.ws, name, False)
         if endpoint.auth_mode != "AMLToken":
-            raise user_error(f"Endpoint {endpoint.name} uses authMode {endpoint.auth_mode}; tokens exist only for authMode AMLToken.",
-                             "InvalidAuthMode")
+            raise user_error(
+                f"Endpoint {endpoint.name} uses authMode {endpoint.auth_mode}; tokens exist only for authMode AMLToken.",
+                "InvalidAuthMode",
+            )
         now = int(time.time())
-        token = state.tokens.issue(call.ws.cfg.tenant, call.principal, aml_token_audience(call.ws, endpoint), AML_TOKEN_LIFETIME_S)
-        return answer({"accessToken": token, "tokenType": "Bearer", "expiryTimeUtc": now + AML_TOKEN_LIFETIME_S,
-                       "refreshAfterTimeUtc": now + AML_TOKEN_LIFETIME_S // 2})
+        token = state.tokens.issue(
+            call.ws.cfg.tenant, call.principal, aml_token_audience(call.ws, endpoint), AML_TOKEN_LIFETIME_S
+        )
+        return answer(
+            {
+                "accessToken": token,
+                "tokenType": "Bearer",
+                "expiryTimeUtc": now + AML_TOKEN_LIFETIME_S,
+                "refreshAfterTimeUtc": now + AML_TOKEN_LIFETIME_S // 2,
+            }
+        )
 
     return router

@@ -24,9 +24,18 @@ from ..security import TokenRejected
 class AmlError(Exception):
     """Raised by Azure ML routes; rendered by `render`."""
 
-    def __init__(self, status: int, code: str, message: str, *, inner: str | None = None,
-                 parameters: dict[str, str] | None = None, target: str | None = None, arm: bool = False,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        inner: str | None = None,
+        parameters: dict[str, str] | None = None,
+        target: str | None = None,
+        arm: bool = False,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
@@ -90,7 +99,9 @@ def render(exc: Exception, location: str) -> JSONResponse | None:
     elif isinstance(exc, wire.BodyTooLarge):
         error = arm_error(413, "RequestEntityTooLarge", str(exc))
     elif isinstance(exc, wire.BodyNotJson):
-        error = arm_error(400, "InvalidRequestContent", f"The request content was invalid and could not be deserialized: {exc}")
+        error = arm_error(
+            400, "InvalidRequestContent", f"The request content was invalid and could not be deserialized: {exc}"
+        )
     elif isinstance(exc, wire.BadRequest):
         error = user_error(exc.message, exc.code)
     elif isinstance(exc, TokenRejected):

@@ -27,8 +27,10 @@ from .scheduler import Scheduler
 
 logger = logging.getLogger(__name__)
 
-EVENT_TYPES = tuple(f"Microsoft.MachineLearningServices.{t}" for t in
-                    ("RunStatusChanged", "RunCompleted", "ModelRegistered", "ModelDeployed", "DatasetDriftDetected"))
+EVENT_TYPES = tuple(
+    f"Microsoft.MachineLearningServices.{t}"
+    for t in ("RunStatusChanged", "RunCompleted", "ModelRegistered", "ModelDeployed", "DatasetDriftDetected")
+)
 VALIDATION_EVENT = "Microsoft.EventGrid.SubscriptionValidationEvent"
 DELIVERY_TIMEOUT_S = 5.0
 
@@ -57,8 +59,12 @@ class Subscription:
 
 
 class EventGrid:
-    def __init__(self, count: Callable[[str], None], take_fault: Callable[[Callable[[EventFault], bool]], EventFault | None],
-                 settings: Callable[[], tuple[float, float, int]]) -> None:
+    def __init__(
+        self,
+        count: Callable[[str], None],
+        take_fault: Callable[[Callable[[EventFault], bool]], EventFault | None],
+        settings: Callable[[], tuple[float, float, int]],
+    ) -> None:
         """`settings()` answers (delay before delivery, first retry back-off, attempts) at publish time."""
         self._count = count
         self._take_fault = take_fault
@@ -67,8 +73,9 @@ class EventGrid:
         self.subscriptions: dict[str, Subscription] = {}
         self._scheduler = Scheduler("aml-events", workers=4)
 
-    def subscribe(self, workspace: str, topic: str, url: str, event_types: tuple[str, ...] | None,
-                  handshake_now: bool) -> Subscription:
+    def subscribe(
+        self, workspace: str, topic: str, url: str, event_types: tuple[str, ...] | None, handshake_now: bool
+    ) -> Subscription:
         sub = Subscription(uuid.uuid4().hex, workspace, topic, url, event_types)
         if handshake_now:
             self._validate(sub)  # raises HandshakeFailed
@@ -81,16 +88,29 @@ class EventGrid:
             return self.subscriptions.pop(sub_id, None) is not None
 
     def publish(self, workspace: str, topic: str, event_type: str, subject: str, data: dict[str, Any]) -> None:
-        event = {"topic": topic, "subject": subject, "eventType": event_type, "eventTime": now_iso(),
-                 "id": str(uuid.uuid4()), "data": data, "dataVersion": "", "metadataVersion": "1"}
+        event = {
+            "topic": topic,
+            "subject": subject,
+            "eventType": event_type,
+            "eventTime": now_iso(),
+            "id": str(uuid.uuid4()),
+            "data": data,
+            "dataVersion": "",
+            "metadataVersion": "1",
+        }
         with self._lock:
             targets = [s for s in self.subscriptions.values() if s.workspace == workspace and s.wants(event_type)]
         self._count("events_published")
         delay, _, _ = self._settings()
         for sub in targets:
             copies, extra_delay = 1, 0.0
-            fault = self._take_fault(lambda f: matches(f.workspace, workspace) and matches(f.event_type, event_type)
-                                     and matches(f.run_status.lower(), str(data.get("runStatus", "")).lower()))
+            fault = self._take_fault(
+                lambda f: (
+                    matches(f.workspace, workspace)
+                    and matches(f.event_type, event_type)
+                    and matches(f.run_status.lower(), str(data.get("runStatus", "")).lower())
+                )
+            )
             if fault is not None and fault.action == "drop":
                 self._count("events_lost")
                 continue
@@ -111,7 +131,9 @@ class EventGrid:
         try:
             if not sub.validated:
                 self._validate(sub)
-            response = requests.post(sub.url, json=[event], timeout=DELIVERY_TIMEOUT_S, headers=self._headers(sub, "Notification", attempt))
+            response = requests.post(
+                sub.url, json=[event], timeout=DELIVERY_TIMEOUT_S, headers=self._headers(sub, "Notification", attempt)
+            )
             delivered = 200 <= response.status_code < 300
         except (requests.RequestException, HandshakeFailed) as exc:
             logger.info("event delivery to %s failed: %s", sub.shown_url, type(exc).__name__)
@@ -131,12 +153,23 @@ class EventGrid:
             if sub.validated:
                 return
             code = str(uuid.uuid4())
-            event = {"id": str(uuid.uuid4()), "topic": sub.topic, "subject": "", "eventType": VALIDATION_EVENT,
-                     "eventTime": now_iso(), "metadataVersion": "1", "dataVersion": "2",
-                     "data": {"validationCode": code, "validationUrl": None}}
+            event = {
+                "id": str(uuid.uuid4()),
+                "topic": sub.topic,
+                "subject": "",
+                "eventType": VALIDATION_EVENT,
+                "eventTime": now_iso(),
+                "metadataVersion": "1",
+                "dataVersion": "2",
+                "data": {"validationCode": code, "validationUrl": None},
+            }
             try:
-                response = requests.post(sub.url, json=[event], timeout=DELIVERY_TIMEOUT_S,
-                                           headers=self._headers(sub, "SubscriptionValidation", 1))
+                response = requests.post(
+                    sub.url,
+                    json=[event],
+                    timeout=DELIVERY_TIMEOUT_S,
+                    headers=self._headers(sub, "SubscriptionValidation", 1),
+                )
                 answer = response.json() if response.status_code == 200 else None
             except (requests.RequestException, ValueError):
                 answer = None
@@ -147,5 +180,10 @@ class EventGrid:
 
     @staticmethod
     def _headers(sub: Subscription, kind: str, attempt: int) -> dict[str, str]:
-        return {"aeg-event-type": kind, "aeg-subscription-name": sub.id.upper(), "aeg-delivery-count": str(attempt - 1),
-                "aeg-data-version": "", "aeg-metadata-version": "1"}
+        return {
+            "aeg-event-type": kind,
+            "aeg-subscription-name": sub.id.upper(),
+            "aeg-delivery-count": str(attempt - 1),
+            "aeg-data-version": "",
+            "aeg-metadata-version": "1",
+        }

@@ -32,10 +32,12 @@ OUTPUT_MODES = ("ReadWriteMount", "Upload", "Direct")
 MUTABLE = ("description", "displayName", "tags", "properties", "isArchived", "notificationSetting")
 IO_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]{0,254}$")
 PLACEHOLDER = re.compile(r"\$\{\{\s*(inputs|outputs)\.([^}\s]+?)\s*\}\}")
-IMMUTABLE_MESSAGE = ("A job with this name already exists. If you are trying to create a new job, use a different name. "
-                     "If you are trying to update an existing job, the existing job's Settings, Inputs, Outputs, Jobs, "
-                     "InputBindings, OutputBindings cannot be changed. Only description, tags, displayName, properties, "
-                     "and isArchived can be updated.")
+IMMUTABLE_MESSAGE = (
+    "A job with this name already exists. If you are trying to create a new job, use a different name. "
+    "If you are trying to update an existing job, the existing job's Settings, Inputs, Outputs, Jobs, "
+    "InputBindings, OutputBindings cannot be changed. Only description, tags, displayName, properties, "
+    "and isArchived can be updated."
+)
 
 
 def check_asset_id(ws: Workspace, value: str, where: str, kind: str) -> None:
@@ -45,8 +47,10 @@ def check_asset_id(ws: Workspace, value: str, where: str, kind: str) -> None:
     ours = f"{ws.cfg.resource_id}/{kind}/".lower()
     if not value.lower().startswith(ours):
         raise user_error(f"{where} {value!r} is not a {kind[:-1]} of workspace {ws.cfg.name}.", "InvalidReference")
-    rest = value[len(ours):].split("/")
-    known = (ws.cfg.environment, "versions", ws.cfg.environment_version) if kind == "environments" else (ws.cfg.compute,)
+    rest = value[len(ours) :].split("/")
+    known = (
+        (ws.cfg.environment, "versions", ws.cfg.environment_version) if kind == "environments" else (ws.cfg.compute,)
+    )
     if tuple(p.lower() for p in rest) != tuple(p.lower() for p in known):
         raise user_error(f"{where} {value!r} was not found in workspace {ws.cfg.name}.", "NotFound")
 
@@ -60,7 +64,9 @@ def check_uri(ws: Workspace, value: str, where: str) -> None:
         raise user_error(f"{where}: datastore {uri.datastore!r} was not found in workspace {ws.cfg.name}.", "NotFound")
 
 
-def _io_items(raw: dict[str, Any] | None, where: str, type_key: str, allowed: tuple[str, ...]) -> list[tuple[str, str, dict[str, Any], str]]:
+def _io_items(
+    raw: dict[str, Any] | None, where: str, type_key: str, allowed: tuple[str, ...]
+) -> list[tuple[str, str, dict[str, Any], str]]:
     """(name, path, item, type) of each job input or output, with its name and type checked."""
     items = []
     for name, item in (raw or {}).items():
@@ -99,7 +105,11 @@ def parse_outputs(ws: Workspace, raw: dict[str, Any] | None, where: str) -> dict
         uri = text(item, "uri", here)
         if uri is not None:
             check_uri(ws, uri, f"{here}.uri")
-        entry = {"jobOutputType": kind, "uri": uri, "mode": choice(item, "mode", here, OUTPUT_MODES, default="ReadWriteMount")}
+        entry = {
+            "jobOutputType": kind,
+            "uri": uri,
+            "mode": choice(item, "mode", here, OUTPUT_MODES, default="ReadWriteMount"),
+        }
         outputs[name] = _described(entry, item, here, ("description", "assetName"))
     return outputs
 
@@ -109,7 +119,9 @@ def parse_job(ws: Workspace, name: str, body: dict[str, Any]) -> dict[str, Any]:
     props = obj(body.get("properties"), "properties")
     job_type = required_text(props, "jobType", "properties")
     if job_type != "Command":
-        raise user_error(f"properties.jobType {job_type!r} is not supported by this emulator; use Command.", "NotSupported")
+        raise user_error(
+            f"properties.jobType {job_type!r} is not supported by this emulator; use Command.", "NotSupported"
+        )
     environment = required_text(props, "environmentId", "properties")
     check_asset_id(ws, environment, "properties.environmentId", "environments")
     compute = text(props, "computeId", "properties")
@@ -130,9 +142,11 @@ def parse_job(ws: Workspace, name: str, body: dict[str, Any]) -> dict[str, Any]:
         "properties": str_map(props, "properties", "properties"),
         "isArchived": flag(props, "isArchived", "properties"),
         "environmentVariables": str_map(props, "environmentVariables", "properties"),
-        "resources": resources | {"instanceCount": integer(resources, "instanceCount", "properties.resources", minimum=1, default=1)},
-        "limits": None if limits is None else limits | {"jobLimitsType": "Command",
-                                                        "timeout": duration(limits, "timeout", "properties.limits")},
+        "resources": resources
+        | {"instanceCount": integer(resources, "instanceCount", "properties.resources", minimum=1, default=1)},
+        "limits": None
+        if limits is None
+        else limits | {"jobLimitsType": "Command", "timeout": duration(limits, "timeout", "properties.limits")},
         "distribution": opt_obj(props, "distribution", "properties"),
         "notificationSetting": opt_obj(props, "notificationSetting", "properties"),
         "inputs": parse_inputs(ws, opt_obj(props, "inputs", "properties"), "properties.inputs"),
@@ -140,24 +154,48 @@ def parse_job(ws: Workspace, name: str, body: dict[str, Any]) -> dict[str, Any]:
     }
     for kind, io_name in PLACEHOLDER.findall(spec["command"]):
         if io_name not in spec[kind]:
-            raise user_error(f"properties.command refers to ${{{{{kind}.{io_name}}}}}, which is not defined in {kind}.", "InvalidReference")
+            raise user_error(
+                f"properties.command refers to ${{{{{kind}.{io_name}}}}}, which is not defined in {kind}.",
+                "InvalidReference",
+            )
     return spec
 
 
 def job_body(state: AzureMlState, ws: Workspace, job: Job) -> dict[str, Any]:
     tracking = state.mlflow_uri(ws)
     services = {
-        "Studio": {"jobServiceType": "Studio", "endpoint": f"https://ml.azure.com/runs/{job.name}?wsid={ws.cfg.resource_id}",
-                   "status": None, "errorMessage": None, "port": None, "properties": None, "nodes": None},
-        "Tracking": {"jobServiceType": "Tracking", "endpoint": tracking,
-                     "status": None, "errorMessage": None, "port": None, "properties": None, "nodes": None},
+        "Studio": {
+            "jobServiceType": "Studio",
+            "endpoint": f"https://ml.azure.com/runs/{job.name}?wsid={ws.cfg.resource_id}",
+            "status": None,
+            "errorMessage": None,
+            "port": None,
+            "properties": None,
+            "nodes": None,
+        },
+        "Tracking": {
+            "jobServiceType": "Tracking",
+            "endpoint": tracking,
+            "status": None,
+            "errorMessage": None,
+            "port": None,
+            "properties": None,
+            "nodes": None,
+        },
     }
     properties = dict(job.spec) | {
-        "status": job.status, "services": services, "outputs": job.outputs,
+        "status": job.status,
+        "services": services,
+        "outputs": job.outputs,
         "parameters": {k: v["value"] for k, v in job.spec.get("inputs", {}).items() if v["jobInputType"] == "literal"},
     }
-    return {"id": resource_id(ws, "jobs", job.name), "name": job.name, "type": "Microsoft.MachineLearningServices/workspaces/jobs",
-            "systemData": job.audit.body(), "properties": properties}
+    return {
+        "id": resource_id(ws, "jobs", job.name),
+        "name": job.name,
+        "type": "Microsoft.MachineLearningServices/workspaces/jobs",
+        "systemData": job.audit.body(),
+        "properties": properties,
+    }
 
 
 def _unchanged(job: Job, spec: dict[str, Any]) -> str | None:
@@ -196,15 +234,22 @@ def build_router(state: AzureMlState, runner: Runner) -> APIRouter:
         with state.lock:
             job = call.ws.jobs.get(name)
             if job is None:
-                job = Job(name, spec, Audit(call.principal), outputs={k: dict(v) for k, v in spec["outputs"].items()},
-                          params={k: v["value"] for k, v in spec["inputs"].items() if v["jobInputType"] == "literal"})
+                job = Job(
+                    name,
+                    spec,
+                    Audit(call.principal),
+                    outputs={k: dict(v) for k, v in spec["outputs"].items()},
+                    params={k: v["value"] for k, v in spec["inputs"].items() if v["jobInputType"] == "literal"},
+                )
                 call.ws.jobs[name] = job
                 created = True
             else:
                 changed = _unchanged(job, spec)
                 if changed is not None:
                     raise user_error(IMMUTABLE_MESSAGE, "JobPropertyImmutable", parameters={"property": changed})
-                job.spec |= {k: spec[k] for k in ("description", "displayName", "tags", "isArchived", "notificationSetting")}
+                job.spec |= {
+                    k: spec[k] for k in ("description", "displayName", "tags", "isArchived", "notificationSetting")
+                }
                 job.spec["properties"] = job.spec["properties"] | spec["properties"]
                 job.audit.touch(call.principal)
                 created = False
@@ -224,10 +269,13 @@ def build_router(state: AzureMlState, runner: Runner) -> APIRouter:
         view = query.get("listViewType", "ActiveOnly")
         if view not in ("ActiveOnly", "ArchivedOnly", "All"):
             raise user_error(f"listViewType must be ActiveOnly, ArchivedOnly or All; got {view!r}.")
-        jobs = [j for j in call.ws.jobs.values()
-                if (view == "All" or j.spec["isArchived"] == (view == "ArchivedOnly"))
-                and (not query.get("jobType") or query["jobType"] == j.spec["jobType"])
-                and (not query.get("tag") or query["tag"] in j.spec["tags"])]
+        jobs = [
+            j
+            for j in call.ws.jobs.values()
+            if (view == "All" or j.spec["isArchived"] == (view == "ArchivedOnly"))
+            and (not query.get("jobType") or query["jobType"] == j.spec["jobType"])
+            and (not query.get("tag") or query["tag"] in j.spec["tags"])
+        ]
         jobs.sort(key=lambda j: j.audit.created_at, reverse=True)
         return answer(page(state, request, [job_body(state, call.ws, j) for j in jobs]))
 
@@ -252,6 +300,7 @@ def build_router(state: AzureMlState, runner: Runner) -> APIRouter:
             with state.lock:
                 call.ws.jobs.pop(name, None)
             state.finish_operation(op)
+
         state.scheduler.call_later(state.timings.delete_s + state.timings.cancel_s, forget)
         return answer(None, 202, state.location_headers(op), write=True)
 
@@ -260,9 +309,11 @@ def build_router(state: AzureMlState, runner: Runner) -> APIRouter:
 
 def watch_until_terminal(state: AzureMlState, op: Any, job: Job) -> None:
     """Finish `op` once the job has ended (polled, so a cancel racing completion still ends it)."""
+
     def check() -> None:
         if job.terminal:
             state.finish_operation(op)
         else:
             state.scheduler.call_later(0.02, check)
+
     check()

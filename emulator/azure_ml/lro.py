@@ -30,8 +30,15 @@ logger = logging.getLogger(__name__)
 OPS = "/subscriptions/{sub}/providers/Microsoft.MachineLearningServices/locations/{loc}"
 
 
-def provision(state: AzureMlState, ws: Workspace, resource: Endpoint | Deployment, kind: str, status: str,
-              work: Callable[[], dict[str, str] | None] | None = None, on_success: Callable[[], None] | None = None) -> Operation:
+def provision(
+    state: AzureMlState,
+    ws: Workspace,
+    resource: Endpoint | Deployment,
+    kind: str,
+    status: str,
+    work: Callable[[], dict[str, str] | None] | None = None,
+    on_success: Callable[[], None] | None = None,
+) -> Operation:
     """Put `resource` in `status` (Creating, Updating, Scaling) and settle it after `lro_s`.
 
     `work` runs first (e.g. loading the model); an error it returns or raises makes the resource
@@ -68,8 +75,9 @@ def provision(state: AzureMlState, ws: Workspace, resource: Endpoint | Deploymen
     return op
 
 
-def delete_later(state: AzureMlState, ws: Workspace, resource: Endpoint | Deployment, kind: str,
-                 remove: Callable[[], object]) -> Operation:
+def delete_later(
+    state: AzureMlState, ws: Workspace, resource: Endpoint | Deployment, kind: str, remove: Callable[[], object]
+) -> Operation:
     """Put `resource` in Deleting and run `remove` after `delete_s`."""
     op = state.start_operation(ws, kind, done_status=204)
     with state.lock:
@@ -106,9 +114,13 @@ def build_router(state: AzureMlState) -> APIRouter:
     async def operation_status(sub: str, loc: str, op_id: str, request: Request) -> Response:
         op = operation(sub, op_id, request)
         await state.faults.inject(op.workspace, "operations.read")
-        body: dict[str, Any] = {"id": f"/subscriptions/{sub}/providers/Microsoft.MachineLearningServices/locations/{loc}"
-                                      f"/mfeOperationsStatus/{op_id}", "name": op_id, "status": op.status,
-                                "startTime": _iso(op.started)}
+        body: dict[str, Any] = {
+            "id": f"/subscriptions/{sub}/providers/Microsoft.MachineLearningServices/locations/{loc}"
+            f"/mfeOperationsStatus/{op_id}",
+            "name": op_id,
+            "status": op.status,
+            "startTime": _iso(op.started),
+        }
         if op.ended is not None:
             body["endTime"] = _iso(op.ended)
         if op.error is not None:
@@ -122,7 +134,9 @@ def build_router(state: AzureMlState) -> APIRouter:
         if op.status == "InProgress":
             return answer(None, 202, state.location_headers(op))
         if op.error is not None:
-            raise AmlError(400, "UserError", op.error.get("message", "The operation failed."), inner=op.error.get("code"))
+            raise AmlError(
+                400, "UserError", op.error.get("message", "The operation failed."), inner=op.error.get("code")
+            )
         return answer(None, op.done_status)
 
     return router

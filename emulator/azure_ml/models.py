@@ -50,9 +50,13 @@ def parse_version(ws: Workspace, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def version_body(ws: Workspace, mv: ModelVersion) -> dict[str, Any]:
-    return {"id": resource_id(ws, "models", mv.name, "versions", mv.version), "name": mv.version,
-            "type": f"{MODEL_TYPE}/versions", "systemData": mv.audit.body(),
-            "properties": mv.props | {"provisioningState": "Succeeded"}}
+    return {
+        "id": resource_id(ws, "models", mv.name, "versions", mv.version),
+        "name": mv.version,
+        "type": f"{MODEL_TYPE}/versions",
+        "systemData": mv.audit.body(),
+        "properties": mv.props | {"provisioningState": "Succeeded"},
+    }
 
 
 def next_version(versions: dict[str, ModelVersion]) -> str:
@@ -64,7 +68,9 @@ def find_version(ws: Workspace, name: str, version: str) -> ModelVersion | None:
     return ws.models.get(name, {}).get(version)
 
 
-def register(state: AzureMlState, ws: Workspace, name: str, version: str, props: dict[str, Any], principal: str) -> tuple[ModelVersion, bool]:
+def register(
+    state: AzureMlState, ws: Workspace, name: str, version: str, props: dict[str, Any], principal: str
+) -> tuple[ModelVersion, bool]:
     """Create or update a version; (version, created). Raises 400 on a changed modelUri."""
     with state.lock:
         existing = find_version(ws, name, version)
@@ -79,8 +85,17 @@ def register(state: AzureMlState, ws: Workspace, name: str, version: str, props:
             existing.audit.touch(principal)
             return existing, False
     state.count("models_registered")
-    state.publish(ws, "ModelRegistered", f"models/{name}:{version}",
-                  {"ModelName": name, "ModelVersion": version, "ModelTags": dict(props["tags"]), "ModelProperties": dict(props["properties"])})
+    state.publish(
+        ws,
+        "ModelRegistered",
+        f"models/{name}:{version}",
+        {
+            "ModelName": name,
+            "ModelVersion": version,
+            "ModelTags": dict(props["tags"]),
+            "ModelProperties": dict(props["properties"]),
+        },
+    )
     return mv, True
 
 
@@ -129,25 +144,42 @@ def build_router(state: AzureMlState) -> APIRouter:
         query = request.query_params
         order = " ".join(query.get("$orderBy", "createdtime desc").lower().split())
         if order not in ("createdtime desc", "createdtime asc"):
-            raise user_error(f"$orderBy {query['$orderBy']!r} is not supported; use 'createdtime desc' or 'createdtime asc'.")
+            raise user_error(
+                f"$orderBy {query['$orderBy']!r} is not supported; use 'createdtime desc' or 'createdtime asc'."
+            )
         view = query.get("listViewType", "ActiveOnly")
         if view not in ("ActiveOnly", "ArchivedOnly", "All"):
             raise user_error(f"listViewType must be ActiveOnly, ArchivedOnly or All; got {view!r}.")
         versions = sorted(call.ws.models.get(name, {}).values(), key=lambda v: v.order, reverse=order.endswith("desc"))
-        versions = [v for v in versions
-                    if (view == "All" or v.props["isArchived"] == (view == "ArchivedOnly"))
-                    and _matches_tags(v, query.get("tags", ""))
-                    and query.get("version", v.version) == v.version and query.get("stage", v.props["stage"]) == v.props["stage"]]
+        versions = [
+            v
+            for v in versions
+            if (view == "All" or v.props["isArchived"] == (view == "ArchivedOnly"))
+            and _matches_tags(v, query.get("tags", ""))
+            and query.get("version", v.version) == v.version
+            and query.get("stage", v.props["stage"]) == v.props["stage"]
+        ]
         return answer(page(state, request, [version_body(call.ws, v) for v in versions]))
 
     def container_body(ws: Workspace, name: str) -> dict[str, Any]:
         versions = ws.models[name]
         latest = max(versions.values(), key=lambda v: v.order)
         first = min(versions.values(), key=lambda v: v.order)
-        return {"id": resource_id(ws, "models", name), "name": name, "type": MODEL_TYPE, "systemData": first.audit.body(),
-                "properties": {"description": None, "tags": {}, "properties": {}, "isArchived": False,
-                               "latestVersion": latest.version, "nextVersion": next_version(versions),
-                               "provisioningState": "Succeeded"}}
+        return {
+            "id": resource_id(ws, "models", name),
+            "name": name,
+            "type": MODEL_TYPE,
+            "systemData": first.audit.body(),
+            "properties": {
+                "description": None,
+                "tags": {},
+                "properties": {},
+                "isArchived": False,
+                "latestVersion": latest.version,
+                "nextVersion": next_version(versions),
+                "provisioningState": "Succeeded",
+            },
+        }
 
     @router.get(WS + "/models/{name}")
     async def get_container(sub: str, rg: str, ws: str, name: str, request: Request) -> Response:

@@ -37,9 +37,14 @@ class Audit:
         self.modified_by, self.modified_at = by, now_iso()
 
     def body(self) -> dict[str, str]:
-        return {"createdAt": self.created_at, "createdBy": self.created_by, "createdByType": "Application",
-                "lastModifiedAt": self.modified_at or self.created_at, "lastModifiedBy": self.modified_by or self.created_by,
-                "lastModifiedByType": "Application"}
+        return {
+            "createdAt": self.created_at,
+            "createdBy": self.created_by,
+            "createdByType": "Application",
+            "lastModifiedAt": self.modified_at or self.created_at,
+            "lastModifiedBy": self.modified_by or self.created_by,
+            "lastModifiedByType": "Application",
+        }
 
 
 # ---- fault rules (registered with the shared registry) ----------------------------------------

@@ -75,7 +75,9 @@ class Runner:
         fault = job.fault
         if fault is not None and fault.fail_message:
             error = {"code": fault.fail_code, "message": fault.fail_message}
-        running = fault.duration_s if fault is not None and fault.duration_s is not None else self.state.timings.job_running_s
+        running = (
+            fault.duration_s if fault is not None and fault.duration_s is not None else self.state.timings.job_running_s
+        )
         self.state.scheduler.call_later(running - (time.monotonic() - began), self._after_running, ws, job, error)
 
     def _after_running(self, ws: Workspace, job: Job, error: dict[str, str] | None) -> None:
@@ -100,8 +102,12 @@ class Runner:
     def _set(self, ws: Workspace, job: Job, status: str) -> None:
         with self.state.lock:
             job.status = status
-        self.state.publish(ws, "RunStatusChanged", f"experiments/{job.experiment_id}/runs/{job.name}",
-                           self._run_data(job) | {"runStatus": status.lower()})
+        self.state.publish(
+            ws,
+            "RunStatusChanged",
+            f"experiments/{job.experiment_id}/runs/{job.name}",
+            self._run_data(job) | {"runStatus": status.lower()},
+        )
 
     def _end(self, ws: Workspace, job: Job, status: str, error: dict[str, str] | None) -> None:
         with self.state.lock:
@@ -111,13 +117,20 @@ class Runner:
         self._set(ws, job, status)
         self.state.count(f"jobs_{status.lower()}")
         if status == "Completed":
-            self.state.publish(ws, "RunCompleted", f"experiments/{job.experiment_id}/runs/{job.name}", self._run_data(job))
+            self.state.publish(
+                ws, "RunCompleted", f"experiments/{job.experiment_id}/runs/{job.name}", self._run_data(job)
+            )
 
     @staticmethod
     def _run_data(job: Job) -> dict[str, Any]:
-        return {"experimentId": job.experiment_id, "experimentName": job.spec.get("experimentName", "Default"),
-                "runId": job.name, "runType": "azureml.pipelinerun" if job.batch else "azureml.scriptrun",
-                "runTags": dict(job.spec.get("tags", {})), "runProperties": dict(job.spec.get("properties", {}))}
+        return {
+            "experimentId": job.experiment_id,
+            "experimentName": job.spec.get("experimentName", "Default"),
+            "runId": job.name,
+            "runType": "azureml.pipelinerun" if job.batch else "azureml.scriptrun",
+            "runTags": dict(job.spec.get("tags", {})),
+            "runProperties": dict(job.spec.get("properties", {})),
+        }
 
     # ---- work -----------------------------------------------------------------------------------
 
@@ -133,10 +146,15 @@ class Runner:
                     continue
                 location = self._locate(ws, item["uri"])
                 if kind == "uri_folder" or location.is_folder:
-                    files = [n for n in self.state.storage.list(location, f"inputs.{name}")
-                             if trainer.extension_of(n) in trainer.DATA_EXTENSIONS]
+                    files = [
+                        n
+                        for n in self.state.storage.list(location, f"inputs.{name}")
+                        if trainer.extension_of(n) in trainer.DATA_EXTENSIONS
+                    ]
                     if not files:
-                        raise StorageError("BlobNotFound", f"inputs.{name}: no .csv, .tsv or .arff file under {item['uri']}.")
+                        raise StorageError(
+                            "BlobNotFound", f"inputs.{name}: no .csv, .tsv or .arff file under {item['uri']}."
+                        )
                     location = location.child(files[0])
                 return location.path, self.state.storage.read(location, f"inputs.{name}")
         raise ilearner.DatasetError("the job has no uri_file or uri_folder input to train on")
@@ -155,8 +173,15 @@ class Runner:
         header: list[str] = []
         for name, item in job.spec.get("inputs", {}).items():
             location = self._locate(ws, item["uri"])
-            files = ([location.child(n) for n in self.state.storage.list(location, f"inputData.{name}")
-                      if trainer.extension_of(n) in trainer.DATA_EXTENSIONS] if location.is_folder else [location])
+            files = (
+                [
+                    location.child(n)
+                    for n in self.state.storage.list(location, f"inputData.{name}")
+                    if trainer.extension_of(n) in trainer.DATA_EXTENSIONS
+                ]
+                if location.is_folder
+                else [location]
+            )
             for file in files:
                 data = self.state.storage.read(file, f"inputData.{name}")
                 rows += trainer.score_file(served.model, data, file.path)
@@ -185,9 +210,12 @@ class Runner:
         else:
             model_out = next((n for n, o in outputs.items() if o["jobOutputType"] in MODEL_OUTPUTS), None)
             if model_out is not None:
-                trainer.write_model_folder(self.state.storage, self._locate(ws, outputs[model_out]["uri"]).child(""), result, job.name)
-            metrics_out = (next((n for n, o in outputs.items() if o["jobOutputType"] == "uri_file"), None)
-                           or next((n for n, o in outputs.items() if o["jobOutputType"] == "uri_folder"), None))
+                trainer.write_model_folder(
+                    self.state.storage, self._locate(ws, outputs[model_out]["uri"]).child(""), result, job.name
+                )
+            metrics_out = next((n for n, o in outputs.items() if o["jobOutputType"] == "uri_file"), None) or next(
+                (n for n, o in outputs.items() if o["jobOutputType"] == "uri_folder"), None
+            )
             if metrics_out is not None:
                 target = self._locate(ws, outputs[metrics_out]["uri"])
                 target = target.child(trainer.METRICS_FILE) if target.is_folder else target

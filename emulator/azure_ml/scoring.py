@@ -46,8 +46,10 @@ from .runner import Runner
 from .state import AzureMlState
 from .validation import seconds
 
-NO_ROUTE = ("No valid deployments to route to. Please check that the endpoint has at least one deployment with positive "
-            "weight values or use a deployment specific header to route.")
+NO_ROUTE = (
+    "No valid deployments to route to. Please check that the endpoint has at least one deployment with positive "
+    "weight values or use a deployment specific header to route."
+)
 DEPLOYMENT_HEADER = "azureml-model-deployment"
 
 
@@ -95,12 +97,21 @@ class DataPlane:
         if header:
             chosen = endpoint.deployment(header)
             if chosen is None:
-                raise bare(404, "NotFound", f"Deployment {header} not found in endpoint {endpoint.name}, workspace {ws.cfg.name}.")
+                raise bare(
+                    404,
+                    "NotFound",
+                    f"Deployment {header} not found in endpoint {endpoint.name}, workspace {ws.cfg.name}.",
+                )
             if chosen.served is None:
-                raise bare(503, "ServiceUnavailable", f"Deployment {chosen.name} is {chosen.state} and serves no model yet.")
+                raise bare(
+                    503, "ServiceUnavailable", f"Deployment {chosen.name} is {chosen.state} and serves no model yet."
+                )
             return chosen
-        weights = sorted((d.name, w) for name, w in endpoint.live_traffic.items()
-                         if w > 0 and (d := endpoint.deployment(name)) is not None and d.served is not None)
+        weights = sorted(
+            (d.name, w)
+            for name, w in endpoint.live_traffic.items()
+            if w > 0 and (d := endpoint.deployment(name)) is not None and d.served is not None
+        )
         if not weights:
             raise bare(404, "NotFound", NO_ROUTE)
         draw = self.state.rng(f"{ws.cfg.name}/{endpoint.name}").random() * sum(w for _, w in weights)
@@ -117,8 +128,12 @@ class DataPlane:
     def mirror_target(self, ws: Workspace, endpoint: Endpoint) -> Deployment | None:
         for name, percent in endpoint.live_mirror.items():
             target = endpoint.deployment(name)
-            if (percent > 0 and target is not None and target.served is not None
-                    and self.state.rng(f"{ws.cfg.name}/{endpoint.name}/mirror").random() * 100 < percent):
+            if (
+                percent > 0
+                and target is not None
+                and target.served is not None
+                and self.state.rng(f"{ws.cfg.name}/{endpoint.name}/mirror").random() * 100 < percent
+            ):
                 return target
         return None
 
@@ -135,12 +150,27 @@ class DataPlane:
             await asyncio.sleep(min(fault.latency_s, timeout))
             if fault.latency_s > timeout:
                 self._failed(d)
-                return JSONResponse({"error": {"code": "RequestTimeout", "message": f"The request exceeded the {timeout:g} s request timeout."}},
-                                    status_code=408, headers=headers)
-        if fault is not None and fault.error_rate > 0 and math.floor(calls * fault.error_rate) > math.floor((calls - 1) * fault.error_rate):
+                return JSONResponse(
+                    {
+                        "error": {
+                            "code": "RequestTimeout",
+                            "message": f"The request exceeded the {timeout:g} s request timeout.",
+                        }
+                    },
+                    status_code=408,
+                    headers=headers,
+                )
+        if (
+            fault is not None
+            and fault.error_rate > 0
+            and math.floor(calls * fault.error_rate) > math.floor((calls - 1) * fault.error_rate)
+        ):
             self._failed(d)
-            return JSONResponse({"error": {"code": "ServiceUnavailable", "message": f"Deployment {d.name} is unhealthy."}},
-                                status_code=fault.error_status, headers=headers)
+            return JSONResponse(
+                {"error": {"code": "ServiceUnavailable", "message": f"Deployment {d.name} is unhealthy."}},
+                status_code=fault.error_status,
+                headers=headers,
+            )
         try:
             predictions = trainer.predict(d.served.model, names, rows)
         except ilearner.DatasetError as exc:
@@ -162,7 +192,11 @@ class DataPlane:
 
 def parse_scoring_input(body: Any, model_columns: tuple[str, ...]) -> tuple[list[str], list[Any]]:
     if not isinstance(body, dict):
-        raise bare(400, "BadRequest", 'The body must be {"input_data": {"columns": [...], "data": [[...]]}} or {"data": [[...]]}.')
+        raise bare(
+            400,
+            "BadRequest",
+            'The body must be {"input_data": {"columns": [...], "data": [[...]]}} or {"data": [[...]]}.',
+        )
     data = body.get("input_data", body.get("data"))
     columns: Any = list(model_columns)
     index = None
@@ -190,7 +224,9 @@ def build_router(state: AzureMlState, runner: Runner) -> APIRouter:
         header = request.headers.get(DEPLOYMENT_HEADER)
         chosen = plane.choose(ws, endpoint, header)
         assert chosen.served is not None
-        names, rows = parse_scoring_input(await wire.read_json(request, state.max_body_bytes), chosen.served.model.feature_names)
+        names, rows = parse_scoring_input(
+            await wire.read_json(request, state.max_body_bytes), chosen.served.model.feature_names
+        )
         state.count("scoring_requests")
         if not header and (shadow := plane.mirror_target(ws, endpoint)) is not None:
             asyncio.get_running_loop().create_task(plane.mirror(shadow, names, rows))
@@ -207,7 +243,8 @@ def build_router(state: AzureMlState, runner: Runner) -> APIRouter:
             raise user_error('The body must be {"properties": {"inputData": {...}, "outputData": {...}}}.')
         inputs = _batch_io(ws, _key(props, "inputData"), "inputData", "jobInputType", required=True)
         outputs = _batch_io(ws, _key(props, "outputData"), "outputData", "jobOutputType", required=False) or {
-            "score": {"jobOutputType": "uri_folder", "uri": None, "mode": "ReadWriteMount"}}
+            "score": {"jobOutputType": "uri_folder", "uri": None, "mode": "ReadWriteMount"}
+        }
         chosen_name = request.headers.get(DEPLOYMENT_HEADER) or endpoint.default_deployment
         chosen = endpoint.deployment(chosen_name) if chosen_name else None
         if chosen is None:
@@ -215,13 +252,30 @@ def build_router(state: AzureMlState, runner: Runner) -> APIRouter:
         if chosen.served is None:
             raise user_error(f"Deployment {chosen.name} is {chosen.state} and cannot score yet.", "DeploymentNotReady")
         job_name = f"batchjob-{uuid.uuid4()}"
-        spec = {"jobType": "Pipeline", "displayName": job_name, "experimentName": endpoint.name, "description": None,
-                "computeId": chosen.props.get("compute"), "isArchived": False, "tags": {"azureml.batchrun": "true"},
-                "properties": {"azureml.endpointName": endpoint.name, "azureml.deploymentName": chosen.name,
-                               "azureml.outputFileName": chosen.props.get("outputFileName") or "predictions.csv"},
-                "inputs": inputs, "outputs": outputs}
-        job = Job(job_name, spec, Audit(principal), outputs={k: dict(v) for k, v in outputs.items()},
-                  batch=(endpoint.name, chosen.name), scorer=chosen.served)
+        spec = {
+            "jobType": "Pipeline",
+            "displayName": job_name,
+            "experimentName": endpoint.name,
+            "description": None,
+            "computeId": chosen.props.get("compute"),
+            "isArchived": False,
+            "tags": {"azureml.batchrun": "true"},
+            "properties": {
+                "azureml.endpointName": endpoint.name,
+                "azureml.deploymentName": chosen.name,
+                "azureml.outputFileName": chosen.props.get("outputFileName") or "predictions.csv",
+            },
+            "inputs": inputs,
+            "outputs": outputs,
+        }
+        job = Job(
+            job_name,
+            spec,
+            Audit(principal),
+            outputs={k: dict(v) for k, v in outputs.items()},
+            batch=(endpoint.name, chosen.name),
+            scorer=chosen.served,
+        )
         with state.lock:
             ws.jobs[job_name] = job
         runner.start(ws, job)

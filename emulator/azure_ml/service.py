@@ -22,14 +22,23 @@ logger = logging.getLogger(__name__)
 _PREFIXES = ("/inference/", "/mlflow/", "/history/", "/discovery", "/_emulator/azure-ml")
 
 
-def build(config: AzureMlConfig, faults: FaultRegistry, tokens: TokenIssuer, base: str,
-          max_body_bytes: int) -> tuple[AzureMlState, APIRouter]:
+def build(
+    config: AzureMlConfig, faults: FaultRegistry, tokens: TokenIssuer, base: str, max_body_bytes: int
+) -> tuple[AzureMlState, APIRouter]:
     state = AzureMlState(config, faults, tokens, base, max_body_bytes)
     runner = Runner(state)
     router = APIRouter()
-    for part in (workspaces.build_router(state), jobs.build_router(state, runner), models.build_router(state),
-                 endpoints.build_router(state), deployments.build_router(state), lro.build_router(state),
-                 scoring.build_router(state, runner), tracking.build_router(state), admin.build_router(state)):
+    for part in (
+        workspaces.build_router(state),
+        jobs.build_router(state, runner),
+        models.build_router(state),
+        endpoints.build_router(state),
+        deployments.build_router(state),
+        lro.build_router(state),
+        scoring.build_router(state, runner),
+        tracking.build_router(state),
+        admin.build_router(state),
+    ):
         router.include_router(part)
     return state, router
 
@@ -50,9 +59,13 @@ def render_error(request: Request, exc: Exception, default_location: str) -> JSO
     if isinstance(exc, RequestValidationError):
         error = user_error(f"Invalid request: {exc.errors()[:1]}")
     elif isinstance(exc, StarletteHTTPException) and exc.status_code == 404:
-        error = arm_error(404, "InvalidResourceType", f"No resource type or route matches {request.method} {request.url.path}.")
+        error = arm_error(
+            404, "InvalidResourceType", f"No resource type or route matches {request.method} {request.url.path}."
+        )
     elif isinstance(exc, StarletteHTTPException):
-        error = arm_error(exc.status_code, "MethodNotAllowed" if exc.status_code == 405 else "BadRequest", str(exc.detail))
+        error = arm_error(
+            exc.status_code, "MethodNotAllowed" if exc.status_code == 405 else "BadRequest", str(exc.detail)
+        )
     else:
         logger.error("unhandled Azure ML emulator error", exc_info=exc)
         error = AmlError(500, "ServiceError", f"Internal error ({type(exc).__name__}).")

@@ -37,7 +37,9 @@ ASYNC_TIMEOUT = "PT1H"
 
 
 class AzureMlState:
-    def __init__(self, config: AzureMlConfig, faults: FaultRegistry, tokens: TokenIssuer, base: str, max_body_bytes: int) -> None:
+    def __init__(
+        self, config: AzureMlConfig, faults: FaultRegistry, tokens: TokenIssuer, base: str, max_body_bytes: int
+    ) -> None:
         self.config = config
         self.faults = faults
         self.tokens = tokens
@@ -58,18 +60,41 @@ class AzureMlState:
         faults.register("aml_job", JobFault, self.job_faults)
         faults.register("aml_deployment", DeploymentFault, self.deployment_faults)
         faults.register("aml_events", EventFault, self.event_faults)
-        self.events = EventGrid(self.count, lambda wanted: faults.take_from(self.event_faults, wanted),
-                                lambda: (self.timings.event_delay_s, self.timings.event_retry_s, config.event_max_attempts))
+        self.events = EventGrid(
+            self.count,
+            lambda wanted: faults.take_from(self.event_faults, wanted),
+            lambda: (self.timings.event_delay_s, self.timings.event_retry_s, config.event_max_attempts),
+        )
         self._rngs: dict[str, random.Random] = {}
         self.model_order = itertools.count(1)
         for ws in self.workspaces.values():
             system = Audit(created_by="emulator-config")
             for online in ws.cfg.online_endpoints:
-                ws.online[online.name.lower()] = Endpoint(online.name, False, ws.cfg.location, {}, {"type": "SystemAssigned"},
-                                                          online.auth_mode, "", {}, system, state="Succeeded")
+                ws.online[online.name.lower()] = Endpoint(
+                    online.name,
+                    False,
+                    ws.cfg.location,
+                    {},
+                    {"type": "SystemAssigned"},
+                    online.auth_mode,
+                    "",
+                    {},
+                    system,
+                    state="Succeeded",
+                )
             for name in ws.cfg.batch_endpoints:
-                ws.batch[name.lower()] = Endpoint(name, True, ws.cfg.location, {}, {"type": "SystemAssigned"},
-                                                  "AADToken", "", {}, system, state="Succeeded")
+                ws.batch[name.lower()] = Endpoint(
+                    name,
+                    True,
+                    ws.cfg.location,
+                    {},
+                    {"type": "SystemAssigned"},
+                    "AADToken",
+                    "",
+                    {},
+                    system,
+                    state="Succeeded",
+                )
             for url in ws.cfg.event_webhooks:
                 self.events.subscribe(ws.cfg.name, ws.cfg.resource_id, url, None, handshake_now=False)
 
@@ -91,19 +116,28 @@ class AzureMlState:
 
     def reset_settings(self) -> None:
         with self.lock:
-            self.timings, self.routing_seed, self.page_size = self.config.timings, self.config.routing_seed, self.config.page_size
+            self.timings, self.routing_seed, self.page_size = (
+                self.config.timings,
+                self.config.routing_seed,
+                self.config.page_size,
+            )
             self._rngs.clear()
 
     def settings_body(self) -> dict[str, Any]:
         with self.lock:
-            return {"timings": {f.name: getattr(self.timings, f.name) for f in fields(Timings)},
-                    "routingSeed": self.routing_seed, "pageSize": self.page_size}
+            return {
+                "timings": {f.name: getattr(self.timings, f.name) for f in fields(Timings)},
+                "routingSeed": self.routing_seed,
+                "pageSize": self.page_size,
+            }
 
     def rng(self, key: str) -> random.Random:
         """The routing generator of one endpoint: reproducible per endpoint under a seed."""
         with self.lock:
             if key not in self._rngs:
-                self._rngs[key] = random.Random(f"{self.routing_seed}:{key}") if self.routing_seed is not None else random.Random()
+                self._rngs[key] = (
+                    random.Random(f"{self.routing_seed}:{key}") if self.routing_seed is not None else random.Random()
+                )
             return self._rngs[key]
 
     # ---- lookups and URLs -----------------------------------------------------------------------
@@ -130,18 +164,22 @@ class AzureMlState:
 
     def job_output_uri(self, ws: Workspace) -> Callable[[str, str], str | None]:
         """For `azureml://jobs/{job}/outputs/{out}`: the finished job's output URI, if any."""
+
         def lookup(job_name: str, output: str) -> str | None:
             job = ws.jobs.get(job_name)
             if job is None or job.status != "Completed":
                 return None
             uri = job.outputs.get(output, {}).get("uri")
             return uri if isinstance(uri, str) else None
+
         return lookup
 
     # ---- long-running operations ----------------------------------------------------------------
 
     def start_operation(self, ws: Workspace, kind: str, done_status: int = 200) -> Operation:
-        op = Operation(f"{kind}:{uuid.uuid4()}:{uuid.uuid4()}", ws.cfg.name, ws.cfg.location, ws.cfg.subscription_id, done_status)
+        op = Operation(
+            f"{kind}:{uuid.uuid4()}:{uuid.uuid4()}", ws.cfg.name, ws.cfg.location, ws.cfg.subscription_id, done_status
+        )
         with self.lock:
             self.operations[op.id] = op
         return op
@@ -151,24 +189,42 @@ class AzureMlState:
             op.status, op.error, op.ended = ("Failed" if error else "Succeeded"), error, time.time()
 
     def _operation_url(self, op: Operation, kind: str) -> str:
-        return (f"{self.base}/subscriptions/{op.subscription}/providers/Microsoft.MachineLearningServices/locations/"
-                f"{op.location}/{kind}/{op.id}?api-version={API_VERSION}")
+        return (
+            f"{self.base}/subscriptions/{op.subscription}/providers/Microsoft.MachineLearningServices/locations/"
+            f"{op.location}/{kind}/{op.id}?api-version={API_VERSION}"
+        )
 
     def async_headers(self, op: Operation) -> dict[str, str]:
-        return {"Azure-AsyncOperation": self._operation_url(op, "mfeOperationsStatus"), "x-ms-async-operation-timeout": ASYNC_TIMEOUT}
+        return {
+            "Azure-AsyncOperation": self._operation_url(op, "mfeOperationsStatus"),
+            "x-ms-async-operation-timeout": ASYNC_TIMEOUT,
+        }
 
     def location_headers(self, op: Operation) -> dict[str, str]:
-        return {"Location": self._operation_url(op, "mfeOperationResults"), "Retry-After": str(self.timings.retry_after_s),
-                "x-ms-async-operation-timeout": ASYNC_TIMEOUT}
+        return {
+            "Location": self._operation_url(op, "mfeOperationResults"),
+            "Retry-After": str(self.timings.retry_after_s),
+            "x-ms-async-operation-timeout": ASYNC_TIMEOUT,
+        }
 
     # ---- faults and events ----------------------------------------------------------------------
 
     def take_job_fault(self, ws: Workspace, job: Job) -> JobFault | None:
-        return self.faults.take_from(self.job_faults, lambda f: matches(f.workspace, ws.cfg.name) and matches(f.job, job.name))
+        return self.faults.take_from(
+            self.job_faults, lambda f: matches(f.workspace, ws.cfg.name) and matches(f.job, job.name)
+        )
 
     def take_deployment_fault(self, ws: Workspace, endpoint: str, deployment: str) -> DeploymentFault | None:
-        return self.faults.take_from(self.deployment_faults, lambda f: matches(f.workspace, ws.cfg.name)
-                                     and matches(f.endpoint.lower(), endpoint.lower()) and matches(f.deployment, deployment))
+        return self.faults.take_from(
+            self.deployment_faults,
+            lambda f: (
+                matches(f.workspace, ws.cfg.name)
+                and matches(f.endpoint.lower(), endpoint.lower())
+                and matches(f.deployment, deployment)
+            ),
+        )
 
     def publish(self, ws: Workspace, event: str, subject: str, data: dict[str, Any]) -> None:
-        self.events.publish(ws.cfg.name, ws.cfg.resource_id, f"Microsoft.MachineLearningServices.{event}", subject, data)
+        self.events.publish(
+            ws.cfg.name, ws.cfg.resource_id, f"Microsoft.MachineLearningServices.{event}", subject, data
+        )

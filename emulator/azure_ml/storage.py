@@ -26,8 +26,11 @@ from ..blobs import BlobRef, StorageError, ensure_container, list_blobs, read_bl
 from .config import WorkspaceConfig
 
 _SHORT = re.compile(r"^azureml://datastores/([^/]+)/paths/(.*)$", re.IGNORECASE)
-_LONG = re.compile(r"^azureml://subscriptions/([^/]+)/resourcegroups/([^/]+)/(?:providers/microsoft\.machinelearningservices/)?"
-                   r"workspaces/([^/]+)/datastores/([^/]+)/paths/(.*)$", re.IGNORECASE)
+_LONG = re.compile(
+    r"^azureml://subscriptions/([^/]+)/resourcegroups/([^/]+)/(?:providers/microsoft\.machinelearningservices/)?"
+    r"workspaces/([^/]+)/datastores/([^/]+)/paths/(.*)$",
+    re.IGNORECASE,
+)
 _JOB = re.compile(r"^azureml://jobs/([^/]+)/outputs/([^/]+)(?:/paths/(.*))?$", re.IGNORECASE)
 
 
@@ -55,7 +58,9 @@ def parse_uri(text: str) -> Uri:
     if text.lower().startswith(("http://", "https://")) and urlsplit(text).netloc:
         return Uri(text, url=text.split("?", 1)[0])
     if text.startswith("azureml:") and not text.startswith("azureml://"):
-        raise ValueError(f"{text!r} names a data asset; this emulator supports datastore, job-output and blob URIs only")
+        raise ValueError(
+            f"{text!r} names a data asset; this emulator supports datastore, job-output and blob URIs only"
+        )
     raise ValueError(f"{text!r} is not an azureml://datastores/..., azureml://jobs/... or http(s) blob URI")
 
 
@@ -108,31 +113,43 @@ class Storage:
             raise StorageError("DatastoreNotFound", f"Datastore {name!r} was not found in workspace {ws.name}.")
         account = self.account_for(store.account)
         if account is None:
-            raise StorageError("StorageNotConfigured", f"Datastore {name!r}: the emulator was started without its storage "
-                               "account (--storage-connection-string).")
+            raise StorageError(
+                "StorageNotConfigured",
+                f"Datastore {name!r}: the emulator was started without its storage "
+                "account (--storage-connection-string).",
+            )
         return Location(account.connection_string, store.container, "")
 
     def locate(self, ws: WorkspaceConfig, uri: Uri, job_output: Callable[[str, str], str | None]) -> Location:
         """The blob location a URI names, as the workspace identity reaches it."""
         if uri.datastore is not None:
             if uri.workspace and (uri.workspace[0].lower(), uri.workspace[1].lower(), uri.workspace[2].lower()) != (
-                    ws.subscription_id.lower(), ws.resource_group.lower(), ws.name.lower()):
-                raise StorageError("AuthorizationFailure", f"{uri.text}: another workspace's datastore is out of reach.")
+                ws.subscription_id.lower(),
+                ws.resource_group.lower(),
+                ws.name.lower(),
+            ):
+                raise StorageError(
+                    "AuthorizationFailure", f"{uri.text}: another workspace's datastore is out of reach."
+                )
             root = self.datastore(ws, uri.datastore)
             return Location(root.connection_string, root.container, uri.path.lstrip("/"))
         if uri.job is not None:
             target = job_output(uri.job, uri.output or "")
             if target is None:
-                raise StorageError("BlobNotFound", f"{uri.text}: job {uri.job!r} has no finished output {uri.output!r}.")
+                raise StorageError(
+                    "BlobNotFound", f"{uri.text}: job {uri.job!r} has no finished output {uri.output!r}."
+                )
             base = self.locate(ws, parse_uri(target), job_output)
             return base.child(uri.path) if uri.path else base
         url = uri.url or ""
         for account in self.accounts:
             if url.lower().startswith(account.url.lower() + "/"):
-                rest = url[len(account.url) + 1:]
+                rest = url[len(account.url) + 1 :]
                 container, _, path = rest.partition("/")
                 return Location(account.connection_string, container, path)
-        raise StorageError("AuthorizationFailure", f"{url}: the workspace identity has no access to that storage account.")
+        raise StorageError(
+            "AuthorizationFailure", f"{url}: the workspace identity has no access to that storage account."
+        )
 
     # ---- bytes ----------------------------------------------------------------------------------
 
@@ -143,7 +160,7 @@ class Storage:
         """Blob names (relative to the folder) under a folder location."""
         prefix = folder.path if folder.is_folder else folder.path + "/"
         names = list_blobs(folder.ref(prefix), where)
-        return [name[len(prefix):] for name in names]
+        return [name[len(prefix) :] for name in names]
 
     def write(self, location: Location, data: bytes, where: str) -> None:
         key = (location.connection_string, location.container)

@@ -25,8 +25,14 @@ from .resources import Job, Workspace
 from .state import AzureMlState
 
 WS_PATH = "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.MachineLearningServices/workspaces/{ws}"
-MLFLOW_STATUS = {"Completed": "FINISHED", "Failed": "FAILED", "Canceled": "KILLED", "Running": "RUNNING",
-                 "Finalizing": "RUNNING", "CancelRequested": "RUNNING"}
+MLFLOW_STATUS = {
+    "Completed": "FINISHED",
+    "Failed": "FAILED",
+    "Canceled": "KILLED",
+    "Running": "RUNNING",
+    "Finalizing": "RUNNING",
+    "CancelRequested": "RUNNING",
+}
 
 
 def _ms(moment: float | None) -> int | None:
@@ -50,7 +56,9 @@ def build_router(state: AzureMlState) -> APIRouter:
         return found.jobs.get(run_id or "")
 
     def missing(run_id: str | None) -> Response:
-        return JSONResponse({"error_code": "RESOURCE_DOES_NOT_EXIST", "message": f"Run '{run_id}' not found."}, status_code=404)
+        return JSONResponse(
+            {"error_code": "RESOURCE_DOES_NOT_EXIST", "message": f"Run '{run_id}' not found."}, status_code=404
+        )
 
     @router.get("/mlflow/v1.0" + WS_PATH + "/api/2.0/mlflow/runs/get")
     async def runs_get(sub: str, rg: str, ws: str, request: Request) -> Response:
@@ -61,14 +69,22 @@ def build_router(state: AzureMlState) -> APIRouter:
         if job is None:
             return missing(run_id)
         stamp = _ms(job.ended_at or job.started_at) or 0
-        info = {"run_id": job.name, "run_uuid": job.name, "experiment_id": job.experiment_id,
-                "run_name": job.spec.get("displayName") or job.name, "status": MLFLOW_STATUS.get(job.status, "SCHEDULED"),
-                "start_time": _ms(job.started_at), "end_time": _ms(job.ended_at), "lifecycle_stage": "active",
-                "artifact_uri": f"azureml://datastores/workspaceartifactstore/paths/ExperimentRun/dcid.{job.name}/"}
+        info = {
+            "run_id": job.name,
+            "run_uuid": job.name,
+            "experiment_id": job.experiment_id,
+            "run_name": job.spec.get("displayName") or job.name,
+            "status": MLFLOW_STATUS.get(job.status, "SCHEDULED"),
+            "start_time": _ms(job.started_at),
+            "end_time": _ms(job.ended_at),
+            "lifecycle_stage": "active",
+            "artifact_uri": f"azureml://datastores/workspaceartifactstore/paths/ExperimentRun/dcid.{job.name}/",
+        }
         data: dict[str, Any] = {
             "metrics": [{"key": k, "value": v, "timestamp": stamp, "step": 0} for k, v in job.metrics.items()],
             "params": [{"key": k, "value": v} for k, v in job.params.items()],
-            "tags": [{"key": "mlflow.runName", "value": info["run_name"]}] + [{"key": k, "value": v} for k, v in job.spec.get("tags", {}).items()],
+            "tags": [{"key": "mlflow.runName", "value": info["run_name"]}]
+            + [{"key": k, "value": v} for k, v in job.spec.get("tags", {}).items()],
         }
         return JSONResponse({"run": {"info": info, "data": data}})
 
@@ -80,7 +96,9 @@ def build_router(state: AzureMlState) -> APIRouter:
         if job is None:
             return missing(run_id)
         if not key:
-            return JSONResponse({"error_code": "INVALID_PARAMETER_VALUE", "message": "metric_key is required."}, status_code=400)
+            return JSONResponse(
+                {"error_code": "INVALID_PARAMETER_VALUE", "message": "metric_key is required."}, status_code=400
+            )
         stamp = _ms(job.ended_at or job.started_at) or 0
         points = [{"key": key, "value": job.metrics[key], "timestamp": stamp, "step": 0}] if key in job.metrics else []
         return JSONResponse({"metrics": points})
@@ -90,16 +108,38 @@ def build_router(state: AzureMlState) -> APIRouter:
         found = workspace(request, sub, rg, ws)
         job = run_of(found, run_id)
         if job is None:
-            return JSONResponse({"error": {"code": "UserError", "message": f"Run {run_id} was not found."}}, status_code=404)
-        return JSONResponse({"runId": job.name, "runUuid": job.name, "status": job.status, "target": job.spec.get("computeId"),
-                             "startTimeUtc": _iso(job.started_at), "endTimeUtc": _iso(job.ended_at),
-                             "error": {"error": job.error} if job.error else None, "warnings": [], "properties": job.spec.get("properties", {}),
-                             "inputDatasets": [], "outputDatasets": []})
+            return JSONResponse(
+                {"error": {"code": "UserError", "message": f"Run {run_id} was not found."}}, status_code=404
+            )
+        return JSONResponse(
+            {
+                "runId": job.name,
+                "runUuid": job.name,
+                "status": job.status,
+                "target": job.spec.get("computeId"),
+                "startTimeUtc": _iso(job.started_at),
+                "endTimeUtc": _iso(job.ended_at),
+                "error": {"error": job.error} if job.error else None,
+                "warnings": [],
+                "properties": job.spec.get("properties", {}),
+                "inputDatasets": [],
+                "outputDatasets": [],
+            }
+        )
 
     @router.get("/discovery")
     async def discovery() -> Response:
         base = state.base
-        return JSONResponse({"api": base, "catalog": base, "experimentation": base, "history": base, "modelmanagement": base,
-                             "pipelines": base, "studio": "https://ml.azure.com"})
+        return JSONResponse(
+            {
+                "api": base,
+                "catalog": base,
+                "experimentation": base,
+                "history": base,
+                "modelmanagement": base,
+                "pipelines": base,
+                "studio": "https://ml.azure.com",
+            }
+        )
 
     return router

@@ -36,10 +36,14 @@ DESCRIPTOR_FILE = "MLmodel"
 METRICS_FILE = "metrics.json"
 DATA_EXTENSIONS = (".csv", ".tsv", ".arff")
 _LEARNER_LITERALS = {
-    "regularization": "Regularization", "c": "Regularization",
-    "maxiterations": "Max Iterations", "maxiter": "Max Iterations",
-    "randomseed": "Random Seed", "seed": "Random Seed",
-    "testfraction": "Test Fraction", "testsize": "Test Fraction",
+    "regularization": "Regularization",
+    "c": "Regularization",
+    "maxiterations": "Max Iterations",
+    "maxiter": "Max Iterations",
+    "randomseed": "Random Seed",
+    "seed": "Random Seed",
+    "testfraction": "Test Fraction",
+    "testsize": "Test Fraction",
 }
 _LABEL_LITERALS = ("labelcolumn", "label", "target", "targetcolumn")
 
@@ -93,14 +97,23 @@ def descriptor(trained: Trained, run: str) -> bytes:
     inputs = [{"name": n, "type": "double"} for n in model.feature_names]
     document = {
         "artifact_path": "model",
-        "flavors": {"emulator_logistic_regression": {"data": MODEL_FILE, "format": "ILEARNER-EMU 1",
-                                                     "loader": "emulator.ilearner.loads"}},
+        "flavors": {
+            "emulator_logistic_regression": {
+                "data": MODEL_FILE,
+                "format": "ILEARNER-EMU 1",
+                "loader": "emulator.ilearner.loads",
+            }
+        },
         "model_uuid": uuid.uuid4().hex,
         "run_id": run,
         "utc_time_created": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f"),
         "signature": {"inputs": json.dumps(inputs), "outputs": json.dumps([{"name": trained.label, "type": "string"}])},
-        "metadata": {"feature_columns": list(model.feature_names), "label_column": trained.label,
-                     "classes": list(model.classes), "model_version": trained.content_id},
+        "metadata": {
+            "feature_columns": list(model.feature_names),
+            "label_column": trained.label,
+            "classes": list(model.classes),
+            "model_version": trained.content_id,
+        },
     }
     return json.dumps(document, indent=2).encode()
 
@@ -143,5 +156,7 @@ def score_file(model: ilearner.TrainedModel, data: bytes, name: str) -> list[lis
     """Rows of `<feature columns...>,label,probability` for a CSV/TSV/ARFF file (without header)."""
     dataset = ilearner.parse_dataset(data, extension_of(name), "")
     scored = predict(model, list(dataset.feature_names), dataset.rows.tolist())
-    return [[*(repr(float(v)) for v in row), s["label"], f"{s['probability']:.6f}"]
-            for row, s in zip(dataset.rows, scored, strict=True)]
+    return [
+        [*(repr(float(v)) for v in row), s["label"], f"{s['probability']:.6f}"]
+        for row, s in zip(dataset.rows, scored, strict=True)
+    ]

@@ -22,7 +22,9 @@ def opt_obj(body: dict[str, Any], key: str, where: str) -> dict[str, Any] | None
     return None if value is None else obj(value, f"{where}.{key}")
 
 
-def text(body: dict[str, Any], key: str, where: str, *, required: bool = False, default: str | None = None) -> str | None:
+def text(
+    body: dict[str, Any], key: str, where: str, *, required: bool = False, default: str | None = None
+) -> str | None:
     value = body.get(key)
     if value is None:
         if required:
@@ -57,8 +59,9 @@ def flag(body: dict[str, Any], key: str, where: str, default: bool = False) -> b
     return value
 
 
-def integer(body: dict[str, Any], key: str, where: str, *, minimum: int, default: int | None = None,
-            coerce: bool = False) -> int | None:
+def integer(
+    body: dict[str, Any], key: str, where: str, *, minimum: int, default: int | None = None, coerce: bool = False
+) -> int | None:
     """An integer >= minimum; with `coerce`, a string of digits counts (the batch REST sample sends those)."""
     value = body.get(key)
     if value is None:
@@ -89,8 +92,15 @@ def seconds(iso: str) -> float:
     return days * 86400 + hours * 3600 + minutes * 60 + secs
 
 
-def choice(body: dict[str, Any], key: str, where: str, allowed: Iterable[str], *, default: str | None = None,
-           ignore_case: bool = False) -> str | None:
+def choice(
+    body: dict[str, Any],
+    key: str,
+    where: str,
+    allowed: Iterable[str],
+    *,
+    default: str | None = None,
+    ignore_case: bool = False,
+) -> str | None:
     """One of `allowed`, answered in its canonical spelling."""
     value = text(body, key, where, default=default)
     if value is None:

@@ -68,7 +68,11 @@ def build_router(ctx: StudioContext) -> APIRouter:
         except ilearner.DatasetError as exc:
             raise ServiceError("ModuleExecutionError", "ModuleExecutionError", str(exc), 400) from None
         types = ["Numeric"] * (len(out_names) - 2) + ["String", "Numeric"]
-        result = {"Results": {"output1": {"type": "table", "value": {"ColumnNames": out_names, "ColumnTypes": types, "Values": rows}}}}
+        result = {
+            "Results": {
+                "output1": {"type": "table", "value": {"ColumnNames": out_names, "ColumnTypes": types, "Values": rows}}
+            }
+        }
         return JSONResponse(result, headers={"x-ms-emulator-model-version": served.version})
 
     return router
@@ -96,7 +100,9 @@ def parse_blob_ref(raw: Any, where: str) -> BlobRef:
     return ref
 
 
-def parse_job_request(body: Any, service: WebServiceConfig) -> tuple[dict[str, BlobRef], dict[str, BlobRef], dict[str, str]]:
+def parse_job_request(
+    body: Any, service: WebServiceConfig
+) -> tuple[dict[str, BlobRef], dict[str, BlobRef], dict[str, str]]:
     """Validate a BES submit body against the service's ports, extensions and parameters."""
     if not isinstance(body, dict):
         raise bad_argument("RequestBodyInvalid", "The request body must be a JSON object.")
@@ -105,31 +111,41 @@ def parse_job_request(body: Any, service: WebServiceConfig) -> tuple[dict[str, B
     if unknown:
         raise bad_argument("RequestBodyInvalid", f"Unknown field(s) in the request body: {sorted(unknown)}.")
     if body.get("Input") is not None and body.get("Inputs") is not None:
-        raise bad_argument("DuplicateInputInBatchCall", "Cannot specify both single and multiple input at the same time.")
+        raise bad_argument(
+            "DuplicateInputInBatchCall", "Cannot specify both single and multiple input at the same time."
+        )
     raw_inputs = body.get("Inputs")
     if body.get("Input") is not None:
         raw_inputs = {service.input_names[0]: body["Input"]}
     if raw_inputs is None or raw_inputs == {}:
-        raise bad_argument("BatchJobInputsNotSpecified", "The following required input(s) were not specified with the request: "
-                           + ", ".join(service.input_names))
+        raise bad_argument(
+            "BatchJobInputsNotSpecified",
+            "The following required input(s) were not specified with the request: " + ", ".join(service.input_names),
+        )
     if not isinstance(raw_inputs, dict):
         raise bad_argument("RequestBodyInvalid", "Inputs must be an object keyed by input name.")
     unknown_inputs = [n for n in raw_inputs if n not in service.input_names]
     if unknown_inputs:
-        raise bad_argument("InvalidInputNames", f"Invalid service input name(s) specified: {', '.join(unknown_inputs)}.")
+        raise bad_argument(
+            "InvalidInputNames", f"Invalid service input name(s) specified: {', '.join(unknown_inputs)}."
+        )
     if len(raw_inputs) > len(service.input_names):
         raise bad_argument("BatchJobInputsTooManySpecified", "Too many inputs were specified.")
     missing_inputs = [n for n in service.input_names if n not in raw_inputs]
     if missing_inputs:
-        raise bad_argument("BatchJobInputsNotSpecified",
-                           f"The following required input(s) were not specified with the request: {', '.join(missing_inputs)}")
+        raise bad_argument(
+            "BatchJobInputsNotSpecified",
+            f"The following required input(s) were not specified with the request: {', '.join(missing_inputs)}",
+        )
     inputs = {}
     for name, raw in raw_inputs.items():
         ref = parse_blob_ref(raw, f"Inputs.{name}")
         if ref.extension not in DATASET_EXTENSIONS:
-            raise bad_argument("InvalidBlobExtension",
-                               f"The blob reference: {ref.relative_location} has an invalid or missing file extension. "
-                               f"Supported file extensions for this output type are: \"{', '.join(DATASET_EXTENSIONS)}\".")
+            raise bad_argument(
+                "InvalidBlobExtension",
+                f"The blob reference: {ref.relative_location} has an invalid or missing file extension. "
+                f'Supported file extensions for this output type are: "{", ".join(DATASET_EXTENSIONS)}".',
+            )
         inputs[name] = ref
     raw_outputs = body.get("Outputs")
     if body.get("Output") is not None:
@@ -143,31 +159,43 @@ def parse_job_request(body: Any, service: WebServiceConfig) -> tuple[dict[str, B
             raise bad_argument("InvalidOutputOverrideName", f"Invalid output override name specified: {name}.")
         ref = parse_blob_ref(raw, f"Outputs.{name}")
         if ref.extension != service.outputs[name]:
-            raise bad_argument("InvalidBlobExtension",
-                               f"The blob reference: {ref.relative_location} has an invalid or missing file extension. "
-                               f"Supported file extensions for this output type are: \"{service.outputs[name]}\".")
+            raise bad_argument(
+                "InvalidBlobExtension",
+                f"The blob reference: {ref.relative_location} has an invalid or missing file extension. "
+                f'Supported file extensions for this output type are: "{service.outputs[name]}".',
+            )
         outputs[name] = ref
     if not outputs:
         # The emulator keeps no storage account of its own for default output locations.
-        raise bad_argument("MissingRequiredOutputOverrides", "Output overrides are required by this emulator for every output.")
+        raise bad_argument(
+            "MissingRequiredOutputOverrides", "Output overrides are required by this emulator for every output."
+        )
     parameters = body.get("GlobalParameters") or {}
-    if not isinstance(parameters, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in parameters.items()):
+    if not isinstance(parameters, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in parameters.items()
+    ):
         raise bad_argument("RequestBodyInvalid", "GlobalParameters must map names to string values.")
     missing = [p for p in service.required_global_parameters if p not in parameters]
     if missing:
-        raise bad_argument("MissingRequiredGlobalParameters", f"Missing required global parameters: {', '.join(missing)}.")
+        raise bad_argument(
+            "MissingRequiredGlobalParameters", f"Missing required global parameters: {', '.join(missing)}."
+        )
     return inputs, outputs, dict(parameters)
 
 
 def parse_rrs_request(body: Any, service: WebServiceConfig) -> tuple[list[str], list[list[Any]]]:
     if not isinstance(body, dict) or not isinstance(body.get("Inputs"), dict):
-        raise bad_argument("RequestBodyInvalid", "Body must be {\"Inputs\": {\"input1\": {\"ColumnNames\", \"Values\"}}}.")
+        raise bad_argument("RequestBodyInvalid", 'Body must be {"Inputs": {"input1": {"ColumnNames", "Values"}}}.')
     inputs = body["Inputs"]
     unknown = [n for n in inputs if n not in service.input_names]
     if unknown:
         raise bad_argument("InvalidInputNames", f"Invalid service input name(s) specified: {', '.join(unknown)}.")
     table = inputs.get(service.input_names[0])
-    if not isinstance(table, dict) or not isinstance(table.get("ColumnNames"), list) or not isinstance(table.get("Values"), list):
+    if (
+        not isinstance(table, dict)
+        or not isinstance(table.get("ColumnNames"), list)
+        or not isinstance(table.get("Values"), list)
+    ):
         raise bad_argument("RequestBodyInvalid", f"Inputs.{service.input_names[0]} needs ColumnNames and Values lists.")
     names = table["ColumnNames"]
     if not all(isinstance(n, str) for n in names) or not all(isinstance(r, list) for r in table["Values"]):

@@ -39,8 +39,9 @@ class StudioContext:
         if version != BES_API_VERSION:
             raise bad_argument("BadVersionCall", f"Invalid api-version {version!r}; use api-version=2.0.")
 
-    def resolve_endpoint(self, scope_kind: str, scope_id: str, service_id: str,
-                         request: Request) -> tuple[WebServiceConfig, EndpointConfig]:
+    def resolve_endpoint(
+        self, scope_kind: str, scope_id: str, service_id: str, request: Request
+    ) -> tuple[WebServiceConfig, EndpointConfig]:
         if scope_kind not in ("workspaces", "subscriptions"):
             raise not_found("ResourceNotFound", "Unknown route.")
         if scope_kind == "workspaces" and scope_id != self.config.workspace_id:
@@ -52,8 +53,9 @@ class StudioContext:
             raise unauthorized()
         return found
 
-    async def call(self, scope_kind: str, scope_id: str, service_id: str, request: Request,
-                   op: str) -> tuple[WebServiceConfig, EndpointConfig]:
+    async def call(
+        self, scope_kind: str, scope_id: str, service_id: str, request: Request, op: str
+    ) -> tuple[WebServiceConfig, EndpointConfig]:
         """What every BES/RRS call checks first (endpoint and key, api-version), then its fault rules."""
         found = self.resolve_endpoint(scope_kind, scope_id, service_id, request)
         self.require_api_version(request)

@@ -21,10 +21,12 @@ from .errors import ServiceError, bad_argument, not_found, unauthorized
 def build_router(ctx: StudioContext) -> APIRouter:
     router = APIRouter()
 
-    def require_management_key(request: Request, service: WebServiceConfig, endpoint: EndpointConfig | None = None) -> None:
+    def require_management_key(
+        request: Request, service: WebServiceConfig, endpoint: EndpointConfig | None = None
+    ) -> None:
         token = wire.bearer(request)
         allowed: set[str] = set()
-        for candidate in ([endpoint] if endpoint else ctx.endpoints_of(service)):
+        for candidate in [endpoint] if endpoint else ctx.endpoints_of(service):
             allowed |= {candidate.primary_key, candidate.secondary_key}
         if not token or token not in allowed:
             raise unauthorized()
@@ -33,16 +35,23 @@ def build_router(ctx: StudioContext) -> APIRouter:
         served = ctx.state.models.get(endpoint.service_id)
         resources = []
         if service.kind == "scoring":
-            resources.append({
-                "Name": service.resource_name, "Kind": "TrainedModel",
-                "Location": state_location(endpoint.service_id),
-            })
+            resources.append(
+                {
+                    "Name": service.resource_name,
+                    "Kind": "TrainedModel",
+                    "Location": state_location(endpoint.service_id),
+                }
+            )
         return {
-            "Name": endpoint.name, "Description": "", "WebServiceId": service.id,
+            "Name": endpoint.name,
+            "Description": "",
+            "WebServiceId": service.id,
             "WorkspaceId": ctx.config.workspace_id,
             "ApiLocation": f"{ctx.http_base}/workspaces/{ctx.config.workspace_id}/services/{endpoint.service_id}",
             "Version": served.version if served else None,
-            "PreventUpdate": endpoint.name == "default", "MaxConcurrentCalls": 4, "ThrottleLevel": "Low",
+            "PreventUpdate": endpoint.name == "default",
+            "MaxConcurrentCalls": 4,
+            "ThrottleLevel": "Low",
             "Resources": resources,
         }
 
@@ -61,8 +70,14 @@ def build_router(ctx: StudioContext) -> APIRouter:
                 require_management_key(request, service)
             except ServiceError:
                 continue
-            visible.append({"Id": service.id, "Name": service.name, "DefaultEndpointName": "default",
-                            "EndpointCount": len(ctx.endpoints_of(service))})
+            visible.append(
+                {
+                    "Id": service.id,
+                    "Name": service.name,
+                    "DefaultEndpointName": "default",
+                    "EndpointCount": len(ctx.endpoints_of(service)),
+                }
+            )
         if not visible:
             raise unauthorized()
         return JSONResponse(visible)
@@ -117,22 +132,29 @@ def build_router(ctx: StudioContext) -> APIRouter:
         if service.kind != "scoring" or not service.resource_name:
             raise bad_argument("NoUpdatableResources", "This Web Service has no updatable resources.")
         if endpoint.name == "default":
-            raise ServiceError("InvalidOperation", "DefaultEndpointNotUpdatable",
-                               "The default endpoint cannot be updated; create a non-default endpoint.")
+            raise ServiceError(
+                "InvalidOperation",
+                "DefaultEndpointNotUpdatable",
+                "The default endpoint cannot be updated; create a non-default endpoint.",
+            )
         if not isinstance(body, dict) or not isinstance(body.get("Resources"), list) or not body["Resources"]:
-            raise bad_argument("RequestBodyInvalid", "Body must be {\"Resources\": [{\"Name\", \"Location\"}]}.")
+            raise bad_argument("RequestBodyInvalid", 'Body must be {"Resources": [{"Name", "Location"}]}.')
         resource = body["Resources"][0]
         if not isinstance(resource, dict) or not isinstance(resource.get("Location"), dict):
             raise bad_argument("RequestBodyInvalid", "Resources[0] needs Name and Location.")
         if resource.get("Name") != service.resource_name:
-            raise bad_argument("InvalidResourceName",
-                               f"Resources[0].Name {resource.get('Name')!r} is not an updatable resource of this endpoint.")
+            raise bad_argument(
+                "InvalidResourceName",
+                f"Resources[0].Name {resource.get('Name')!r} is not an updatable resource of this endpoint.",
+            )
         location = resource["Location"]
         ref = parse_blob_ref(location, "Resources[0].Location")
         if ref.extension != ".ilearner":
-            raise bad_argument("InvalidBlobExtension",
-                               f"The blob reference: {ref.relative_location} has an invalid or missing file extension. "
-                               "Supported file extensions for this output type are: \".ilearner\".")
+            raise bad_argument(
+                "InvalidBlobExtension",
+                f"The blob reference: {ref.relative_location} has an invalid or missing file extension. "
+                'Supported file extensions for this output type are: ".ilearner".',
+            )
         data = await asyncio.to_thread(read_blob, ref, "Resources[0].Location")
         try:
             ilearner.loads(data)
@@ -142,12 +164,15 @@ def build_router(ctx: StudioContext) -> APIRouter:
         if behaviour and behaviour.fail_message:
             raise ServiceError("InternalError", "UpdateWebServiceResourceFailed", behaviour.fail_message, 500)
         if not (behaviour and behaviour.never_succeed):
+
             def swap() -> None:
                 ctx.state.install_model(endpoint.service_id, data)
                 locations[endpoint.service_id] = {
-                    "BaseLocation": location.get("BaseLocation"), "RelativeLocation": ref.relative_location,
+                    "BaseLocation": location.get("BaseLocation"),
+                    "RelativeLocation": ref.relative_location,
                     "SasBlobToken": None,
                 }
+
             threading.Timer(ctx.config.update_delay_seconds, swap).start()
         ctx.state.count("classic_updates")
         return Response(status_code=200)
@@ -158,8 +183,12 @@ def build_router(ctx: StudioContext) -> APIRouter:
         endpoint = find_endpoint(service, name)
         require_management_key(request, service)
         if endpoint.name == "default":
-            raise ServiceError("InvalidOperation", "DefaultEndpointNotDeletable", "The default endpoint cannot be deleted.")
-        ctx.state.extra_endpoints[service.id] = [e for e in ctx.state.extra_endpoints.get(service.id, []) if e.name != name]
+            raise ServiceError(
+                "InvalidOperation", "DefaultEndpointNotDeletable", "The default endpoint cannot be deleted."
+            )
+        ctx.state.extra_endpoints[service.id] = [
+            e for e in ctx.state.extra_endpoints.get(service.id, []) if e.name != name
+        ]
         return Response(status_code=200)
 
     return router

@@ -119,7 +119,9 @@ class EmulatorState:
         self.counters: dict[str, int] = {}
         # A running job holds a worker while it waits out its duration, so size the pool for the
         # documented 40 concurrent jobs per endpoint rather than for the CPU.
-        self.executor = ThreadPoolExecutor(max_workers=max(8, 2 * config.max_running_jobs_per_endpoint), thread_name_prefix="emulator-job")
+        self.executor = ThreadPoolExecutor(
+            max_workers=max(8, 2 * config.max_running_jobs_per_endpoint), thread_name_prefix="emulator-job"
+        )
         for service in config.web_services:
             for endpoint in service.endpoints:
                 self.register_endpoint(service, endpoint)
@@ -158,8 +160,14 @@ class EmulatorState:
 
     # ---- jobs -----------------------------------------------------------------------------------
 
-    def submit(self, service: WebServiceConfig, endpoint: EndpointConfig, inputs: dict[str, BlobRef],
-               outputs: dict[str, BlobRef], parameters: dict[str, str]) -> Job:
+    def submit(
+        self,
+        service: WebServiceConfig,
+        endpoint: EndpointConfig,
+        inputs: dict[str, BlobRef],
+        outputs: dict[str, BlobRef],
+        parameters: dict[str, str],
+    ) -> Job:
         job = Job(uuid.uuid4().hex, service, endpoint, inputs, outputs, parameters)
         with self.lock:
             self.jobs[job.id] = job
@@ -171,8 +179,9 @@ class EmulatorState:
         with self.lock:
             if job.status != "NotStarted" or job.queued:
                 state = "Queued" if job.queued else job.status
-                raise ServiceError("InvalidOperation", "CannotStartJob",
-                                   f"The job cannot be started because it is in {state} state")
+                raise ServiceError(
+                    "InvalidOperation", "CannotStartJob", f"The job cannot be started because it is in {state} state"
+                )
             queue = self.queues.setdefault(sid, deque())
             if self.running.get(sid, 0) < self.config.max_running_jobs_per_endpoint:
                 self._launch(job)
@@ -181,7 +190,8 @@ class EmulatorState:
                 queue.append(job)
             else:
                 raise ServiceError(
-                    "ServiceUnavailable", "RequestThrottled",
+                    "ServiceUnavailable",
+                    "RequestThrottled",
                     f"Request was throttled for {job.endpoint.name} endpoint. The maximum concurrency "
                     f"for the endpoint is {self.config.max_running_jobs_per_endpoint}.",
                 )
@@ -225,8 +235,10 @@ class EmulatorState:
         try:
             behaviour = self.take_job_behaviour(job.service, job.endpoint)
             if behaviour and (behaviour.results_base_location or behaviour.results_relative_location):
-                job.tampered_results = {"BaseLocation": behaviour.results_base_location,
-                                        "RelativeLocation": behaviour.results_relative_location}
+                job.tampered_results = {
+                    "BaseLocation": behaviour.results_base_location,
+                    "RelativeLocation": behaviour.results_relative_location,
+                }
             duration = job.service.job_seconds
             if behaviour and behaviour.duration_s is not None:
                 duration = behaviour.duration_s
@@ -269,8 +281,14 @@ class EmulatorState:
 
     def _train(self, job: Job, sample_bytes: int | None = None) -> None:
         name, ref = next(iter(job.inputs.items()))
-        data = read_blob(ref, f"Inputs.{name}") if sample_bytes is None else stream_sample(ref, f"Inputs.{name}", sample_bytes)
-        dataset = ilearner.parse_dataset(data, ref.extension, job.global_parameters.get("Label Column", job.service.label_column))
+        data = (
+            read_blob(ref, f"Inputs.{name}")
+            if sample_bytes is None
+            else stream_sample(ref, f"Inputs.{name}", sample_bytes)
+        )
+        dataset = ilearner.parse_dataset(
+            data, ref.extension, job.global_parameters.get("Label Column", job.service.label_column)
+        )
         model, evaluation = ilearner.train(dataset, job.id, job.global_parameters)
         for output_name, out in job.outputs.items():
             if job.cancel_requested:
@@ -297,8 +315,10 @@ class EmulatorState:
             status, details = job.status, job.details
         results = None
         if status == "Finished":
-            results = {name: result_reference(ref) | {k: v for k, v in (job.tampered_results or {}).items() if v}
-                       for name, ref in job.outputs.items()}
+            results = {
+                name: result_reference(ref) | {k: v for k, v in (job.tampered_results or {}).items() if v}
+                for name, ref in job.outputs.items()
+            }
         self.count("status_calls")
         return {"StatusCode": status, "Results": results, "Details": details}
 
@@ -318,17 +338,24 @@ class EmulatorState:
             return {
                 "jobs": [
                     {
-                        "id": j.id, "service": j.service.name, "endpoint": j.endpoint.name,
-                        "status": j.status, "details": j.details, "queued": j.queued,
-                        "created_at": j.created_at, "started_at": j.started_at,
-                        "finished_at": j.finished_at, "status_polls": j.status_polls,
+                        "id": j.id,
+                        "service": j.service.name,
+                        "endpoint": j.endpoint.name,
+                        "status": j.status,
+                        "details": j.details,
+                        "queued": j.queued,
+                        "created_at": j.created_at,
+                        "started_at": j.started_at,
+                        "finished_at": j.finished_at,
+                        "status_polls": j.status_polls,
                         "outputs": [ref.relative_location for ref in j.outputs.values()],
                     }
                     for j in self.jobs.values()
                 ],
                 "endpoints": [
                     {
-                        "web_service": service.name, "endpoint": endpoint.name,
+                        "web_service": service.name,
+                        "endpoint": endpoint.name,
                         "service_id": endpoint.service_id,
                         "model_version": (m.version if (m := self.models.get(endpoint.service_id)) else None),
                         "model_training_job": (m.model.training_job_id if m else None),
@@ -339,7 +366,8 @@ class EmulatorState:
                 ],
                 "arm_web_services": [
                     {
-                        "name": a.config.name, "provisioning_state": a.provisioning_state,
+                        "name": a.config.name,
+                        "provisioning_state": a.provisioning_state,
                         "asset_uri": a.asset_uri,
                         "model_version": a.model.version if a.model else None,
                         "model_training_job": a.model.model.training_job_id if a.model else None,

@@ -35,7 +35,23 @@ from .loader import TARGET_KINDS, TRAINING_KINDS, load_definitions, parse_defini
 from .reader import _SETTING_REF, UnsetSettingError
 
 __all__ = [
-    "MAX_APPROVAL", "MAX_TIMEOUT", "NOTIFY_EVENTS", "TARGET_KINDS", "TRAINING_KINDS", "_SETTING_REF", "ActivityPolicy", "Approval",
-    "Definitions", "ExternalDataPolicy", "Gate", "Notifications", "Pipeline", "PollingPolicy", "Target", "TrainingConfig",
-    "UnsetSettingError", "load_definitions", "parse_definitions",
+    "MAX_APPROVAL",
+    "MAX_TIMEOUT",
+    "NOTIFY_EVENTS",
+    "TARGET_KINDS",
+    "TRAINING_KINDS",
+    "_SETTING_REF",
+    "ActivityPolicy",
+    "Approval",
+    "Definitions",
+    "ExternalDataPolicy",
+    "Gate",
+    "Notifications",
+    "Pipeline",
+    "PollingPolicy",
+    "Target",
+    "TrainingConfig",
+    "UnsetSettingError",
+    "load_definitions",
+    "parse_definitions",
 ]

@@ -33,8 +33,11 @@ from .reader import Reader
 
 AML_TRAINING = "aml-command"
 PUBLIC_ARM = "https://management.azure.com"
-WORKSPACE_ID = re.compile(r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.MachineLearningServices/workspaces/"
-                          r"[a-zA-Z0-9][a-zA-Z0-9_-]{2,32}$", re.IGNORECASE)
+WORKSPACE_ID = re.compile(
+    r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.MachineLearningServices/workspaces/"
+    r"[a-zA-Z0-9][a-zA-Z0-9_-]{2,32}$",
+    re.IGNORECASE,
+)
 ASSET_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9\-_.]{0,254}$")
 ENDPOINT_NAME = re.compile(r"^[a-zA-Z][a-zA-Z0-9-]{1,30}[a-zA-Z0-9]$")
 IO_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]{0,254}$")
@@ -62,7 +65,9 @@ class Workspace:
 @dataclass(frozen=True, kw_only=True)
 class AmlCommandTraining(TrainingConfig):
     kind: str = AML_TRAINING
-    announces_completion: ClassVar[bool] = True  # the workspace's Event Grid subscription delivers RunStatusChanged to the app
+    announces_completion: ClassVar[bool] = (
+        True  # the workspace's Event Grid subscription delivers RunStatusChanged to the app
+    )
     workspace: Workspace
     command: str
     environment_id: str
@@ -79,7 +84,9 @@ class AmlCommandTraining(TrainingConfig):
 
     @property
     def label_hint(self) -> str | None:
-        return next((v for k, v in self.parameters.items() if k.lower().replace("_", "") in ("labelcolumn", "label")), None)
+        return next(
+            (v for k, v in self.parameters.items() if k.lower().replace("_", "") in ("labelcolumn", "label")), None
+        )
 
 
 @dataclass(frozen=True)
@@ -127,8 +134,20 @@ class AmlBatchTarget(AmlEndpointTarget):
     """A batch endpoint: a new deployment becomes its default once it is created."""
 
 
-TRAINING_FIELDS = {"command", "environment", "compute", "experiment", "parameters", "dataInput", "modelOutput", "metricsOutput",
-                   "outputDatastore", "modelName", "code", "instanceCount"}
+TRAINING_FIELDS = {
+    "command",
+    "environment",
+    "compute",
+    "experiment",
+    "parameters",
+    "dataInput",
+    "modelOutput",
+    "metricsOutput",
+    "outputDatastore",
+    "modelName",
+    "code",
+    "instanceCount",
+}
 ONLINE_FIELDS = {"endpoint", "deployment", "rollout", "health"}
 BATCH_FIELDS = {"endpoint", "deployment", "keepDeployments"}
 PIPELINE_SECTIONS = {"workspace"}
@@ -141,17 +160,32 @@ def workspace(reader: Reader, pipeline: dict[str, Any], path: str) -> Workspace:
     given = reader.text(raw.get("resourceId"), f"{where}.resourceId")
     resource_id = given.rstrip("/")
     if not WORKSPACE_ID.match(resource_id):
-        raise reader.error(f"{where}.resourceId", f"{reader.show(given)} is not an Azure ML workspace resource id "
-                           "(/subscriptions/…/resourceGroups/…/providers/Microsoft.MachineLearningServices/workspaces/…)")
-    endpoint = reader.url(raw["managementEndpoint"], f"{where}.managementEndpoint") if "managementEndpoint" in raw else PUBLIC_ARM
-    cred = reader.obj(raw.get("credential"), f"{where}.credential", {"tenant", "clientId", "clientSecretSetting", "authorityHost"},
-                      required=False)
+        raise reader.error(
+            f"{where}.resourceId",
+            f"{reader.show(given)} is not an Azure ML workspace resource id "
+            "(/subscriptions/…/resourceGroups/…/providers/Microsoft.MachineLearningServices/workspaces/…)",
+        )
+    endpoint = (
+        reader.url(raw["managementEndpoint"], f"{where}.managementEndpoint")
+        if "managementEndpoint" in raw
+        else PUBLIC_ARM
+    )
+    cred = reader.obj(
+        raw.get("credential"),
+        f"{where}.credential",
+        {"tenant", "clientId", "clientSecretSetting", "authorityHost"},
+        required=False,
+    )
     secret = cred.get("clientSecretSetting")
     credential = AmlCredential(
         tenant=reader.optional_text(cred.get("tenant"), f"{where}.credential.tenant"),
         client_id=reader.optional_text(cred.get("clientId"), f"{where}.credential.clientId"),
-        client_secret_setting=None if secret is None else reader.setting_name(secret, f"{where}.credential.clientSecretSetting"),
-        authority_host=None if cred.get("authorityHost") is None else reader.url(cred["authorityHost"], f"{where}.credential.authorityHost"),
+        client_secret_setting=None
+        if secret is None
+        else reader.setting_name(secret, f"{where}.credential.clientSecretSetting"),
+        authority_host=None
+        if cred.get("authorityHost") is None
+        else reader.url(cred["authorityHost"], f"{where}.credential.authorityHost"),
     )
     if credential.client_secret_setting and not (credential.tenant and credential.client_id):
         raise reader.error(f"{where}.credential", "a service principal (clientSecretSetting) needs tenant and clientId")
@@ -182,29 +216,51 @@ def training(reader: Reader, raw: dict[str, Any], path: str, pipeline: dict[str,
     parameters = reader.strings(raw.get("parameters"), f"{path}.parameters")
     for key in parameters:
         if not IO_NAME.match(key):
-            raise reader.error(f"{path}.parameters.{key}", "a parameter name must be an identifier (letters, digits, _)")
+            raise reader.error(
+                f"{path}.parameters.{key}", "a parameter name must be an identifier (letters, digits, _)"
+            )
     data_input = _io_name(reader, raw.get("dataInput"), f"{path}.dataInput", "training_data")
     model_output = _io_name(reader, raw.get("modelOutput"), f"{path}.modelOutput", "model")
     metrics = raw.get("metricsOutput", "metrics")
     metrics_output = None if metrics is None else _io_name(reader, metrics, f"{path}.metricsOutput", "metrics")
     command = reader.text(raw.get("command"), f"{path}.command")
-    known = {"inputs": {data_input, *parameters}, "outputs": {model_output, *([metrics_output] if metrics_output else [])}}
+    known = {
+        "inputs": {data_input, *parameters},
+        "outputs": {model_output, *([metrics_output] if metrics_output else [])},
+    }
     for side, name in PLACEHOLDER.findall(command):
         if name not in known[side]:
-            raise reader.error(f"{path}.command", f"${{{{{side}.{name}}}}} names no {side[:-1]}; have {sorted(known[side])}")
+            raise reader.error(
+                f"{path}.command", f"${{{{{side}.{name}}}}} names no {side[:-1]}; have {sorted(known[side])}"
+            )
     if "${{inputs." + data_input not in command.replace(" ", ""):
         raise reader.error(f"{path}.command", f"must pass the training data: ${{{{inputs.{data_input}}}}}")
     model_name = reader.text(raw.get("modelName"), f"{path}.modelName", default=str(pipeline.get("name") or "model"))
     if not ASSET_NAME.match(model_name):
         raise reader.error(f"{path}.modelName", f"{reader.show(model_name)} is not a valid model name")
     return AmlCommandTraining(
-        workspace=ws, command=command,
-        environment_id=_asset(reader, ws, raw.get("environment"), f"{path}.environment", "environments", versioned=True),
-        compute_id=None if raw.get("compute") is None else _asset(reader, ws, raw["compute"], f"{path}.compute", "computes", versioned=False),
-        experiment=reader.text(raw.get("experiment"), f"{path}.experiment", default=str(pipeline.get("name") or "retrain")),
-        model_name=model_name, parameters=parameters, data_input=data_input, model_output=model_output, metrics_output=metrics_output,
-        output_datastore=reader.text(raw.get("outputDatastore"), f"{path}.outputDatastore", default="workspaceblobstore"),
-        code_id=None if raw.get("code") is None else _asset(reader, ws, raw["code"], f"{path}.code", "codes", versioned=True),
+        workspace=ws,
+        command=command,
+        environment_id=_asset(
+            reader, ws, raw.get("environment"), f"{path}.environment", "environments", versioned=True
+        ),
+        compute_id=None
+        if raw.get("compute") is None
+        else _asset(reader, ws, raw["compute"], f"{path}.compute", "computes", versioned=False),
+        experiment=reader.text(
+            raw.get("experiment"), f"{path}.experiment", default=str(pipeline.get("name") or "retrain")
+        ),
+        model_name=model_name,
+        parameters=parameters,
+        data_input=data_input,
+        model_output=model_output,
+        metrics_output=metrics_output,
+        output_datastore=reader.text(
+            raw.get("outputDatastore"), f"{path}.outputDatastore", default="workspaceblobstore"
+        ),
+        code_id=None
+        if raw.get("code") is None
+        else _asset(reader, ws, raw["code"], f"{path}.code", "codes", versioned=True),
         instance_count=reader.integer(raw.get("instanceCount"), f"{path}.instanceCount", 1, 1, 100),
     )
 
@@ -212,7 +268,9 @@ def training(reader: Reader, raw: dict[str, Any], path: str, pipeline: dict[str,
 def _endpoint(reader: Reader, raw: dict[str, Any], path: str) -> str:
     name = reader.text(raw.get("endpoint"), f"{path}.endpoint")
     if not ENDPOINT_NAME.match(name):
-        raise reader.error(f"{path}.endpoint", f"{reader.show(name)} must be 3-32 letters, digits or dashes, beginning with a letter")
+        raise reader.error(
+            f"{path}.endpoint", f"{reader.show(name)} must be 3-32 letters, digits or dashes, beginning with a letter"
+        )
     return name
 
 
@@ -220,18 +278,25 @@ def _deployment(reader: Reader, ws: Workspace, value: Any, path: str, *, batch: 
     fields = {"instanceCount", "environment", "code", "scoringScript"} | ({"compute"} if batch else {"instanceType"})
     raw = reader.obj(value, path, fields, required=False)
     if ("code" in raw) != ("scoringScript" in raw):
-        raise reader.error(path, "code and scoringScript go together (a custom scoring script), or neither (an MLflow model)")
+        raise reader.error(
+            path, "code and scoringScript go together (a custom scoring script), or neither (an MLflow model)"
+        )
     compute = raw.get("compute")
     if batch and compute is None:
         raise reader.error(f"{path}.compute", "is required: the compute cluster that runs batch scoring jobs")
     return DeploymentSpec(
         instance_type=reader.text(raw.get("instanceType"), f"{path}.instanceType", default="Standard_DS3_v2"),
         instance_count=reader.integer(raw.get("instanceCount"), f"{path}.instanceCount", 1, 1, 100),
-        environment_id=None if raw.get("environment") is None else _asset(reader, ws, raw["environment"], f"{path}.environment",
-                                                                           "environments", versioned=True),
-        code_id=None if raw.get("code") is None else _asset(reader, ws, raw["code"], f"{path}.code", "codes", versioned=True),
+        environment_id=None
+        if raw.get("environment") is None
+        else _asset(reader, ws, raw["environment"], f"{path}.environment", "environments", versioned=True),
+        code_id=None
+        if raw.get("code") is None
+        else _asset(reader, ws, raw["code"], f"{path}.code", "codes", versioned=True),
         scoring_script=reader.optional_text(raw.get("scoringScript"), f"{path}.scoringScript"),
-        compute_id=None if compute is None else _asset(reader, ws, compute, f"{path}.compute", "computes", versioned=False),
+        compute_id=None
+        if compute is None
+        else _asset(reader, ws, compute, f"{path}.compute", "computes", versioned=False),
     )
 
 
@@ -241,23 +306,38 @@ def _model_name(pipeline: dict[str, Any]) -> str:
     return name if isinstance(name, str) and ASSET_NAME.match(name) else str(pipeline.get("name") or "model")
 
 
-def _endpoint_fields(reader: Reader, raw: dict[str, Any], path: str, pipeline: dict[str, Any], base: Target, *,
-                     batch: bool) -> dict[str, Any]:
+def _endpoint_fields(
+    reader: Reader, raw: dict[str, Any], path: str, pipeline: dict[str, Any], base: Target, *, batch: bool
+) -> dict[str, Any]:
     """The fields every endpoint target has (see AmlEndpointTarget), read from its definition."""
     ws = workspace(reader, pipeline, path.split(".targets[", 1)[0])
-    return {"name": base.name, "kind": base.kind, "policy": base.policy, "workspace": ws, "endpoint": _endpoint(reader, raw, path),
-            "model_name": _model_name(pipeline),
-            "deployment": _deployment(reader, ws, raw.get("deployment"), f"{path}.deployment", batch=batch)}
+    return {
+        "name": base.name,
+        "kind": base.kind,
+        "policy": base.policy,
+        "workspace": ws,
+        "endpoint": _endpoint(reader, raw, path),
+        "model_name": _model_name(pipeline),
+        "deployment": _deployment(reader, ws, raw.get("deployment"), f"{path}.deployment", batch=batch),
+    }
 
 
-def online_target(reader: Reader, raw: dict[str, Any], path: str, pipeline: dict[str, Any], base: Target) -> AmlOnlineTarget:
-    rollout = reader.obj(raw.get("rollout"), f"{path}.rollout", {"mirror", "trafficSteps", "bake", "keepDeployments"}, required=False)
+def online_target(
+    reader: Reader, raw: dict[str, Any], path: str, pipeline: dict[str, Any], base: Target
+) -> AmlOnlineTarget:
+    rollout = reader.obj(
+        raw.get("rollout"), f"{path}.rollout", {"mirror", "trafficSteps", "bake", "keepDeployments"}, required=False
+    )
     mirror = reader.obj(rollout.get("mirror"), f"{path}.rollout.mirror", {"percent", "bake"}, required=False)
     steps_raw = reader.list(rollout.get("trafficSteps", [10, 50, 100]), f"{path}.rollout.trafficSteps")
     steps = tuple(reader.integer(s, f"{path}.rollout.trafficSteps[{i}]", 0, 1, 100) for i, s in enumerate(steps_raw))
     if not steps or steps[-1] != 100 or any(b <= a for a, b in zip(steps, steps[1:], strict=False)):
-        raise reader.error(f"{path}.rollout.trafficSteps", f"expected rising percentages ending at 100, got {list(steps)}")
-    health = reader.obj(raw.get("health"), f"{path}.health", {"probes", "maxErrorRate", "maxLatencyMs", "sampleRows"}, required=False)
+        raise reader.error(
+            f"{path}.rollout.trafficSteps", f"expected rising percentages ending at 100, got {list(steps)}"
+        )
+    health = reader.obj(
+        raw.get("health"), f"{path}.health", {"probes", "maxErrorRate", "maxLatencyMs", "sampleRows"}, required=False
+    )
     target = AmlOnlineTarget(
         **_endpoint_fields(reader, raw, path, pipeline, base, batch=False),
         keep_deployments=reader.integer(rollout.get("keepDeployments"), f"{path}.rollout.keepDeployments", 1, 0, 10),
@@ -267,19 +347,28 @@ def online_target(reader: Reader, raw: dict[str, Any], path: str, pipeline: dict
         bake=reader.timespan(rollout.get("bake"), f"{path}.rollout.bake", timedelta(minutes=5), allow_zero=True),
         health=HealthCheck(
             probes=reader.integer(health.get("probes"), f"{path}.health.probes", 20, 1, 500),
-            max_error_rate=reader.number(health.get("maxErrorRate"), f"{path}.health.maxErrorRate", minimum=0, maximum=1, default=0.05),
-            max_latency_ms=reader.number(health.get("maxLatencyMs"), f"{path}.health.maxLatencyMs", minimum=1, maximum=600_000,
-                                         default=2000.0),
+            max_error_rate=reader.number(
+                health.get("maxErrorRate"), f"{path}.health.maxErrorRate", minimum=0, maximum=1, default=0.05
+            ),
+            max_latency_ms=reader.number(
+                health.get("maxLatencyMs"), f"{path}.health.maxLatencyMs", minimum=1, maximum=600_000, default=2000.0
+            ),
             sample_rows=reader.integer(health.get("sampleRows"), f"{path}.health.sampleRows", 5, 1, 100),
         ),
     )
     baking = target.mirror_bake * (target.mirror_percent > 0) + target.bake * len(steps)
     if baking >= target.policy.timeout:
-        raise reader.error(f"{path}.rollout", f"the bake times add up to {baking}, which leaves no time within policy.timeout "
-                                              f"{target.policy.timeout}")
+        raise reader.error(
+            f"{path}.rollout",
+            f"the bake times add up to {baking}, which leaves no time within policy.timeout {target.policy.timeout}",
+        )
     return target
 
 
-def batch_target(reader: Reader, raw: dict[str, Any], path: str, pipeline: dict[str, Any], base: Target) -> AmlBatchTarget:
-    return AmlBatchTarget(**_endpoint_fields(reader, raw, path, pipeline, base, batch=True),
-                          keep_deployments=reader.integer(raw.get("keepDeployments"), f"{path}.keepDeployments", 1, 0, 10))
+def batch_target(
+    reader: Reader, raw: dict[str, Any], path: str, pipeline: dict[str, Any], base: Target
+) -> AmlBatchTarget:
+    return AmlBatchTarget(
+        **_endpoint_fields(reader, raw, path, pipeline, base, batch=True),
+        keep_deployments=reader.integer(raw.get("keepDeployments"), f"{path}.keepDeployments", 1, 0, 10),
+    )

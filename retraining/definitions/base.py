@@ -163,4 +163,6 @@ class Definitions:
         except KeyError:
             if name in self.unavailable:
                 raise ConfigError(f"pipeline {name!r} cannot run: {self.unavailable[name]}") from None
-            raise ConfigError(f"{self.source}: no pipeline named {name!r} (have: {', '.join(self.pipelines) or 'none'})") from None
+            raise ConfigError(
+                f"{self.source}: no pipeline named {name!r} (have: {', '.join(self.pipelines) or 'none'})"
+            ) from None

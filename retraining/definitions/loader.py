@@ -57,11 +57,25 @@ TRAINING_KINDS: dict[str, TrainingKind] = {
 TARGET_KINDS: dict[str, TargetKind] = {
     "classic": TargetKind(frozenset(studio.CLASSIC_FIELDS), studio.classic_target, (studio.STUDIO_TRAINING,)),
     "arm": TargetKind(frozenset(studio.ARM_FIELDS), studio.arm_target, (studio.STUDIO_TRAINING,)),
-    "aml-online": TargetKind(frozenset(azure_ml.ONLINE_FIELDS), azure_ml.online_target, (azure_ml.AML_TRAINING,), timedelta(hours=2)),
+    "aml-online": TargetKind(
+        frozenset(azure_ml.ONLINE_FIELDS), azure_ml.online_target, (azure_ml.AML_TRAINING,), timedelta(hours=2)
+    ),
     "aml-batch": TargetKind(frozenset(azure_ml.BATCH_FIELDS), azure_ml.batch_target, (azure_ml.AML_TRAINING,)),
 }
-PIPELINE_FIELDS = {"name", "description", "schedule", "training", "data", "output", "policy", "polling", "gate", "targets",
-                   "notifications", *azure_ml.PIPELINE_SECTIONS}
+PIPELINE_FIELDS = {
+    "name",
+    "description",
+    "schedule",
+    "training",
+    "data",
+    "output",
+    "policy",
+    "polling",
+    "gate",
+    "targets",
+    "notifications",
+    *azure_ml.PIPELINE_SECTIONS,
+}
 
 
 def load_definitions(path: Path, settings: Mapping[str, str]) -> Definitions:
@@ -106,32 +120,53 @@ def _name(reader: Reader, value: Any, path: str) -> str:
 
 
 def _policy(reader: Reader, value: Any, path: str, timeout: timedelta, retry: int) -> ActivityPolicy:
-    raw = reader.obj(value, path, {"timeout", "retry", "retryIntervalInSeconds", "concurrency", "executionPriorityOrder"}, required=False)
+    raw = reader.obj(
+        value,
+        path,
+        {"timeout", "retry", "retryIntervalInSeconds", "concurrency", "executionPriorityOrder"},
+        required=False,
+    )
     if raw.get("concurrency") not in (None, 1):
         raise reader.error(f"{path}.concurrency", "only 1 is supported: one run per pipeline at a time")
     if raw.get("executionPriorityOrder") not in (None, "NewestFirst"):
         raise reader.error(f"{path}.executionPriorityOrder", "only NewestFirst is supported")
     limit = reader.timespan(raw.get("timeout"), f"{path}.timeout", timeout)
     if limit > MAX_TIMEOUT:
-        raise reader.error(f"{path}.timeout", "must be at most 5.23:00:00: Durable timers in Python are limited to "
-                                              "6 days, and a SAS signed with a user delegation key to 7")
+        raise reader.error(
+            f"{path}.timeout",
+            "must be at most 5.23:00:00: Durable timers in Python are limited to "
+            "6 days, and a SAS signed with a user delegation key to 7",
+        )
     return ActivityPolicy(
         timeout=limit,
         retry=reader.integer(raw.get("retry"), f"{path}.retry", retry, 0, 20),
-        retry_interval=timedelta(seconds=reader.integer(raw.get("retryIntervalInSeconds"), f"{path}.retryIntervalInSeconds", 30, 1, 3600)),
+        retry_interval=timedelta(
+            seconds=reader.integer(raw.get("retryIntervalInSeconds"), f"{path}.retryIntervalInSeconds", 30, 1, 3600)
+        ),
     )
 
 
 def _pipeline(reader: Reader, raw: dict[str, Any], path: str, name: str) -> Pipeline:
     schedule = reader.obj(raw.get("schedule"), f"{path}.schedule", {"enabled", "start", "end"}, required=False)
-    start, end = reader.moment(schedule.get("start"), f"{path}.schedule.start"), reader.moment(schedule.get("end"), f"{path}.schedule.end")
+    start, end = (
+        reader.moment(schedule.get("start"), f"{path}.schedule.start"),
+        reader.moment(schedule.get("end"), f"{path}.schedule.end"),
+    )
     if start and end and end <= start:
         raise reader.error(f"{path}.schedule.end", "must be after schedule.start")
     data = reader.obj(raw.get("data"), f"{path}.data", {"container", "blob", "watch", "externalData", "labelColumn"})
-    external = reader.obj(data.get("externalData"), f"{path}.data.externalData", {"retryInterval", "retryTimeout", "maximumRetry"},
-                          required=False)
-    polling = reader.obj(raw.get("polling"), f"{path}.polling", {"firstInterval", "maxInterval", "fraction", "completionEvents"},
-                          required=False)
+    external = reader.obj(
+        data.get("externalData"),
+        f"{path}.data.externalData",
+        {"retryInterval", "retryTimeout", "maximumRetry"},
+        required=False,
+    )
+    polling = reader.obj(
+        raw.get("polling"),
+        f"{path}.polling",
+        {"firstInterval", "maxInterval", "fraction", "completionEvents"},
+        required=False,
+    )
     fraction = polling.get("fraction", 0.05)
     if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
         raise reader.error(f"{path}.polling.fraction", "expected a number in (0, 1]")
@@ -139,9 +174,13 @@ def _pipeline(reader: Reader, raw: dict[str, Any], path: str, name: str) -> Pipe
     training = _training(reader, raw, f"{path}.training")
     completion_events = reader.flag(polling.get("completionEvents"), f"{path}.polling.completionEvents", False)
     if completion_events and not training.announces_completion:
-        raise reader.error(f"{path}.polling.completionEvents", f"training kind {training.kind!r} does not announce completion")
-    targets = tuple(_target(reader, t, f"{path}.targets[{i}]", raw, training)
-                    for i, t in enumerate(reader.list(raw.get("targets"), f"{path}.targets")))
+        raise reader.error(
+            f"{path}.polling.completionEvents", f"training kind {training.kind!r} does not announce completion"
+        )
+    targets = tuple(
+        _target(reader, t, f"{path}.targets[{i}]", raw, training)
+        for i, t in enumerate(reader.list(raw.get("targets"), f"{path}.targets"))
+    )
     names = [t.name for t in targets]
     for i, target_name in enumerate(names):
         if names.index(target_name) != i:
@@ -153,15 +192,27 @@ def _pipeline(reader: Reader, raw: dict[str, Any], path: str, name: str) -> Pipe
         data_blob=reader.blob_name(data.get("blob"), f"{path}.data.blob"),
         data_watch=reader.blob_name(data.get("watch", data.get("blob")), f"{path}.data.watch"),
         external_data=ExternalDataPolicy(
-            retry_interval=reader.timespan(external.get("retryInterval"), f"{path}.data.externalData.retryInterval", timedelta(minutes=1)),
-            retry_timeout=reader.timespan(external.get("retryTimeout"), f"{path}.data.externalData.retryTimeout", timedelta(minutes=10)),
-            maximum_retry=reader.integer(external.get("maximumRetry"), f"{path}.data.externalData.maximumRetry", 3, 0, 1000),
+            retry_interval=reader.timespan(
+                external.get("retryInterval"), f"{path}.data.externalData.retryInterval", timedelta(minutes=1)
+            ),
+            retry_timeout=reader.timespan(
+                external.get("retryTimeout"), f"{path}.data.externalData.retryTimeout", timedelta(minutes=10)
+            ),
+            maximum_retry=reader.integer(
+                external.get("maximumRetry"), f"{path}.data.externalData.maximumRetry", 3, 0, 1000
+            ),
         ),
-        output_container=reader.container(output["container"], f"{path}.output.container") if "container" in output else None,
+        output_container=reader.container(output["container"], f"{path}.output.container")
+        if "container" in output
+        else None,
         policy=_policy(reader, raw.get("policy"), f"{path}.policy", timedelta(hours=2), 1),
         polling=PollingPolicy(
-            first_interval=reader.timespan(polling.get("firstInterval"), f"{path}.polling.firstInterval", timedelta(seconds=5)),
-            max_interval=reader.timespan(polling.get("maxInterval"), f"{path}.polling.maxInterval", timedelta(minutes=5)),
+            first_interval=reader.timespan(
+                polling.get("firstInterval"), f"{path}.polling.firstInterval", timedelta(seconds=5)
+            ),
+            max_interval=reader.timespan(
+                polling.get("maxInterval"), f"{path}.polling.maxInterval", timedelta(minutes=5)
+            ),
             fraction=float(fraction),
             completion_events=completion_events,
         ),
@@ -183,8 +234,11 @@ def _notifications(reader: Reader, value: Any, path: str) -> Notifications | Non
     for i, event in enumerate(events):
         if event not in NOTIFY_EVENTS:
             raise reader.error(f"{path}.events[{i}]", f"expected one of {list(NOTIFY_EVENTS)}, got {event!r}")
-    return Notifications(reader.url(raw.get("webhook"), f"{path}.webhook"),
-                         reader.setting_name(raw.get("secretSetting"), f"{path}.secretSetting"), tuple(dict.fromkeys(events)))
+    return Notifications(
+        reader.url(raw.get("webhook"), f"{path}.webhook"),
+        reader.setting_name(raw.get("secretSetting"), f"{path}.secretSetting"),
+        tuple(dict.fromkeys(events)),
+    )
 
 
 def _training(reader: Reader, pipeline: dict[str, Any], path: str) -> TrainingConfig:
@@ -206,8 +260,11 @@ def _target(reader: Reader, value: Any, path: str, pipeline: dict[str, Any], tra
     raw = reader.obj(value, path, {"name", "kind", "policy", *(kind.fields if kind else ())})
     assert kind is not None and isinstance(kind_name, str)
     if training.kind not in kind.serves:
-        raise reader.error(f"{path}.kind", f"a {kind_name!r} target serves models trained by {list(kind.serves)}, "
-                                           f"not by this pipeline's {training.kind!r}")
+        raise reader.error(
+            f"{path}.kind",
+            f"a {kind_name!r} target serves models trained by {list(kind.serves)}, "
+            f"not by this pipeline's {training.kind!r}",
+        )
     name = reader.text(raw.get("name"), f"{path}.name")
     if not _NAME.match(name.lower()):
         raise reader.error(f"{path}.name", f"{reader.show(name)} must be 1-40 letters, digits or dashes")
@@ -223,8 +280,12 @@ def _gate(reader: Reader, value: Any, path: str) -> Gate:
     for i, metric in enumerate(compare):
         if not isinstance(metric, str) or not metric:
             raise reader.error(f"{path}.notWorseThanServing[{i}]", "expected a metric name such as 'AUC'")
-    return Gate(minimums, tuple(compare), reader.flag(raw.get("allowSchemaChange"), f"{path}.allowSchemaChange", False),
-                _approval(reader, raw.get("approval"), f"{path}.approval"))
+    return Gate(
+        minimums,
+        tuple(compare),
+        reader.flag(raw.get("allowSchemaChange"), f"{path}.allowSchemaChange", False),
+        _approval(reader, raw.get("approval"), f"{path}.approval"),
+    )
 
 
 def _approval(reader: Reader, value: Any, path: str) -> Approval:
@@ -234,5 +295,7 @@ def _approval(reader: Reader, value: Any, path: str) -> Approval:
         raise reader.error(f"{path}.required", "expected true or false")
     timeout = reader.timespan(raw.get("timeout"), f"{path}.timeout", Approval().timeout)
     if timeout > MAX_APPROVAL:
-        raise reader.error(f"{path}.timeout", "must be at most 7.00:00:00: a run waiting for approval holds its pipeline's queue")
+        raise reader.error(
+            f"{path}.timeout", "must be at most 7.00:00:00: a run waiting for approval holds its pipeline's queue"
+        )
     return Approval(required, timeout)

@@ -68,7 +68,9 @@ class Reader:
         if match:
             resolved = self.settings.get(match.group(1))
             if not resolved:
-                raise UnsetSettingError(f"{self.source}: {path}: refers to app setting {match.group(1)!r}, which is not set")
+                raise UnsetSettingError(
+                    f"{self.source}: {path}: refers to app setting {match.group(1)!r}, which is not set"
+                )
             self._referenced[resolved] = match.group(1)
             return resolved
         return value
@@ -79,7 +81,9 @@ class Reader:
     def setting_name(self, value: Any, path: str) -> str:
         if not isinstance(value, str) or not _SETTING_NAME.match(value):
             # Never echo the value: a secret pasted here by mistake must not reach logs or HTTP answers.
-            raise self.error(path, "expected the name of an app setting holding the secret (the value given is not shown)")
+            raise self.error(
+                path, "expected the name of an app setting holding the secret (the value given is not shown)"
+            )
         return value
 
     def flag(self, value: Any, path: str, default: bool) -> bool:
@@ -96,8 +100,15 @@ class Reader:
             raise self.error(path, f"expected an integer from {minimum} to {maximum}, got {value!r}")
         return value
 
-    def number(self, value: Any, path: str, *, minimum: float | None = None, maximum: float | None = None,
-               default: float | None = None) -> float:
+    def number(
+        self,
+        value: Any,
+        path: str,
+        *,
+        minimum: float | None = None,
+        maximum: float | None = None,
+        default: float | None = None,
+    ) -> float:
         if value is None and default is not None:
             return default
         if isinstance(value, bool) or not isinstance(value, (int, float)):

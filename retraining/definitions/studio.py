@@ -1,10 +1,10 @@
 """Definitions of the seed's services, Azure ML Studio (classic): BES training, classic and ARM web service targets.
 
-    "training": {"kind": "studio-bes" (default), "mlEndpoint", "apiKeySetting", "input", "modelOutput",
-                 "evaluationOutput", "globalParameters"}
-    "targets": [{"kind": "classic", "updateResourceEndpoint", "apiKeySetting", "trainedModelName"},
-                {"kind": "arm", "updateResourceEndpoint", "tenant", "servicePrincipalId",
-                 "servicePrincipalKeySetting", "authorityHost", "trainedModelName"}]
+"training": {"kind": "studio-bes" (default), "mlEndpoint", "apiKeySetting", "input", "modelOutput",
+             "evaluationOutput", "globalParameters"}
+"targets": [{"kind": "classic", "updateResourceEndpoint", "apiKeySetting", "trainedModelName"},
+            {"kind": "arm", "updateResourceEndpoint", "tenant", "servicePrincipalId",
+             "servicePrincipalKeySetting", "authorityHost", "trainedModelName"}]
 """
 
 from __future__ import annotations
@@ -57,13 +57,22 @@ class ArmWebServiceTarget(Target):
 
 TRAINING_FIELDS = {"mlEndpoint", "apiKeySetting", "input", "modelOutput", "evaluationOutput", "globalParameters"}
 CLASSIC_FIELDS = {"updateResourceEndpoint", "trainedModelName", "apiKeySetting"}
-ARM_FIELDS = {"updateResourceEndpoint", "trainedModelName", "tenant", "servicePrincipalId", "servicePrincipalKeySetting", "authorityHost"}
+ARM_FIELDS = {
+    "updateResourceEndpoint",
+    "trainedModelName",
+    "tenant",
+    "servicePrincipalId",
+    "servicePrincipalKeySetting",
+    "authorityHost",
+}
 
 
 def training(reader: Reader, raw: dict[str, Any], path: str, pipeline: dict[str, Any]) -> StudioBesTraining:
     output = pipeline.get("output")
     if not isinstance(output, dict) or "container" not in output:
-        raise reader.error(f"{path.rsplit('.', 1)[0]}.output.container", "is required: the container BES writes the model to")
+        raise reader.error(
+            f"{path.rsplit('.', 1)[0]}.output.container", "is required: the container BES writes the model to"
+        )
     parameters = reader.strings(raw.get("globalParameters"), f"{path}.globalParameters")
     evaluation = raw.get("evaluationOutput", "output2")
     return StudioBesTraining(
@@ -76,23 +85,33 @@ def training(reader: Reader, raw: dict[str, Any], path: str, pipeline: dict[str,
     )
 
 
-def classic_target(reader: Reader, raw: dict[str, Any], path: str, _pipeline: dict[str, Any], base: Target) -> ClassicTarget:
+def classic_target(
+    reader: Reader, raw: dict[str, Any], path: str, _pipeline: dict[str, Any], base: Target
+) -> ClassicTarget:
     return ClassicTarget(
-        name=base.name, kind=base.kind, policy=base.policy,
+        name=base.name,
+        kind=base.kind,
+        policy=base.policy,
         update_resource_endpoint=reader.url(raw.get("updateResourceEndpoint"), f"{path}.updateResourceEndpoint"),
         trained_model_name=reader.text(raw.get("trainedModelName"), f"{path}.trainedModelName"),
         api_key_setting=reader.setting_name(raw.get("apiKeySetting"), f"{path}.apiKeySetting"),
     )
 
 
-def arm_target(reader: Reader, raw: dict[str, Any], path: str, _pipeline: dict[str, Any], base: Target) -> ArmWebServiceTarget:
+def arm_target(
+    reader: Reader, raw: dict[str, Any], path: str, _pipeline: dict[str, Any], base: Target
+) -> ArmWebServiceTarget:
     authority = raw.get("authorityHost")
     return ArmWebServiceTarget(
-        name=base.name, kind=base.kind, policy=base.policy,
+        name=base.name,
+        kind=base.kind,
+        policy=base.policy,
         update_resource_endpoint=reader.url(raw.get("updateResourceEndpoint"), f"{path}.updateResourceEndpoint"),
         trained_model_name=reader.text(raw.get("trainedModelName"), f"{path}.trainedModelName"),
         tenant=reader.text(raw.get("tenant"), f"{path}.tenant"),
         service_principal_id=reader.text(raw.get("servicePrincipalId"), f"{path}.servicePrincipalId"),
-        service_principal_key_setting=reader.setting_name(raw.get("servicePrincipalKeySetting"), f"{path}.servicePrincipalKeySetting"),
+        service_principal_key_setting=reader.setting_name(
+            raw.get("servicePrincipalKeySetting"), f"{path}.servicePrincipalKeySetting"
+        ),
         authority_host=None if authority is None else reader.url(authority, f"{path}.authorityHost"),
     )

@@ -49,8 +49,11 @@ def definition_of(pipeline: Pipeline) -> dict[str, Any]:
     """What a reader needs of the definition: gate, approval, targets, notified events (no URL, no setting)."""
     gate = pipeline.gate
     return {
-        "gate": {"minimums": dict(gate.minimums), "not_worse_than_serving": list(gate.not_worse_than_serving),
-                 "approval": {"required": gate.approval.required, "timeout": format_timespan(gate.approval.timeout)}},
+        "gate": {
+            "minimums": dict(gate.minimums),
+            "not_worse_than_serving": list(gate.not_worse_than_serving),
+            "approval": {"required": gate.approval.required, "timeout": format_timespan(gate.approval.timeout)},
+        },
         "targets": [{"name": t.name, "kind": t.kind} for t in pipeline.targets],
         "notifications": list(pipeline.notifications.events) if pipeline.notifications else [],
         "data": f"{pipeline.data_container}/{pipeline.data_blob}",
@@ -59,9 +62,18 @@ def definition_of(pipeline: Pipeline) -> dict[str, Any]:
 
 def request_summary(entry: QueuedRequest) -> dict[str, Any]:
     request = entry.request
-    return {"id": entry.request_id, "state": entry.state.value, "run_id": entry.run_id, "action": request.action.value,
-            "trigger": request.trigger.kind.value, "trigger_detail": request.trigger.detail[:200], "dry_run": request.dry_run,
-            "requested_by": request.requested_by, "accepted_at": entry.accepted_at, "source_run": request.source_run}
+    return {
+        "id": entry.request_id,
+        "state": entry.state.value,
+        "run_id": entry.run_id,
+        "action": request.action.value,
+        "trigger": request.trigger.kind.value,
+        "trigger_detail": request.trigger.detail[:200],
+        "dry_run": request.dry_run,
+        "requested_by": request.requested_by,
+        "accepted_at": entry.accepted_at,
+        "source_run": request.source_run,
+    }
 
 
 def waiting(queue: RunQueue, pipeline: str) -> list[dict[str, Any]]:
@@ -71,11 +83,18 @@ def waiting(queue: RunQueue, pipeline: str) -> list[dict[str, Any]]:
     return [request_summary(e) for e in entries]
 
 
-def overview(pipeline: Pipeline, lineage: Lineage, queue: RunQueue, schedule: str | None, now: datetime) -> dict[str, Any]:
+def overview(
+    pipeline: Pipeline, lineage: Lineage, queue: RunQueue, schedule: str | None, now: datetime
+) -> dict[str, Any]:
     """One pipeline at a glance: schedule and next fire, last outcome, what runs or waits now."""
     last = lineage.index.recent(pipeline.name, 1)
-    return {"name": pipeline.name, "schedule": schedule_of(pipeline, schedule, now), "last": last[0] if last else None,
-            "in_progress": waiting(queue, pipeline.name), "definition": definition_of(pipeline)}
+    return {
+        "name": pipeline.name,
+        "schedule": schedule_of(pipeline, schedule, now),
+        "last": last[0] if last else None,
+        "in_progress": waiting(queue, pipeline.name),
+        "definition": definition_of(pipeline),
+    }
 
 
 def models_of(pipeline: Pipeline, lineage: Lineage, runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -85,15 +104,30 @@ def models_of(pipeline: Pipeline, lineage: Lineage, runs: list[dict[str, Any]]) 
     for served in [serving["champion"], *serving["previous"], *serving["targets"].values()]:
         if served:
             served["model"].pop("columns", None)  # can be hundreds of names; the record has them
-    candidates = [{"run_id": r["run_id"], "status": r["status"], "finished_at": r["finished_at"], "model": r["model"],
-                   "gate": r.get("gate"), "champion": r["run_id"] in champions}
-                  for r in runs if r.get("model") and r.get("action") == "retrain"]
-    return {"pipeline": pipeline.name, "champion": serving["champion"], "targets": serving["targets"],
-            "previous": serving["previous"], "candidates": candidates}
+    candidates = [
+        {
+            "run_id": r["run_id"],
+            "status": r["status"],
+            "finished_at": r["finished_at"],
+            "model": r["model"],
+            "gate": r.get("gate"),
+            "champion": r["run_id"] in champions,
+        }
+        for r in runs
+        if r.get("model") and r.get("action") == "retrain"
+    ]
+    return {
+        "pipeline": pipeline.name,
+        "champion": serving["champion"],
+        "targets": serving["targets"],
+        "previous": serving["previous"],
+        "candidates": candidates,
+    }
 
 
-def pipeline_view(pipeline: Pipeline, lineage: Lineage, queue: RunQueue, schedule: str | None, now: datetime,
-                  limit: int = 50) -> dict[str, Any]:
+def pipeline_view(
+    pipeline: Pipeline, lineage: Lineage, queue: RunQueue, schedule: str | None, now: datetime, limit: int = 50
+) -> dict[str, Any]:
     """Everything the pipeline's page shows: overview, the latest `limit` runs, and every model run for the plots."""
     runs = lineage.index.recent(pipeline.name, MAX_RUNS)
     view = overview(pipeline, lineage, queue, schedule, now) | {"last": runs[0] if runs else None}

@@ -10,10 +10,19 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-_MONTHS = {name: i for i, name in enumerate(("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1)}
+_MONTHS = {
+    name: i
+    for i, name in enumerate(("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1)
+}
 _DAYS = {name: i for i, name in enumerate(("sun", "mon", "tue", "wed", "thu", "fri", "sat"))}
-_FIELDS: tuple[tuple[str, int, int, dict[str, int]], ...] = (("second", 0, 59, {}), ("minute", 0, 59, {}), ("hour", 0, 23, {}), ("day", 1, 31, {}),
-           ("month", 1, 12, _MONTHS), ("day of week", 0, 6, _DAYS))
+_FIELDS: tuple[tuple[str, int, int, dict[str, int]], ...] = (
+    ("second", 0, 59, {}),
+    ("minute", 0, 59, {}),
+    ("hour", 0, 23, {}),
+    ("day", 1, 31, {}),
+    ("month", 1, 12, _MONTHS),
+    ("day of week", 0, 6, _DAYS),
+)
 SEARCH_DAYS = 366 * 5
 
 
@@ -59,7 +68,8 @@ def next_fire(schedule: str, after: datetime) -> datetime:
     if len(parts) != 6:
         raise ValueError(f"NCRONTAB schedules have six fields (seconds first), got {len(parts)}")
     (seconds, _), (minutes, _), (hours, _), (days, day_set), (months, _), (weekdays, weekday_set) = (
-        _field(text, what, low, high, names) for text, (what, low, high, names) in zip(parts, _FIELDS, strict=True))
+        _field(text, what, low, high, names) for text, (what, low, high, names) in zip(parts, _FIELDS, strict=True)
+    )
     start = after.replace(microsecond=0) + timedelta(seconds=1)
     for offset in range(SEARCH_DAYS):
         day = (start + timedelta(days=offset)).date()

@@ -60,13 +60,25 @@ class Provenance:
     trigger: str  # schedule | blob | http, and its key
 
     def to_dict(self) -> dict[str, Any]:
-        return {"pipeline": self.pipeline, "run_id": self.run_id, "job_id": self.job_id, "data": self.data,
-                "data_etag": self.data_etag, "trigger": self.trigger}
+        return {
+            "pipeline": self.pipeline,
+            "run_id": self.run_id,
+            "job_id": self.job_id,
+            "data": self.data,
+            "data_etag": self.data_etag,
+            "trigger": self.trigger,
+        }
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> Provenance:
-        return cls(str(raw["pipeline"]), str(raw["run_id"]), str(raw["job_id"]), str(raw["data"]),
-                   None if raw.get("data_etag") is None else str(raw["data_etag"]), str(raw["trigger"]))
+        return cls(
+            str(raw["pipeline"]),
+            str(raw["run_id"]),
+            str(raw["job_id"]),
+            str(raw["data"]),
+            None if raw.get("data_etag") is None else str(raw["data_etag"]),
+            str(raw["trigger"]),
+        )
 
 
 def service_client(context: ServiceContext, service: str, *, max_retry_after_s: float = 60.0) -> ServiceClient:
@@ -79,13 +91,17 @@ def service_client(context: ServiceContext, service: str, *, max_retry_after_s: 
     deadline = None
     if context.deadline is not None:
         deadline = time.monotonic() + (context.deadline - datetime.now(UTC)).total_seconds()
-    return ServiceClient(service, timeout_s=context.settings.http_timeout_s, verify=context.settings.verify, deadline=deadline,
-                         max_retry_after_s=max_retry_after_s)
+    return ServiceClient(
+        service,
+        timeout_s=context.settings.http_timeout_s,
+        verify=context.settings.verify,
+        deadline=deadline,
+        max_retry_after_s=max_retry_after_s,
+    )
 
 
 class TrainingService(Protocol):
     """Runs one training job per run and hands back a verified model."""
-
 
     def submit(self, run_id: str, data: BlobPath) -> SubmittedJob:
         """Create the job for `run_id` on `data`; calling it again for the same run never makes a second job."""
@@ -145,13 +161,23 @@ class StepResult:
         return cls(StepStatus.FAILED, state, reason=reason, progress=progress)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"status": self.status.value, "state": dict(self.state), "wait_s": self.wait_s, "reason": self.reason,
-                "progress": dict(self.progress)}
+        return {
+            "status": self.status.value,
+            "state": dict(self.state),
+            "wait_s": self.wait_s,
+            "reason": self.reason,
+            "progress": dict(self.progress),
+        }
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> StepResult:
-        return cls(StepStatus(raw["status"]), dict(raw.get("state") or {}), float(raw.get("wait_s", 0.0)), raw.get("reason"),
-                   dict(raw.get("progress") or {}))
+        return cls(
+            StepStatus(raw["status"]),
+            dict(raw.get("state") or {}),
+            float(raw.get("wait_s", 0.0)),
+            raw.get("reason"),
+            dict(raw.get("progress") or {}),
+        )
 
 
 @dataclass(frozen=True)
@@ -168,7 +194,12 @@ class RolloutStep:
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> RolloutStep:
-        return cls(str(raw["name"]), float(raw.get("bake_s", 0.0)), bool(raw.get("mutates", True)), bool(raw.get("best_effort", False)))
+        return cls(
+            str(raw["name"]),
+            float(raw.get("bake_s", 0.0)),
+            bool(raw.get("mutates", True)),
+            bool(raw.get("best_effort", False)),
+        )
 
 
 class ScoringTarget(Protocol):

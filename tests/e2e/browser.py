@@ -21,14 +21,26 @@ import time
 from pathlib import Path
 from typing import Any
 
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--remote-debugging-pipe", "--window-size=1400,1000"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--remote-debugging-pipe",
+    "--window-size=1400,1000",
+]
 
 
 # Run in the child: put the pipe ends where Chromium expects them (3: commands in, 4: messages out), then become Chromium.
-_PLACE_PIPES = ("import os, sys; r, w = int(sys.argv[1]), int(sys.argv[2]); r2, w2 = os.dup(r), os.dup(w); os.dup2(r2, 3); os.dup2(w2, 4); "
-                "[os.close(f) for f in {r, w, r2, w2} - {3, 4}]; os.set_inheritable(3, True); os.set_inheritable(4, True); "
-                "os.execv(sys.argv[3], sys.argv[3:])")
+_PLACE_PIPES = (
+    "import os, sys; r, w = int(sys.argv[1]), int(sys.argv[2]); r2, w2 = os.dup(r), os.dup(w); os.dup2(r2, 3); os.dup2(w2, 4); "
+    "[os.close(f) for f in {r, w, r2, w2} - {3, 4}]; os.set_inheritable(3, True); os.set_inheritable(4, True); "
+    "os.execv(sys.argv[3], sys.argv[3:])"
+)
 
 
 def chromium_path() -> str:
@@ -46,10 +58,25 @@ class Browser:
         self.profile = tempfile.mkdtemp(prefix="chromium-profile-")
         to_browser_read, self._to_browser = os.pipe()
         self._from_browser, from_browser_write = os.pipe()
-        command = [sys.executable, "-c", _PLACE_PIPES, str(to_browser_read), str(from_browser_write), chromium_path(), *FLAGS,
-                   f"--user-data-dir={self.profile}", "about:blank"]
-        self.process = subprocess.Popen(command, pass_fds=(to_browser_read, from_browser_write), stdin=subprocess.DEVNULL,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        command = [
+            sys.executable,
+            "-c",
+            _PLACE_PIPES,
+            str(to_browser_read),
+            str(from_browser_write),
+            chromium_path(),
+            *FLAGS,
+            f"--user-data-dir={self.profile}",
+            "about:blank",
+        ]
+        self.process = subprocess.Popen(
+            command,
+            pass_fds=(to_browser_read, from_browser_write),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         os.close(to_browser_read)
         os.close(from_browser_write)
         self._next_id = 0
@@ -88,9 +115,14 @@ class Browser:
         method, params = message.get("method"), message.get("params", {})
         if method == "Runtime.exceptionThrown":
             details = params.get("exceptionDetails", {})
-            self.errors.append(f"exception: {details.get('text')} {details.get('exception', {}).get('description', '')}")
+            self.errors.append(
+                f"exception: {details.get('text')} {details.get('exception', {}).get('description', '')}"
+            )
         elif method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
-            self.errors.append("console.error: " + " ".join(str(a.get("value", a.get("description", ""))) for a in params.get("args", [])))
+            self.errors.append(
+                "console.error: "
+                + " ".join(str(a.get("value", a.get("description", ""))) for a in params.get("args", []))
+            )
         elif method == "Log.entryAdded" and params.get("entry", {}).get("level") == "error":
             self.errors.append(f"log: {params['entry'].get('text')} {params['entry'].get('url', '')}")
 
@@ -120,7 +152,9 @@ class Browser:
         self.wait_for("document.readyState === 'complete' && !!document.body", timeout_s)
 
     def evaluate(self, expression: str) -> Any:
-        result = self.call("Runtime.evaluate", session=True, expression=expression, returnByValue=True, awaitPromise=True)
+        result = self.call(
+            "Runtime.evaluate", session=True, expression=expression, returnByValue=True, awaitPromise=True
+        )
         if "exceptionDetails" in result:
             raise RuntimeError(f"{expression}: {result['exceptionDetails'].get('text')}")
         return result["result"].get("value")
@@ -140,17 +174,28 @@ class Browser:
 
     def click(self, selector: str) -> None:
         """Click the centre of the first element matching `selector`, with real mouse events."""
-        box = self.evaluate(f"(function () {{ var e = document.querySelector({json.dumps(selector)}); if (!e) return null; "
-                            "e.scrollIntoView({block: 'center'}); var r = e.getBoundingClientRect(); "
-                            "return {x: r.left + r.width / 2, y: r.top + r.height / 2}; })()")
+        box = self.evaluate(
+            f"(function () {{ var e = document.querySelector({json.dumps(selector)}); if (!e) return null; "
+            "e.scrollIntoView({block: 'center'}); var r = e.getBoundingClientRect(); "
+            "return {x: r.left + r.width / 2, y: r.top + r.height / 2}; })()"
+        )
         if not box:
             raise AssertionError(f"nothing on the page matches {selector}")
         for kind in ("mouseMoved", "mousePressed", "mouseReleased"):
-            self.call("Input.dispatchMouseEvent", session=True, type=kind, x=box["x"], y=box["y"], button="left", clickCount=1)
+            self.call(
+                "Input.dispatchMouseEvent", session=True, type=kind, x=box["x"], y=box["y"], button="left", clickCount=1
+            )
 
     def screenshot(self, path: Path) -> Path:
         height = int(self.evaluate("Math.ceil(document.documentElement.scrollHeight)") or 1000)
-        self.call("Emulation.setDeviceMetricsOverride", session=True, width=1400, height=min(height, 6000), deviceScaleFactor=1, mobile=False)
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            session=True,
+            width=1400,
+            height=min(height, 6000),
+            deviceScaleFactor=1,
+            mobile=False,
+        )
         data = self.call("Page.captureScreenshot", session=True, format="png", captureBeyondViewport=True)["data"]
         self.call("Emulation.clearDeviceMetricsOverride", session=True)
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -68,10 +68,24 @@ def stack_secrets(stack: LocalStack) -> dict[str, str]:
     """
     assert stack.host is not None and stack.azurite is not None
     host = stack.host
-    found = {name: stack.settings[name] for name in ("TRAINING_API_KEY", "SCORING_API_KEY", "ARM_SERVICE_PRINCIPAL_KEY",
-                                                     "AML_CLIENT_SECRET", "TEST_WEBHOOK_SECRET")}
-    found |= {"storage account key": stack.azurite.key, "system key": host.system_key, "master key": host.master_key,
-              "Event Grid extension key": host.eventgrid_key, "engine secret": host.rpc_secret, "function key": host.function_key}
+    found = {
+        name: stack.settings[name]
+        for name in (
+            "TRAINING_API_KEY",
+            "SCORING_API_KEY",
+            "ARM_SERVICE_PRINCIPAL_KEY",
+            "AML_CLIENT_SECRET",
+            "TEST_WEBHOOK_SECRET",
+        )
+    }
+    found |= {
+        "storage account key": stack.azurite.key,
+        "system key": host.system_key,
+        "master key": host.master_key,
+        "Event Grid extension key": host.eventgrid_key,
+        "engine secret": host.rpc_secret,
+        "function key": host.function_key,
+    }
     root = Path(__file__).resolve().parents[2]
     for folder in ("retraining", "activities", "orchestrators", "triggers", "devhost", "emulator", "tests"):
         for source in (root / folder).rglob("*.py"):
@@ -98,7 +112,10 @@ def aml_definitions(definitions: dict[str, Any]) -> list[dict[str, Any]]:
     direct = copy.deepcopy(aml) | {"name": "aml-direct"} | quiet  # a mirror, then all traffic at once
     for target in direct["targets"]:
         if target["kind"] == "aml-online":
-            target["rollout"] = target["rollout"] | {"trafficSteps": [100], "mirror": {"percent": 20, "bake": "00:00:00.5"}}
+            target["rollout"] = target["rollout"] | {
+                "trafficSteps": [100],
+                "mirror": {"percent": 20, "bake": "00:00:00.5"},
+            }
     for variant in (strict, short, slow_polls, direct):
         variant["data"]["watch"] = "never/*"
     return [aml, strict, short, slow_polls, direct]
@@ -130,7 +147,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory, webhook: Receiver) -> Iterat
     definitions.write_text(json.dumps(e2e_definitions(), indent=2))
     settings = {"DEVHOST_CROSSCHECK": "1", "TEST_WEBHOOK_URL": webhook.url, "TEST_WEBHOOK_SECRET": WEBHOOK_SECRET}
     # Fresh keys: the secrets canary looks for values no source file holds (see emulator.config.with_fresh_secrets).
-    local = LocalStack(workdir, pipelines_file=definitions, blob_poll_s=0.3, extra_settings=settings, fresh_secrets=True).start()
+    local = LocalStack(
+        workdir, pipelines_file=definitions, blob_poll_s=0.3, extra_settings=settings, fresh_secrets=True
+    ).start()
     local.load_sample_data(DATA_CONTAINER)
     yield local
     local.stop()
@@ -171,10 +190,16 @@ def seeded(stack: LocalStack) -> str:
     return stack.load_sample_data(DATA_CONTAINER)
 
 
-def start_run(stack: LocalStack, pipeline: str, body: dict[str, Any] | None = None, headers: dict[str, str] | None = None) -> requests.Response:
+def start_run(
+    stack: LocalStack, pipeline: str, body: dict[str, Any] | None = None, headers: dict[str, str] | None = None
+) -> requests.Response:
     assert stack.host is not None
-    return requests.post(f"{stack.host.base_url}/api/pipelines/{pipeline}/runs", json=body or {},
-                         headers={"x-functions-key": stack.host.function_key} | (headers or {}), timeout=30)
+    return requests.post(
+        f"{stack.host.base_url}/api/pipelines/{pipeline}/runs",
+        json=body or {},
+        headers={"x-functions-key": stack.host.function_key} | (headers or {}),
+        timeout=30,
+    )
 
 
 def request_url(stack: LocalStack, pipeline: str, request_id: str) -> str:
@@ -182,7 +207,9 @@ def request_url(stack: LocalStack, pipeline: str, request_id: str) -> str:
     return f"{stack.host.base_url}/api/pipelines/{pipeline}/requests/{request_id}"
 
 
-def wait_for_request(stack: LocalStack, url: str, timeout_s: float = 120, appear_within_s: float = 0.0) -> dict[str, Any]:
+def wait_for_request(
+    stack: LocalStack, url: str, timeout_s: float = 120, appear_within_s: float = 0.0
+) -> dict[str, Any]:
     """Poll a request's status route until it is finished; return its view."""
     assert stack.host is not None
     deadline = time.monotonic() + timeout_s
@@ -249,4 +276,7 @@ def run_records(stack: LocalStack, pipeline: str) -> list[dict[str, Any]]:
     container = stack.blob_service.get_container_client("runrecords")
     if not container.exists():
         return []
-    return [json.loads(container.download_blob(b.name).readall()) for b in container.list_blobs(name_starts_with=f"{pipeline}/runs/")]
+    return [
+        json.loads(container.download_blob(b.name).readall())
+        for b in container.list_blobs(name_starts_with=f"{pipeline}/runs/")
+    ]

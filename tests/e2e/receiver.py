@@ -35,7 +35,10 @@ class Receiver:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 with receiver._lock:
-                    earlier = sum(d.headers.get("x-retrain-delivery") == headers.get("x-retrain-delivery") for d in receiver.deliveries)
+                    earlier = sum(
+                        d.headers.get("x-retrain-delivery") == headers.get("x-retrain-delivery")
+                        for d in receiver.deliveries
+                    )
                     status = 503 if earlier < receiver.fail_first else 200
                     receiver.deliveries.append(Delivery(headers, body, status))
                 self.send_response(status)
@@ -55,5 +58,9 @@ class Receiver:
 
     def of(self, pipeline: str, event: str | None = None) -> list[Delivery]:
         with self._lock:
-            return [d for d in self.deliveries if d.headers.get("x-retrain-delivery", "").startswith(f"{pipeline}:")
-                    and (event is None or d.headers.get("x-retrain-event") == event)]
+            return [
+                d
+                for d in self.deliveries
+                if d.headers.get("x-retrain-delivery", "").startswith(f"{pipeline}:")
+                and (event is None or d.headers.get("x-retrain-event") == event)
+            ]

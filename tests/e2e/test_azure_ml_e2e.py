@@ -46,7 +46,9 @@ def champion(aml: Aml) -> str | None:
 
 
 def endpoint(aml: Aml, batch: bool = False) -> dict[str, Any]:
-    props: dict[str, Any] = aml.ok("GET", f"/{'batchEndpoints' if batch else 'onlineEndpoints'}/{BATCH if batch else ONLINE}")["properties"]
+    props: dict[str, Any] = aml.ok(
+        "GET", f"/{'batchEndpoints' if batch else 'onlineEndpoints'}/{BATCH if batch else ONLINE}"
+    )["properties"]
     return props
 
 
@@ -93,7 +95,11 @@ class Prober:
         self._thread.join(10)
 
     def failures(self, deployment: str | None = None) -> int:
-        return sum(n for (name, status), n in self.answers.items() if status != 200 and (deployment is None or name == deployment))
+        return sum(
+            n
+            for (name, status), n in self.answers.items()
+            if status != 200 and (deployment is None or name == deployment)
+        )
 
     def served(self, deployment: str) -> int:
         return sum(n for (name, _), n in self.answers.items() if name == deployment)
@@ -121,8 +127,18 @@ def test_a_retrain_registers_a_version_and_rolls_it_out_in_canary_steps(stack: L
     online = target(record, "online")
     new = online["progress"]["deployment"]
     assert online["state"] == "updated"
-    assert online["steps"] == ["deploy", "provisioned", "smoke", "traffic_10", "check_10", "traffic_50", "check_50", "traffic_100",
-                               "check_100", "cleanup"]
+    assert online["steps"] == [
+        "deploy",
+        "provisioned",
+        "smoke",
+        "traffic_10",
+        "check_10",
+        "traffic_50",
+        "check_50",
+        "traffic_100",
+        "check_100",
+        "cleanup",
+    ]
     assert endpoint(aml)["traffic"] == {new: 100}
     assert deployments(aml)[new]["model"] == model_id(aml, version)
     assert endpoint(aml, batch=True)["defaults"]["deploymentName"] == target(record, "batch")["progress"]["deployment"]
@@ -155,7 +171,13 @@ def test_an_unhealthy_canary_is_rolled_back_and_the_endpoint_keeps_answering(sta
 
 def test_a_deployment_that_fails_provisioning_changes_nothing(stack: LocalStack, aml: Aml) -> None:
     serving, crowned = endpoint(aml)["traffic"], champion(aml)
-    aml.fault({"kind": "aml_deployment", "endpoint": ONLINE, "fail_message": "ImagePullBackOff: the scoring image could not be pulled"})
+    aml.fault(
+        {
+            "kind": "aml_deployment",
+            "endpoint": ONLINE,
+            "fail_message": "ImagePullBackOff: the scoring image could not be pulled",
+        }
+    )
     record = run_to_end(stack, PIPELINE)
     online = target(record, "online")
     assert online["state"] == "rolled_back" and "ImagePullBackOff" in online["error"], online
@@ -169,7 +191,9 @@ def test_a_busy_endpoint_is_waited_for_not_failed(stack: LocalStack, aml: Aml) -
     aml.settings(timings={"busy_after_s": 1.5})  # resources stay Updating 1.5 s after their operation succeeded
     response = start_run(stack, "aml-direct")
     assert response.status_code == 202
-    touched = aml.set_traffic(ONLINE, endpoint(aml)["traffic"])  # someone else's update: the endpoint is busy when the run comes
+    touched = aml.set_traffic(
+        ONLINE, endpoint(aml)["traffic"]
+    )  # someone else's update: the endpoint is busy when the run comes
     assert touched.status_code in (200, 201), touched.text
     record = record_of(stack, wait_for_request(stack, response.json()["statusUri"]))
     assert record["status"] == "Succeeded", record
@@ -230,12 +254,15 @@ def test_rollback_on_demand_puts_the_previous_champion_back_on_every_target(stac
     assert endpoint(aml)["mirrorTraffic"] == {}  # the mirror ends when the deployment takes live traffic
 
     assert stack.host is not None
-    response = requests.post(f"{stack.host.base_url}/api/pipelines/aml-direct/rollback", json={},
-                             headers={"x-functions-key": stack.host.function_key}, timeout=30)
+    response = requests.post(
+        f"{stack.host.base_url}/api/pipelines/aml-direct/rollback",
+        json={},
+        headers={"x-functions-key": stack.host.function_key},
+        timeout=30,
+    )
     assert response.status_code == 202, response.text
     view = wait_for_request(stack, response.json()["statusUri"])
     assert view["outcome"] == "Succeeded", view
     assert endpoint(aml)["traffic"] == {kept: 100}
     assert endpoint(aml, batch=True)["defaults"]["deploymentName"] == target(first, "batch")["progress"]["deployment"]
     assert champion(aml) == first["model"]["version"]
-

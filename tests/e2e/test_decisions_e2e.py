@@ -20,8 +20,13 @@ pytestmark = pytest.mark.e2e
 
 def api(stack: LocalStack, path: str, method: str = "GET", body: dict[str, Any] | None = None) -> requests.Response:
     assert stack.host is not None
-    return requests.request(method, f"{stack.host.base_url}/api/{path}", json=body, timeout=30,
-                            headers={"x-functions-key": stack.host.function_key})
+    return requests.request(
+        method,
+        f"{stack.host.base_url}/api/{path}",
+        json=body,
+        timeout=30,
+        headers={"x-functions-key": stack.host.function_key},
+    )
 
 
 def wait_for_phase(stack: LocalStack, status_uri: str, phase: str, timeout_s: float = 60) -> dict[str, Any]:
@@ -29,7 +34,9 @@ def wait_for_phase(stack: LocalStack, status_uri: str, phase: str, timeout_s: fl
     assert stack.host is not None
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        view: dict[str, Any] = requests.get(status_uri, headers={"x-functions-key": stack.host.function_key}, timeout=30).json()
+        view: dict[str, Any] = requests.get(
+            status_uri, headers={"x-functions-key": stack.host.function_key}, timeout=30
+        ).json()
         if (view.get("progress") or {}).get("phase") == phase:
             return view
         assert view["state"] in ("pending", "running"), view
@@ -45,7 +52,9 @@ def awaiting(stack: LocalStack, pipeline: str = "approval") -> tuple[str, dict[s
     return uri, wait_for_phase(stack, uri, "awaiting_approval")
 
 
-def test_an_approved_run_rolls_out_and_the_record_says_who(stack: LocalStack, seeded: str, emulator_url: str, webhook: Receiver) -> None:
+def test_an_approved_run_rolls_out_and_the_record_says_who(
+    stack: LocalStack, seeded: str, emulator_url: str, webhook: Receiver
+) -> None:
     uri, view = awaiting(stack)
     run_id = view["run_id"]
     assert view["progress"]["expires_at"] > view["progress"]["asked_at"]
@@ -63,7 +72,10 @@ def test_an_approved_run_rolls_out_and_the_record_says_who(stack: LocalStack, se
     again = api(stack, f"pipelines/approval/runs/{run_id}/reject", "POST")
     assert again.status_code == 409 and again.json()["error"]["code"] == "RunEnded"
     notified = webhook.of("approval", "awaiting_approval")
-    assert [d.answered for d in notified if run_id in d.headers["x-retrain-delivery"]] == [503, 200]  # retried after a failure
+    assert [d.answered for d in notified if run_id in d.headers["x-retrain-delivery"]] == [
+        503,
+        200,
+    ]  # retried after a failure
 
 
 def test_a_rejected_run_touches_nothing(stack: LocalStack, seeded: str, emulator_url: str) -> None:
@@ -71,7 +83,11 @@ def test_a_rejected_run_touches_nothing(stack: LocalStack, seeded: str, emulator
     rejected = api(stack, f"pipelines/approval/runs/{view['run_id']}/reject", "POST", {"comment": "drift in week 47"})
     assert rejected.status_code == 202, rejected.text
     record = record_of(stack, wait_for_request(stack, uri))
-    assert record["status"] == "Rejected" and "rejected by function key" in record["reason"] and "drift in week 47" in record["reason"]
+    assert (
+        record["status"] == "Rejected"
+        and "rejected by function key" in record["reason"]
+        and "drift in week 47" in record["reason"]
+    )
     assert record["targets"] == [] and served_versions(emulator_url)["endpoint2"] == seeded
 
 
@@ -80,8 +96,10 @@ def test_no_answer_in_time_expires(stack: LocalStack, seeded: str, emulator_url:
     record = record_of(stack, wait_for_request(stack, start_run(stack, "approval-expiring").json()["statusUri"]))
     assert record["status"] == "Expired" and record["approval"]["decision"] is None and record["targets"] == []
     assert served_versions(emulator_url)["endpoint2"] == seeded
-    assert any(record["run_id"] in d.headers["x-retrain-delivery"] and d.answered == 200
-               for d in webhook.of("approval-expiring", "run_not_succeeded"))
+    assert any(
+        record["run_id"] in d.headers["x-retrain-delivery"] and d.answered == 200
+        for d in webhook.of("approval-expiring", "run_not_succeeded")
+    )
 
 
 def test_decisions_on_runs_that_cannot_take_them_are_refused(stack: LocalStack) -> None:
@@ -95,10 +113,14 @@ def test_decisions_on_runs_that_cannot_take_them_are_refused(stack: LocalStack) 
     assert refused.status_code == 409 and "Rejected" in refused.json()["error"]["message"]
 
 
-def test_webhook_deliveries_are_signed_retried_and_carry_no_secret(stack: LocalStack, seeded: str, webhook: Receiver) -> None:
+def test_webhook_deliveries_are_signed_retried_and_carry_no_secret(
+    stack: LocalStack, seeded: str, webhook: Receiver
+) -> None:
     record = record_of(stack, wait_for_request(stack, start_run(stack, "notified").json()["statusUri"]))
     assert record["status"] == "Rejected"
-    mine = [d for d in webhook.of("notified", "run_not_succeeded") if record["run_id"] in d.headers["x-retrain-delivery"]]
+    mine = [
+        d for d in webhook.of("notified", "run_not_succeeded") if record["run_id"] in d.headers["x-retrain-delivery"]
+    ]
     assert [d.answered for d in mine] == [503, 200]
     for delivery in mine:
         assert verify(WEBHOOK_SECRET, delivery.body, delivery.headers["x-retrain-signature-256"])
@@ -111,20 +133,30 @@ def test_webhook_deliveries_are_signed_retried_and_carry_no_secret(stack: LocalS
     assert not any("notification" in note for note in record["notes"])  # delivered: nothing to note
 
 
-def test_a_running_job_and_a_pending_request_can_be_cancelled(stack: LocalStack, seeded: str, emulator_url: str) -> None:
+def test_a_running_job_and_a_pending_request_can_be_cancelled(
+    stack: LocalStack, seeded: str, emulator_url: str
+) -> None:
     training_id = stack.services["webServices"][0]["id"]
-    requests.post(f"{emulator_url}/_emulator/faults", json={"kind": "job", "target": training_id, "duration_s": 60}, timeout=10)
+    requests.post(
+        f"{emulator_url}/_emulator/faults", json={"kind": "job", "target": training_id, "duration_s": 60}, timeout=10
+    )
     settle(stack)
     first = start_run(stack, "weekly-retrain").json()
     view = wait_for_phase(stack, first["statusUri"], "polling")
     second = start_run(stack, "weekly-retrain").json()  # waits behind the first
     cancelled_request = api(stack, f"pipelines/weekly-retrain/requests/{second['id']}/cancel", "POST")
     assert cancelled_request.status_code == 202 and cancelled_request.json()["state"] == "cancelled"
-    cancelled_run = api(stack, f"pipelines/weekly-retrain/runs/{view['run_id']}/cancel", "POST", {"comment": "wrong data"})
+    cancelled_run = api(
+        stack, f"pipelines/weekly-retrain/runs/{view['run_id']}/cancel", "POST", {"comment": "wrong data"}
+    )
     assert cancelled_run.status_code == 202, cancelled_run.text
     record = record_of(stack, wait_for_request(stack, first["statusUri"], timeout_s=60))
     assert record["status"] == "Cancelled" and record["cancel"]["comment"] == "wrong data"
     assert f"cancelled training job {record['job_id']}" in record["notes"]
-    job = next(j for j in requests.get(f"{emulator_url}/_emulator/state", timeout=10).json()["jobs"] if j["id"] == record["job_id"])
+    job = next(
+        j
+        for j in requests.get(f"{emulator_url}/_emulator/state", timeout=10).json()["jobs"]
+        if j["id"] == record["job_id"]
+    )
     assert job["status"] == "Cancelled" and served_versions(emulator_url)["endpoint2"] == seeded
     assert wait_for_request(stack, second["statusUri"])["state"] == "cancelled"  # never taken by a run

@@ -76,9 +76,18 @@ def test_real_durable_client_starts_queries_and_purges(stack: LocalStack) -> Non
 def test_raise_event_and_terminate_through_the_api(stack: LocalStack) -> None:
     assert stack.host is not None
     host, client = stack.host, client_for(stack)
-    monitor_input = {"job": {"pipeline": "weekly-retrain", "run_id": "20261122T030000Z-00000000", "job_id": "does-not-exist",
-                             "outputs": {"model": "trainingoutput/x/model.ilearner"}},
-                     "deadline": "2099-01-01T00:00:00Z", "poll_first_s": 30.0, "poll_max_s": 60.0, "poll_fraction": 0.05}
+    monitor_input = {
+        "job": {
+            "pipeline": "weekly-retrain",
+            "run_id": "20261122T030000Z-00000000",
+            "job_id": "does-not-exist",
+            "outputs": {"model": "trainingoutput/x/model.ilearner"},
+        },
+        "deadline": "2099-01-01T00:00:00Z",
+        "poll_first_s": 30.0,
+        "poll_max_s": 60.0,
+        "poll_fraction": 0.05,
+    }
 
     async def run() -> str:
         return await client.start_new("monitor_training_job", "devhost-terminate-test", monitor_input)
@@ -106,14 +115,18 @@ def test_function_keys_are_enforced(stack: LocalStack) -> None:
     assert requests.post(url + "?code=wrong", json={}, timeout=10).status_code == 401
     status_api = f"{stack.host.base_url}/runtime/webhooks/durabletask/instances/anything"
     assert requests.get(status_api, timeout=10).status_code == 401
-    assert requests.get(status_api + f"?code={stack.host.function_key}", timeout=10).status_code == 401  # needs the system key
+    assert (
+        requests.get(status_api + f"?code={stack.host.function_key}", timeout=10).status_code == 401
+    )  # needs the system key
     assert requests.get(f"{stack.host.base_url}/api/no-such-route", timeout=10).status_code == 404
 
 
 def test_ncrontab_schedules_have_six_fields_seconds_first() -> None:
     start = datetime(2026, 11, 21, 2, 59, 58, tzinfo=UTC)  # a Saturday
-    assert list(islice(fire_times("*/5 * * * * *", start), 2)) == [datetime(2026, 11, 21, 3, 0, 0, tzinfo=UTC),
-                                                                   datetime(2026, 11, 21, 3, 0, 5, tzinfo=UTC)]
+    assert list(islice(fire_times("*/5 * * * * *", start), 2)) == [
+        datetime(2026, 11, 21, 3, 0, 0, tzinfo=UTC),
+        datetime(2026, 11, 21, 3, 0, 5, tzinfo=UTC),
+    ]
     assert next(fire_times("0 0 3 * * 0", start)) == datetime(2026, 11, 22, 3, 0, 0, tzinfo=UTC)  # next Sunday 03:00
     with pytest.raises(ValueError, match="six fields"):
         next(fire_times("0 3 * * 0", start))
@@ -125,7 +138,9 @@ def test_blob_receipts_survive_a_restarted_watcher(stack: LocalStack) -> None:
     from devhost.host import RECEIPTS_CONTAINER
 
     blobs = stack.blob_service
-    blobs.get_blob_client("labeledexamples", "incoming/receipt-check.txt").upload_blob(b"not training data", overwrite=True)
+    blobs.get_blob_client("labeledexamples", "incoming/receipt-check.txt").upload_blob(
+        b"not training data", overwrite=True
+    )
     receipts = blobs.get_container_client(RECEIPTS_CONTAINER)
     baseline = stack.host._baseline(blobs)
     import time
@@ -135,7 +150,9 @@ def test_blob_receipts_survive_a_restarted_watcher(stack: LocalStack) -> None:
         assert time.monotonic() < deadline
         time.sleep(0.3)
     fresh_service = type(blobs).from_connection_string(stack.settings["TrainingStorage"])
-    fired_by_fresh = stack.host.scan_blobs_once(fresh_service, fresh_service.get_container_client(RECEIPTS_CONTAINER), stack.host._baseline(fresh_service))
+    fired_by_fresh = stack.host.scan_blobs_once(
+        fresh_service, fresh_service.get_container_client(RECEIPTS_CONTAINER), stack.host._baseline(fresh_service)
+    )
     assert fired_by_fresh == 0
 
 
@@ -202,14 +219,31 @@ def system_key_never_leaves_the_host(text: str, stack: LocalStack) -> bool:
 def test_the_event_grid_webhook_checks_its_key_and_answers_the_handshake(stack: LocalStack) -> None:
     assert stack.host is not None
     url = stack.host.eventgrid_url("aml_job_event")
-    validation = [{"id": "1", "topic": "t", "subject": "s", "eventType": "Microsoft.EventGrid.SubscriptionValidationEvent",
-                   "eventTime": "2026-11-22T00:00:00Z", "dataVersion": "1", "data": {"validationCode": "abc-123"}}]
+    validation = [
+        {
+            "id": "1",
+            "topic": "t",
+            "subject": "s",
+            "eventType": "Microsoft.EventGrid.SubscriptionValidationEvent",
+            "eventTime": "2026-11-22T00:00:00Z",
+            "dataVersion": "1",
+            "data": {"validationCode": "abc-123"},
+        }
+    ]
     answer = requests.post(url, json=validation, timeout=10)
     assert answer.status_code == 200 and answer.json() == {"validationResponse": "abc-123"}
     assert requests.post(url.replace("code=", "code=x"), json=validation, timeout=10).status_code == 401
     assert requests.post(url.replace("aml_job_event", "nope"), json=validation, timeout=10).status_code == 404
     assert requests.post(url, data=b"{not json", timeout=10).status_code == 400
-    stranger = [{"id": "2", "topic": "/subscriptions/x/resourceGroups/y/providers/Microsoft.MachineLearningServices/workspaces/other",
-                 "subject": "experiments/e/runs/r", "eventType": "Microsoft.MachineLearningServices.RunCompleted",
-                 "eventTime": "2026-11-22T00:00:00Z", "dataVersion": "", "data": {"runId": "aml-retrain-20261122T030000Z-0a1b2c3d"}}]
+    stranger = [
+        {
+            "id": "2",
+            "topic": "/subscriptions/x/resourceGroups/y/providers/Microsoft.MachineLearningServices/workspaces/other",
+            "subject": "experiments/e/runs/r",
+            "eventType": "Microsoft.MachineLearningServices.RunCompleted",
+            "eventTime": "2026-11-22T00:00:00Z",
+            "dataVersion": "",
+            "data": {"runId": "aml-retrain-20261122T030000Z-0a1b2c3d"},
+        }
+    ]
     assert requests.post(url, json=stranger, timeout=10).status_code == 200  # taken, and ignored: not our workspace

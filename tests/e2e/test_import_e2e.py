@@ -20,8 +20,15 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "adf"
 
 
 @pytest.mark.parametrize("variant, target", [("seed-classic", "endpoint2"), ("seed-arm", "myWebService")])
-def test_imported_seed_pipeline_replaces_the_model(stack: LocalStack, seeded: str, emulator_url: str, tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch, variant: str, target: str) -> None:
+def test_imported_seed_pipeline_replaces_the_model(
+    stack: LocalStack,
+    seeded: str,
+    emulator_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    variant: str,
+    target: str,
+) -> None:
     imported = import_adf([FIXTURES / variant])
     definition = tmp_path / "pipelines.json"
     definition.write_text(json.dumps(imported.definition))
@@ -30,14 +37,21 @@ def test_imported_seed_pipeline_replaces_the_model(stack: LocalStack, seeded: st
     endpoint2 = services["webServices"][1]["endpoints"][1]
     prefix = "UPDATABLE_SCORING_ENDPOINT_2"
     pointed = {
-        "RETRAIN_PIPELINES_FILE": str(definition), "TrainingStorage": local["TrainingStorage"],
-        "TRAINING_ENDPOINT_ML_ENDPOINT": training["mlEndpoint"], "TRAINING_ENDPOINT_API_KEY": training["apiKey"],
-        f"{prefix}_UPDATE_RESOURCE_ENDPOINT": endpoint2["updateResourceEndpoint"], f"{prefix}_API_KEY": endpoint2["apiKey"],
+        "RETRAIN_PIPELINES_FILE": str(definition),
+        "TrainingStorage": local["TrainingStorage"],
+        "TRAINING_ENDPOINT_ML_ENDPOINT": training["mlEndpoint"],
+        "TRAINING_ENDPOINT_API_KEY": training["apiKey"],
+        f"{prefix}_UPDATE_RESOURCE_ENDPOINT": endpoint2["updateResourceEndpoint"],
+        f"{prefix}_API_KEY": endpoint2["apiKey"],
     }
     if variant == "seed-arm":
-        pointed |= {f"{prefix}_UPDATE_RESOURCE_ENDPOINT": local["ARM_WEB_SERVICE_URL"], f"{prefix}_TENANT": local["ARM_TENANT"],
-                    f"{prefix}_SERVICE_PRINCIPAL_ID": local["ARM_SERVICE_PRINCIPAL_ID"],
-                    f"{prefix}_SERVICE_PRINCIPAL_KEY": local["ARM_SERVICE_PRINCIPAL_KEY"], "AZURE_AUTHORITY_HOST": local["AZURE_AUTHORITY_HOST"]}
+        pointed |= {
+            f"{prefix}_UPDATE_RESOURCE_ENDPOINT": local["ARM_WEB_SERVICE_URL"],
+            f"{prefix}_TENANT": local["ARM_TENANT"],
+            f"{prefix}_SERVICE_PRINCIPAL_ID": local["ARM_SERVICE_PRINCIPAL_ID"],
+            f"{prefix}_SERVICE_PRINCIPAL_KEY": local["ARM_SERVICE_PRINCIPAL_KEY"],
+            "AZURE_AUTHORITY_HOST": local["AZURE_AUTHORITY_HOST"],
+        }
     for name, value in (imported.settings | pointed).items():
         monkeypatch.setenv(name, value)
 

@@ -26,7 +26,9 @@ def approved_run(stack: LocalStack) -> dict[str, object]:
     return record_of(stack, wait_for_request(stack, uri))
 
 
-def test_the_page_in_a_browser_shows_runs_plots_and_models_and_approves_by_click(stack: LocalStack, seeded: str, emulator_url: str) -> None:
+def test_the_page_in_a_browser_shows_runs_plots_and_models_and_approves_by_click(
+    stack: LocalStack, seeded: str, emulator_url: str
+) -> None:
     assert stack.host is not None
     # Demo-like history on the approval pipeline: an approved run (the champion) and a dry run.
     second = approved_run(stack)
@@ -54,7 +56,9 @@ def test_the_page_in_a_browser_shows_runs_plots_and_models_and_approves_by_click
 
         browser.click(button)
         newest = f'tr[data-run="{waiting["run_id"]}"][data-status="Succeeded"]'
-        browser.wait_for(f"!!document.querySelector({json.dumps(newest)})", timeout_s=60)  # the page reloaded with the outcome
+        browser.wait_for(
+            f"!!document.querySelector({json.dumps(newest)})", timeout_s=60
+        )  # the page reloaded with the outcome
         browser.screenshot(SCREENSHOTS / "approved.png")
         assert browser.errors == [], browser.errors
 

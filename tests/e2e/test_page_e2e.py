@@ -37,7 +37,9 @@ def buttons(html: str, action: str) -> list[dict[str, str]]:
     return found
 
 
-def test_the_page_shows_runs_models_and_serving_and_rolls_back(stack: LocalStack, seeded: str, emulator_url: str) -> None:
+def test_the_page_shows_runs_models_and_serving_and_rolls_back(
+    stack: LocalStack, seeded: str, emulator_url: str
+) -> None:
     settle(stack)
     first, second = run_to_end(stack, "weekly-retrain"), run_to_end(stack, "weekly-retrain")
     assert first["status"] == second["status"] == "Succeeded"
@@ -48,18 +50,27 @@ def test_the_page_shows_runs_models_and_serving_and_rolls_back(stack: LocalStack
     assert f'id="run-{second["run_id"]}"' in html and f'id="run-{first["run_id"]}"' in html
     assert html.count('<circle class="point') >= 2 and 'class="minimum"' in html and "gate minimum 0.7" in html
     assert f'data-served="{second["model"]["sha256"][:12]}"' in html
-    assert not re.search(r"""<(script|link|img)[^>]+(src|href)=["']?(https?:)?//""", html)  # nothing from outside: works offline
+    assert not re.search(
+        r"""<(script|link|img)[^>]+(src|href)=["']?(https?:)?//""", html
+    )  # nothing from outside: works offline
 
     rollback = next(b for b in buttons(html, "rollback") if json.loads(b["body"]) == {"runId": first["run_id"]})
     assert rollback["url"] == "/api/pipelines/weekly-retrain/rollback"
-    posted = requests.post(stack.host.base_url + rollback["url"], data=rollback["body"], timeout=30,
-                           headers={"x-functions-key": stack.host.function_key, "Content-Type": "application/json"})
+    posted = requests.post(
+        stack.host.base_url + rollback["url"],
+        data=rollback["body"],
+        timeout=30,
+        headers={"x-functions-key": stack.host.function_key, "Content-Type": "application/json"},
+    )
     assert posted.status_code == 202, posted.text
     rolled = record_of(stack, wait_for_request(stack, posted.json()["statusUri"]))
     assert rolled["request"]["action"] == "promote" and rolled["request"]["source_run"] == first["run_id"]
     assert served_versions(emulator_url)["endpoint2"] == first["model"]["sha256"][:12]
     models = api(stack, "pipelines/weekly-retrain/models").json()
-    assert models["champion"]["run_id"] == rolled["run_id"] and models["champion"]["model"]["sha256"] == first["model"]["sha256"]
+    assert (
+        models["champion"]["run_id"] == rolled["run_id"]
+        and models["champion"]["model"]["sha256"] == first["model"]["sha256"]
+    )
     assert models["targets"]["endpoint2"]["model"]["sha256"] == first["model"]["sha256"]
     assert {c["run_id"] for c in models["candidates"]} >= {first["run_id"], second["run_id"]}
 
@@ -90,12 +101,16 @@ def test_retention_purges_finished_history_and_keeps_records(stack: LocalStack, 
     instances = {s.instance_id: s for s in stack.host.engine.client.get_all_orchestration_states()}
     assert run_instance_id("strict-gate", record["run_id"]) not in instances
     assert queue_instance_id("strict-gate") in instances  # the long-lived queue keeps running
-    assert api(stack, f"pipelines/strict-gate/runs/{record['run_id']}").json()["status"] == "Rejected"  # the record stays
+    assert (
+        api(stack, f"pipelines/strict-gate/runs/{record['run_id']}").json()["status"] == "Rejected"
+    )  # the record stays
     assert api(stack, "pipelines/strict-gate/runs?limit=1").json()["runs"][0]["run_id"] == record["run_id"]
     assert stack.host.run_coroutine(purge_finished(client, datetime(2001, 1, 1, tzinfo=UTC))) == 0
 
 
-def test_cli_runs_models_approve_and_rollback(stack: LocalStack, seeded: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_runs_models_approve_and_rollback(
+    stack: LocalStack, seeded: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert stack.host is not None
     connection = ["--url", stack.host.base_url, "--key", stack.host.function_key]
     uri, view = awaiting(stack)

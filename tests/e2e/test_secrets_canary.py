@@ -31,10 +31,14 @@ def all_logs() -> Iterator[LogLines]:
     root.setLevel(previous)
 
 
-def test_no_secret_in_logs_task_hub_records_or_responses(stack: LocalStack, seeded: str, emulator_url: str, all_logs: LogLines) -> None:
+def test_no_secret_in_logs_task_hub_records_or_responses(
+    stack: LocalStack, seeded: str, emulator_url: str, all_logs: LogLines
+) -> None:
     assert stack.host is not None
     secrets = stack_secrets(stack)
-    assert secrets["SCORING_API_KEY"] != "endpoint2Key" and secrets["storage account key"] != AZURITE_KEY  # fresh for the session
+    assert (
+        secrets["SCORING_API_KEY"] != "endpoint2Key" and secrets["storage account key"] != AZURITE_KEY
+    )  # fresh for the session
     aml = Aml(stack.services["azureMl"]["workspaces"][0], stack.services["caFile"], emulator_url)
     secrets |= {f"online endpoint {kind}": key for kind, key in aml.keys("retrain-online").items()}
     responses: list[str] = []
@@ -46,15 +50,26 @@ def test_no_secret_in_logs_task_hub_records_or_responses(stack: LocalStack, seed
         responses.append(json.dumps(wait_for_request(stack, response.json()["statusUri"])))
 
     run("weekly-retrain")  # success: SAS tokens minted for inputs, outputs and both updates
-    requests.post(f"{emulator_url}/_emulator/faults", json={"kind": "update", "target": "myWebService", "fail_message": "denied", "remaining": None}, timeout=10)
+    requests.post(
+        f"{emulator_url}/_emulator/faults",
+        json={"kind": "update", "target": "myWebService", "fail_message": "denied", "remaining": None},
+        timeout=10,
+    )
     run("weekly-retrain")  # one target fails: its error travels into the outcome
     requests.delete(f"{emulator_url}/_emulator/faults", timeout=10)
-    requests.post(f"{emulator_url}/_emulator/faults", json={"kind": "job", "target": training_id, "fail_details": "bad data"}, timeout=10)
+    requests.post(
+        f"{emulator_url}/_emulator/faults",
+        json={"kind": "job", "target": training_id, "fail_details": "bad data"},
+        timeout=10,
+    )
     run("weekly-retrain")  # the job fails
     responses.append(start_run(stack, "weekly-retrain", {"trainingBlob": "../x"}).text)
     run("aml-retrain")  # Azure ML: tokens for ARM, the endpoint's key for the smoke test and the health probes
-    requests.post(f"{emulator_url}/_emulator/faults", json={"kind": "aml_deployment", "endpoint": "retrain-online", "error_rate": 0.5},
-                  timeout=10)
+    requests.post(
+        f"{emulator_url}/_emulator/faults",
+        json={"kind": "aml_deployment", "endpoint": "retrain-online", "error_rate": 0.5},
+        timeout=10,
+    )
     run("aml-retrain")  # a canary fails its health check and is rolled back: the failures travel into the outcome
     requests.delete(f"{emulator_url}/_emulator/faults", timeout=10)
 
@@ -68,11 +83,17 @@ def test_no_secret_in_logs_task_hub_records_or_responses(stack: LocalStack, seed
     records = []
     for container in ("runrecords", "trainingoutput"):
         client = stack.blob_service.get_container_client(container)
-        records += [client.download_blob(b.name).readall().decode() for b in client.list_blobs() if b.name.endswith(".json")]
+        records += [
+            client.download_blob(b.name).readall().decode() for b in client.list_blobs() if b.name.endswith(".json")
+        ]
     assert records
 
-    places = {"logs": "\n".join(all_logs.lines), "task hub": "\n".join(hub), "run records": "\n".join(records),
-              "HTTP responses": "\n".join(responses)}
+    places = {
+        "logs": "\n".join(all_logs.lines),
+        "task hub": "\n".join(hub),
+        "run records": "\n".join(records),
+        "HTTP responses": "\n".join(responses),
+    }
     assert "SubmittedJob" not in places["logs"]  # sanity: we captured the app's own log lines, not nothing
     assert any("submitted training job" in line for line in all_logs.lines)
     for place, text in places.items():

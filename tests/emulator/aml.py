@@ -37,16 +37,23 @@ class Aml:
 
     def token(self, audience: str = "https://management.azure.com") -> str:
         if audience not in self._tokens:
-            credential = ClientSecretCredential(self.ws["tenant"], self.ws["servicePrincipalId"], self.ws["servicePrincipalKey"],
-                                                authority=self.ws["authorityHost"], disable_instance_discovery=True,
-                                                connection_verify=self.ca_file)
+            credential = ClientSecretCredential(
+                self.ws["tenant"],
+                self.ws["servicePrincipalId"],
+                self.ws["servicePrincipalKey"],
+                authority=self.ws["authorityHost"],
+                disable_instance_discovery=True,
+                connection_verify=self.ca_file,
+            )
             self._tokens[audience] = credential.get_token(f"{audience}/.default").token
         return self._tokens[audience]
 
     def url(self, path: str = "") -> str:
         return f"{self.ws['managementEndpoint']}{self.ws['resourceId']}{path}?{API}"
 
-    def call(self, method: str, path: str, body: Any = None, *, token: str | None = None, **kwargs: Any) -> requests.Response:
+    def call(
+        self, method: str, path: str, body: Any = None, *, token: str | None = None, **kwargs: Any
+    ) -> requests.Response:
         headers = {"Authorization": f"Bearer {token or self.token()}"} | kwargs.pop("headers", {})
         return self.http(method, self.url(path), json=body, headers=headers, **kwargs)
 
@@ -92,14 +99,28 @@ class Aml:
 
     # ---- building blocks ------------------------------------------------------------------------
 
-    def command_job(self, inputs: dict[str, Any], outputs: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
+    def command_job(
+        self, inputs: dict[str, Any], outputs: dict[str, Any] | None = None, **extra: Any
+    ) -> dict[str, Any]:
         refs = " ".join(f"--{k} ${{{{inputs.{k}}}}}" for k in inputs)
-        return {"properties": {"jobType": "Command", "command": f"python train.py {refs}", "environmentId": self.ws["environmentId"],
-                               "computeId": self.ws["computeId"], "experimentName": "emulator-tests", "inputs": inputs,
-                               "outputs": outputs if outputs is not None else {"model": {"jobOutputType": "mlflow_model"},
-                                                                                "metrics": {"jobOutputType": "uri_file"}}} | extra}
+        return {
+            "properties": {
+                "jobType": "Command",
+                "command": f"python train.py {refs}",
+                "environmentId": self.ws["environmentId"],
+                "computeId": self.ws["computeId"],
+                "experimentName": "emulator-tests",
+                "inputs": inputs,
+                "outputs": outputs
+                if outputs is not None
+                else {"model": {"jobOutputType": "mlflow_model"}, "metrics": {"jobOutputType": "uri_file"}},
+            }
+            | extra
+        }
 
-    def train(self, data_uri: str, name: str | None = None, literals: dict[str, str] | None = None, **extra: Any) -> dict[str, Any]:
+    def train(
+        self, data_uri: str, name: str | None = None, literals: dict[str, str] | None = None, **extra: Any
+    ) -> dict[str, Any]:
         """Run a training job on one data file (plus literal inputs) to its end."""
         name = name or unique("train")
         inputs = {"training_data": {"jobInputType": "uri_file", "uri": data_uri}}
@@ -114,23 +135,36 @@ class Aml:
         return result
 
     def create_endpoint(self, name: str, traffic: dict[str, int] | None = None, auth_mode: str = "Key") -> None:
-        body = {"location": self.ws["location"], "identity": {"type": "SystemAssigned"},
-                "properties": {"authMode": auth_mode, "traffic": traffic or {}}}
+        body = {
+            "location": self.ws["location"],
+            "identity": {"type": "SystemAssigned"},
+            "properties": {"authMode": auth_mode, "traffic": traffic or {}},
+        }
         response = self.call("PUT", f"/onlineEndpoints/{name}", body)
         assert response.status_code in (200, 201), response.text
         assert self.wait_operation(response)["status"] == "Succeeded"
 
     def deployment_body(self, model_id: str) -> dict[str, Any]:
-        return {"location": self.ws["location"], "sku": {"name": "Default", "capacity": 1},
-                "properties": {"endpointComputeType": "Managed", "model": model_id, "instanceType": "Standard_DS3_v2",
-                               "codeConfiguration": {"scoringScript": "score.py"}, "environmentId": self.ws["environmentId"]}}
+        return {
+            "location": self.ws["location"],
+            "sku": {"name": "Default", "capacity": 1},
+            "properties": {
+                "endpointComputeType": "Managed",
+                "model": model_id,
+                "instanceType": "Standard_DS3_v2",
+                "codeConfiguration": {"scoringScript": "score.py"},
+                "environmentId": self.ws["environmentId"],
+            },
+        }
 
     def deploy(self, endpoint: str, name: str, model_id: str) -> dict[str, Any]:
         response = self.call("PUT", f"/onlineEndpoints/{endpoint}/deployments/{name}", self.deployment_body(model_id))
         assert response.status_code in (200, 201), response.text
         return self.wait_operation(response)
 
-    def set_traffic(self, endpoint: str, traffic: dict[str, int], mirror: dict[str, int] | None = None) -> requests.Response:
+    def set_traffic(
+        self, endpoint: str, traffic: dict[str, int], mirror: dict[str, int] | None = None
+    ) -> requests.Response:
         """GET -> edit -> PUT of the whole endpoint, as the contract asks."""
         current = self.ok("GET", f"/onlineEndpoints/{endpoint}")
         current["properties"]["traffic"] = traffic
@@ -145,7 +179,9 @@ class Aml:
         uri: str = self.ok("GET", f"/onlineEndpoints/{endpoint}")["properties"]["scoringUri"]
         return uri
 
-    def score(self, endpoint: str, rows: int = 3, key: str | None = None, deployment: str | None = None) -> requests.Response:
+    def score(
+        self, endpoint: str, rows: int = 3, key: str | None = None, deployment: str | None = None
+    ) -> requests.Response:
         names, values = breast_cancer().features(rows)
         headers = {"Authorization": f"Bearer {key or self.keys(endpoint)['primaryKey']}"}
         if deployment:
@@ -167,8 +203,11 @@ class Aml:
 
     def seed(self, model: str, rows: int = 60) -> dict[str, Any]:
         table = breast_cancer().head(rows)
-        response = requests.post(f"{self.admin}/_emulator/azure-ml/workspaces/{self.ws['name']}/seed",
-                                 json={"ColumnNames": list(table.names), "Values": [list(r) for r in table.rows], "model": model}, timeout=60)
+        response = requests.post(
+            f"{self.admin}/_emulator/azure-ml/workspaces/{self.ws['name']}/seed",
+            json={"ColumnNames": list(table.names), "Values": [list(r) for r in table.rows], "model": model},
+            timeout=60,
+        )
         assert response.status_code == 200, response.text
         result: dict[str, Any] = response.json()
         return result

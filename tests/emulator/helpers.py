@@ -18,16 +18,31 @@ def blob_ref(connection_string: str, container: str, name: str) -> dict[str, Any
     return {"ConnectionString": connection_string, "RelativeLocation": f"{container}/{name}"}
 
 
-def sas_ref(blob_service: BlobServiceClient, container: str, name: str, *, read: bool = True,
-            write: bool = False, minutes: float = 10) -> dict[str, Any]:
+def sas_ref(
+    blob_service: BlobServiceClient,
+    container: str,
+    name: str,
+    *,
+    read: bool = True,
+    write: bool = False,
+    minutes: float = 10,
+) -> dict[str, Any]:
     now = dt.datetime.now(dt.UTC)
     token = generate_blob_sas(
-        blob_service.account_name or "", container, name, account_key=blob_service.credential.account_key,
+        blob_service.account_name or "",
+        container,
+        name,
+        account_key=blob_service.credential.account_key,
         permission=BlobSasPermissions(read=read, write=write, create=write),
-        start=now - dt.timedelta(minutes=5), expiry=now + dt.timedelta(minutes=minutes),
+        start=now - dt.timedelta(minutes=5),
+        expiry=now + dt.timedelta(minutes=minutes),
     )
-    return {"BaseLocation": blob_service.url.rstrip("/") + "/", "RelativeLocation": f"{container}/{name}",
-            "SasBlobToken": "?" + token, "ConnectionString": None}
+    return {
+        "BaseLocation": blob_service.url.rstrip("/") + "/",
+        "RelativeLocation": f"{container}/{name}",
+        "SasBlobToken": "?" + token,
+        "ConnectionString": None,
+    }
 
 
 def submit(ml_endpoint: str, key: str, body: dict[str, Any]) -> requests.Response:
@@ -47,7 +62,9 @@ def run_job(ml_endpoint: str, key: str, body: dict[str, Any], timeout_s: float =
 def wait_job(ml_endpoint: str, key: str, job_id: str, timeout_s: float = 60) -> dict[str, Any]:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        status: dict[str, Any] = requests.get(f"{ml_endpoint}/{job_id}?api-version=2.0", headers=auth(key), timeout=30).json()
+        status: dict[str, Any] = requests.get(
+            f"{ml_endpoint}/{job_id}?api-version=2.0", headers=auth(key), timeout=30
+        ).json()
         if status["StatusCode"] in ("Finished", "Failed", "Cancelled"):
             return status
         time.sleep(0.1)

@@ -21,13 +21,22 @@ def unlabelled_csv(rows: int) -> bytes:
     return (",".join(names) + "\n" + "".join(",".join(str(v) for v in row) + "\n" for row in values)).encode()
 
 
-def test_batch_deployment_scores_a_file_into_storage(aml: Aml, azurite: Azurite, blob_service: BlobServiceClient, container: str,
-                                                     training_csv: str) -> None:
+def test_batch_deployment_scores_a_file_into_storage(
+    aml: Aml, azurite: Azurite, blob_service: BlobServiceClient, container: str, training_csv: str
+) -> None:
     endpoint = aml.ws["batchEndpoints"][0]["name"]
     model = registered_from_job(aml, training_csv)
-    body = {"location": aml.ws["location"], "properties": {
-        "model": {"referenceType": "Id", "assetId": model}, "compute": aml.ws["computeId"], "miniBatchSize": "5",
-        "retrySettings": {"maxRetries": "2", "timeout": "PT30S"}, "outputFileName": "scores.csv", "outputAction": "AppendRow"}}
+    body = {
+        "location": aml.ws["location"],
+        "properties": {
+            "model": {"referenceType": "Id", "assetId": model},
+            "compute": aml.ws["computeId"],
+            "miniBatchSize": "5",
+            "retrySettings": {"maxRetries": "2", "timeout": "PT30S"},
+            "outputFileName": "scores.csv",
+            "outputAction": "AppendRow",
+        },
+    }
     created = aml.call("PUT", f"/batchEndpoints/{endpoint}/deployments/{unique('bd')}", body)
     assert created.status_code == 201, created.text
     assert created.json()["properties"]["miniBatchSize"] == 5  # the REST sample's strings are coerced
@@ -38,7 +47,13 @@ def test_batch_deployment_scores_a_file_into_storage(aml: Aml, azurite: Azurite,
     assert aml.wait_operation(aml.call("PUT", f"/batchEndpoints/{endpoint}", definition))["status"] == "Succeeded"
 
     blob_service.get_blob_client(container, "in/unlabelled.csv").upload_blob(unlabelled_csv(12))
-    invoke = {"properties": {"InputData": {"in1": {"JobInputType": "UriFile", "Uri": f"{azurite.blob_endpoint}/{container}/in/unlabelled.csv"}}}}
+    invoke = {
+        "properties": {
+            "InputData": {
+                "in1": {"JobInputType": "UriFile", "Uri": f"{azurite.blob_endpoint}/{container}/in/unlabelled.csv"}
+            }
+        }
+    }
     scoring_uri = aml.ws["batchEndpoints"][0]["scoringUri"]
     ml_token = aml.token("https://ml.azure.com")
     response = aml.http("POST", scoring_uri, json=invoke, headers={"Authorization": f"Bearer {ml_token}"})
@@ -56,9 +71,18 @@ def test_batch_deployment_scores_a_file_into_storage(aml: Aml, azurite: Azurite,
     assert {line.split(",")[-2] for line in scored[1:]} <= {"malignant", "benign"}
 
     folder_out = f"azureml://datastores/{store['name']}/paths/batch-out/{container}/"
-    camel = {"properties": {"inputData": {"in1": {"jobInputType": "UriFolder", "uri": f"{azurite.blob_endpoint}/{container}/in/"}},
-                            "outputData": {"out1": {"jobOutputType": "UriFolder", "uri": folder_out}}}}
-    again = aml.http("POST", scoring_uri, json=camel, headers={"Authorization": f"Bearer {ml_token}", "azureml-model-deployment": deployment})
+    camel = {
+        "properties": {
+            "inputData": {"in1": {"jobInputType": "UriFolder", "uri": f"{azurite.blob_endpoint}/{container}/in/"}},
+            "outputData": {"out1": {"jobOutputType": "UriFolder", "uri": folder_out}},
+        }
+    }
+    again = aml.http(
+        "POST",
+        scoring_uri,
+        json=camel,
+        headers={"Authorization": f"Bearer {ml_token}", "azureml-model-deployment": deployment},
+    )
     assert again.status_code == 200, again.text
     assert aml.wait_job(again.json()["name"])["properties"]["status"] == "Completed"
     assert blob_service.get_blob_client(store["container"], f"batch-out/{container}/scores.csv").exists()
@@ -66,14 +90,25 @@ def test_batch_deployment_scores_a_file_into_storage(aml: Aml, azurite: Azurite,
 
 def test_batch_invoke_errors(aml: Aml, azurite: Azurite, container: str) -> None:
     scoring_uri = aml.ws["batchEndpoints"][0]["scoringUri"]
-    good = {"properties": {"inputData": {"in1": {"jobInputType": "UriFile", "uri": f"{azurite.blob_endpoint}/{container}/x.csv"}}}}
+    good = {
+        "properties": {
+            "inputData": {"in1": {"jobInputType": "UriFile", "uri": f"{azurite.blob_endpoint}/{container}/x.csv"}}
+        }
+    }
     arm_token = {"Authorization": f"Bearer {aml.token()}"}
     assert aml.http("POST", scoring_uri, json=good, headers=arm_token).status_code == 401  # wrong audience
     assert aml.http("POST", scoring_uri, json=good).status_code == 401
     ml = {"Authorization": f"Bearer {aml.token('https://ml.azure.com')}"}
-    bad_bodies: list[Any] = [{}, {"properties": {"inputData": {}}}, {"properties": {"inputData": {"a": {"jobInputType": "MLTable", "uri": "x"}}}},
-                             {"properties": {"inputData": {"a": {"jobInputType": "UriFile", "uri": 3}}}}, [1]]
+    bad_bodies: list[Any] = [
+        {},
+        {"properties": {"inputData": {}}},
+        {"properties": {"inputData": {"a": {"jobInputType": "MLTable", "uri": "x"}}}},
+        {"properties": {"inputData": {"a": {"jobInputType": "UriFile", "uri": 3}}}},
+        [1],
+    ]
     for body in bad_bodies:
         assert aml.http("POST", scoring_uri, json=body, headers=ml).status_code == 400, body
     unknown = aml.http("POST", scoring_uri, json=good, headers=ml | {"azureml-model-deployment": "nope"})
-    assert unknown.status_code == 400 and unknown.json()["error"]["message"].startswith("No valid deployments to route to")
+    assert unknown.status_code == 400 and unknown.json()["error"]["message"].startswith(
+        "No valid deployments to route to"
+    )

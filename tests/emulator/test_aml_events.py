@@ -37,7 +37,9 @@ class Webhook:
                 answer: Any = None
                 with hook.lock:
                     if body[0]["eventType"] == "Microsoft.EventGrid.SubscriptionValidationEvent":
-                        answer = {"validationResponse": body[0]["data"]["validationCode"] if hook.echo_validation else "wrong"}
+                        answer = {
+                            "validationResponse": body[0]["data"]["validationCode"] if hook.echo_validation else "wrong"
+                        }
                     elif hook.fail_next > 0:
                         hook.fail_next -= 1
                         self.send_response(500)
@@ -57,7 +59,9 @@ class Webhook:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/runtime/webhooks/eventgrid?functionName=on_aml&code=k"
+        self.url = (
+            f"http://127.0.0.1:{self.server.server_address[1]}/runtime/webhooks/eventgrid?functionName=on_aml&code=k"
+        )
 
     def close(self) -> None:
         """Stop serving and close the socket, so later deliveries are refused rather than left unanswered."""
@@ -66,13 +70,19 @@ class Webhook:
 
     def of(self, run: str) -> list[dict[str, Any]]:
         with self.lock:
-            return [e for e in self.events if e["data"].get("runId") == run or e["subject"].startswith(f"models/{run}:")]
+            return [
+                e for e in self.events if e["data"].get("runId") == run or e["subject"].startswith(f"models/{run}:")
+            ]
 
 
 @pytest.fixture
 def webhook(aml: Aml) -> Iterator[Webhook]:
     hook = Webhook()
-    response = requests.post(f"{aml.admin}/_emulator/azure-ml/event-subscriptions", json={"workspace": aml.ws["name"], "url": hook.url}, timeout=10)
+    response = requests.post(
+        f"{aml.admin}/_emulator/azure-ml/event-subscriptions",
+        json={"workspace": aml.ws["name"], "url": hook.url},
+        timeout=10,
+    )
     assert response.status_code == 201, response.text
     yield hook
     requests.delete(f"{aml.admin}/_emulator/azure-ml/event-subscriptions/{response.json()['id']}", timeout=10)
@@ -82,8 +92,10 @@ def webhook(aml: Aml) -> Iterator[Webhook]:
 def test_job_and_model_events_arrive_in_event_grid_schema(aml: Aml, webhook: Webhook, training_csv: str) -> None:
     job = aml.train(training_csv, tags={"run": "42"})
     name = job["name"]
-    events = wait_until(lambda: (found := webhook.of(name)) and any(e["eventType"] == PREFIX + "RunCompleted" for e in found) and found,
-                        what="RunCompleted")
+    events = wait_until(
+        lambda: (found := webhook.of(name)) and any(e["eventType"] == PREFIX + "RunCompleted" for e in found) and found,
+        what="RunCompleted",
+    )
     statuses = {e["data"]["runStatus"] for e in events if e["eventType"] == PREFIX + "RunStatusChanged"}
     assert {"starting", "running", "finalizing", "completed"} <= statuses
     completed = next(e for e in events if e["eventType"] == PREFIX + "RunCompleted")
@@ -100,7 +112,9 @@ def test_job_and_model_events_arrive_in_event_grid_schema(aml: Aml, webhook: Web
     assert registered["eventType"] == PREFIX + "ModelRegistered" and registered["data"]["ModelTags"] == {"t": "v"}
 
 
-def test_failed_deliveries_are_retried_and_faults_lose_or_duplicate(aml: Aml, webhook: Webhook, aml_clean: None) -> None:
+def test_failed_deliveries_are_retried_and_faults_lose_or_duplicate(
+    aml: Aml, webhook: Webhook, aml_clean: None
+) -> None:
     webhook.fail_next = 2
     first = unique("retried")
     aml.register(first, "1", "azureml://datastores/workspaceblobstore/paths/x/")
@@ -131,10 +145,20 @@ def test_a_webhook_that_fails_the_handshake_is_not_subscribed(aml: Aml) -> None:
     hook = Webhook()
     hook.echo_validation = False
     try:
-        response = requests.post(f"{aml.admin}/_emulator/azure-ml/event-subscriptions", json={"workspace": aml.ws["name"], "url": hook.url}, timeout=10)
+        response = requests.post(
+            f"{aml.admin}/_emulator/azure-ml/event-subscriptions",
+            json={"workspace": aml.ws["name"], "url": hook.url},
+            timeout=10,
+        )
         assert response.status_code == 400 and "handshake" in response.json()["error"]["message"]
     finally:
         hook.close()
-    for body in ({"workspace": aml.ws["name"], "url": "ftp://x"}, {"workspace": "nope", "url": hook.url},
-                 {"workspace": aml.ws["name"], "url": hook.url, "eventTypes": ["Unknown"]}, []):
-        assert requests.post(f"{aml.admin}/_emulator/azure-ml/event-subscriptions", json=body, timeout=10).status_code in (400, 404)
+    for body in (
+        {"workspace": aml.ws["name"], "url": "ftp://x"},
+        {"workspace": "nope", "url": hook.url},
+        {"workspace": aml.ws["name"], "url": hook.url, "eventTypes": ["Unknown"]},
+        [],
+    ):
+        assert requests.post(
+            f"{aml.admin}/_emulator/azure-ml/event-subscriptions", json=body, timeout=10
+        ).status_code in (400, 404)

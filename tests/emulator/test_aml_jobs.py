@@ -23,20 +23,23 @@ def blob_of(blob_service: BlobServiceClient, aml: Aml, uri: str) -> bytes:
     store = aml.ws["datastores"][0]
     prefix = f"azureml://datastores/{store['name']}/paths/"
     assert uri.startswith(prefix), uri
-    data: bytes = blob_service.get_blob_client(store["container"], uri[len(prefix):]).download_blob().readall()
+    data: bytes = blob_service.get_blob_client(store["container"], uri[len(prefix) :]).download_blob().readall()
     return data
 
 
 @pytest.mark.parametrize("form", ["csv via datastore URI", "arff via blob URL"])
-def test_command_job_trains_and_reports_its_outputs(aml: Aml, azurite: Azurite, blob_service: BlobServiceClient, container: str,
-                                                     training_csv: str, form: str) -> None:
+def test_command_job_trains_and_reports_its_outputs(
+    aml: Aml, azurite: Azurite, blob_service: BlobServiceClient, container: str, training_csv: str, form: str
+) -> None:
     if form.startswith("arff"):
         blob_service.get_blob_client(container, "train.arff").upload_blob(breast_cancer().to_arff())
         data_uri = f"{azurite.blob_endpoint}/{container}/train.arff"
     else:
         data_uri = training_csv
     name = unique("job")
-    created = aml.call("PUT", f"/jobs/{name}", aml.command_job({"training_data": {"jobInputType": "uri_file", "uri": data_uri}}))
+    created = aml.call(
+        "PUT", f"/jobs/{name}", aml.command_job({"training_data": {"jobInputType": "uri_file", "uri": data_uri}})
+    )
     assert created.status_code == 201, created.text
     assert created.json()["properties"]["status"] == "NotStarted"
     assert created.json()["properties"]["outputs"]["model"]["uri"] is None
@@ -59,22 +62,33 @@ def test_command_job_trains_and_reports_its_outputs(aml: Aml, azurite: Azurite, 
     assert props["services"]["Tracking"]["endpoint"].startswith("azureml://")
 
 
-def test_explicit_output_uris_are_written_and_echoed(aml: Aml, azurite: Azurite, blob_service: BlobServiceClient, container: str,
-                                                     training_csv: str) -> None:
+def test_explicit_output_uris_are_written_and_echoed(
+    aml: Aml, azurite: Azurite, blob_service: BlobServiceClient, container: str, training_csv: str
+) -> None:
     model_uri = f"azureml://datastores/workspaceblobstore/paths/explicit/{container}/model/"
     metrics_uri = f"{azurite.blob_endpoint}/{container}/scores/metrics-out.json"
-    job = aml.train(training_csv, outputs={"model": {"jobOutputType": "custom_model", "uri": model_uri},
-                                           "eval": {"jobOutputType": "uri_file", "uri": metrics_uri}})
+    job = aml.train(
+        training_csv,
+        outputs={
+            "model": {"jobOutputType": "custom_model", "uri": model_uri},
+            "eval": {"jobOutputType": "uri_file", "uri": metrics_uri},
+        },
+    )
     outputs = job["properties"]["outputs"]
     assert (outputs["model"]["uri"], outputs["eval"]["uri"]) == (model_uri, metrics_uri)
     ilearner.loads(blob_of(blob_service, aml, model_uri + "model.ilearner"))
-    assert "AUC" in json.loads(blob_service.get_blob_client(container, "scores/metrics-out.json").download_blob().readall())
+    assert "AUC" in json.loads(
+        blob_service.get_blob_client(container, "scores/metrics-out.json").download_blob().readall()
+    )
 
 
 def test_literal_inputs_tune_the_learner_and_show_in_mlflow(aml: Aml, training_csv: str) -> None:
     name = unique("tuned")
-    inputs = {"training_data": {"jobInputType": "uri_file", "uri": training_csv},
-              "regularization": {"jobInputType": "literal", "value": "0.001"}, "label_column": {"jobInputType": "literal", "value": "class"}}
+    inputs = {
+        "training_data": {"jobInputType": "uri_file", "uri": training_csv},
+        "regularization": {"jobInputType": "literal", "value": "0.001"},
+        "label_column": {"jobInputType": "literal", "value": "class"},
+    }
     aml.ok("PUT", f"/jobs/{name}", aml.command_job(inputs))
     assert aml.wait_job(name)["properties"]["status"] == "Completed"
     baseline = aml.train(training_csv)["name"]
@@ -90,14 +104,19 @@ def test_literal_inputs_tune_the_learner_and_show_in_mlflow(aml: Aml, training_c
     tuned, default = run(name), run(baseline)
     assert tuned["info"]["status"] == "FINISHED"
     assert {"key": "regularization", "value": "0.001"} in tuned["data"]["params"]
-    auc = {r["info"]["run_id"]: next(m["value"] for m in r["data"]["metrics"] if m["key"] == "AUC") for r in (tuned, default)}
+    auc = {
+        r["info"]["run_id"]: next(m["value"] for m in r["data"]["metrics"] if m["key"] == "AUC")
+        for r in (tuned, default)
+    }
     assert auc[name] != auc[baseline]  # C=0.001 regularises hard: a different model
 
 
 def test_cancel_mid_run(aml: Aml, training_csv: str, aml_clean: None) -> None:
     name = unique("cancel")
     aml.fault({"kind": "aml_job", "job": name, "duration_s": 30})
-    aml.ok("PUT", f"/jobs/{name}", aml.command_job({"training_data": {"jobInputType": "uri_file", "uri": training_csv}}))
+    aml.ok(
+        "PUT", f"/jobs/{name}", aml.command_job({"training_data": {"jobInputType": "uri_file", "uri": training_csv}})
+    )
     from .helpers import wait_until
 
     wait_until(lambda: aml.ok("GET", f"/jobs/{name}")["properties"]["status"] == "Running", what="Running")
@@ -138,7 +157,9 @@ def test_put_with_an_existing_name(aml: Aml, training_csv: str) -> None:
     assert info["ComponentName"] == "managementfrontend" and set(info["Correlation"]) == {"operation", "request"}
 
 
-def test_injected_failure_and_missing_data_fail_the_job_with_details(aml: Aml, training_csv: str, aml_clean: None) -> None:
+def test_injected_failure_and_missing_data_fail_the_job_with_details(
+    aml: Aml, training_csv: str, aml_clean: None
+) -> None:
     name = unique("fails")
     aml.fault({"kind": "aml_job", "job": name, "fail_message": "Out of memory in train.py"})
     failed = aml.train(training_csv, name=name)
@@ -171,7 +192,13 @@ def test_job_body_errors_are_400_naming_the_field(aml: Aml, training_csv: str) -
         ({"properties": props | {"inputs": {"lr": {"jobInputType": "literal", "value": 0.1}}}}, "value"),
         ({"properties": props | {"tags": {"a": 1}}}, "tags"),
         ({"properties": props | {"command": "python x.py ${{inputs.nope}}"}}, "inputs.nope"),
-        ({"properties": props | {"outputs": {"m": {"jobOutputType": "uri_file", "uri": "azureml://datastores/nostore/paths/x"}}}}, "nostore"),
+        (
+            {
+                "properties": props
+                | {"outputs": {"m": {"jobOutputType": "uri_file", "uri": "azureml://datastores/nostore/paths/x"}}}
+            },
+            "nostore",
+        ),
         ({"properties": "x"}, "properties"),
     ]
     for body, field in cases:
@@ -191,8 +218,15 @@ def test_job_names_follow_the_pattern_and_unknown_jobs_are_404(aml: Aml, trainin
     assert aml.call("POST", "/jobs/never-submitted/cancel").status_code == 404
     listed = aml.ok("GET", "/jobs")
     assert isinstance(listed["value"], list)
-    assert requests.get(aml.url("/jobs/x").replace("?api-version=2024-04-01", ""), verify=aml.ca_file, timeout=10,
-                        headers={"Authorization": f"Bearer {aml.token()}"}).json()["error"]["code"] == "MissingApiVersionParameter"
+    assert (
+        requests.get(
+            aml.url("/jobs/x").replace("?api-version=2024-04-01", ""),
+            verify=aml.ca_file,
+            timeout=10,
+            headers={"Authorization": f"Bearer {aml.token()}"},
+        ).json()["error"]["code"]
+        == "MissingApiVersionParameter"
+    )
 
 
 def test_delete_a_job_and_read_the_workspace_resources_it_names(aml: Aml, training_csv: str) -> None:
@@ -204,7 +238,12 @@ def test_delete_a_job_and_read_the_workspace_resources_it_names(aml: Aml, traini
     assert workspace["properties"]["mlFlowTrackingUri"] == aml.ws["mlFlowTrackingUri"]
     auth = {"Authorization": f"Bearer {aml.token()}"}
     for resource in (aml.ws["computeId"], aml.ws["environmentId"]):
-        assert aml.http("GET", f"{aml.ws['managementEndpoint']}{resource}?api-version=2024-04-01", headers=auth).status_code == 200
+        assert (
+            aml.http(
+                "GET", f"{aml.ws['managementEndpoint']}{resource}?api-version=2024-04-01", headers=auth
+            ).status_code
+            == 200
+        )
     stores = aml.ok("GET", "/datastores")["value"]
     assert [(d["name"], d["properties"]["isDefault"]) for d in stores] == [("workspaceblobstore", True)]
     assert aml.call("GET", "/computes/gpu-cluster").status_code == 404

@@ -18,16 +18,37 @@ def test_version_registered_from_a_job_output(aml: Aml, training_csv: str) -> No
     job = aml.train(training_csv)
     name = unique("model")
     uri = f"azureml://jobs/{job['name']}/outputs/model/paths/"
-    created = aml.call("PUT", f"/models/{name}/versions/1", {"properties": {
-        "modelUri": uri, "modelType": "mlflow_model", "jobName": job["name"], "tags": {"candidate": "true"},
-        "properties": {"source_job": job["name"]}, "description": "first"}})
+    created = aml.call(
+        "PUT",
+        f"/models/{name}/versions/1",
+        {
+            "properties": {
+                "modelUri": uri,
+                "modelType": "mlflow_model",
+                "jobName": job["name"],
+                "tags": {"candidate": "true"},
+                "properties": {"source_job": job["name"]},
+                "description": "first",
+            }
+        },
+    )
     assert created.status_code == 201, created.text
     props = created.json()["properties"]
     assert (props["modelUri"], props["jobName"], props["provisioningState"]) == (uri, job["name"], "Succeeded")
     assert created.json()["id"].endswith(f"/models/{name}/versions/1")
 
-    same = aml.call("PUT", f"/models/{name}/versions/1", {"properties": {
-        "modelUri": uri, "tags": {"promoted": "yes"}, "properties": {"source_job": "changed", "extra": "x"}, "stage": "Production"}})
+    same = aml.call(
+        "PUT",
+        f"/models/{name}/versions/1",
+        {
+            "properties": {
+                "modelUri": uri,
+                "tags": {"promoted": "yes"},
+                "properties": {"source_job": "changed", "extra": "x"},
+                "stage": "Production",
+            }
+        },
+    )
     assert same.status_code == 200, same.text
     props = same.json()["properties"]
     assert props["tags"] == {"promoted": "yes"}  # tags are replaced
@@ -36,7 +57,10 @@ def test_version_registered_from_a_job_output(aml: Aml, training_csv: str) -> No
 
     moved = aml.call("PUT", f"/models/{name}/versions/1", {"properties": {"modelUri": uri + "elsewhere/"}})
     assert moved.status_code == 400
-    assert (moved.json()["error"]["code"], moved.json()["error"]["message"]) == ("UserError", "Asset paths cannot be updated.")
+    assert (moved.json()["error"]["code"], moved.json()["error"]["message"]) == (
+        "UserError",
+        "Asset paths cannot be updated.",
+    )
 
     container = aml.ok("GET", f"/models/{name}")["properties"]
     assert (container["latestVersion"], container["nextVersion"]) == ("1", "2")
@@ -52,32 +76,56 @@ def test_list_versions_orders_by_creation_filters_and_pages(aml: Aml, training_c
         aml.register(name, version, uri + version + "/", tags=tags)
     newest_first = [v["name"] for v in aml.ok("GET", f"/models/{name}/versions")["value"]]
     assert newest_first == ["2", "1", "3"]
-    latest = aml.http("GET", aml.url(f"/models/{name}/versions") + "&$orderBy=createdtime desc&$top=1",
-                      headers={"Authorization": f"Bearer {aml.token()}"}).json()["value"]
+    latest = aml.http(
+        "GET",
+        aml.url(f"/models/{name}/versions") + "&$orderBy=createdtime desc&$top=1",
+        headers={"Authorization": f"Bearer {aml.token()}"},
+    ).json()["value"]
     assert [v["name"] for v in latest] == ["2"]
     assert aml.ok("GET", f"/models/{name}")["properties"]["nextVersion"] == "4"
-    tagged = aml.http("GET", aml.url(f"/models/{name}/versions") + "&tags=k=a", headers={"Authorization": f"Bearer {aml.token()}"}).json()
+    tagged = aml.http(
+        "GET", aml.url(f"/models/{name}/versions") + "&tags=k=a", headers={"Authorization": f"Bearer {aml.token()}"}
+    ).json()
     assert [v["name"] for v in tagged["value"]] == ["3"]
 
     aml.settings(pageSize=2)
-    first = aml.http("GET", aml.url(f"/models/{name}/versions") + "&$orderBy=createdtime asc",
-                     headers={"Authorization": f"Bearer {aml.token()}"}).json()
+    first = aml.http(
+        "GET",
+        aml.url(f"/models/{name}/versions") + "&$orderBy=createdtime asc",
+        headers={"Authorization": f"Bearer {aml.token()}"},
+    ).json()
     assert [v["name"] for v in first["value"]] == ["3", "1"] and "$skip=2" in first["nextLink"]
     rest = aml.http("GET", first["nextLink"], headers={"Authorization": f"Bearer {aml.token()}"}).json()
     assert [v["name"] for v in rest["value"]] == ["2"] and "nextLink" not in rest
     for bad in ("&$top=0", "&$top=x", "&$skip=-1", "&$orderBy=name"):
-        assert aml.http("GET", aml.url(f"/models/{name}/versions") + bad, headers={"Authorization": f"Bearer {aml.token()}"}).status_code == 400
+        assert (
+            aml.http(
+                "GET", aml.url(f"/models/{name}/versions") + bad, headers={"Authorization": f"Bearer {aml.token()}"}
+            ).status_code
+            == 400
+        )
 
 
 def test_model_version_body_errors(aml: Aml) -> None:
     name = unique("badmodel")
-    for body in ({"properties": {}}, {"properties": {"modelUri": 5}}, {"properties": {"modelUri": "s3://bucket/x"}},
-                 {"properties": {"modelUri": "azureml://datastores/w/paths/x", "tags": ["a"]}},
-                 {"properties": {"modelUri": "azureml://datastores/workspaceblobstore/paths/x", "jobName": "no-such-job"}},
-                 {"properties": {"modelUri": "azureml://datastores/workspaceblobstore/paths/x", "isArchived": "yes"}}):
+    for body in (
+        {"properties": {}},
+        {"properties": {"modelUri": 5}},
+        {"properties": {"modelUri": "s3://bucket/x"}},
+        {"properties": {"modelUri": "azureml://datastores/w/paths/x", "tags": ["a"]}},
+        {"properties": {"modelUri": "azureml://datastores/workspaceblobstore/paths/x", "jobName": "no-such-job"}},
+        {"properties": {"modelUri": "azureml://datastores/workspaceblobstore/paths/x", "isArchived": "yes"}},
+    ):
         response = aml.call("PUT", f"/models/{name}/versions/1", body)
         assert response.status_code == 400, (body, response.text)
-    assert aml.call("PUT", "/models/bad name/versions/1", {"properties": {"modelUri": "azureml://datastores/workspaceblobstore/paths/x"}}).status_code == 400
+    assert (
+        aml.call(
+            "PUT",
+            "/models/bad name/versions/1",
+            {"properties": {"modelUri": "azureml://datastores/workspaceblobstore/paths/x"}},
+        ).status_code
+        == 400
+    )
 
 
 def test_seed_registers_deploys_and_is_repeatable(aml: Aml) -> None:
@@ -100,10 +148,14 @@ def test_seed_registers_deploys_and_is_repeatable(aml: Aml) -> None:
     assert aml.ok("GET", f"/batchEndpoints/{batch}")["properties"]["defaults"]["deploymentName"] == "blue"
 
     table = breast_cancer().head(10)
-    for body in ({"ColumnNames": list(table.names), "Values": [list(r) for r in table.rows]},  # no model name
-                 {"ColumnNames": "x", "Values": [], "model": "m"},
-                 {"ColumnNames": ["a", "b"], "Values": [[1, "x"], [2, "y"]], "model": "one-class"}):
-        response = requests.post(f"{aml.admin}/_emulator/azure-ml/workspaces/{aml.ws['name']}/seed", json=body, timeout=30)
+    for body in (
+        {"ColumnNames": list(table.names), "Values": [list(r) for r in table.rows]},  # no model name
+        {"ColumnNames": "x", "Values": [], "model": "m"},
+        {"ColumnNames": ["a", "b"], "Values": [[1, "x"], [2, "y"]], "model": "one-class"},
+    ):
+        response = requests.post(
+            f"{aml.admin}/_emulator/azure-ml/workspaces/{aml.ws['name']}/seed", json=body, timeout=30
+        )
         assert response.status_code == 400, response.text
     assert requests.post(f"{aml.admin}/_emulator/azure-ml/workspaces/nope/seed", json={}, timeout=10).status_code == 404
 

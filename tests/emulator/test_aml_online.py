@@ -38,9 +38,12 @@ def served_versions(aml: Aml, endpoint: str) -> dict[str, str]:
 
 
 def test_new_deployment_goes_live_through_the_lro_and_a_traffic_shift_moves_requests(
-        aml: Aml, two_models: tuple[str, str], aml_clean: None) -> None:
+    aml: Aml, two_models: tuple[str, str], aml_clean: None
+) -> None:
     endpoint = unique("ep")
-    created = aml.call("PUT", f"/onlineEndpoints/{endpoint}", {"location": aml.ws["location"], "properties": {"authMode": "key"}})
+    created = aml.call(
+        "PUT", f"/onlineEndpoints/{endpoint}", {"location": aml.ws["location"], "properties": {"authMode": "key"}}
+    )
     assert created.status_code == 201, created.text
     assert created.headers["x-ms-async-operation-timeout"].startswith("PT")
     props = created.json()["properties"]
@@ -56,14 +59,19 @@ def test_new_deployment_goes_live_through_the_lro_and_a_traffic_shift_moves_requ
     green = aml.call("PUT", f"/onlineEndpoints/{endpoint}/deployments/green", aml.deployment_body(two_models[1]))
     assert green.status_code == 201, green.text
     assert green.json()["properties"]["provisioningState"] == "Creating"
-    assert aml.ok("GET", f"/onlineEndpoints/{endpoint}/deployments/green")["properties"]["provisioningState"] == "Creating"
+    assert (
+        aml.ok("GET", f"/onlineEndpoints/{endpoint}/deployments/green")["properties"]["provisioningState"] == "Creating"
+    )
     busy = aml.call("PUT", f"/onlineEndpoints/{endpoint}/deployments/green", aml.deployment_body(two_models[1]))
     assert busy.status_code == 409
     early = aml.set_traffic(endpoint, {"blue": 50, "green": 50})
     assert early.status_code == 409, early.text  # green is still Creating
     status = aml.wait_operation(green)
     assert status["status"] == "Succeeded" and "endTime" in status
-    assert aml.ok("GET", f"/onlineEndpoints/{endpoint}/deployments/green")["properties"]["provisioningState"] == "Succeeded"
+    assert (
+        aml.ok("GET", f"/onlineEndpoints/{endpoint}/deployments/green")["properties"]["provisioningState"]
+        == "Succeeded"
+    )
 
     # Smoke test the new deployment by header while it has 0% traffic.
     smoke = aml.score(endpoint, deployment="green")
@@ -84,7 +92,10 @@ def test_new_deployment_goes_live_through_the_lro_and_a_traffic_shift_moves_requ
         for _ in range(n):
             response = aml.http("POST", uri, json={"data": rows}, headers={"Authorization": f"Bearer {key}"})
             assert response.status_code == 200, response.text
-            assert response.headers["x-ms-emulator-model-version"] == versions[response.headers["azureml-model-deployment"]]
+            assert (
+                response.headers["x-ms-emulator-model-version"]
+                == versions[response.headers["azureml-model-deployment"]]
+            )
             served.append(response.headers["azureml-model-deployment"])
         return served
 
@@ -134,8 +145,10 @@ def test_mirror_traffic_is_scored_and_discarded(aml: Aml, two_models: tuple[str,
     assert aml.wait_operation(aml.set_traffic(endpoint, {"blue": 100}, {"green": 20}))["status"] == "Succeeded"
     served = Counter(aml.score(endpoint).headers["azureml-model-deployment"] for _ in range(100))
     assert served == Counter({"blue": 100})
-    stats = wait_until(lambda: (s := deployment_stats(aml, endpoint))["green"]["requests"] == s["green"]["mirrored"] > 0 and s,
-                       what="mirrored copies scored")
+    stats = wait_until(
+        lambda: (s := deployment_stats(aml, endpoint))["green"]["requests"] == s["green"]["mirrored"] > 0 and s,
+        what="mirrored copies scored",
+    )
     assert 10 <= stats["green"]["mirrored"] <= 30, stats  # about 20% of 100 live calls
     assert stats["blue"]["mirrored"] == 0 and stats["blue"]["requests"] == 100
     aml.score(endpoint, deployment="blue")  # a request addressed by header is never mirrored
@@ -150,8 +163,9 @@ def test_conflict_while_the_endpoint_is_updating(aml: Aml, two_models: tuple[str
     assert update.status_code == 200 and update.json()["properties"]["provisioningState"] == "Updating"
     refused = aml.call("PUT", f"/onlineEndpoints/{endpoint}/deployments/blue", aml.deployment_body(two_models[0]))
     assert refused.status_code == 409
-    assert refused.json()["error"]["message"] == (f"Cannot create a deployment in endpoint {endpoint} because it is in "
-                                                  "Updating provisioning state.")
+    assert refused.json()["error"]["message"] == (
+        f"Cannot create a deployment in endpoint {endpoint} because it is in Updating provisioning state."
+    )
     assert aml.set_traffic(endpoint, {}).status_code == 409
     assert aml.call("DELETE", f"/onlineEndpoints/{endpoint}").status_code == 409
     aml.wait_operation(update)
@@ -166,14 +180,24 @@ def test_a_version_whose_files_are_missing_cannot_be_deployed(aml: Aml) -> None:
     status = aml.deploy(endpoint, "blue", f"{aml.ws['resourceId']}/models/{name}/versions/1")
     assert status["status"] == "Failed" and "nothing-here" in status["error"]["message"]
     assert aml.ok("GET", f"/onlineEndpoints/{endpoint}/deployments/blue")["properties"]["provisioningState"] == "Failed"
-    logs = aml.ok("POST", f"/onlineEndpoints/{endpoint}/deployments/blue/getLogs", {"containerType": "StorageInitializer", "tail": 5})
+    logs = aml.ok(
+        "POST",
+        f"/onlineEndpoints/{endpoint}/deployments/blue/getLogs",
+        {"containerType": "StorageInitializer", "tail": 5},
+    )
     assert "failed" in logs["content"]
     assert aml.set_traffic(endpoint, {"blue": 100}).status_code == 400
-    unknown = aml.call("PUT", f"/onlineEndpoints/{endpoint}/deployments/red", aml.deployment_body(f"{aml.ws['resourceId']}/models/nope/versions/1"))
+    unknown = aml.call(
+        "PUT",
+        f"/onlineEndpoints/{endpoint}/deployments/red",
+        aml.deployment_body(f"{aml.ws['resourceId']}/models/nope/versions/1"),
+    )
     assert unknown.status_code == 400
 
 
-def test_deployment_faults_fail_provisioning_or_make_it_unhealthy(aml: Aml, two_models: tuple[str, str], aml_clean: None) -> None:
+def test_deployment_faults_fail_provisioning_or_make_it_unhealthy(
+    aml: Aml, two_models: tuple[str, str], aml_clean: None
+) -> None:
     endpoint = unique("faulty")
     aml.create_endpoint(endpoint)
     aml.fault({"kind": "aml_deployment", "endpoint": endpoint, "fail_message": "ImagePullBackOff"})
@@ -209,11 +233,18 @@ def test_scoring_credentials_and_routing_errors(aml: Aml, two_models: tuple[str,
     assert aml.http("POST", uri, json=body, headers={"Authorization": "Bearer not-a-key"}).status_code == 401
     keys = aml.keys(endpoint)
     no_route = aml.http("POST", uri, json=body, headers={"Authorization": f"Bearer {keys['secondaryKey']}"})
-    assert no_route.status_code == 404 and no_route.json()["error"]["message"].startswith("No valid deployments to route to")
+    assert no_route.status_code == 404 and no_route.json()["error"]["message"].startswith(
+        "No valid deployments to route to"
+    )
     unknown = aml.score(endpoint, deployment="purple")
     assert unknown.status_code == 404 and "purple" in unknown.json()["error"]["message"]
     auth = {"Authorization": f"Bearer {keys['primaryKey']}", "azureml-model-deployment": "blue"}
-    for bad in ({"input_data": {"columns": names[:3], "data": [r[:3] for r in rows]}}, {"data": [["x"] * 30]}, {"rows": []}, [1, 2]):
+    for bad in (
+        {"input_data": {"columns": names[:3], "data": [r[:3] for r in rows]}},
+        {"data": [["x"] * 30]},
+        {"rows": []},
+        [1, 2],
+    ):
         response = aml.http("POST", uri, json=bad, headers=auth)
         assert response.status_code == 400, (bad, response.text)
 
@@ -231,16 +262,30 @@ def test_scoring_credentials_and_routing_errors(aml: Aml, two_models: tuple[str,
     assert issued["expiryTimeUtc"] > issued["refreshAfterTimeUtc"] > time.time()
     headers = {"azureml-model-deployment": "blue"}
     token_uri = aml.scoring_uri(token_endpoint)
-    assert aml.http("POST", token_uri, json=body, headers=headers | {"Authorization": f"Bearer {issued['accessToken']}"}).status_code == 200
-    assert aml.http("POST", token_uri, json=body, headers=headers | {"Authorization": f"Bearer {aml.token()}"}).status_code == 401
+    assert (
+        aml.http(
+            "POST", token_uri, json=body, headers=headers | {"Authorization": f"Bearer {issued['accessToken']}"}
+        ).status_code
+        == 200
+    )
+    assert (
+        aml.http("POST", token_uri, json=body, headers=headers | {"Authorization": f"Bearer {aml.token()}"}).status_code
+        == 401
+    )
 
     entra_endpoint = unique("entra")
     aml.create_endpoint(entra_endpoint, auth_mode="AADToken")
     aml.deploy(entra_endpoint, "blue", two_models[0])
     entra_uri = aml.scoring_uri(entra_endpoint)
     ml_token = aml.token("https://ml.azure.com")
-    assert aml.http("POST", entra_uri, json=body, headers=headers | {"Authorization": f"Bearer {ml_token}"}).status_code == 200
-    assert aml.http("POST", entra_uri, json=body, headers=headers | {"Authorization": f"Bearer {aml.token()}"}).status_code == 401
+    assert (
+        aml.http("POST", entra_uri, json=body, headers=headers | {"Authorization": f"Bearer {ml_token}"}).status_code
+        == 200
+    )
+    assert (
+        aml.http("POST", entra_uri, json=body, headers=headers | {"Authorization": f"Bearer {aml.token()}"}).status_code
+        == 401
+    )
 
 
 def test_delete_deployment_then_endpoint_through_location(aml: Aml, two_models: tuple[str, str]) -> None:
@@ -256,7 +301,10 @@ def test_delete_deployment_then_endpoint_through_location(aml: Aml, two_models: 
     assert aml.wait_location(deleting).status_code == 204
     gone_deployment = aml.call("GET", f"/onlineEndpoints/{endpoint}/deployments/blue")
     assert gone_deployment.status_code == 404
-    assert gone_deployment.json()["error"]["message"] == f"Deployment blue not found in endpoint {endpoint}, workspace {aml.ws['name']}."
+    assert (
+        gone_deployment.json()["error"]["message"]
+        == f"Deployment blue not found in endpoint {endpoint}, workspace {aml.ws['name']}."
+    )
     patched = aml.call("PATCH", f"/onlineEndpoints/{endpoint}", {"tags": {"team": "ml"}})
     assert patched.status_code == 200 and patched.json()["tags"] == {"team": "ml"}
     assert aml.call("PATCH", f"/onlineEndpoints/{endpoint}", {"properties": {"traffic": {}}}).status_code == 400
@@ -274,11 +322,15 @@ def test_deployment_patch_scales_through_location_and_logs_are_served(aml: Aml, 
     assert tags_only.status_code == 200 and tags_only.json()["tags"] == {"owner": "ml"}
     scaling = aml.call("PATCH", f"/onlineEndpoints/{endpoint}/deployments/blue", {"sku": {"capacity": 3}})
     assert scaling.status_code == 202
-    assert aml.ok("GET", f"/onlineEndpoints/{endpoint}/deployments/blue")["properties"]["provisioningState"] == "Scaling"
+    assert (
+        aml.ok("GET", f"/onlineEndpoints/{endpoint}/deployments/blue")["properties"]["provisioningState"] == "Scaling"
+    )
     assert aml.wait_location(scaling).status_code == 200
     scaled = aml.ok("GET", f"/onlineEndpoints/{endpoint}/deployments/blue")
     assert scaled["sku"]["capacity"] == 3 and scaled["properties"]["provisioningState"] == "Succeeded"
-    assert aml.call("PATCH", f"/onlineEndpoints/{endpoint}/deployments/blue", {"sku": {"capacity": 0}}).status_code == 400
+    assert (
+        aml.call("PATCH", f"/onlineEndpoints/{endpoint}/deployments/blue", {"sku": {"capacity": 0}}).status_code == 400
+    )
     assert aml.call("PATCH", f"/onlineEndpoints/{endpoint}/deployments/blue", {"properties": {}}).status_code == 400
     logs = aml.ok("POST", f"/onlineEndpoints/{endpoint}/deployments/blue/getLogs")
     assert "loaded" in logs["content"]

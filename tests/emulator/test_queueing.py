@@ -23,8 +23,12 @@ pytestmark = pytest.mark.integration
 def small_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
     base = default_config()
     training = replace(base.web_services[0], job_seconds=1.0)
-    config = replace(base, web_services=(training, *base.web_services[1:]), max_running_jobs_per_endpoint=1,
-                     max_queued_jobs_per_endpoint=1)
+    config = replace(
+        base,
+        web_services=(training, *base.web_services[1:]),
+        max_running_jobs_per_endpoint=1,
+        max_queued_jobs_per_endpoint=1,
+    )
     path = tmp_path_factory.mktemp("small") / "config.json"
     path.write_text(json.dumps(config.to_dict()))
     server = start_emulator(path.parent, config=path)
@@ -32,14 +36,21 @@ def small_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulato
     server.stop()
 
 
-def test_jobs_queue_fifo_then_throttle(small_emulator: Emulator, azurite: Azurite, blob_service: BlobServiceClient, container: str) -> None:
+def test_jobs_queue_fifo_then_throttle(
+    small_emulator: Emulator, azurite: Azurite, blob_service: BlobServiceClient, container: str
+) -> None:
     service = small_emulator.services()["webServices"][0]
     url, key, cs = service["mlEndpoint"], service["apiKey"], azurite.connection_string
     blob_service.get_blob_client(container, "d.csv").upload_blob(breast_cancer().head(60).to_csv())
     jobs = []
     for i in range(3):
-        body = {"Inputs": {"input1": blob_ref(cs, container, "d.csv")},
-                "Outputs": {"output1": blob_ref(cs, container, f"m{i}.ilearner"), "output2": blob_ref(cs, container, f"e{i}.csv")}}
+        body = {
+            "Inputs": {"input1": blob_ref(cs, container, "d.csv")},
+            "Outputs": {
+                "output1": blob_ref(cs, container, f"m{i}.ilearner"),
+                "output2": blob_ref(cs, container, f"e{i}.csv"),
+            },
+        }
         jobs.append(submit(url, key, body).json())
     start = [requests.post(f"{url}/{j}/start?api-version=2.0", headers=auth(key), timeout=10) for j in jobs]
     assert [r.status_code for r in start] == [200, 200, 503]

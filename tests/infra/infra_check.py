@@ -50,8 +50,12 @@ HOST_SETTINGS: Mapping[str, str] = {
     "AzureWebJobsStorage__clientId": "which user-assigned identity AzureWebJobsStorage uses",
     "APPLICATIONINSIGHTS_CONNECTION_STRING": "Functions host telemetry (an ingestion endpoint and key id, no secret)",
     "APPLICATIONINSIGHTS_AUTHENTICATION_STRING": "Functions host telemetry with Microsoft Entra auth (App Insights local auth is off)",
-    "AzureFunctionsJobHost__extensions__durableTask__storageProvider__type": "host.json override: 'azureManaged' puts the task hub on the Durable Task Scheduler",
-    "AzureFunctionsJobHost__extensions__durableTask__storageProvider__connectionStringName": "host.json override: which setting holds the scheduler connection",
+    "AzureFunctionsJobHost__extensions__durableTask__storageProvider__type": (
+        "host.json override: 'azureManaged' puts the task hub on the Durable Task Scheduler"
+    ),
+    "AzureFunctionsJobHost__extensions__durableTask__storageProvider__connectionStringName": (
+        "host.json override: which setting holds the scheduler connection"
+    ),
     "DURABLE_TASK_SCHEDULER_CONNECTION_STRING": "Durable extension, azureManaged provider: endpoint and managed identity, no secret",
 }
 
@@ -72,7 +76,9 @@ KEY_PATTERNS = (
     re.compile(r"\bprimaryKey\b"),
 )
 
-KEY_VAULT_REFERENCE = re.compile(r"^@Microsoft\.KeyVault\((VaultName=\$\{(?P<vault>\w+)\.name\};SecretName=|SecretUri=)")
+KEY_VAULT_REFERENCE = re.compile(
+    r"^@Microsoft\.KeyVault\((VaultName=\$\{(?P<vault>\w+)\.name\};SecretName=|SecretUri=)"
+)
 GLOB_SPECIAL = re.compile(r"[*?\[]")
 GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 FUNCTION_APP_TYPE = "Microsoft.Web/sites"
@@ -103,28 +109,64 @@ class Role:
 
 # The roles the code needs. Each is checked to be assigned to the app's identity at that scope.
 ROLES: tuple[Role, ...] = (
-    Role("Storage Blob Data Owner", "b7e6dc6d-f1e8-4753-8033-0f276bb0955b", "host storage",
-         "Functions host on AzureWebJobsStorage: keys, locks, the timer's schedule monitor (use_monitor=True), "
-         "Durable's blobs and leases, the Flex Consumption deployment package"),
-    Role("Storage Queue Data Contributor", "974c5e8b-45b9-4653-ba55-5f855dd0fb88", "host storage",
-         "Durable Functions, Azure Storage provider: the task hub's queues"),
-    Role("Storage Table Data Contributor", "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3", "host storage",
-         "Durable Functions, Azure Storage provider: the task hub's tables"),
-    Role("Storage Blob Data Contributor", "ba92f5b4-2d11-453d-a403-e96b0029c9fe", "training storage",
-         "retraining/storage.py: get_blob_properties, download_blob, upload_blob, create_container, and "
-         "get_user_delegation_key for the SAS tokens"),
-    Role("Key Vault Secrets User", "4633458b-17de-408a-b874-0445c86b69e6", "key vault",
-         "App Service resolving the @Microsoft.KeyVault(...) settings that Settings.secret() reads"),
-    Role("Monitoring Metrics Publisher", "3913510d-42f4-4e42-8a64-420c390055eb", "application insights",
-         "the host's telemetry with APPLICATIONINSIGHTS_AUTHENTICATION_STRING (Entra auth)"),
-    Role("AzureML Data Scientist", "f6c7c914-8db3-469d-8ca1-694a8f32e121", "azure ml workspace",
-         "Azure ML pipelines: submit command jobs, register models, create and update online and batch "
-         "endpoints and deployments"),
-    Role("Storage Blob Data Reader", "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1", "azure ml workspace storage",
-         "retraining/services/azure_ml/training.py collect: the job's model folder and metrics.json in the "
-         "workspace's default datastore, read with the workspace credential"),
-    Role("Durable Task Data Contributor", "0ad04412-c4d5-4796-b79c-f76d14c8d402",
-         "durable task scheduler", "Durable Functions with storageProvider azureManaged (the scheduler switch)"),
+    Role(
+        "Storage Blob Data Owner",
+        "b7e6dc6d-f1e8-4753-8033-0f276bb0955b",
+        "host storage",
+        "Functions host on AzureWebJobsStorage: keys, locks, the timer's schedule monitor (use_monitor=True), "
+        "Durable's blobs and leases, the Flex Consumption deployment package",
+    ),
+    Role(
+        "Storage Queue Data Contributor",
+        "974c5e8b-45b9-4653-ba55-5f855dd0fb88",
+        "host storage",
+        "Durable Functions, Azure Storage provider: the task hub's queues",
+    ),
+    Role(
+        "Storage Table Data Contributor",
+        "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3",
+        "host storage",
+        "Durable Functions, Azure Storage provider: the task hub's tables",
+    ),
+    Role(
+        "Storage Blob Data Contributor",
+        "ba92f5b4-2d11-453d-a403-e96b0029c9fe",
+        "training storage",
+        "retraining/storage.py: get_blob_properties, download_blob, upload_blob, create_container, and "
+        "get_user_delegation_key for the SAS tokens",
+    ),
+    Role(
+        "Key Vault Secrets User",
+        "4633458b-17de-408a-b874-0445c86b69e6",
+        "key vault",
+        "App Service resolving the @Microsoft.KeyVault(...) settings that Settings.secret() reads",
+    ),
+    Role(
+        "Monitoring Metrics Publisher",
+        "3913510d-42f4-4e42-8a64-420c390055eb",
+        "application insights",
+        "the host's telemetry with APPLICATIONINSIGHTS_AUTHENTICATION_STRING (Entra auth)",
+    ),
+    Role(
+        "AzureML Data Scientist",
+        "f6c7c914-8db3-469d-8ca1-694a8f32e121",
+        "azure ml workspace",
+        "Azure ML pipelines: submit command jobs, register models, create and update online and batch "
+        "endpoints and deployments",
+    ),
+    Role(
+        "Storage Blob Data Reader",
+        "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1",
+        "azure ml workspace storage",
+        "retraining/services/azure_ml/training.py collect: the job's model folder and metrics.json in the "
+        "workspace's default datastore, read with the workspace credential",
+    ),
+    Role(
+        "Durable Task Data Contributor",
+        "0ad04412-c4d5-4796-b79c-f76d14c8d402",
+        "durable task scheduler",
+        "Durable Functions with storageProvider azureManaged (the scheduler switch)",
+    ),
 )
 
 
@@ -153,7 +195,7 @@ class Watch:
         first = GLOB_SPECIAL.search(self.glob)
         if first is None:
             return self.glob, ""
-        prefix, tail = self.glob[: first.start()], self.glob[first.start():]
+        prefix, tail = self.glob[: first.start()], self.glob[first.start() :]
         last_end = 0
         for match in GLOB_SPECIAL.finditer(tail):
             end = match.end()
@@ -192,7 +234,11 @@ class CodeReads:
 
     @property
     def forbidden(self) -> dict[str, str]:
-        local = {s.name: "local_only in retraining/settings.py APP_SETTINGS" for s in self.app_settings.values() if s.local_only}
+        local = {
+            s.name: "local_only in retraining/settings.py APP_SETTINGS"
+            for s in self.app_settings.values()
+            if s.local_only
+        }
         return {**NEVER_IN_AZURE, **local}
 
     def required(self) -> dict[str, str]:
@@ -301,8 +347,14 @@ def derive_code_reads(
             credential = (pipeline.get("workspace") or {}).get("credential") or {}
             client_id = credential.get("clientId") if isinstance(credential, dict) else None
             match = _SETTING_REF.match(client_id) if isinstance(client_id, str) else None
-            reads.aml_pipelines.append(AmlPipeline(name, f"{here}.training.kind '{AML_TRAINING}'", match.group(1) if match else None,
-                                                   f"{here}.workspace.credential.clientId"))
+            reads.aml_pipelines.append(
+                AmlPipeline(
+                    name,
+                    f"{here}.training.kind '{AML_TRAINING}'",
+                    match.group(1) if match else None,
+                    f"{here}.workspace.credential.clientId",
+                )
+            )
     return reads
 
 
@@ -339,7 +391,12 @@ class BicepFile:
         return self.tree.get(kind) or {}
 
     def symbols(self) -> set[str]:
-        return {*self.section("parameters"), *self.section("variables"), *self.section("resources"), *self.section("modules")}
+        return {
+            *self.section("parameters"),
+            *self.section("variables"),
+            *self.section("resources"),
+            *self.section("modules"),
+        }
 
 
 def unwrap(config: Any) -> tuple[Any, dict[str, Any] | None, dict[str, Any]]:
@@ -405,7 +462,9 @@ class Infra:
             try:
                 tree = _parse(text)
             except Exception as exc:  # lark raises many error types; each is a file we cannot check
-                self.errors.append(Finding("parse", f"infra/{path.name} does not parse with pycep: {str(exc).splitlines()[0]}"))
+                self.errors.append(
+                    Finding("parse", f"infra/{path.name} does not parse with pycep: {str(exc).splitlines()[0]}")
+                )
                 continue
             self.files[path.name] = BicepFile(path, text, tree)
 
@@ -517,34 +576,54 @@ class Infra:
     def arrays(self, file: BicepFile, node: Any) -> tuple[BicepFile, str, list[Any]] | None:
         source_file, source = self.origin(file, node)
         if isinstance(source, list):
-            origin_name = next((v for v, d in source_file.section("variables").items() if d["value"] is source), str(node))
+            origin_name = next(
+                (v for v, d in source_file.section("variables").items() if d["value"] is source), str(node)
+            )
             return source_file, origin_name, source
         return None
 
     # -- the Function App ----------------------------------------------------------------------------
 
     def function_app(self) -> Resource | None:
-        apps = [r for r in self.of_type(FUNCTION_APP_TYPE) if not r.existing and "functionapp" in str(r.body.get("kind", ""))]
+        apps = [
+            r
+            for r in self.of_type(FUNCTION_APP_TYPE)
+            if not r.existing and "functionapp" in str(r.body.get("kind", ""))
+        ]
         return apps[0] if len(apps) == 1 else None
 
     def settings(self) -> tuple[list[Setting], list[Finding]]:
         app = self.function_app()
         if app is None:
-            return [], [Finding("settings", "no single Flex Consumption Function App (Microsoft.Web/sites, kind functionapp) found in infra/")]
+            return [], [
+                Finding(
+                    "settings",
+                    "no single Flex Consumption Function App (Microsoft.Web/sites, kind functionapp) found in infra/",
+                )
+            ]
         node = ((app.body.get("properties") or {}).get("siteConfig") or {}).get("appSettings")
         if node is None:
-            return [], [Finding("settings", f"infra/{app.file.name} {app.symbol}: properties.siteConfig.appSettings is not set")]
+            return [], [
+                Finding("settings", f"infra/{app.file.name} {app.symbol}: properties.siteConfig.appSettings is not set")
+            ]
         found: list[Setting] = []
         problems: list[Finding] = []
         self._settings(app.file, node, False, "appSettings", found, problems)
         return found, problems
 
-    def _settings(self, file: BicepFile, node: Any, conditional: bool, origin: str, out: list[Setting], problems: list[Finding]) -> None:
+    def _settings(
+        self, file: BicepFile, node: Any, conditional: bool, origin: str, out: list[Setting], problems: list[Finding]
+    ) -> None:
         if isinstance(node, list):
             for item in node:
                 name = item.get("name") if isinstance(item, dict) else None
                 if not isinstance(name, str) or name in file.symbols():
-                    problems.append(Finding("settings", f"infra/{file.name} {origin}: an app setting whose name is not a literal: {item!r:.120}"))
+                    problems.append(
+                        Finding(
+                            "settings",
+                            f"infra/{file.name} {origin}: an app setting whose name is not a literal: {item!r:.120}",
+                        )
+                    )
                     continue
                 out.append(Setting(name, item.get("value"), file, origin, conditional))
             return
@@ -564,25 +643,57 @@ class Infra:
             self._settings(file, operands["true_value"], True, origin, out, problems)
             self._settings(file, operands["false_value"], True, origin, out, problems)
             return
-        problems.append(Finding("settings", f"infra/{file.name} {origin}: cannot follow this app settings expression: {json.dumps(node)[:160]}"))
+        problems.append(
+            Finding(
+                "settings",
+                f"infra/{file.name} {origin}: cannot follow this app settings expression: {json.dumps(node)[:160]}",
+            )
+        )
 
-    def _loop_settings(self, file: BicepFile, var: str, loop: dict[str, Any], conditional: bool, out: list[Setting], problems: list[Finding]) -> None:
+    def _loop_settings(
+        self,
+        file: BicepFile,
+        var: str,
+        loop: dict[str, Any],
+        conditional: bool,
+        out: list[Setting],
+        problems: list[Finding],
+    ) -> None:
         detail, body = loop["loop_type"]["detail"], loop.get("config") or {}
         item = detail.get("item_name")
         if loop["loop_type"].get("type") != "object" or dotted(body.get("name")) != f"{item}.key":
-            problems.append(Finding("settings", f"infra/{file.name} var {var}: expected [for {item} in items(OBJECT): {{ name: {item}.key, value: ... }}]"))
+            problems.append(
+                Finding(
+                    "settings",
+                    f"infra/{file.name} var {var}: expected [for {item} in items(OBJECT): {{ name: {item}.key, value: ... }}]",
+                )
+            )
             return
         source = self.objects(file, detail["object_name"])
         if source is None:
-            problems.append(Finding("settings", f"infra/{file.name} var {var}: cannot find the object {detail['object_name']} it loops over"))
+            problems.append(
+                Finding(
+                    "settings",
+                    f"infra/{file.name} var {var}: cannot find the object {detail['object_name']} it loops over",
+                )
+            )
             return
         source_file, source_var, entries = source
         for key, value in entries.items():
             if dotted(body.get("value")) == f"{item}.value":
                 out.append(Setting(key.strip("'"), value, source_file, source_var, conditional))
             else:
-                out.append(Setting(key.strip("'"), body.get("value"), file, var, conditional, item=item,
-                                   home=f"var {source_var} in infra/{source_file.name}"))
+                out.append(
+                    Setting(
+                        key.strip("'"),
+                        body.get("value"),
+                        file,
+                        var,
+                        conditional,
+                        item=item,
+                        home=f"var {source_var} in infra/{source_file.name}",
+                    )
+                )
 
 
 # ---- The checks -------------------------------------------------------------------------------------------
@@ -613,8 +724,16 @@ class Check:
 
     def run(self) -> list[Finding]:
         findings = [*self.infra.errors]
-        for check in (self.check_settings, self.check_secrets, self.check_containers, self.check_roles,
-                      self.check_event_grid, self.check_azure_ml, self.check_no_keys, self.check_durable_task_scheduler):
+        for check in (
+            self.check_settings,
+            self.check_secrets,
+            self.check_containers,
+            self.check_roles,
+            self.check_event_grid,
+            self.check_azure_ml,
+            self.check_no_keys,
+            self.check_durable_task_scheduler,
+        ):
             findings.extend(check())
         return findings
 
@@ -624,30 +743,61 @@ class Check:
         findings = [*self.setting_problems, *(Finding("settings", problem) for problem in self.code.problems)]
         required = self.code.required()
         code_home = _home(self.settings, self.code.app_settings, "var appSettings in infra/main.bicep")
-        definitions_home = _home(self.settings, self.code.definition_settings, "var pipelineSettings in infra/main.bicep")
+        definitions_home = _home(
+            self.settings, self.code.definition_settings, "var pipelineSettings in infra/main.bicep"
+        )
         for name, where in sorted(required.items()):
             if name in self.by_name or name in self.code.secret_settings:
                 continue
             home = definitions_home if name in self.code.definition_settings else code_home
-            findings.append(Finding("settings", f"app setting {name} is read by {where} but the infrastructure does not set it: "
-                                                f"add `{name}: {_camel(name)}` to {home} (and `param {_camel(name)} string` in that file)"))
+            findings.append(
+                Finding(
+                    "settings",
+                    f"app setting {name} is read by {where} but the infrastructure does not set it: "
+                    f"add `{name}: {_camel(name)}` to {home} (and `param {_camel(name)} string` in that file)",
+                )
+            )
         for name, settings in sorted(self.by_name.items()):
             where = ", ".join(sorted({s.home for s in settings}))
             if len(settings) > 1 and not all(s.conditional for s in settings):
                 findings.append(Finding("settings", f"app setting {name} is set more than once ({where}): keep one"))
             if name in self.code.forbidden:
-                findings.append(Finding("settings", f"app setting {name} must not be set in Azure ({self.code.forbidden[name]}): remove it from {where}"))
+                findings.append(
+                    Finding(
+                        "settings",
+                        f"app setting {name} must not be set in Azure ({self.code.forbidden[name]}): remove it from {where}",
+                    )
+                )
             elif name not in required and name not in HOST_SETTINGS:
-                findings.append(Finding("settings", f"app setting {name} is set by {where} but nothing reads it (not in retraining/settings.py "
-                                                    f"APP_SETTINGS, {self.code.definitions_file}, the bindings, or HOST_SETTINGS in "
-                                                    f"tests/infra/infra_check.py): remove it, or allow-list it there with the reason it is read"))
+                findings.append(
+                    Finding(
+                        "settings",
+                        f"app setting {name} is set by {where} but nothing reads it (not in retraining/settings.py "
+                        f"APP_SETTINGS, {self.code.definitions_file}, the bindings, or HOST_SETTINGS in "
+                        f"tests/infra/infra_check.py): remove it, or allow-list it there with the reason it is read",
+                    )
+                )
         identity = self.app_identity()
         for name, settings in sorted(self.by_name.items()):
-            if name.endswith("__clientId") and identity and any(dotted(s.value) != f"{identity[1]}.properties.clientId" for s in settings):
-                findings.append(Finding("settings", f"app setting {name} must be the app identity's client id, {identity[1]}.properties.clientId"))
+            if (
+                name.endswith("__clientId")
+                and identity
+                and any(dotted(s.value) != f"{identity[1]}.properties.clientId" for s in settings)
+            ):
+                findings.append(
+                    Finding(
+                        "settings",
+                        f"app setting {name} must be the app identity's client id, {identity[1]}.properties.clientId",
+                    )
+                )
         credential = self.by_name.get("AzureWebJobsStorage__credential", [])
         if not credential or self.infra.literal(credential[0].file, credential[0].value) != "managedidentity":
-            findings.append(Finding("settings", "AzureWebJobsStorage__credential must be 'managedidentity' (identity-based host storage)"))
+            findings.append(
+                Finding(
+                    "settings",
+                    "AzureWebJobsStorage__credential must be 'managedidentity' (identity-based host storage)",
+                )
+            )
         return findings
 
     # -- secrets ----------------------------------------------------------------------------------------
@@ -659,20 +809,37 @@ class Check:
         for name, where in sorted(self.code.secret_settings.items()):
             settings = self.by_name.get(name, [])
             if not settings:
-                findings.append(Finding("secrets", f"secret {name} is named by {where} but no app setting provides it: add "
-                                                   f"`{name}: {_camel(name)}` to {secret_home}, with `@secure() param {_camel(name)} string = ''`"))
+                findings.append(
+                    Finding(
+                        "secrets",
+                        f"secret {name} is named by {where} but no app setting provides it: add "
+                        f"`{name}: {_camel(name)}` to {secret_home}, with `@secure() param {_camel(name)} string = ''`",
+                    )
+                )
                 continue
             for setting in settings:
                 reference = setting.value if isinstance(setting.value, str) else None
                 match = KEY_VAULT_REFERENCE.match(reference or "")
                 if not match or (match.group("vault") and match.group("vault") not in vaults):
-                    findings.append(Finding("secrets", f"app setting {name} (secret named by {where}) must be a Key Vault reference "
-                                                       f"@Microsoft.KeyVault(VaultName=${{<vault>.name}};SecretName=...) to a vault in infra/, "
-                                                       f"not {json.dumps(setting.value)[:80]} (var {setting.origin} in infra/{setting.file.name})"))
+                    findings.append(
+                        Finding(
+                            "secrets",
+                            f"app setting {name} (secret named by {where}) must be a Key Vault reference "
+                            f"@Microsoft.KeyVault(VaultName=${{<vault>.name}};SecretName=...) to a vault in infra/, "
+                            f"not {json.dumps(setting.value)[:80]} (var {setting.origin} in infra/{setting.file.name})",
+                        )
+                    )
                     continue
-                if setting.item and f"SecretName=${{toLower(replace({setting.item}.key, '_', '-'))}}" not in (reference or ""):
-                    findings.append(Finding("secrets", f"app setting {name}: the reference's SecretName must be toLower(replace({setting.item}.key, '_', '-')), "
-                                                       "the name the secrets are written under"))
+                if setting.item and f"SecretName=${{toLower(replace({setting.item}.key, '_', '-'))}}" not in (
+                    reference or ""
+                ):
+                    findings.append(
+                        Finding(
+                            "secrets",
+                            f"app setting {name}: the reference's SecretName must be toLower(replace({setting.item}.key, '_', '-')), "
+                            "the name the secrets are written under",
+                        )
+                    )
                 findings.extend(self._secret_source(name, setting))
         findings.extend(self._secret_writer())
         return findings
@@ -689,17 +856,35 @@ class Check:
         value = next((v for k, v in entries.items() if k.strip("'") == name), None)
         parameter = file.section("parameters").get(value) if isinstance(value, str) else None
         if parameter is None or not any(d.get("type") == "secure" for d in parameter.get("decorators", [])):
-            return [Finding("secrets", f"secret {name} (var {origin} in infra/{file.name}) must come from a @secure() param, not {value!r}")]
+            return [
+                Finding(
+                    "secrets",
+                    f"secret {name} (var {origin} in infra/{file.name}) must come from a @secure() param, not {value!r}",
+                )
+            ]
         return []
 
     def _secret_writer(self) -> list[Finding]:
-        writers = [r for r in self.infra.of_type("Microsoft.KeyVault/vaults/secrets") if r.loop and r.loop.get("type") == "object"]
+        writers = [
+            r
+            for r in self.infra.of_type("Microsoft.KeyVault/vaults/secrets")
+            if r.loop and r.loop.get("type") == "object"
+        ]
         loops = {(r.file.name, r.loop["detail"]["object_name"]) for r in writers if r.loop}
-        readers = {(s.file.name, s.file.section("variables")[s.origin]["value"]["loop_type"]["detail"]["object_name"])
-                   for s in self.settings if s.item is not None and s.name in self.code.secret_settings}
+        readers = {
+            (s.file.name, s.file.section("variables")[s.origin]["value"]["loop_type"]["detail"]["object_name"])
+            for s in self.settings
+            if s.item is not None and s.name in self.code.secret_settings
+        }
         missing = readers - loops
-        return [Finding("secrets", f"infra/{file} has no Microsoft.KeyVault/vaults/secrets for-expression over {obj}: the secrets "
-                                   "the references point at are never written") for file, obj in sorted(missing)]
+        return [
+            Finding(
+                "secrets",
+                f"infra/{file} has no Microsoft.KeyVault/vaults/secrets for-expression over {obj}: the secrets "
+                "the references point at are never written",
+            )
+            for file, obj in sorted(missing)
+        ]
 
     # -- containers -------------------------------------------------------------------------------------
 
@@ -724,14 +909,24 @@ class Check:
             if resource.loop:
                 found = self.infra.arrays(file, resource.loop["detail"].get("array_name"))
                 if found is None:
-                    problems.append(Finding("containers", f"infra/{file.name} {resource.symbol}: cannot find the list of container names it loops over"))
+                    problems.append(
+                        Finding(
+                            "containers",
+                            f"infra/{file.name} {resource.symbol}: cannot find the list of container names it loops over",
+                        )
+                    )
                     continue
                 source_file, origin, items = found
                 for item in items:
                     literal = self.infra.literal(source_file, item)
                     if literal is None:
-                        problems.append(Finding("containers", f"container {item!r} in var {origin} in infra/{source_file.name} has no value "
-                                                              "before deployment: give it a literal or a param with a default"))
+                        problems.append(
+                            Finding(
+                                "containers",
+                                f"container {item!r} in var {origin} in infra/{source_file.name} has no value "
+                                "before deployment: give it a literal or a param with a default",
+                            )
+                        )
                     else:
                         names[literal] = f"var {origin} in infra/{source_file.name}"
             else:
@@ -743,29 +938,61 @@ class Check:
     def check_containers(self) -> list[Finding]:
         account = self._storage_symbol("TrainingStorage__blobServiceUri")
         if account is None:
-            return [Finding("containers", "TrainingStorage__blobServiceUri must be <storage account>.properties.primaryEndpoints.blob")]
+            return [
+                Finding(
+                    "containers",
+                    "TrainingStorage__blobServiceUri must be <storage account>.properties.primaryEndpoints.blob",
+                )
+            ]
         names, findings = self.containers_in(account)
         for setting in self.code.container_settings:
             unknown = [s for s in self.by_name.get(setting, []) if self.infra.literal(s.file, s.value) is None]
-            findings.extend(Finding("containers", f"app setting {setting} (var {s.origin} in infra/{s.file.name}) names a container but has "
-                                                  "no value before deployment: give it a literal or a param with a default") for s in unknown)
+            findings.extend(
+                Finding(
+                    "containers",
+                    f"app setting {setting} (var {s.origin} in infra/{s.file.name}) names a container but has "
+                    "no value before deployment: give it a literal or a param with a default",
+                )
+                for s in unknown
+            )
         homes = sorted(set(names.values()))
         home = homes[0] if homes else f"a containers resource under {account[1]} in infra/{account[0].name}"
         for container, where in sorted(self.code.containers.items()):
             if container not in names:
-                findings.append(Finding("containers", f"container '{container}' ({where}) is not created in the training storage account "
-                                                      f"{account[1]}: add '{container}' to {home}"))
+                findings.append(
+                    Finding(
+                        "containers",
+                        f"container '{container}' ({where}) is not created in the training storage account "
+                        f"{account[1]}: add '{container}' to {home}",
+                    )
+                )
         host = self._storage_symbol("AzureWebJobsStorage__blobServiceUri")
         app = self.infra.function_app()
-        deployment = (((app.body.get("properties") or {}).get("functionAppConfig") or {}).get("deployment") or {}).get("storage") if app else None
-        match = re.fullmatch(r"\$\{(\w+)\.properties\.primaryEndpoints\.blob\}\$\{(\w+)\}", str((deployment or {}).get("value", "")))
+        deployment = (
+            (((app.body.get("properties") or {}).get("functionAppConfig") or {}).get("deployment") or {}).get("storage")
+            if app
+            else None
+        )
+        match = re.fullmatch(
+            r"\$\{(\w+)\.properties\.primaryEndpoints\.blob\}\$\{(\w+)\}", str((deployment or {}).get("value", ""))
+        )
         if host is None or match is None or match.group(1) != host[1]:
-            findings.append(Finding("containers", "functionAppConfig.deployment.storage.value must be "
-                                                  "'${<host storage>.properties.primaryEndpoints.blob}${<container name>}'"))
+            findings.append(
+                Finding(
+                    "containers",
+                    "functionAppConfig.deployment.storage.value must be "
+                    "'${<host storage>.properties.primaryEndpoints.blob}${<container name>}'",
+                )
+            )
         else:
             deployment_container = self.infra.literal(host[0], match.group(2))
             if deployment_container not in self.containers_in(host)[0]:
-                findings.append(Finding("containers", f"the deployment container '{deployment_container}' is not created in the host storage account {host[1]}"))
+                findings.append(
+                    Finding(
+                        "containers",
+                        f"the deployment container '{deployment_container}' is not created in the host storage account {host[1]}",
+                    )
+                )
         return findings
 
     # -- roles ------------------------------------------------------------------------------------------
@@ -773,6 +1000,7 @@ class Check:
     def scopes(self) -> dict[str, tuple[BicepFile, str] | None]:
         """Each role scope of ROLES -> the resource that is it, found from what the settings point at. Roles are
         provisioned: resources only the post-deploy template declares (events.bicep reads the workspace too) are not scopes."""
+
         def by_type(type_: str) -> tuple[BicepFile, str] | None:
             found = [r for r in self.infra.of_type(type_) if self.infra.provisioned(r.file)]
             return (found[0].file, found[0].symbol) if len(found) == 1 else None
@@ -789,7 +1017,8 @@ class Check:
             "application insights": (insights[0].file, insights_path.split(".")[0]) if insights_path else None,
             "azure ml workspace": workspace,
             "azure ml workspace storage": self._workspace_storage(workspace) if workspace else None,
-            "durable task scheduler": by_type("Microsoft.DurableTask/schedulers/taskHubs") or by_type("Microsoft.DurableTask/schedulers"),
+            "durable task scheduler": by_type("Microsoft.DurableTask/schedulers/taskHubs")
+            or by_type("Microsoft.DurableTask/schedulers"),
         }
 
     def _workspace_storage(self, workspace: tuple[BicepFile, str]) -> tuple[BicepFile, str] | None:
@@ -802,7 +1031,9 @@ class Check:
                 continue
             used = set(_strings(account.body.get("name"))) & set(account.file.section("parameters"))
             for caller, params in self.infra.callers(account.file):
-                if caller is file and any(dotted(params.get(name)) == f"{symbol}.properties.storageAccount" for name in used):
+                if caller is file and any(
+                    dotted(params.get(name)) == f"{symbol}.properties.storageAccount" for name in used
+                ):
                     return account.file, account.symbol
         return None
 
@@ -843,25 +1074,46 @@ class Check:
         findings = []
         identity = self.app_identity()
         if identity is None:
-            return [Finding("roles", "the Function App must have exactly one user-assigned identity, '${<identity>.id}': {}")]
+            return [
+                Finding(
+                    "roles", "the Function App must have exactly one user-assigned identity, '${<identity>.id}': {}"
+                )
+            ]
         principal = (identity[0].name, f"{identity[1]}.properties.principalId")
         scopes = self.scopes()
         assignments = self.assignments()
         for role in ROLES:
             scope = scopes.get(role.scope)
             if scope is None:
-                findings.append(Finding("roles", f"cannot find the {role.scope} that {role.name} must be assigned on ({role.needed_by})"))
+                findings.append(
+                    Finding(
+                        "roles", f"cannot find the {role.scope} that {role.name} must be assigned on ({role.needed_by})"
+                    )
+                )
                 continue
-            ok = [a for a, guids, (file, at), (pfile, who) in assignments
-                  if role.guid in guids and (file, at) == scope and (pfile.name, who) == principal]
+            ok = [
+                a
+                for a, guids, (file, at), (pfile, who) in assignments
+                if role.guid in guids and (file, at) == scope and (pfile.name, who) == principal
+            ]
             if not ok:
-                findings.append(Finding("roles", f"role {role.name} ({role.guid}) on the {role.scope} ({scope[1]} in infra/{scope[0].name}) "
-                                                 f"is not assigned to the app's identity {identity[1]}; needed by {role.needed_by}: add a "
-                                                 f"{ROLE_ASSIGNMENT_TYPE} with scope {scope[1]}, principalId {principal[1]}, commented with that call"))
+                findings.append(
+                    Finding(
+                        "roles",
+                        f"role {role.name} ({role.guid}) on the {role.scope} ({scope[1]} in infra/{scope[0].name}) "
+                        f"is not assigned to the app's identity {identity[1]}; needed by {role.needed_by}: add a "
+                        f"{ROLE_ASSIGNMENT_TYPE} with scope {scope[1]}, principalId {principal[1]}, commented with that call",
+                    )
+                )
         for resource, _, _, (pfile, who) in assignments:
             comment = _comment_above(resource.file.text, f"resource {resource.symbol.split('__')[-1]} ")
             if (pfile.name, who) == principal and not comment:
-                findings.append(Finding("roles", f"role assignment {resource.symbol} in infra/{resource.file.name} has no comment naming the call that needs it"))
+                findings.append(
+                    Finding(
+                        "roles",
+                        f"role assignment {resource.symbol} in infra/{resource.file.name} has no comment naming the call that needs it",
+                    )
+                )
         return findings
 
     # -- Event Grid -------------------------------------------------------------------------------------
@@ -878,11 +1130,20 @@ class Check:
         app_path = dotted(app)
         head, _, rest = (app_path or "").partition(".")
         site = file.section("resources").get(head)
-        return match.group(2) if rest == "id" and site and str(site.get("type", "")).lower() == FUNCTION_APP_TYPE.lower() else None
+        return (
+            match.group(2)
+            if rest == "id" and site and str(site.get("type", "")).lower() == FUNCTION_APP_TYPE.lower()
+            else None
+        )
 
     def _topic(self, subscription: Resource) -> Resource | None:
-        parent = dotted(subscription.body.get("parent")) or (subscription.symbol.split("__")[0] if "__" in subscription.symbol else None)
-        return next((t for t in self.infra.of_type(SYSTEM_TOPIC_TYPE) if t.file is subscription.file and t.symbol == parent), None)
+        parent = dotted(subscription.body.get("parent")) or (
+            subscription.symbol.split("__")[0] if "__" in subscription.symbol else None
+        )
+        return next(
+            (t for t in self.infra.of_type(SYSTEM_TOPIC_TYPE) if t.file is subscription.file and t.symbol == parent),
+            None,
+        )
 
     def _is_azure_ml(self, subscription: Resource) -> bool:
         """A subscription to Azure ML events: on a workspace's system topic, or (its topic declared elsewhere)
@@ -898,14 +1159,22 @@ class Check:
         findings = []
         training = self._storage_symbol("TrainingStorage__blobServiceUri")
         topics = [t.body.get("properties") or {} for t in self.infra.of_type(SYSTEM_TOPIC_TYPE) if not t.existing]
-        if training is None or not any(t.get("topicType") == STORAGE_TOPIC and dotted(t.get("source")) == f"{training[1]}.id"
-                                       for t in topics):
-            findings.append(Finding("event grid", f"no Event Grid system topic (topicType {STORAGE_TOPIC}) on the training storage account"))
+        if training is None or not any(
+            t.get("topicType") == STORAGE_TOPIC and dotted(t.get("source")) == f"{training[1]}.id" for t in topics
+        ):
+            findings.append(
+                Finding(
+                    "event grid",
+                    f"no Event Grid system topic (topicType {STORAGE_TOPIC}) on the training storage account",
+                )
+            )
         every = self.infra.of_type(SUBSCRIPTION_TYPE)
         subscriptions = [s for s in every if not self._is_azure_ml(s)]
         # The functions new data goes to: the Event Grid functions, less those Azure ML subscriptions deliver to.
         aml_functions = {self._function_target(s) for s in every if self._is_azure_ml(s)}
-        functions = [f for f in self.code.event_grid_functions if f not in aml_functions] or list(self.code.event_grid_functions)
+        functions = [f for f in self.code.event_grid_functions if f not in aml_functions] or list(
+            self.code.event_grid_functions
+        )
         delivered: dict[tuple[str, str, str], str] = {}
         for function in functions:
             for subscription in subscriptions:
@@ -918,28 +1187,49 @@ class Check:
                 findings.extend(problems)
                 delivered.update({key: f"{subscription.symbol} in infra/{subscription.file.name}" for key in found})
         if not self.code.event_grid_functions:
-            findings.append(Finding("event grid", "no function has an eventGridTrigger binding, yet pipelines watch for new blobs"))
+            findings.append(
+                Finding("event grid", "no function has an eventGridTrigger binding, yet pipelines watch for new blobs")
+            )
         for watch in self.code.watches:
             prefix, suffix = watch.filters()
             if (watch.container, prefix, suffix) not in delivered:
                 near = [k for k in delivered if k[0] == watch.container]
-                findings.append(Finding("event grid", f"no BlobCreated subscription to {', '.join(functions)} for pipeline "
-                                                      f"{watch.pipeline} ({watch.where} '{watch.glob}' in container '{watch.container}'): "
-                                                      f"add {{ pipeline: '{watch.pipeline}', container: '{watch.container}', blobPrefix: '{prefix}', "
-                                                      f"blobSuffix: '{suffix}' }} to var watches in infra/events.bicep"
-                                                      + (f" (found filters {near})" if near else "")))
+                findings.append(
+                    Finding(
+                        "event grid",
+                        f"no BlobCreated subscription to {', '.join(functions)} for pipeline "
+                        f"{watch.pipeline} ({watch.where} '{watch.glob}' in container '{watch.container}'): "
+                        f"add {{ pipeline: '{watch.pipeline}', container: '{watch.container}', blobPrefix: '{prefix}', "
+                        f"blobSuffix: '{suffix}' }} to var watches in infra/events.bicep"
+                        + (f" (found filters {near})" if near else ""),
+                    )
+                )
         return findings
 
-    def _subscription_filters(self, subscription: Resource, filter_: dict[str, Any]) -> tuple[list[tuple[str, str, str]], list[Finding]]:
+    def _subscription_filters(
+        self, subscription: Resource, filter_: dict[str, Any]
+    ) -> tuple[list[tuple[str, str, str]], list[Finding]]:
         """The (container, blob prefix, blob suffix) filters a subscription (or each of a for-expression) has."""
         where = f"{subscription.symbol} in infra/{subscription.file.name}"
         problems = []
         if filter_.get("includedEventTypes") != ["Microsoft.Storage.BlobCreated"]:
-            problems.append(Finding("event grid", f"{where}: includedEventTypes must be ['Microsoft.Storage.BlobCreated']"))
+            problems.append(
+                Finding("event grid", f"{where}: includedEventTypes must be ['Microsoft.Storage.BlobCreated']")
+            )
         advanced = filter_.get("advancedFilters") or []
-        if not any(f.get("operatorType") == "NumberGreaterThan" and f.get("key") == "data.contentLength" and f.get("value") == 0 for f in advanced):
-            problems.append(Finding("event grid", f"{where}: add the advanced filter NumberGreaterThan data.contentLength 0 "
-                                                  "(an ADLS Gen2 CreateFile raises BlobCreated for an empty file)"))
+        if not any(
+            f.get("operatorType") == "NumberGreaterThan"
+            and f.get("key") == "data.contentLength"
+            and f.get("value") == 0
+            for f in advanced
+        ):
+            problems.append(
+                Finding(
+                    "event grid",
+                    f"{where}: add the advanced filter NumberGreaterThan data.contentLength 0 "
+                    "(an ADLS Gen2 CreateFile raises BlobCreated for an empty file)",
+                )
+            )
         begins, ends = filter_.get("subjectBeginsWith"), filter_.get("subjectEndsWith")
         if subscription.loop is None:
             match = re.fullmatch(r"/blobServices/default/containers/([^/]+)/blobs/(.*)", str(begins))
@@ -947,14 +1237,26 @@ class Check:
         item = subscription.loop["detail"].get("item_name")
         pattern = f"/blobServices/default/containers/${{{item}.container}}/blobs/${{{item}.blobPrefix}}"
         if begins != pattern or dotted(ends) != f"{item}.blobSuffix":
-            problems.append(Finding("event grid", f"{where}: filter must be subjectBeginsWith '{pattern}', subjectEndsWith {item}.blobSuffix"))
+            problems.append(
+                Finding(
+                    "event grid",
+                    f"{where}: filter must be subjectBeginsWith '{pattern}', subjectEndsWith {item}.blobSuffix",
+                )
+            )
             return [], problems
         found = self.infra.arrays(subscription.file, subscription.loop["detail"].get("array_name"))
         if found is None:
             return [], [*problems, Finding("event grid", f"{where}: cannot find the list it loops over")]
         file, _, entries = found
-        return [(str(self.infra.literal(file, e.get("container"))), str(self.infra.literal(file, e.get("blobPrefix")) or ""),
-                 str(self.infra.literal(file, e.get("blobSuffix")) or "")) for e in entries if isinstance(e, dict)], problems
+        return [
+            (
+                str(self.infra.literal(file, e.get("container"))),
+                str(self.infra.literal(file, e.get("blobPrefix")) or ""),
+                str(self.infra.literal(file, e.get("blobSuffix")) or ""),
+            )
+            for e in entries
+            if isinstance(e, dict)
+        ], problems
 
     # -- Azure ML ---------------------------------------------------------------------------------------
 
@@ -966,20 +1268,34 @@ class Check:
             return []
         who = ", ".join(f"{p.name} ({p.where})" for p in pipelines)
         findings = self._aml_client_ids()
-        topics = [t for t in self.infra.of_type(SYSTEM_TOPIC_TYPE) if not t.existing and (t.body.get("properties") or {}).get("topicType") == AML_TOPIC]
+        topics = [
+            t
+            for t in self.infra.of_type(SYSTEM_TOPIC_TYPE)
+            if not t.existing and (t.body.get("properties") or {}).get("topicType") == AML_TOPIC
+        ]
         for topic in topics:
             findings.extend(self._aml_topic(topic))
         if not topics:
-            findings.append(Finding("azure ml", f"no Event Grid system topic (topicType {AML_TOPIC}) on the Azure ML workspace of pipeline {who}: "
-                                                f"add one, source <workspace>.id, in infra/aml-events.bicep"))
+            findings.append(
+                Finding(
+                    "azure ml",
+                    f"no Event Grid system topic (topicType {AML_TOPIC}) on the Azure ML workspace of pipeline {who}: "
+                    f"add one, source <workspace>.id, in infra/aml-events.bicep",
+                )
+            )
         subscriptions = [s for s in self.infra.of_type(SUBSCRIPTION_TYPE) if self._is_azure_ml(s)]
         for subscription in subscriptions:
             findings.extend(self._aml_subscription(subscription, topics))
         if not subscriptions:
             functions = ", ".join(self.code.event_grid_functions) or "none has an eventGridTrigger binding"
-            findings.append(Finding("azure ml", f"no Event Grid subscription delivering {RUN_STATUS_CHANGED} and {RUN_COMPLETED} from the "
-                                                f"workspace's system topic to an Event Grid function of the app ({functions}), for pipeline {who}: "
-                                                "add one to infra/aml-events.bicep, deployed by infra/events.bicep"))
+            findings.append(
+                Finding(
+                    "azure ml",
+                    f"no Event Grid subscription delivering {RUN_STATUS_CHANGED} and {RUN_COMPLETED} from the "
+                    f"workspace's system topic to an Event Grid function of the app ({functions}), for pipeline {who}: "
+                    "add one to infra/aml-events.bicep, deployed by infra/events.bicep",
+                )
+            )
         return findings
 
     def _aml_client_ids(self) -> list[Finding]:
@@ -992,15 +1308,25 @@ class Check:
         findings = []
         for pipeline in self.code.aml_pipelines:
             if pipeline.client_id_setting is None:
-                findings.append(Finding("azure ml", f"pipeline {pipeline.name}: {pipeline.client_id_where} must be a %SETTING% the infrastructure "
-                                                    f"sets to the app identity's client id ({expected})"))
+                findings.append(
+                    Finding(
+                        "azure ml",
+                        f"pipeline {pipeline.name}: {pipeline.client_id_where} must be a %SETTING% the infrastructure "
+                        f"sets to the app identity's client id ({expected})",
+                    )
+                )
                 continue
             for setting in self.by_name.get(pipeline.client_id_setting, []):
                 if not _defaults_to(setting.value, expected):
-                    findings.append(Finding("azure ml", f"app setting {setting.name} ({pipeline.client_id_where}) must default to the app identity's "
-                                                        f"client id, {expected}: without a secret the pipeline signs in as the user-assigned "
-                                                        f"identity with that client id (retraining/services/azure_ml/workspace.py credential_of); "
-                                                        f"{setting.home}"))
+                    findings.append(
+                        Finding(
+                            "azure ml",
+                            f"app setting {setting.name} ({pipeline.client_id_where}) must default to the app identity's "
+                            f"client id, {expected}: without a secret the pipeline signs in as the user-assigned "
+                            f"identity with that client id (retraining/services/azure_ml/workspace.py credential_of); "
+                            f"{setting.home}",
+                        )
+                    )
         return findings
 
     def _aml_topic(self, topic: Resource) -> list[Finding]:
@@ -1013,11 +1339,19 @@ class Check:
             findings.append(Finding("azure ml", f"{where}: source must be <workspace>.id, a {WORKSPACE_TYPE} resource"))
         file, location = self.infra.origin(topic.file, topic.body.get("location"))
         declared = {dotted(branch) for branch in _branches(location)}
-        workspaces = {f"{symbol}.location" for symbol, resource in file.section("resources").items()
-                      if str(resource.get("type", "")).lower() == WORKSPACE_TYPE.lower()}
+        workspaces = {
+            f"{symbol}.location"
+            for symbol, resource in file.section("resources").items()
+            if str(resource.get("type", "")).lower() == WORKSPACE_TYPE.lower()
+        }
         if not declared & workspaces:
-            findings.append(Finding("azure ml", f"{where}: location must be the workspace's (<workspace>.location, passed in as a module "
-                                                "parameter): a system topic lives in its source's region"))
+            findings.append(
+                Finding(
+                    "azure ml",
+                    f"{where}: location must be the workspace's (<workspace>.location, passed in as a module "
+                    "parameter): a system topic lives in its source's region",
+                )
+            )
         return findings
 
     def _aml_subscription(self, subscription: Resource, topics: list[Resource]) -> list[Finding]:
@@ -1030,15 +1364,21 @@ class Check:
             problems.append(f"must be on the workspace's system topic (topicType {AML_TOPIC}), its parent")
         roots = self.infra.roots(subscription.file)
         if roots != {POST_DEPLOY}:
-            problems.append(f"must be deployed by infra/{POST_DEPLOY} alone, after the code (deployed from {', '.join(sorted(roots))})")
+            problems.append(
+                f"must be deployed by infra/{POST_DEPLOY} alone, after the code (deployed from {', '.join(sorted(roots))})"
+            )
         function = self._function_target(subscription)
         if function not in self.code.event_grid_functions:
-            problems.append(f"must deliver to an Event Grid function of the app ({', '.join(self.code.event_grid_functions)}): endpointType "
-                            "'AzureFunction', resourceId '${<Function App>.id}/functions/<function>'")
+            problems.append(
+                f"must deliver to an Event Grid function of the app ({', '.join(self.code.event_grid_functions)}): endpointType "
+                "'AzureFunction', resourceId '${<Function App>.id}/functions/<function>'"
+            )
         types = filter_.get("includedEventTypes")
         missing = [t for t in (RUN_STATUS_CHANGED, RUN_COMPLETED) if not isinstance(types, list) or t not in types]
         if missing:
-            problems.append(f"includedEventTypes lacks {', '.join(missing)} (retraining/services/azure_ml/events.py acts on both)")
+            problems.append(
+                f"includedEventTypes lacks {', '.join(missing)} (retraining/services/azure_ml/events.py acts on both)"
+            )
         if properties.get("eventDeliverySchema") != "EventGridSchema":
             problems.append("eventDeliverySchema must be 'EventGridSchema' (the trigger takes a func.EventGridEvent)")
         if destination.get("maxEventsPerBatch") != 1:
@@ -1048,35 +1388,61 @@ class Check:
         for event_type, data in _aml_job_ends():
             outcome = _filter_passes(filter_, event_type, data)
             if outcome is None:
-                problems.append(f"cannot evaluate its filter (a subject filter, an advanced filter on a key other than eventType and "
-                                f"data.{', data.'.join(AML_EVENT_DATA)}, or an operator other than StringIn, StringNotIn, IsNotNull and "
-                                f"IsNullOrUndefined), so cannot tell it lets every job end through: {json.dumps(filter_)[:200]}")
+                problems.append(
+                    f"cannot evaluate its filter (a subject filter, an advanced filter on a key other than eventType and "
+                    f"data.{', data.'.join(AML_EVENT_DATA)}, or an operator other than StringIn, StringNotIn, IsNotNull and "
+                    f"IsNullOrUndefined), so cannot tell it lets every job end through: {json.dumps(filter_)[:200]}"
+                )
                 break
             if outcome is False and isinstance(types, list) and event_type in types:
-                problems.append(f"its filter drops {event_type} {json.dumps(data)}, a job's end the code acts on (a key an event lacks "
-                                "fails StringIn and passes StringNotIn)")
+                problems.append(
+                    f"its filter drops {event_type} {json.dumps(data)}, a job's end the code acts on (a key an event lacks "
+                    "fails StringIn and passes StringNotIn)"
+                )
         return [Finding("azure ml", f"{where}: {problem}") for problem in problems]
 
     # -- no keys ----------------------------------------------------------------------------------------
 
     def check_no_keys(self) -> list[Finding]:
         findings = []
-        for path in sorted(p for p in self.infra.root.rglob("*") if p.is_file() and p.suffix in (".bicep", ".json", ".sh", ".ps1", ".yaml")):
+        for path in sorted(
+            p
+            for p in self.infra.root.rglob("*")
+            if p.is_file() and p.suffix in (".bicep", ".json", ".sh", ".ps1", ".yaml")
+        ):
             for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
                 code = line.split("//", 1)[0] if path.suffix == ".bicep" else line
                 for pattern in KEY_PATTERNS:
                     if pattern.search(code):
-                        findings.append(Finding("no keys", f"{path.relative_to(self.infra.root.parent)}:{number} handles a key or keyed "
-                                                           f"connection string ({pattern.pattern}): use the managed identity"))
+                        findings.append(
+                            Finding(
+                                "no keys",
+                                f"{path.relative_to(self.infra.root.parent)}:{number} handles a key or keyed "
+                                f"connection string ({pattern.pattern}): use the managed identity",
+                            )
+                        )
         for account in self.infra.of_type("Microsoft.Storage/storageAccounts"):
             if not account.existing and (account.body.get("properties") or {}).get("allowSharedKeyAccess") is not False:
-                findings.append(Finding("no keys", f"storage account {account.symbol} in infra/{account.file.name} must set allowSharedKeyAccess: false"))
+                findings.append(
+                    Finding(
+                        "no keys",
+                        f"storage account {account.symbol} in infra/{account.file.name} must set allowSharedKeyAccess: false",
+                    )
+                )
         for component in self.infra.of_type("Microsoft.Insights/components"):
             if (component.body.get("properties") or {}).get("DisableLocalAuth") is not True:
-                findings.append(Finding("no keys", f"{component.symbol} in infra/{component.file.name} must set DisableLocalAuth: true"))
+                findings.append(
+                    Finding(
+                        "no keys", f"{component.symbol} in infra/{component.file.name} must set DisableLocalAuth: true"
+                    )
+                )
         for vault in self.infra.of_type("Microsoft.KeyVault/vaults"):
             if not vault.existing and (vault.body.get("properties") or {}).get("enableRbacAuthorization") is not True:
-                findings.append(Finding("no keys", f"{vault.symbol} in infra/{vault.file.name} must set enableRbacAuthorization: true"))
+                findings.append(
+                    Finding(
+                        "no keys", f"{vault.symbol} in infra/{vault.file.name} must set enableRbacAuthorization: true"
+                    )
+                )
         return findings
 
     # -- Durable Task Scheduler -------------------------------------------------------------------------
@@ -1084,27 +1450,63 @@ class Check:
     def check_durable_task_scheduler(self) -> list[Finding]:
         findings = []
         host = json.loads((APP_ROOT / "host.json").read_text(encoding="utf-8"))
-        provider = (host.get("extensions", {}).get("durableTask", {}).get("storageProvider") or {}).get("type", "AzureStorage")
+        provider = (host.get("extensions", {}).get("durableTask", {}).get("storageProvider") or {}).get(
+            "type", "AzureStorage"
+        )
         if provider != "AzureStorage":
-            findings.append(Finding("durable task scheduler", f"host.json storageProvider.type is {provider!r}: the default must stay Azure Storage"))
+            findings.append(
+                Finding(
+                    "durable task scheduler",
+                    f"host.json storageProvider.type is {provider!r}: the default must stay Azure Storage",
+                )
+            )
         prefix = "AzureFunctionsJobHost__extensions__durableTask__storageProvider__"
         kind = self.by_name.get(prefix + "type", [])
         name = self.by_name.get(prefix + "connectionStringName", [])
-        if not kind or self.infra.literal(kind[0].file, kind[0].value) != "azureManaged" or not all(s.conditional for s in kind):
-            return [*findings, Finding("durable task scheduler", f"set {prefix}type to 'azureManaged' only when the scheduler switch is on")]
+        if (
+            not kind
+            or self.infra.literal(kind[0].file, kind[0].value) != "azureManaged"
+            or not all(s.conditional for s in kind)
+        ):
+            return [
+                *findings,
+                Finding(
+                    "durable task scheduler", f"set {prefix}type to 'azureManaged' only when the scheduler switch is on"
+                ),
+            ]
         connection = self.infra.literal(name[0].file, name[0].value) if name else None
         value = self.by_name.get(connection or "", [])
         text = value[0].value if value and isinstance(value[0].value, str) else ""
         identity = self.app_identity()
-        if not connection or "Authentication=ManagedIdentity" not in text or not identity or f"ClientID=${{{identity[1]}.properties.clientId}}" not in text:
-            findings.append(Finding("durable task scheduler", f"{prefix}connectionStringName must name a setting "
-                                                              "'Endpoint=...;Authentication=ManagedIdentity;ClientID=${<app identity>.properties.clientId}'"))
+        if (
+            not connection
+            or "Authentication=ManagedIdentity" not in text
+            or not identity
+            or f"ClientID=${{{identity[1]}.properties.clientId}}" not in text
+        ):
+            findings.append(
+                Finding(
+                    "durable task scheduler",
+                    f"{prefix}connectionStringName must name a setting "
+                    "'Endpoint=...;Authentication=ManagedIdentity;ClientID=${<app identity>.properties.clientId}'",
+                )
+            )
         hubs = self.infra.of_type("Microsoft.DurableTask/schedulers/taskHubs")
         hub_name = self.infra.origin(hubs[0].file, hubs[0].body.get("name")) if hubs else None
         setting = self.by_name.get("TASK_HUB_NAME", [])
         setting_name = self.infra.origin(setting[0].file, setting[0].value) if setting else None
-        if not hubs or hub_name is None or setting_name is None or (hub_name[0].name, hub_name[1]) != (setting_name[0].name, setting_name[1]):
-            findings.append(Finding("durable task scheduler", "the scheduler's task hub must be named by the same value as TASK_HUB_NAME"))
+        if (
+            not hubs
+            or hub_name is None
+            or setting_name is None
+            or (hub_name[0].name, hub_name[1]) != (setting_name[0].name, setting_name[1])
+        ):
+            findings.append(
+                Finding(
+                    "durable task scheduler",
+                    "the scheduler's task hub must be named by the same value as TASK_HUB_NAME",
+                )
+            )
         return findings
 
 

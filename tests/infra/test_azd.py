@@ -13,7 +13,7 @@ from retraining.settings import APP_ROOT
 from .infra_check import INFRA, Infra
 
 README = (APP_ROOT / "README.md").read_text(encoding="utf-8")
-DEPLOYING = README[README.index("## Deploying to Azure"): README.index("## Coming from Data Factory")]
+DEPLOYING = README[README.index("## Deploying to Azure") : README.index("## Coming from Data Factory")]
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +27,7 @@ def mapped() -> dict[str, str]:
     found = {}
     for name, entry in parameters.items():
         match = re.fullmatch(r"\$\{([A-Z_][A-Z0-9_]*)(=[^}]*)?\}", str(entry["value"]))
-        assert match, f"main.parameters.json {name}: expected \"${{ENV_VAR}}\" or \"${{ENV_VAR=default}}\""
+        assert match, f'main.parameters.json {name}: expected "${{ENV_VAR}}" or "${{ENV_VAR=default}}"'
         found[name] = match.group(1)
     return found
 
@@ -36,11 +36,15 @@ def test_parameters_file_maps_what_a_user_fills_in(infra: Infra) -> None:
     main = infra.files["main.bicep"]
     parameters = main.section("parameters")
     variables = mapped()
-    assert set(variables) <= set(parameters), f"main.parameters.json maps unknown parameters {set(variables) - set(parameters)}"
+    assert set(variables) <= set(parameters), (
+        f"main.parameters.json maps unknown parameters {set(variables) - set(parameters)}"
+    )
     for name, parameter in parameters.items():
         secure = any(d.get("type") == "secure" for d in parameter.get("decorators", []))
         if parameter.get("default") is None or secure:
-            assert name in variables, f"main.bicep param {name} (required or a secret) has no entry in infra/main.parameters.json"
+            assert name in variables, (
+                f"main.bicep param {name} (required or a secret) has no entry in infra/main.parameters.json"
+            )
 
 
 def test_pipeline_values_and_secrets_use_their_setting_names_in_azd(infra: Infra) -> None:
@@ -83,6 +87,8 @@ def test_readme_deploying_section_matches_the_files() -> None:
     for variable in set(mapped().values()) - {"AZURE_ENV_NAME"}:
         assert f"`{variable}`" in DEPLOYING, f"README 'Deploying to Azure' does not mention {variable}"
     for path in sorted(p for p in INFRA.rglob("*") if p.suffix in (".bicep", ".json", ".sh")):
-        assert path.relative_to(APP_ROOT).as_posix() in DEPLOYING, f"README 'Deploying to Azure' does not mention {path.name}"
+        assert path.relative_to(APP_ROOT).as_posix() in DEPLOYING, (
+            f"README 'Deploying to Azure' does not mention {path.name}"
+        )
     for mentioned in set(re.findall(r"`(infra/[\w./-]+)`", DEPLOYING)):
         assert (APP_ROOT / mentioned).exists(), f"README mentions {mentioned}, which does not exist"

@@ -28,7 +28,10 @@ def report() -> dict[str, Any]:
     assert checkov.exists(), f"{checkov} is missing: run `make setup`"
     done = subprocess.run(
         [str(checkov), "--directory", str(INFRA), "--framework", "bicep", "--output", "json", "--skip-download"],
-        capture_output=True, text=True, timeout=300, check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert done.returncode == 0 or done.stdout.startswith("{"), done.stderr[-2000:]
     result: dict[str, Any] = json.loads(done.stdout)
@@ -44,8 +47,10 @@ def test_checkov_parses_every_file(report: dict[str, Any]) -> None:
 
 
 def test_checkov_azure_policies_pass(report: dict[str, Any]) -> None:
-    failed = [f"{c['check_id']} {c['check_name']}: {c['resource']} ({c['file_path']}:{c['file_line_range']})"
-              for c in report["results"]["failed_checks"]]
+    failed = [
+        f"{c['check_id']} {c['check_name']}: {c['resource']} ({c['file_path']}:{c['file_line_range']})"
+        for c in report["results"]["failed_checks"]
+    ]
     assert not failed, "fix these, or skip one in place with `// checkov:skip=ID: reason`:\n" + "\n".join(failed)
     assert report["summary"]["passed"] >= 25
 

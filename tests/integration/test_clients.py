@@ -57,14 +57,23 @@ def job_request(storage: TrainingStorage, container: str) -> dict[str, Any]:
 
     def ref(name: str, write: bool) -> dict[str, Any]:
         path = BlobPath(container, name)
-        return {"ConnectionString": None, "BaseLocation": storage.account_url, "RelativeLocation": str(path),
-                "SasBlobToken": storage.sas(path, read=not write, write=write, lifetime=lifetime)}
+        return {
+            "ConnectionString": None,
+            "BaseLocation": storage.account_url,
+            "RelativeLocation": str(path),
+            "SasBlobToken": storage.sas(path, read=not write, write=write, lifetime=lifetime),
+        }
 
-    return {"Inputs": {"input1": ref("d.csv", False)},
-            "Outputs": {"output1": ref("m.ilearner", True), "output2": ref("e.csv", True)}, "GlobalParameters": {}}
+    return {
+        "Inputs": {"input1": ref("d.csv", False)},
+        "Outputs": {"output1": ref("m.ilearner", True), "output2": ref("e.csv", True)},
+        "GlobalParameters": {},
+    }
 
 
-def test_job_lifecycle_with_sas_scoped_blobs(bes: BatchExecutionClient, storage: TrainingStorage, blob_service: BlobServiceClient, container: str) -> None:
+def test_job_lifecycle_with_sas_scoped_blobs(
+    bes: BatchExecutionClient, storage: TrainingStorage, blob_service: BlobServiceClient, container: str
+) -> None:
     blob_service.get_blob_client(container, "d.csv").upload_blob(breast_cancer().head(80).to_csv())
     job_id = bes.submit(job_request(storage, container))
     assert bes.get_status(job_id).state is JobState.NOT_STARTED
@@ -77,11 +86,21 @@ def test_job_lifecycle_with_sas_scoped_blobs(bes: BatchExecutionClient, storage:
     assert status.results["output1"]["RelativeLocation"] == f"{container}/m.ilearner"
 
 
-def test_transient_failures_are_retried_and_counted(bes: BatchExecutionClient, http: ServiceClient, services: dict[str, Any],
-                                                    emulator: Emulator, clean_faults: None) -> None:
+def test_transient_failures_are_retried_and_counted(
+    bes: BatchExecutionClient, http: ServiceClient, services: dict[str, Any], emulator: Emulator, clean_faults: None
+) -> None:
     service_id = services["webServices"][0]["endpoints"][0]["service_id"]
     fault(emulator, target=service_id, op="status", remaining=1)  # 503 RequestThrottled
-    fault(emulator, target=service_id, op="status", remaining=1, status=500, code="InternalError", detail_code="InternalError", message="x")
+    fault(
+        emulator,
+        target=service_id,
+        op="status",
+        remaining=1,
+        status=500,
+        code="InternalError",
+        detail_code="InternalError",
+        message="x",
+    )
     fault(emulator, target=service_id, op="status", remaining=1, drop=True)
     with pytest.raises(ServiceError) as missing:
         bes.get_status("0" * 32)
@@ -89,12 +108,18 @@ def test_transient_failures_are_retried_and_counted(bes: BatchExecutionClient, h
     assert http.retries == 3
 
 
-def test_exhausted_retries_raise_typed_errors(bes: BatchExecutionClient, services: dict[str, Any], emulator: Emulator, clean_faults: None) -> None:
+def test_exhausted_retries_raise_typed_errors(
+    bes: BatchExecutionClient, services: dict[str, Any], emulator: Emulator, clean_faults: None
+) -> None:
     service_id = services["webServices"][0]["endpoints"][0]["service_id"]
     fault(emulator, target=service_id, op="status", remaining=None)
     with pytest.raises(TransientServiceError) as throttled:
         bes.get_status("0" * 32)
-    assert (throttled.value.status, throttled.value.code, throttled.value.detail_code) == (503, "ServiceUnavailable", "RequestThrottled")
+    assert (throttled.value.status, throttled.value.code, throttled.value.detail_code) == (
+        503,
+        "ServiceUnavailable",
+        "RequestThrottled",
+    )
     requests.delete(f"{emulator.http_base}/_emulator/faults", timeout=10)
     fault(emulator, target=service_id, op="status", remaining=None, fail=False, delay_s=3.0)
     with pytest.raises(ServiceUnreachableError):
@@ -109,7 +134,9 @@ def test_bad_key_is_an_authentication_error(services: dict[str, Any], http: Serv
     assert "not-the-key" not in str(refused.value)
 
 
-def test_sas_tokens_allow_only_what_the_service_needs(storage: TrainingStorage, blob_service: BlobServiceClient, container: str) -> None:
+def test_sas_tokens_allow_only_what_the_service_needs(
+    storage: TrainingStorage, blob_service: BlobServiceClient, container: str
+) -> None:
     blob_service.get_blob_client(container, "d.csv").upload_blob(b"a,b\n1,2\n")
     blob_service.get_blob_client(container, "other.csv").upload_blob(b"secret,data\n")
     read = storage.sas(BlobPath(container, "d.csv"), read=True, lifetime=dt.timedelta(minutes=5))
@@ -139,8 +166,13 @@ def test_sas_tokens_allow_only_what_the_service_needs(storage: TrainingStorage, 
     assert expiry - dt.datetime.now(dt.UTC) <= dt.timedelta(minutes=5, seconds=5)
 
 
-def test_classic_update_and_arm_update_with_a_real_credential(services: dict[str, Any], storage: TrainingStorage, blob_service: BlobServiceClient,
-                                                              container: str, emulator: Emulator) -> None:
+def test_classic_update_and_arm_update_with_a_real_credential(
+    services: dict[str, Any],
+    storage: TrainingStorage,
+    blob_service: BlobServiceClient,
+    container: str,
+    emulator: Emulator,
+) -> None:
     from emulator import ilearner
 
     table = breast_cancer()
@@ -152,18 +184,31 @@ def test_classic_update_and_arm_update_with_a_real_credential(services: dict[str
     endpoint2 = scoring["endpoints"][1]
     http = ServiceClient("scoring", timeout_s=10)
     classic = ClassicEndpointClient(endpoint2["updateResourceEndpoint"], endpoint2["apiKey"], http)
-    classic.update_resource(scoring["resourceName"], base_location=storage.account_url, relative_location=str(path), sas_token=sas)
+    classic.update_resource(
+        scoring["resourceName"], base_location=storage.account_url, relative_location=str(path), sas_token=sas
+    )
     deadline = time.monotonic() + 10
     while classic.resource_location(scoring["resourceName"]) != str(path):
         assert time.monotonic() < deadline
         time.sleep(0.1)
 
     principal = services["servicePrincipals"][0]
-    credential = ClientSecretCredential(principal["tenant"], principal["servicePrincipalId"], principal["servicePrincipalKey"],
-                                        authority=services["authorityHost"], disable_instance_discovery=True, connection_verify=services["caFile"])
-    arm = ArmWebServiceClient(services["armWebServices"][0]["updateResourceEndpoint"], credential,
-                              ServiceClient("arm", timeout_s=10, verify=services["caFile"]))
-    operation = arm.update_trained_model(services["armWebServices"][0]["assetName"], uri=storage.url_of(path), credentials=sas)
+    credential = ClientSecretCredential(
+        principal["tenant"],
+        principal["servicePrincipalId"],
+        principal["servicePrincipalKey"],
+        authority=services["authorityHost"],
+        disable_instance_discovery=True,
+        connection_verify=services["caFile"],
+    )
+    arm = ArmWebServiceClient(
+        services["armWebServices"][0]["updateResourceEndpoint"],
+        credential,
+        ServiceClient("arm", timeout_s=10, verify=services["caFile"]),
+    )
+    operation = arm.update_trained_model(
+        services["armWebServices"][0]["assetName"], uri=storage.url_of(path), credentials=sas
+    )
     assert operation and "operationsStatus" in operation
     deadline = time.monotonic() + 10
     while arm.provisioning(storage.url_of(path)) != "Succeeded":
@@ -181,7 +226,9 @@ def test_a_retried_run_record_write_succeeds_and_a_different_one_is_refused(stor
 
     records = Lineage(storage, "recordsretry")
     request = RunRequest("weekly-retrain", Trigger(TriggerKind.HTTP, "http:1", "2026-11-21T00:00:00Z"))
-    result = RunResult(f"20261121T000000Z-{time_ns() % 16**8:08x}", "weekly-retrain", RunStatus.SUCCEEDED, request, "a", "b")
+    result = RunResult(
+        f"20261121T000000Z-{time_ns() % 16**8:08x}", "weekly-retrain", RunStatus.SUCCEEDED, request, "a", "b"
+    )
     path = records.write_record(result)
     assert records.write_record(result) == path  # the retry after a lost answer
     with pytest.raises(StorageError, match="never overwritten"):
@@ -191,8 +238,13 @@ def test_a_retried_run_record_write_succeeds_and_a_different_one_is_refused(stor
 
 def test_sas_tokens_are_https_only_on_an_https_account() -> None:
     key = "a2V5" * 11
-    https = TrainingStorage.from_settings(Settings.from_env({
-        "TrainingStorage": f"DefaultEndpointsProtocol=https;AccountName=acct;AccountKey={key};EndpointSuffix=core.windows.net"}))
+    https = TrainingStorage.from_settings(
+        Settings.from_env(
+            {
+                "TrainingStorage": f"DefaultEndpointsProtocol=https;AccountName=acct;AccountKey={key};EndpointSuffix=core.windows.net"
+            }
+        )
+    )
     assert "spr=https&" in https.sas(BlobPath("data", "x.csv"), read=True, lifetime=dt.timedelta(minutes=5))
     local = TrainingStorage.from_settings(Settings.from_env({"TrainingStorage": "UseDevelopmentStorage=true"}))
     assert "spr=https%2Chttp&" in local.sas(BlobPath("data", "x.csv"), read=True, lifetime=dt.timedelta(minutes=5))
@@ -205,7 +257,9 @@ def test_user_delegation_keys_stay_within_seven_days() -> None:
         def get_token(self, *scopes: str, **kwargs: Any) -> Any:
             raise AssertionError("no token is fetched before the lifetime is checked")
 
-    identity = TrainingStorage(Service("https://acct.blob.core.windows.net", credential=NoCredential()), account_key=None)
+    identity = TrainingStorage(
+        Service("https://acct.blob.core.windows.net", credential=NoCredential()), account_key=None
+    )
     with pytest.raises(StorageError, match="Azure allows 7 days"):
         identity.sas(BlobPath("data", "x.csv"), read=True, lifetime=dt.timedelta(days=7))
 

@@ -48,7 +48,11 @@ def test_newest_by_trigger_time_wins_whatever_the_arrival_order(queue: RunQueue)
     assert taken is not None and taken.entry.request.trigger.key == "blob:newer"
     assert set(taken.superseded) == {request_id_of("blob:older"), request_id_of("blob:middle")}
     older = queue.get("weekly-retrain", request_id_of("blob:older"))
-    assert older is not None and older.state is RequestState.SUPERSEDED and older.superseded_by_run == "20261122T030000Z-00000001"
+    assert (
+        older is not None
+        and older.state is RequestState.SUPERSEDED
+        and older.superseded_by_run == "20261122T030000Z-00000001"
+    )
     assert queue.take_next("weekly-retrain", "20261122T030000Z-00000002", NOW) is None
 
 
@@ -75,19 +79,31 @@ def test_a_finished_request_keeps_its_outcome_and_is_forgotten_after_the_window(
 def test_requests_left_running_by_a_dead_queue_go_back_in_line(queue: RunQueue) -> None:
     entry, _ = queue.enqueue(request("blob:a", "2026-11-22T02:00:00Z"), NOW)
     queue.take_next("weekly-retrain", "20261122T030000Z-00000001", NOW)
-    queue.note_job("weekly-retrain", entry.request_id, {"pipeline": "weekly-retrain", "run_id": "20261122T030000Z-00000001",
-                                                        "job_id": "j1", "outputs": {}}, NOW)
+    queue.note_job(
+        "weekly-retrain",
+        entry.request_id,
+        {"pipeline": "weekly-retrain", "run_id": "20261122T030000Z-00000001", "job_id": "j1", "outputs": {}},
+        NOW,
+    )
     interrupted = queue.requeue_interrupted("weekly-retrain", NOW)
     assert [e.job["job_id"] for e in interrupted if e.job] == ["j1"]
     again = queue.get("weekly-retrain", entry.request_id)
-    assert again is not None and again.state is RequestState.PENDING and again.interrupted == ("20261122T030000Z-00000001",)
+    assert (
+        again is not None
+        and again.state is RequestState.PENDING
+        and again.interrupted == ("20261122T030000Z-00000001",)
+    )
     assert queue.take_next("weekly-retrain", "20261122T030500Z-00000002", NOW) is not None
 
 
 def test_a_blob_someone_else_put_in_the_queue_is_skipped(queue: RunQueue, store: TrainingStorage) -> None:
     from retraining.models import BlobPath
 
-    store.write_json(BlobPath(queue._container, "weekly-retrain/requests/junk.json"), {"not": "a request"}, metadata={"state": "pending"})
+    store.write_json(
+        BlobPath(queue._container, "weekly-retrain/requests/junk.json"),
+        {"not": "a request"},
+        metadata={"state": "pending"},
+    )
     queue.enqueue(request("blob:a", "2026-11-22T02:00:00Z"), NOW)
     taken = queue.take_next("weekly-retrain", "20261122T030000Z-00000001", NOW)
     assert taken is not None and taken.entry.request.trigger.key == "blob:a"
@@ -97,12 +113,18 @@ def test_the_champion_moves_only_when_asked_and_keeps_earlier_ones(store: Traini
     lineage = Lineage(store, f"l{uuid.uuid4().hex[:12]}")
     first = ModelArtifact("out/1/model.ilearner", 10, "a" * 64, {"AUC": 0.9}, ("x",), "class")
     second = ModelArtifact("out/2/model.ilearner", 10, "b" * 64, {"AUC": 0.95}, ("x",), "class")
-    lineage.record_serving("weekly-retrain", "20261115T030000Z-00000001", first, ["endpoint2", "myWebService"], champion=True, now=NOW)
-    lineage.record_serving("weekly-retrain", "20261122T030000Z-00000002", second, ["endpoint2"], champion=False, now=NOW)
+    lineage.record_serving(
+        "weekly-retrain", "20261115T030000Z-00000001", first, ["endpoint2", "myWebService"], champion=True, now=NOW
+    )
+    lineage.record_serving(
+        "weekly-retrain", "20261122T030000Z-00000002", second, ["endpoint2"], champion=False, now=NOW
+    )
     serving = lineage.serving("weekly-retrain")
     assert serving.champion is not None and serving.champion.run_id == "20261115T030000Z-00000001"
     assert serving.targets["endpoint2"].run_id == "20261122T030000Z-00000002"
-    lineage.record_serving("weekly-retrain", "20261122T030000Z-00000002", second, ["myWebService"], champion=True, now=NOW)
+    lineage.record_serving(
+        "weekly-retrain", "20261122T030000Z-00000002", second, ["myWebService"], champion=True, now=NOW
+    )
     serving = lineage.serving("weekly-retrain")
     assert serving.champion is not None and serving.champion.model.sha256 == "b" * 64
     assert [p.run_id for p in serving.previous] == ["20261115T030000Z-00000001"]

@@ -67,16 +67,19 @@ def proxy(azurite: Azurite) -> Iterator[DroppingProxy]:
     server.close()
 
 
-def test_a_dropped_connection_is_retried_within_a_second(azurite: Azurite, proxy: DroppingProxy,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_dropped_connection_is_retried_within_a_second(
+    azurite: Azurite, proxy: DroppingProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
     direct = TrainingStorage.from_settings(Settings.from_env({"TrainingStorage": azurite.connection_string}))
     path = BlobPath(f"r{uuid.uuid4().hex[:12]}", "signals.json")
     direct.write_json(path, {"cancel": None})
 
     waits: list[float] = []
     monkeypatch.setattr(HttpTransport, "sleep", lambda self, seconds: waits.append(seconds))
-    through_proxy = (f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
-                     f"BlobEndpoint=http://127.0.0.1:{proxy.port}/{AZURITE_ACCOUNT};")
+    through_proxy = (
+        f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
+        f"BlobEndpoint=http://127.0.0.1:{proxy.port}/{AZURITE_ACCOUNT};"
+    )
     store = TrainingStorage.from_settings(Settings.from_env({"TrainingStorage": through_proxy}))
     assert store.read_json(path) == {"cancel": None}
     assert proxy.connections == 2  # the dropped one, then the retry

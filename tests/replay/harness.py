@@ -87,7 +87,11 @@ class ReplayRun:
         return [payload for called, payload in self.calls if called == name]
 
     def timers(self) -> list[datetime]:
-        return [datetime.fromisoformat(a["fireAt"].replace("Z", "+00:00")) for a in self.actions if a["actionType"] == CREATE_TIMER]
+        return [
+            datetime.fromisoformat(a["fireAt"].replace("Z", "+00:00"))
+            for a in self.actions
+            if a["actionType"] == CREATE_TIMER
+        ]
 
 
 def _completion(task_id: int, action: dict[str, Any], answer: Answer, clock: datetime) -> dict[str, Any]:
@@ -96,13 +100,22 @@ def _completion(task_id: int, action: dict[str, Any], answer: Answer, clock: dat
     if answer[0] == "ok":
         return base | {"EventType": SUB_COMPLETED if is_sub else TASK_COMPLETED, "Result": json.dumps(answer[1])}
     error_type, message = answer[1] if isinstance(answer[1], tuple) else ("ServiceError", answer[1])
-    reason, details = host_failure("Orchestrator" if is_sub else "Activity", action["functionName"], error_type, message)
+    reason, details = host_failure(
+        "Orchestrator" if is_sub else "Activity", action["functionName"], error_type, message
+    )
     return base | {"EventType": SUB_FAILED if is_sub else TASK_FAILED, "Reason": reason, "Details": details}
 
 
-def replay(function: FunctionSpec, orchestration_input: Any, respond: Responder, *,
-           events: dict[int, list[tuple[str, Any]]] | None = None, instance_id: str = "retrain-test",
-           max_steps: int = 400, start: datetime | None = None) -> ReplayRun:
+def replay(
+    function: FunctionSpec,
+    orchestration_input: Any,
+    respond: Responder,
+    *,
+    events: dict[int, list[tuple[str, Any]]] | None = None,
+    instance_id: str = "retrain-test",
+    max_steps: int = 400,
+    start: datetime | None = None,
+) -> ReplayRun:
     """Run `function` until it completes or continues as new; `events[step]` are raised before that step."""
     handle = function.user_function
     clock = start or datetime(2026, 11, 21, 3, 0, tzinfo=UTC)
@@ -110,28 +123,48 @@ def replay(function: FunctionSpec, orchestration_input: Any, respond: Responder,
     history: list[dict[str, Any]] = []
     new: list[dict[str, Any]] = [
         {"EventType": ORCHESTRATOR_STARTED, "EventId": -1, "IsPlayed": False, "Timestamp": timestamp(clock)},
-        {"EventType": 0, "EventId": -1, "IsPlayed": False, "Timestamp": timestamp(clock), "Name": function.name,
-         "Input": encoded_input, "Version": ""},
+        {
+            "EventType": 0,
+            "EventId": -1,
+            "IsPlayed": False,
+            "Timestamp": timestamp(clock),
+            "Name": function.name,
+            "Input": encoded_input,
+            "Version": "",
+        },
     ]
     run = ReplayRun()
     pending: dict[int, dict[str, Any]] = {}  # task id -> scheduling action
     for step in range(max_steps):
         for name, payload in (events or {}).get(step, []):
-            new.append({"EventType": EVENT_RAISED, "EventId": -1, "IsPlayed": False, "Timestamp": timestamp(clock),
-                        "Name": name, "Input": json.dumps(payload)})
+            new.append(
+                {
+                    "EventType": EVENT_RAISED,
+                    "EventId": -1,
+                    "IsPlayed": False,
+                    "Timestamp": timestamp(clock),
+                    "Name": name,
+                    "Input": json.dumps(payload),
+                }
+            )
         context = binding_context(history + new, instance_id, encoded_input)
         first, second = handle(context), handle(context)
         assert first == second, f"step {step}: the same history produced different states"
         state = json.loads(first)
         flat = flatten(state.get("actions", []))
-        run.compound = sum(1 for group in state.get("actions", []) for a in (group if isinstance(group, list) else [group])
-                           if a.get("actionType") in (WHEN_ANY, WHEN_ALL))
+        run.compound = sum(
+            1
+            for group in state.get("actions", [])
+            for a in (group if isinstance(group, list) else [group])
+            if a.get("actionType") in (WHEN_ANY, WHEN_ALL)
+        )
         scheduling = _scheduling(flat)
         previous = [{k: v for k, v in a.items() if k != "isCanceled"} for a in run.actions]
-        assert [{k: v for k, v in a.items() if k != "isCanceled"} for a in scheduling[: len(previous)]] == previous, \
+        assert [{k: v for k, v in a.items() if k != "isCanceled"} for a in scheduling[: len(previous)]] == previous, (
             f"step {step}: replay changed earlier actions"
+        )
         run.states.append(state)
-        fresh = scheduling[len(run.actions):]
+        fresh = scheduling[len(run.actions) :]
         for event in new:
             event["IsPlayed"] = True
         history += new
@@ -139,16 +172,42 @@ def replay(function: FunctionSpec, orchestration_input: Any, respond: Responder,
             task_id = len(run.actions)
             run.actions.append(action)
             if action["actionType"] == CALL_ACTIVITY:
-                history.append({"EventType": TASK_SCHEDULED, "EventId": task_id, "IsPlayed": True, "Timestamp": timestamp(clock),
-                                "Name": action["functionName"], "Input": action.get("input")})
+                history.append(
+                    {
+                        "EventType": TASK_SCHEDULED,
+                        "EventId": task_id,
+                        "IsPlayed": True,
+                        "Timestamp": timestamp(clock),
+                        "Name": action["functionName"],
+                        "Input": action.get("input"),
+                    }
+                )
             elif action["actionType"] == CALL_SUB:
-                history.append({"EventType": SUB_CREATED, "EventId": task_id, "IsPlayed": True, "Timestamp": timestamp(clock),
-                                "Name": action["functionName"], "InstanceId": action.get("instanceId"), "Input": action.get("input")})
+                history.append(
+                    {
+                        "EventType": SUB_CREATED,
+                        "EventId": task_id,
+                        "IsPlayed": True,
+                        "Timestamp": timestamp(clock),
+                        "Name": action["functionName"],
+                        "InstanceId": action.get("instanceId"),
+                        "Input": action.get("input"),
+                    }
+                )
             else:
-                history.append({"EventType": TIMER_CREATED, "EventId": task_id, "IsPlayed": True, "Timestamp": timestamp(clock),
-                                "FireAt": action["fireAt"]})
+                history.append(
+                    {
+                        "EventType": TIMER_CREATED,
+                        "EventId": task_id,
+                        "IsPlayed": True,
+                        "Timestamp": timestamp(clock),
+                        "FireAt": action["fireAt"],
+                    }
+                )
             pending[task_id] = action
-        history.append({"EventType": ORCHESTRATOR_COMPLETED, "EventId": -1, "IsPlayed": True, "Timestamp": timestamp(clock)})
+        history.append(
+            {"EventType": ORCHESTRATOR_COMPLETED, "EventId": -1, "IsPlayed": True, "Timestamp": timestamp(clock)}
+        )
         run.history = history
         if state.get("isDone") or any(a["actionType"] == CONTINUE_AS_NEW for a in flat):
             return run
@@ -174,7 +233,15 @@ def replay(function: FunctionSpec, orchestration_input: Any, respond: Responder,
         fire_at, task_id = timers[0]
         clock = max(clock, datetime.fromisoformat(fire_at.replace("Z", "+00:00")))
         new[0]["Timestamp"] = timestamp(clock)
-        new.append({"EventType": TIMER_FIRED, "EventId": -1, "IsPlayed": False, "Timestamp": timestamp(clock),
-                    "TimerId": task_id, "FireAt": fire_at})
+        new.append(
+            {
+                "EventType": TIMER_FIRED,
+                "EventId": -1,
+                "IsPlayed": False,
+                "Timestamp": timestamp(clock),
+                "TimerId": task_id,
+                "FireAt": fire_at,
+            }
+        )
         del pending[task_id]
     raise AssertionError(f"the orchestration did not finish within {max_steps} steps")

@@ -14,7 +14,10 @@ from .harness import Answer, ReplayRun, replay
 from .test_orchestrator_replay import PLAN, RUN, orchestrator, scenario
 
 START = datetime(2026, 11, 21, 3, 0, tzinfo=UTC)
-APPROVING = PLAN | {"approval_s": 2 * 86400.0, "notify": ["awaiting_approval", "run_not_succeeded", "target_on_old_model"]}
+APPROVING = PLAN | {
+    "approval_s": 2 * 86400.0,
+    "notify": ["awaiting_approval", "run_not_succeeded", "target_on_old_model"],
+}
 
 
 @pytest.fixture(scope="module")
@@ -27,17 +30,33 @@ WAITING = 12  # the replay step at which the run first waits for the signal or i
 
 
 def decided(action: str, by: str = "ana@contoso.com", comment: str = "") -> Answer:
-    return ("ok", {"decision": {"action": action, "by": by, "at": "2026-11-21T05:00:00Z", "comment": comment}, "cancel": None})
+    return (
+        "ok",
+        {"decision": {"action": action, "by": by, "at": "2026-11-21T05:00:00Z", "comment": comment}, "cancel": None},
+    )
 
 
 def cancelled(by: str = "ops") -> Answer:
-    return ("ok", {"decision": None, "cancel": {"action": "cancel", "by": by, "at": "2026-11-21T05:00:00Z", "comment": ""}})
+    return (
+        "ok",
+        {"decision": None, "cancel": {"action": "cancel", "by": by, "at": "2026-11-21T05:00:00Z", "comment": ""}},
+    )
 
 
-def retrain(app: FunctionApp, signals: list[Answer], plan: dict[str, Any] = APPROVING,
-            events: dict[int, list[tuple[str, Any]]] | None = None, **overrides: Any) -> ReplayRun:
-    return replay(orchestrator(app, "retrain_pipeline"), RUN, scenario(resolve_pipeline=("ok", plan), read_run_signals=signals, **overrides),
-                  events=events, max_steps=800)
+def retrain(
+    app: FunctionApp,
+    signals: list[Answer],
+    plan: dict[str, Any] = APPROVING,
+    events: dict[int, list[tuple[str, Any]]] | None = None,
+    **overrides: Any,
+) -> ReplayRun:
+    return replay(
+        orchestrator(app, "retrain_pipeline"),
+        RUN,
+        scenario(resolve_pipeline=("ok", plan), read_run_signals=signals, **overrides),
+        events=events,
+        max_steps=800,
+    )
 
 
 def approval_checks(run: ReplayRun) -> int:
@@ -46,18 +65,30 @@ def approval_checks(run: ReplayRun) -> int:
 
 def test_an_approved_model_is_rolled_out_and_the_record_says_who(app: FunctionApp) -> None:
     # Checks: before submitting, then on entering the wait (nothing yet), then after the event (approved).
-    run = retrain(app, [NOTHING, NOTHING, decided("approve", comment="looks good")], events={WAITING: [(RUN_SIGNAL, None)]})
+    run = retrain(
+        app, [NOTHING, NOTHING, decided("approve", comment="looks good")], events={WAITING: [(RUN_SIGNAL, None)]}
+    )
     assert run.output["status"] == "Succeeded" and len(run.called("roll_out_target")) == 2
     approval = run.output["approval"]
     assert approval["decision"]["action"] == "approve" and approval["decision"]["by"] == "ana@contoso.com"
-    assert approval["asked_at"] < approval["expires_at"] and run.output["phases"]["awaiting_approval"] < 1  # woken by the signal
+    assert (
+        approval["asked_at"] < approval["expires_at"] and run.output["phases"]["awaiting_approval"] < 1
+    )  # woken by the signal
     assert [n["event"] for n in run.called("deliver_notification")] == ["awaiting_approval"]
     assert any(s.get("phase") == "awaiting_approval" for s in (st.get("customStatus") or {} for st in run.states))
 
 
 def test_a_rejected_model_touches_nothing(app: FunctionApp) -> None:
-    run = retrain(app, [NOTHING, NOTHING, decided("reject", by="bo", comment="AUC dropped")], events={WAITING: [(RUN_SIGNAL, None)]})
-    assert run.output["status"] == "Rejected" and "rejected by bo" in run.output["reason"] and "AUC dropped" in run.output["reason"]
+    run = retrain(
+        app,
+        [NOTHING, NOTHING, decided("reject", by="bo", comment="AUC dropped")],
+        events={WAITING: [(RUN_SIGNAL, None)]},
+    )
+    assert (
+        run.output["status"] == "Rejected"
+        and "rejected by bo" in run.output["reason"]
+        and "AUC dropped" in run.output["reason"]
+    )
     assert not run.called("roll_out_target") and not run.called("record_serving_model")
     assert [n["event"] for n in run.called("deliver_notification")] == ["awaiting_approval", "run_not_succeeded"]
 
@@ -68,13 +99,18 @@ def test_no_answer_expires_with_timers_of_at_most_an_hour(app: FunctionApp) -> N
     waits = [t for t in run.timers() if t > START]
     assert max(b - a for a, b in zip([START, *waits], waits, strict=False)) <= timedelta(hours=1, seconds=1)
     assert waits[-1] == datetime.fromisoformat(run.output["approval"]["expires_at"].replace("Z", "+00:00"))
-    assert run.output["approval"]["decision"] is None and approval_checks(run) == 2 + 7  # one look per chunk, and the first
+    assert (
+        run.output["approval"]["decision"] is None and approval_checks(run) == 2 + 7
+    )  # one look per chunk, and the first
 
 
 def test_duplicate_and_early_signals_change_nothing_but_timing(app: FunctionApp) -> None:
     # Two signals at once, then one more later: the first wakes the run, which finds nothing new yet.
-    run = retrain(app, [NOTHING, NOTHING, NOTHING, decided("approve")],
-                  events={WAITING: [(RUN_SIGNAL, None), (RUN_SIGNAL, None)], WAITING + 3: [(RUN_SIGNAL, None)]})
+    run = retrain(
+        app,
+        [NOTHING, NOTHING, NOTHING, decided("approve")],
+        events={WAITING: [(RUN_SIGNAL, None), (RUN_SIGNAL, None)], WAITING + 3: [(RUN_SIGNAL, None)]},
+    )
     assert run.output["status"] == "Succeeded" and run.output["approval"]["decision"]["action"] == "approve"
     assert 3600 <= run.output["phases"]["awaiting_approval"] < 3601  # the next look came with the next timer
     assert approval_checks(run) == 4
@@ -87,7 +123,15 @@ def test_a_cancel_while_waiting_for_approval_ends_cancelled(app: FunctionApp) ->
 
 
 def test_a_cancel_seen_by_the_monitor_cancels_the_job(app: FunctionApp) -> None:
-    monitor = ("ok", {"status": "Cancelled", "details": "cancel requested by ops at 2026-11-21T05:00:00Z", "polls": 3, "elapsed_s": 30.0})
+    monitor = (
+        "ok",
+        {
+            "status": "Cancelled",
+            "details": "cancel requested by ops at 2026-11-21T05:00:00Z",
+            "polls": 3,
+            "elapsed_s": 30.0,
+        },
+    )
     run = retrain(app, [NOTHING, cancelled("ops")], plan=PLAN, monitor_training_job=monitor)
     assert run.output["status"] == "Cancelled" and "while the job ran" in run.output["reason"]
     assert len(run.called("cancel_training_job")) == 1 and "cancelled training job abc123" in run.output["notes"]
@@ -110,8 +154,19 @@ def test_an_undeliverable_notification_is_noted_and_the_run_goes_on(app: Functio
 
     def one_failing(payload: Any) -> Answer:
         target = payload["target"]
-        return ("ok", {"target": target["name"], "kind": target["kind"], "updated": target["name"] == "endpoint2", "error": None,
-                       "elapsed_s": 1.0, "state": "updated" if target["name"] == "endpoint2" else "unconfirmed", "steps": [], "progress": {}})
+        return (
+            "ok",
+            {
+                "target": target["name"],
+                "kind": target["kind"],
+                "updated": target["name"] == "endpoint2",
+                "error": None,
+                "elapsed_s": 1.0,
+                "state": "updated" if target["name"] == "endpoint2" else "unconfirmed",
+                "steps": [],
+                "progress": {},
+            },
+        )
 
     run = retrain(app, [NOTHING], plan=plan, deliver_notification=down, roll_out_target=one_failing)
     assert run.output["status"] == "PartiallyUpdated" and run.output["record"]

@@ -20,21 +20,57 @@ from orchestrators.run_queue import WAKE_EVENT
 from .harness import Answer, ReplayRun, replay
 
 RUN_ID = "20261121T030000Z-0a1b2c3d"
-REQUEST = {"pipeline": "weekly-retrain", "trigger": {"kind": "schedule", "key": "schedule:weekly-retrain:2026-11-21T03:00Z",
-                                                     "at": "2026-11-21T03:00:00Z", "detail": ""}, "training_blob": None, "dry_run": False}
-RUN = {"request_id": "a" * 32, "run_id": RUN_ID, "request": REQUEST, "superseded": ["b" * 32]}
-TARGETS = [{"name": "endpoint2", "kind": "classic", "retry": 3, "retry_interval_s": 30.0, "timeout_s": 3600.0},
-           {"name": "myWebService", "kind": "arm", "retry": 3, "retry_interval_s": 30.0, "timeout_s": 3600.0}]
-PLAN = {
-    "name": "weekly-retrain", "data": "labeledexamples/labeledexamples.arff", "data_retry_interval_s": 60.0,
-    "data_retry_timeout_s": 600.0, "data_maximum_retry": 3, "timeout_s": 7200.0, "retry": 1, "retry_interval_s": 30.0,
-    "poll_first_s": 5.0, "poll_max_s": 300.0, "poll_fraction": 0.05, "gate_enabled": True, "targets": TARGETS,
-    "history_s": [], "events": False,
+REQUEST = {
+    "pipeline": "weekly-retrain",
+    "trigger": {
+        "kind": "schedule",
+        "key": "schedule:weekly-retrain:2026-11-21T03:00Z",
+        "at": "2026-11-21T03:00:00Z",
+        "detail": "",
+    },
+    "training_blob": None,
+    "dry_run": False,
 }
-JOB = {"pipeline": "weekly-retrain", "run_id": RUN_ID, "job_id": "abc123",
-       "outputs": {"model": f"trainingoutput/weekly-retrain/{RUN_ID}/model.ilearner", "metrics": f"trainingoutput/weekly-retrain/{RUN_ID}/evaluation.csv"}}
-MODEL = {"location": JOB["outputs"]["model"], "size": 2048, "sha256": "f" * 64, "metrics": {"AUC": 0.97}, "columns": ["a", "b"],
-         "label": "class", "version": None}
+RUN = {"request_id": "a" * 32, "run_id": RUN_ID, "request": REQUEST, "superseded": ["b" * 32]}
+TARGETS = [
+    {"name": "endpoint2", "kind": "classic", "retry": 3, "retry_interval_s": 30.0, "timeout_s": 3600.0},
+    {"name": "myWebService", "kind": "arm", "retry": 3, "retry_interval_s": 30.0, "timeout_s": 3600.0},
+]
+PLAN = {
+    "name": "weekly-retrain",
+    "data": "labeledexamples/labeledexamples.arff",
+    "data_retry_interval_s": 60.0,
+    "data_retry_timeout_s": 600.0,
+    "data_maximum_retry": 3,
+    "timeout_s": 7200.0,
+    "retry": 1,
+    "retry_interval_s": 30.0,
+    "poll_first_s": 5.0,
+    "poll_max_s": 300.0,
+    "poll_fraction": 0.05,
+    "gate_enabled": True,
+    "targets": TARGETS,
+    "history_s": [],
+    "events": False,
+}
+JOB = {
+    "pipeline": "weekly-retrain",
+    "run_id": RUN_ID,
+    "job_id": "abc123",
+    "outputs": {
+        "model": f"trainingoutput/weekly-retrain/{RUN_ID}/model.ilearner",
+        "metrics": f"trainingoutput/weekly-retrain/{RUN_ID}/evaluation.csv",
+    },
+}
+MODEL = {
+    "location": JOB["outputs"]["model"],
+    "size": 2048,
+    "sha256": "f" * 64,
+    "metrics": {"AUC": 0.97},
+    "columns": ["a", "b"],
+    "label": "class",
+    "version": None,
+}
 SCHEMA = {"features": ["a", "b"], "label": "class", "rejected": None}
 TRANSIENT = ("TransientServiceError", "BES answered 503 ServiceUnavailable/RequestThrottled: throttled")
 
@@ -50,8 +86,19 @@ def orchestrator(app: FunctionApp, name: str) -> FunctionSpec:
 
 def updated(payload: Any) -> Answer:
     target = payload["target"]
-    return ("ok", {"target": target["name"], "kind": target["kind"], "updated": True, "error": None, "elapsed_s": 1.0,
-                   "state": "updated", "steps": ["apply", "confirm"], "progress": {}})
+    return (
+        "ok",
+        {
+            "target": target["name"],
+            "kind": target["kind"],
+            "updated": True,
+            "error": None,
+            "elapsed_s": 1.0,
+            "state": "updated",
+            "steps": ["apply", "confirm"],
+            "progress": {},
+        },
+    )
 
 
 def registered(payload: Any) -> Answer:
@@ -87,7 +134,12 @@ def scenario(**overrides: Any) -> Any:
 
 
 def retrain(app: FunctionApp, **overrides: Any) -> ReplayRun:
-    return replay(orchestrator(app, "retrain_pipeline"), RUN, scenario(**overrides), instance_id=f"retrain-weekly-retrain:{RUN_ID}")
+    return replay(
+        orchestrator(app, "retrain_pipeline"),
+        RUN,
+        scenario(**overrides),
+        instance_id=f"retrain-weekly-retrain:{RUN_ID}",
+    )
 
 
 # ---- one run ------------------------------------------------------------------------------------
@@ -104,23 +156,40 @@ def test_happy_path_rolls_out_to_every_target_in_parallel(app: FunctionApp) -> N
     # Both rollouts were scheduled in one episode, as one WhenAll: they run in parallel.
     episode = next(s for s in run.states if any(a.get("actionType") == 12 for a in s["actions"][0]))
     children = next(a for a in episode["actions"][0] if a.get("actionType") == 12)["compoundActions"]
-    assert [c["instanceId"] for c in children] == [f"retrain-weekly-retrain:{RUN_ID}:rollout:endpoint2",
-                                                   f"retrain-weekly-retrain:{RUN_ID}:rollout:myWebService"]
+    assert [c["instanceId"] for c in children] == [
+        f"retrain-weekly-retrain:{RUN_ID}:rollout:endpoint2",
+        f"retrain-weekly-retrain:{RUN_ID}:rollout:myWebService",
+    ]
 
 
 def test_a_candidate_that_passed_its_gate_is_registered_with_its_lineage_then_rolled_out(app: FunctionApp) -> None:
     run = retrain(app)
     (call,) = run.called("register_model")
-    assert call["provenance"] == {"pipeline": "weekly-retrain", "run_id": RUN_ID, "job_id": "abc123",
-                                  "data": "labeledexamples/labeledexamples.arff", "data_etag": "0x1",
-                                  "trigger": "schedule:schedule:weekly-retrain:2026-11-21T03:00Z"}
-    assert all(c["model"]["version"] == "7" for c in run.called("roll_out_target"))  # the registered version is what rolls out
+    assert call["provenance"] == {
+        "pipeline": "weekly-retrain",
+        "run_id": RUN_ID,
+        "job_id": "abc123",
+        "data": "labeledexamples/labeledexamples.arff",
+        "data_etag": "0x1",
+        "trigger": "schedule:schedule:weekly-retrain:2026-11-21T03:00Z",
+    }
+    assert all(
+        c["model"]["version"] == "7" for c in run.called("roll_out_target")
+    )  # the registered version is what rolls out
     assert run.output["model"]["version"] == "7"
 
 
 def test_a_registry_that_refuses_the_candidate_fails_the_run_before_any_target(app: FunctionApp) -> None:
-    refusal = ("ok", {"error": {"message": "Azure ML answered 403 AuthorizationFailed: no write on models", "status": 403,
-                                "code": "AuthorizationFailed"}})
+    refusal = (
+        "ok",
+        {
+            "error": {
+                "message": "Azure ML answered 403 AuthorizationFailed: no write on models",
+                "status": 403,
+                "code": "AuthorizationFailed",
+            }
+        },
+    )
     run = retrain(app, register_model=refusal)
     assert run.output["status"] == "Failed" and "AuthorizationFailed" in run.output["reason"]
     assert not run.called("roll_out_target") and not run.called("cancel_training_job")
@@ -132,7 +201,10 @@ def test_a_rejected_candidate_is_never_registered(app: FunctionApp) -> None:
 
 
 def test_job_failed_ends_failed_and_touches_no_target(app: FunctionApp) -> None:
-    failed = ("ok", {"status": "Failed", "details": "Module 'Train Model' failed: out of memory", "polls": 3, "elapsed_s": 60.0})
+    failed = (
+        "ok",
+        {"status": "Failed", "details": "Module 'Train Model' failed: out of memory", "polls": 3, "elapsed_s": 60.0},
+    )
     run = retrain(app, monitor_training_job=failed)
     assert run.output["status"] == "Failed" and "out of memory" in run.output["reason"]
     assert not run.called("roll_out_target") and not run.called("cancel_training_job")
@@ -145,14 +217,18 @@ def test_gate_rejection_ends_rejected(app: FunctionApp) -> None:
 
 
 def test_changed_columns_reject_the_run_before_any_job(app: FunctionApp) -> None:
-    rejected = SCHEMA | {"rejected": "the data's columns differ from those of the model now serving: missing feature columns ['a']"}
+    rejected = SCHEMA | {
+        "rejected": "the data's columns differ from those of the model now serving: missing feature columns ['a']"
+    }
     run = retrain(app, inspect_training_data=("ok", rejected))
     assert run.output["status"] == "Rejected" and "missing feature columns" in run.output["reason"]
     assert not run.called("submit_training_job")
 
 
 def test_unusable_data_fails_with_the_reason(app: FunctionApp) -> None:
-    run = retrain(app, inspect_training_data=("ok", {"error": {"message": "x.arff: not UTF-8 text (byte 0xff at offset 0)"}}))
+    run = retrain(
+        app, inspect_training_data=("ok", {"error": {"message": "x.arff: not UTF-8 text (byte 0xff at offset 0)"}})
+    )
     assert run.output["status"] == "Failed" and "not UTF-8 text" in run.output["reason"]
 
 
@@ -164,7 +240,12 @@ def test_missing_data_waits_with_durable_timers_then_gives_up(app: FunctionApp) 
 
 
 def test_a_refused_job_fails_with_the_service_message(app: FunctionApp) -> None:
-    refusal = {"error": {"message": "BES answered 400 BadArgument/InvalidInputNames: Invalid service input name(s)", "status": 400}}
+    refusal = {
+        "error": {
+            "message": "BES answered 400 BadArgument/InvalidInputNames: Invalid service input name(s)",
+            "status": 400,
+        }
+    }
     run = retrain(app, submit_training_job=("ok", refusal))
     assert run.output["status"] == "Failed" and "InvalidInputNames" in run.output["reason"]
 
@@ -173,7 +254,9 @@ def test_transient_submit_failures_are_retried_with_timers(app: FunctionApp) -> 
     run = retrain(app, submit_training_job=[("fail", TRANSIENT), ("ok", JOB)])
     assert run.output["status"] == "Succeeded"
     assert len(run.called("submit_training_job")) == 2
-    assert abs(run.timers()[0] - datetime(2026, 11, 21, 3, 0, 30, tzinfo=UTC)) < timedelta(seconds=1)  # retryIntervalInSeconds
+    assert abs(run.timers()[0] - datetime(2026, 11, 21, 3, 0, 30, tzinfo=UTC)) < timedelta(
+        seconds=1
+    )  # retryIntervalInSeconds
 
 
 def test_a_start_that_keeps_failing_cancels_the_submitted_job(app: FunctionApp) -> None:
@@ -187,7 +270,9 @@ def test_a_start_that_keeps_failing_cancels_the_submitted_job(app: FunctionApp) 
 def test_a_failing_monitor_cancels_the_job_and_keeps_the_real_error_text(app: FunctionApp) -> None:
     run = retrain(app, monitor_training_job=("fail", ("KeyError", "'state'")))
     assert run.output["status"] == "Failed"
-    assert run.output["reason"] == "unexpected failure: 'state'"  # not "Orchestrator function 'monitor_training_job' failed:"
+    assert (
+        run.output["reason"] == "unexpected failure: 'state'"
+    )  # not "Orchestrator function 'monitor_training_job' failed:"
     assert run.called("cancel_training_job") == [JOB] and run.output["notes"] == ["cancelled training job abc123"]
 
 
@@ -213,8 +298,15 @@ def test_a_dry_run_touches_no_target(app: FunctionApp) -> None:
 
 # ---- the monitor --------------------------------------------------------------------------------
 
-MONITOR = {"job": JOB, "deadline": "2026-11-21T04:00:00.000000Z", "poll_first_s": 5.0, "poll_max_s": 300.0, "poll_fraction": 0.05,
-           "history_s": [], "events": False}
+MONITOR = {
+    "job": JOB,
+    "deadline": "2026-11-21T04:00:00.000000Z",
+    "poll_first_s": 5.0,
+    "poll_max_s": 300.0,
+    "poll_fraction": 0.05,
+    "history_s": [],
+    "events": False,
+}
 
 
 def monitor(app: FunctionApp, polls: list[Answer], given: dict[str, Any] | None = None, **kwargs: Any) -> ReplayRun:
@@ -262,15 +354,24 @@ def test_a_service_that_stays_unreachable_ends_with_the_job_cancelled(app: Funct
 
 def test_a_completion_event_ends_the_wait_at_once(app: FunctionApp) -> None:
     given = MONITOR | {"events": True}
-    run = monitor(app, [state("Running"), state("Running"), state("Finished")], given, events={2: [(JOB_EVENT, {"status": "Completed"})]})
+    run = monitor(
+        app,
+        [state("Running"), state("Running"), state("Finished")],
+        given,
+        events={2: [(JOB_EVENT, {"status": "Completed"})]},
+    )
     assert run.output["status"] == "Finished" and run.output["woken_by_event"] is True
     assert run.compound >= 1  # the event and the poll timer raced in one WhenAny
 
 
 def test_duplicate_and_early_events_change_nothing_but_timing(app: FunctionApp) -> None:
     given = MONITOR | {"events": True}
-    run = monitor(app, [state("Running")] * 4 + [state("Finished")], given,
-                  events={1: [(JOB_EVENT, {"status": "Running"}), (JOB_EVENT, {"status": "Running"})], 3: [(JOB_EVENT, {})]})
+    run = monitor(
+        app,
+        [state("Running")] * 4 + [state("Finished")],
+        given,
+        events={1: [(JOB_EVENT, {"status": "Running"}), (JOB_EVENT, {"status": "Running"})], 3: [(JOB_EVENT, {})]},
+    )
     assert run.output["status"] == "Finished" and run.output["polls"] == 5
 
 
@@ -292,18 +393,34 @@ def test_with_trusted_events_a_lost_event_costs_at_most_the_max_interval(app: Fu
 
 # ---- one target ---------------------------------------------------------------------------------
 
-ROLLOUT = {"pipeline": "weekly-retrain", "run_id": RUN_ID, "target": TARGETS[0] | {"timeout_s": 60.0, "retry": 2, "retry_interval_s": 1.0},
-           "model": MODEL}
+ROLLOUT = {
+    "pipeline": "weekly-retrain",
+    "run_id": RUN_ID,
+    "target": TARGETS[0] | {"timeout_s": 60.0, "retry": 2, "retry_interval_s": 1.0},
+    "model": MODEL,
+}
 STEPS = [{"name": "apply", "bake_s": 0.0, "mutates": True}, {"name": "confirm", "bake_s": 0.0, "mutates": False}]
 
 
 def step(status: str, **extra: Any) -> Answer:
-    return ("ok", {"status": status, "state": extra.pop("state", {}), "wait_s": extra.pop("wait_s", 0.0), "reason": extra.pop("reason", None),
-                   "progress": extra})
+    return (
+        "ok",
+        {
+            "status": status,
+            "state": extra.pop("state", {}),
+            "wait_s": extra.pop("wait_s", 0.0),
+            "reason": extra.pop("reason", None),
+            "progress": extra,
+        },
+    )
 
 
-def rollout(app: FunctionApp, steps: dict[str, list[Answer]], plan: list[dict[str, Any]] | None = None,
-            roll_back: Answer | None = None) -> ReplayRun:
+def rollout(
+    app: FunctionApp,
+    steps: dict[str, list[Answer]],
+    plan: list[dict[str, Any]] | None = None,
+    roll_back: Answer | None = None,
+) -> ReplayRun:
     def respond(name: str, payload: Any) -> Answer | None:
         if name == "plan_rollout":
             return ("ok", plan or STEPS)
@@ -318,14 +435,26 @@ def rollout(app: FunctionApp, steps: dict[str, list[Answer]], plan: list[dict[st
 
 
 def test_a_target_is_updated_step_by_step_with_durable_waits(app: FunctionApp) -> None:
-    run = rollout(app, {"apply": [step("done", state={"sent": True})],
-                        "confirm": [step("wait", wait_s=0.5, state={"sent": True, "look_s": 0.5}), step("done", serving="abc")]})
-    assert run.output["updated"] is True and run.output["state"] == "updated" and run.output["steps"] == ["apply", "confirm"]
+    run = rollout(
+        app,
+        {
+            "apply": [step("done", state={"sent": True})],
+            "confirm": [step("wait", wait_s=0.5, state={"sent": True, "look_s": 0.5}), step("done", serving="abc")],
+        },
+    )
+    assert (
+        run.output["updated"] is True
+        and run.output["state"] == "updated"
+        and run.output["steps"] == ["apply", "confirm"]
+    )
     assert run.called("run_rollout_step")[2]["state"] == {"sent": True, "look_s": 0.5}  # state carried between calls
 
 
 def test_a_refused_update_changes_nothing_and_is_not_rolled_back(app: FunctionApp) -> None:
-    run = rollout(app, {"apply": [step("failed", reason="endpoint endpoint2 answered 400 BadArgument/InvalidModel")], "confirm": []})
+    run = rollout(
+        app,
+        {"apply": [step("failed", reason="endpoint endpoint2 answered 400 BadArgument/InvalidModel")], "confirm": []},
+    )
     assert run.output["state"] == "failed" and "InvalidModel" in run.output["error"]
     assert not run.called("roll_back_target")
 
@@ -353,31 +482,58 @@ def test_waits_never_run_past_the_timeout(app: FunctionApp) -> None:
 
 
 def test_a_failed_canary_step_is_rolled_back(app: FunctionApp) -> None:
-    plan = [{"name": "deploy", "bake_s": 0.0, "mutates": True}, {"name": "shift_10", "bake_s": 5.0, "mutates": True},
-            {"name": "check_10", "bake_s": 0.0, "mutates": False}]
-    run = rollout(app, {"deploy": [step("done", state={"deployment": "green"})], "shift_10": [step("done", traffic={"blue": 90, "green": 10})],
-                        "check_10": [step("failed", reason="error rate 50% above the 5% threshold", traffic={"blue": 90, "green": 10})]},
-                  plan, roll_back=step("done", state={"rolled_back": True}, traffic={"blue": 100}))
+    plan = [
+        {"name": "deploy", "bake_s": 0.0, "mutates": True},
+        {"name": "shift_10", "bake_s": 5.0, "mutates": True},
+        {"name": "check_10", "bake_s": 0.0, "mutates": False},
+    ]
+    run = rollout(
+        app,
+        {
+            "deploy": [step("done", state={"deployment": "green"})],
+            "shift_10": [step("done", traffic={"blue": 90, "green": 10})],
+            "check_10": [
+                step("failed", reason="error rate 50% above the 5% threshold", traffic={"blue": 90, "green": 10})
+            ],
+        },
+        plan,
+        roll_back=step("done", state={"rolled_back": True}, traffic={"blue": 100}),
+    )
     assert run.output["state"] == "rolled_back" and "error rate 50%" in run.output["error"]
     assert run.output["steps"] == ["deploy", "shift_10"] and run.output["progress"]["traffic"] == {"blue": 100}
     assert len(run.called("roll_back_target")) == 1
 
 
-AML_PLAN = [{"name": "deploy", "bake_s": 0.0, "mutates": True}, {"name": "provisioned", "bake_s": 0.0, "mutates": False},
-            {"name": "smoke", "bake_s": 0.0, "mutates": False}, {"name": "traffic_10", "bake_s": 20.0, "mutates": True},
-            {"name": "check_10", "bake_s": 0.0, "mutates": False}, {"name": "traffic_100", "bake_s": 20.0, "mutates": True},
-            {"name": "check_100", "bake_s": 0.0, "mutates": False},
-            {"name": "cleanup", "bake_s": 0.0, "mutates": False, "best_effort": True}]
+AML_PLAN = [
+    {"name": "deploy", "bake_s": 0.0, "mutates": True},
+    {"name": "provisioned", "bake_s": 0.0, "mutates": False},
+    {"name": "smoke", "bake_s": 0.0, "mutates": False},
+    {"name": "traffic_10", "bake_s": 20.0, "mutates": True},
+    {"name": "check_10", "bake_s": 0.0, "mutates": False},
+    {"name": "traffic_100", "bake_s": 20.0, "mutates": True},
+    {"name": "check_100", "bake_s": 0.0, "mutates": False},
+    {"name": "cleanup", "bake_s": 0.0, "mutates": False, "best_effort": True},
+]
 
 
 def test_a_canary_rollout_bakes_each_step_on_a_durable_timer(app: FunctionApp) -> None:
-    run = rollout(app, {"deploy": [step("done", state={"deployment": "m-v7", "created": True})],
-                        "provisioned": [step("wait", wait_s=2.0, provisioning="Creating"), step("done", provisioning="Succeeded")],
-                        "smoke": [step("done", smoke="5 rows scored")],
-                        "traffic_10": [step("wait", wait_s=1.0, traffic={"blue": 90, "m-v7": 10}), step("done", traffic={"blue": 90, "m-v7": 10})],
-                        "check_10": [step("done", health={"probes": 20, "errors": 0})],
-                        "traffic_100": [step("done", traffic={"m-v7": 100})], "check_100": [step("done")],
-                        "cleanup": [step("done", deleted=["blue"])]}, AML_PLAN)
+    run = rollout(
+        app,
+        {
+            "deploy": [step("done", state={"deployment": "m-v7", "created": True})],
+            "provisioned": [step("wait", wait_s=2.0, provisioning="Creating"), step("done", provisioning="Succeeded")],
+            "smoke": [step("done", smoke="5 rows scored")],
+            "traffic_10": [
+                step("wait", wait_s=1.0, traffic={"blue": 90, "m-v7": 10}),
+                step("done", traffic={"blue": 90, "m-v7": 10}),
+            ],
+            "check_10": [step("done", health={"probes": 20, "errors": 0})],
+            "traffic_100": [step("done", traffic={"m-v7": 100})],
+            "check_100": [step("done")],
+            "cleanup": [step("done", deleted=["blue"])],
+        },
+        AML_PLAN,
+    )
     assert run.output["state"] == "updated" and run.output["steps"] == [s["name"] for s in AML_PLAN]
     assert run.output["progress"]["traffic"] == {"m-v7": 100}
     deadline_race = datetime(2026, 11, 21, 3, 1, 2, tzinfo=UTC)  # each call races the 60 s deadline (+2 s grace)
@@ -388,8 +544,14 @@ def test_a_canary_rollout_bakes_each_step_on_a_durable_timer(app: FunctionApp) -
 
 def test_a_failed_cleanup_is_reported_and_the_rollout_stands(app: FunctionApp) -> None:
     plan = [AML_PLAN[0], AML_PLAN[-1]]
-    run = rollout(app, {"deploy": [step("done", state={"deployment": "m-v7", "created": True})],
-                        "cleanup": [step("failed", reason="cleanup: Azure ML answered 409 Conflict")]}, plan)
+    run = rollout(
+        app,
+        {
+            "deploy": [step("done", state={"deployment": "m-v7", "created": True})],
+            "cleanup": [step("failed", reason="cleanup: Azure ML answered 409 Conflict")],
+        },
+        plan,
+    )
     assert run.output["state"] == "updated" and run.output["steps"] == ["deploy"]
     assert "409 Conflict" in run.output["progress"]["cleanup_error"]
     assert not run.called("roll_back_target")
@@ -405,7 +567,10 @@ def queue_scenario(taken: Any, run_result: Answer | None = None) -> Any:
         if name == "take_next_request":
             return taken if isinstance(taken, tuple) else ("ok", taken)
         if name in ("retrain_pipeline", "promote_model"):
-            return run_result or ("ok", {"status": "Succeeded", "record": "runrecords/x.json", "run_id": payload["run_id"]})
+            return run_result or (
+                "ok",
+                {"status": "Succeeded", "record": "runrecords/x.json", "run_id": payload["run_id"]},
+            )
         if name == "finish_request":
             return ("ok", None)
         raise AssertionError(name)
@@ -414,8 +579,13 @@ def queue_scenario(taken: Any, run_result: Answer | None = None) -> Any:
 
 
 def queue(app: FunctionApp, respond: Any, fresh: bool = True, **kwargs: Any) -> ReplayRun:
-    return replay(orchestrator(app, "run_queue"), {"pipeline": "weekly-retrain", "fresh": fresh}, respond,
-                  instance_id="retrain-weekly-retrain", **kwargs)
+    return replay(
+        orchestrator(app, "run_queue"),
+        {"pipeline": "weekly-retrain", "fresh": fresh},
+        respond,
+        instance_id="retrain-weekly-retrain",
+        **kwargs,
+    )
 
 
 def test_the_queue_runs_the_next_request_then_continues_as_new(app: FunctionApp) -> None:
@@ -425,8 +595,14 @@ def test_the_queue_runs_the_next_request_then_continues_as_new(app: FunctionApp)
     sub = next(a for a in run.actions if a["actionType"] == 2)
     assert sub["functionName"] == "retrain_pipeline" and sub["instanceId"] == f"retrain-weekly-retrain:{run_id}"
     assert json.loads(sub["input"])["superseded"] == ["b" * 32]
-    assert run.called("finish_request")[0] | {"now": None} == {"pipeline": "weekly-retrain", "request_id": "a" * 32, "run_id": run_id,
-                                                                 "outcome": "Succeeded", "record": "runrecords/x.json", "now": None}
+    assert run.called("finish_request")[0] | {"now": None} == {
+        "pipeline": "weekly-retrain",
+        "request_id": "a" * 32,
+        "run_id": run_id,
+        "outcome": "Succeeded",
+        "record": "runrecords/x.json",
+        "now": None,
+    }
 
 
 def test_a_continued_queue_does_not_recover_again(app: FunctionApp) -> None:
@@ -449,14 +625,24 @@ def test_an_idle_queue_waits_for_a_wake_up_or_its_idle_timer(app: FunctionApp) -
 
 
 def test_a_failed_run_orchestration_ends_its_request_and_the_queue_goes_on(app: FunctionApp) -> None:
-    run = queue(app, queue_scenario({"request_id": "a" * 32, "request": REQUEST, "superseded": []},
-                                    ("fail", ("NonDeterministicOrchestrationException", "bad replay"))))
+    run = queue(
+        app,
+        queue_scenario(
+            {"request_id": "a" * 32, "request": REQUEST, "superseded": []},
+            ("fail", ("NonDeterministicOrchestrationException", "bad replay")),
+        ),
+    )
     assert run.called("finish_request")[0]["outcome"] == "Failed"
     assert run.continued_with == {"pipeline": "weekly-retrain", "fresh": False}
 
 
 def test_an_unreachable_store_backs_off_and_recovers(app: FunctionApp) -> None:
-    run = queue(app, queue_scenario(("fail", ("StorageError", "cannot list runrecords/weekly-retrain/requests/: ServiceRequestError"))))
+    run = queue(
+        app,
+        queue_scenario(
+            ("fail", ("StorageError", "cannot list runrecords/weekly-retrain/requests/: ServiceRequestError"))
+        ),
+    )
     assert len(run.called("take_next_request")) == 6
     assert run.continued_with == {"pipeline": "weekly-retrain", "fresh": True}
     assert run.final["customStatus"]["state"] == "store unavailable"
@@ -464,27 +650,47 @@ def test_an_unreachable_store_backs_off_and_recovers(app: FunctionApp) -> None:
 
 def test_wake_ups_during_a_run_are_not_needed_to_find_the_next_request(app: FunctionApp) -> None:
     # Events raised while the run goes are buffered and then dropped by continue-as-new; the next execution reads the store.
-    run = queue(app, queue_scenario({"request_id": "a" * 32, "request": REQUEST, "superseded": []}), fresh=False,
-                events={2: [(WAKE_EVENT, None)], 3: [(WAKE_EVENT, None)]})
+    run = queue(
+        app,
+        queue_scenario({"request_id": "a" * 32, "request": REQUEST, "superseded": []}),
+        fresh=False,
+        events={2: [(WAKE_EVENT, None)], 3: [(WAKE_EVENT, None)]},
+    )
     assert run.continued_with == {"pipeline": "weekly-retrain", "fresh": False}
     assert len(run.called("take_next_request")) == 1
 
 
 # ---- promote ------------------------------------------------------------------------------------
 
-PROMOTE = RUN | {"request": REQUEST | {"action": "promote", "source_run": "20261114T030000Z-1a2b3c4d", "targets": ["endpoint2"],
-                                         "force": False, "requested_by": "function key"}}
+PROMOTE = RUN | {
+    "request": REQUEST
+    | {
+        "action": "promote",
+        "source_run": "20261114T030000Z-1a2b3c4d",
+        "targets": ["endpoint2"],
+        "force": False,
+        "requested_by": "function key",
+    }
+}
 
 
 def test_a_promotion_rolls_out_the_source_runs_model_to_the_chosen_target(app: FunctionApp) -> None:
-    run = replay(orchestrator(app, "promote_model"), PROMOTE, scenario(load_promotion=("ok", {"model": MODEL, "gate_passed": True})))
+    run = replay(
+        orchestrator(app, "promote_model"),
+        PROMOTE,
+        scenario(load_promotion=("ok", {"model": MODEL, "gate_passed": True})),
+    )
     assert run.output["status"] == "Succeeded" and [t["target"] for t in run.output["targets"]] == ["endpoint2"]
     serving = run.called("record_serving_model")[0]
     assert serving["targets"] == ["endpoint2"] and serving["champion"] is False  # one of two targets: not the champion
 
 
 def test_a_model_that_failed_its_gate_is_not_promoted_without_force(app: FunctionApp) -> None:
-    refusal = {"error": {"message": "run 20261114T030000Z-1a2b3c4d's model did not pass its gate (AUC 0.545 is below the minimum 0.7)"}}
+    refusal = {
+        "error": {
+            "message": "run 20261114T030000Z-1a2b3c4d's model did not pass its gate (AUC 0.545 is below the minimum 0.7)"
+        }
+    }
     run = replay(orchestrator(app, "promote_model"), PROMOTE, scenario(load_promotion=("ok", refusal)))
     assert run.output["status"] == "Rejected" and "did not pass its gate" in run.output["reason"]
     assert not run.called("roll_out_target")

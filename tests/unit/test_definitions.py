@@ -20,7 +20,9 @@ SETTINGS = {
     "TRAINING_ML_ENDPOINT": "https://ussouthcentral.services.azureml.net/workspaces/ws/services/svc/jobs",
     "SCORING_UPDATE_RESOURCE_ENDPOINT": "https://management.azureml.net/workspaces/ws/webservices/id/endpoints/endpoint2",
     "ARM_WEB_SERVICE_URL": "https://management.azure.com/subscriptions/s/resourceGroups/rg/providers/Microsoft.MachineLearning/webServices/w?api-version=2016-05-01-preview",
-    "ARM_TENANT": "mycompany.com", "ARM_SERVICE_PRINCIPAL_ID": "fe200044", "AZURE_AUTHORITY_HOST": "https://login.microsoftonline.com",
+    "ARM_TENANT": "mycompany.com",
+    "ARM_SERVICE_PRINCIPAL_ID": "fe200044",
+    "AZURE_AUTHORITY_HOST": "https://login.microsoftonline.com",
 }
 
 
@@ -43,7 +45,7 @@ def test_shipped_definitions_load(raw: dict[str, Any]) -> None:
 
 def test_definitions_hold_no_secret_values(raw: dict[str, Any]) -> None:
     text = (ROOT / "pipelines.json").read_text().lower()
-    for word in ("apikey\"", "accountkey", "sig=", "servicePrincipalKey\"".lower()):
+    for word in ('apikey"', "accountkey", "sig=", 'servicePrincipalKey"'.lower()):
         assert word not in text
 
 
@@ -61,24 +63,47 @@ def broken(raw: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
     return copied
 
 
-@pytest.mark.parametrize("path, value, message", [
-    ("pipelines.0.policy.timeout", "25:00:00", "pipelines[0].policy.timeout: '25:00:00' is out of range"),
-    ("pipelines.0.policy.timeout", "2 hours", "pipelines[0].policy.timeout: '2 hours' is not a timespan"),
-    ("pipelines.0.policy.concurrency", 2, "pipelines[0].policy.concurrency: only 1 is supported"),
-    ("pipelines.0.training.apiKeySetting", "sk-live key!", "pipelines[0].training.apiKeySetting: expected the name of an app setting"),
-    ("pipelines.0.training.mlEndpoint", "ftp://x", "pipelines[0].training.mlEndpoint: expected an http(s) URL"),
-    ("pipelines.0.targets.0.kind", "lambda", "pipelines[0].targets[0].kind: expected one of"),
-    ("pipelines.0.targets.1.name", "endpoint2", "pipelines[0].targets[1].name: duplicate target name"),
-    ("pipelines.0.data.container", "Bad_Container", "pipelines[0].data.container: 'Bad_Container' is not a valid blob container name"),
-    ("pipelines.0.data.blob", "../../etc/passwd", "pipelines[0].data.blob: '../../etc/passwd' is not a safe blob name"),
-    ("pipelines.0.gate.minimums", {"AUC": "high"}, "pipelines[0].gate.minimums.AUC: expected a number"),
-    ("pipelines.0.surprise", True, "pipelines[0]: unknown field(s) ['surprise']"),
-    ("pipelines.0.training", KeyError, "pipelines[0].training: expected an object"),
-    ("pipelines.0.schedule.start", "2016-02-13", "pipelines[0].schedule.start: '2016-02-13' needs a time zone"),
-    ("pipelines.0.polling.fraction", 2, "pipelines[0].polling.fraction: expected a number in (0, 1]"),
-    ("pipelines.0.polling.completionEvents", "yes", "pipelines[0].polling.completionEvents: expected true or false"),
-    ("pipelines.0.polling.completionEvents", True, "pipelines[0].polling.completionEvents: training kind 'studio-bes' does not announce"),
-])
+@pytest.mark.parametrize(
+    "path, value, message",
+    [
+        ("pipelines.0.policy.timeout", "25:00:00", "pipelines[0].policy.timeout: '25:00:00' is out of range"),
+        ("pipelines.0.policy.timeout", "2 hours", "pipelines[0].policy.timeout: '2 hours' is not a timespan"),
+        ("pipelines.0.policy.concurrency", 2, "pipelines[0].policy.concurrency: only 1 is supported"),
+        (
+            "pipelines.0.training.apiKeySetting",
+            "sk-live key!",
+            "pipelines[0].training.apiKeySetting: expected the name of an app setting",
+        ),
+        ("pipelines.0.training.mlEndpoint", "ftp://x", "pipelines[0].training.mlEndpoint: expected an http(s) URL"),
+        ("pipelines.0.targets.0.kind", "lambda", "pipelines[0].targets[0].kind: expected one of"),
+        ("pipelines.0.targets.1.name", "endpoint2", "pipelines[0].targets[1].name: duplicate target name"),
+        (
+            "pipelines.0.data.container",
+            "Bad_Container",
+            "pipelines[0].data.container: 'Bad_Container' is not a valid blob container name",
+        ),
+        (
+            "pipelines.0.data.blob",
+            "../../etc/passwd",
+            "pipelines[0].data.blob: '../../etc/passwd' is not a safe blob name",
+        ),
+        ("pipelines.0.gate.minimums", {"AUC": "high"}, "pipelines[0].gate.minimums.AUC: expected a number"),
+        ("pipelines.0.surprise", True, "pipelines[0]: unknown field(s) ['surprise']"),
+        ("pipelines.0.training", KeyError, "pipelines[0].training: expected an object"),
+        ("pipelines.0.schedule.start", "2016-02-13", "pipelines[0].schedule.start: '2016-02-13' needs a time zone"),
+        ("pipelines.0.polling.fraction", 2, "pipelines[0].polling.fraction: expected a number in (0, 1]"),
+        (
+            "pipelines.0.polling.completionEvents",
+            "yes",
+            "pipelines[0].polling.completionEvents: expected true or false",
+        ),
+        (
+            "pipelines.0.polling.completionEvents",
+            True,
+            "pipelines[0].polling.completionEvents: training kind 'studio-bes' does not announce",
+        ),
+    ],
+)
 def test_invalid_fields_are_named(raw: dict[str, Any], path: str, value: Any, message: str) -> None:
     with pytest.raises(ConfigError) as caught:
         parse_definitions(broken(raw, path, value), SETTINGS, source="pipelines.json")
@@ -95,7 +120,10 @@ def test_a_pipeline_whose_setting_is_unset_is_unavailable_and_stops_no_other(raw
     with pytest.raises(ConfigError) as caught:
         definitions.get("other")
     index = len(raw["pipelines"]) - 1
-    assert f"pipeline 'other' cannot run: pipelines.json: pipelines[{index}].training.mlEndpoint: refers to app setting 'NOT_SET'" in str(caught.value)
+    assert (
+        f"pipeline 'other' cannot run: pipelines.json: pipelines[{index}].training.mlEndpoint: refers to app setting 'NOT_SET'"
+        in str(caught.value)
+    )
 
 
 def test_a_secret_pasted_instead_of_a_setting_name_is_not_echoed(raw: dict[str, Any]) -> None:
@@ -108,35 +136,58 @@ def test_a_secret_pasted_instead_of_a_setting_name_is_not_echoed(raw: dict[str, 
 SECRET = "Sk\\3y..Secret/Value=="  # fails every check below: no URL, container, blob, id or name
 
 
-@pytest.mark.parametrize("path", ["pipelines.0.training.mlEndpoint", "pipelines.0.targets.0.updateResourceEndpoint",
-                                  "pipelines.0.data.container", "pipelines.0.data.blob", "pipelines.0.output.container",
-                                  "pipelines.1.workspace.resourceId", "pipelines.1.workspace.managementEndpoint",
-                                  "pipelines.1.training.environment", "pipelines.1.training.modelName",
-                                  "pipelines.1.targets.0.endpoint", "pipelines.1.training.dataInput"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "pipelines.0.training.mlEndpoint",
+        "pipelines.0.targets.0.updateResourceEndpoint",
+        "pipelines.0.data.container",
+        "pipelines.0.data.blob",
+        "pipelines.0.output.container",
+        "pipelines.1.workspace.resourceId",
+        "pipelines.1.workspace.managementEndpoint",
+        "pipelines.1.training.environment",
+        "pipelines.1.training.modelName",
+        "pipelines.1.targets.0.endpoint",
+        "pipelines.1.training.dataInput",
+    ],
+)
 def test_a_setting_referred_to_in_the_wrong_field_is_named_not_echoed(raw: dict[str, Any], path: str) -> None:
     """`%SCORING_API_KEY%` where a URL belongs: the error names the setting and never shows its value (it may be a secret)."""
-    settings = SETTINGS | {"AML_WORKSPACE_ID": "/subscriptions/s1/resourceGroups/rg/providers/Microsoft.MachineLearningServices/workspaces/retrain-ws",
-                           "AZURE_RESOURCE_MANAGER_ENDPOINT": "https://management.azure.com", "AML_TENANT": "t", "AML_CLIENT_ID": "c",
-                           "SCORING_API_KEY": SECRET}
+    settings = SETTINGS | {
+        "AML_WORKSPACE_ID": "/subscriptions/s1/resourceGroups/rg/providers/Microsoft.MachineLearningServices/workspaces/retrain-ws",
+        "AZURE_RESOURCE_MANAGER_ENDPOINT": "https://management.azure.com",
+        "AML_TENANT": "t",
+        "AML_CLIENT_ID": "c",
+        "SCORING_API_KEY": SECRET,
+    }
     assert raw["pipelines"][1]["name"] == "aml-retrain"
     with pytest.raises(ConfigError) as caught:
-        parse_definitions(broken(raw, path, "%SCORING_API_KEY%"), settings, source="pipelines.json").get(raw["pipelines"][int(path.split(".")[1])]["name"])
+        parse_definitions(broken(raw, path, "%SCORING_API_KEY%"), settings, source="pipelines.json").get(
+            raw["pipelines"][int(path.split(".")[1])]["name"]
+        )
     message = str(caught.value)
-    assert "app setting 'SCORING_API_KEY'" in message and SECRET not in message and "Secret/Value" not in message, message
+    assert "app setting 'SCORING_API_KEY'" in message and SECRET not in message and "Secret/Value" not in message, (
+        message
+    )
 
 
 def test_a_numeric_app_setting_that_holds_no_number_is_named_not_echoed() -> None:
     storage = {"TrainingStorage": "UseDevelopmentStorage=true"}
     with pytest.raises(ConfigError) as caught:
         Settings.from_env(storage | {"RETRAIN_HTTP_TIMEOUT_SECONDS": SECRET})
-    assert "RETRAIN_HTTP_TIMEOUT_SECONDS must be a number" in str(caught.value) and "Secret/Value" not in str(caught.value)
+    assert "RETRAIN_HTTP_TIMEOUT_SECONDS must be a number" in str(caught.value) and "Secret/Value" not in str(
+        caught.value
+    )
     with pytest.raises(ConfigError, match="RETRAIN_HTTP_TIMEOUT_SECONDS must be positive, got -5"):
         Settings.from_env(storage | {"RETRAIN_HTTP_TIMEOUT_SECONDS": "-5"})
 
 
 def test_duplicate_pipeline_names_are_refused(raw: dict[str, Any]) -> None:
     raw["pipelines"].append(copy.deepcopy(raw["pipelines"][0]))
-    with pytest.raises(ConfigError, match=rf"pipelines\[{len(raw['pipelines']) - 1}\].name: duplicate pipeline name 'weekly-retrain'"):
+    with pytest.raises(
+        ConfigError, match=rf"pipelines\[{len(raw['pipelines']) - 1}\].name: duplicate pipeline name 'weekly-retrain'"
+    ):
         parse_definitions(raw, SETTINGS, source="f.json")
 
 
@@ -160,7 +211,9 @@ def test_active_period_and_blob_watch(raw: dict[str, Any]) -> None:
     assert not pipeline.watches("trainingoutput", "x.arff")
 
 
-@pytest.mark.parametrize("text, seconds", [("02:00:00", 7200), ("1.00:00:00", 86400), ("00:00:00.25", 0.25), ("23:59:59", 86399)])
+@pytest.mark.parametrize(
+    "text, seconds", [("02:00:00", 7200), ("1.00:00:00", 86400), ("00:00:00.25", 0.25), ("23:59:59", 86399)]
+)
 def test_timespans(text: str, seconds: float) -> None:
     assert parse_timespan(text).total_seconds() == seconds
 
@@ -185,4 +238,7 @@ def test_loaded_definitions_follow_a_changed_setting(tmp_path: Path) -> None:
     first = definitions(Settings.from_env(base)).get("weekly-retrain").training.ml_endpoint
     moved = base | {"TRAINING_ML_ENDPOINT": "http://127.0.0.1:9/workspaces/w/services/s/jobs"}
     assert first == SETTINGS["TRAINING_ML_ENDPOINT"]
-    assert definitions(Settings.from_env(moved)).get("weekly-retrain").training.ml_endpoint == moved["TRAINING_ML_ENDPOINT"]
+    assert (
+        definitions(Settings.from_env(moved)).get("weekly-retrain").training.ml_endpoint
+        == moved["TRAINING_ML_ENDPOINT"]
+    )

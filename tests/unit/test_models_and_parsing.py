@@ -33,32 +33,67 @@ from triggers._http import BadRequest, read_body
 from triggers.blob_arrival import blob_of_event
 from triggers.http_start import parse_start_body
 
-REQUEST = RunRequest("weekly-retrain", Trigger(TriggerKind.BLOB, "blob:data/x.arff:0x1", "2026-11-21T00:00:00Z", "data/x.arff"),
-                     BlobPath("data", "x.arff"), dry_run=True)
+REQUEST = RunRequest(
+    "weekly-retrain",
+    Trigger(TriggerKind.BLOB, "blob:data/x.arff:0x1", "2026-11-21T00:00:00Z", "data/x.arff"),
+    BlobPath("data", "x.arff"),
+    dry_run=True,
+)
 
 
 def test_run_result_round_trips_through_json() -> None:
-    result = RunResult("20261121T000000Z-0a1b2c3d", "weekly-retrain", RunStatus.PARTIALLY_UPDATED, REQUEST, "a", "b",
-                       "1 of 2 targets failed", "job", JobOutcome("Finished", None, 3, 1.5, failed_polls=1),
-                       ModelArtifact("models/m.ilearner", 10, "ab", {"AUC": 0.9}, ("f1", "f2"), "class"),
-                       GateDecision(True, compared_with="20261114T000000Z-00000000"),
-                       (TargetOutcome("t1", "classic", True), TargetOutcome("t2", "arm", False, "boom", state=TargetState.UNCONFIRMED)),
-                       "runrecords/x.json", {"polling": 1.0}, "r" * 32, ("s" * 32,), ("cancelled training job j",))
+    result = RunResult(
+        "20261121T000000Z-0a1b2c3d",
+        "weekly-retrain",
+        RunStatus.PARTIALLY_UPDATED,
+        REQUEST,
+        "a",
+        "b",
+        "1 of 2 targets failed",
+        "job",
+        JobOutcome("Finished", None, 3, 1.5, failed_polls=1),
+        ModelArtifact("models/m.ilearner", 10, "ab", {"AUC": 0.9}, ("f1", "f2"), "class"),
+        GateDecision(True, compared_with="20261114T000000Z-00000000"),
+        (
+            TargetOutcome("t1", "classic", True),
+            TargetOutcome("t2", "arm", False, "boom", state=TargetState.UNCONFIRMED),
+        ),
+        "runrecords/x.json",
+        {"polling": 1.0},
+        "r" * 32,
+        ("s" * 32,),
+        ("cancelled training job j",),
+    )
     assert RunResult.from_dict(json.loads(json.dumps(result.to_dict()))) == result
 
 
 def test_promote_requests_round_trip() -> None:
-    request = RunRequest("weekly-retrain", Trigger(TriggerKind.HTTP, "http:x", "2026-11-21T00:00:00Z"), action=RequestAction.PROMOTE,
-                         source_run="20261114T030000Z-1a2b3c4d", targets=("endpoint2",), force=True, requested_by="ops@contoso")
+    request = RunRequest(
+        "weekly-retrain",
+        Trigger(TriggerKind.HTTP, "http:x", "2026-11-21T00:00:00Z"),
+        action=RequestAction.PROMOTE,
+        source_run="20261114T030000Z-1a2b3c4d",
+        targets=("endpoint2",),
+        force=True,
+        requested_by="ops@contoso",
+    )
     run = RunInput("a" * 32, "20261121T030000Z-deadbeef", request, ("b" * 32,))
     assert RunInput.from_dict(json.loads(json.dumps(run.to_dict()))) == run
 
 
-@pytest.mark.parametrize("field, value", [
-    ("pipeline", "weekly\ud800"), ("trigger", {"kind": "http", "key": "k\x00", "at": "2026-11-21T00:00:00Z"}),
-    ("trigger", {"kind": "http", "key": "k", "at": "yesterday"}), ("trigger", {"kind": "fax", "key": "k", "at": "2026-11-21T00:00:00Z"}),
-    ("training_blob", "labeledexamples/\ud800.arff"), ("source_run", "../../etc"), ("action", "delete"), ("targets", "all"),
-])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("pipeline", "weekly\ud800"),
+        ("trigger", {"kind": "http", "key": "k\x00", "at": "2026-11-21T00:00:00Z"}),
+        ("trigger", {"kind": "http", "key": "k", "at": "yesterday"}),
+        ("trigger", {"kind": "fax", "key": "k", "at": "2026-11-21T00:00:00Z"}),
+        ("training_blob", "labeledexamples/\ud800.arff"),
+        ("source_run", "../../etc"),
+        ("action", "delete"),
+        ("targets", "all"),
+    ],
+)
 def test_requests_refuse_text_that_cannot_round_trip(field: str, value: Any) -> None:
     raw = REQUEST.to_dict() | {field: value}
     with pytest.raises(ConfigError) as caught:
@@ -67,8 +102,16 @@ def test_requests_refuse_text_that_cannot_round_trip(field: str, value: Any) -> 
     str(caught.value).encode("utf-8")  # the message itself is always printable
 
 
-@pytest.mark.parametrize("value, state", [("Finished", JobState.FINISHED), (4, JobState.FINISHED), ("0", JobState.NOT_STARTED),
-                                          (3, JobState.CANCELLED), ("Cancelled", JobState.CANCELLED)])
+@pytest.mark.parametrize(
+    "value, state",
+    [
+        ("Finished", JobState.FINISHED),
+        (4, JobState.FINISHED),
+        ("0", JobState.NOT_STARTED),
+        (3, JobState.CANCELLED),
+        ("Cancelled", JobState.CANCELLED),
+    ],
+)
 def test_status_code_names_and_numbers(value: object, state: JobState) -> None:
     assert parse_state(value) is state
 
@@ -79,10 +122,15 @@ def test_unknown_status_codes_are_refused(value: object) -> None:
         parse_state(value)
 
 
-@pytest.mark.parametrize("given", [
-    "https://h/workspaces/w/services/s/jobs", "https://h/workspaces/w/services/s/jobs?api-version=2.0",
-    "https://h/workspaces/w/services/s", "https://h/workspaces/w/services/s/jobs/",
-])
+@pytest.mark.parametrize(
+    "given",
+    [
+        "https://h/workspaces/w/services/s/jobs",
+        "https://h/workspaces/w/services/s/jobs?api-version=2.0",
+        "https://h/workspaces/w/services/s",
+        "https://h/workspaces/w/services/s/jobs/",
+    ],
+)
 def test_ml_endpoint_forms(given: str) -> None:
     assert jobs_url(given) == "https://h/workspaces/w/services/s/jobs"
     assert jobs_url(given.replace("/workspaces/", "/subscriptions/")) == "https://h/subscriptions/w/services/s/jobs"
@@ -103,15 +151,29 @@ def start_body(body: bytes) -> tuple[BlobPath | None, bool]:
 
 def test_start_bodies() -> None:
     assert start_body(b"") == (None, False)
-    assert start_body(b'{"trainingBlob": "labeledexamples/w47.arff", "dryRun": true}') == (BlobPath("labeledexamples", "w47.arff"), True)
+    assert start_body(b'{"trainingBlob": "labeledexamples/w47.arff", "dryRun": true}') == (
+        BlobPath("labeledexamples", "w47.arff"),
+        True,
+    )
 
 
-@pytest.mark.parametrize("body, field", [
-    (b"{", "body"), (b"[]", "body"), (b'{"dryRun": "yes"}', "dryRun"), (b'{"trainingBlob": "../x"}', "trainingBlob"),
-    (b'{"trainingBlob": "c/../../x.arff"}', "trainingBlob"), (b'{"extra": 1}', "extra"), (b"x" * 20_000, "body"),
-    (b'{"trainingBlob": 7}', "trainingBlob"), (b'{"trainingBlob": "labeledexamples/\\ud800.arff"}', "body"),
-    (b'{"dryRun": ' + b"[" * 50 + b"]" * 50 + b"}", "body"), (b"[" * 100_000, "body"), (b"\xff\xfe", "body"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        (b"{", "body"),
+        (b"[]", "body"),
+        (b'{"dryRun": "yes"}', "dryRun"),
+        (b'{"trainingBlob": "../x"}', "trainingBlob"),
+        (b'{"trainingBlob": "c/../../x.arff"}', "trainingBlob"),
+        (b'{"extra": 1}', "extra"),
+        (b"x" * 20_000, "body"),
+        (b'{"trainingBlob": 7}', "trainingBlob"),
+        (b'{"trainingBlob": "labeledexamples/\\ud800.arff"}', "body"),
+        (b'{"dryRun": ' + b"[" * 50 + b"]" * 50 + b"}", "body"),
+        (b"[" * 100_000, "body"),
+        (b"\xff\xfe", "body"),
+    ],
+)
 def test_bad_start_bodies_name_the_field(body: bytes, field: str) -> None:
     with pytest.raises(BadRequest) as caught:
         start_body(body)
@@ -121,12 +183,20 @@ def test_bad_start_bodies_name_the_field(body: bytes, field: str) -> None:
 def test_blob_events_in_our_account_only() -> None:
     ours = "http://127.0.0.1:10000/devstoreaccount1/"
     event = {"url": ours + "labeledexamples/week%2047.arff", "eTag": '"0x8"', "contentLength": 10}
-    assert blob_of_event("Microsoft.Storage.BlobCreated", event, ours) == (BlobPath("labeledexamples", "week 47.arff"), "0x8")
+    assert blob_of_event("Microsoft.Storage.BlobCreated", event, ours) == (
+        BlobPath("labeledexamples", "week 47.arff"),
+        "0x8",
+    )
     assert blob_of_event("Microsoft.Storage.BlobDeleted", event, ours) is None
-    assert blob_of_event("Microsoft.Storage.BlobCreated", {"url": "https://evil.example/devstoreaccount1/c/x.arff"}, ours) is None
+    assert (
+        blob_of_event("Microsoft.Storage.BlobCreated", {"url": "https://evil.example/devstoreaccount1/c/x.arff"}, ours)
+        is None
+    )
     assert blob_of_event("Microsoft.Storage.BlobCreated", {"url": ours + "c/%2e%2e/x.arff"}, ours) is None
     assert blob_of_event("Microsoft.Storage.BlobCreated", "not a dict", ours) is None
-    assert blob_of_event("Microsoft.Storage.BlobCreated", {"url": ours + "labeledexamples/%ED%A0%80.arff"}, ours) is None
+    assert (
+        blob_of_event("Microsoft.Storage.BlobCreated", {"url": ours + "labeledexamples/%ED%A0%80.arff"}, ours) is None
+    )
 
 
 def test_empty_blobs_from_adls_create_file_start_nothing() -> None:
@@ -135,7 +205,10 @@ def test_empty_blobs_from_adls_create_file_start_nothing() -> None:
     assert blob_of_event("Microsoft.Storage.BlobCreated", created, ours) is None
     assert blob_of_event("Microsoft.Storage.BlobCreated", created | {"api": "PutBlob"}, ours) is None
     flushed = created | {"api": "FlushWithClose", "contentLength": 4096}
-    assert blob_of_event("Microsoft.Storage.BlobCreated", flushed, ours) == (BlobPath("labeledexamples", "w.arff"), "0x1")
+    assert blob_of_event("Microsoft.Storage.BlobCreated", flushed, ours) == (
+        BlobPath("labeledexamples", "w.arff"),
+        "0x1",
+    )
 
 
 def test_blob_path_parsing_refuses_traversal_and_control_characters() -> None:
@@ -147,15 +220,30 @@ def test_blob_path_parsing_refuses_traversal_and_control_characters() -> None:
 MESSAGE = "BES answered 503 ServiceUnavailable/RequestThrottled: Request was throttled."
 
 
-@pytest.mark.parametrize("exc", [
-    sdk_exception(*host_failure("Activity", "submit_training_job", "retraining.errors.TransientServiceError", MESSAGE)),
-    Exception("Activity function 'submit_training_job' failed:  TransientServiceError: " + MESSAGE + " \n {\"Message\": \"x\"}"),
-    Exception("Activity function 'x' failed:  \n " + json.dumps({"Message": "Result: Failure\nException: ServiceError: " + MESSAGE
-                                                                       + "\nStack:   File \"x.py\", line 1"})),
-    Exception("Activity function 'x' failed: Result: Failure\nException: ServiceError: " + MESSAGE + "\nStack: ..."),
-    Exception(f"Orchestrator function 'monitor_training_job' failed:  ValueError: {MESSAGE} \n {{}}"),
-    Exception(MESSAGE),
-])
+@pytest.mark.parametrize(
+    "exc",
+    [
+        sdk_exception(
+            *host_failure("Activity", "submit_training_job", "retraining.errors.TransientServiceError", MESSAGE)
+        ),
+        Exception(
+            "Activity function 'submit_training_job' failed:  TransientServiceError: "
+            + MESSAGE
+            + ' \n {"Message": "x"}'
+        ),
+        Exception(
+            "Activity function 'x' failed:  \n "
+            + json.dumps(
+                {"Message": "Result: Failure\nException: ServiceError: " + MESSAGE + '\nStack:   File "x.py", line 1'}
+            )
+        ),
+        Exception(
+            "Activity function 'x' failed: Result: Failure\nException: ServiceError: " + MESSAGE + "\nStack: ..."
+        ),
+        Exception(f"Orchestrator function 'monitor_training_job' failed:  ValueError: {MESSAGE} \n {{}}"),
+        Exception(MESSAGE),
+    ],
+)
 def test_failure_reasons_in_every_runtime_format(exc: Exception) -> None:
     assert failure_reason(exc) == MESSAGE
 

@@ -41,7 +41,10 @@ def test_gate_minimums_and_serving_comparison() -> None:
     assert decide(gate, {"AUC": 0.9, "Accuracy": 0.9}, {"AUC": 0.85, "Accuracy": 0.9}).promote
     rejected = decide(gate, {"AUC": 0.75, "Accuracy": 0.88}, {"AUC": 0.7, "Accuracy": 0.9})
     assert not rejected.promote
-    assert rejected.reasons == ("AUC 0.7500 is below the minimum 0.8000", "Accuracy 0.8800 is worse than the champion's 0.9000")
+    assert rejected.reasons == (
+        "AUC 0.7500 is below the minimum 0.8000",
+        "Accuracy 0.8800 is worse than the champion's 0.9000",
+    )
     assert not decide(gate, {"Accuracy": 0.9}, None).promote  # missing AUC
     assert not decide(gate, {"AUC": math.nan, "Accuracy": 1.0}, None).promote
 
@@ -59,20 +62,34 @@ EXPECTED = BlobPath("trainingoutput", "p/run/model.ilearner")
 
 
 def test_result_location_must_be_the_requested_blob_in_our_account() -> None:
-    assert check_result_location(ACCOUNT, "trainingoutput/p/run/model.ilearner", account_url=ACCOUNT, expected=EXPECTED) == EXPECTED
-    assert check_result_location(ACCOUNT.rstrip("/"), "/trainingoutput/p/run/model.ilearner", account_url=ACCOUNT, expected=EXPECTED) == EXPECTED
-    assert check_result_location(None, "trainingoutput/p/run/model.ilearner", account_url=ACCOUNT, expected=EXPECTED) == EXPECTED
+    assert (
+        check_result_location(ACCOUNT, "trainingoutput/p/run/model.ilearner", account_url=ACCOUNT, expected=EXPECTED)
+        == EXPECTED
+    )
+    assert (
+        check_result_location(
+            ACCOUNT.rstrip("/"), "/trainingoutput/p/run/model.ilearner", account_url=ACCOUNT, expected=EXPECTED
+        )
+        == EXPECTED
+    )
+    assert (
+        check_result_location(None, "trainingoutput/p/run/model.ilearner", account_url=ACCOUNT, expected=EXPECTED)
+        == EXPECTED
+    )
 
 
-@pytest.mark.parametrize("base, relative, error", [
-    ("https://evil.blob.core.windows.net/", "trainingoutput/p/run/model.ilearner", ForeignLocationError),
-    ("http://127.0.0.1:10000/otheraccount/", "trainingoutput/p/run/model.ilearner", ForeignLocationError),
-    (ACCOUNT, "trainingoutput/p/other/model.ilearner", ForeignLocationError),
-    (ACCOUNT, "trainingoutput/p/run/../run/model.ilearner", Exception),
-    (ACCOUNT, "trainingoutput/p/run/%2e%2e/x.ilearner", Exception),
-    (ACCOUNT, None, ResponseFormatError),
-    (42, "trainingoutput/p/run/model.ilearner", ResponseFormatError),
-])
+@pytest.mark.parametrize(
+    "base, relative, error",
+    [
+        ("https://evil.blob.core.windows.net/", "trainingoutput/p/run/model.ilearner", ForeignLocationError),
+        ("http://127.0.0.1:10000/otheraccount/", "trainingoutput/p/run/model.ilearner", ForeignLocationError),
+        (ACCOUNT, "trainingoutput/p/other/model.ilearner", ForeignLocationError),
+        (ACCOUNT, "trainingoutput/p/run/../run/model.ilearner", Exception),
+        (ACCOUNT, "trainingoutput/p/run/%2e%2e/x.ilearner", Exception),
+        (ACCOUNT, None, ResponseFormatError),
+        (42, "trainingoutput/p/run/model.ilearner", ResponseFormatError),
+    ],
+)
 def test_foreign_or_malformed_locations_are_refused(base: object, relative: object, error: type[Exception]) -> None:
     with pytest.raises(error):
         check_result_location(base, relative, account_url=ACCOUNT, expected=EXPECTED)
@@ -80,7 +97,10 @@ def test_foreign_or_malformed_locations_are_refused(base: object, relative: obje
 
 def test_gate_names_the_champion_it_compared_with() -> None:
     gate = Gate(not_worse_than_serving=("AUC",))
-    assert decide(gate, {"AUC": 0.9}, {"AUC": 0.8}, compared_with="20261114T030000Z-1a2b3c4d").compared_with == "20261114T030000Z-1a2b3c4d"
+    assert (
+        decide(gate, {"AUC": 0.9}, {"AUC": 0.8}, compared_with="20261114T030000Z-1a2b3c4d").compared_with
+        == "20261114T030000Z-1a2b3c4d"
+    )
     assert decide(gate, {"AUC": 0.9}, None, compared_with=None).compared_with is None
 
 

@@ -115,10 +115,19 @@ def test_a_wide_history_costs_at_most_the_window_cap_and_a_very_wide_one_gives_t
     assert PollPlanner([100.0, 300.0, 1000.0, 3000.0, 10000.0, 30000.0], **POLICY).window is None
 
 
-@pytest.mark.parametrize("bad", [
-    {"first_s": 0.0}, {"first_s": math.nan}, {"max_s": 1.0}, {"fraction": 0.0}, {"fraction": 1.5},
-    {"precision": 0.0}, {"precision": 0.1}, {"lead_checks": -1},
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"first_s": 0.0},
+        {"first_s": math.nan},
+        {"max_s": 1.0},
+        {"fraction": 0.0},
+        {"fraction": 1.5},
+        {"precision": 0.0},
+        {"precision": 0.1},
+        {"lead_checks": -1},
+    ],
+)
 def test_invalid_parameters_are_refused(bad: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         PollPlanner([MEDIAN], **(POLICY | bad))  # type: ignore[arg-type]
@@ -140,7 +149,9 @@ histories = st.lists(st.one_of(durations, st.sampled_from([math.nan, math.inf, -
 
 @settings(max_examples=300, deadline=None)
 @given(history=histories, duration=durations)
-def test_from_the_window_on_a_job_is_never_seen_later_than_today_guarantees(history: list[float], duration: float) -> None:
+def test_from_the_window_on_a_job_is_never_seen_later_than_today_guarantees(
+    history: list[float], duration: float
+) -> None:
     planner = PollPlanner(history, **POLICY)
     lo = planner.window[0] if planner.window else 0.0
     calls, delay = watch(planner, duration)
@@ -166,7 +177,9 @@ def test_inside_the_window_a_job_is_seen_within_the_precision(history: list[floa
 
 @settings(max_examples=200, deadline=None)
 @given(history=st.lists(st.floats(600.0, 7 * 86400.0), min_size=1, max_size=20), factor=st.floats(0.0, 3.0))
-def test_for_jobs_of_ten_minutes_or_more_the_learned_schedule_calls_less_than_today(history: list[float], factor: float) -> None:
+def test_for_jobs_of_ten_minutes_or_more_the_learned_schedule_calls_less_than_today(
+    history: list[float], factor: float
+) -> None:
     planner = PollPlanner(history, **POLICY)
     duration = max(1.0, factor * statistics.median(history))
     assert watch(planner, duration)[0] <= watch(TODAY, duration)[0]

@@ -36,8 +36,12 @@ class BatchEndpointTarget(EndpointTarget):
         return config_of(self.target, AmlBatchTarget)
 
     def steps(self, model: ModelArtifact) -> tuple[RolloutStep, ...]:
-        return (RolloutStep("deploy"), RolloutStep("provisioned", mutates=False), RolloutStep("default"),
-                RolloutStep("cleanup", mutates=False, best_effort=True))
+        return (
+            RolloutStep("deploy"),
+            RolloutStep("provisioned", mutates=False),
+            RolloutStep("default"),
+            RolloutStep("cleanup", mutates=False, best_effort=True),
+        )
 
     def serves(self, deployment: Mapping[str, Any], model_id: str) -> bool:
         props = deployment.get("properties") or {}
@@ -47,16 +51,22 @@ class BatchEndpointTarget(EndpointTarget):
 
     def deployment_body(self, model: ModelArtifact, location: str) -> dict[str, Any]:
         spec = self.batch.deployment
-        props: dict[str, Any] = {"model": {"referenceType": "Id", "assetId": self.model_id(model)}, "compute": spec.compute_id,
-                                 "resources": {"instanceCount": spec.instance_count},
-                                 "description": f"{self.batch.model_name} version {model.version}, rolled out by pipeline "
-                                                f"{self.context.pipeline.name}"}
+        props: dict[str, Any] = {
+            "model": {"referenceType": "Id", "assetId": self.model_id(model)},
+            "compute": spec.compute_id,
+            "resources": {"instanceCount": spec.instance_count},
+            "description": f"{self.batch.model_name} version {model.version}, rolled out by pipeline "
+            f"{self.context.pipeline.name}",
+        }
         if spec.environment_id:
             props["environmentId"] = spec.environment_id
         if spec.code_id and spec.scoring_script:
             props["codeConfiguration"] = {"codeId": spec.code_id, "scoringScript": spec.scoring_script}
-        return {"location": location, "tags": {"retrain.pipeline": self.context.pipeline.name, "retrain.model_version": model.version or ""},
-                "properties": props}
+        return {
+            "location": location,
+            "tags": {"retrain.pipeline": self.context.pipeline.name, "retrain.model_version": model.version or ""},
+            "properties": props,
+        }
 
     def snapshot(self, endpoint: Mapping[str, Any]) -> dict[str, Any]:
         return {"default": _default(endpoint)}
@@ -86,13 +96,23 @@ class BatchEndpointTarget(EndpointTarget):
             endpoint = self.endpoint()
             props = properties(endpoint, "batch endpoint")
             if str(props.get("provisioningState")) not in TERMINAL:
-                raise ServiceError(f"endpoint {self.batch.endpoint} is {props.get('provisioningState')}", status=409, code="Busy",
-                                   service="Azure ML")
+                raise ServiceError(
+                    f"endpoint {self.batch.endpoint} is {props.get('provisioningState')}",
+                    status=409,
+                    code="Busy",
+                    service="Azure ML",
+                )
             identity = dict(endpoint.get("identity") or {"type": "SystemAssigned"})
-            body = {"location": endpoint.get("location"), "tags": endpoint.get("tags") or {},
-                    "identity": {"type": identity.get("type", "SystemAssigned")},
-                    "properties": {"authMode": props.get("authMode") or "AADToken", "description": props.get("description"),
-                                   "defaults": {"deploymentName": deployment}}}
+            body = {
+                "location": endpoint.get("location"),
+                "tags": endpoint.get("tags") or {},
+                "identity": {"type": identity.get("type", "SystemAssigned")},
+                "properties": {
+                    "authMode": props.get("authMode") or "AADToken",
+                    "description": props.get("description"),
+                    "defaults": {"deploymentName": deployment},
+                },
+            }
             _, _, operation = self.client.put((self.collection, self.batch.endpoint), body)
             return operation
 

@@ -48,8 +48,11 @@ class EndpointTarget:
         if not isinstance(self.target, AmlEndpointTarget):
             raise ConfigError(f"target {target_name!r} is not an Azure ML endpoint")
         self.config: AmlEndpointTarget = self.target
-        self.client = WorkspaceClient(self.config.workspace, credential_of(self.config.workspace, context.settings),
-                                      service_client(context, f"Azure ML endpoint {self.config.endpoint}", max_retry_after_s=5.0))
+        self.client = WorkspaceClient(
+            self.config.workspace,
+            credential_of(self.config.workspace, context.settings),
+            service_client(context, f"Azure ML endpoint {self.config.endpoint}", max_retry_after_s=5.0),
+        )
 
     # ---- helpers --------------------------------------------------------------------------------
 
@@ -88,8 +91,14 @@ class EndpointTarget:
         conflicts = int(state.get("conflicts", 0)) + 1
         return StepResult.wait(wait_hint(exc), {**state, "conflicts": conflicts}, conflicts=conflicts, **progress)
 
-    def mutate(self, step: str, state: Mapping[str, Any], send: Callable[[], Operation | None],
-               settled: Callable[[], str | None], **progress: Any) -> StepResult:
+    def mutate(
+        self,
+        step: str,
+        state: Mapping[str, Any],
+        send: Callable[[], Operation | None],
+        settled: Callable[[], str | None],
+        **progress: Any,
+    ) -> StepResult:
         """Send a change once for `step`, follow its operation, then confirm with `settled()`.
 
         `settled()` answers None when the change shows (done), "wait" while it does not yet, or
@@ -111,7 +120,9 @@ class EndpointTarget:
                 wait, state = next_look(state, operation)
                 return StepResult.wait(wait, state, **progress)
             if status.lower() != "succeeded":
-                return StepResult.failed(f"{step}: the operation ended {status}: {error or 'no details'}", state, **progress)
+                return StepResult.failed(
+                    f"{step}: the operation ended {status}: {error or 'no details'}", state, **progress
+                )
             state["op"] = None
         outcome = settled()
         if outcome == "wait":
@@ -139,8 +150,10 @@ class EndpointTarget:
         name = str(state["deployment"])
 
         def send() -> Operation:
-            _, _, operation = self.client.put((self.collection, self.config.endpoint, "deployments", name),
-                                              self.deployment_body(model, str(state.get("location") or "")))
+            _, _, operation = self.client.put(
+                (self.collection, self.config.endpoint, "deployments", name),
+                self.deployment_body(model, str(state.get("location") or "")),
+            )
             return operation
 
         try:
@@ -168,8 +181,12 @@ class EndpointTarget:
         if current == "Succeeded":
             return StepResult.done(done, deployment=name, provisioning=current)
         if current in ("Failed", "Canceled", "Missing"):
-            return StepResult.failed(f"deployment {name} failed to provision ({current}): {error or self.logs(name) or 'no details'}",
-                                     done, deployment=name, provisioning=current)
+            return StepResult.failed(
+                f"deployment {name} failed to provision ({current}): {error or self.logs(name) or 'no details'}",
+                done,
+                deployment=name,
+                provisioning=current,
+            )
         wait, looked = next_look(state, operation)
         return StepResult.wait(wait, looked, deployment=name, provisioning=current)
 
@@ -186,7 +203,10 @@ class EndpointTarget:
             idle.sort(key=lambda d: str((d.get("systemData") or {}).get("createdAt", "")), reverse=True)
             deleted = []
             for old in idle[keep:]:
-                if self.client.delete(self.collection, self.config.endpoint, "deployments", str(old.get("name"))) is not None:
+                if (
+                    self.client.delete(self.collection, self.config.endpoint, "deployments", str(old.get("name")))
+                    is not None
+                ):
                     deleted.append(str(old.get("name")))
         except ServiceError as exc:
             return StepResult.done(dict(state), cleanup_error=str(exc)[:300])
@@ -212,4 +232,3 @@ class EndpointTarget:
 
     def steps(self, model: ModelArtifact) -> tuple[RolloutStep, ...]:
         raise NotImplementedError
-

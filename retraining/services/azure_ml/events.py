@@ -32,7 +32,11 @@ class JobEnded:
 
 def job_ended(event_type: str, topic: str | None, data: Any, pipelines: Iterable[Pipeline]) -> JobEnded | None:
     """The run whose job an event says ended, if the event is one of ours; else None."""
-    if event_type not in (RUN_STATUS_CHANGED, RUN_COMPLETED) or not isinstance(data, dict) or not isinstance(topic, str):
+    if (
+        event_type not in (RUN_STATUS_CHANGED, RUN_COMPLETED)
+        or not isinstance(data, dict)
+        or not isinstance(topic, str)
+    ):
         return None
     status = "completed" if event_type == RUN_COMPLETED else data.get("runStatus")
     if not isinstance(status, str) or status.lower() not in TERMINAL:
@@ -43,7 +47,10 @@ def job_ended(event_type: str, topic: str | None, data: Any, pipelines: Iterable
         return None
     for pipeline in pipelines:
         training = pipeline.training
-        if (pipeline.name == match["pipeline"] and isinstance(training, AmlCommandTraining)
-                and training.workspace.resource_id.lower() == topic.lower().rstrip("/")):
+        if (
+            pipeline.name == match["pipeline"]
+            and isinstance(training, AmlCommandTraining)
+            and training.workspace.resource_id.lower() == topic.lower().rstrip("/")
+        ):
             return JobEnded(pipeline.name, match["run"], status.lower())
     return None

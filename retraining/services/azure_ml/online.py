@@ -53,10 +53,18 @@ def endpoint_body(endpoint: Mapping[str, Any], traffic: Mapping[str, int], mirro
     body_identity: dict[str, Any] = {"type": identity.get("type", "SystemAssigned")}
     if isinstance(identity.get("userAssignedIdentities"), dict):
         body_identity["userAssignedIdentities"] = {k: {} for k in identity["userAssignedIdentities"]}
-    return {"location": endpoint.get("location"), "tags": endpoint.get("tags") or {}, "identity": body_identity,
-            "properties": {"authMode": props.get("authMode"), "description": props.get("description"),
-                           "publicNetworkAccess": props.get("publicNetworkAccess") or "Enabled",
-                           "traffic": dict(traffic), "mirrorTraffic": dict(mirror)}}
+    return {
+        "location": endpoint.get("location"),
+        "tags": endpoint.get("tags") or {},
+        "identity": body_identity,
+        "properties": {
+            "authMode": props.get("authMode"),
+            "description": props.get("description"),
+            "publicNetworkAccess": props.get("publicNetworkAccess") or "Enabled",
+            "traffic": dict(traffic),
+            "mirrorTraffic": dict(mirror),
+        },
+    }
 
 
 class OnlineEndpointTarget(EndpointTarget):
@@ -70,9 +78,15 @@ class OnlineEndpointTarget(EndpointTarget):
         config = self.online
         steps = [RolloutStep("deploy"), RolloutStep("provisioned", mutates=False), RolloutStep("smoke", mutates=False)]
         if config.mirror_percent:
-            steps += [RolloutStep("mirror", bake_s=config.mirror_bake.total_seconds()), RolloutStep("check_mirror", mutates=False)]
+            steps += [
+                RolloutStep("mirror", bake_s=config.mirror_bake.total_seconds()),
+                RolloutStep("check_mirror", mutates=False),
+            ]
         for percent in config.traffic_steps:
-            steps += [RolloutStep(f"traffic_{percent}", bake_s=config.bake.total_seconds()), RolloutStep(f"check_{percent}", mutates=False)]
+            steps += [
+                RolloutStep(f"traffic_{percent}", bake_s=config.bake.total_seconds()),
+                RolloutStep(f"check_{percent}", mutates=False),
+            ]
         return (*steps, RolloutStep("cleanup", mutates=False, best_effort=True))
 
     # ---- seam ------------------------------------------------------------------------------------------
@@ -83,16 +97,23 @@ class OnlineEndpointTarget(EndpointTarget):
 
     def deployment_body(self, model: ModelArtifact, location: str) -> dict[str, Any]:
         spec = self.online.deployment
-        props: dict[str, Any] = {"endpointComputeType": "Managed", "model": self.model_id(model), "instanceType": spec.instance_type,
-                                 "description": f"{self.online.model_name} version {model.version}, rolled out by pipeline "
-                                                f"{self.context.pipeline.name}"}
+        props: dict[str, Any] = {
+            "endpointComputeType": "Managed",
+            "model": self.model_id(model),
+            "instanceType": spec.instance_type,
+            "description": f"{self.online.model_name} version {model.version}, rolled out by pipeline "
+            f"{self.context.pipeline.name}",
+        }
         if spec.environment_id:
             props["environmentId"] = spec.environment_id
         if spec.code_id and spec.scoring_script:
             props["codeConfiguration"] = {"codeId": spec.code_id, "scoringScript": spec.scoring_script}
-        return {"location": location, "sku": {"name": "Default", "capacity": spec.instance_count},
-                "tags": {"retrain.pipeline": self.context.pipeline.name, "retrain.model_version": model.version or ""},
-                "properties": props}
+        return {
+            "location": location,
+            "sku": {"name": "Default", "capacity": spec.instance_count},
+            "tags": {"retrain.pipeline": self.context.pipeline.name, "retrain.model_version": model.version or ""},
+            "properties": props,
+        }
 
     def snapshot(self, endpoint: Mapping[str, Any]) -> dict[str, Any]:
         props = properties(endpoint, f"endpoint {self.online.endpoint}")
@@ -100,8 +121,14 @@ class OnlineEndpointTarget(EndpointTarget):
 
     def logs(self, name: str) -> str | None:
         try:
-            body = self.client.post(self.collection, self.online.endpoint, "deployments", name, "getLogs",
-                                    body={"containerType": "StorageInitializer", "tail": 20}).json()
+            body = self.client.post(
+                self.collection,
+                self.online.endpoint,
+                "deployments",
+                name,
+                "getLogs",
+                body={"containerType": "StorageInitializer", "tail": 20},
+            ).json()
         except (ServiceError, ValueError):
             return None
         content = body.get("content") if isinstance(body, dict) else None
@@ -149,7 +176,9 @@ class OnlineEndpointTarget(EndpointTarget):
             return StepResult.failed(f"smoke test: {exc}", dict(state), deployment=name)
         why = self._scorer().smoke(name, model.columns, rows)
         if why is not None:
-            return StepResult.failed(f"smoke test of deployment {name} failed: {why}", dict(state), deployment=name, smoke="failed")
+            return StepResult.failed(
+                f"smoke test of deployment {name} failed: {why}", dict(state), deployment=name, smoke="failed"
+            )
         return StepResult.done(dict(state), deployment=name, smoke=f"{len(rows)} rows scored")
 
     def _check(self, step: str, model: ModelArtifact, state: Mapping[str, Any]) -> StepResult:
@@ -161,23 +190,36 @@ class OnlineEndpointTarget(EndpointTarget):
         result = self._scorer().probe(name, model.columns, rows, health.probes)
         shown = result.to_dict() | {"step": step}
         if result.error_rate > health.max_error_rate:
-            return StepResult.failed(f"{step}: deployment {name} failed {result.errors} of {result.probes} probes "
-                                     f"({result.error_rate:.0%} > {health.max_error_rate:.0%}; last: {result.last_error})",
-                                     dict(state), health=shown)
+            return StepResult.failed(
+                f"{step}: deployment {name} failed {result.errors} of {result.probes} probes "
+                f"({result.error_rate:.0%} > {health.max_error_rate:.0%}; last: {result.last_error})",
+                dict(state),
+                health=shown,
+            )
         if result.p95_ms > health.max_latency_ms:
-            return StepResult.failed(f"{step}: deployment {name} answered in {result.p95_ms:.0f} ms at the 95th percentile "
-                                     f"(> {health.max_latency_ms:.0f} ms)", dict(state), health=shown)
+            return StepResult.failed(
+                f"{step}: deployment {name} answered in {result.p95_ms:.0f} ms at the 95th percentile "
+                f"(> {health.max_latency_ms:.0f} ms)",
+                dict(state),
+                health=shown,
+            )
         return StepResult.done(dict(state), health=shown)
 
     def _scorer(self) -> Scorer:
         return Scorer(self.client, self.endpoint(), service_client(self.context, f"scoring {self.online.endpoint}"))
 
-    def _shift(self, step: str, state: Mapping[str, Any], *, percent: int | None = None, mirror_percent: int | None = None) -> StepResult:
+    def _shift(
+        self, step: str, state: Mapping[str, Any], *, percent: int | None = None, mirror_percent: int | None = None
+    ) -> StepResult:
         before = state.get("before") or {}
         new = str(state["deployment"])
         if percent is not None:
             traffic = split(before.get("traffic") or {}, new, percent)
-            mirror = {k: int(v) for k, v in (before.get("mirror") or {}).items() if k.lower() != new.lower() and int(v) and k not in traffic}
+            mirror = {
+                k: int(v)
+                for k, v in (before.get("mirror") or {}).items()
+                if k.lower() != new.lower() and int(v) and k not in traffic
+            }
         else:
             traffic = dict(before.get("traffic") or {})
             mirror = {new: int(mirror_percent or 0)}
@@ -194,8 +236,12 @@ class OnlineEndpointTarget(EndpointTarget):
             endpoint = self.endpoint()
             current = str(properties(endpoint, "endpoint").get("provisioningState"))
             if current not in TERMINAL:
-                raise ServiceError(f"endpoint {self.online.endpoint} is {current}", status=409, code="Busy", service="Azure ML")
-            _, _, operation = self.client.put((self.collection, self.online.endpoint), endpoint_body(endpoint, traffic, mirror))
+                raise ServiceError(
+                    f"endpoint {self.online.endpoint} is {current}", status=409, code="Busy", service="Azure ML"
+                )
+            _, _, operation = self.client.put(
+                (self.collection, self.online.endpoint), endpoint_body(endpoint, traffic, mirror)
+            )
             return operation
 
         def settled() -> str | None:

@@ -37,8 +37,13 @@ class Health:
         return self.errors / self.probes if self.probes else 1.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"probes": self.probes, "errors": self.errors, "error_rate": round(self.error_rate, 4), "p95_ms": round(self.p95_ms, 1),
-                "last_error": self.last_error}
+        return {
+            "probes": self.probes,
+            "errors": self.errors,
+            "error_rate": round(self.error_rate, 4),
+            "p95_ms": round(self.p95_ms, 1),
+            "last_error": self.last_error,
+        }
 
 
 class Scorer:
@@ -68,7 +73,9 @@ class Scorer:
             raise ResponseFormatError(f"endpoint {name}: no scoring credential in the answer")
         return key
 
-    def score(self, deployment: str | None, columns: tuple[str, ...], rows: list[list[Any]], credential: str) -> tuple[bool, float, str | None]:
+    def score(
+        self, deployment: str | None, columns: tuple[str, ...], rows: list[list[Any]], credential: str
+    ) -> tuple[bool, float, str | None]:
         """(answered well, latency ms, what went wrong) of one scoring request."""
         headers = {"Authorization": f"Bearer {credential}", "Content-Type": "application/json"}
         if deployment:

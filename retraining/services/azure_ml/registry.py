@@ -47,19 +47,32 @@ def versions(client: WorkspaceClient, name: str, tag: str) -> list[dict[str, Any
 
 
 def _body(config: AmlCommandTraining, model: ModelArtifact, provenance: Provenance) -> dict[str, Any]:
-    lineage = {"retrain.pipeline": provenance.pipeline, RUN_TAG: provenance.run_id, "retrain.job": provenance.job_id,
-               "retrain.data": provenance.data, "retrain.data_etag": provenance.data_etag or "", "retrain.sha256": model.sha256,
-               "retrain.size": str(model.size), "retrain.trigger": provenance.trigger[:256]}
+    lineage = {
+        "retrain.pipeline": provenance.pipeline,
+        RUN_TAG: provenance.run_id,
+        "retrain.job": provenance.job_id,
+        "retrain.data": provenance.data,
+        "retrain.data_etag": provenance.data_etag or "",
+        "retrain.sha256": model.sha256,
+        "retrain.size": str(model.size),
+        "retrain.trigger": provenance.trigger[:256],
+    }
     metrics = {f"metric.{k}"[:128]: f"{v:.6g}" for k, v in list(model.metrics.items())[:METRIC_TAGS]}
-    return {"properties": {
-        "modelUri": model.location, "modelType": "custom_model", "jobName": provenance.job_id,
-        "description": f"Run {provenance.run_id} of pipeline {provenance.pipeline}, trained on {provenance.data}",
-        "tags": lineage | metrics,
-        "properties": lineage | {"retrain.metrics": json.dumps(dict(model.metrics), sort_keys=True)[:4000]},
-    }}
+    return {
+        "properties": {
+            "modelUri": model.location,
+            "modelType": "custom_model",
+            "jobName": provenance.job_id,
+            "description": f"Run {provenance.run_id} of pipeline {provenance.pipeline}, trained on {provenance.data}",
+            "tags": lineage | metrics,
+            "properties": lineage | {"retrain.metrics": json.dumps(dict(model.metrics), sort_keys=True)[:4000]},
+        }
+    }
 
 
-def register(client: WorkspaceClient, config: AmlCommandTraining, model: ModelArtifact, provenance: Provenance) -> ModelArtifact:
+def register(
+    client: WorkspaceClient, config: AmlCommandTraining, model: ModelArtifact, provenance: Provenance
+) -> ModelArtifact:
     name = config.model_name
     for earlier in versions(client, name, f"{RUN_TAG}={provenance.run_id}"):
         if properties(earlier, f"model {name}").get("modelUri") == model.location:
@@ -76,8 +89,12 @@ def register(client: WorkspaceClient, config: AmlCommandTraining, model: ModelAr
             raise
         if status == 201 or properties(answer, f"model {name} version {version}").get("modelUri") == model.location:
             return replace(model, version=version)
-    raise ServiceError(f"model {name}: no free version after {ATTEMPTS} attempts (other writers keep taking them)",
-                       status=409, code="VersionConflict", service="Azure ML")
+    raise ServiceError(
+        f"model {name}: no free version after {ATTEMPTS} attempts (other writers keep taking them)",
+        status=409,
+        code="VersionConflict",
+        service="Azure ML",
+    )
 
 
 def _retag(client: WorkspaceClient, name: str, found: dict[str, Any], tags: dict[str, str]) -> None:

@@ -35,11 +35,14 @@ MAX_METRICS = 200
 
 
 def workspace_client(context: ServiceContext, config: AmlCommandTraining | Any, what: str) -> WorkspaceClient:
-    return WorkspaceClient(config.workspace, credential_of(config.workspace, context.settings), service_client(context, what, max_retry_after_s=5.0))
+    return WorkspaceClient(
+        config.workspace,
+        credential_of(config.workspace, context.settings),
+        service_client(context, what, max_retry_after_s=5.0),
+    )
 
 
 class AmlCommandJobs:
-
     def __init__(self, context: ServiceContext) -> None:
         self.context = context
         self.config = config_of(context.pipeline.training, AmlCommandTraining)
@@ -51,7 +54,9 @@ class AmlCommandJobs:
         return f"{self.context.pipeline.name}-{run_id}"
 
     def _folder(self, run_id: str) -> str:
-        return f"azureml://datastores/{self.config.output_datastore}/paths/retrain/{self.context.pipeline.name}/{run_id}/"
+        return (
+            f"azureml://datastores/{self.config.output_datastore}/paths/retrain/{self.context.pipeline.name}/{run_id}/"
+        )
 
     def _outputs(self, run_id: str) -> dict[str, str]:
         outputs = {"model": self._folder(run_id) + "model/"}
@@ -62,20 +67,36 @@ class AmlCommandJobs:
     def _body(self, run_id: str, data: BlobPath) -> dict[str, Any]:
         config, pipeline = self.config, self.context.pipeline
         outputs = self._outputs(run_id)
-        inputs: dict[str, Any] = {config.data_input: {"jobInputType": "uri_file", "uri": self.context.storage.url_of(data),
-                                                      "mode": "Download"}}
+        inputs: dict[str, Any] = {
+            config.data_input: {
+                "jobInputType": "uri_file",
+                "uri": self.context.storage.url_of(data),
+                "mode": "Download",
+            }
+        }
         inputs |= {name: {"jobInputType": "literal", "value": value} for name, value in config.parameters.items()}
-        job_outputs: dict[str, Any] = {config.model_output: {"jobOutputType": "custom_model", "mode": "Upload", "uri": outputs["model"]}}
+        job_outputs: dict[str, Any] = {
+            config.model_output: {"jobOutputType": "custom_model", "mode": "Upload", "uri": outputs["model"]}
+        }
         if config.metrics_output:
-            job_outputs[config.metrics_output] = {"jobOutputType": "uri_file", "mode": "Upload", "uri": outputs["metrics"]}
+            job_outputs[config.metrics_output] = {
+                "jobOutputType": "uri_file",
+                "mode": "Upload",
+                "uri": outputs["metrics"],
+            }
         props: dict[str, Any] = {
-            "jobType": "Command", "displayName": f"{pipeline.name} {run_id}", "experimentName": config.experiment,
+            "jobType": "Command",
+            "displayName": f"{pipeline.name} {run_id}",
+            "experimentName": config.experiment,
             "description": f"Retraining run {run_id} of pipeline {pipeline.name} on {data}",
             "tags": {"retrain.pipeline": pipeline.name, "retrain.run_id": run_id},
-            "command": config.command, "environmentId": config.environment_id, "computeId": config.compute_id,
+            "command": config.command,
+            "environmentId": config.environment_id,
+            "computeId": config.compute_id,
             "resources": {"instanceCount": config.instance_count},
             "limits": {"jobLimitsType": "Command", "timeout": f"PT{int(pipeline.policy.timeout.total_seconds())}S"},
-            "inputs": inputs, "outputs": job_outputs,
+            "inputs": inputs,
+            "outputs": job_outputs,
         }
         if config.code_id:
             props["codeId"] = config.code_id
@@ -110,7 +131,9 @@ class AmlCommandJobs:
         if status == "Completed":
             return self._check_outputs(job, props)
         if status == "Failed":
-            return JobStatusView(JobState.FAILED, client.run_error(job.job_id) or "the job failed (run history gave no reason)")
+            return JobStatusView(
+                JobState.FAILED, client.run_error(job.job_id) or "the job failed (run history gave no reason)"
+            )
         if status == "Canceled":
             return JobStatusView(JobState.CANCELLED, "the job was canceled")
         if status in RUNNING:
@@ -125,8 +148,11 @@ class AmlCommandJobs:
             output = reported.get(names.get(key) or "")
             uri = output.get("uri") if isinstance(output, dict) else None
             if not isinstance(uri, str) or uri.rstrip("/") != expected.rstrip("/"):
-                return JobStatusView(JobState.FAILED, f"refused the job's results: output {names.get(key)!r} is at {str(uri)[:200]!r}, "
-                                                      f"not where the run asked ({expected})")
+                return JobStatusView(
+                    JobState.FAILED,
+                    f"refused the job's results: output {names.get(key)!r} is at {str(uri)[:200]!r}, "
+                    f"not where the run asked ({expected})",
+                )
         return JobStatusView(JobState.FINISHED, "Completed")
 
     def cancel(self, job: SubmittedJob) -> None:
@@ -147,7 +173,7 @@ class AmlCommandJobs:
         for name in files:
             file_size, file_hash = storage.digest(BlobPath(container, name))
             size += file_size
-            manifest.update(f"{name[len(folder):]}\0{file_hash}\n".encode())
+            manifest.update(f"{name[len(folder) :]}\0{file_hash}\n".encode())
         if size == 0:
             raise ResponseFormatError(f"the trained model {job.outputs['model']} is empty")
         metrics = self._metrics(client, job, storage, container)
@@ -180,7 +206,7 @@ def _datastore_path(uri: str, store: str) -> tuple[str, str]:
     prefix = f"azureml://datastores/{store}/paths/"
     if not uri.startswith(prefix):
         raise ResponseFormatError(f"{uri} is not in datastore {store!r}")
-    return uri[len(prefix):], store
+    return uri[len(prefix) :], store
 
 
 _FOREIGN: dict[tuple[str, int], Any] = {}
@@ -204,6 +230,9 @@ def parse_json_metrics(data: bytes) -> dict[str, float]:
         raise ResponseFormatError("metrics.json is not JSON") from None
     if not isinstance(raw, dict):
         raise ResponseFormatError("metrics.json must be one JSON object of metric names to numbers")
-    metrics = {str(k)[:100]: float(v) for k, v in raw.items()
-               if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
+    metrics = {
+        str(k)[:100]: float(v)
+        for k, v in raw.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    }
     return dict(list(metrics.items())[:MAX_METRICS])

@@ -40,8 +40,9 @@ def credential_of(workspace: Workspace, settings: Settings) -> TokenCredential:
     cred = workspace.credential
     secret = settings.optional_secret(cred.client_secret_setting) if cred.client_secret_setting else None
     if secret:
-        return service_principal(cred.tenant or "", cred.client_id or "", secret, authority=cred.authority_host,
-                                 ca_bundle=settings.ca_bundle)
+        return service_principal(
+            cred.tenant or "", cred.client_id or "", secret, authority=cred.authority_host, ca_bundle=settings.ca_bundle
+        )
     return managed_identity(cred.client_id)
 
 
@@ -74,15 +75,22 @@ class WorkspaceClient:
 
     def url(self, *segments: str, query: str = "") -> str:
         path = "".join("/" + quote(s, safe="") for s in segments)
-        return f"{self.workspace.management_endpoint}{self.workspace.resource_id}{path}?api-version={API_VERSION}{query}"
+        return (
+            f"{self.workspace.management_endpoint}{self.workspace.resource_id}{path}?api-version={API_VERSION}{query}"
+        )
 
     def headers(self, scope: str = ARM_SCOPE) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self._credential.get_token(scope).token}", "Content-Type": "application/json"}
+        return {
+            "Authorization": f"Bearer {self._credential.get_token(scope).token}",
+            "Content-Type": "application/json",
+        }
 
     def token(self, scope: str) -> str:
         return self._credential.get_token(scope).token
 
-    def call(self, method: str, url: str, body: Any = None, ok: tuple[int, ...] = (200, 201, 202, 204)) -> requests.Response:
+    def call(
+        self, method: str, url: str, body: Any = None, ok: tuple[int, ...] = (200, 201, 202, 204)
+    ) -> requests.Response:
         return self._http.request(method, url, headers=self.headers(), json=body, ok=ok)
 
     def get(self, *segments: str, query: str = "") -> dict[str, Any] | None:
@@ -147,7 +155,11 @@ class WorkspaceClient:
             raise ConfigError(f"workspace {self.workspace.resource_id.rsplit('/', 1)[-1]} has no datastore {name!r}")
         props = properties(found, f"datastore {name}")
         account, container = props.get("accountName"), props.get("containerName")
-        if props.get("datastoreType") not in (None, "AzureBlob") or not isinstance(account, str) or not isinstance(container, str):
+        if (
+            props.get("datastoreType") not in (None, "AzureBlob")
+            or not isinstance(account, str)
+            or not isinstance(container, str)
+        ):
             raise ResponseFormatError(f"datastore {name!r} is not a blob container datastore")
         suffix = props.get("endpoint") if isinstance(props.get("endpoint"), str) else "core.windows.net"
         return f"https://{account}.blob.{suffix}", container
@@ -173,19 +185,28 @@ class WorkspaceClient:
 
     def run_metrics(self, job: str) -> dict[str, float]:
         """The job's latest MLflow metrics (the run id is the job name); {} if none can be read."""
-        url = self._region_url(f"/mlflow/v1.0{self.workspace.resource_id}/api/2.0/mlflow/runs/get?run_id={quote(job, safe='')}")
+        url = self._region_url(
+            f"/mlflow/v1.0{self.workspace.resource_id}/api/2.0/mlflow/runs/get?run_id={quote(job, safe='')}"
+        )
         if url is None:
             return {}
         try:
             body = json_body(self._http.request("GET", url, headers=self.headers(), ok=(200,)), "MLflow run")
         except (ServiceError, ResponseFormatError):
             return {}
-        data = body.get("run", {}).get("data", {}) if isinstance(body, dict) and isinstance(body.get("run"), dict) else {}
+        data = (
+            body.get("run", {}).get("data", {}) if isinstance(body, dict) and isinstance(body.get("run"), dict) else {}
+        )
         metrics = data.get("metrics") if isinstance(data, dict) else None
         found: dict[str, float] = {}
         for item in metrics if isinstance(metrics, list) else []:
             value = item.get("value") if isinstance(item, dict) else None
-            if isinstance(item, dict) and isinstance(item.get("key"), str) and isinstance(value, (int, float)) and not isinstance(value, bool):
+            if (
+                isinstance(item, dict)
+                and isinstance(item.get("key"), str)
+                and isinstance(value, (int, float))
+                and not isinstance(value, bool)
+            ):
                 found[item["key"][:100]] = float(value)
         return found
 

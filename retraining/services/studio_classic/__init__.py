@@ -41,15 +41,17 @@ def _next_look(state: Mapping[str, Any]) -> float:
 
 
 class BesTraining:
-
     def __init__(self, context: ServiceContext) -> None:
         self.context = context
         self.training = config_of(context.pipeline.training, StudioBesTraining)
 
     def _client(self) -> BatchExecutionClient:
         settings = self.context.settings
-        return BatchExecutionClient(self.training.ml_endpoint, settings.secret(self.training.api_key_setting),
-                                    service_client(self.context, "BES"))
+        return BatchExecutionClient(
+            self.training.ml_endpoint,
+            settings.secret(self.training.api_key_setting),
+            service_client(self.context, "BES"),
+        )
 
     def _outputs(self, run_id: str) -> dict[str, BlobPath]:
         """Each run writes to a folder of its own, so no earlier model is ever overwritten."""
@@ -67,14 +69,21 @@ class BesTraining:
         storage.ensure_container(self.context.pipeline.output_container or "")
 
         def ref(path: BlobPath, *, write: bool) -> dict[str, Any]:
-            return {"ConnectionString": None, "BaseLocation": storage.account_url, "RelativeLocation": str(path),
-                    "SasBlobToken": storage.sas(path, read=not write, write=write, lifetime=lifetime)}
+            return {
+                "ConnectionString": None,
+                "BaseLocation": storage.account_url,
+                "RelativeLocation": str(path),
+                "SasBlobToken": storage.sas(path, read=not write, write=write, lifetime=lifetime),
+            }
 
         ports = {self.training.model_output: ref(outputs["model"], write=True)}
         if "metrics" in outputs and self.training.evaluation_output:
             ports[self.training.evaluation_output] = ref(outputs["metrics"], write=True)
-        body = {"Inputs": {self.training.input_name: ref(data, write=False)}, "Outputs": ports,
-                "GlobalParameters": dict(self.training.global_parameters)}
+        body = {
+            "Inputs": {self.training.input_name: ref(data, write=False)},
+            "Outputs": ports,
+            "GlobalParameters": dict(self.training.global_parameters),
+        }
         job_id = self._client().submit(body)
         return SubmittedJob(self.context.pipeline.name, run_id, job_id, {k: str(v) for k, v in outputs.items()})
 
@@ -93,11 +102,17 @@ class BesTraining:
                 result = status.results.get(name)
                 if result is None:
                     raise ResponseFormatError(f"job {job.job_id} finished without output {name!r}")
-                check_result_location(result.get("BaseLocation"), result.get("RelativeLocation"),
-                                      account_url=self.context.storage.account_url, expected=path)
+                check_result_location(
+                    result.get("BaseLocation"),
+                    result.get("RelativeLocation"),
+                    account_url=self.context.storage.account_url,
+                    expected=path,
+                )
         except (ForeignLocationError, ResponseFormatError) as exc:
             # Retrying cannot change a finished job's results: the run ends here, and nothing is promoted.
-            logger.error("pipeline %s run %s: refused the results of job %s: %s", job.pipeline, job.run_id, job.job_id, exc)
+            logger.error(
+                "pipeline %s run %s: refused the results of job %s: %s", job.pipeline, job.run_id, job.job_id, exc
+            )
             return JobStatusView(JobState.FAILED, f"refused the job's results: {exc}")
         return JobStatusView(JobState.FINISHED, status.details)
 
@@ -148,7 +163,9 @@ class _StudioTarget:
         return StepResult.wait(look, {**state, "look_s": look}, serving="updating")
 
     def roll_back(self, model: ModelArtifact, state: Mapping[str, Any]) -> StepResult:
-        return StepResult.done(dict(state), note="nothing to undo: the service keeps its previous model until a swap succeeds")
+        return StepResult.done(
+            dict(state), note="nothing to undo: the service keeps its previous model until a swap succeeds"
+        )
 
     def apply(self, model: BlobPath) -> None:
         raise NotImplementedError
@@ -161,11 +178,17 @@ class ClassicEndpointTarget(_StudioTarget):
     def _client(self) -> ClassicEndpointClient:
         config = config_of(self.target, ClassicTargetConfig)
         secret = self.context.settings.secret(config.api_key_setting)
-        return ClassicEndpointClient(config.update_resource_endpoint, secret, service_client(self.context, f"endpoint {self.target.name}"))
+        return ClassicEndpointClient(
+            config.update_resource_endpoint, secret, service_client(self.context, f"endpoint {self.target.name}")
+        )
 
     def apply(self, model: BlobPath) -> None:
-        self._client().update_resource(self.config.trained_model_name, base_location=self.context.storage.account_url,
-                                       relative_location=str(model), sas_token=self._sas(model))
+        self._client().update_resource(
+            self.config.trained_model_name,
+            base_location=self.context.storage.account_url,
+            relative_location=str(model),
+            sas_token=self._sas(model),
+        )
 
     def serves(self, model: BlobPath) -> bool:
         return self._client().resource_location(self.config.trained_model_name) == str(model)
@@ -174,13 +197,21 @@ class ClassicEndpointTarget(_StudioTarget):
 class ArmWebServiceTarget(_StudioTarget):
     def _client(self) -> ArmWebServiceClient:
         settings, target = self.context.settings, config_of(self.target, ArmTargetConfig)
-        credential = service_principal(target.tenant, target.service_principal_id, settings.secret(target.service_principal_key_setting),
-                                       authority=target.authority_host, ca_bundle=settings.ca_bundle)
-        return ArmWebServiceClient(target.update_resource_endpoint, credential, service_client(self.context, f"web service {target.name}"))
+        credential = service_principal(
+            target.tenant,
+            target.service_principal_id,
+            settings.secret(target.service_principal_key_setting),
+            authority=target.authority_host,
+            ca_bundle=settings.ca_bundle,
+        )
+        return ArmWebServiceClient(
+            target.update_resource_endpoint, credential, service_client(self.context, f"web service {target.name}")
+        )
 
     def apply(self, model: BlobPath) -> None:
-        self._client().update_trained_model(self.config.trained_model_name, uri=self.context.storage.url_of(model),
-                                            credentials=self._sas(model))
+        self._client().update_trained_model(
+            self.config.trained_model_name, uri=self.context.storage.url_of(model), credentials=self._sas(model)
+        )
 
     def run_step(self, step: RolloutStep, model: ModelArtifact, state: Mapping[str, Any]) -> StepResult:
         if step.name != "confirm":
@@ -189,6 +220,8 @@ class ArmWebServiceTarget(_StudioTarget):
         if provisioning == "Succeeded":
             return StepResult.done(dict(state), serving=model.sha256[:12], provisioning=provisioning)
         if provisioning == "Failed":
-            return StepResult.failed("provisioning the updated web service failed", dict(state), provisioning=provisioning)
+            return StepResult.failed(
+                "provisioning the updated web service failed", dict(state), provisioning=provisioning
+            )
         look = _next_look(state)
         return StepResult.wait(look, {**state, "look_s": look}, provisioning=provisioning)

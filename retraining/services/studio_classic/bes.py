@@ -16,7 +16,13 @@ from ...http import ServiceClient, json_body
 from ...models import JobState
 
 API_VERSION = "2.0"
-_NUMERIC_STATES = {0: JobState.NOT_STARTED, 1: JobState.RUNNING, 2: JobState.FAILED, 3: JobState.CANCELLED, 4: JobState.FINISHED}
+_NUMERIC_STATES = {
+    0: JobState.NOT_STARTED,
+    1: JobState.RUNNING,
+    2: JobState.FAILED,
+    3: JobState.CANCELLED,
+    4: JobState.FINISHED,
+}
 _JOB_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 
 
@@ -33,7 +39,9 @@ def jobs_url(ml_endpoint: str) -> str:
     path = parts.path.rstrip("/")
     if not path.endswith("/jobs"):
         if not re.search(r"/(workspaces|subscriptions)/[^/]+/services/[^/]+$", path):
-            raise ConfigError(f"mlEndpoint {urlunsplit((parts.scheme, parts.netloc, path, '', ''))} is not a BES jobs URL")
+            raise ConfigError(
+                f"mlEndpoint {urlunsplit((parts.scheme, parts.netloc, path, '', ''))} is not a BES jobs URL"
+            )
         path += "/jobs"
     return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
 

@@ -26,9 +26,21 @@ class ClassicEndpointClient:
         self._headers = {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"}
         self._http = http
 
-    def update_resource(self, resource_name: str, *, base_location: str, relative_location: str, sas_token: str) -> None:
-        body = {"Resources": [{"Name": resource_name, "Location": {
-            "BaseLocation": base_location, "RelativeLocation": relative_location, "SasBlobToken": sas_token}}]}
+    def update_resource(
+        self, resource_name: str, *, base_location: str, relative_location: str, sas_token: str
+    ) -> None:
+        body = {
+            "Resources": [
+                {
+                    "Name": resource_name,
+                    "Location": {
+                        "BaseLocation": base_location,
+                        "RelativeLocation": relative_location,
+                        "SasBlobToken": sas_token,
+                    },
+                }
+            ]
+        }
         self._http.request("PATCH", self._url, headers=self._headers, json=body, ok=(200, 202, 204))
 
     def resource_location(self, resource_name: str) -> str | None:
@@ -69,12 +81,18 @@ class ArmWebServiceClient:
             raise ResponseFormatError("web service definition has no assets")
         matches = [key for key, asset in assets.items() if isinstance(asset, dict) and asset.get("name") == asset_name]
         if not matches:
-            raise ServiceError(f"the web service has no asset named {asset_name!r}", status=404,
-                               code="AssetNotFound", service="arm")
+            raise ServiceError(
+                f"the web service has no asset named {asset_name!r}", status=404, code="AssetNotFound", service="arm"
+            )
         asset = dict(assets[matches[0]])
         asset["locationInfo"] = {"uri": uri, "credentials": credentials}
-        body = {"location": definition.get("location"), "properties": {"packageType": definition["properties"].get("packageType", "Graph"),
-                                                                        "assets": {matches[0]: asset}}}
+        body = {
+            "location": definition.get("location"),
+            "properties": {
+                "packageType": definition["properties"].get("packageType", "Graph"),
+                "assets": {matches[0]: asset},
+            },
+        }
         response = self._http.request("PATCH", self._url, headers=self._headers(), json=body, ok=(200, 201, 202))
         operation = response.headers.get("Azure-AsyncOperation")
         return operation if operation and urlsplit(operation).netloc == urlsplit(self._url).netloc else None
@@ -83,7 +101,11 @@ class ArmWebServiceClient:
         """One look at the definition: Succeeded (with the asset at `expected_uri`), Failed, or the state in between."""
         properties = self.get()["properties"]
         state = properties.get("provisioningState")
-        uris = [a.get("locationInfo", {}).get("uri") for a in (properties.get("assets") or {}).values() if isinstance(a, dict)]
+        uris = [
+            a.get("locationInfo", {}).get("uri")
+            for a in (properties.get("assets") or {}).values()
+            if isinstance(a, dict)
+        ]
         if state == "Succeeded" and expected_uri not in uris:
             return "Updating"  # an earlier update finished; ours has not shown yet
         return str(state) if isinstance(state, str) else "Unknown"

@@ -35,8 +35,17 @@ from ..conftest import LogLines, emulator_state, run_records
 
 SUMMARY = Path(".reliability") / "summary.txt"
 OUR_LOGGERS = ("retraining", "activities", "orchestrators", "triggers", "devhost")
-PIPELINES = ("weekly-retrain", "strict-gate", "short-timeout", "storm", "aml-retrain", "aml-strict-gate", "aml-short-timeout",
-             "aml-events", "aml-direct")
+PIPELINES = (
+    "weekly-retrain",
+    "strict-gate",
+    "short-timeout",
+    "storm",
+    "aml-retrain",
+    "aml-strict-gate",
+    "aml-short-timeout",
+    "aml-events",
+    "aml-direct",
+)
 AML_JOB_ENDED = ("Completed", "Failed", "Canceled")
 
 
@@ -96,7 +105,9 @@ class Ledger:
             elif entry.state is RequestState.DONE and entry.run_id not in recorded:
                 self.lost.append(f"{pipeline} request {request_id}: run {entry.run_id} has no record")
             elif entry.state is RequestState.SUPERSEDED and entry.superseded_by_run not in recorded:
-                self.lost.append(f"{pipeline} request {request_id}: superseded by run {entry.superseded_by_run}, which has no record")
+                self.lost.append(
+                    f"{pipeline} request {request_id}: superseded by run {entry.superseded_by_run}, which has no record"
+                )
 
     def duplicate_jobs(self) -> list[str]:
         """Runs for which the training service started more than one job; runs of one pipeline that overlapped."""
@@ -121,9 +132,14 @@ class Ledger:
 
     def orphaned_jobs(self) -> list[str]:
         """Training jobs still running although no run is in progress (call once every pipeline is idle)."""
-        studio = [f"job {j['id']} is {j['status']}" for j in emulator_state(self.emulator_url)["jobs"]
-                  if j["status"] == "Running" or (j["status"] == "NotStarted" and (j.get("queued") or j["started_at"]))]
-        return studio + [f"Azure ML job {j['name']} is {j['status']}" for j in self.aml_jobs() if j["status"] not in AML_JOB_ENDED]
+        studio = [
+            f"job {j['id']} is {j['status']}"
+            for j in emulator_state(self.emulator_url)["jobs"]
+            if j["status"] == "Running" or (j["status"] == "NotStarted" and (j.get("queued") or j["started_at"]))
+        ]
+        return studio + [
+            f"Azure ML job {j['name']} is {j['status']}" for j in self.aml_jobs() if j["status"] not in AML_JOB_ENDED
+        ]
 
     def aml_jobs(self) -> list[dict[str, Any]]:
         return [j for ws in emulator_state(self.emulator_url)["azureMl"]["workspaces"] for j in ws["jobs"]]
@@ -132,9 +148,11 @@ class Ledger:
         return len(self.records()) - self.records_at_start
 
     def summary(self) -> str:
-        return (f"reliability: {len(self.scenarios)} scenarios, {self.faults_injected} faults injected, "
-                f"{self.bad_inputs} bad inputs tried, {self.runs()} runs, {len(self.lost)} lost, {len(self.leaked)} leaked, "
-                f"{len(self.duplicate_jobs())} duplicate jobs, {len(self.orphaned_jobs())} orphaned jobs")
+        return (
+            f"reliability: {len(self.scenarios)} scenarios, {self.faults_injected} faults injected, "
+            f"{self.bad_inputs} bad inputs tried, {self.runs()} runs, {len(self.lost)} lost, {len(self.leaked)} leaked, "
+            f"{len(self.duplicate_jobs())} duplicate jobs, {len(self.orphaned_jobs())} orphaned jobs"
+        )
 
 
 _LEDGER: list[Ledger] = []
@@ -169,4 +187,6 @@ def ledger(stack: LocalStack) -> Iterator[Ledger]:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if _LEDGER and not _WRITTEN:  # the invariants test never ran: say so rather than guess numbers
-        write_summary(f"reliability: incomplete ({len(_LEDGER[0].scenarios)} scenarios ran; the invariants were not checked)")
+        write_summary(
+            f"reliability: incomplete ({len(_LEDGER[0].scenarios)} scenarios ran; the invariants were not checked)"
+        )

@@ -33,25 +33,39 @@ pytestmark = pytest.mark.e2e
 def test_a_lone_surrogate_cannot_wedge_a_pipeline(stack: LocalStack, ledger: Ledger, seeded: str) -> None:
     ledger.scenarios.append("surrogate wedge")
     assert stack.host is not None
-    poisoned = requests.post(f"{stack.host.base_url}/api/pipelines/weekly-retrain/runs", data=b'{"dryRun": true, "trainingBlob": "labeledexamples/\\ud800.arff"}',
-                             headers={"x-functions-key": stack.host.function_key, "Content-Type": "application/json"}, timeout=30)
+    poisoned = requests.post(
+        f"{stack.host.base_url}/api/pipelines/weekly-retrain/runs",
+        data=b'{"dryRun": true, "trainingBlob": "labeledexamples/\\ud800.arff"}',
+        headers={"x-functions-key": stack.host.function_key, "Content-Type": "application/json"},
+        timeout=30,
+    )
     assert poisoned.status_code == 400 and poisoned.json()["error"]["field"] == "body"
     ledger.bad_inputs += 1
     # Even an instance holding a surrogate (started with the system key) cannot break the status API ...
     hub = f"{stack.host.base_url}/runtime/webhooks/durabletask"
-    started = requests.post(f"{hub}/orchestrators/monitor_training_job/poisoned-instance?code={stack.host.system_key}",
-                            data=b'"\\ud800"', headers={"Content-Type": "application/json"}, timeout=30)
+    started = requests.post(
+        f"{hub}/orchestrators/monitor_training_job/poisoned-instance?code={stack.host.system_key}",
+        data=b'"\\ud800"',
+        headers={"Content-Type": "application/json"},
+        timeout=30,
+    )
     assert started.status_code == 202
-    for url in (f"{hub}/instances/poisoned-instance?code={stack.host.system_key}&showInput=true", f"{hub}/instances?code={stack.host.system_key}"):
+    for url in (
+        f"{hub}/instances/poisoned-instance?code={stack.host.system_key}&showInput=true",
+        f"{hub}/instances?code={stack.host.system_key}",
+    ):
         answer = requests.get(url, timeout=30)
         assert answer.status_code in (200, 202) and answer.json() is not None
     # ... and the pipeline still starts, whatever the trigger.
-    record = record_of(stack, wait_for_request(stack, ledger.accept(start_run(stack, "weekly-retrain", {"dryRun": True}))["statusUri"]))
+    record = record_of(
+        stack, wait_for_request(stack, ledger.accept(start_run(stack, "weekly-retrain", {"dryRun": True}))["statusUri"])
+    )
     assert record["status"] == "DryRun"
 
 
-def test_a_queue_instance_that_cannot_be_read_is_replaced(stack: LocalStack, ledger: Ledger, seeded: str,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_queue_instance_that_cannot_be_read_is_replaced(
+    stack: LocalStack, ledger: Ledger, seeded: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     ledger.scenarios.append("unreadable queue instance")
     import azure.durable_functions as df
 
@@ -82,7 +96,11 @@ def test_nobody_without_a_key_reaches_the_engine(stack: LocalStack, ledger: Ledg
         query = f"?code={key}" if key else ""
         attacks = [
             ("POST", f"/runtime/webhooks/durabletask/orchestrators/roll_out_target{query}", rollout),
-            ("POST", f"/runtime/webhooks/durabletask/orchestrators/retrain_pipeline/retrain-weekly-retrain-2{query}", {}),
+            (
+                "POST",
+                f"/runtime/webhooks/durabletask/orchestrators/retrain_pipeline/retrain-weekly-retrain-2{query}",
+                {},
+            ),
             ("POST", f"/runtime/webhooks/durabletask/instances/retrain-weekly-retrain/raiseEvent/wake{query}", {}),
             ("POST", f"/runtime/webhooks/durabletask/instances/retrain-weekly-retrain/terminate{query}", None),
             ("DELETE", f"/runtime/webhooks/durabletask/instances/retrain-weekly-retrain{query}", None),
@@ -95,33 +113,57 @@ def test_nobody_without_a_key_reaches_the_engine(stack: LocalStack, ledger: Ledg
             ledger.bad_inputs += 1
     # The engine's RPC surface: not at the old open path, nor under a guessed secret.
     for prefix in ("/durabletask", "/durabletask/guess"):
-        for method, path in (("POST", "/orchestrators/roll_out_target"), ("POST", "/instances/retrain-weekly-retrain/terminate"),
-                             ("GET", "/instances/retrain-weekly-retrain")):
+        for method, path in (
+            ("POST", "/orchestrators/roll_out_target"),
+            ("POST", "/instances/retrain-weekly-retrain/terminate"),
+            ("GET", "/instances/retrain-weekly-retrain"),
+        ):
             answer = requests.request(method, base + prefix + path, json=rollout, timeout=30)
             assert answer.status_code in (401, 403, 404), (method, prefix + path, answer.status_code)
             ledger.bad_inputs += 1
-    assert requests.get(f"{base}/admin/host/status", headers={"x-functions-key": host.master_key}, timeout=30).status_code == 200
+    assert (
+        requests.get(f"{base}/admin/host/status", headers={"x-functions-key": host.master_key}, timeout=30).status_code
+        == 200
+    )
 
 
-def test_a_rejected_model_is_not_promoted_unless_forced(stack: LocalStack, ledger: Ledger, seeded: str, emulator_url: str) -> None:
+def test_a_rejected_model_is_not_promoted_unless_forced(
+    stack: LocalStack, ledger: Ledger, seeded: str, emulator_url: str
+) -> None:
     ledger.scenarios.append("promote a rejected model")
     assert stack.host is not None
     rejected = record_of(stack, wait_for_request(stack, ledger.accept(start_run(stack, "strict-gate"))["statusUri"]))
     assert rejected["status"] == "Rejected"
     promote = f"{stack.host.base_url}/api/pipelines/strict-gate/targets/endpoint2/promote"
     headers = {"x-functions-key": stack.host.function_key}
-    refused = record_of(stack, wait_for_request(stack, ledger.accept(requests.post(promote, json={"runId": rejected["run_id"]},
-                                                                                    headers=headers, timeout=30))["statusUri"]))
+    refused = record_of(
+        stack,
+        wait_for_request(
+            stack,
+            ledger.accept(requests.post(promote, json={"runId": rejected["run_id"]}, headers=headers, timeout=30))[
+                "statusUri"
+            ],
+        ),
+    )
     assert refused["status"] == "Rejected" and "did not pass its gate" in refused["reason"]
     assert served_versions(emulator_url)["endpoint2"] == seeded
-    forced = record_of(stack, wait_for_request(stack, ledger.accept(requests.post(promote, json={"runId": rejected["run_id"], "force": True},
-                                                                                   headers=headers, timeout=30))["statusUri"]))
+    forced = record_of(
+        stack,
+        wait_for_request(
+            stack,
+            ledger.accept(
+                requests.post(promote, json={"runId": rejected["run_id"], "force": True}, headers=headers, timeout=30)
+            )["statusUri"],
+        ),
+    )
     assert forced["status"] == "Succeeded" and any("forced" in note for note in forced["notes"])
     assert served_versions(emulator_url)["endpoint2"] == rejected["model"]["sha256"][:12]
     stack.load_sample_data(DATA_CONTAINER)  # put the initial model back for the scenarios after this one
 
 
-def test_a_model_trained_on_other_columns_is_rejected_before_training(stack: LocalStack, ledger: Ledger, seeded: str, emulator_url: str) -> None:
+def test_a_model_trained_on_other_columns_is_rejected_before_training(
+    stack: LocalStack, ledger: Ledger, seeded: str, emulator_url: str
+) -> None:
     ledger.scenarios.append("schema change")
     first = record_of(stack, wait_for_request(stack, ledger.accept(start_run(stack, "weekly-retrain"))["statusUri"]))
     assert first["status"] == "Succeeded"  # the champion now has the breast-cancer columns
@@ -129,19 +171,44 @@ def test_a_model_trained_on_other_columns_is_rejected_before_training(stack: Loc
     renamed = table.to_csv().replace(b"mean_radius,mean_texture", b"totally,different", 1)
     stack.blob_service.get_blob_client(DATA_CONTAINER, "other/renamed.csv").upload_blob(renamed, overwrite=True)
     jobs_before = len(requests.get(f"{emulator_url}/_emulator/state", timeout=10).json()["jobs"])
-    result = record_of(stack, wait_for_request(stack, ledger.accept(start_run(stack, "weekly-retrain", {"trainingBlob": f"{DATA_CONTAINER}/other/renamed.csv"}))["statusUri"]))
+    result = record_of(
+        stack,
+        wait_for_request(
+            stack,
+            ledger.accept(start_run(stack, "weekly-retrain", {"trainingBlob": f"{DATA_CONTAINER}/other/renamed.csv"}))[
+                "statusUri"
+            ],
+        ),
+    )
     assert result["status"] == "Rejected"
-    assert "missing feature columns ['mean_radius', 'mean_texture']" in result["reason"] and "new feature columns ['totally', 'different']" in result["reason"]
-    assert len(requests.get(f"{emulator_url}/_emulator/state", timeout=10).json()["jobs"]) == jobs_before  # no job was even started
+    assert (
+        "missing feature columns ['mean_radius', 'mean_texture']" in result["reason"]
+        and "new feature columns ['totally', 'different']" in result["reason"]
+    )
+    assert (
+        len(requests.get(f"{emulator_url}/_emulator/state", timeout=10).json()["jobs"]) == jobs_before
+    )  # no job was even started
     assert served_versions(emulator_url)["endpoint2"] == first["model"]["sha256"][:12]
 
 
 def test_unreadable_data_gets_a_reason_a_user_can_act_on(stack: LocalStack, ledger: Ledger, seeded: str) -> None:
     ledger.scenarios.append("unreadable data")
-    stack.blob_service.get_blob_client(DATA_CONTAINER, "other/utf16.csv").upload_blob(breast_cancer().head(50).to_csv().decode().encode("utf-16"),
-                                                                                      overwrite=True)
-    result = record_of(stack, wait_for_request(stack, ledger.accept(start_run(stack, "weekly-retrain", {"trainingBlob": f"{DATA_CONTAINER}/other/utf16.csv"}))["statusUri"]))
-    assert result["status"] == "Failed" and "not UTF-8 text (byte 0xff at offset 0); save the data as UTF-8 CSV or ARFF" in result["reason"]
+    stack.blob_service.get_blob_client(DATA_CONTAINER, "other/utf16.csv").upload_blob(
+        breast_cancer().head(50).to_csv().decode().encode("utf-16"), overwrite=True
+    )
+    result = record_of(
+        stack,
+        wait_for_request(
+            stack,
+            ledger.accept(start_run(stack, "weekly-retrain", {"trainingBlob": f"{DATA_CONTAINER}/other/utf16.csv"}))[
+                "statusUri"
+            ],
+        ),
+    )
+    assert (
+        result["status"] == "Failed"
+        and "not UTF-8 text (byte 0xff at offset 0); save the data as UTF-8 CSV or ARFF" in result["reason"]
+    )
     ledger.bad_inputs += 1
 
 
@@ -155,7 +222,9 @@ def test_errors_never_show_server_paths_and_secret_files_are_private(stack: Loca
     assert stack.settings["ARM_SERVICE_PRINCIPAL_KEY"] in settings_file.read_text()  # the file that holds a secret
 
 
-def test_children_die_with_their_parent_and_a_data_folder_is_used_by_one_azurite(tmp_path: Path, ledger: Ledger) -> None:
+def test_children_die_with_their_parent_and_a_data_folder_is_used_by_one_azurite(
+    tmp_path: Path, ledger: Ledger
+) -> None:
     ledger.scenarios.append("processes")
     azurite = start_azurite(tmp_path / "data")
     try:
@@ -164,10 +233,19 @@ def test_children_die_with_their_parent_and_a_data_folder_is_used_by_one_azurite
     finally:
         azurite.stop()
     FolderLock(tmp_path / "data", "a test").release()  # free again once stopped
-    parent = subprocess.Popen([sys.executable, "-c", (
-        "import subprocess,sys,time; from devhost.services import spawn; "
-        "child = spawn(['sleep', '300']); print(child.pid, flush=True); time.sleep(300)")],
-        stdout=subprocess.PIPE, cwd=Path(__file__).resolve().parents[3], text=True)
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import subprocess,sys,time; from devhost.services import spawn; "
+                "child = spawn(['sleep', '300']); print(child.pid, flush=True); time.sleep(300)"
+            ),
+        ],
+        stdout=subprocess.PIPE,
+        cwd=Path(__file__).resolve().parents[3],
+        text=True,
+    )
     assert parent.stdout is not None
     child = int(parent.stdout.readline())
     parent.send_signal(signal.SIGKILL)
@@ -194,8 +272,19 @@ def test_serve_stops_on_sigterm_and_a_second_serve_refuses(tmp_path: Path, stack
     definitions["pipelines"] = [definitions["pipelines"][0] | {"name": "serve-check", "schedule": {"enabled": False}}]
     (tmp_path / "pipelines.json").write_text(json.dumps(definitions))
     settings = tmp_path / "local.settings.json"
-    write_private(settings, json.dumps({"Values": stack.settings | {"DEVHOST_WATCH_BLOBS": "false", "TASK_HUB_NAME": "servecheck",
-                                                                "RETRAIN_PIPELINES_FILE": str(tmp_path / "pipelines.json")}}))
+    write_private(
+        settings,
+        json.dumps(
+            {
+                "Values": stack.settings
+                | {
+                    "DEVHOST_WATCH_BLOBS": "false",
+                    "TASK_HUB_NAME": "servecheck",
+                    "RETRAIN_PIPELINES_FILE": str(tmp_path / "pipelines.json"),
+                }
+            }
+        ),
+    )
     root = Path(__file__).resolve().parents[3]
     command = [sys.executable, "-m", "devhost.cli", "serve", "--settings", str(settings)]
     workdir = tmp_path / "w"

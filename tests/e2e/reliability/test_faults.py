@@ -35,8 +35,13 @@ def clear_faults(url: str) -> None:
     requests.delete(f"{url}/_emulator/faults", timeout=10).raise_for_status()
 
 
-def run(stack: LocalStack, ledger: Ledger, pipeline: str = "weekly-retrain", body: dict[str, Any] | None = None,
-        timeout_s: float = 180) -> dict[str, Any]:
+def run(
+    stack: LocalStack,
+    ledger: Ledger,
+    pipeline: str = "weekly-retrain",
+    body: dict[str, Any] | None = None,
+    timeout_s: float = 180,
+) -> dict[str, Any]:
     accepted = ledger.accept(start_run(stack, pipeline, body))
     return record_of(stack, wait_for_request(stack, accepted["statusUri"], timeout_s=timeout_s))
 
@@ -56,18 +61,29 @@ def wait_for_phase(stack: LocalStack, status_uri: str, phase: str, timeout_s: fl
     raise AssertionError(f"the run never reached {phase}")
 
 
-def test_transient_faults_on_every_service_call(stack: LocalStack, ledger: Ledger, seeded: str, emulator_url: str,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_transient_faults_on_every_service_call(
+    stack: LocalStack, ledger: Ledger, seeded: str, emulator_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """About 30% of calls to BES, the classic endpoint and the ARM service fail transiently; every run still succeeds."""
     ledger.scenarios.append("transient faults")
     monkeypatch.setenv("RETRAIN_HTTP_TIMEOUT_SECONDS", "1.5")
     endpoint2 = stack.services["webServices"][1]["endpoints"][1]["service_id"]
     for target in (training_service_id(stack), endpoint2, "myWebService"):
         fault(emulator_url, target=target, remaining=None, probability=0.14)  # 503 RequestThrottled
-        fault(emulator_url, target=target, remaining=None, probability=0.07, status=500, code="InternalError",
-              detail_code="InternalError", message="transient")
+        fault(
+            emulator_url,
+            target=target,
+            remaining=None,
+            probability=0.07,
+            status=500,
+            code="InternalError",
+            detail_code="InternalError",
+            message="transient",
+        )
         fault(emulator_url, target=target, remaining=None, probability=0.05, drop=True)
-        fault(emulator_url, target=target, remaining=None, probability=0.05, fail=False, delay_s=2.0)  # slower than the client timeout
+        fault(
+            emulator_url, target=target, remaining=None, probability=0.05, fail=False, delay_s=2.0
+        )  # slower than the client timeout
     faults_before = ledger.faults_injected
     results = [run(stack, ledger) for _ in range(6)]
     assert [r["status"] for r in results] == ["Succeeded"] * 6, [r.get("reason") for r in results]
@@ -75,34 +91,62 @@ def test_transient_faults_on_every_service_call(stack: LocalStack, ledger: Ledge
     assert served_versions(emulator_url)["endpoint2"] == results[-1]["model"]["sha256"][:12]
 
 
-def test_transient_faults_on_every_azure_ml_call(stack: LocalStack, ledger: Ledger, emulator_url: str,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_transient_faults_on_every_azure_ml_call(
+    stack: LocalStack, ledger: Ledger, emulator_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """About a quarter of the calls to the Azure ML workspace's control plane fail transiently (429 with
     Retry-After, 500, dropped connections, answers slower than the client's timeout); every run still
     succeeds, the canary included. Scoring is left alone: a failed probe is a health measurement."""
     ledger.scenarios.append("Azure ML transient faults")
     monkeypatch.setenv("RETRAIN_HTTP_TIMEOUT_SECONDS", "1.5")
-    for op in ("jobs.*", "models*", "onlineEndpoints*", "batchEndpoints*", "operations.read", "datastores.read", "mlflow.read"):
+    for op in (
+        "jobs.*",
+        "models*",
+        "onlineEndpoints*",
+        "batchEndpoints*",
+        "operations.read",
+        "datastores.read",
+        "mlflow.read",
+    ):
         fault(emulator_url, target="retrain-ws", op=op, remaining=None, probability=0.1, status=429, retry_after_s=1)
-        fault(emulator_url, target="retrain-ws", op=op, remaining=None, probability=0.05, status=500, code="InternalServerError",
-              message="transient")
+        fault(
+            emulator_url,
+            target="retrain-ws",
+            op=op,
+            remaining=None,
+            probability=0.05,
+            status=500,
+            code="InternalServerError",
+            message="transient",
+        )
         fault(emulator_url, target="retrain-ws", op=op, remaining=None, probability=0.04, drop=True)
         fault(emulator_url, target="retrain-ws", op=op, remaining=None, probability=0.03, fail=False, delay_s=2.0)
     faults_before = ledger.faults_injected
     results = [run(stack, ledger, "aml-retrain") for _ in range(3)]
     clear_faults(emulator_url)
-    assert [r["status"] for r in results] == ["Succeeded"] * 3, [(r.get("reason"), [t.get("error") for t in r["targets"]]) for r in results]
+    assert [r["status"] for r in results] == ["Succeeded"] * 3, [
+        (r.get("reason"), [t.get("error") for t in r["targets"]]) for r in results
+    ]
     assert ledger.faults_injected - faults_before >= 8  # the faults really fired
     versions = [r["model"]["version"] for r in results]
     assert len(set(versions)) == 3 and all(versions)  # one version per run, none overwritten
 
 
-def test_failed_job_keeps_the_served_model_and_the_record(stack: LocalStack, ledger: Ledger, seeded: str, emulator_url: str) -> None:
+def test_failed_job_keeps_the_served_model_and_the_record(
+    stack: LocalStack, ledger: Ledger, seeded: str, emulator_url: str
+) -> None:
     ledger.scenarios.append("job failed")
-    fault(emulator_url, kind="job", target=stack.services["webServices"][0]["id"], fail_details="ModuleExecutionError: Train Model ran out of memory")
+    fault(
+        emulator_url,
+        kind="job",
+        target=stack.services["webServices"][0]["id"],
+        fail_details="ModuleExecutionError: Train Model ran out of memory",
+    )
     result = run(stack, ledger)
     assert result["status"] == "Failed" and "ran out of memory" in result["reason"]
-    assert served_versions(emulator_url)["endpoint2"] == seeded and served_versions(emulator_url)["myWebService"] == seeded
+    assert (
+        served_versions(emulator_url)["endpoint2"] == seeded and served_versions(emulator_url)["myWebService"] == seeded
+    )
 
 
 def test_overlong_job_is_cancelled(stack: LocalStack, ledger: Ledger, seeded: str, emulator_url: str) -> None:
@@ -114,7 +158,9 @@ def test_overlong_job_is_cancelled(stack: LocalStack, ledger: Ledger, seeded: st
     assert served_versions(emulator_url)["endpoint2"] == seeded
 
 
-def test_a_ninety_second_status_outage_does_not_fail_the_run(stack: LocalStack, ledger: Ledger, emulator_url: str) -> None:
+def test_a_ninety_second_status_outage_does_not_fail_the_run(
+    stack: LocalStack, ledger: Ledger, emulator_url: str
+) -> None:
     """BES answers no status call for 90 s in the middle of a job; the monitor keeps trying and the run succeeds."""
     ledger.scenarios.append("90 s status outage")
     fault(emulator_url, kind="job", target=stack.services["webServices"][0]["id"], duration_s=100)
@@ -130,36 +176,61 @@ def test_a_ninety_second_status_outage_does_not_fail_the_run(stack: LocalStack, 
     assert record["job"]["failed_polls"] >= 10 and ledger.faults_injected - faults_before >= 40
 
 
-def test_a_permanently_unreachable_status_ends_with_the_job_deleted(stack: LocalStack, ledger: Ledger, seeded: str, emulator_url: str) -> None:
+def test_a_permanently_unreachable_status_ends_with_the_job_deleted(
+    stack: LocalStack, ledger: Ledger, seeded: str, emulator_url: str
+) -> None:
     ledger.scenarios.append("status unreachable for good")
     fault(emulator_url, kind="job", target=stack.services["webServices"][0]["id"], duration_s=60)
     fault(emulator_url, target=training_service_id(stack), op="status", remaining=None, drop=True)
     result = run(stack, ledger, "short-timeout")
     clear_faults(emulator_url)
-    assert result["status"] == "TimedOut" and result["job"]["status"] == "Unreachable" and result["job"]["cancelled"] is True
+    assert (
+        result["status"] == "TimedOut"
+        and result["job"]["status"] == "Unreachable"
+        and result["job"]["cancelled"] is True
+    )
     assert "could not be read" in result["reason"]
     assert next(j for j in emulator_state(emulator_url)["jobs"] if j["id"] == result["job_id"])["status"] == "Cancelled"
 
 
-def test_permanently_failing_target_then_promote(stack: LocalStack, ledger: Ledger, seeded: str, emulator_url: str) -> None:
+def test_permanently_failing_target_then_promote(
+    stack: LocalStack, ledger: Ledger, seeded: str, emulator_url: str
+) -> None:
     ledger.scenarios.append("one target fails")
     fault(emulator_url, kind="update", target="myWebService", fail_message="the web service is locked", remaining=None)
     result = run(stack, ledger)
     outcomes = {t["target"]: t for t in result["targets"]}
-    assert result["status"] == "PartiallyUpdated" and outcomes["endpoint2"]["updated"] and not outcomes["myWebService"]["updated"]
+    assert (
+        result["status"] == "PartiallyUpdated"
+        and outcomes["endpoint2"]["updated"]
+        and not outcomes["myWebService"]["updated"]
+    )
     assert served_versions(emulator_url)["myWebService"] == seeded
     clear_faults(emulator_url)
     assert stack.host is not None
-    promoted = ledger.accept(requests.post(f"{stack.host.base_url}/api/pipelines/weekly-retrain/targets/myWebService/promote",
-                                           json={"runId": result["run_id"]}, headers={"x-functions-key": stack.host.function_key}, timeout=30))
+    promoted = ledger.accept(
+        requests.post(
+            f"{stack.host.base_url}/api/pipelines/weekly-retrain/targets/myWebService/promote",
+            json={"runId": result["run_id"]},
+            headers={"x-functions-key": stack.host.function_key},
+            timeout=30,
+        )
+    )
     assert record_of(stack, wait_for_request(stack, promoted["statusUri"]))["status"] == "Succeeded"
     assert served_versions(emulator_url)["myWebService"] == result["model"]["sha256"][:12]
 
 
 def test_an_update_that_never_shows_is_reported_at_the_timeout_and_nothing_lands_after(
-        stack: LocalStack, ledger: Ledger, seeded: str, emulator_url: str) -> None:
+    stack: LocalStack, ledger: Ledger, seeded: str, emulator_url: str
+) -> None:
     ledger.scenarios.append("update timeout holds")
-    fault(emulator_url, kind="update", target=stack.services["webServices"][1]["endpoints"][1]["service_id"], never_succeed=True, remaining=None)
+    fault(
+        emulator_url,
+        kind="update",
+        target=stack.services["webServices"][1]["endpoints"][1]["service_id"],
+        never_succeed=True,
+        remaining=None,
+    )
     result = run(stack, ledger, "short-timeout")
     outcome = next(t for t in result["targets"] if t["target"] == "endpoint2")
     assert outcome["state"] == "unconfirmed" and outcome["elapsed_s"] <= 5 + 2 + 2  # the target policy's timeout: 5 s
@@ -169,7 +240,9 @@ def test_an_update_that_never_shows_is_reported_at_the_timeout_and_nothing_lands
     clear_faults(emulator_url)
 
 
-def test_storage_restart_in_the_middle_of_a_run(stack: LocalStack, ledger: Ledger, seeded: str, emulator_url: str) -> None:
+def test_storage_restart_in_the_middle_of_a_run(
+    stack: LocalStack, ledger: Ledger, seeded: str, emulator_url: str
+) -> None:
     ledger.scenarios.append("storage restart")
     assert stack.azurite is not None
     fault(emulator_url, kind="job", target=stack.services["webServices"][0]["id"], duration_s=1.5)
@@ -184,20 +257,28 @@ def test_storage_restart_in_the_middle_of_a_run(stack: LocalStack, ledger: Ledge
     assert served_versions(emulator_url)["endpoint2"] == record["model"]["sha256"][:12]
 
 
-def test_foreign_result_locations_are_refused(stack: LocalStack, ledger: Ledger, seeded: str, emulator_url: str) -> None:
+def test_foreign_result_locations_are_refused(
+    stack: LocalStack, ledger: Ledger, seeded: str, emulator_url: str
+) -> None:
     ledger.scenarios.append("foreign locations")
     training_id = stack.services["webServices"][0]["id"]
     fault(emulator_url, kind="job", target=training_id, results_base_location="https://attacker.blob.core.windows.net/")
     result = run(stack, ledger)
     assert result["status"] == "Failed" and "outside our storage account" in result["reason"]
-    fault(emulator_url, kind="job", target=training_id, results_relative_location="trainingoutput/weekly-retrain/other-run/model.ilearner")
+    fault(
+        emulator_url,
+        kind="job",
+        target=training_id,
+        results_relative_location="trainingoutput/weekly-retrain/other-run/model.ilearner",
+    )
     result = run(stack, ledger)
     assert result["status"] == "Failed" and "not at the requested" in result["reason"]
     assert served_versions(emulator_url)["endpoint2"] == seeded
 
 
 def test_a_devhost_killed_mid_run_runs_the_request_again_and_leaves_no_job_behind(
-        stack: LocalStack, ledger: Ledger, seeded: str, emulator_url: str) -> None:
+    stack: LocalStack, ledger: Ledger, seeded: str, emulator_url: str
+) -> None:
     """devhost dies while a job runs; the new devhost's startup sweep cancels that job and runs the request again."""
     ledger.scenarios.append("devhost killed mid-run")
     fault(emulator_url, kind="job", target=stack.services["webServices"][0]["id"], duration_s=30)
@@ -206,7 +287,9 @@ def test_a_devhost_killed_mid_run_runs_the_request_again_and_leaves_no_job_behin
     first_job = view["progress"]["job_id"]
     stack.restart_host()  # the orchestrations in memory are gone, as when the process is killed
     ledger.extra_faults += 1
-    record = record_of(stack, wait_for_request(stack, request_url(stack, "weekly-retrain", accepted["id"]), timeout_s=120))
+    record = record_of(
+        stack, wait_for_request(stack, request_url(stack, "weekly-retrain", accepted["id"]), timeout_s=120)
+    )
     assert record["status"] == "DryRun" and record["job_id"] != first_job
     assert next(j for j in emulator_state(emulator_url)["jobs"] if j["id"] == first_job)["status"] == "Cancelled"
     entry = ledger.queue.get("weekly-retrain", accepted["id"])
@@ -240,7 +323,8 @@ def test_the_blob_watcher_survives_its_own_errors_and_failed_deliveries(stack: L
     host.scan_blobs_once, host.fire = failing_scan, failing_fire  # type: ignore[method-assign]
     try:
         uploaded = stack.blob_service.get_blob_client("labeledexamples", "storm/watcher.arff").upload_blob(
-            breast_cancer().head(120).to_arff(), overwrite=True)
+            breast_cancer().head(120).to_arff(), overwrite=True
+        )
         url = blob_request_url(stack, "storm", "labeledexamples", "storm/watcher.arff", uploaded["etag"])
         view = wait_for_request(stack, url, timeout_s=90, appear_within_s=45)
     finally:
@@ -250,5 +334,7 @@ def test_the_blob_watcher_survives_its_own_errors_and_failed_deliveries(stack: L
     health = host.health["blob-watcher"]
     assert broken == {"scans": 0, "deliveries": 0} and view["state"] in ("done", "superseded")
     assert health.alive and health.errors == errors_before + 1 and health.restarts >= 1
-    status = requests.get(f"{host.base_url}/admin/host/status", headers={"x-functions-key": host.master_key}, timeout=10).json()
+    status = requests.get(
+        f"{host.base_url}/admin/host/status", headers={"x-functions-key": host.master_key}, timeout=10
+    ).json()
     assert status["background"]["blob-watcher"]["alive"] is True and status["background"]["blob-watcher"]["errors"] >= 1

@@ -39,11 +39,14 @@ from .conftest import Ledger
 pytestmark = pytest.mark.e2e
 FAST = settings(deadline=None, suppress_health_check=list(HealthCheck), database=None)
 
-JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-                    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
-                    max_leaves=12)
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    max_leaves=12,
+)
 HOSTILE_TEXT = st.text(alphabet=st.characters(blacklist_categories=()), max_size=40) | st.sampled_from(
-    ["\ud800", "a\x00b", "../../etc/passwd", "x" * 5000, "labeledexamples/\udfff.arff", "c/\u2028/x", "%2e%2e/x", ""])
+    ["\ud800", "a\x00b", "../../etc/passwd", "x" * 5000, "labeledexamples/\udfff.arff", "c/\u2028/x", "%2e%2e/x", ""]
+)
 
 
 def refused(ledger: Ledger, call: Any, *errors: type[BaseException]) -> bool:
@@ -87,14 +90,32 @@ def test_blob_paths_and_events(ledger: Ledger, text: str) -> None:
 
 
 @FAST
-@given(raw=st.fixed_dictionaries({"pipeline": HOSTILE_TEXT, "trigger": st.fixed_dictionaries(
-    {"kind": st.sampled_from(["http", "blob", "fax"]), "key": HOSTILE_TEXT, "at": HOSTILE_TEXT | st.just("2026-11-22T03:00:00Z")}),
-    "training_blob": st.none() | HOSTILE_TEXT, "action": st.sampled_from(["retrain", "promote", "drop"]),
-    "source_run": st.none() | HOSTILE_TEXT}) | JSON)
+@given(
+    raw=st.fixed_dictionaries(
+        {
+            "pipeline": HOSTILE_TEXT,
+            "trigger": st.fixed_dictionaries(
+                {
+                    "kind": st.sampled_from(["http", "blob", "fax"]),
+                    "key": HOSTILE_TEXT,
+                    "at": HOSTILE_TEXT | st.just("2026-11-22T03:00:00Z"),
+                }
+            ),
+            "training_blob": st.none() | HOSTILE_TEXT,
+            "action": st.sampled_from(["retrain", "promote", "drop"]),
+            "source_run": st.none() | HOSTILE_TEXT,
+        }
+    )
+    | JSON
+)
 def test_stored_requests_and_orchestration_inputs(ledger: Ledger, raw: Any) -> None:
     """What the queue reads back from storage and what orchestrations get as input."""
-    for parse in (lambda: RunRequest.from_dict(raw), lambda: RunInput.from_dict(raw), lambda: QueuedRequest.from_dict(raw),
-                  lambda: Trigger.from_dict(raw)):
+    for parse in (
+        lambda: RunRequest.from_dict(raw),
+        lambda: RunInput.from_dict(raw),
+        lambda: QueuedRequest.from_dict(raw),
+        lambda: Trigger.from_dict(raw),
+    ):
         with contextlib.suppress(ConfigError):
             parsed = parse()
             json.dumps(parsed.to_dict()).encode("utf-8")  # whatever is accepted can be stored and shown
@@ -137,7 +158,10 @@ def test_service_answers_of_any_shape(ledger: Ledger, status: int, body: Any) ->
 
 
 @FAST
-@given(data=st.binary(max_size=300) | st.text(max_size=200).map(str.encode), name=st.sampled_from(["d.csv", "d.arff", "d.tsv", "d.bin"]))
+@given(
+    data=st.binary(max_size=300) | st.text(max_size=200).map(str.encode),
+    name=st.sampled_from(["d.csv", "d.arff", "d.tsv", "d.bin"]),
+)
 def test_training_data_heads(ledger: Ledger, data: bytes, name: str) -> None:
     refused(ledger, lambda: read_schema(data, name, None, complete=True), DataError)
 
@@ -152,6 +176,7 @@ def test_evaluation_tables(ledger: Ledger, data: bytes) -> None:
 @given(raw=JSON | st.fixed_dictionaries({"pipelines": st.lists(JSON, max_size=2)}))
 def test_pipeline_definitions(ledger: Ledger, raw: Any) -> None:
     """An operator's definitions file: every mistake is a ConfigError naming where."""
+
     def parse() -> None:
         parse_definitions(raw, {}, source="pipelines.json")
 
@@ -172,20 +197,39 @@ def test_hostile_bodies_through_devhost(stack: LocalStack, ledger: Ledger) -> No
     ledger.scenarios.append("hostile HTTP bodies")
     assert stack.host is not None
     base, key = stack.host.base_url, stack.host.function_key
-    bodies = [b"{", b"null", b"[]", b'{"trainingBlob": "labeledexamples/\\u0000.arff"}', b'{"trainingBlob": "labeledexamples/\\ud800.arff"}',
-              b'{"trainingBlob": "labeledexamples/' + b"a/" * 600 + b'x"}', b'{"dryRun": 1}', b"[" * 50_000,
-              '{"trainingBlob": "labeledexamples/é/../../x"}'.encode(), b"x" * 100_000, b'{"dryRun": true, "dryRun": "x"}']
-    routes = [f"{base}/api/pipelines/weekly-retrain/runs", f"{base}/api/pipelines/weekly-retrain/targets/endpoint2/promote",
-              f"{base}/api/pipelines/weekly-retrain/rollback"]
+    bodies = [
+        b"{",
+        b"null",
+        b"[]",
+        b'{"trainingBlob": "labeledexamples/\\u0000.arff"}',
+        b'{"trainingBlob": "labeledexamples/\\ud800.arff"}',
+        b'{"trainingBlob": "labeledexamples/' + b"a/" * 600 + b'x"}',
+        b'{"dryRun": 1}',
+        b"[" * 50_000,
+        '{"trainingBlob": "labeledexamples/é/../../x"}'.encode(),
+        b"x" * 100_000,
+        b'{"dryRun": true, "dryRun": "x"}',
+    ]
+    routes = [
+        f"{base}/api/pipelines/weekly-retrain/runs",
+        f"{base}/api/pipelines/weekly-retrain/targets/endpoint2/promote",
+        f"{base}/api/pipelines/weekly-retrain/rollback",
+    ]
     for url in routes:
         for body in bodies:
-            response = requests.post(url, data=body, headers={"x-functions-key": key, "Content-Type": "application/json"}, timeout=30)
+            response = requests.post(
+                url, data=body, headers={"x-functions-key": key, "Content-Type": "application/json"}, timeout=30
+            )
             ledger.responses.append(response.text)
             assert response.status_code == 400, (url, body[:40], response.status_code, response.text[:200])
             assert "Traceback" not in response.text and response.json()["error"]["field"]
             ledger.bad_inputs += 1
-    for path in ("/api/pipelines/%ED%A0%80/runs", "/api/pipelines/" + "x" * 300 + "/runs", "/api/pipelines/weekly-retrain/requests/%00",
-                 "/api/pipelines/weekly-retrain/runs/..%2f..%2fsecrets"):
+    for path in (
+        "/api/pipelines/%ED%A0%80/runs",
+        "/api/pipelines/" + "x" * 300 + "/runs",
+        "/api/pipelines/weekly-retrain/requests/%00",
+        "/api/pipelines/weekly-retrain/runs/..%2f..%2fsecrets",
+    ):
         method = requests.post if path.endswith("/runs") else requests.get
         response = method(base + path, headers={"x-functions-key": key}, timeout=30)
         ledger.responses.append(response.text)
@@ -201,7 +245,9 @@ def test_every_route_under_schemathesis(stack: LocalStack, ledger: Ledger) -> No
     base, key = stack.host.base_url, stack.host.function_key
     schema = schemathesis.openapi.from_url(f"{base}/openapi.json")
     described = {operation.ok().definition.raw.get("operationId") for operation in schema.get_all_operations()}
-    assert {f"{f.name}_{m.lower()}" for f in stack.host.app.http for m in f.trigger.get("methods") or ["GET", "POST"]} <= described
+    assert {
+        f"{f.name}_{m.lower()}" for f in stack.host.app.http for m in f.trigger.get("methods") or ["GET", "POST"]
+    } <= described
     tried = {"cases": 0}
     for result in schema.get_all_operations():
         operation = result.ok()
@@ -212,17 +258,26 @@ def test_every_route_under_schemathesis(stack: LocalStack, ledger: Ledger) -> No
         def fuzz(case: schemathesis.Case) -> None:
             response = case.call(base_url=base, headers={"x-functions-key": key}, timeout=30)
             tried["cases"] += 1
-            assert response.status_code < 500, (case.method, case.formatted_path, response.status_code, response.text[:300])
+            assert response.status_code < 500, (
+                case.method,
+                case.formatted_path,
+                response.status_code,
+                response.text[:300],
+            )
             assert "Traceback" not in response.text
             if 400 <= response.status_code < 500:
                 ledger.bad_inputs += 1
-                assert "/work/" not in response.text and "File \"" not in response.text
+                assert "/work/" not in response.text and 'File "' not in response.text
                 content_type = response.headers.get("content-type") or [""]
                 if str(content_type[0]).startswith("application/json") and response.status_code != 401:
                     body = json.loads(response.text)
                     error = body.get("error") if isinstance(body, dict) else None
-                    assert isinstance(error, dict) and error.get("message"), (case.method, case.formatted_path, response.status_code,
-                                                                              response.text[:200])
+                    assert isinstance(error, dict) and error.get("message"), (
+                        case.method,
+                        case.formatted_path,
+                        response.status_code,
+                        response.text[:200],
+                    )
 
         fuzz()
     assert tried["cases"] >= 100

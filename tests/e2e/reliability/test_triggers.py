@@ -33,9 +33,17 @@ def test_same_blob_event_twice_is_one_request(stack: LocalStack, ledger: Ledger,
     settle(stack)
     blob = stack.blob_service.get_blob_client(DATA_CONTAINER, "incoming/duplicate.arff")
     uploaded = blob.upload_blob(breast_cancer().head(200).to_arff(), overwrite=True)
-    view = wait_for_request(stack, blob_request_url(stack, "weekly-retrain", DATA_CONTAINER, "incoming/duplicate.arff", uploaded["etag"]),
-                            appear_within_s=30)
-    listed = next(b for b in stack.blob_service.get_container_client(DATA_CONTAINER).list_blobs(name_starts_with="incoming/duplicate"))
+    view = wait_for_request(
+        stack,
+        blob_request_url(stack, "weekly-retrain", DATA_CONTAINER, "incoming/duplicate.arff", uploaded["etag"]),
+        appear_within_s=30,
+    )
+    listed = next(
+        b
+        for b in stack.blob_service.get_container_client(DATA_CONTAINER).list_blobs(
+            name_starts_with="incoming/duplicate"
+        )
+    )
     event = stack.host._blob_created_event(stack.blob_service, DATA_CONTAINER, listed)
     function = stack.host.app.event_grid[0]
     before = len(run_records(stack, "weekly-retrain"))
@@ -44,14 +52,25 @@ def test_same_blob_event_twice_is_one_request(stack: LocalStack, ledger: Ledger,
     settle(stack)
     ledger.expect("weekly-retrain", view["id"])
     assert len(run_records(stack, "weekly-retrain")) == before  # nothing started again
-    assert sum(r["request"]["training_blob"] == f"{DATA_CONTAINER}/incoming/duplicate.arff" for r in run_records(stack, "weekly-retrain")) == 1
+    assert (
+        sum(
+            r["request"]["training_blob"] == f"{DATA_CONTAINER}/incoming/duplicate.arff"
+            for r in run_records(stack, "weekly-retrain")
+        )
+        == 1
+    )
 
 
-def test_four_concurrent_starts_leave_at_most_two_runs(stack: LocalStack, ledger: Ledger, seeded: str, emulator_url: str) -> None:
+def test_four_concurrent_starts_leave_at_most_two_runs(
+    stack: LocalStack, ledger: Ledger, seeded: str, emulator_url: str
+) -> None:
     ledger.scenarios.append("concurrent HTTP starts")
     settle(stack)
-    requests.post(f"{emulator_url}/_emulator/faults", json={"kind": "job", "target": stack.services["webServices"][0]["id"],
-                                                          "duration_s": 1.0, "remaining": 2}, timeout=10)
+    requests.post(
+        f"{emulator_url}/_emulator/faults",
+        json={"kind": "job", "target": stack.services["webServices"][0]["id"], "duration_s": 1.0, "remaining": 2},
+        timeout=10,
+    )
     before = len(run_records(stack, "weekly-retrain"))
     answers: list[requests.Response] = []
     threads = [threading.Thread(target=lambda: answers.append(start_run(stack, "weekly-retrain"))) for _ in range(4)]
@@ -81,7 +100,9 @@ def _queue_phase(stack: LocalStack, pipeline: str) -> str:
     return str(run_status.get("phase", "starting"))
 
 
-def test_a_storm_of_triggers_around_the_ends_of_runs_loses_none(stack: LocalStack, ledger: Ledger, emulator_url: str) -> None:
+def test_a_storm_of_triggers_around_the_ends_of_runs_loses_none(
+    stack: LocalStack, ledger: Ledger, emulator_url: str
+) -> None:
     """Hundreds of distinct HTTP and blob triggers, many fired the moment a run finishes or the queue goes idle."""
     ledger.scenarios.append("trigger storm")
     settle(stack, "storm")
@@ -89,7 +110,10 @@ def test_a_storm_of_triggers_around_the_ends_of_runs_loses_none(stack: LocalStac
     arff = breast_cancer().head(80).to_arff()
     accepted: list[dict[str, Any]] = []
     blob_requests: list[str] = []
-    stop, give_up = time.monotonic() + 25, time.monotonic() + 120  # on a loaded machine runs end less often: fire longer
+    stop, give_up = (
+        time.monotonic() + 25,
+        time.monotonic() + 120,
+    )  # on a loaded machine runs end less often: fire longer
     fired = {"at_end": 0, "steady": 0}
     records_before = len(run_records(stack, "storm"))
 
@@ -141,9 +165,13 @@ def test_a_storm_of_triggers_around_the_ends_of_runs_loses_none(stack: LocalStac
         if entry.state is RequestState.SUPERSEDED:
             winner = records.get(entry.superseded_by_run or "")
             assert winner is not None and winner["request_id"] == entry.superseded_by
-            assert parse_moment(winner["request"]["trigger"]["at"], "at") >= entry.request.trigger.moment  # only by a newer trigger
+            assert (
+                parse_moment(winner["request"]["trigger"]["at"], "at") >= entry.request.trigger.moment
+            )  # only by a newer trigger
             assert request_id in winner["superseded"]
     new_runs = len(records) - records_before
     assert new_runs >= 5, f"only {new_runs} runs: the storm did not span several runs"
-    print(f"\nstorm: {n} triggers ({fired['at_end']} at the end of a run), {new_runs} runs, "
-          f"{sum(s is RequestState.SUPERSEDED for s in states.values())} superseded")
+    print(
+        f"\nstorm: {n} triggers ({fired['at_end']} at the end of a run), {new_runs} runs, "
+        f"{sum(s is RequestState.SUPERSEDED for s in states.values())} superseded"
+    )

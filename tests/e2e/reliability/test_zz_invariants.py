@@ -29,20 +29,34 @@ def test_nothing_lost_leaked_duplicated_or_orphaned(stack: LocalStack, ledger: L
     secrets = stack_secrets(stack)
     hub = []
     for state in host.engine.client.get_all_orchestration_states():
-        hub.append(json.dumps(host.management.status_body(state, show_input=True, history=host.management.history(state.instance_id, True))))
+        hub.append(
+            json.dumps(
+                host.management.status_body(
+                    state, show_input=True, history=host.management.history(state.instance_id, True)
+                )
+            )
+        )
     stored = []
     for container in ("runrecords", "trainingoutput"):
         client = stack.blob_service.get_container_client(container)
-        stored += [client.download_blob(b.name).readall().decode() for b in client.list_blobs() if b.name.endswith(".json")]
+        stored += [
+            client.download_blob(b.name).readall().decode() for b in client.list_blobs() if b.name.endswith(".json")
+        ]
     files = {"Azurite's log": stack.azurite.log_path, "the emulator's log": stack.emulator.log_path}
-    places = {"the app's and devhost's logs": ledger.logs.lines, "task hub": hub, "storage (records, queue, lineage)": stored,
-              "HTTP responses": ledger.responses} | {name: [Path(path).read_text(errors="replace")] for name, path in files.items()}
+    places = {
+        "the app's and devhost's logs": ledger.logs.lines,
+        "task hub": hub,
+        "storage (records, queue, lineage)": stored,
+        "HTTP responses": ledger.responses,
+    } | {name: [Path(path).read_text(errors="replace")] for name, path in files.items()}
     for place, texts in places.items():
         for text in texts:
             for name, value in secrets.items():
                 if value and value in text:  # reported with a little context, the secret itself masked
                     at = text.index(value)
-                    ledger.leaked.append(f"{name} in {place}: ...{text[max(0, at - 160):at]}***{text[at + len(value):at + len(value) + 40]}...")
+                    ledger.leaked.append(
+                        f"{name} in {place}: ...{text[max(0, at - 160) : at]}***{text[at + len(value) : at + len(value) + 40]}..."
+                    )
             if "sig=" in text:
                 ledger.leaked.append(f"a SAS signature in {place}")
 
