@@ -7,66 +7,56 @@ from typing import Any
 import azure.durable_functions as df
 
 from retraining import operations
-from retraining.models import ModelArtifact, SubmittedJob, check_run_id
-from retraining.services.base import Provenance
-
-from ._runtime import answer, moment, settings, storage
+from retraining.inputs import GateInput, ModelCollection, PromotionLookup, Registration, ServingRecord
+from retraining.models import check_run_id
+from retraining.runtime import answer, settings, storage
 
 bp = df.Blueprint()
 
 
 @bp.activity_trigger(input_name="payload")
 def collect_model(payload: dict[str, Any]) -> Any:
+    collection = ModelCollection.from_dict(payload)
     current = settings()
-    return answer(
-        operations.collect(
-            current, storage(current), SubmittedJob.from_dict(payload["job"]), payload.get("schema") or {}
-        )
-    )
+    return answer(operations.collect(current, storage(current), collection.job, collection.schema))
 
 
 @bp.activity_trigger(input_name="payload")
 def evaluate_gate(payload: dict[str, Any]) -> dict[str, Any]:
+    gate = GateInput.from_dict(payload)
     current = settings()
-    return operations.gate(
-        current, storage(current), payload["pipeline"], ModelArtifact.from_dict(payload["model"])
-    ).to_dict()
+    return operations.gate(current, storage(current), gate.pipeline, gate.model).to_dict()
 
 
 @bp.activity_trigger(input_name="payload")
 def register_model(payload: dict[str, Any]) -> Any:
+    registration = Registration.from_dict(payload)
     current = settings()
     return answer(
         operations.register(
-            current,
-            storage(current),
-            payload["pipeline"],
-            ModelArtifact.from_dict(payload["model"]),
-            Provenance.from_dict(payload["provenance"]),
+            current, storage(current), registration.pipeline, registration.model, registration.provenance
         )
     )
 
 
 @bp.activity_trigger(input_name="payload")
 def record_serving_model(payload: dict[str, Any]) -> str | None:
+    serving = ServingRecord.from_dict(payload)
     current = settings()
     return operations.record_serving(
         current,
         storage(current),
-        payload["pipeline"],
-        check_run_id(payload["run_id"]),
-        ModelArtifact.from_dict(payload["model"]),
-        list(payload["targets"]),
-        bool(payload["champion"]),
-        moment(payload),
+        serving.pipeline,
+        check_run_id(serving.run_id),
+        serving.model,
+        list(serving.targets),
+        serving.champion,
+        serving.moment(),
     )
 
 
 @bp.activity_trigger(input_name="payload")
 def load_promotion(payload: dict[str, Any]) -> Any:
+    lookup = PromotionLookup.from_dict(payload)
     current = settings()
-    return answer(
-        operations.promotion(
-            current, storage(current), payload["pipeline"], str(payload["source_run"]), bool(payload.get("force"))
-        )
-    )
+    return answer(operations.promotion(current, storage(current), lookup.pipeline, lookup.source_run, lookup.force))

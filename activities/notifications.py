@@ -7,12 +7,12 @@ from typing import Any
 import azure.durable_functions as df
 
 from retraining import operations
-
-from ._runtime import answer, settings
+from retraining.inputs import Notification
+from retraining.runtime import answer, settings
 
 bp = df.Blueprint()
 
 
 @bp.activity_trigger(input_name="payload")
 def deliver_notification(payload: dict[str, Any]) -> Any:
-    return answer(operations.notify(settings(), payload))
+    return answer(operations.notify(settings(), Notification.from_dict(payload)))

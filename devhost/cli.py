@@ -167,7 +167,7 @@ def emulator(args: argparse.Namespace) -> int:
 
 
 def import_adf(args: argparse.Namespace) -> int:
-    from retraining.adf_import import import_adf as run_import
+    from devhost.adf_import import import_adf as run_import
     from retraining.errors import ConfigError
 
     try:

@@ -52,6 +52,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from retraining.retry import Retry
 from retraining.storage import blob_service
 
 from . import eventgrid
@@ -65,6 +66,7 @@ logger = logging.getLogger("devhost")
 
 RECEIPTS_CONTAINER = "azure-webjobs-devhost-receipts"
 ROOT = Path(__file__).resolve().parent.parent
+RESTART_RETRY = Retry(first_s=0.5, max_s=30.0)  # background work that failed restarts after 1, 2, 4 ... 30 s
 
 
 def load_settings(path: Path | None) -> dict[str, str]:
@@ -248,7 +250,7 @@ class DevHost:
                     health.errors += 1
                     health.last_error = f"{type(exc).__name__}: {str(exc)[:300]}"
                     logger.exception("background work %s failed; restarting it", name)
-                if self._stopping.wait(min(30.0, 0.5 * 2 ** min(failures, 6))):
+                if self._stopping.wait(RESTART_RETRY.delay_s(failures + 1)):
                     break
                 health.restarts += 1
             health.alive = False

@@ -11,11 +11,12 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Generator
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import azure.durable_functions as df
+
+from retraining.retry import ACTIVITY_RETRY, Retry
 
 _HOST_PREFIX = re.compile(r"^\s*(?:Activity|Orchestrator) function '[^']*' failed:\s*")
 _TYPE_PREFIX = re.compile(r"^\s*[A-Za-z_][\w.]*(?:Error|Exception|Exit|Failure|Interrupt):\s+")
@@ -92,34 +93,26 @@ class ActivityFailed(Exception):
         self.attempts = attempts
 
 
-@dataclass(frozen=True)
-class Retry:
-    """Attempts with exponential back-off between them; none starts after `deadline`."""
+class Sendable(Protocol):
+    """A typed payload (`retraining.payloads`, or a model with `to_dict`): what an activity may be given."""
 
-    attempts: int = 4
-    first_s: float = 2.0
-    factor: float = 2.0
-    max_s: float = 300.0
-    deadline: datetime | None = None
+    def to_dict(self) -> dict[str, Any]: ...
 
 
 def call(
-    context: df.DurableOrchestrationContext, activity: Any, payload: Any, retry: Retry = Retry()
+    context: df.DurableOrchestrationContext, activity: Any, payload: Sendable, retry: Retry = ACTIVITY_RETRY
 ) -> Generator[Any, Any, Any]:
-    """Call `activity`, retrying failures per `retry`; raise ActivityFailed when they run out."""
-    delay = retry.first_s
+    """Call `activity` with `payload`, retrying failures per `retry` on durable timers; ActivityFailed when they run out."""
     attempt = 1
     while True:
         try:
-            return (yield context.call_activity(activity, payload))
+            return (yield context.call_activity(activity, payload.to_dict()))
         except Exception as exc:  # activity failures reach orchestrators as plain Exception
             now = context.current_utc_datetime
-            out_of_time = retry.deadline is not None and now + timedelta(seconds=delay) >= retry.deadline
-            if attempt >= retry.attempts or out_of_time:
+            if retry.gives_up(attempt, now):
                 raise ActivityFailed(name_of(activity), failure_reason(exc), attempt) from None
-            yield context.create_timer(now + timedelta(seconds=delay))
+            yield context.create_timer(now + timedelta(seconds=retry.delay_s(attempt)))
             attempt += 1
-            delay = min(delay * retry.factor, retry.max_s)
 
 
 def refused(result: Any) -> str | None:

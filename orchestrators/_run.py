@@ -21,6 +21,9 @@ from activities.models import record_serving_model
 from activities.notifications import deliver_notification
 from activities.records import write_run_record
 from retraining.decisions import RunSignals
+from retraining.errors import ConfigError
+from retraining.inputs import Notification, NotifiedTarget, RolloutInput, RunRef, ServingRecord
+from retraining.instances import rollout_instance_id
 from retraining.models import (
     Approval,
     Decision,
@@ -33,16 +36,15 @@ from retraining.models import (
     TargetPlan,
     TargetState,
 )
+from retraining.retry import NOTIFY_RETRY, RECORD_RETRY, SIGNALS_RETRY
 
-from ._common import ActivityFailed, Retry, call, iso, refused
+from ._common import ActivityFailed, call, failure_reason, iso, refused
 from .roll_out_target import ROLLOUT_ORCHESTRATOR
 
 STATUS_METRICS = 8  # metrics shown in custom status
-RECORD_RETRY = Retry(attempts=8, first_s=2.0, max_s=120.0)
-SIGNALS_RETRY = Retry(attempts=4, first_s=2.0, max_s=30.0)
-NOTIFY_RETRY = Retry(attempts=5, first_s=1.0, factor=3.0, max_s=300.0)  # about two minutes in all
 RUN_SIGNAL = "run_signal"  # raised after a decision or cancel request is stored; carries nothing
 OLD_MODEL = (TargetState.FAILED, TargetState.UNCONFIRMED, TargetState.ROLLED_BACK)
+NOT_KNOWN = (TargetState.ROLLBACK_FAILED, TargetState.UNKNOWN)  # a person must look at what the target serves
 
 
 def metrics_summary(metrics: Mapping[str, float], wanted: tuple[str, ...] = ()) -> dict[str, float]:
@@ -111,10 +113,7 @@ class RunProgress:
         """What operators decided about this run; nothing, if the store cannot be read now (the run looks again later)."""
         try:
             found = yield from call(
-                self.context,
-                read_run_signals,
-                {"pipeline": self.run.request.pipeline, "run_id": self.run_id},
-                SIGNALS_RETRY,
+                self.context, read_run_signals, RunRef(self.run.request.pipeline, self.run_id), SIGNALS_RETRY
             )
         except ActivityFailed:
             return RunSignals()
@@ -131,20 +130,18 @@ class RunProgress:
         """Tell the pipeline's webhook, if it wants `event`; a delivery that fails for good is noted, never raised."""
         if event not in self.notify_events:
             return
-        payload = {
-            "event": event,
-            "pipeline": self.run.request.pipeline,
-            "run_id": self.run_id,
-            "status": status,
-            "reason": reason,
-            "at": iso(self.context.current_utc_datetime),
-            "trigger": self.run.request.trigger.kind.value,
-            "targets": [
-                {"target": t.target, "state": t.state.value if t.state else None, "error": t.error} for t in targets
-            ],
-        }
+        note = Notification(
+            event,
+            self.run.request.pipeline,
+            self.run_id,
+            status,
+            reason,
+            iso(self.context.current_utc_datetime),
+            self.run.request.trigger.kind.value,
+            tuple(NotifiedTarget(t.target, t.state.value if t.state else None, t.error) for t in targets),
+        )
         try:
-            delivered = yield from call(self.context, deliver_notification, payload, NOTIFY_RETRY)
+            delivered = yield from call(self.context, deliver_notification, note, NOTIFY_RETRY)
         except ActivityFailed as failure:
             self.notes.append(
                 f"the {event} notification was not delivered after {failure.attempts} attempts: {failure.reason}"
@@ -156,21 +153,31 @@ class RunProgress:
     def roll_out(
         self, pipeline: str, targets: tuple[TargetPlan, ...], model: ModelArtifact
     ) -> Generator[Any, Any, list[TargetOutcome]]:
-        """Roll the model out to every target in parallel; each sub-orchestration reports its own outcome."""
+        """Roll the model out to every target in parallel, and wait for every rollout to end.
+
+        Each rollout reports its own outcome and never fails; if its orchestration fails all the same
+        (a bug, a non-determinism error after a redeploy, a termination), that target's outcome is
+        `unknown`. A failed child never ends the wait early (SDK 1.x's `task_all` would), so the run
+        never ends while one of its rollouts still changes a target.
+        """
         self.status("updating", targets=[t.name for t in targets])
         context = self.context
-        rollouts = [
+        tasks = [
             context.call_sub_orchestrator(
                 ROLLOUT_ORCHESTRATOR,
-                {"pipeline": pipeline, "run_id": self.run_id, "target": t.to_dict(), "model": model.to_dict()},
-                f"{context.instance_id}:rollout:{t.name}",
+                RolloutInput(pipeline, t, model, self.run_id).to_dict(),
+                rollout_instance_id(context.instance_id, t.name),
             )
             for t in targets
         ]
-        if not rollouts:
-            return []
-        results = yield context.task_all(rollouts)
-        return [TargetOutcome.from_dict(r) for r in results]
+        outcomes: dict[int, TargetOutcome] = {}
+        pending = list(range(len(tasks)))
+        while pending:
+            winner = yield context.task_any([tasks[i] for i in pending])
+            index = next(i for i in pending if tasks[i] is winner)
+            pending.remove(index)
+            outcomes[index] = _rollout_outcome(targets[index], winner.result)
+        return [outcomes[i] for i in range(len(tasks))]
 
     def conclude(
         self, plan: PipelinePlan, model: ModelArtifact, outcomes: list[TargetOutcome], *, champion_when_all: bool = True
@@ -187,21 +194,19 @@ class RunProgress:
         else:
             status, reason = RunStatus.FAILED, "no target could be updated"
         if updated or not outcomes:
-            serving = {
-                "pipeline": plan.name,
-                "run_id": self.run_id,
-                "model": model.to_dict(),
-                "targets": updated,
-                "champion": champion_when_all and status is RunStatus.SUCCEEDED,
-                "now": iso(self.context.current_utc_datetime),
-            }
+            serving = ServingRecord(
+                plan.name,
+                self.run_id,
+                model,
+                tuple(updated),
+                champion_when_all and status is RunStatus.SUCCEEDED,
+                iso(self.context.current_utc_datetime),
+            )
             try:
                 note = yield from call(self.context, record_serving_model, serving, RECORD_RETRY)
                 if note:
                     self.notes.append(note)
-            except (
-                ActivityFailed
-            ) as failure:  # the targets were updated all the same: keep their outcomes in the record
+            except ActivityFailed as failure:  # the targets were updated all the same: keep their outcomes
                 self.notes.append(f"could not record the served model for the next gate: {failure.reason}")
         return status, reason
 
@@ -213,12 +218,36 @@ class RunProgress:
             yield from self.notify("rolled_back", result.status.value, result.reason, result.targets)
         if any(t.state in OLD_MODEL for t in result.targets):
             yield from self.notify("target_on_old_model", result.status.value, result.reason, result.targets)
+        if any(t.state in NOT_KNOWN for t in result.targets):
+            yield from self.notify("target_state_unknown", result.status.value, result.reason, result.targets)
         result = replace(result, notes=tuple(self.notes))
         try:
-            path = yield from call(self.context, write_run_record, result.to_dict(), RECORD_RETRY)
+            path = yield from call(self.context, write_run_record, result, RECORD_RETRY)
         except ActivityFailed as failure:
             result = replace(result, notes=(*result.notes, f"the run record could not be written: {failure.reason}"))
             path = None
         final = replace(result, record=path)
         self.status("done", outcome=final.status.value, record=path)
         return final
+
+
+def _rollout_outcome(target: TargetPlan, result: Any) -> TargetOutcome:
+    """A finished rollout's outcome; `unknown` when its orchestration failed instead of reporting one."""
+    if isinstance(result, BaseException):
+        return TargetOutcome(
+            target.name,
+            target.kind,
+            False,
+            f"the rollout ended without an outcome ({failure_reason(result)}); what the target serves is not known",
+            state=TargetState.UNKNOWN,
+        )
+    try:
+        return TargetOutcome.from_dict(result)
+    except (ConfigError, KeyError, TypeError, ValueError) as exc:
+        return TargetOutcome(
+            target.name,
+            target.kind,
+            False,
+            f"the rollout reported no readable outcome ({exc})",
+            state=TargetState.UNKNOWN,
+        )

@@ -23,26 +23,22 @@ from typing import Any
 import azure.durable_functions as df
 
 from activities.training import cancel_training_job, poll_training_job
-from retraining.models import JobOutcome, JobStatusView, MonitorInput
+from retraining.models import JobEnd, JobOutcome, JobStatusView, MonitorInput
 from retraining.polling import PollPlanner
+from retraining.retry import CANCEL_RETRY
 
-from ._common import ActivityFailed, Retry, call, failure_reason, input_of, iso, parse_iso
+from ._common import ActivityFailed, call, failure_reason, input_of, iso, parse_iso
 
 MONITOR_ORCHESTRATOR = "monitor_training_job"
 JOB_EVENT = "job_status_changed"
-CANCEL_RETRY = Retry(attempts=6, first_s=5.0, max_s=300.0)
 
 bp = df.Blueprint()
-
-
-def monitor_instance_id(run_instance_id: str) -> str:
-    return f"{run_instance_id}:monitor"
 
 
 @bp.orchestration_trigger(context_name="context", orchestration=MONITOR_ORCHESTRATOR)
 def monitor_training_job(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dict[str, Any]]:
     monitor = MonitorInput.from_dict(input_of(context))
-    job = monitor.job.to_dict()
+    job = monitor.job
     deadline = parse_iso(monitor.deadline)
     started = context.current_utc_datetime
     planner = PollPlanner(
@@ -55,7 +51,7 @@ def monitor_training_job(context: df.DurableOrchestrationContext) -> Generator[A
     view: JobStatusView | None = None
     while True:
         try:
-            view = JobStatusView.from_dict((yield context.call_activity(poll_training_job, job)))
+            view = JobStatusView.from_dict((yield context.call_activity(poll_training_job, job.to_dict())))
             failing_in_a_row = 0
         except Exception as exc:  # a failed poll: counted, retried on the next wait
             failed += 1
@@ -79,7 +75,7 @@ def monitor_training_job(context: df.DurableOrchestrationContext) -> Generator[A
             }
         )
         if view is not None and failing_in_a_row == 0 and view.state.terminal:
-            return JobOutcome(view.state.value, view.details, polls, elapsed, failed, None, woken).to_dict()
+            return JobOutcome(JobEnd(view.state.value), view.details, polls, elapsed, failed, None, woken).to_dict()
         if now >= deadline:
             cancelled = True
             try:
@@ -97,7 +93,13 @@ def monitor_training_job(context: df.DurableOrchestrationContext) -> Generator[A
             )
             reason = f"the training job outlived the policy deadline {monitor.deadline}: {what}; {fate}"
             return JobOutcome(
-                "Unreachable" if unreachable else "TimedOut", reason, polls, elapsed, failed, cancelled, woken
+                JobEnd.UNREACHABLE if unreachable else JobEnd.TIMED_OUT,
+                reason,
+                polls,
+                elapsed,
+                failed,
+                cancelled,
+                woken,
             ).to_dict()
         if event is not None and not woken and monitor.events_trusted and not failing_in_a_row:
             delay = monitor.poll_max_s  # the event is the signal; this poll only guards against losing it

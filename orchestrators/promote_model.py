@@ -15,7 +15,8 @@ import azure.durable_functions as df
 
 from activities.models import load_promotion
 from activities.training import resolve_pipeline
-from retraining.models import ModelArtifact, PipelinePlan, RunInput, RunResult, RunStatus
+from retraining.inputs import Promotion, PromotionLookup
+from retraining.models import PipelinePlan, RunInput, RunResult, RunStatus
 
 from ._common import call, failure_reason, input_of, refused
 from ._run import RunProgress
@@ -39,18 +40,19 @@ def promote_model(context: df.DurableOrchestrationContext) -> Generator[Any, Any
 def _promote(run: RunProgress) -> Generator[Any, Any, RunResult]:
     context, request = run.context, run.run.request
     run.status("resolving", source_run=request.source_run)
-    resolved = yield from call(context, resolve_pipeline, request.to_dict())
+    resolved = yield from call(context, resolve_pipeline, request)
     if (why := refused(resolved)) is not None:
         return run.finish(RunStatus.FAILED, f"the pipeline cannot run: {why}")
     plan = PipelinePlan.from_dict(resolved)
     run.notify_events = plan.notify
-    chosen = yield from call(
-        context, load_promotion, {"pipeline": plan.name, "source_run": request.source_run, "force": request.force}
-    )
-    if (why := refused(chosen)) is not None:
+    if request.source_run is None:
+        return run.finish(RunStatus.REJECTED, "a promotion names the run whose model to roll out (sourceRun)")
+    found = yield from call(context, load_promotion, PromotionLookup(plan.name, request.source_run, request.force))
+    if (why := refused(found)) is not None:
         return run.finish(RunStatus.REJECTED, why)
-    model = ModelArtifact.from_dict(chosen["model"])
-    if not chosen["gate_passed"]:
+    chosen = Promotion.from_dict(found)
+    model = chosen.model
+    if not chosen.gate_passed:
         run.notes.append(
             f"forced: run {request.source_run}'s model had not passed its gate"
             + (f" (requested by {request.requested_by})" if request.requested_by else "")

@@ -35,8 +35,20 @@ from activities.training import (
     start_training_job,
     submit_training_job,
 )
+from retraining.inputs import (
+    DataCheck,
+    DataInspection,
+    DataPresence,
+    GateInput,
+    InspectedData,
+    JobSubmission,
+    ModelCollection,
+    Registration,
+)
+from retraining.instances import monitor_instance_id
 from retraining.models import (
     GateDecision,
+    JobEnd,
     JobOutcome,
     ModelArtifact,
     MonitorInput,
@@ -46,14 +58,15 @@ from retraining.models import (
     RunStatus,
     SubmittedJob,
 )
+from retraining.retry import CANCEL_RETRY, Retry
+from retraining.services.base import Provenance
 
 from ._approval import await_approval
-from ._common import ActivityFailed, Retry, call, failure_reason, input_of, iso, refused
+from ._common import ActivityFailed, call, failure_reason, input_of, iso, refused
 from ._run import RunProgress, metrics_summary
 from .monitor_training_job import MONITOR_ORCHESTRATOR
 
 RETRAIN_ORCHESTRATOR = "retrain_pipeline"
-CANCEL_RETRY = Retry(attempts=6, first_s=5.0, max_s=300.0)
 
 bp = df.Blueprint()
 
@@ -82,7 +95,7 @@ class _Retrain(RunProgress):
     def execute(self) -> Generator[Any, Any, RunResult]:
         context, request = self.context, self.run.request
         self.status("resolving")
-        resolved = yield from call(context, resolve_pipeline, request.to_dict())
+        resolved = yield from call(context, resolve_pipeline, request)
         if (why := refused(resolved)) is not None:
             return self.finish(RunStatus.FAILED, f"the pipeline cannot run: {why}")
         plan = PipelinePlan.from_dict(resolved)
@@ -94,11 +107,12 @@ class _Retrain(RunProgress):
             return self.finish(RunStatus.NO_DATA, f"{plan.data} did not appear within the externalData policy")
 
         self.status("inspecting_data", data=str(plan.data))
-        schema = yield from call(context, inspect_training_data, {"pipeline": plan.name, "data": str(plan.data)}, retry)
-        if (why := refused(schema)) is not None:
+        inspected = yield from call(context, inspect_training_data, DataInspection(plan.name, plan.data), retry)
+        if (why := refused(inspected)) is not None:
             return self.finish(RunStatus.FAILED, f"the training data cannot be used: {why}")
-        if schema.get("rejected"):
-            return self.finish(RunStatus.REJECTED, schema["rejected"])
+        schema = InspectedData.from_dict(inspected)
+        if schema.rejected:
+            return self.finish(RunStatus.REJECTED, schema.rejected)
         if (cancel := (yield from self.cancelled())) is not None:
             return self.finish(
                 RunStatus.CANCELLED, f"cancelled by {cancel.by} at {cancel.at} before the job was submitted"
@@ -109,7 +123,7 @@ class _Retrain(RunProgress):
             return job
 
         deadline = context.current_utc_datetime + timedelta(seconds=plan.timeout_s)
-        monitor_id = f"{context.instance_id}:monitor"
+        monitor_id = monitor_instance_id(context.instance_id)
         self.status("polling", job_id=job.job_id, monitor=monitor_id, deadline=iso(deadline))
         monitor = MonitorInput(
             job,
@@ -125,7 +139,7 @@ class _Retrain(RunProgress):
             (yield context.call_sub_orchestrator(MONITOR_ORCHESTRATOR, monitor.to_dict(), monitor_id))
         )
         self.job_ended = True  # finished, failed, or cancelled by the monitor
-        if outcome.status == "Cancelled" and (cancel := (yield from self.cancelled())) is not None:
+        if outcome.status is JobEnd.CANCELLED and (cancel := (yield from self.cancelled())) is not None:
             self.job_ended = False  # the monitor saw the request; the job itself is cancelled here
             yield from self.cancel_job_if_running()
             return self.finish(
@@ -134,18 +148,18 @@ class _Retrain(RunProgress):
                 job_id=job.job_id,
                 job=outcome,
             )
-        if outcome.status in ("TimedOut", "Unreachable"):
+        if outcome.status in (JobEnd.TIMED_OUT, JobEnd.UNREACHABLE):
             return self.finish(RunStatus.TIMED_OUT, outcome.details, job_id=job.job_id, job=outcome)
-        if outcome.status != "Finished":
+        if outcome.status is not JobEnd.FINISHED:
             return self.finish(
                 RunStatus.FAILED,
-                f"training job {outcome.status}: {outcome.details or 'no details'}",
+                f"training job {outcome.status.value}: {outcome.details or 'no details'}",
                 job_id=job.job_id,
                 job=outcome,
             )
 
         self.status("collecting", job_id=job.job_id, polls=outcome.polls)
-        collected = yield from call(context, collect_model, {"job": job.to_dict(), "schema": schema}, retry)
+        collected = yield from call(context, collect_model, ModelCollection(job, schema), retry)
         if (why := refused(collected)) is not None:
             return self.finish(
                 RunStatus.FAILED, f"the job's outputs are unusable: {why}", job_id=job.job_id, job=outcome
@@ -155,26 +169,22 @@ class _Retrain(RunProgress):
         gate = None
         if plan.gate_enabled:
             self.status("evaluating", metrics=metrics_summary(model.metrics), metric_count=len(model.metrics))
-            gate = GateDecision.from_dict(
-                (yield from call(context, evaluate_gate, {"pipeline": plan.name, "model": model.to_dict()}, retry))
-            )
+            gate = GateDecision.from_dict((yield from call(context, evaluate_gate, GateInput(plan.name, model), retry)))
             if not gate.promote:
                 return self.finish(
                     RunStatus.REJECTED, "; ".join(gate.reasons), job_id=job.job_id, job=outcome, model=model, gate=gate
                 )
 
         self.status("registering", job_id=job.job_id)
-        provenance = {
-            "pipeline": plan.name,
-            "run_id": self.run_id,
-            "job_id": job.job_id,
-            "data": str(plan.data),
-            "data_etag": self.data_etag,
-            "trigger": f"{request.trigger.kind.value}:{request.trigger.key}",
-        }
-        registered = yield from call(
-            context, register_model, {"pipeline": plan.name, "model": model.to_dict(), "provenance": provenance}, retry
+        provenance = Provenance(
+            plan.name,
+            self.run_id,
+            job.job_id,
+            str(plan.data),
+            self.data_etag,
+            f"{request.trigger.kind.value}:{request.trigger.key}",
         )
+        registered = yield from call(context, register_model, Registration(plan.name, model, provenance), retry)
         if (why := refused(registered)) is not None:
             return self.finish(
                 RunStatus.FAILED,
@@ -214,22 +224,13 @@ class _Retrain(RunProgress):
         context = self.context
         self.status("submitting")
         try:
-            submitted = yield from call(
-                context,
-                submit_training_job,
-                {
-                    "pipeline": plan.name,
-                    "run_id": self.run_id,
-                    "data": str(plan.data),
-                    "request_id": self.run.request_id,
-                },
-                retry,
-            )
+            submission = JobSubmission(plan.name, self.run_id, plan.data, self.run.request_id)
+            submitted = yield from call(context, submit_training_job, submission, retry)
             if (why := refused(submitted)) is not None:
                 return self.finish(RunStatus.FAILED, f"the training service refused the job: {why}")
             self.job = SubmittedJob.from_dict(submitted)
             self.status("starting", job_id=self.job.job_id)
-            started = yield from call(context, start_training_job, self.job.to_dict(), retry)
+            started = yield from call(context, start_training_job, self.job, retry)
         except ActivityFailed as failure:
             yield from self.cancel_job_if_running()
             return self.finish(
@@ -251,7 +252,7 @@ class _Retrain(RunProgress):
         self.job_ended = True
         self.status("cancelling", job_id=self.job.job_id)
         try:
-            yield from call(self.context, cancel_training_job, self.job.to_dict(), CANCEL_RETRY)
+            yield from call(self.context, cancel_training_job, self.job, CANCEL_RETRY)
         except ActivityFailed as failure:
             self.notes.append(
                 f"could not cancel training job {self.job.job_id}; it may still be running: {failure.reason}"
@@ -263,9 +264,9 @@ class _Retrain(RunProgress):
         """Check for the data; retry every retryInterval until retryTimeout or maximumRetry runs out."""
         give_up = self.context.current_utc_datetime + timedelta(seconds=plan.data_retry_timeout_s)
         for attempt in range(plan.data_maximum_retry + 1):
-            found = yield from call(self.context, check_training_data, {"data": str(plan.data)})
-            if found["exists"]:
-                self.data_etag = found.get("etag")
+            found = DataPresence.from_dict((yield from call(self.context, check_training_data, DataCheck(plan.data))))
+            if found.exists:
+                self.data_etag = found.etag
                 return True
             next_check = self.context.current_utc_datetime + timedelta(seconds=plan.data_retry_interval_s)
             if attempt == plan.data_maximum_retry or next_check > give_up:

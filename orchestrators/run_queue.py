@@ -24,53 +24,49 @@ from typing import Any
 import azure.durable_functions as df
 
 from activities.queue import finish_request, recover_queue, take_next_request
-from retraining.models import RequestAction, RunInput, RunRequest
+from retraining.errors import ConfigError
+from retraining.inputs import QueueFinish, QueueInput, QueueRecovery, QueueTake, TakenRequest
+from retraining.instances import pipeline_of, run_instance_id
+from retraining.models import RequestAction, RunInput
+from retraining.retry import STORE_RETRY
 
-from ._common import ActivityFailed, Retry, call, failure_reason, input_of, iso
+from ._common import ActivityFailed, call, failure_reason, input_of, iso
 from .promote_model import PROMOTE_ORCHESTRATOR
 from .retrain_pipeline import RETRAIN_ORCHESTRATOR
 
 QUEUE_ORCHESTRATOR = "run_queue"
 WAKE_EVENT = "wake"
 IDLE_WAIT = timedelta(hours=12)
-STORE_RETRY = Retry(attempts=6, first_s=2.0, max_s=60.0)
 BACK_OFF_AFTER_FAILURE = timedelta(minutes=1)
 
 bp = df.Blueprint()
 
 
-def queue_instance_id(pipeline: str) -> str:
-    return f"retrain-{pipeline}"
-
-
-def pipeline_of(queue_instance_id: str) -> str:
-    return queue_instance_id.removeprefix("retrain-")
-
-
-def run_instance_id(pipeline: str, run_id: str) -> str:
-    return f"retrain-{pipeline}:{run_id}"
+def _fresh(given: Any) -> bool:
+    """Whether this execution starts a fresh queue (anything but a continued one recovers first)."""
+    try:
+        return QueueInput.from_dict(given).fresh
+    except ConfigError:
+        return True
 
 
 @bp.orchestration_trigger(context_name="context", orchestration=QUEUE_ORCHESTRATOR)
 def run_queue(context: df.DurableOrchestrationContext) -> Generator[Any, Any, None]:
-    given = input_of(context)
     pipeline = pipeline_of(context.instance_id)  # from the instance id, which no caller's input can change
-    fresh = not isinstance(given, dict) or given.get("fresh") is not False
+    fresh = _fresh(input_of(context))
     now = context.current_utc_datetime
     try:
         if fresh:
             context.set_custom_status({"pipeline": pipeline, "state": "recovering", "since": iso(now)})
-            yield from call(context, recover_queue, {"pipeline": pipeline, "now": iso(now)}, STORE_RETRY)
+            yield from call(context, recover_queue, QueueRecovery(pipeline, iso(now)), STORE_RETRY)
         run_id = f"{now:%Y%m%dT%H%M%SZ}-{context.new_uuid()[:8]}"
-        taken = yield from call(
-            context, take_next_request, {"pipeline": pipeline, "run_id": run_id, "now": iso(now)}, STORE_RETRY
-        )
+        taken = yield from call(context, take_next_request, QueueTake(pipeline, run_id, iso(now)), STORE_RETRY)
     except ActivityFailed as failure:  # the store is out of reach: try again in a while, recovering first
         context.set_custom_status(
             {"pipeline": pipeline, "state": "store unavailable", "reason": failure.reason, "since": iso(now)}
         )
         yield context.create_timer(now + BACK_OFF_AFTER_FAILURE)
-        context.continue_as_new({"pipeline": pipeline, "fresh": True})
+        context.continue_as_new(QueueInput(pipeline, fresh=True).to_dict())
         return None
     if taken is None:
         context.set_custom_status({"pipeline": pipeline, "state": "idle", "since": iso(now)})
@@ -79,10 +75,11 @@ def run_queue(context: df.DurableOrchestrationContext) -> Generator[Any, Any, No
         winner = yield context.task_any([wake, idle])
         if winner is wake:
             idle.cancel()
-        context.continue_as_new({"pipeline": pipeline, "fresh": False})
+        context.continue_as_new(QueueInput(pipeline, fresh=False).to_dict())
         return None
 
-    run = RunInput(taken["request_id"], run_id, RunRequest.from_dict(taken["request"]), tuple(taken["superseded"]))
+    took = TakenRequest.from_dict(taken)
+    run = RunInput(took.request_id, run_id, took.request, took.superseded)
     orchestrator = PROMOTE_ORCHESTRATOR if run.request.action is RequestAction.PROMOTE else RETRAIN_ORCHESTRATOR
     instance = run_instance_id(pipeline, run_id)
     context.set_custom_status(
@@ -104,18 +101,11 @@ def run_queue(context: df.DurableOrchestrationContext) -> Generator[Any, Any, No
         context.set_custom_status(
             {"pipeline": pipeline, "state": "run failed", "run_id": run_id, "reason": failure_reason(exc)}
         )
-    finished = {
-        "pipeline": pipeline,
-        "request_id": run.request_id,
-        "run_id": run_id,
-        "outcome": outcome,
-        "record": record,
-        "now": iso(context.current_utc_datetime),
-    }
+    finished = QueueFinish(pipeline, run.request_id, run_id, outcome, record, iso(context.current_utc_datetime))
     try:
         yield from call(context, finish_request, finished, STORE_RETRY)
     except ActivityFailed:  # the request stays running in the store; the next fresh queue finishes it from the record
-        context.continue_as_new({"pipeline": pipeline, "fresh": True})
+        context.continue_as_new(QueueInput(pipeline, fresh=True).to_dict())
         return None
-    context.continue_as_new({"pipeline": pipeline, "fresh": False})
+    context.continue_as_new(QueueInput(pipeline, fresh=False).to_dict())
     return None

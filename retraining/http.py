@@ -31,6 +31,7 @@ from .errors import (
     ServiceUnreachableError,
     TransientServiceError,
 )
+from .retry import HTTP_RETRY, QUICK_FIRST_S, Retry
 
 if TYPE_CHECKING:  # requests is imported when the first request is made: keeps cold start light
     import requests
@@ -80,8 +81,7 @@ class ServiceClient:
         *,
         timeout_s: float = 30.0,
         verify: str | bool = True,
-        max_attempts: int = 4,
-        backoff_s: float = 0.5,
+        retry: Retry = HTTP_RETRY,
         max_retry_after_s: float = 60.0,
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
@@ -90,8 +90,7 @@ class ServiceClient:
         self.service = service
         self.timeout_s = timeout_s
         self.verify = verify
-        self.max_attempts = max_attempts
-        self.backoff_s = backoff_s
+        self.policy = retry
         self.max_retry_after_s = max_retry_after_s
         self._session = session
         self.sleep = sleep
@@ -119,10 +118,10 @@ class ServiceClient:
         import requests
 
         accepted = set(ok)
-        attempts = self.max_attempts if retry else 1
+        attempts = self.policy.attempts if retry else 1
         session = self._session or shared_session(url)
         for attempt in range(1, attempts + 1):
-            delay = self.backoff_s * 2 ** (attempt - 1)
+            delay = self.policy.delay_s(attempt)
             timeout = self._timeout(method, url)
             try:
                 response = session.request(
@@ -139,7 +138,7 @@ class ServiceClient:
                     f"{self.service}: {method} {redact(url)} got no answer ({type(exc).__name__})"
                 )
                 if attempt == 1:  # likeliest a pooled connection the server closed as it was reused: retry at once
-                    delay = min(delay, 0.05)
+                    delay = min(delay, QUICK_FIRST_S)
             else:
                 if response.status_code in accepted:
                     return response

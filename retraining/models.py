@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, TypeVar
 
 from .errors import ConfigError
+from .payloads import Payload
 from .text import clean_text, excerpt
 
 _CONTAINER = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}$")  # Azure's container naming rule
@@ -56,6 +57,16 @@ class JobState(StrEnum):
     @property
     def terminal(self) -> bool:
         return self in (JobState.FAILED, JobState.CANCELLED, JobState.FINISHED)
+
+
+class JobEnd(StrEnum):
+    """How a watched job ended: its own terminal state, or our giving up on it at the deadline."""
+
+    FINISHED = "Finished"
+    FAILED = "Failed"
+    CANCELLED = "Cancelled"
+    TIMED_OUT = "TimedOut"  # still running at the deadline: we cancelled it
+    UNREACHABLE = "Unreachable"  # its status could not be read lately at the deadline: we cancelled it
 
 
 def _require(raw: Any, key: str, kind: type | tuple[type, ...], where: str) -> Any:
@@ -257,7 +268,7 @@ class RunInput:
 
 
 @dataclass(frozen=True)
-class TargetPlan:
+class TargetPlan(Payload):
     """What the orchestrator needs of a scoring target: its name and kind (for display) and its policy."""
 
     name: str
@@ -266,22 +277,9 @@ class TargetPlan:
     retry_interval_s: float
     timeout_s: float
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, raw: Mapping[str, Any]) -> TargetPlan:
-        return cls(
-            str(raw["name"]),
-            str(raw["kind"]),
-            int(raw["retry"]),
-            float(raw["retry_interval_s"]),
-            float(raw["timeout_s"]),
-        )
-
 
 @dataclass(frozen=True)
-class PipelinePlan:
+class PipelinePlan(Payload):
     """What the orchestrator needs of a pipeline definition: numbers and names, no URLs, no secrets."""
 
     name: str
@@ -299,28 +297,10 @@ class PipelinePlan:
     targets: tuple[TargetPlan, ...]
     history_s: tuple[float, ...] = ()  # durations of the pipeline's recent jobs, newest first (for polling)
     events: bool = False  # the training service announces job completion by event
-    events_trusted: bool = (
-        False  # and its events reach the app, so polls are only a fallback (polling.completionEvents)
-    )
+    # and its events reach the app, so polls are only a fallback (polling.completionEvents)
+    events_trusted: bool = False
     approval_s: float = 0.0  # how long a model that passed the gate waits for approval (0: none is asked)
     notify: tuple[str, ...] = ()  # the events the pipeline's webhook wants (empty: no webhook)
-
-    def to_dict(self) -> dict[str, Any]:
-        raw = asdict(self)
-        raw["data"] = str(self.data)
-        raw["targets"] = [t.to_dict() for t in self.targets]
-        raw["history_s"] = list(self.history_s)
-        raw["notify"] = list(self.notify)
-        return raw
-
-    @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> PipelinePlan:
-        values = dict(raw)
-        values["data"] = BlobPath.parse(raw["data"])
-        values["targets"] = tuple(TargetPlan.from_dict(t) for t in raw["targets"])
-        values["history_s"] = tuple(float(s) for s in raw.get("history_s", ()))
-        values["notify"] = tuple(str(e) for e in raw.get("notify", ()))
-        return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -350,22 +330,15 @@ class SubmittedJob:
 
 
 @dataclass(frozen=True)
-class JobStatusView:
+class JobStatusView(Payload):
     """One status poll, with result locations checked and stripped of their SAS."""
 
     state: JobState
     details: str | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"state": self.state.value, "details": self.details}
-
-    @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> JobStatusView:
-        return cls(JobState(raw["state"]), raw.get("details"))
-
 
 @dataclass(frozen=True)
-class MonitorInput:
+class MonitorInput(Payload):
     job: SubmittedJob
     deadline: str  # ISO 8601 UTC
     poll_first_s: float
@@ -375,59 +348,18 @@ class MonitorInput:
     events: bool = False  # wait for a completion event as well as the poll timer
     events_trusted: bool = False  # the events reach the app: until one comes, poll every poll_max_s only
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "job": self.job.to_dict(),
-            "deadline": self.deadline,
-            "poll_first_s": self.poll_first_s,
-            "poll_max_s": self.poll_max_s,
-            "poll_fraction": self.poll_fraction,
-            "history_s": list(self.history_s),
-            "events": self.events,
-            "events_trusted": self.events_trusted,
-        }
-
-    @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> MonitorInput:
-        return cls(
-            SubmittedJob.from_dict(raw["job"]),
-            raw["deadline"],
-            raw["poll_first_s"],
-            raw["poll_max_s"],
-            raw["poll_fraction"],
-            tuple(float(s) for s in raw.get("history_s", ())),
-            bool(raw.get("events", False)),
-            bool(raw.get("events_trusted", False)),
-        )
-
 
 @dataclass(frozen=True)
-class JobOutcome:
+class JobOutcome(Payload):
     """How the job ended: Finished, Failed, Cancelled, or TimedOut / Unreachable (we cancelled it)."""
 
-    status: str
+    status: JobEnd
     details: str | None
     polls: int
     elapsed_s: float
     failed_polls: int = 0
     cancelled: bool | None = None  # None: we did not cancel; True: cancel confirmed; False: cancel failed
     woken_by_event: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> JobOutcome:
-        cancelled = raw.get("cancelled")
-        return cls(
-            str(raw["status"]),
-            raw.get("details"),
-            int(raw["polls"]),
-            float(raw["elapsed_s"]),
-            int(raw.get("failed_polls", 0)),
-            None if cancelled is None else bool(cancelled),
-            bool(raw.get("woken_by_event", False)),
-        )
 
 
 @dataclass(frozen=True)
@@ -495,6 +427,8 @@ class TargetState(StrEnum):
     FAILED = "failed"  # refused or broke before anything changed; serves what it served
     UNCONFIRMED = "unconfirmed"  # an update was sent but not seen applied within the timeout
     ROLLED_BACK = "rolled_back"  # a canary failed its checks; traffic is back on the previous model
+    ROLLBACK_FAILED = "rollback_failed"  # a step failed and so did the rollback: it may serve old and new
+    UNKNOWN = "unknown"  # the rollout ended without an outcome (its orchestration failed): not known
 
 
 @dataclass(frozen=True)

@@ -29,10 +29,12 @@ from .errors import (
     StorageError,
     TransientServiceError,
 )
+from .inputs import DataPresence, InspectedData, Notification, Promotion, TakenRequest
 from .lineage import Lineage
 from .models import (
     BlobPath,
     GateDecision,
+    JobEnd,
     JobState,
     JobStatusView,
     ModelArtifact,
@@ -138,7 +140,7 @@ def expected(step: Callable[[], T]) -> T | Refusal:
 
 def take_next(
     settings: Settings, storage: TrainingStorage, pipeline_name: str, run_id: str, now: datetime
-) -> dict[str, Any] | None:
+) -> TakenRequest | None:
     queue = run_queue(settings, storage)
     queue.forget_finished(pipeline_name, now)
     taken = queue.take_next(pipeline_name, run_id, now)
@@ -152,11 +154,7 @@ def take_next(
         taken.entry.request.trigger.kind.value,
         len(taken.superseded),
     )
-    return {
-        "request_id": taken.entry.request_id,
-        "request": taken.entry.request.to_dict(),
-        "superseded": list(taken.superseded),
-    }
+    return TakenRequest(taken.entry.request_id, taken.entry.request, tuple(taken.superseded))
 
 
 def finish(
@@ -234,32 +232,30 @@ def resolve_plan(settings: Settings, storage: TrainingStorage, request: RunReque
         history = tuple(
             r.job.elapsed_s
             for r in lineage(settings, storage).recent(definition.name, HISTORY_RUNS)
-            if r.job is not None and r.job.status == "Finished"
+            if r.job is not None and r.job.status is JobEnd.FINISHED
         )
         return plan_of(definition, request.training_blob, history=history)
 
     return expected(plan)
 
 
-def data_exists(storage: TrainingStorage, path: BlobPath) -> dict[str, Any]:
+def data_exists(storage: TrainingStorage, path: BlobPath) -> DataPresence:
     info = storage.info(path)
-    return {
-        "exists": info is not None and info.size > 0,
-        "size": info.size if info else 0,
-        "etag": info.etag if info else None,
-    }
+    if info is None:
+        return DataPresence(exists=False)
+    return DataPresence(exists=info.size > 0, size=info.size, etag=info.etag)
 
 
 def inspect_data(
     settings: Settings, storage: TrainingStorage, pipeline_name: str, data: BlobPath
-) -> dict[str, Any] | Refusal:
+) -> InspectedData | Refusal:
     """The data's schema, and whether it matches the data the champion learned from.
 
-    Returns `{"features", "label", "rejected"}`; `rejected` names the difference when the columns
+    `rejected` names the difference when the columns
     changed and the pipeline does not allow a schema change. Unusable data is a Refusal.
     """
 
-    def inspect() -> dict[str, Any]:
+    def inspect() -> InspectedData:
         definition = pipeline(settings, pipeline_name)
         head, complete = storage.read_head(data, HEAD_BYTES)
         schema = read_schema(head, data.name, definition.label, complete=complete)
@@ -274,7 +270,7 @@ def inspect_data(
                     + "; ".join(differences)
                     + ". Set gate.allowSchemaChange to accept a new schema"
                 )
-        return {"features": list(schema.features), "label": schema.label, "rejected": rejected}
+        return InspectedData(tuple(schema.features), schema.label, rejected)
 
     return expected(inspect)
 
@@ -323,9 +319,9 @@ def signals(settings: Settings, storage: TrainingStorage, pipeline_name: str, ru
     return decisions(settings, storage).signals(pipeline_name, run_id)
 
 
-def notify(settings: Settings, payload: dict[str, Any]) -> dict[str, Any] | Refusal:
+def notify(settings: Settings, note: Notification) -> dict[str, Any] | Refusal:
     """Deliver one webhook notification (`retraining.notify`); transient failures are raised for a retry."""
-    return expected(lambda: deliver(settings, pipeline(settings, str(payload["pipeline"])).notifications, payload))
+    return expected(lambda: deliver(settings, pipeline(settings, note.pipeline).notifications, note.to_dict()))
 
 
 def cancel(settings: Settings, storage: TrainingStorage, job: SubmittedJob) -> None:
@@ -334,7 +330,7 @@ def cancel(settings: Settings, storage: TrainingStorage, job: SubmittedJob) -> N
 
 
 def collect(
-    settings: Settings, storage: TrainingStorage, job: SubmittedJob, schema: Mapping[str, Any]
+    settings: Settings, storage: TrainingStorage, job: SubmittedJob, schema: InspectedData
 ) -> ModelArtifact | Refusal:
     """The finished job's model (size, hash, metrics), stamped with the schema of the data it learned from."""
 
@@ -345,8 +341,8 @@ def collect(
             model.size,
             model.sha256,
             model.metrics,
-            tuple(schema.get("features", ())),
-            schema.get("label"),
+            schema.features,
+            schema.label,
             model.version,
         )
 
@@ -463,10 +459,10 @@ PROMOTABLE = (RunStatus.SUCCEEDED, RunStatus.PARTIALLY_UPDATED, RunStatus.DRY_RU
 
 def promotion(
     settings: Settings, storage: TrainingStorage, pipeline_name: str, source_run: str, force: bool
-) -> dict[str, Any] | Refusal:
+) -> Promotion | Refusal:
     """The verified model of run `source_run`, if it may be rolled out: its gate passed, or `force` was asked."""
 
-    def check() -> dict[str, Any]:
+    def check() -> Promotion:
         record = lineage(settings, storage).record(pipeline_name, source_run)
         if record.model is None:
             raise ConfigError(f"run {source_run} produced no verified model (it ended {record.status.value})")
@@ -480,6 +476,6 @@ def promotion(
             raise ConfigError(
                 f"run {source_run}'s model did not pass its gate ({why}); pass force to roll it out anyway"
             )
-        return {"model": record.model.to_dict(), "gate_passed": passed}
+        return Promotion(record.model, passed)
 
     return expected(check)

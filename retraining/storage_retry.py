@@ -14,17 +14,18 @@ from typing import Any
 
 from azure.storage.blob import ExponentialRetry
 
+from .retry import QUICK_FIRST_S, STORAGE_RETRY, Retry
+
 
 class QuickRetry(ExponentialRetry):
-    """The first retry after `first_s`, then `then_s` doubling up to `max_s`: 0.05, 1, 2, 4, 8, 16 s (31 s in all), ±20%."""
+    """The SDK's retry loop with our policy's delays: the first retry at once (`QUICK_FIRST_S`), then
+    `STORAGE_RETRY`'s: 0.05, 1, 2, 4, 8, 16 s (31 s in all), each ±20% so clients do not retry in step."""
 
-    def __init__(
-        self, *, first_s: float = 0.05, then_s: float = 1.0, max_s: float = 16.0, retry_total: int = 6
-    ) -> None:
-        super().__init__(retry_total=retry_total)
-        self.first_s, self.then_s, self.max_s = first_s, then_s, max_s
+    def __init__(self, policy: Retry = STORAGE_RETRY) -> None:
+        super().__init__(retry_total=policy.attempts - 1)
+        self.policy = policy
 
     def get_backoff_time(self, settings: dict[str, Any]) -> float:
         retry = settings["count"]  # 1 before the first retry
-        wait = self.first_s if retry <= 1 else min(self.max_s, self.then_s * 2 ** (retry - 2))
+        wait = QUICK_FIRST_S if retry <= 1 else self.policy.delay_s(retry - 1)
         return random.uniform(0.8 * wait, 1.2 * wait)

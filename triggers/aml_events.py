@@ -13,10 +13,10 @@ import logging
 import azure.durable_functions as df
 import azure.functions as func
 
-from orchestrators.monitor_training_job import JOB_EVENT, monitor_instance_id
-from orchestrators.run_queue import run_instance_id
+from orchestrators.monitor_training_job import JOB_EVENT
 from retraining import operations
 from retraining.errors import ConfigError
+from retraining.instances import monitor_instance_id, run_instance_id
 from retraining.services.azure_ml.events import job_ended
 from retraining.settings import Settings
 

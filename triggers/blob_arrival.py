@@ -20,10 +20,10 @@ from urllib.parse import unquote, urlsplit
 import azure.durable_functions as df
 import azure.functions as func
 
-from activities._runtime import storage
 from retraining import operations
 from retraining.errors import ConfigError
 from retraining.models import BlobPath, RunRequest, Trigger, TriggerKind
+from retraining.runtime import storage
 from retraining.settings import Settings
 from retraining.text import is_clean
 

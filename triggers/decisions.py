@@ -22,13 +22,13 @@ from datetime import UTC, datetime
 import azure.durable_functions as df
 import azure.functions as func
 
-from activities._runtime import storage
 from orchestrators._run import RUN_SIGNAL
-from orchestrators.run_queue import run_instance_id
 from retraining import operations
 from retraining.errors import ConfigError
+from retraining.instances import run_instance_id
 from retraining.models import Decision, DecisionAction, check_run_id
 from retraining.queue import RequestState
+from retraining.runtime import storage
 from retraining.settings import Settings
 from retraining.text import clean_text
 

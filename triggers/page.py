@@ -15,9 +15,9 @@ from urllib.parse import urlsplit
 import azure.durable_functions as df
 import azure.functions as func
 
-from activities._runtime import storage
 from retraining import operations
 from retraining.page import data, render
+from retraining.runtime import storage
 from retraining.settings import Settings
 
 from ._http import BadRequest, server_error

@@ -19,10 +19,10 @@ from typing import Any
 import azure.durable_functions as df
 import azure.functions as func
 
-from activities._runtime import storage
 from retraining import operations
 from retraining.definitions import Pipeline
 from retraining.page import data
+from retraining.runtime import storage
 from retraining.settings import Settings
 
 from ._http import BadRequest, bad_request, error_response, json_answer, route_name, server_error

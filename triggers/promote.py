@@ -20,10 +20,10 @@ from typing import Any
 import azure.durable_functions as df
 import azure.functions as func
 
-from activities._runtime import storage
 from retraining import operations
 from retraining.errors import ConfigError
 from retraining.models import RequestAction, RunRequest, Trigger, TriggerKind, check_run_id
+from retraining.runtime import storage
 from retraining.settings import Settings
 
 from ._http import (

@@ -14,9 +14,9 @@ import logging
 import azure.durable_functions as df
 import azure.functions as func
 
-from activities._runtime import storage
 from retraining import operations
 from retraining.queue import RequestState
+from retraining.runtime import storage
 from retraining.settings import Settings
 
 from .starter import ensure_running

@@ -20,8 +20,8 @@ import azure.durable_functions as df
 import azure.functions as func
 from azure.durable_functions.models.OrchestrationRuntimeStatus import OrchestrationRuntimeStatus
 
-from activities._runtime import storage
 from retraining import operations
+from retraining.runtime import storage
 from retraining.settings import Settings
 
 logger = logging.getLogger(__name__)

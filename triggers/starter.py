@@ -22,10 +22,12 @@ from typing import Any
 import azure.durable_functions as df
 from azure.durable_functions.models.OrchestrationRuntimeStatus import OrchestrationRuntimeStatus
 
-from activities._runtime import storage
-from orchestrators.run_queue import QUEUE_ORCHESTRATOR, WAKE_EVENT, queue_instance_id
+from orchestrators.run_queue import QUEUE_ORCHESTRATOR, WAKE_EVENT
+from retraining.inputs import QueueInput
+from retraining.instances import queue_instance_id
 from retraining.models import RunRequest
 from retraining.operations import run_queue
+from retraining.runtime import storage
 from retraining.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -79,7 +81,7 @@ async def ensure_running(client: df.DurableOrchestrationClient, pipeline: str) -
     if running is not False and await _wake(client, instance):
         return
     try:
-        await client.start_new(QUEUE_ORCHESTRATOR, instance, {"pipeline": pipeline, "fresh": True})
+        await client.start_new(QUEUE_ORCHESTRATOR, instance, QueueInput(pipeline, fresh=True).to_dict())
         return
     except Exception:  # another starter started it first, perhaps before our request was stored: wake it
         if await _wake(client, instance):
@@ -88,7 +90,7 @@ async def ensure_running(client: df.DurableOrchestrationClient, pipeline: str) -
     logger.warning("pipeline %s: replacing a queue instance that neither runs nor can be restarted", pipeline)
     with contextlib.suppress(Exception):
         await client.purge_instance_history(instance)
-    await client.start_new(QUEUE_ORCHESTRATOR, instance, {"pipeline": pipeline, "fresh": True})
+    await client.start_new(QUEUE_ORCHESTRATOR, instance, QueueInput(pipeline, fresh=True).to_dict())
 
 
 async def _wake(client: df.DurableOrchestrationClient, instance: str) -> bool:

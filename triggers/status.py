@@ -16,12 +16,12 @@ from urllib.parse import quote, urlsplit
 import azure.durable_functions as df
 import azure.functions as func
 
-from activities._runtime import storage
-from orchestrators.run_queue import run_instance_id
 from retraining.errors import ConfigError
+from retraining.instances import rollout_instance_id, run_instance_id
 from retraining.models import RequestAction, check_run_id
 from retraining.operations import lineage, run_queue
 from retraining.queue import QueuedRequest
+from retraining.runtime import storage
 from retraining.settings import Settings
 
 from ._http import BadRequest, bad_request, error_response, json_answer, route_name, server_error
@@ -73,7 +73,7 @@ async def live_progress(client: df.DurableOrchestrationClient, pipeline: str, ru
     if run.get("phase") == "updating" and isinstance(run.get("targets"), list):
         targets = {}
         for name in run["targets"][:50]:
-            rollout = custom_status(await client.get_status(f"{instance}:rollout:{name}"))
+            rollout = custom_status(await client.get_status(rollout_instance_id(instance, name)))
             targets[str(name)] = {key: rollout.get(key) for key in ("step", "completed", "progress", "elapsed_s")}
         view["targets"] = targets
     return view

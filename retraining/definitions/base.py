@@ -22,7 +22,13 @@ MAX_TIMEOUT = timedelta(days=5, hours=23)
 # A run waiting for approval holds its pipeline's queue: a week at most. The wait is re-armed in
 # timer chunks of at most a day, so the Durable timer limit never applies to it.
 MAX_APPROVAL = timedelta(days=7)
-NOTIFY_EVENTS = ("awaiting_approval", "run_not_succeeded", "rolled_back", "target_on_old_model")
+NOTIFY_EVENTS = (
+    "awaiting_approval",
+    "run_not_succeeded",
+    "rolled_back",
+    "target_on_old_model",
+    "target_state_unknown",
+)
 
 
 @dataclass(frozen=True)

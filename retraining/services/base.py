@@ -24,6 +24,7 @@ from ..definitions import Pipeline, Target
 from ..errors import ConfigError
 from ..http import ServiceClient
 from ..models import BlobPath, JobStatusView, ModelArtifact, SubmittedJob
+from ..payloads import Payload
 from ..settings import Settings
 from ..storage import TrainingStorage
 
@@ -49,7 +50,7 @@ def config_of(value: object, kind: type[C]) -> C:
 
 
 @dataclass(frozen=True)
-class Provenance:
+class Provenance(Payload):
     """Where a candidate model came from, for the registry's tags and properties."""
 
     pipeline: str
@@ -58,27 +59,6 @@ class Provenance:
     data: str  # container/blob of the training data
     data_etag: str | None
     trigger: str  # schedule | blob | http, and its key
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "pipeline": self.pipeline,
-            "run_id": self.run_id,
-            "job_id": self.job_id,
-            "data": self.data,
-            "data_etag": self.data_etag,
-            "trigger": self.trigger,
-        }
-
-    @classmethod
-    def from_dict(cls, raw: Mapping[str, Any]) -> Provenance:
-        return cls(
-            str(raw["pipeline"]),
-            str(raw["run_id"]),
-            str(raw["job_id"]),
-            str(raw["data"]),
-            None if raw.get("data_etag") is None else str(raw["data_etag"]),
-            str(raw["trigger"]),
-        )
 
 
 def service_client(context: ServiceContext, service: str, *, max_retry_after_s: float = 60.0) -> ServiceClient:
@@ -141,7 +121,7 @@ class StepStatus(StrEnum):
 
 
 @dataclass(frozen=True)
-class StepResult:
+class StepResult(Payload):
     status: StepStatus
     state: Mapping[str, Any] = field(default_factory=dict)  # carried to the next call; JSON, no secrets
     wait_s: float = 0.0
@@ -160,46 +140,15 @@ class StepResult:
     def failed(cls, reason: str, state: Mapping[str, Any], **progress: Any) -> StepResult:
         return cls(StepStatus.FAILED, state, reason=reason, progress=progress)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "status": self.status.value,
-            "state": dict(self.state),
-            "wait_s": self.wait_s,
-            "reason": self.reason,
-            "progress": dict(self.progress),
-        }
-
-    @classmethod
-    def from_dict(cls, raw: Mapping[str, Any]) -> StepResult:
-        return cls(
-            StepStatus(raw["status"]),
-            dict(raw.get("state") or {}),
-            float(raw.get("wait_s", 0.0)),
-            raw.get("reason"),
-            dict(raw.get("progress") or {}),
-        )
-
 
 @dataclass(frozen=True)
-class RolloutStep:
+class RolloutStep(Payload):
     """One step of a rollout; `bake_s` is a durable wait after it, before the next step."""
 
     name: str
     bake_s: float = 0.0
     mutates: bool = True  # sends a change to the target: refused once the deadline has passed
     best_effort: bool = False  # its failure is reported, but neither fails nor rolls back the rollout (cleanup)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "bake_s": self.bake_s, "mutates": self.mutates, "best_effort": self.best_effort}
-
-    @classmethod
-    def from_dict(cls, raw: Mapping[str, Any]) -> RolloutStep:
-        return cls(
-            str(raw["name"]),
-            float(raw.get("bake_s", 0.0)),
-            bool(raw.get("mutates", True)),
-            bool(raw.get("best_effort", False)),
-        )
 
 
 class ScoringTarget(Protocol):

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from devhost.adf_import import import_adf
 from devhost.stack import LocalStack
-from retraining.adf_import import import_adf
 
 from .conftest import record_of, served_versions, start_run, wait_for_request
 

@@ -24,6 +24,7 @@ from retraining.errors import (
 )
 from retraining.http import DeadlinePassedError, ServiceClient
 from retraining.models import BlobPath, JobState
+from retraining.retry import Retry
 from retraining.services.studio_classic.bes import BatchExecutionClient
 from retraining.services.studio_classic.endpoints import ArmWebServiceClient, ClassicEndpointClient
 from retraining.settings import Settings
@@ -43,7 +44,7 @@ def storage(azurite: Azurite) -> TrainingStorage:
 
 @pytest.fixture
 def http() -> ServiceClient:
-    return ServiceClient("BES", timeout_s=2.0, backoff_s=0.05)
+    return ServiceClient("BES", timeout_s=2.0, retry=Retry(attempts=4, first_s=0.05))
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from devhost.discovery import FunctionApp, load_app
 from orchestrators._run import RUN_SIGNAL
 
 from .harness import Answer, ReplayRun, replay
-from .test_orchestrator_replay import PLAN, RUN, orchestrator, scenario
+from .scenarios import PLAN, RUN, orchestrator, scenario
 
 START = datetime(2026, 11, 21, 3, 0, tzinfo=UTC)
 APPROVING = PLAN | {

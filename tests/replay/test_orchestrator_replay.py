@@ -11,136 +11,25 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
-
-from devhost.discovery import FunctionApp, FunctionSpec, load_app
+from devhost.discovery import FunctionApp
 from orchestrators.monitor_training_job import JOB_EVENT
 from orchestrators.run_queue import WAKE_EVENT
 
-from .harness import Answer, ReplayRun, replay
-
-RUN_ID = "20261121T030000Z-0a1b2c3d"
-REQUEST = {
-    "pipeline": "weekly-retrain",
-    "trigger": {
-        "kind": "schedule",
-        "key": "schedule:weekly-retrain:2026-11-21T03:00Z",
-        "at": "2026-11-21T03:00:00Z",
-        "detail": "",
-    },
-    "training_blob": None,
-    "dry_run": False,
-}
-RUN = {"request_id": "a" * 32, "run_id": RUN_ID, "request": REQUEST, "superseded": ["b" * 32]}
-TARGETS = [
-    {"name": "endpoint2", "kind": "classic", "retry": 3, "retry_interval_s": 30.0, "timeout_s": 3600.0},
-    {"name": "myWebService", "kind": "arm", "retry": 3, "retry_interval_s": 30.0, "timeout_s": 3600.0},
-]
-PLAN = {
-    "name": "weekly-retrain",
-    "data": "labeledexamples/labeledexamples.arff",
-    "data_retry_interval_s": 60.0,
-    "data_retry_timeout_s": 600.0,
-    "data_maximum_retry": 3,
-    "timeout_s": 7200.0,
-    "retry": 1,
-    "retry_interval_s": 30.0,
-    "poll_first_s": 5.0,
-    "poll_max_s": 300.0,
-    "poll_fraction": 0.05,
-    "gate_enabled": True,
-    "targets": TARGETS,
-    "history_s": [],
-    "events": False,
-}
-JOB = {
-    "pipeline": "weekly-retrain",
-    "run_id": RUN_ID,
-    "job_id": "abc123",
-    "outputs": {
-        "model": f"trainingoutput/weekly-retrain/{RUN_ID}/model.ilearner",
-        "metrics": f"trainingoutput/weekly-retrain/{RUN_ID}/evaluation.csv",
-    },
-}
-MODEL = {
-    "location": JOB["outputs"]["model"],
-    "size": 2048,
-    "sha256": "f" * 64,
-    "metrics": {"AUC": 0.97},
-    "columns": ["a", "b"],
-    "label": "class",
-    "version": None,
-}
-SCHEMA = {"features": ["a", "b"], "label": "class", "rejected": None}
-TRANSIENT = ("TransientServiceError", "BES answered 503 ServiceUnavailable/RequestThrottled: throttled")
-
-
-@pytest.fixture(scope="module")
-def app() -> FunctionApp:
-    return load_app()
-
-
-def orchestrator(app: FunctionApp, name: str) -> FunctionSpec:
-    return next(f for f in app.orchestrators if f.name == name)
-
-
-def updated(payload: Any) -> Answer:
-    target = payload["target"]
-    return (
-        "ok",
-        {
-            "target": target["name"],
-            "kind": target["kind"],
-            "updated": True,
-            "error": None,
-            "elapsed_s": 1.0,
-            "state": "updated",
-            "steps": ["apply", "confirm"],
-            "progress": {},
-        },
-    )
-
-
-def registered(payload: Any) -> Answer:
-    return ("ok", payload["model"] | {"version": "7"})
-
-
-def scenario(**overrides: Any) -> Any:
-    answers: dict[str, Any] = {
-        "resolve_pipeline": ("ok", PLAN),
-        "check_training_data": ("ok", {"exists": True, "size": 10, "etag": "0x1"}),
-        "inspect_training_data": ("ok", SCHEMA),
-        "submit_training_job": ("ok", JOB),
-        "start_training_job": ("ok", None),
-        "monitor_training_job": ("ok", {"status": "Finished", "details": None, "polls": 7, "elapsed_s": 600.0}),
-        "collect_model": ("ok", MODEL),
-        "evaluate_gate": ("ok", {"promote": True, "reasons": []}),
-        "register_model": registered,
-        "roll_out_target": updated,
-        "record_serving_model": ("ok", None),
-        "write_run_record": ("ok", f"runrecords/weekly-retrain/runs/{RUN_ID}.json"),
-        "cancel_training_job": ("ok", None),
-        "read_run_signals": ("ok", {"decision": None, "cancel": None}),
-        "deliver_notification": ("ok", {"delivered": True, "status": 200}),
-    } | overrides
-
-    def respond(name: str, payload: Any) -> Answer | None:
-        answer = answers[name]
-        if isinstance(answer, list):  # a sequence of answers, one per call
-            return answer.pop(0) if len(answer) > 1 else answer[0]
-        return answer(payload) if callable(answer) else answer
-
-    return respond
-
-
-def retrain(app: FunctionApp, **overrides: Any) -> ReplayRun:
-    return replay(
-        orchestrator(app, "retrain_pipeline"),
-        RUN,
-        scenario(**overrides),
-        instance_id=f"retrain-weekly-retrain:{RUN_ID}",
-    )
-
+from .harness import WHEN_ANY, Answer, ReplayRun, replay
+from .scenarios import (
+    JOB,
+    MODEL,
+    REQUEST,
+    RUN,
+    RUN_ID,
+    SCHEMA,
+    TRANSIENT,
+    orchestrator,
+    retrain,
+    rollout,
+    scenario,
+    step,
+)
 
 # ---- one run ------------------------------------------------------------------------------------
 
@@ -153,9 +42,10 @@ def test_happy_path_rolls_out_to_every_target_in_parallel(app: FunctionApp) -> N
     assert output["record"] == f"runrecords/weekly-retrain/runs/{RUN_ID}.json"
     assert len(run.called("submit_training_job")) == 1 and len(run.called("start_training_job")) == 1
     assert run.called("record_serving_model")[0]["champion"] is True
-    # Both rollouts were scheduled in one episode, as one WhenAll: they run in parallel.
-    episode = next(s for s in run.states if any(a.get("actionType") == 12 for a in s["actions"][0]))
-    children = next(a for a in episode["actions"][0] if a.get("actionType") == 12)["compoundActions"]
+    # Both rollouts were scheduled in one episode, as one WhenAny over both: they run in parallel, and the
+    # run waits for each (a WhenAny per child that ends), so one failing never ends the wait early.
+    episode = next(s for s in run.states if any(a.get("actionType") == WHEN_ANY for a in s["actions"][0]))
+    children = next(a for a in episode["actions"][0] if a.get("actionType") == WHEN_ANY)["compoundActions"]
     assert [c["instanceId"] for c in children] == [
         f"retrain-weekly-retrain:{RUN_ID}:rollout:endpoint2",
         f"retrain-weekly-retrain:{RUN_ID}:rollout:myWebService",
@@ -392,46 +282,6 @@ def test_with_trusted_events_a_lost_event_costs_at_most_the_max_interval(app: Fu
 
 
 # ---- one target ---------------------------------------------------------------------------------
-
-ROLLOUT = {
-    "pipeline": "weekly-retrain",
-    "run_id": RUN_ID,
-    "target": TARGETS[0] | {"timeout_s": 60.0, "retry": 2, "retry_interval_s": 1.0},
-    "model": MODEL,
-}
-STEPS = [{"name": "apply", "bake_s": 0.0, "mutates": True}, {"name": "confirm", "bake_s": 0.0, "mutates": False}]
-
-
-def step(status: str, **extra: Any) -> Answer:
-    return (
-        "ok",
-        {
-            "status": status,
-            "state": extra.pop("state", {}),
-            "wait_s": extra.pop("wait_s", 0.0),
-            "reason": extra.pop("reason", None),
-            "progress": extra,
-        },
-    )
-
-
-def rollout(
-    app: FunctionApp,
-    steps: dict[str, list[Answer]],
-    plan: list[dict[str, Any]] | None = None,
-    roll_back: Answer | None = None,
-) -> ReplayRun:
-    def respond(name: str, payload: Any) -> Answer | None:
-        if name == "plan_rollout":
-            return ("ok", plan or STEPS)
-        if name == "roll_back_target":
-            return roll_back or step("done", state={"rolled_back": False})
-        answers = steps[payload["step"]["name"]]
-        if not answers:
-            return None  # the call never returns
-        return answers.pop(0) if len(answers) > 1 else answers[0]
-
-    return replay(orchestrator(app, "roll_out_target"), ROLLOUT, respond)
 
 
 def test_a_target_is_updated_step_by_step_with_durable_waits(app: FunctionApp) -> None:

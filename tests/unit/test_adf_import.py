@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from devhost.adf_import import import_adf
 from devhost.cli import main
-from retraining.adf_import import import_adf
 from retraining.errors import ConfigError
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "adf"

@@ -28,6 +28,7 @@ from retraining.http import ServiceClient, error_from_response
 from retraining.models import BlobPath, RunInput, RunRequest, Trigger
 from retraining.policy import parse_metrics
 from retraining.queue import QueuedRequest
+from retraining.retry import Retry
 from retraining.services.studio_classic.bes import BatchExecutionClient
 from retraining.services.studio_classic.endpoints import ClassicEndpointClient
 from triggers._http import BadRequest, read_body
@@ -140,7 +141,7 @@ class _Canned(requests.adapters.HTTPAdapter):
 def _http(status: int, body: bytes) -> ServiceClient:
     session = requests.Session()
     session.mount("http://", _Canned(status, body))
-    return ServiceClient("service", session=session, max_attempts=1)
+    return ServiceClient("service", session=session, retry=Retry(attempts=1))
 
 
 @FAST

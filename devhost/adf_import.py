@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .definitions import parse_definitions
-from .errors import ConfigError
-from .timespans import format_timespan, parse_timespan
+from retraining.definitions import parse_definitions
+from retraining.errors import ConfigError
+from retraining.timespans import format_timespan, parse_timespan
 
 KNOWN_ACTIVITIES = ("AzureMLBatchExecution", "AzureMLUpdateResource")
 DEFAULT_AUTHORITY = "https://login.microsoftonline.com"

@@ -1,15 +1,14 @@
-"""What every activity needs, from the app settings read at each invocation (never at import)."""
+"""The process runtime that activities and starters share: settings read at each invocation (never at
+import), one storage client per storage configuration, and how an activity answers."""
 
 from __future__ import annotations
 
 import functools
-from datetime import datetime
 from typing import Any
 
-from retraining.models import parse_moment
-from retraining.operations import Refusal
-from retraining.settings import Settings
-from retraining.storage import TrainingStorage
+from .operations import Refusal
+from .settings import Settings
+from .storage import TrainingStorage
 
 
 def settings() -> Settings:
@@ -36,11 +35,6 @@ def _storage(connection_string: str | None, account_url: str | None, client_id: 
             }
         )
     )
-
-
-def moment(payload: dict[str, Any], key: str = "now") -> datetime:
-    """A time the orchestrator passed in (activities use the orchestration's clock where it matters)."""
-    return parse_moment(payload[key], key)
 
 
 def answer(value: Any) -> Any:

@@ -1,0 +1,221 @@
+"""The inputs of every activity and sub-orchestration, as typed payloads (`retraining.payloads`).
+
+Orchestrators build inputs only through these classes and activities read them only through
+`from_dict`, so a field renamed on one side is a type error on the other, not a KeyError in Azure
+weeks later. The field names are the wire format of orchestrations in flight: a change here must
+still read what runs that started before it sent (give a new field a default).
+
+Inputs that are models already (`RunRequest`, `SubmittedJob`, `RunResult`, `RunInput`,
+`MonitorInput`) travel as themselves. Times are ISO 8601 text from the orchestration's clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from .models import BlobPath, ModelArtifact, RunRequest, SubmittedJob, TargetPlan, check_run_id, parse_moment
+from .payloads import Payload
+from .services.base import Provenance, RolloutStep
+
+
+class _Timed(Payload):
+    """A payload with a `now` or `deadline`: the orchestration's time, checked and parsed on reading."""
+
+    def moment(self, name: str = "now") -> datetime:
+        return parse_moment(getattr(self, name), name)
+
+
+# The run queue
+
+
+@dataclass(frozen=True)
+class QueueInput(Payload):
+    """The input of a run queue's execution; `fresh`: a new queue, which recovers what an earlier one left running."""
+
+    pipeline: str = ""  # informational: the queue's pipeline comes from its instance id
+    fresh: bool = True
+
+
+@dataclass(frozen=True)
+class QueueRecovery(_Timed):
+    pipeline: str
+    now: str
+
+
+@dataclass(frozen=True)
+class QueueTake(_Timed):
+    pipeline: str
+    run_id: str
+    now: str
+
+    def __post_init__(self) -> None:
+        check_run_id(self.run_id, "queue take.run_id")
+
+
+@dataclass(frozen=True)
+class TakenRequest(Payload):
+    """The request the queue took for a run, and the older retrains it supersedes (newest first)."""
+
+    request_id: str
+    request: RunRequest
+    superseded: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class QueueFinish(_Timed):
+    pipeline: str
+    request_id: str
+    run_id: str
+    outcome: str
+    record: str | None
+    now: str
+
+
+# Preparing a run and its training job
+
+
+@dataclass(frozen=True)
+class DataCheck(Payload):
+    data: BlobPath
+
+
+@dataclass(frozen=True)
+class DataPresence(Payload):
+    exists: bool
+    size: int = 0
+    etag: str | None = None
+
+
+@dataclass(frozen=True)
+class DataInspection(Payload):
+    pipeline: str
+    data: BlobPath
+
+
+@dataclass(frozen=True)
+class InspectedData(Payload):
+    """The training data's columns; `rejected` says why they cannot replace the serving model's."""
+
+    features: tuple[str, ...] = ()
+    label: str | None = None
+    rejected: str | None = None
+
+
+@dataclass(frozen=True)
+class JobSubmission(Payload):
+    pipeline: str
+    run_id: str
+    data: BlobPath
+    request_id: str | None = None
+
+
+# Models
+
+
+@dataclass(frozen=True)
+class ModelCollection(Payload):
+    job: SubmittedJob
+    schema: InspectedData = field(default_factory=InspectedData)
+
+
+@dataclass(frozen=True)
+class GateInput(Payload):
+    pipeline: str
+    model: ModelArtifact
+
+
+@dataclass(frozen=True)
+class Registration(Payload):
+    pipeline: str
+    model: ModelArtifact
+    provenance: Provenance
+
+
+@dataclass(frozen=True)
+class ServingRecord(_Timed):
+    """What serves now: the run's model on these targets (and whether it is the champion the next gate compares with)."""
+
+    pipeline: str
+    run_id: str
+    model: ModelArtifact
+    targets: tuple[str, ...]
+    champion: bool
+    now: str
+
+
+@dataclass(frozen=True)
+class PromotionLookup(Payload):
+    pipeline: str
+    source_run: str
+    force: bool = False
+
+
+@dataclass(frozen=True)
+class Promotion(Payload):
+    model: ModelArtifact
+    gate_passed: bool
+
+
+# Operators and people
+
+
+@dataclass(frozen=True)
+class RunRef(Payload):
+    pipeline: str
+    run_id: str
+
+
+@dataclass(frozen=True)
+class NotifiedTarget(Payload):
+    target: str
+    state: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Notification(Payload):
+    """One webhook notification about a run (the body `retraining.notify` signs and sends)."""
+
+    event: str
+    pipeline: str
+    run_id: str
+    status: str
+    reason: str | None
+    at: str
+    trigger: str
+    targets: tuple[NotifiedTarget, ...] = ()
+
+
+# Rollouts
+
+
+@dataclass(frozen=True)
+class RolloutInput(Payload):
+    """The input of one target's rollout (a sub-orchestration)."""
+
+    pipeline: str
+    target: TargetPlan
+    model: ModelArtifact
+    run_id: str = ""
+
+
+@dataclass(frozen=True)
+class RolloutPlanInput(Payload):
+    pipeline: str
+    target: str
+    model: ModelArtifact
+
+
+@dataclass(frozen=True)
+class RolloutStepInput(_Timed):
+    """One call of a rollout step (or of the rollback): the state the last call left, and the deadline."""
+
+    pipeline: str
+    target: str
+    step: RolloutStep
+    model: ModelArtifact
+    deadline: str
+    state: Mapping[str, Any] = field(default_factory=dict)
