@@ -20,7 +20,7 @@ from collections.abc import Generator
 from datetime import timedelta
 from typing import Any
 
-from retraining.models import Approval, DecisionAction, ModelArtifact, PipelinePlan, RunStatus
+from retraining.models import Approval, DecisionAction, ModelArtifact, PipelinePlan, RunStatus, parse_moment
 
 from ._common import iso
 from ._run import RUN_SIGNAL, RunProgress, metrics_summary
@@ -59,6 +59,8 @@ def await_approval(
                 f"cancelled by {found.cancel.by} at {found.cancel.at} while waiting for approval",
             )
         decision = found.decision
+        if decision is not None and parse_moment(decision.at, "decision.at") > expires:
+            decision = None  # made after the deadline (while this look was in flight): it takes no effect
         if decision is not None:
             run.approval = Approval(iso(asked), iso(expires), decision)
             if decision.action is DecisionAction.APPROVE:

@@ -20,6 +20,7 @@ from retraining.retry import ACTIVITY_RETRY, Retry
 
 _HOST_PREFIX = re.compile(r"^\s*(?:Activity|Orchestrator) function '[^']*' failed:\s*")
 _TYPE_PREFIX = re.compile(r"^\s*[A-Za-z_][\w.]*(?:Error|Exception|Exit|Failure|Interrupt):\s+")
+_NOTHING = ("", "null", "None")  # how an absent Reason or Details reads once the SDK has joined them
 _WORKER_MESSAGE = re.compile(r"Exception:\s*(.*?)(?:\nStack:|$)", re.S)
 
 
@@ -56,7 +57,8 @@ def failure_reason(exc: BaseException) -> str:
     Details a JSON serialisation of the .NET exception whose `Message` holds the message again, or the
     worker's `Result: Failure\\nException: <type>: <message>\\nStack: ...` (durable-extension #2990,
     durable-python #562). devhost delivers durabletask's failures in the same form. Anything else:
-    its first line.
+    its first line. A failure that carries no text at all (an empty Reason and `null` Details, as the
+    Durable Task Scheduler may send) reads "no reason given", never "null" or "None".
     """
     text = str(exc)
     details: Any = None
@@ -67,15 +69,22 @@ def failure_reason(exc: BaseException) -> str:
             text = text[:split]
         except ValueError:
             details = None
+    else:
+        head, joined, tail = text.rpartition(" \n ")
+        if joined and tail.strip() in _NOTHING:
+            text = head
+    if text.strip() in _NOTHING:
+        text = ""
     message = _HOST_PREFIX.sub("", text, count=1).strip()
     if not message and isinstance(details, dict) and isinstance(details.get("Message"), str):
         message = details["Message"].strip()
     worker = _WORKER_MESSAGE.search(message) if message.startswith("Result:") else None
     if worker:
         message = worker.group(1).strip()
-    message = _TYPE_PREFIX.sub("", message, count=1)
-    first = message.strip().splitlines()[0] if message.strip() else type(exc).__name__
-    return first[:500]
+    message = _TYPE_PREFIX.sub("", message, count=1).strip()
+    if message:
+        return message.splitlines()[0].strip()[:500]
+    return "no reason given" if type(exc) is Exception else type(exc).__name__
 
 
 def name_of(function: Any) -> str:

@@ -12,18 +12,25 @@ created once and used for one early wake-up, so both Durable engines treat buffe
 With `polling.completionEvents` the pipeline says the events do reach the app: until one comes,
 the monitor polls only every `maxInterval` (a lost event costs at most that), so a job costs two
 status calls, the first and the one the event brings; once woken, the usual schedule resumes.
+
+Every `POLLS_PER_EXECUTION` polls the monitor continues as new, carrying its counts and times
+(`MonitorProgress`), so a replay never reads more than one execution's few hundred events: a 5-day
+job polled every 5 minutes would otherwise replay about 14,000 on every wake-up. An event that
+arrives during the switch may be dropped (the Python SDK keeps none); the next poll still sees the
+job's end, so it costs at most one poll interval.
 """
 
 from __future__ import annotations
 
 from collections.abc import Generator
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
 import azure.durable_functions as df
 
 from activities.training import cancel_training_job, poll_training_job
-from retraining.models import JobEnd, JobOutcome, JobStatusView, MonitorInput
+from retraining.models import JobEnd, JobOutcome, JobStatusView, MonitorInput, MonitorProgress
 from retraining.polling import PollPlanner
 from retraining.retry import CANCEL_RETRY
 
@@ -31,25 +38,26 @@ from ._common import ActivityFailed, call, failure_reason, input_of, iso, parse_
 
 MONITOR_ORCHESTRATOR = "monitor_training_job"
 JOB_EVENT = "job_status_changed"
+POLLS_PER_EXECUTION = 50  # then continue as new: about 400 history events at most, however long the job
 
 bp = df.Blueprint()
 
 
 @bp.orchestration_trigger(context_name="context", orchestration=MONITOR_ORCHESTRATOR)
-def monitor_training_job(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dict[str, Any]]:
+def monitor_training_job(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dict[str, Any] | None]:
     monitor = MonitorInput.from_dict(input_of(context))
     job = monitor.job
     deadline = parse_iso(monitor.deadline)
-    started = context.current_utc_datetime
+    carried = monitor.progress or MonitorProgress(iso(context.current_utc_datetime))
+    started = parse_iso(carried.started_at)
     planner = PollPlanner(
         monitor.history_s, first_s=monitor.poll_first_s, max_s=monitor.poll_max_s, fraction=monitor.poll_fraction
     )
-    event = context.wait_for_external_event(JOB_EVENT) if monitor.events else None
-    polls = failed = failing_in_a_row = 0
-    woken = False
-    last_error: str | None = None
-    view: JobStatusView | None = None
-    while True:
+    polls, failed, failing_in_a_row = carried.polls, carried.failed_polls, carried.failing_in_a_row
+    woken, last_error = carried.woken_by_event, carried.last_error
+    view = JobStatusView(carried.last_state, carried.last_details) if carried.last_state else None
+    event = context.wait_for_external_event(JOB_EVENT) if monitor.events and not woken else None
+    for _ in range(POLLS_PER_EXECUTION):
         try:
             view = JobStatusView.from_dict((yield context.call_activity(poll_training_job, job.to_dict())))
             failing_in_a_row = 0
@@ -92,15 +100,8 @@ def monitor_training_job(context: df.DurableOrchestrationContext) -> Generator[A
                 "it was cancelled" if cancelled else f"cancelling it failed too ({last_error}); it may still be running"
             )
             reason = f"the training job outlived the policy deadline {monitor.deadline}: {what}; {fate}"
-            return JobOutcome(
-                JobEnd.UNREACHABLE if unreachable else JobEnd.TIMED_OUT,
-                reason,
-                polls,
-                elapsed,
-                failed,
-                cancelled,
-                woken,
-            ).to_dict()
+            ended = JobEnd.UNREACHABLE if unreachable else JobEnd.TIMED_OUT
+            return JobOutcome(ended, reason, polls, elapsed, failed, cancelled, woken).to_dict()
         if event is not None and not woken and monitor.events_trusted and not failing_in_a_row:
             delay = monitor.poll_max_s  # the event is the signal; this poll only guards against losing it
         else:
@@ -113,3 +114,16 @@ def monitor_training_job(context: df.DurableOrchestrationContext) -> Generator[A
                 woken = True
         else:
             yield timer
+    # Enough polls for one execution: go on as a new one, so no replay reads more than a bounded history.
+    progress = MonitorProgress(
+        carried.started_at,
+        polls,
+        failed,
+        failing_in_a_row,
+        woken,
+        last_error,
+        view.state if view else None,
+        view.details if view else None,
+    )
+    context.continue_as_new(replace(monitor, progress=progress).to_dict())
+    return None

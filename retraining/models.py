@@ -338,6 +338,20 @@ class JobStatusView(Payload):
 
 
 @dataclass(frozen=True)
+class MonitorProgress(Payload):
+    """What a monitor carries into its next execution when it continues as new (its history stays short)."""
+
+    started_at: str  # ISO 8601 UTC: when the watch began
+    polls: int = 0
+    failed_polls: int = 0
+    failing_in_a_row: int = 0
+    woken_by_event: bool = False
+    last_error: str | None = None
+    last_state: JobState | None = None
+    last_details: str | None = None
+
+
+@dataclass(frozen=True)
 class MonitorInput(Payload):
     job: SubmittedJob
     deadline: str  # ISO 8601 UTC
@@ -347,6 +361,7 @@ class MonitorInput(Payload):
     history_s: tuple[float, ...] = ()
     events: bool = False  # wait for a completion event as well as the poll timer
     events_trusted: bool = False  # the events reach the app: until one comes, poll every poll_max_s only
+    progress: MonitorProgress | None = None  # None: the first execution of this watch
 
 
 @dataclass(frozen=True)

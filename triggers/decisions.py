@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import UTC, datetime
+from typing import Any
 
 import azure.durable_functions as df
 import azure.functions as func
@@ -26,7 +27,7 @@ from orchestrators._run import RUN_SIGNAL
 from retraining import operations
 from retraining.errors import ConfigError
 from retraining.instances import run_instance_id
-from retraining.models import Decision, DecisionAction, check_run_id
+from retraining.models import Decision, DecisionAction, check_run_id, parse_moment
 from retraining.queue import RequestState
 from retraining.runtime import storage
 from retraining.settings import Settings
@@ -56,7 +57,7 @@ def _decision(req: func.HttpRequest, action: DecisionAction) -> Decision:
         comment = clean_text(comment, "comment", max_length=500, allow_empty=True)
     except ConfigError as exc:
         raise BadRequest("comment", str(exc).partition(": ")[2]) from None
-    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # to the microsecond: compared with the deadline
     return Decision(action, requested_by(req), now, comment)
 
 
@@ -95,7 +96,19 @@ async def _refusal(
             f"run {run_id} is not waiting for approval (it is {phase or 'starting'})",
             "run_id",
         )
+    if _past(custom.get("expires_at")):
+        return error_response(
+            409, "ApprovalExpired", f"run {run_id}'s wait for approval ended at {custom['expires_at']}", "run_id"
+        )
     return None
+
+
+def _past(deadline: Any) -> bool:
+    """Whether the approval deadline shown in custom status has passed (an unreadable one has not)."""
+    try:
+        return datetime.now(UTC) >= parse_moment(deadline, "expires_at")
+    except ConfigError:
+        return False
 
 
 async def _signal(client: df.DurableOrchestrationClient, pipeline: str, run_id: str) -> bool:

@@ -13,7 +13,7 @@ import requests
 
 from devhost import cli
 from devhost.stack import LocalStack
-from orchestrators.run_queue import queue_instance_id, run_instance_id
+from retraining.instances import queue_instance_id, run_instance_id
 from triggers.retention import purge_finished
 
 from .conftest import record_of, run_to_end, served_versions, settle, wait_for_request

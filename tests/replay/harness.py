@@ -245,3 +245,58 @@ def replay(
         )
         del pending[task_id]
     raise AssertionError(f"the orchestration did not finish within {max_steps} steps")
+
+
+@dataclass
+class Chain:
+    """An orchestration followed through its continue-as-new executions, each replayed as the host would."""
+
+    executions: list[ReplayRun]
+
+    @property
+    def output(self) -> Any:
+        return self.executions[-1].output
+
+    @property
+    def final(self) -> dict[str, Any]:
+        return self.executions[-1].final
+
+    @property
+    def calls(self) -> list[tuple[str, Any]]:
+        return [c for run in self.executions for c in run.calls]
+
+    def called(self, name: str) -> list[Any]:
+        return [payload for called, payload in self.calls if called == name]
+
+    def timers(self) -> list[datetime]:
+        return [t for run in self.executions for t in run.timers()]
+
+    @property
+    def compound(self) -> int:
+        return max(run.compound for run in self.executions)
+
+    @property
+    def largest_history(self) -> int:
+        return max(len(run.history) for run in self.executions)
+
+
+def replay_chain(
+    function: FunctionSpec,
+    orchestration_input: Any,
+    respond: Responder,
+    *,
+    max_executions: int = 100,
+    start: datetime | None = None,
+    **kwargs: Any,
+) -> Chain:
+    """`replay`, then again with each continue-as-new input, from the moment the last execution ended."""
+    clock = start or datetime(2026, 11, 21, 3, 0, tzinfo=UTC)
+    given, executions = orchestration_input, []
+    for _ in range(max_executions):
+        run = replay(function, given, respond, start=clock, **kwargs)
+        executions.append(run)
+        given = run.continued_with
+        if given is None:
+            return Chain(executions)
+        clock = max(datetime.fromisoformat(e["Timestamp"].replace("Z", "+00:00")) for e in run.history)
+    raise AssertionError(f"the orchestration did not finish within {max_executions} executions")

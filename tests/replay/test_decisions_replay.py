@@ -5,9 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
-
-from devhost.discovery import FunctionApp, load_app
+from devhost.discovery import FunctionApp
 from orchestrators._run import RUN_SIGNAL
 
 from .harness import Answer, ReplayRun, replay
@@ -18,11 +16,6 @@ APPROVING = PLAN | {
     "approval_s": 2 * 86400.0,
     "notify": ["awaiting_approval", "run_not_succeeded", "target_on_old_model"],
 }
-
-
-@pytest.fixture(scope="module")
-def app() -> FunctionApp:
-    return load_app()
 
 
 NOTHING: Answer = ("ok", {"decision": None, "cancel": None})
@@ -102,6 +95,18 @@ def test_no_answer_expires_with_timers_of_at_most_an_hour(app: FunctionApp) -> N
     assert (
         run.output["approval"]["decision"] is None and approval_checks(run) == 2 + 7
     )  # one look per chunk, and the first
+
+
+def test_an_approval_made_after_the_deadline_takes_no_effect(app: FunctionApp) -> None:
+    # The expiry timer fired and the run's last look at the store was in flight when someone approved:
+    # the store holds an approval stamped after the deadline. It must not roll the model out.
+    late = (
+        "ok",
+        {"decision": {"action": "approve", "by": "ana", "at": "2026-11-23T03:00:07.250000Z", "comment": ""}},
+    )
+    run = retrain(app, [NOTHING] * 49 + [late])
+    assert run.output["status"] == "Expired" and not run.called("roll_out_target")
+    assert run.output["approval"]["decision"] is None
 
 
 def test_duplicate_and_early_signals_change_nothing_but_timing(app: FunctionApp) -> None:

@@ -11,11 +11,13 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from devhost.discovery import FunctionApp
 from orchestrators.monitor_training_job import JOB_EVENT
 from orchestrators.run_queue import WAKE_EVENT
 
-from .harness import WHEN_ANY, Answer, ReplayRun, replay
+from .harness import WHEN_ANY, Answer, Chain, ReplayRun, replay, replay_chain
 from .scenarios import (
     JOB,
     MODEL,
@@ -199,13 +201,13 @@ MONITOR = {
 }
 
 
-def monitor(app: FunctionApp, polls: list[Answer], given: dict[str, Any] | None = None, **kwargs: Any) -> ReplayRun:
+def monitor(app: FunctionApp, polls: list[Answer], given: dict[str, Any] | None = None, **kwargs: Any) -> Chain:
     def respond(name: str, payload: Any) -> Answer:
         if name == "cancel_training_job":
             return ("ok", None)
         return polls.pop(0) if len(polls) > 1 else polls[0]
 
-    return replay(orchestrator(app, "monitor_training_job"), given or MONITOR, respond, **kwargs)
+    return replay_chain(orchestrator(app, "monitor_training_job"), given or MONITOR, respond, **kwargs)
 
 
 def state(value: str) -> Answer:
@@ -544,3 +546,19 @@ def test_a_model_that_failed_its_gate_is_not_promoted_without_force(app: Functio
     run = replay(orchestrator(app, "promote_model"), PROMOTE, scenario(load_promotion=("ok", refusal)))
     assert run.output["status"] == "Rejected" and "did not pass its gate" in run.output["reason"]
     assert not run.called("roll_out_target")
+
+
+def test_a_five_day_job_polled_every_five_minutes_replays_a_bounded_history(app: FunctionApp) -> None:
+    five_days = MONITOR | {
+        "deadline": "2026-11-26T03:00:00.000000Z",
+        "poll_first_s": 300.0,
+        "poll_max_s": 300.0,
+        "poll_fraction": 1.0,
+    }
+    polls = [state("Running")] * 1439 + [state("Finished")]  # the job ends just before five days
+    run = monitor(app, polls, five_days, max_steps=2000, max_executions=60)
+    assert run.output["status"] == "Finished" and run.output["polls"] == 1440
+    assert len(run.called("poll_training_job")) == 1440
+    assert len(run.executions) == 29  # 50 polls an execution
+    assert run.largest_history <= 450  # without continue-as-new the last replay read about 11,500 events
+    assert run.output["elapsed_s"] == pytest.approx(1439 * 300, abs=30)  # spans the executions (+10 ms a step)

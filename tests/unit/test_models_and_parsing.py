@@ -248,9 +248,20 @@ def test_failure_reasons_in_every_runtime_format(exc: Exception) -> None:
     assert failure_reason(exc) == MESSAGE
 
 
-def test_a_failure_without_text_is_named_by_its_type() -> None:
+def test_a_failure_without_text_is_named_by_its_type_or_says_no_reason() -> None:
     assert failure_reason(ValueError()) == "ValueError"
-    assert failure_reason(Exception("Activity function 'x' failed: ")) == "Exception"
+    assert failure_reason(Exception("Activity function 'x' failed: ")) == "no reason given"
+
+
+@pytest.mark.parametrize("text", [" \n null", "None \n None", "\n", " \n ", "None \n null", ""])
+def test_an_empty_reason_reads_no_reason_given_not_null(text: str) -> None:
+    # the SDK raises Exception(f"{Reason} \n {Details}"); the Durable Task Scheduler may send neither
+    assert failure_reason(Exception(text)) == "no reason given"
+
+
+def test_the_host_text_of_a_failed_child_leaves_no_trailing_space() -> None:
+    exc = Exception("Orchestrator function 'roll_out_target' failed: boom \nat line 3 \n null")
+    assert failure_reason(exc) == "boom"
 
 
 def test_orchestration_times_are_iso() -> None:

@@ -18,6 +18,7 @@ import requests
 
 from devhost.datasets import breast_cancer
 from devhost.stack import LocalStack
+from retraining.instances import queue_instance_id
 from retraining.models import parse_moment
 from retraining.queue import RequestState, request_id_of
 
@@ -91,7 +92,7 @@ def _queue_phase(stack: LocalStack, pipeline: str) -> str:
     """'idle', or the phase of the run in progress, read from the engine in process (cheap, no HTTP)."""
     assert stack.host is not None
     client = stack.host.engine.client
-    state = client.get_orchestration_state(f"retrain-{pipeline}")
+    state = client.get_orchestration_state(queue_instance_id(pipeline))
     custom = json.loads(state.serialized_custom_status) if state and state.serialized_custom_status else {}
     if custom.get("state") != "running":
         return str(custom.get("state", "none"))
