@@ -173,11 +173,12 @@ def finish(
 def recover(settings: Settings, storage: TrainingStorage, pipeline_name: str, now: datetime) -> dict[str, Any]:
     """A fresh queue: requests an earlier queue left running go back in line; their jobs are cancelled.
 
-    A running request whose run wrote its record is finished from the record instead.
+    A running request whose run wrote its record is finished from the record instead (never run again).
+    `interrupted_runs` names the runs whose requests went back in line.
     """
     queue, records = run_queue(settings, storage), lineage(settings, storage)
-    finished, requeued, cancelled = [], [], []
-    for entry in queue.requeue_interrupted(pipeline_name, now):
+    finished, requeued, cancelled, interrupted = [], [], [], []
+    for entry in queue.running(pipeline_name):
         run_id = entry.run_id or ""
         try:
             result = records.record(pipeline_name, run_id)
@@ -194,8 +195,7 @@ def recover(settings: Settings, storage: TrainingStorage, pipeline_name: str, no
             )
             finished.append(entry.request_id)
             continue
-        requeued.append(entry.request_id)
-        if entry.job:
+        if entry.job:  # cancelled before the request goes back in line, which forgets the job
             job = SubmittedJob.from_dict(entry.job)
             try:
                 training_service(context(settings, storage, pipeline_name)).cancel(job)
@@ -208,6 +208,9 @@ def recover(settings: Settings, storage: TrainingStorage, pipeline_name: str, no
                     run_id,
                     exc,
                 )
+        queue.requeue(pipeline_name, entry.request_id, entry.run_id, now)
+        requeued.append(entry.request_id)
+        interrupted.append(run_id)
     if requeued or finished:
         logger.warning(
             "pipeline %s: recovered %d interrupted request(s), %d finished from their records, cancelled jobs %s",
@@ -216,7 +219,7 @@ def recover(settings: Settings, storage: TrainingStorage, pipeline_name: str, no
             len(finished),
             cancelled,
         )
-    return {"requeued": requeued, "finished": finished, "cancelled_jobs": cancelled}
+    return {"requeued": requeued, "finished": finished, "cancelled_jobs": cancelled, "interrupted_runs": interrupted}
 
 
 # ---- one run ----------------------------------------------------------------------------------

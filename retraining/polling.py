@@ -32,6 +32,9 @@ window; a service that announces completion removes it. The durations are detect
 monitor measured), at most `precision` later than the jobs' ends once this schedule runs.
 
 Everything is a function of its arguments (no clock, no randomness), so a replay plans the same waits.
+
+`check_polling` is the one check of a pipeline's polling settings: the definitions loader runs it, so a
+definition the planner would refuse never loads (and never submits a job whose monitor then fails).
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ import math
 import statistics
 from collections.abc import Sequence
 
+from .errors import ConfigError
+
 PRECISION = 0.01  # in the window, each wait is this share of the elapsed time: detection within 1% of the job
 LEAD_CHECKS = 2  # polls before the window: at first_s, then at lo / 2 (then lo / 4 ... with more)
 MAX_HISTORY = 20  # newest durations used; older runs say little about the next one
@@ -47,6 +52,23 @@ OUTLIER_MADS = 3.0  # a duration farther from the median than this many scaled M
 PRIOR_SPREAD = 0.25  # with one duration the window is ±25% of it; with n, at least ±25%/n
 MAX_WINDOW_POLLS = 64  # a wider window gets longer steps, not more polls; one needing steps over `fraction`, none
 _MAD_TO_SIGMA = 1.4826  # the MAD of a normal distribution times this is its standard deviation
+
+
+FRACTION_RANGE = f"expected a number from {PRECISION} to 1"  # below PRECISION the window could not be finer
+
+
+def check_polling(first_s: float, max_s: float, fraction: float, where: str = "polling") -> None:
+    """Refuse polling settings the planner cannot plan with: ConfigError naming the field under `where`.
+
+    The fields are the definition's (`firstInterval`, `maxInterval`, `fraction`); the loader passes
+    `where` as the file and JSON path of the pipeline's `polling` section, the planner leaves it `polling`.
+    """
+    if not (math.isfinite(first_s) and first_s > 0):
+        raise ConfigError(f"{where}.firstInterval: must be longer than zero, got {first_s!r} s")
+    if not (math.isfinite(max_s) and max_s >= first_s):
+        raise ConfigError(f"{where}.maxInterval: must be at least firstInterval ({first_s:g} s), got {max_s:g} s")
+    if isinstance(fraction, bool) or not (math.isfinite(fraction) and PRECISION <= fraction <= 1):
+        raise ConfigError(f"{where}.fraction: {FRACTION_RANGE}, got {fraction!r}")
 
 
 def next_poll_delay_s(elapsed_s: float, *, first_s: float, max_s: float, fraction: float) -> float:
@@ -96,12 +118,7 @@ class PollPlanner:
         precision: float = PRECISION,
         lead_checks: int = LEAD_CHECKS,
     ) -> None:
-        if not (math.isfinite(first_s) and first_s > 0):
-            raise ValueError(f"first_s must be a positive number of seconds, not {first_s!r}")
-        if not (math.isfinite(max_s) and max_s >= first_s):
-            raise ValueError(f"max_s must be at least first_s ({first_s}), not {max_s!r}")
-        if not (math.isfinite(fraction) and 0 < fraction <= 1):
-            raise ValueError(f"fraction must be in (0, 1], not {fraction!r}")
+        check_polling(first_s, max_s, fraction)
         if not (math.isfinite(precision) and 0 < precision <= fraction):
             raise ValueError(f"precision must be in (0, fraction], not {precision!r}")
         if lead_checks < 0:

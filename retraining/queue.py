@@ -20,6 +20,13 @@ Which request runs next: promote requests first, oldest first (an operator asked
 otherwise the retrain request whose trigger happened last, by the trigger's own time, never by
 arrival order. The other pending retrains are superseded by it, and the run record lists them.
 
+A take is idempotent per run id: Durable runs an activity at least once and retries one that failed
+midway, always with the same run id. The first write of a take marks the chosen request running under
+the run id, together with the requests it is about to supersede (`supersedes`); only then are those
+marked superseded. A take that finds a request already running under its run id (blob metadata `run`
+finds it in the listing) returns that request and completes its superseding, so a retry or a second
+delivery returns what the first returned and never takes a second request.
+
 The markers let the status page find what is in progress with one short listing, however many
 finished requests the store keeps. They are written before a request and removed after it
 finishes, both best effort: the requests alone decide what the queue does, a stale or missing
@@ -38,11 +45,13 @@ from typing import Any
 
 from .errors import ConfigError, StorageConflictError, StorageError
 from .models import BlobPath, Decision, RequestAction, RunRequest, parse_moment
-from .storage import TrainingStorage
+from .storage import ListedBlob, TrainingStorage
 
 logger = logging.getLogger(__name__)
 DUPLICATE_WINDOW = timedelta(days=30)
 _STATE_KEY = "state"
+_RUN_KEY = "run"  # the run id of a request taken by a run, so a repeated take finds it in the listing
+_ATTEMPTS = 5  # a request that keeps changing under a conditional write is looked at this often
 
 
 class RequestState(StrEnum):
@@ -82,6 +91,7 @@ class QueuedRequest:
     job: dict[str, Any] | None = None  # the training job of the running run, for cancelling after a crash
     interrupted: tuple[str, ...] = ()  # runs of this request that died with their host
     cancelled: Decision | None = None  # who cancelled it before it ran
+    supersedes: tuple[str, ...] = ()  # while running: the requests its take supersedes (a retried take completes it)
     etag: str = field(default="", compare=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -99,6 +109,7 @@ class QueuedRequest:
             "job": self.job,
             "interrupted": list(self.interrupted),
             "cancelled": self.cancelled.to_dict() if self.cancelled else None,
+            "supersedes": list(self.supersedes),
         }
 
     @classmethod
@@ -120,6 +131,7 @@ class QueuedRequest:
                 raw.get("job") if isinstance(raw.get("job"), dict) else None,
                 tuple(str(r) for r in raw.get("interrupted", ())),
                 Decision.from_dict(raw["cancelled"]) if raw.get("cancelled") else None,
+                tuple(str(r) for r in raw.get("supersedes") or ()),
                 etag,
             )
         except (KeyError, ValueError, TypeError) as exc:
@@ -176,7 +188,7 @@ class RunQueue:
             entry.to_dict(),
             overwrite=not create,
             if_match=None if create else entry.etag,
-            metadata={_STATE_KEY: entry.state.value},
+            metadata={_STATE_KEY: entry.state.value} | ({_RUN_KEY: entry.run_id} if entry.run_id else {}),
         )
         if entry.state.finished:
             self._mark(pipeline, entry.request_id, False)
@@ -222,9 +234,21 @@ class RunQueue:
 
     def entries(self, pipeline: str, states: Iterable[RequestState] | None = None) -> list[QueuedRequest]:
         """The pipeline's requests in the given states (all if None); unreadable ones are skipped."""
+        return self._read(pipeline, self._listing(pipeline), states)
+
+    def running(self, pipeline: str) -> list[QueuedRequest]:
+        """The requests running now, each with the run id it runs under (for recovery, or a check of its run)."""
+        return self.entries(pipeline, [RequestState.RUNNING])
+
+    def _listing(self, pipeline: str) -> list[ListedBlob]:
+        return self._storage.list(self._container, f"{pipeline}/requests/")
+
+    def _read(
+        self, pipeline: str, listed: Iterable[ListedBlob], states: Iterable[RequestState] | None = None
+    ) -> list[QueuedRequest]:
         wanted = {s.value for s in states} if states is not None else None
         found = []
-        for blob in self._storage.list(self._container, f"{pipeline}/requests/"):
+        for blob in listed:
             if wanted is not None and blob.metadata.get(_STATE_KEY) not in wanted:
                 continue
             try:
@@ -235,39 +259,90 @@ class RunQueue:
                 found.append(entry)
         return found
 
+    def _taken_by(self, pipeline: str, listed: list[ListedBlob], run_id: str) -> QueuedRequest | None:
+        """The request a take under `run_id` already took, if any (found by its blob's metadata)."""
+        candidates = [
+            b
+            for b in listed
+            if b.metadata.get(_RUN_KEY) == run_id
+            # written before requests carried their run in metadata: read the running ones to be sure
+            or (_RUN_KEY not in b.metadata and b.metadata.get(_STATE_KEY) == RequestState.RUNNING.value)
+        ]
+        return next((e for e in self._read(pipeline, candidates) if e.run_id == run_id), None)
+
     def take_next(self, pipeline: str, run_id: str, now: datetime) -> Taken | None:
-        """Mark the next request running under `run_id` and supersede the retrains it makes redundant."""
-        pending = self.entries(pipeline, [RequestState.PENDING])
-        if not pending:
-            return None
-        promotes = sorted(
-            (e for e in pending if e.request.action is RequestAction.PROMOTE),
-            key=lambda e: (e.accepted_at, e.request_id),
-        )
-        retrains = sorted(
-            (e for e in pending if e.request.action is RequestAction.RETRAIN),
-            key=lambda e: (e.trigger_moment, e.accepted_at, e.request_id),
-            reverse=True,
-        )
-        chosen = promotes[0] if promotes else retrains[0]
-        running = self._write(replace(chosen, state=RequestState.RUNNING, run_id=run_id, updated_at=_iso(now)))
+        """Mark the next request running under `run_id` and supersede the retrains it makes redundant.
+
+        Idempotent per `run_id` (see the module docstring): if a take under `run_id` already took a
+        request, that request is returned with the same superseded list, and any superseding the earlier
+        take did not finish is finished now; nothing else is taken. A failure at any point leaves the
+        store consistent: the request is running under `run_id` with the list still to supersede, which
+        the retry completes (or a fresh queue's recovery puts it back in line).
+        """
+        for _ in range(_ATTEMPTS):
+            listed = self._listing(pipeline)
+            taken = self._taken_by(pipeline, listed, run_id)
+            if taken is not None:
+                return self._supersede(taken, {}, now)
+            pending = self._read(pipeline, listed, [RequestState.PENDING])
+            if not pending:
+                return None
+            promotes = sorted(
+                (e for e in pending if e.request.action is RequestAction.PROMOTE),
+                key=lambda e: (e.accepted_at, e.request_id),
+            )
+            retrains = sorted(
+                (e for e in pending if e.request.action is RequestAction.RETRAIN),
+                key=lambda e: (e.trigger_moment, e.accepted_at, e.request_id),
+                reverse=True,
+            )
+            chosen = promotes[0] if promotes else retrains[0]
+            older = retrains[1:] if chosen.request.action is RequestAction.RETRAIN else []
+            try:
+                running = self._write(
+                    replace(
+                        chosen,
+                        state=RequestState.RUNNING,
+                        run_id=run_id,
+                        supersedes=tuple(e.request_id for e in older),
+                        updated_at=_iso(now),
+                    )
+                )
+            except StorageConflictError:
+                continue  # changed meanwhile (another delivery of this take, a cancel): look again
+            return self._supersede(running, {e.request_id: e for e in older}, now)
+        raise StorageError(f"the requests of pipeline {pipeline} kept changing; gave up taking one for run {run_id}")
+
+    def _supersede(self, taken: QueuedRequest, known: dict[str, QueuedRequest], now: datetime) -> Taken:
+        """Finish the superseding of the requests `taken` supersedes; return those superseded by its run.
+
+        Only while `taken` runs: the take of a run that has ended only reports what it superseded.
+        """
+        pipeline = taken.request.pipeline
         superseded = []
-        if chosen.request.action is RequestAction.RETRAIN:
-            for older in retrains[1:]:
+        for request_id in taken.supersedes:
+            entry = known.get(request_id)
+            for _ in range(_ATTEMPTS):
+                if entry is None:
+                    entry = self.get(pipeline, request_id)
+                if entry is None or entry.state is not RequestState.PENDING or taken.state is not RequestState.RUNNING:
+                    break
                 try:
-                    self._write(
+                    entry = self._write(
                         replace(
-                            older,
+                            entry,
                             state=RequestState.SUPERSEDED,
-                            superseded_by=chosen.request_id,
-                            superseded_by_run=run_id,
+                            superseded_by=taken.request_id,
+                            superseded_by_run=taken.run_id,
                             updated_at=_iso(now),
                         )
                     )
                 except StorageConflictError:
-                    continue  # changed meanwhile (only its own writer changes it): leave it for the next turn
-                superseded.append(older.request_id)
-        return Taken(running, tuple(superseded))
+                    entry = None  # changed meanwhile (cancelled, or superseded by another delivery): look again
+            if entry is not None and entry.state is RequestState.SUPERSEDED and entry.superseded_by_run == taken.run_id:
+                superseded.append(request_id)
+            # otherwise it was cancelled, or kept changing: it is left for the next turn
+        return Taken(taken, tuple(superseded))
 
     def note_job(self, pipeline: str, request_id: str, job: dict[str, Any], now: datetime) -> None:
         """Remember the running request's training job, so a crash can still cancel it."""
@@ -276,11 +351,24 @@ class RunQueue:
     def finish(
         self, pipeline: str, request_id: str, run_id: str, outcome: str, record: str | None, now: datetime
     ) -> None:
+        """Close the request `run_id` ran, with its outcome; nothing if another run has taken it since.
+
+        A request a fresh queue's recovery put back in line while `run_id` was still going is closed too:
+        its run did complete, and it must not run again.
+        """
+
         def done(entry: QueuedRequest) -> QueuedRequest:
-            if entry.run_id != run_id:
+            requeued = entry.state is RequestState.PENDING and entry.interrupted[-1:] == (run_id,)
+            if entry.run_id != run_id and not requeued:
                 return entry  # re-queued and taken by another run meanwhile: that run finishes it
             return replace(
-                entry, state=RequestState.DONE, outcome=outcome, record=record, job=None, updated_at=_iso(now)
+                entry,
+                state=RequestState.DONE,
+                run_id=run_id,
+                outcome=outcome,
+                record=record,
+                job=None,
+                updated_at=_iso(now),
             )
 
         self._update(pipeline, request_id, done)
@@ -303,26 +391,35 @@ class RunQueue:
         raise StorageError(f"request {request_id} of pipeline {pipeline} kept changing; gave up cancelling it")
 
     def requeue_interrupted(self, pipeline: str, now: datetime) -> list[QueuedRequest]:
-        """Requests left running by a queue that died: put them back in line; return them as they were."""
-        interrupted = self.entries(pipeline, [RequestState.RUNNING])
+        """Requests left running by a queue that died: put them back in line; return them as they were.
+
+        A run that completed and only failed to `finish` is not interrupted: a caller that keeps run
+        records checks each of `running()` and calls `finish` or `requeue` (as `operations.recover` does).
+        """
+        interrupted = self.running(pipeline)
         for entry in interrupted:
-            self._update(
-                pipeline,
-                entry.request_id,
-                lambda e: (
-                    replace(
-                        e,
-                        state=RequestState.PENDING,
-                        interrupted=(*e.interrupted, e.run_id or "?"),
-                        run_id=None,
-                        job=None,
-                        updated_at=_iso(now),
-                    )
-                    if e.state is RequestState.RUNNING
-                    else e
-                ),
-            )
+            self.requeue(pipeline, entry.request_id, entry.run_id, now)
         return interrupted
+
+    def requeue(self, pipeline: str, request_id: str, run_id: str | None, now: datetime) -> None:
+        """Put a request running under `run_id` back in line (nothing if it is no longer running under it)."""
+        self._update(
+            pipeline,
+            request_id,
+            lambda e: (
+                replace(
+                    e,
+                    state=RequestState.PENDING,
+                    interrupted=(*e.interrupted, e.run_id or "?"),
+                    run_id=None,
+                    job=None,
+                    supersedes=(),
+                    updated_at=_iso(now),
+                )
+                if e.state is RequestState.RUNNING and e.run_id == run_id
+                else e
+            ),
+        )
 
     def forget_finished(self, pipeline: str, now: datetime, keep: timedelta = DUPLICATE_WINDOW) -> int:
         """Delete finished requests older than `keep`; their run records stay. Return how many went."""

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ..polling import FRACTION_RANGE, check_polling
 from . import azure_ml, studio
 from .base import (
     MAX_APPROVAL,
@@ -168,8 +169,20 @@ def _pipeline(reader: Reader, raw: dict[str, Any], path: str, name: str) -> Pipe
         required=False,
     )
     fraction = polling.get("fraction", 0.05)
-    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
-        raise reader.error(f"{path}.polling.fraction", "expected a number in (0, 1]")
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)):
+        raise reader.error(f"{path}.polling.fraction", f"{FRACTION_RANGE}, got {fraction!r}")
+    first_interval = reader.timespan(
+        polling.get("firstInterval"), f"{path}.polling.firstInterval", timedelta(seconds=5)
+    )
+    max_interval = reader.timespan(polling.get("maxInterval"), f"{path}.polling.maxInterval", timedelta(minutes=5))
+    # The monitor's planner checks the same settings: refusing them here keeps a run from submitting a job
+    # whose monitor then fails on its first replay.
+    check_polling(
+        first_interval.total_seconds(),
+        max_interval.total_seconds(),
+        float(fraction),
+        f"{reader.source}: {path}.polling",
+    )
     output = reader.obj(raw.get("output"), f"{path}.output", {"container"}, required=False)
     training = _training(reader, raw, f"{path}.training")
     completion_events = reader.flag(polling.get("completionEvents"), f"{path}.polling.completionEvents", False)
@@ -207,12 +220,8 @@ def _pipeline(reader: Reader, raw: dict[str, Any], path: str, name: str) -> Pipe
         else None,
         policy=_policy(reader, raw.get("policy"), f"{path}.policy", timedelta(hours=2), 1),
         polling=PollingPolicy(
-            first_interval=reader.timespan(
-                polling.get("firstInterval"), f"{path}.polling.firstInterval", timedelta(seconds=5)
-            ),
-            max_interval=reader.timespan(
-                polling.get("maxInterval"), f"{path}.polling.maxInterval", timedelta(minutes=5)
-            ),
+            first_interval=first_interval,
+            max_interval=max_interval,
             fraction=float(fraction),
             completion_events=completion_events,
         ),

@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
+from azure.core.exceptions import ServiceRequestError, ServiceResponseError
+from azure.core.pipeline.transport import RequestsTransport
+from azure.storage.blob import BlobServiceClient
 
 from devhost.services import Azurite
+from retraining import operations
+from retraining.errors import StorageError
 from retraining.lineage import Lineage
-from retraining.models import ModelArtifact, RequestAction, RunRequest, Trigger, TriggerKind
+from retraining.models import ModelArtifact, RequestAction, RunRequest, RunResult, RunStatus, Trigger, TriggerKind
 from retraining.queue import RequestState, RunQueue, request_id_of
+from retraining.retry import Retry
 from retraining.settings import Settings
 from retraining.storage import TrainingStorage
+from retraining.storage_retry import QuickRetry
 
 pytestmark = pytest.mark.integration
 NOW = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
@@ -128,3 +137,216 @@ def test_the_champion_moves_only_when_asked_and_keeps_earlier_ones(store: Traini
     serving = lineage.serving("weekly-retrain")
     assert serving.champion is not None and serving.champion.model.sha256 == "b" * 64
     assert [p.run_id for p in serving.previous] == ["20261115T030000Z-00000001"]
+
+
+# ---- a take is idempotent per run id (issue 23, defect 1) ------------------------------------------
+#
+# The faults are injected where a real one surfaces: in azure-core's HTTP transport, under the Blob
+# SDK's own retry policy (its waits set to zero), so each failed write goes through the SDK's retries
+# and reaches the queue as the StorageError or StorageConflictError that TrainingStorage makes of it.
+
+R1, R2 = "20261122T030000Z-00000001", "20261122T030500Z-00000002"
+
+
+class FlakyTransport(RequestsTransport):  # type: ignore[misc]
+    """The SDK's HTTP transport, but chosen writes of request blobs fail as a dropped connection does.
+
+    Writes (PUTs of `.../requests/*.json`) are counted once each, however often the SDK retries them.
+    `fail[n]` is how the n-th fails on every attempt: "refused" (never reaches Azurite) or "lost" (reaches
+    it, and the answer is lost). `before[n]` runs just before the n-th is first sent.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.writes = 0
+        self.fail: dict[int, str] = {}
+        self.before: dict[int, Callable[[], None]] = {}
+        self._seen: list[tuple[Any, int]] = []
+
+    def send(self, request: Any, **kwargs: Any) -> Any:
+        number = next((n for r, n in self._seen if r is request), None)
+        if number is None and request.method == "PUT" and "/requests/" in request.url:
+            self.writes += 1
+            number = self.writes
+            self._seen.append((request, number))
+            if number in self.before:
+                self.before.pop(number)()
+        how = self.fail.get(number or 0)
+        if how == "refused":
+            raise ServiceRequestError("connection refused (injected)")
+        if how == "lost":
+            super().send(request, **kwargs)
+            raise ServiceResponseError("connection reset before the answer (injected)")
+        return super().send(request, **kwargs)
+
+
+@pytest.fixture
+def flaky(azurite: Azurite) -> FlakyTransport:
+    return FlakyTransport()
+
+
+@pytest.fixture
+def flaky_queue(azurite: Azurite, flaky: FlakyTransport, queue: RunQueue) -> RunQueue:
+    """The same queue as `queue`, through a transport that fails when told to."""
+    service = BlobServiceClient.from_connection_string(
+        azurite.connection_string, transport=flaky, retry_policy=QuickRetry(Retry(attempts=7, first_s=0.0, max_s=0.0))
+    )
+    return RunQueue(TrainingStorage(service, account_key=None), queue._container)
+
+
+def state_of(queue: RunQueue, key: str) -> tuple[RequestState, str | None]:
+    entry = queue.get("weekly-retrain", request_id_of(key))
+    assert entry is not None
+    return entry.state, entry.run_id or entry.superseded_by_run
+
+
+def old_and_new(queue: RunQueue) -> None:
+    queue.enqueue(request("blob:old", "2026-11-22T02:00:00Z"), NOW)
+    queue.enqueue(request("blob:new", "2026-11-22T02:05:00Z"), NOW)
+
+
+@pytest.mark.parametrize("how", ["refused", "lost"])
+def test_a_take_retried_after_failing_midway_returns_the_request_it_took(
+    queue: RunQueue, flaky_queue: RunQueue, flaky: FlakyTransport, how: str
+) -> None:
+    old_and_new(queue)
+    flaky.fail[flaky.writes + 2] = how  # the take's second write: OLD marked superseded
+    with pytest.raises(StorageError):
+        flaky_queue.take_next("weekly-retrain", R1, NOW)
+    assert state_of(queue, "blob:new") == (RequestState.RUNNING, R1)  # the failure left NEW running under R1
+    retried = queue.take_next("weekly-retrain", R1, NOW)  # the activity's retry: same run id
+    assert retried is not None and retried.entry.request.trigger.key == "blob:new"
+    assert retried.superseded == (request_id_of("blob:old"),)
+    assert state_of(queue, "blob:old") == (RequestState.SUPERSEDED, R1)
+    queue.finish("weekly-retrain", retried.entry.request_id, R1, "Succeeded", "records/r1.json", NOW)
+    assert queue.entries("weekly-retrain", [RequestState.PENDING, RequestState.RUNNING]) == []
+    assert queue.take_next("weekly-retrain", R2, NOW) is None
+
+
+@pytest.mark.parametrize("how", ["refused", "lost"])
+def test_a_take_whose_first_write_failed_is_taken_afresh_or_found(
+    queue: RunQueue, flaky_queue: RunQueue, flaky: FlakyTransport, how: str
+) -> None:
+    old_and_new(queue)
+    flaky.fail[flaky.writes + 1] = how  # NEW marked running: never stored ("refused") or stored, answer lost
+    with pytest.raises(StorageError):
+        flaky_queue.take_next("weekly-retrain", R1, NOW)
+    assert state_of(queue, "blob:old") == (RequestState.PENDING, None)
+    retried = queue.take_next("weekly-retrain", R1, NOW)
+    assert retried is not None and retried.entry.request.trigger.key == "blob:new"
+    assert retried.superseded == (request_id_of("blob:old"),)
+    assert state_of(queue, "blob:new") == (RequestState.RUNNING, R1)
+    assert state_of(queue, "blob:old") == (RequestState.SUPERSEDED, R1)
+
+
+def test_a_redelivered_take_returns_the_same_request_and_supersedes_nothing_more(queue: RunQueue) -> None:
+    queue.enqueue(request("blob:a", "2026-11-22T02:00:00Z"), NOW)
+    first = queue.take_next("weekly-retrain", R1, NOW)
+    again = queue.take_next("weekly-retrain", R1, NOW + timedelta(seconds=30))  # Durable ran it twice
+    assert first is not None and again is not None
+    assert again.entry.request_id == first.entry.request_id == request_id_of("blob:a") and again.superseded == ()
+    assert again.entry.state is RequestState.RUNNING and again.entry.run_id == R1
+    # Requests accepted after the first delivery are the next run's: a later delivery answers as the first did.
+    queue.enqueue(request("blob:newer", "2026-11-22T02:10:00Z"), NOW)
+    queue.enqueue(request("blob:older", "2026-11-22T01:00:00Z"), NOW)
+    third = queue.take_next("weekly-retrain", R1, NOW + timedelta(seconds=60))
+    assert third is not None and third.entry.request_id == request_id_of("blob:a") and third.superseded == ()
+    assert state_of(queue, "blob:newer") == state_of(queue, "blob:older") == (RequestState.PENDING, None)
+    queue.finish("weekly-retrain", request_id_of("blob:a"), R1, "Succeeded", None, NOW)
+    following = queue.take_next("weekly-retrain", R2, NOW)
+    assert following is not None and following.entry.request.trigger.key == "blob:newer"
+    assert following.superseded == (request_id_of("blob:older"),)
+    # And once the run has ended, a stray delivery of its take changes nothing.
+    late = queue.take_next("weekly-retrain", R1, NOW + timedelta(minutes=5))
+    assert (
+        late is not None and late.entry.state is RequestState.DONE and late.entry.request_id == request_id_of("blob:a")
+    )
+    assert state_of(queue, "blob:newer") == (RequestState.RUNNING, R2)
+
+
+def test_the_same_take_delivered_twice_at_once_takes_one_request(
+    queue: RunQueue, flaky_queue: RunQueue, flaky: FlakyTransport
+) -> None:
+    old_and_new(queue)
+    duplicate: list[Any] = []
+    # The duplicate delivery runs to its end between the first one's listing and its first write.
+    flaky.before[flaky.writes + 1] = lambda: duplicate.append(queue.take_next("weekly-retrain", R1, NOW))
+    taken = flaky_queue.take_next("weekly-retrain", R1, NOW)
+    assert taken is not None and duplicate[0] is not None
+    assert taken.entry.request_id == duplicate[0].entry.request_id == request_id_of("blob:new")
+    assert taken.superseded == duplicate[0].superseded == (request_id_of("blob:old"),)
+    assert [e.request_id for e in queue.entries("weekly-retrain", [RequestState.RUNNING])] == [
+        request_id_of("blob:new")
+    ]
+
+
+def test_a_take_interrupted_for_good_is_undone_by_recovery(
+    queue: RunQueue, flaky_queue: RunQueue, flaky: FlakyTransport
+) -> None:
+    old_and_new(queue)
+    flaky.fail[flaky.writes + 2] = "refused"
+    with pytest.raises(StorageError):
+        flaky_queue.take_next("weekly-retrain", R1, NOW)
+    # Every retry failed too: the queue starts afresh, recovers, and takes under a new run id.
+    assert [e.run_id for e in queue.requeue_interrupted("weekly-retrain", NOW)] == [R1]
+    taken = queue.take_next("weekly-retrain", R2, NOW)
+    assert taken is not None and taken.entry.request.trigger.key == "blob:new"
+    assert taken.superseded == (request_id_of("blob:old"),)
+    assert state_of(queue, "blob:old") == (RequestState.SUPERSEDED, R2)
+
+
+# ---- a completed run is never run again ------------------------------------------------------------
+
+
+def recorded(store: TrainingStorage, queue: RunQueue, run_id: str, key: str) -> str:
+    """The run's record, as the run writes it before its queue finishes the request."""
+    result = RunResult(
+        run_id,
+        "weekly-retrain",
+        RunStatus.SUCCEEDED,
+        request(key, "2026-11-22T02:00:00Z"),
+        "2026-11-22T03:00:00Z",
+        "2026-11-22T03:05:00Z",
+        request_id=request_id_of(key),
+    )
+    return Lineage(store, queue._container).write_record(result)
+
+
+def test_recovery_finishes_a_request_whose_run_wrote_its_record_instead_of_running_it_again(
+    azurite: Azurite, store: TrainingStorage, queue: RunQueue
+) -> None:
+    queue.enqueue(request("blob:a", "2026-11-22T02:00:00Z"), NOW)
+    queue.enqueue(request("blob:b", "2026-11-22T01:00:00Z", RequestAction.PROMOTE), NOW)
+    assert queue.take_next("weekly-retrain", R1, NOW) is not None  # the promote goes first
+    path = recorded(store, queue, R1, "blob:b")  # the run completed; its `finish` never reached the store
+    settings = Settings.from_env(
+        {"TrainingStorage": azurite.connection_string, "RETRAIN_RUN_RECORDS_CONTAINER": queue._container}
+    )
+    recovered = operations.recover(settings, store, "weekly-retrain", NOW + timedelta(hours=1))
+    assert recovered["finished"] == [request_id_of("blob:b")] and recovered["requeued"] == []
+    done = queue.get("weekly-retrain", request_id_of("blob:b"))
+    assert done is not None and done.state is RequestState.DONE and done.outcome == "Succeeded" and done.record == path
+    following = queue.take_next("weekly-retrain", R2, NOW)
+    assert following is not None and following.entry.request.trigger.key == "blob:a"
+
+
+def test_recovery_names_the_runs_it_interrupted(azurite: Azurite, store: TrainingStorage, queue: RunQueue) -> None:
+    queue.enqueue(request("blob:a", "2026-11-22T02:00:00Z"), NOW)
+    assert queue.take_next("weekly-retrain", R1, NOW) is not None
+    assert [(e.request_id, e.run_id) for e in queue.running("weekly-retrain")] == [(request_id_of("blob:a"), R1)]
+    settings = Settings.from_env(
+        {"TrainingStorage": azurite.connection_string, "RETRAIN_RUN_RECORDS_CONTAINER": queue._container}
+    )
+    recovered = operations.recover(settings, store, "weekly-retrain", NOW)
+    assert recovered["requeued"] == [request_id_of("blob:a")] and recovered["interrupted_runs"] == [R1]
+    assert queue.running("weekly-retrain") == []
+
+
+def test_a_finish_that_arrives_after_recovery_requeued_its_request_still_closes_it(queue: RunQueue) -> None:
+    queue.enqueue(request("blob:a", "2026-11-22T02:00:00Z"), NOW)
+    assert queue.take_next("weekly-retrain", R1, NOW) is not None
+    queue.requeue_interrupted("weekly-retrain", NOW)  # a fresh queue recovered while run R1 was still running
+    queue.finish("weekly-retrain", request_id_of("blob:a"), R1, "Succeeded", "records/r1.json", NOW)
+    done = queue.get("weekly-retrain", request_id_of("blob:a"))
+    assert done is not None and done.state is RequestState.DONE and done.run_id == R1
+    assert queue.take_next("weekly-retrain", R2, NOW) is None

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from retraining.definitions import load_definitions, parse_definitions
 from retraining.errors import ConfigError
+from retraining.polling import PollPlanner
 from retraining.settings import Settings
 from retraining.timespans import format_timespan, parse_timespan
 
@@ -91,7 +95,18 @@ def broken(raw: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
         ("pipelines.0.surprise", True, "pipelines[0]: unknown field(s) ['surprise']"),
         ("pipelines.0.training", KeyError, "pipelines[0].training: expected an object"),
         ("pipelines.0.schedule.start", "2016-02-13", "pipelines[0].schedule.start: '2016-02-13' needs a time zone"),
-        ("pipelines.0.polling.fraction", 2, "pipelines[0].polling.fraction: expected a number in (0, 1]"),
+        ("pipelines.0.polling.fraction", 2, "pipelines[0].polling.fraction: expected a number from 0.01 to 1, got 2"),
+        ("pipelines.0.polling.fraction", "5%", "pipelines[0].polling.fraction: expected a number from 0.01 to 1"),
+        (
+            "pipelines.0.polling.fraction",
+            0.005,
+            "pipelines[0].polling.fraction: expected a number from 0.01 to 1, got 0.005",
+        ),
+        (
+            "pipelines.0.polling.firstInterval",
+            "00:10:00",
+            "pipelines[0].polling.maxInterval: must be at least firstInterval (600 s), got 300 s",
+        ),
         (
             "pipelines.0.polling.completionEvents",
             "yes",
@@ -242,3 +257,61 @@ def test_loaded_definitions_follow_a_changed_setting(tmp_path: Path) -> None:
         definitions(Settings.from_env(moved)).get("weekly-retrain").training.ml_endpoint
         == moved["TRAINING_ML_ENDPOINT"]
     )
+
+
+# ---- polling: the loader and the monitor's planner agree (issue 23, defect 4) -----------------------
+
+
+def _timespan(milliseconds: int) -> str:
+    days, rest = divmod(milliseconds, 86_400_000)
+    hours, rest = divmod(rest, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    seconds, millis = divmod(rest, 1000)
+    return f"{f'{days}.' if days else ''}{hours:02d}:{minutes:02d}:{seconds:02d}.{millis:03d}"
+
+
+def _with_polling(raw: dict[str, Any], polling: dict[str, Any]) -> dict[str, Any]:
+    copied = copy.deepcopy(raw)
+    copied["pipelines"] = [copied["pipelines"][0] | {"polling": polling}]
+    return copied
+
+
+@pytest.mark.parametrize(
+    "polling, field",
+    [
+        ({"fraction": 0.005}, "fraction"),
+        ({"firstInterval": "00:10:00", "maxInterval": "00:05:00"}, "maxInterval"),
+    ],
+)
+def test_polling_the_monitor_would_refuse_is_refused_when_loading(
+    raw: dict[str, Any], polling: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_definitions(_with_polling(raw, polling), SETTINGS, source="pipelines.json")
+    assert str(caught.value).startswith(f"pipelines.json: pipelines[0].polling.{field}: ")
+
+
+_MS = st.integers(min_value=1, max_value=3 * 86_400_000)
+
+
+@settings(max_examples=300, deadline=None)
+@given(first=_MS, longest=_MS, fraction=st.floats(min_value=0.0, max_value=1.5, allow_nan=False))
+def test_what_the_loader_accepts_the_monitor_accepts_and_only_that(first: int, longest: int, fraction: float) -> None:
+    raw: dict[str, Any] = json.loads((ROOT / "pipelines.json").read_text())
+    polling = {"firstInterval": _timespan(first), "maxInterval": _timespan(longest), "fraction": fraction}
+    try:
+        loaded = parse_definitions(_with_polling(raw, polling), SETTINGS, source="pipelines.json")
+    except ConfigError as refused:
+        assert "pipelines[0].polling." in str(refused)
+        with pytest.raises(ConfigError):  # what the loader refuses, the monitor refuses too
+            PollPlanner((), first_s=first / 1000, max_s=longest / 1000, fraction=fraction)
+        return
+    policy = loaded.get("weekly-retrain").polling
+    # What the monitor is given (retraining.policy: the plan's poll_first_s, poll_max_s, poll_fraction).
+    first_s, max_s = policy.first_interval.total_seconds(), policy.max_interval.total_seconds()
+    for history in ((), (60.0,), (600.0, 660.0, 540.0), (10.0, 1e5)):
+        planner = PollPlanner(history, first_s=first_s, max_s=max_s, fraction=policy.fraction)
+        for elapsed in (0.0, first_s, 30.0, 3600.0, 86400.0 * 5):
+            for failing in (0, 1, 5):
+                delay = planner.next_delay_s(elapsed, failing_in_a_row=failing)
+                assert math.isfinite(delay) and delay > 0  # before the window one wait may pass max_s

@@ -9,7 +9,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from retraining.polling import MAX_HISTORY, MAX_WINDOW_POLLS, PollPlanner, expected_window, next_poll_delay_s
+from retraining.errors import ConfigError
+from retraining.polling import (
+    MAX_HISTORY,
+    MAX_WINDOW_POLLS,
+    PRECISION,
+    PollPlanner,
+    check_polling,
+    expected_window,
+    next_poll_delay_s,
+)
 
 POLICY = {"first_s": 5.0, "max_s": 300.0, "fraction": 0.05}
 MEDIAN = 6000.0  # a 100-minute job
@@ -116,23 +125,49 @@ def test_a_wide_history_costs_at_most_the_window_cap_and_a_very_wide_one_gives_t
 
 
 @pytest.mark.parametrize(
-    "bad",
+    "bad, field",
     [
-        {"first_s": 0.0},
-        {"first_s": math.nan},
-        {"max_s": 1.0},
-        {"fraction": 0.0},
-        {"fraction": 1.5},
-        {"precision": 0.0},
-        {"precision": 0.1},
-        {"lead_checks": -1},
+        ({"first_s": 0.0}, "firstInterval"),
+        ({"first_s": math.nan}, "firstInterval"),
+        ({"max_s": 1.0}, "maxInterval"),
+        ({"max_s": math.inf}, "maxInterval"),
+        ({"fraction": 0.0}, "fraction"),
+        ({"fraction": 0.005}, "fraction"),  # below the planner's precision: issue 23's defect 4
+        ({"fraction": 1.5}, "fraction"),
+        ({"first_s": 600.0, "max_s": 300.0}, "maxInterval"),  # firstInterval longer than maxInterval
     ],
 )
+def test_polling_settings_the_loader_refuses_are_refused_naming_the_field(bad: dict[str, float], field: str) -> None:
+    with pytest.raises(ConfigError, match=rf"^polling\.{field}: "):
+        PollPlanner([MEDIAN], **(POLICY | bad))
+    with pytest.raises(ConfigError, match=rf"^pipelines\.json: pipelines\[0\]\.polling\.{field}: "):
+        check_polling(**(POLICY | bad), where="pipelines.json: pipelines[0].polling")
+
+
+@pytest.mark.parametrize("bad", [{"precision": 0.0}, {"precision": 0.1}, {"lead_checks": -1}])
 def test_invalid_parameters_are_refused(bad: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         PollPlanner([MEDIAN], **(POLICY | bad))  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         TODAY.next_delay_s(math.nan)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    first_s=st.floats(min_value=0.001, max_value=86400.0),
+    longer_by=st.floats(min_value=0.0, max_value=86400.0),
+    fraction=st.floats(min_value=PRECISION, max_value=1.0),
+    history=st.lists(st.floats(min_value=1.0, max_value=1e6), max_size=8),
+)
+def test_every_accepted_setting_gives_a_planner_that_plans(
+    first_s: float, longer_by: float, fraction: float, history: list[float]
+) -> None:
+    max_s = first_s + longer_by
+    check_polling(first_s, max_s, fraction)
+    planner = PollPlanner(history, first_s=first_s, max_s=max_s, fraction=fraction)
+    for elapsed in (0.0, first_s, 60.0, 3600.0, 432000.0):
+        delay = planner.next_delay_s(elapsed, failing_in_a_row=0)
+        assert math.isfinite(delay) and delay > 0  # before the window one wait may pass max_s
 
 
 def test_failed_polls_shorten_the_wait_as_today() -> None:
