@@ -143,11 +143,11 @@ class TokenRejected(Exception):
         self.message = message
 
 
-def bearer_claims(tokens: TokenIssuer, token: str | None, audience: str) -> dict[str, Any]:
-    """The claims of a bearer token ARM would accept for `audience`; TokenRejected otherwise."""
+def bearer_claims(tokens: TokenIssuer, token: str | None, audience: str, *others: str) -> dict[str, Any]:
+    """The claims of a bearer token ARM would accept for `audience` (or one of `others`); TokenRejected otherwise."""
     if not token:
         raise TokenRejected("AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing.")
-    claims = tokens.verify(token, audience)
+    claims = next((c for c in (tokens.verify(token, a) for a in (audience, *others)) if c is not None), None)
     if claims is None:
         raise TokenRejected(
             "InvalidAuthenticationToken", "The access token is invalid, expired, or not for this audience."

@@ -1,12 +1,35 @@
-"""A local stand-in for Azure Machine Learning (v2) over its ARM REST API (api-version 2024-04-01).
+"""A local stand-in for Azure Machine Learning (v2) over its ARM REST API (modelled on api-version 2024-04-01).
 
 Spec: shared/reference/aml-v2-contracts.md. Routes live under the TLS base that stands in for
 https://management.azure.com: `{base}/subscriptions/{s}/resourceGroups/{rg}/providers/
-Microsoft.MachineLearningServices/workspaces/{ws}/...?api-version=2024-04-01`. Modules: `arm`
-(what ARM checks first), `jobs` + `runner` + `trainer` (command jobs that really train), `models`
-(registry), `endpoints` + `deployments` + `lro` (online and batch endpoints, long-running
-operations), `scoring` (data planes), `tracking` (MLflow, run history), `events` (Event Grid),
-`workspaces` (read-only workspace resources), `admin` (seeding, settings, listings).
+Microsoft.MachineLearningServices/workspaces/{ws}/...?api-version=…`, any version the service
+accepts for the resource type (`api_versions`). Modules: `arm` (what ARM checks first: api-version,
+token audience, tenant, role), `jobs` + `runner` + `trainer` (command jobs that really train),
+`models` (registry), `codes` (code assets), `endpoints` + `deployments` + `lro` (online and batch
+endpoints, long-running operations), `scoring` (data planes), `tracking` (MLflow, discovery),
+`history` (run details and logs), `events` (Event Grid), `workspaces` (read-only workspace
+resources), `admin` (seeding, settings, listings).
+
+Microsoft's SDK (`azure.ai.ml.MLClient`, tested with 1.35.2 in tests/emulator/test_mlclient.py)
+works unchanged when pointed at the emulator as a custom cloud (`cloud_metadata` with
+`resource_manager` = `managementEndpoint`, `active_directory` = `authorityHost`; TLS trusting the
+emulator's CA, e.g. `REQUESTS_CA_BUNDLE`): workspaces, datastores, jobs (create without local code,
+get, list, stream, cancel), models (from a job output), online endpoints and deployments (no-code
+MLflow deployments, traffic, keys, invoke, logs) and batch endpoints (list, get). What the SDK does
+that the emulator does not serve, and why:
+- Uploading local files (a job's or deployment's local `code`, a local model or data `path`): the SDK
+  builds the blob URL itself as `https://{accountName}.blob.{storage_endpoint}` from the datastore and
+  the cloud's storage suffix (`_artifacts/_artifact_utilities.py`). Azurite is addressed path-style
+  (`http://127.0.0.1:10000/{account}`), which that template cannot express, and the datastores are
+  identity-based (`credentialsType: None`), so the SDK would present its Entra token, which Azurite
+  does not take. Refer to files already in storage instead (azureml:// URIs, code assets by ARM id).
+- Registries (`registry_name=`, `azureml://registries/...` models) and registry discovery: not
+  modelled (environments from registries are accepted as ids, never resolved).
+- Creating or changing workspaces, computes, environments and datastores: they are read-only,
+  defined by the emulator's config.
+- Job kinds other than command jobs (pipelines, sweeps, AutoML, Spark), Kubernetes deployments, and
+  `online_endpoints.invoke` against AADToken endpoints (no `ml.azure.com` data-plane audience).
+- Studio (`services.Studio` links to https://ml.azure.com) and Application Insights.
 
 `GET /_emulator/services` lists each workspace under `azureMl.workspaces[]`:
 
@@ -68,7 +91,8 @@ Choices where the contracts say INFER or UNDOC, or say nothing:
   update succeeds; a failed update keeps it too.
 - LRO: operation ids look like `{kind}:{guid}:{guid}`; the Location poll of a failed operation
   answers 400 with its error. `Retry-After` is `retry_after_s` (default 1, not the spec's 10-600,
-  so tests do not wait); `x-ms-async-operation-timeout` is PT1H.
+  so tests do not wait) on 202s, on PUTs with Azure-AsyncOperation and on status polls in progress
+  (see `lro`); `x-ms-async-operation-timeout` is PT1H.
 - Scoring: request and response shapes are the emulator's (see `scoring`): the service defines
   neither (they are score.py's). Unknown deployment in the header: 404; one that serves nothing
   yet: 503. Batch invocation with no default and no header: 400 with the "No valid deployments to
@@ -82,6 +106,9 @@ Choices where the contracts say INFER or UNDOC, or say nothing:
   gives the "no event on failure" behaviour the how-to describes); ModelDeployed is sent when a
   managed deployment succeeds (data: ServiceName = endpoint, ServiceComputeType Managed, ModelIds
   "name:version"); dataVersion "" and metadataVersion "1", as in the docs example.
+- Run history: `…/runs/{job}/details` has `logFiles` with one log the emulator writes,
+  `user_logs/std_log.txt` (a summary; the job's command is not run), readable through its `sig`.
+- Code assets: versions record `codeUri` (not checked); a job's `codeId` is not checked either.
 - MLflow: run id = job name; metrics appear once training is done; no metric history beyond one
   point per key.
 """

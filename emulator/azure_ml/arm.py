@@ -2,10 +2,14 @@
 
 - Path literals (`resourceGroups`, `onlineEndpoints`, `listkeys`, ...) match without case, as ARM
   matches them; names keep their case (`ArmPathCase` rewrites only the literal segments).
-- `api-version` is required and must be one this emulator speaks (`SUPPORTED_API_VERSIONS`).
-- The bearer token must verify (signature, expiry) with audience https://management.azure.com,
-  come from the workspace's tenant (else 401 InvalidAuthenticationTokenTenant) and from a principal
-  with a role on the workspace, i.e. its own service principal (else 403 AuthorizationFailed).
+- `api-version` is required and must be one the service accepts for the resource type addressed
+  (`api_versions`, read from the REST specs): stable and preview versions alike.
+- The bearer token must verify (signature, expiry) with audience https://management.azure.com or the
+  emulator's own management endpoint (its TLS base): a client configured for a custom cloud whose
+  `resource_manager` is the emulator asks for `{resource_manager}/.default`, as a sovereign cloud's
+  ARM accepts its own endpoint as the audience. Any other audience is 401 InvalidAuthenticationToken.
+  The token must come from the workspace's tenant (else 401 InvalidAuthenticationTokenTenant) and
+  from a principal with a role on the workspace, its own service principal (else 403 AuthorizationFailed).
 - Unknown subscription, resource group or workspace: 404 SubscriptionNotFound,
   ResourceGroupNotFound or ResourceNotFound, in ARM's own shape.
 - Answers carry `x-ms-request-id` and `x-ms-ratelimit-remaining-subscription-reads`/`-writes`
@@ -29,13 +33,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .. import wire
 from ..security import bearer_claims
+from .api_versions import resource_type, versions_for
 from .errors import arm_error, user_error
 from .resources import Workspace
 from .state import AzureMlState
 
 ARM_AUDIENCE = "https://management.azure.com"
 ML_AUDIENCE = "https://ml.azure.com"
-SUPPORTED_API_VERSIONS = ("2023-04-01", "2023-10-01", "2024-04-01", "2024-10-01", "2025-09-01", "2025-12-01")
 NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9\-_]{0,254}$")
 NAMESPACE = "Microsoft.MachineLearningServices"
 _LITERALS = {
@@ -60,6 +64,7 @@ _LITERALS = {
         "computes",
         "environments",
         "datastores",
+        "codes",
         "locations",
         "mfeOperationsStatus",
         "mfeOperationResults",
@@ -109,17 +114,26 @@ def check_api_version(request: Request) -> str:
             "MissingApiVersionParameter",
             "The api-version query parameter (?api-version=) is required for all requests.",
         )
-    if version not in SUPPORTED_API_VERSIONS:
+    kind = resource_type(request.url.path)
+    supported = versions_for(kind)
+    if version not in supported:
         raise arm_error(
             400,
             "InvalidApiVersionParameter",
-            f"The api-version '{version}' is invalid. The supported versions are '{', '.join(SUPPORTED_API_VERSIONS)}'.",
+            f"The resource type '{_type_name(kind)}' does not support api-version '{version}'. "
+            f"The supported api-versions are '{', '.join(supported)}'.",
         )
     return version
 
 
+def _type_name(kind: str) -> str:
+    return f"{NAMESPACE}/{'workspaces/' + kind if kind not in ('', 'locations') else kind or 'workspaces'}"
+
+
 def authenticate(state: AzureMlState, request: Request, audience: str) -> dict[str, Any]:
-    return bearer_claims(state.tokens, wire.bearer(request), audience)
+    """The bearer token's claims for `audience`; for ARM also the emulator's own management endpoint."""
+    audiences = (audience, state.base) if audience == ARM_AUDIENCE else (audience,)
+    return bearer_claims(state.tokens, wire.bearer(request), *audiences)
 
 
 def authorize(ws: Workspace, claims: dict[str, Any], action: str) -> str:

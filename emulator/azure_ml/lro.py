@@ -1,10 +1,19 @@
 """Long-running operations: how a resource gets to Succeeded/Failed, and the two ways to poll it.
 
 - PUT answers with `Azure-AsyncOperation` (…/mfeOperationsStatus/{id}); GET there answers
-  `{id, name, status: InProgress|Succeeded|Failed, startTime, endTime?, error?}`.
+  `{id, name, status: InProgress|Succeeded|Failed, startTime, endTime?, error?}`, with `Retry-After`
+  while InProgress.
 - DELETE, PATCH and POST actions answer 202 with `Location` (…/mfeOperationResults/{id}) and
   `Retry-After`; GET there answers 202 (with the same headers) while in progress, then 200
   (204 for a delete), or the operation's error with status 400 if it failed.
+- `Retry-After` (seconds, `retry_after_s`, default 1) is on every answer that asks the client to poll:
+  the 202s and their Location polls, the PUT's 200/201 with Azure-AsyncOperation and its status polls
+  while InProgress. What the service does: the Microsoft.MachineLearningServices specs
+  (azure-rest-api-specs, `mfe.json`/`openapi.json`) declare `Retry-After` on the 202 answers of
+  DELETE, PATCH and POST actions, with a range of 10-600 s; ARM's async-operation contract
+  (azure-resource-manager-rpc, "Asynchronous operations") lets a service send it on the initial answer
+  and on each status poll, and azure-core's pollers honour it there. The emulator sends 1 s, not 10,
+  so clients (the SDK's default is 30 s without the header) do not wait in tests.
 - A resource's provisioningState becomes terminal when its operation does, or `busy_after_s`
   later (to mimic the window in which the service still reports it busy).
 """
@@ -125,7 +134,8 @@ def build_router(state: AzureMlState) -> APIRouter:
             body["endTime"] = _iso(op.ended)
         if op.error is not None:
             body["error"] = op.error
-        return answer(body)
+        retry = {"Retry-After": str(state.timings.retry_after_s)} if op.status == "InProgress" else None
+        return answer(body, headers=retry)
 
     @router.get(OPS + "/mfeOperationResults/{op_id}")
     async def operation_result(sub: str, loc: str, op_id: str, request: Request) -> Response:

@@ -130,6 +130,15 @@ class ModelVersion:
 
 
 @dataclass
+class CodeVersion:
+    name: str
+    version: str
+    props: dict[str, Any]  # codeUri, description, tags, properties, isAnonymous, isArchived
+    audit: Audit
+    order: int  # creation order: "latest" is the most recently created
+
+
+@dataclass
 class ServedModel:
     model_id: str  # ARM id of the model version
     content_id: str  # ilearner.version_of(model bytes)
@@ -202,6 +211,7 @@ class Workspace:
     models: dict[str, dict[str, ModelVersion]] = field(default_factory=dict)
     online: dict[str, Endpoint] = field(default_factory=dict)  # lower-case name -> endpoint
     batch: dict[str, Endpoint] = field(default_factory=dict)
+    codes: dict[str, dict[str, CodeVersion]] = field(default_factory=dict)  # name -> version -> code
 
     def endpoints(self, batch: bool) -> dict[str, Endpoint]:
         return self.batch if batch else self.online

@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..faults import FaultRegistry
 from ..security import TokenIssuer
-from . import admin, deployments, endpoints, jobs, lro, models, scoring, tracking, workspaces
+from . import admin, codes, deployments, endpoints, history, jobs, lro, models, scoring, tracking, workspaces
 from .config import AzureMlConfig
 from .errors import AmlError, arm_error, render, user_error
 from .runner import Runner
@@ -32,11 +32,13 @@ def build(
         workspaces.build_router(state),
         jobs.build_router(state, runner),
         models.build_router(state),
+        codes.build_router(state),
         endpoints.build_router(state),
         deployments.build_router(state),
         lro.build_router(state),
         scoring.build_router(state, runner),
         tracking.build_router(state),
+        history.build_router(state),
         admin.build_router(state),
     ):
         router.include_router(part)

@@ -195,8 +195,11 @@ class AzureMlState:
         )
 
     def async_headers(self, op: Operation) -> dict[str, str]:
+        """Headers of a PUT that started an operation; `Retry-After` as ARM's async-operation protocol allows
+        on the initial answer (see `lro`), so pollers wait `retry_after_s` rather than their own default."""
         return {
             "Azure-AsyncOperation": self._operation_url(op, "mfeOperationsStatus"),
+            "Retry-After": str(self.timings.retry_after_s),
             "x-ms-async-operation-timeout": ASYNC_TIMEOUT,
         }
 

@@ -7,14 +7,11 @@ latest metrics, params (the literal inputs) and tags (the job's, plus mlflow.run
 metric once). The run id is the job name. Metrics appear once the job has trained (Running), before
 the job is Completed. Errors use MLflow's shape, `{"error_code", "message"}`.
 
-Run history (`{TLS base}/history/v1.0{workspace id}/runs/{job}/details`) answers
-`{"runId", "status", "startTimeUtc", "endTimeUtc", "error": {"error": {"code", "message"}} | null}`:
-where a failed job's reason can be read, as the SDK reads it (the ARM job carries no error).
+Run history (run details and log files) is in `history`.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -37,10 +34,6 @@ MLFLOW_STATUS = {
 
 def _ms(moment: float | None) -> int | None:
     return None if moment is None else int(moment * 1000)
-
-
-def _iso(moment: float | None) -> str | None:
-    return None if moment is None else dt.datetime.fromtimestamp(moment, dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 def build_router(state: AzureMlState) -> APIRouter:
@@ -102,30 +95,6 @@ def build_router(state: AzureMlState) -> APIRouter:
         stamp = _ms(job.ended_at or job.started_at) or 0
         points = [{"key": key, "value": job.metrics[key], "timestamp": stamp, "step": 0}] if key in job.metrics else []
         return JSONResponse({"metrics": points})
-
-    @router.get("/history/v1.0" + WS_PATH + "/runs/{run_id}/details")
-    async def run_details(sub: str, rg: str, ws: str, run_id: str, request: Request) -> Response:
-        found = workspace(request, sub, rg, ws)
-        job = run_of(found, run_id)
-        if job is None:
-            return JSONResponse(
-                {"error": {"code": "UserError", "message": f"Run {run_id} was not found."}}, status_code=404
-            )
-        return JSONResponse(
-            {
-                "runId": job.name,
-                "runUuid": job.name,
-                "status": job.status,
-                "target": job.spec.get("computeId"),
-                "startTimeUtc": _iso(job.started_at),
-                "endTimeUtc": _iso(job.ended_at),
-                "error": {"error": job.error} if job.error else None,
-                "warnings": [],
-                "properties": job.spec.get("properties", {}),
-                "inputDatasets": [],
-                "outputDatasets": [],
-            }
-        )
 
     @router.get("/discovery")
     async def discovery() -> Response:
