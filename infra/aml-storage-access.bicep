@@ -1,27 +1,22 @@
-// The app's identity on the storage account of its Azure ML workspace (aml-access.bicep passes the
-// workspace's properties.storageAccount), deployed in the workspace's resource group.
+// The app's identity on the storage account of its Azure ML workspace: aml-access.bicep passes the
+// workspace's properties.storageAccount, and this deploys the role assignment in that account's own
+// subscription and resource group (a parameter is known when this deployment starts; the workspace's
+// property was not when aml-access.bicep's started).
 targetScope = 'resourceGroup'
 
-@description('Resource id of the workspace\'s storage account; it must be in this resource group.')
+@description('Resource id of the workspace\'s storage account, from the workspace\'s properties.storageAccount.')
 param storageAccountId string
 @description('Principal id of the app\'s user-assigned identity.')
 param principalId string
 
-var storageBlobDataReader = '2a2b9908-6ea1-4ae2-8e65-a410df84e7d1'
+// /subscriptions/{sub}/resourceGroups/{group}/providers/Microsoft.Storage/storageAccounts/{name}
+var storageAccount = split(storageAccountId, '/')
 
-resource workspaceStorage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
-  name: last(split(storageAccountId, '/'))
-}
-
-// retraining/services/azure_ml/training.py collect: the job's model folder (TrainingStorage.list, then
-// .digest of each file) and metrics.json (.read_small), read from the workspace's default datastore with
-// the credential the pipeline signs in to Azure ML with (credential_of). Reading is all it does there.
-resource workspaceStorageReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(workspaceStorage.id, principalId, storageBlobDataReader)
-  scope: workspaceStorage
-  properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageBlobDataReader)
+module workspaceStorageRole 'aml-storage-role.bicep' = {
+  name: 'retrain-aml-storage-role'
+  scope: resourceGroup(storageAccount[2], storageAccount[4])
+  params: {
+    storageAccountId: storageAccountId
     principalId: principalId
-    principalType: 'ServicePrincipal'
   }
 }

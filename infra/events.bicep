@@ -13,6 +13,12 @@ param functionAppName string
 @description('The Event Grid system topic of the training storage account (EVENT_GRID_SYSTEM_TOPIC).')
 param systemTopicName string
 
+@description('The training storage account (TRAINING_STORAGE_ACCOUNT), where undeliverable events are dead-lettered.')
+param trainingStorageAccountName string
+
+@description('Its container for dead-lettered events (EVENT_GRID_DEAD_LETTER_CONTAINER), created by resources.bicep.')
+param deadLetterContainerName string
+
 @description('Resource id of the Azure ML workspace of the Azure ML pipelines (AML_WORKSPACE_ID). Empty: no Azure ML job events.')
 param amlWorkspaceId string = ''
 
@@ -29,6 +35,10 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' existing = {
 
 resource trainingEvents 'Microsoft.EventGrid/systemTopics@2025-02-15' existing = {
   name: systemTopicName
+}
+
+resource trainingStorage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
+  name: trainingStorageAccountName
 }
 
 resource trainingDataArrived 'Microsoft.EventGrid/systemTopics/eventSubscriptions@2025-02-15' = [for watch in watches: {
@@ -57,8 +67,25 @@ resource trainingDataArrived 'Microsoft.EventGrid/systemTopics/eventSubscription
       maxDeliveryAttempts: 30
       eventTimeToLiveInMinutes: 1440
     }
+    // After 24 h of failed delivery the event is written to the training account rather than dropped; the
+    // system topic's own identity writes it (shared keys are off), with the role resources.bicep gives it.
+    // Re-run a dead-lettered blob by uploading it again, or start the pipeline over HTTP.
+    deadLetterWithResourceIdentity: {
+      identity: { type: 'SystemAssigned' }
+      deadLetterDestination: {
+        endpointType: 'StorageBlob'
+        properties: {
+          resourceId: trainingStorage.id
+          blobContainerName: deadLetterContainerName
+        }
+      }
+    }
   }
 }]
+
+// The subscriptions this deployment declares: infra/hooks/postdeploy deletes any other training-data-* one
+// (a pipeline removed from `watches`), which an incremental deployment would leave behind.
+output trainingDataSubscriptions array = [for watch in watches: 'training-data-${watch.pipeline}']
 
 // ---- Azure ML job events: the workspace's own system topic, in its subscription and resource group.
 

@@ -29,7 +29,7 @@ param resourceGroupName string = ''
 @description('NCRONTAB schedule of the retrain timer, six fields, seconds first (RETRAIN_SCHEDULE).')
 param retrainSchedule string = '0 0 3 * * 0'
 
-@description('Durable task hub name, letters and digits (TASK_HUB_NAME); also the Durable Task Scheduler task hub when that provider is on.')
+@description('Durable task hub name (TASK_HUB_NAME): a letter, then letters and digits, 3 to 45 characters (Azure Storage provider\'s rule; tests/infra checks the pattern); also the Durable Task Scheduler task hub when that provider is on.')
 @minLength(3)
 @maxLength(45)
 param taskHubName string = 'retrain'
@@ -102,11 +102,14 @@ param amlClientSecret string = ''
 
 // ---- Azure ML pipelines -----------------------------------------------------------------------------
 
-@description('pipelines.json %AML_WORKSPACE_ID%: resource id of the Azure ML workspace the Azure ML pipelines use; the app\'s identity gets AzureML Data Scientist on it and Storage Blob Data Reader on its storage account. Empty: the Azure ML pipelines are unavailable (the app says so), the others run.')
+@description('pipelines.json %AML_WORKSPACE_ID%: resource id of the Azure ML workspace the Azure ML pipelines use; the app\'s identity gets a least-privilege custom role on it (aml-access.bicep) and Storage Blob Data Reader on its storage account. Empty: the Azure ML pipelines are unavailable (the app says so), the others run.')
 param amlWorkspaceId string = ''
 
 @description('pipelines.json %AML_CLIENT_ID%: client id of a service principal whose secret is amlClientSecret. Empty: the app\'s user-assigned identity\'s client id (set in resources.bicep).')
 param amlClientId string = ''
+
+@description('Assign the built-in AzureML Data Scientist role on the workspace instead of the least-privilege custom role (which needs permission to create role definitions). The built-in role also lets the app read the workspace storage\'s account key (datastores/listsecrets).')
+param amlUseBuiltInRole bool = false
 
 @description('Principal id of the identity Azure ML jobs read training data with (the compute cluster\'s managed identity); gets Storage Blob Data Reader on the training storage account. Empty: none (grant it yourself).')
 param amlComputePrincipalId string = ''
@@ -119,6 +122,12 @@ param useDurableTaskScheduler bool = false
 @allowed(['Consumption', 'Dedicated'])
 @description('Durable Task Scheduler SKU, when useDurableTaskScheduler is on (Dedicated: one capacity unit).')
 param durableTaskSchedulerSku string = 'Consumption'
+
+// ---- Key Vault ----------------------------------------------------------------------------------------
+
+@allowed(['default', 'recover'])
+@description('Key Vault createMode. `azd down` without --purge leaves the vault soft-deleted for 7 days under its name, and `azd up` then fails to create it: set recover (KEY_VAULT_CREATE_MODE=recover) for that one `azd up` to take the deleted vault back with its secrets, or purge it (az keyvault purge --name kv-<token>). recover fails when no deleted vault exists.')
+param keyVaultCreateMode string = 'default'
 
 // ---- Flex Consumption scale --------------------------------------------------------------------------
 
@@ -144,8 +153,7 @@ var appSettings = {
   RETRAIN_HTTP_TIMEOUT_SECONDS: string(httpTimeoutSeconds)
   RETRAIN_UPDATE_WAIT_SECONDS: string(updateWaitSeconds)
   RETRAIN_HISTORY_RETENTION_DAYS: string(historyRetentionDays)
-  // The status page, for links in notifications: the app's default host name (Flex Consumption apps are func-<token>).
-  RETRAIN_PAGE_URL: 'https://func-${resourceToken}.azurewebsites.net/api/status'
+  // RETRAIN_PAGE_URL is set in resources.bicep from the site's defaultHostName (known once the site exists).
 }
 
 // Every %NAME% pipelines.json refers to.
@@ -209,6 +217,7 @@ module resources 'resources.bicep' = {
     durableTaskSchedulerSku: durableTaskSchedulerSku
     maximumInstanceCount: maximumInstanceCount
     instanceMemoryMB: instanceMemoryMB
+    keyVaultCreateMode: keyVaultCreateMode
   }
 }
 
@@ -223,6 +232,7 @@ module amlAccess 'aml-access.bicep' = if (!empty(amlWorkspaceId)) {
   params: {
     workspaceName: amlWorkspace[8]
     principalId: resources.outputs.appIdentityPrincipalId
+    useBuiltInRole: amlUseBuiltInRole
   }
 }
 
@@ -234,5 +244,6 @@ output AZURE_FUNCTION_APP_NAME string = resources.outputs.functionAppName
 output TRAINING_STORAGE_ACCOUNT string = resources.outputs.trainingStorageAccountName
 output KEY_VAULT_NAME string = resources.outputs.keyVaultName
 output EVENT_GRID_SYSTEM_TOPIC string = resources.outputs.eventGridSystemTopicName
+output EVENT_GRID_DEAD_LETTER_CONTAINER string = resources.outputs.deadLetterContainerName
 output DURABLE_TASK_SCHEDULER_ENDPOINT string = resources.outputs.durableTaskSchedulerEndpoint
 output AML_WORKSPACE_ID string = amlWorkspaceId

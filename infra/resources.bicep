@@ -27,6 +27,11 @@ param useDurableTaskScheduler bool
 param durableTaskSchedulerSku string
 param maximumInstanceCount int
 param instanceMemoryMB int
+@description('Key Vault createMode (main.bicep keyVaultCreateMode): recover takes back a soft-deleted vault of the same name.')
+param keyVaultCreateMode string
+
+// Event Grid writes events it could not deliver within their time to live here (events.bicep).
+var deadLetterContainerName = 'eventgrid-deadletter'
 
 var functionAppName = 'func-${resourceToken}'
 var deploymentContainerName = 'app-package'
@@ -115,6 +120,13 @@ resource trainingStorage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   }
 }
 
+// Dead-lettered blob events (events.bicep deadLetterWithResourceIdentity), written by the system topic's identity.
+resource deadLetterContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: trainingStorage::blobService
+  name: deadLetterContainerName
+  properties: { publicAccess: 'None' }
+}
+
 // Every container the code names (main.bicep trainingContainers).
 resource trainingContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = [for name in trainingContainers: {
   parent: trainingStorage::blobService
@@ -153,11 +165,14 @@ resource keyVault 'Microsoft.KeyVault/vaults@2023-07-01' = {
   // checkov:skip=CKV_AZURE_189: same reason as CKV_AZURE_109
   // checkov:skip=CKV_AZURE_110: purge protection would keep the name for the retention days after `azd down --purge`, so the same environment could not be created again; the secrets are copies of keys the ML services can reissue
   // checkov:skip=CKV_AZURE_42: soft delete is on (7 days); the check also requires purge protection, see CKV_AZURE_110
+  // Soft delete: `azd down` without --purge keeps this name for 7 days, and creating it again fails; main.bicep
+  // keyVaultCreateMode=recover (KEY_VAULT_CREATE_MODE) takes the deleted vault back, or purge it (README).
   name: 'kv-${resourceToken}'
   location: location
   tags: tags
   properties: {
     tenantId: tenant().tenantId
+    createMode: keyVaultCreateMode
     sku: { family: 'A', name: 'standard' }
     enableRbacAuthorization: true
     enableSoftDelete: true
@@ -227,7 +242,8 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       minTlsVersion: '1.2'
       ftpsState: 'Disabled'
       http20Enabled: true
-      // Every app setting; this file is the source of truth (settings set by hand are removed).
+      // Every app setting but RETRAIN_PAGE_URL (pageUrlSetting below); this file is the source of truth
+      // (settings set by hand are removed).
       appSettings: concat(hostSettings, useDurableTaskScheduler ? durableTaskSchedulerSettings : [], identitySettings, codeSettings, definitionSettings, secretReferences)
     }
     functionAppConfig: {
@@ -291,6 +307,24 @@ var secretReferences = [for secret in items(secrets): {
   name: secret.key
   value: '@Microsoft.KeyVault(VaultName=${keyVault.name};SecretName=${toLower(replace(secret.key, '_', '-'))})'
 }]
+
+// RETRAIN_PAGE_URL, the status page for links in notifications: the site's own defaultHostName (right in
+// sovereign clouds and with unique default host names), known only once the site exists. It is merged into
+// the settings the site was created with, read back with list(): a config/appsettings PUT replaces them all.
+resource pageUrlSetting 'Microsoft.Web/sites/config@2024-04-01' = {
+  // checkov:skip=CKV_AZURE_13: checkov reads this appsettings child as a whole site config; the site's own settings are on functionApp above
+  // checkov:skip=CKV_AZURE_63: checkov reads this appsettings child as a whole site config; the site's own settings are on functionApp above
+  // checkov:skip=CKV_AZURE_65: checkov reads this appsettings child as a whole site config; the site's own settings are on functionApp above
+  // checkov:skip=CKV_AZURE_66: checkov reads this appsettings child as a whole site config; the site's own settings are on functionApp above
+  // checkov:skip=CKV_AZURE_80: checkov reads this appsettings child as a whole site config; the site's own settings are on functionApp above
+  // checkov:skip=CKV_AZURE_88: checkov reads this appsettings child as a whole site config; the site's own settings are on functionApp above
+  // checkov:skip=CKV_AZURE_222: checkov reads this appsettings child as a whole site config; the site's own settings are on functionApp above
+  parent: functionApp
+  name: 'appsettings'
+  properties: union(list('${functionApp.id}/config/appsettings', '2024-04-01').properties, {
+    RETRAIN_PAGE_URL: 'https://${functionApp.properties.defaultHostName}/api/status'
+  })
+}
 
 // ---- Role assignments: each names the call that needs it ----------------------------------------------
 
@@ -424,9 +458,22 @@ resource trainingEvents 'Microsoft.EventGrid/systemTopics@2025-02-15' = {
   name: 'evgt-${resourceToken}'
   location: location
   tags: tags
+  identity: { type: 'SystemAssigned' } // writes dead-lettered events (shared keys are off)
   properties: {
     source: trainingStorage.id
     topicType: 'Microsoft.Storage.StorageAccounts'
+  }
+}
+
+// Event Grid dead-lettering (events.bicep deadLetterWithResourceIdentity): the system topic's identity writes
+// undeliverable BlobCreated events to the dead-letter container, and only there.
+resource deadLetterWriter 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(deadLetterContainer.id, trainingEvents.id, roles.storageBlobDataContributor)
+  scope: deadLetterContainer
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataContributor)
+    principalId: trainingEvents.identity.principalId
+    principalType: 'ServicePrincipal'
   }
 }
 
@@ -435,4 +482,5 @@ output appIdentityPrincipalId string = appIdentity.properties.principalId
 output trainingStorageAccountName string = trainingStorage.name
 output keyVaultName string = keyVault.name
 output eventGridSystemTopicName string = trainingEvents.name
+output deadLetterContainerName string = deadLetterContainer.name
 output durableTaskSchedulerEndpoint string = useDurableTaskScheduler ? scheduler.properties.endpoint : ''

@@ -13,6 +13,13 @@ What the code reads is derived when the check runs, from the code itself, never 
   `retraining.services.azure_ml.events` acts on, and the setting each pipeline's credential takes its
   client id from.
 
+Beyond what the code reads, it requires what the Functions host needs for what the Bicep turns on (identity-based
+AzureWebJobsStorage__*, keyVaultReferenceIdentity, App Insights Entra auth, the deployment storage's authentication,
+the scheduler's connection and ipAllowlist, a Flex Consumption plan and Python runtime), a dead-letter destination
+per blob subscription, a recoverable Key Vault, the least-privilege Azure ML role (AML_ACTIONS), and the Bicep's own
+consistency (tests/infra/bicep_structure.py: names, module parameters and outputs, parameter types, targetScope).
+It holds no table of Azure's resource types: types, property names and enum values are left to `what-if`.
+
 The Bicep is parsed with pycep (the parser checkov uses), and the check follows what feeds the Function
 App's `siteConfig.appSettings`: name/value arrays, `concat`, conditionals, for-expressions over objects,
 variables, and parameters back through the `module` that passes them. Every finding says what is
@@ -21,6 +28,7 @@ missing or extra and where to change it. Run it alone with `python -m tests.infr
 
 from __future__ import annotations
 
+import datetime
 import functools
 import json
 import re
@@ -105,6 +113,7 @@ class Role:
     guid: str
     scope: str  # a key of Check.scopes()
     needed_by: str
+    custom: bool = False  # a custom role defined in infra/ (Microsoft.Authorization/roleDefinitions) may stand in
 
 
 # The roles the code needs. Each is checked to be assigned to the app's identity at that scope.
@@ -148,11 +157,12 @@ ROLES: tuple[Role, ...] = (
         "the host's telemetry with APPLICATIONINSIGHTS_AUTHENTICATION_STRING (Entra auth)",
     ),
     Role(
-        "AzureML Data Scientist",
+        "Azure ML app role (custom, or AzureML Data Scientist)",
         "f6c7c914-8db3-469d-8ca1-694a8f32e121",
         "azure ml workspace",
         "Azure ML pipelines: submit command jobs, register models, create and update online and batch "
         "endpoints and deployments",
+        custom=True,
     ),
     Role(
         "Storage Blob Data Reader",
@@ -168,6 +178,58 @@ ROLES: tuple[Role, ...] = (
         "Durable Functions with storageProvider azureManaged (the scheduler switch)",
     ),
 )
+
+
+ROLE_DEFINITION_TYPE = "Microsoft.Authorization/roleDefinitions"
+_AML = "Microsoft.MachineLearningServices/workspaces"
+# The Azure ML actions the app's custom role holds, each with the call that needs it (retraining/services/azure_ml).
+# The role in infra/ must hold exactly these, each commented in place with its call.
+AML_ACTIONS: Mapping[str, str] = {
+    f"{_AML}/read": "workspace.py tracking_host: GET the workspace",
+    f"{_AML}/jobs/read": "training.py status and collect: GET jobs/{name}",
+    f"{_AML}/jobs/write": "training.py submit: PUT jobs/{name}",
+    f"{_AML}/jobs/cancel/action": "training.py cancel: POST jobs/{name}/cancel",
+    f"{_AML}/experiments/runs/submit/action": "training.py submit: a command job is an experiment run",
+    f"{_AML}/experiments/runs/read": "workspace.py run_metrics and run_error",
+    f"{_AML}/environments/read": "training.py submit: the job's environmentId",
+    f"{_AML}/environments/versions/read": "training.py submit: the job's environmentId",
+    f"{_AML}/computes/read": "training.py submit: the job's computeId",
+    f"{_AML}/datastores/read": "workspace.py datastore: GET datastores/{name}",
+    f"{_AML}/models/read": "registry.py: GET models/{name}",
+    f"{_AML}/models/write": "registry.py: the model container a first version creates",
+    f"{_AML}/models/versions/read": "registry.py: GET models/{name}/versions",
+    f"{_AML}/models/versions/write": "registry.py register: PUT models/{name}/versions/{version}",
+    f"{_AML}/onlineEndpoints/read": "endpoints.py endpoint: GET onlineEndpoints/{name}",
+    f"{_AML}/onlineEndpoints/write": "online.py _put: PUT onlineEndpoints/{name} (traffic)",
+    f"{_AML}/onlineEndpoints/deployments/read": "endpoints.py deployments: GET deployments",
+    f"{_AML}/onlineEndpoints/deployments/write": "endpoints.py deploy: PUT deployments/{name}",
+    f"{_AML}/onlineEndpoints/deployments/delete": "endpoints.py cleanup and remove_new",
+    f"{_AML}/onlineEndpoints/deployments/getLogs/action": "online.py logs: POST getLogs",
+    f"{_AML}/onlineEndpoints/listKeys/action": "probe.py _credential, authMode key",
+    f"{_AML}/onlineEndpoints/token/action": "probe.py _credential, authMode AMLToken",
+    f"{_AML}/batchEndpoints/read": "endpoints.py endpoint: GET batchEndpoints/{name}",
+    f"{_AML}/batchEndpoints/write": "batch.py _switch: PUT batchEndpoints/{name} (defaults)",
+    f"{_AML}/batchEndpoints/deployments/read": "endpoints.py deployments: GET deployments",
+    f"{_AML}/batchEndpoints/deployments/write": "endpoints.py deploy: PUT deployments/{name}",
+    f"{_AML}/batchEndpoints/deployments/delete": "endpoints.py cleanup and remove_new",
+}
+AML_DATA_ACTIONS: Mapping[str, str] = {
+    f"{_AML}/onlineEndpoints/score/action": "probe.py _credential, authMode AADToken: scoring with the app's token",
+}
+# Actions that hand out secrets or change more than the app needs: never in the app's role.
+AML_REFUSED = (
+    "datastores/listsecrets/action",
+    "/listKeys/action",  # but onlineEndpoints/listKeys/action, the scoring key of the app's own endpoint
+    "/listNotebookKeys/action",
+    "/listStorageAccountKeys/action",
+    "computes/write",
+    "computes/delete",
+    f"{_AML}/write",
+    f"{_AML}/delete",
+    "*",
+)
+TASK_HUB_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]{2,44}")  # Azure Storage provider's rule; DTS accepts these too
+EXTENSION_BUNDLE_FLOOR = (4, 32, 0)  # Durable Task Scheduler (azureManaged) support in the extension bundle
 
 
 @dataclass(frozen=True)
@@ -609,7 +671,46 @@ class Infra:
         found: list[Setting] = []
         problems: list[Finding] = []
         self._settings(app.file, node, False, "appSettings", found, problems)
+        for config in self.of_type("Microsoft.Web/sites/config"):
+            if config.file is not app.file or config.body.get("parent") != app.symbol:
+                continue
+            if config.body.get("name") != "appsettings":
+                continue
+            self._config_settings(app, config, found, problems)
         return found, problems
+
+    def _config_settings(self, app: Resource, config: Resource, out: list[Setting], problems: list[Finding]) -> None:
+        """A config/appsettings child of the app: a PUT replaces every setting, so it must merge the ones
+        siteConfig.appSettings set (`union(list('${app.id}/config/appsettings', ...).properties, {...})`)."""
+        where = f"infra/{config.file.name} {config.symbol}"
+        node = config.body.get("properties")
+        function = node.get("function", {}) if isinstance(node, dict) else {}
+        arguments = list(function.get("parameters", {}).values()) if function.get("type") == "union" else [node]
+        merged = any(
+            "list_func" in json.dumps(argument) and f"${{{app.symbol}.id}}/config/appsettings" in json.dumps(argument)
+            for argument in arguments
+        )
+        if not merged:
+            problems.append(
+                Finding(
+                    "settings",
+                    f"{where}: a config/appsettings PUT replaces every app setting; merge the site's own with "
+                    f"union(list('${{{app.symbol}.id}}/config/appsettings', '<api-version>').properties, {{...}})",
+                )
+            )
+        for argument in arguments:
+            if isinstance(argument, dict) and not ({"function", "operator", "loop_type"} & set(argument)):
+                for key, value in argument.items():
+                    out.append(
+                        Setting(
+                            key.strip("'"),
+                            value,
+                            config.file,
+                            config.symbol,
+                            False,
+                            home=f"resource {config.symbol} in infra/{config.file.name}",
+                        )
+                    )
 
     def _settings(
         self, file: BicepFile, node: Any, conditional: bool, origin: str, out: list[Setting], problems: list[Finding]
@@ -733,6 +834,10 @@ class Check:
             self.check_azure_ml,
             self.check_no_keys,
             self.check_durable_task_scheduler,
+            self.check_host,
+            self.check_key_vault,
+            self.check_aml_role,
+            self.check_bicep,
         ):
             findings.extend(check())
         return findings
@@ -955,7 +1060,7 @@ class Check:
                 )
                 for s in unknown
             )
-        homes = sorted(set(names.values()))
+        homes = sorted(set(names.values()), key=lambda home: (not home.startswith("var "), home))  # the list first
         home = homes[0] if homes else f"a containers resource under {account[1]} in infra/{account[0].name}"
         for container, where in sorted(self.code.containers.items()):
             if container not in names:
@@ -1026,16 +1131,39 @@ class Check:
         value and a role's scope must be known when the deployment starts, so it reaches the account through a
         module parameter: the account's name uses a parameter the workspace's file passes that property to."""
         file, symbol = workspace
+        expected = (file.name, f"{symbol}.properties.storageAccount")
         for account in self.infra.of_type("Microsoft.Storage/storageAccounts"):
             if not account.existing or not self.infra.provisioned(account.file):
                 continue
             used = set(_strings(account.body.get("name"))) & set(account.file.section("parameters"))
-            for caller, params in self.infra.callers(account.file):
-                if caller is file and any(
-                    dotted(params.get(name)) == f"{symbol}.properties.storageAccount" for name in used
-                ):
-                    return account.file, account.symbol
+            if not any(self._from(account.file, name) == expected for name in used):
+                continue
+            # Hub-based and bring-your-own-storage workspaces keep the account in another resource group: the
+            # module deploying the assignment must be scoped from the same id, not left in the workspace's group.
+            for caller in self.infra.files.values():
+                for module in caller.section("modules").values():
+                    if (caller.path.parent / module["detail"]["path"]).resolve() != account.file.path.resolve():
+                        continue
+                    _, _, body = unwrap(module.get("config"))
+                    names = set(_strings(self._expand(caller, body.get("scope")))) & set(caller.section("parameters"))
+                    if any(self._from(caller, name) == expected for name in names):
+                        return account.file, account.symbol
         return None
+
+    def _from(self, file: BicepFile, name: str) -> tuple[str, str | None]:
+        """(file, dotted expression) a parameter's value comes from, through the modules that pass it."""
+        source_file, source = self.infra.origin(file, name)
+        return source_file.name, dotted(source)
+
+    def _expand(self, file: BicepFile, node: Any, depth: int = 0) -> Any:
+        """An expression with the variables it names replaced by their values."""
+        if isinstance(node, str) and node in file.section("variables") and depth < 10:
+            return self._expand(file, file.section("variables")[node]["value"], depth + 1)
+        if isinstance(node, dict):
+            return {key: self._expand(file, value, depth) for key, value in node.items()}
+        if isinstance(node, list):
+            return [self._expand(file, value, depth) for value in node]
+        return node
 
     def app_identity(self) -> tuple[BicepFile, str] | None:
         app = self.infra.function_app()
@@ -1059,6 +1187,10 @@ class Check:
         chain = dotted(node)
         if chain is not None:
             head, _, rest = chain.partition(".")
+            definition = file.section("resources").get(head)
+            if rest == "id" and definition and definition.get("type") == ROLE_DEFINITION_TYPE:
+                yield f"custom:{head}"
+                return
             source_file, source = self.infra.origin(file, head)
             if rest and isinstance(source, dict):
                 source = source.get(rest)
@@ -1094,7 +1226,9 @@ class Check:
             ok = [
                 a
                 for a, guids, (file, at), (pfile, who) in assignments
-                if role.guid in guids and (file, at) == scope and (pfile.name, who) == principal
+                if (role.guid in guids or (role.custom and any(g.startswith("custom:") for g in guids)))
+                and (file, at) == scope
+                and (pfile.name, who) == principal
             ]
             if not ok:
                 findings.append(
@@ -1185,6 +1319,7 @@ class Check:
                     continue
                 found, problems = self._subscription_filters(subscription, properties.get("filter") or {})
                 findings.extend(problems)
+                findings.extend(self._dead_letter(subscription, properties))
                 delivered.update({key: f"{subscription.symbol} in infra/{subscription.file.name}" for key in found})
         if not self.code.event_grid_functions:
             findings.append(
@@ -1508,6 +1643,387 @@ class Check:
                 )
             )
         return findings
+
+    # -- the Bicep's own consistency ------------------------------------------------------------------------
+
+    def check_bicep(self) -> list[Finding]:
+        """Names, module parameters and outputs, parameter types, targetScope (bicep_structure), and API versions
+        that are real dates. Resource types, property names and enums need a table of Azure's types: not here."""
+        from .bicep_structure import check as structure
+
+        findings = [Finding("bicep", problem) for problem in structure(self.infra)]
+        for file in self.infra.files.values():
+            for symbol, resource in file.section("resources").items():
+                version = str(resource.get("api_version", ""))
+                match = re.fullmatch(r"(\d{4})-(\d{2})-(\d{2})(-preview|-beta|-alpha|-privatepreview)?", version)
+                try:
+                    when = datetime.date(*map(int, match.groups()[:3])) if match else None
+                except ValueError:
+                    when = None
+                if when is None or when > datetime.date.today():
+                    number = next((n for n, line in enumerate(file.text.splitlines(), 1) if f"@{version}'" in line), 0)
+                    findings.append(
+                        Finding(
+                            "bicep",
+                            f"infra/{file.name}:{number}: resource {symbol} has API version {version!r}, which is not "
+                            "a published date",
+                        )
+                    )
+        return findings
+
+    # -- dead-lettering ----------------------------------------------------------------------------------
+
+    def _dead_letter(self, subscription: Resource, properties: dict[str, Any]) -> list[Finding]:
+        """A blob event that cannot be delivered within its time to live is written to a container of the training
+        account by the system topic's own identity (shared keys are off), which holds a role there."""
+        where = f"subscription {subscription.symbol} in infra/{subscription.file.name}"
+        dead = properties.get("deadLetterWithResourceIdentity") or {}
+        destination = dead.get("deadLetterDestination") or {}
+        target = destination.get("properties") or {}
+        if (
+            (dead.get("identity") or {}).get("type") != "SystemAssigned"
+            or destination.get("endpointType") != "StorageBlob"
+            or not target.get("resourceId")
+            or not target.get("blobContainerName")
+        ):
+            return [
+                Finding(
+                    "event grid",
+                    f"{where} has no dead-letter destination: events are dropped after their time to live; add "
+                    "deadLetterWithResourceIdentity { identity: { type: 'SystemAssigned' }, deadLetterDestination: "
+                    "{ endpointType: 'StorageBlob', properties: { resourceId, blobContainerName } } }",
+                )
+            ]
+        topics = [
+            t
+            for t in self.infra.of_type(SYSTEM_TOPIC_TYPE)
+            if not t.existing and (t.body.get("properties") or {}).get("topicType") == STORAGE_TOPIC
+        ]
+        findings = []
+        for topic in topics:
+            if (topic.body.get("identity") or {}).get("type") != "SystemAssigned":
+                findings.append(
+                    Finding(
+                        "event grid",
+                        f"system topic {topic.symbol} in infra/{topic.file.name} needs identity SystemAssigned to "
+                        "write dead-lettered events",
+                    )
+                )
+            writer = f"{topic.symbol}.identity.principalId"
+            if not any(
+                "ba92f5b4-2d11-453d-a403-e96b0029c9fe" in guids and who == writer and pfile is topic.file
+                for _, guids, _, (pfile, who) in self.assignments()
+            ):
+                findings.append(
+                    Finding(
+                        "event grid",
+                        f"system topic {topic.symbol}'s identity has no Storage Blob Data Contributor on the "
+                        "dead-letter container: add a role assignment with principalId "
+                        f"{writer} in infra/{topic.file.name}",
+                    )
+                )
+        return findings
+
+    # -- what the host needs for what the Bicep turns on ---------------------------------------------------
+
+    def _value(self, name: str) -> tuple[Setting | None, str | None]:
+        found = self.by_name.get(name, [])
+        if not found:
+            return None, None
+        value = found[0].value
+        return found[0], dotted(value) if not isinstance(value, str) or "${" not in value else value
+
+    def check_host(self) -> list[Finding]:
+        """The settings and site properties the Functions host needs for what the Bicep turns on: identity-based
+        AzureWebJobsStorage, Key Vault references resolved with the app's identity, App Insights with Entra auth,
+        the deployment package read with the identity, the status page's address from the site itself."""
+        findings: list[Finding] = []
+        app = self.infra.function_app()
+        identity = self.app_identity()
+        if app is None or identity is None:
+            return [Finding("host", "no Function App with one user-assigned identity to check the host settings of")]
+        ident = identity[1]
+        properties = app.body.get("properties") or {}
+        where = f"{app.symbol} in infra/{app.file.name}"
+
+        def need(name: str, why: str, expected: str | None = None, pattern: str | None = None) -> None:
+            setting, value = self._value(name)
+            if setting is None:
+                findings.append(
+                    Finding("host", f"app setting {name} is required ({why}) but not set: add it to {where}")
+                )
+            elif setting.conditional:
+                findings.append(Finding("host", f"app setting {name} is required ({why}) but only set conditionally"))
+            elif expected is not None and value != expected:
+                findings.append(Finding("host", f"app setting {name} must be {expected} ({why}), not {value}"))
+            elif pattern is not None and not re.fullmatch(pattern, str(value)):
+                findings.append(Finding("host", f"app setting {name} must match {pattern} ({why}), not {value}"))
+
+        host = self._storage_symbol("AzureWebJobsStorage__blobServiceUri")
+        account = host[1] if host else "<host storage>"
+        for service, why in (
+            ("blob", "host keys, timers and Durable's blobs with the identity"),
+            ("queue", "Durable Functions, Azure Storage provider: control and work-item queues"),
+            ("table", "Durable Functions, Azure Storage provider: History and Instances tables"),
+        ):
+            need(
+                f"AzureWebJobsStorage__{service}ServiceUri",
+                why,
+                f"{account}.properties.primaryEndpoints.{service}",
+            )
+        need("AzureWebJobsStorage__credential", "AzureWebJobsStorage with a managed identity", "managedidentity")
+        need("AzureWebJobsStorage__clientId", "which identity AzureWebJobsStorage uses", f"{ident}.properties.clientId")
+
+        references = any(isinstance(s.value, str) and KEY_VAULT_REFERENCE.match(s.value) for s in self.settings)
+        if references and dotted(properties.get("keyVaultReferenceIdentity")) != f"{ident}.id":
+            findings.append(
+                Finding(
+                    "host",
+                    f"{where}: properties.keyVaultReferenceIdentity must be {ident}.id: Key Vault references "
+                    "resolve with the system identity otherwise, which this app does not have",
+                )
+            )
+        if any(
+            (c.body.get("properties") or {}).get("DisableLocalAuth") is True
+            for c in self.infra.of_type("Microsoft.Insights/components")
+        ):
+            need("APPLICATIONINSIGHTS_CONNECTION_STRING", "where the host sends telemetry")
+            need(
+                "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
+                "App Insights local auth is off: telemetry needs Entra auth",
+                f"ClientId=${{{ident}.properties.clientId}};Authorization=AAD",
+            )
+
+        config = properties.get("functionAppConfig") or {}
+        storage = ((config.get("deployment") or {}).get("storage")) or {}
+        authentication = storage.get("authentication") or {}
+        if (
+            authentication.get("type") != "UserAssignedIdentity"
+            or dotted(authentication.get("userAssignedIdentityResourceId")) != f"{ident}.id"
+        ):
+            findings.append(
+                Finding(
+                    "host",
+                    f"{where}: functionAppConfig.deployment.storage.authentication must be {{ type: "
+                    f"'UserAssignedIdentity', userAssignedIdentityResourceId: {ident}.id }} (shared keys are off)",
+                )
+            )
+        if config:
+            runtime = config.get("runtime") or {}
+            if runtime.get("name") != "python" or str(runtime.get("version")) not in ("3.10", "3.11", "3.12"):
+                findings.append(
+                    Finding("host", f"{where}: functionAppConfig.runtime must be python 3.10, 3.11 or 3.12: {runtime}")
+                )
+            plan = dotted(properties.get("serverFarmId"))
+            plans = [p for p in self.infra.of_type("Microsoft.Web/serverfarms") if f"{p.symbol}.id" == plan]
+            sku = (plans[0].body.get("sku") or {}) if plans else {}
+            if sku.get("name") != "FC1" or sku.get("tier") != "FlexConsumption":
+                findings.append(
+                    Finding(
+                        "host",
+                        f"{where}: functionAppConfig is Flex Consumption's: its plan ({plan}) must have sku "
+                        f"{{ name: 'FC1', tier: 'FlexConsumption' }}, not {sku}",
+                    )
+                )
+
+        for scheduler in self.infra.of_type("Microsoft.DurableTask/schedulers"):
+            allow = (scheduler.body.get("properties") or {}).get("ipAllowlist")
+            if not isinstance(allow, list) or not allow:
+                findings.append(
+                    Finding(
+                        "host",
+                        f"scheduler {scheduler.symbol} in infra/{scheduler.file.name}: ipAllowlist is required and an "
+                        "empty list denies everyone (the app included)",
+                    )
+                )
+
+        page, page_value = self._value("RETRAIN_PAGE_URL")
+        if page is not None and page_value != f"https://${{{app.symbol}.properties.defaultHostName}}/api/status":
+            findings.append(
+                Finding(
+                    "host",
+                    f"RETRAIN_PAGE_URL must be 'https://${{{app.symbol}.properties.defaultHostName}}/api/status' (the "
+                    f"site's own host name: other clouds and unique default host names differ), not {page_value}",
+                )
+            )
+        for file in self.infra.files.values():
+            for number, line in enumerate(file.text.splitlines(), 1):
+                if "azurewebsites.net" in _code(line):
+                    findings.append(
+                        Finding(
+                            "host",
+                            f"infra/{file.name}:{number} names azurewebsites.net: use the site's defaultHostName",
+                        )
+                    )
+
+        findings.extend(self._task_hub_names())
+        return findings
+
+    def _task_hub_names(self) -> list[Finding]:
+        findings = []
+        hub = self.by_name.get("TASK_HUB_NAME", [])
+        values = []
+        if hub:
+            source_file, source = self.infra.origin(hub[0].file, hub[0].value)
+            values.append((self.infra.literal(hub[0].file, hub[0].value), f"the default of {source}"))
+            mapped = _parameters_file(self.infra.root).get(str(source))
+            if mapped is not None:
+                match = re.fullmatch(r"\$\{[A-Z0-9_]+(?:=([^}]*))?\}", mapped)
+                values.append((match.group(1) if match else mapped, f"main.parameters.json {source}"))
+        for value, where in values:
+            if value is not None and not TASK_HUB_NAME.fullmatch(value):
+                findings.append(
+                    Finding(
+                        "host",
+                        f"TASK_HUB_NAME {value!r} ({where}) must be a letter then letters and digits, 3 to 45 characters",
+                    )
+                )
+        host = json.loads((APP_ROOT / "host.json").read_text(encoding="utf-8"))
+        version = str((host.get("extensionBundle") or {}).get("version", ""))
+        floor = re.match(r"\[(\d+)\.(\d+|\*)(?:\.(\d+|\*))?", version)
+        parts = tuple(int(p) if p and p.isdigit() else 0 for p in floor.groups()) if floor else (0, 0, 0)
+        if parts < EXTENSION_BUNDLE_FLOOR:
+            findings.append(
+                Finding(
+                    "host",
+                    f"host.json extensionBundle.version {version!r} must start at "
+                    f"{'.'.join(map(str, EXTENSION_BUNDLE_FLOOR))} (the Durable Task Scheduler's minimum), e.g. "
+                    "'[4.32.0, 5.0.0)'",
+                )
+            )
+        return findings
+
+    # -- Key Vault soft delete ---------------------------------------------------------------------------
+
+    def check_key_vault(self) -> list[Finding]:
+        """`azd down` without --purge leaves the vault soft-deleted under its name; `azd up` must have a way back
+        in: createMode from a parameter that allows 'recover', mapped in main.parameters.json."""
+        findings = []
+        mapped = _parameters_file(self.infra.root)
+        for vault in self.infra.of_type("Microsoft.KeyVault/vaults"):
+            if vault.existing:
+                continue
+            node = (vault.body.get("properties") or {}).get("createMode")
+            source_file, source = self.infra.origin(vault.file, node)
+            parameter = source_file.section("parameters").get(source) if isinstance(source, str) else None
+            allowed = [
+                value
+                for decorator in (parameter or {}).get("decorators", [])
+                if decorator.get("type") == "allowed"
+                for value in decorator.get("argument", [])
+            ]
+            if parameter is None or "recover" not in allowed or source not in mapped:
+                findings.append(
+                    Finding(
+                        "key vault",
+                        f"{vault.symbol} in infra/{vault.file.name}: properties.createMode must come from a parameter "
+                        "allowing 'default' and 'recover', set from main.parameters.json, so `azd up` after `azd down` "
+                        "without --purge can take back the soft-deleted vault of the same name",
+                    )
+                )
+        return findings
+
+    # -- Azure ML least privilege ------------------------------------------------------------------------
+
+    def check_aml_role(self) -> list[Finding]:
+        """The app's role on the workspace holds exactly the actions its calls need (AML_ACTIONS), each commented
+        in place, and none that hands out a secret; the built-in role is only an opt-in."""
+        workspaces = [w for w in self.infra.of_type(WORKSPACE_TYPE) if self.infra.provisioned(w.file)]
+        if not workspaces or not self.code.aml_pipelines:
+            return []
+        file = workspaces[0].file
+        definitions = [r for r in self.infra.of_type(ROLE_DEFINITION_TYPE) if r.file is file]
+        if len(definitions) != 1:
+            return [
+                Finding(
+                    "azure ml",
+                    f"infra/{file.name} must define one least-privilege custom role ({ROLE_DEFINITION_TYPE}) for the "
+                    "app on the workspace: AzureML Data Scientist includes datastores/listsecrets/action",
+                )
+            ]
+        role = definitions[0]
+        findings = []
+        permissions = (role.body.get("properties") or {}).get("permissions") or [{}]
+        for field_name, expected in (("actions", AML_ACTIONS), ("dataActions", AML_DATA_ACTIONS)):
+            held = [a for p in permissions for a in (p.get(field_name) or []) if isinstance(a, str)]
+            for action in held:
+                refused = [
+                    r for r in AML_REFUSED if r in action and not action.endswith("onlineEndpoints/listKeys/action")
+                ]
+                if refused or action not in expected:
+                    findings.append(
+                        Finding(
+                            "azure ml",
+                            f"role {role.symbol} in infra/{file.name}: {field_name} {action} is not needed by any call "
+                            f"the app makes{' and hands out more than the app needs' if refused else ''}",
+                        )
+                    )
+                elif not _commented(file.text, action):
+                    findings.append(
+                        Finding(
+                            "azure ml",
+                            f"role {role.symbol} in infra/{file.name}: {action} has no comment naming the call that "
+                            f"needs it ({expected[action]})",
+                        )
+                    )
+            for action, call in expected.items():
+                if action not in held:
+                    findings.append(
+                        Finding(
+                            "azure ml",
+                            f"role {role.symbol} in infra/{file.name}: {field_name} lacks {action}, needed by {call}",
+                        )
+                    )
+        uses = [
+            a
+            for a, guids, _, _ in self.assignments()
+            if a.file is file
+            and f"custom:{role.symbol}" in guids
+            and any(
+                dotted(b) == f"{role.symbol}.id"
+                for b in _branches((a.body.get("properties") or {}).get("roleDefinitionId"))
+            )
+        ]
+        if not uses:
+            findings.append(
+                Finding("azure ml", f"no role assignment in infra/{file.name} assigns the custom role {role.symbol}")
+            )
+        return findings
+
+
+def _parameters_file_text(path: Path) -> str:
+    return path.read_text(encoding="utf-8") if path.exists() else "{}"
+
+
+def _parameters_file(root: Path) -> dict[str, str]:
+    """main.bicep parameter -> the value main.parameters.json gives it (`${ENV=default}`)."""
+    parameters = json.loads(_parameters_file_text(root / "main.parameters.json")).get("parameters", {})
+    return {name: str(entry.get("value")) for name, entry in parameters.items() if isinstance(entry, dict)}
+
+
+def _code(line: str) -> str:
+    """A Bicep line without its // comment (a // inside a string, as in https://, is not one)."""
+    quoted = False
+    for index, char in enumerate(line):
+        if char == "'":
+            quoted = not quoted
+        elif not quoted and line.startswith("//", index):
+            return line[:index]
+    return line
+
+
+def _commented(text: str, action: str) -> bool:
+    """An action string in a list has a // comment above it, directly or above the actions grouped with it."""
+    lines = text.splitlines()
+    index = next((i for i, line in enumerate(lines) if line.strip() == f"'{action}'"), None)
+    while index is not None and index > 0:
+        index -= 1
+        above = lines[index].strip()
+        if above.startswith("//"):
+            return True
+        if not (above.startswith("'") and above.endswith("'")):
+            return False
+    return False
 
 
 def _strings(node: Any) -> Iterator[str]:

@@ -7,6 +7,7 @@ import os
 import re
 
 import pytest
+import yaml  # type: ignore[import-untyped]
 
 from retraining.settings import APP_ROOT
 
@@ -58,19 +59,39 @@ def test_pipeline_values_and_secrets_use_their_setting_names_in_azd(infra: Infra
                 assert variables.get(parameter) == setting, f"main.parameters.json {parameter}: use ${{{setting}}}"
 
 
-def test_post_deploy_hook_deploys_the_event_subscriptions(infra: Infra) -> None:
-    azure_yaml = (APP_ROOT / "azure.yaml").read_text(encoding="utf-8")
-    hook = re.search(r"postdeploy:\s*\n(?:\s+.*\n)*?\s+run:\s*(\S+)", azure_yaml)
-    assert hook, "azure.yaml has no postdeploy hook"
-    script = APP_ROOT / hook.group(1)
+def hooks() -> dict[str, dict[str, object]]:
+    """azure.yaml's postdeploy hook per platform (windows, posix)."""
+    azure_yaml = yaml.safe_load((APP_ROOT / "azure.yaml").read_text(encoding="utf-8"))
+    postdeploy = (azure_yaml.get("hooks") or {}).get("postdeploy")
+    assert isinstance(postdeploy, dict), "azure.yaml has no postdeploy hook"
+    return postdeploy
+
+
+def test_post_deploy_hook_runs_on_windows_and_posix() -> None:
+    """Defect 2 of issue 26: an sh-only hook fails `azd up` on Windows without sh."""
+    postdeploy = hooks()
+    assert set(postdeploy) == {"windows", "posix"}, "declare the hook for windows (pwsh) and posix (sh)"
+    assert postdeploy["windows"]["shell"] == "pwsh" and str(postdeploy["windows"]["run"]).endswith(".ps1")
+    assert postdeploy["posix"]["shell"] == "sh" and str(postdeploy["posix"]["run"]).endswith(".sh")
+    for hook in postdeploy.values():
+        assert hook.get("continueOnError") is False and hook.get("interactive") is False
+
+
+@pytest.mark.parametrize("platform", ["windows", "posix"])
+def test_post_deploy_hook_deploys_the_event_subscriptions(infra: Infra, platform: str) -> None:
+    script = APP_ROOT / str(hooks()[platform]["run"])
     assert script.exists() and os.access(script, os.X_OK), f"{script} is missing or not executable"
     text = script.read_text(encoding="utf-8")
     assert "--template-file infra/events.bicep" in text
     for parameter in infra.files["events.bicep"].section("parameters"):
-        assert f"{parameter}=" in text, f"the hook does not pass events.bicep's parameter {parameter}"
+        assert f"{parameter}=" in text, f"{script.name} does not pass events.bicep's parameter {parameter}"
     outputs = set(infra.files["main.bicep"].section("outputs"))
-    for variable in set(re.findall(r"\$\{?([A-Z][A-Z0-9_]+)", text)) - {"AZURE_SUBSCRIPTION_ID"}:
-        assert variable in outputs, f"the hook reads {variable}, which main.bicep does not output"
+    pattern = r"\$env:([A-Z][A-Z0-9_]+)" if platform == "windows" else r"\$\{?([A-Z][A-Z0-9_]+)"
+    for variable in set(re.findall(pattern, text)) - {"AZURE_SUBSCRIPTION_ID"}:
+        assert variable in outputs, f"{script.name} reads {variable}, which main.bicep does not output"
+    names = re.search(r"\^\(([A-Z_|]+)\)=", text)
+    assert names, f"{script.name} does not read the values from `azd env get-values`"
+    assert set(names.group(1).split("|")) - {"AZURE_SUBSCRIPTION_ID"} <= outputs
 
 
 def test_azd_deploys_this_app_to_the_function_app(infra: Infra) -> None:

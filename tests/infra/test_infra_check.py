@@ -22,7 +22,20 @@ from retraining.settings import APP_ROOT, APP_SETTINGS, AppSetting
 
 from .infra_check import INFRA, Check, Finding, Watch, check
 
-CHECKS = ("settings", "secrets", "containers", "roles", "event_grid", "azure_ml", "no_keys", "durable_task_scheduler")
+CHECKS = (
+    "settings",
+    "secrets",
+    "containers",
+    "roles",
+    "event_grid",
+    "azure_ml",
+    "no_keys",
+    "durable_task_scheduler",
+    "host",
+    "key_vault",
+    "aml_role",
+    "bicep",
+)
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +51,7 @@ def test_infra_parses(real: Check) -> None:
         "events.bicep",
         "aml-access.bicep",
         "aml-storage-access.bicep",
+        "aml-storage-role.bicep",
         "aml-events.bicep",
     } <= set(real.infra.files)
 
@@ -185,8 +199,8 @@ ROLE_RESOURCES = [
     ("resources.bicep", "keyVaultSecretsUser", "Key Vault Secrets User"),
     ("resources.bicep", "metricsPublisher", "Monitoring Metrics Publisher"),
     ("resources.bicep", "taskHubContributor", "Durable Task Data Contributor"),
-    ("aml-access.bicep", "workspaceDataScientist", "AzureML Data Scientist"),
-    ("aml-storage-access.bicep", "workspaceStorageReader", "Storage Blob Data Reader"),
+    ("aml-access.bicep", "workspaceAppRole", "Azure ML app role (custom, or AzureML Data Scientist)"),
+    ("aml-storage-role.bicep", "workspaceStorageReader", "Storage Blob Data Reader"),
 ]
 
 
