@@ -9,7 +9,7 @@ CHECKOV := $(VENV)/checkov/.installed
 CHROMIUM := /usr/bin/chromium
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: setup demo test check lint bench reliability emulator clean
+.PHONY: setup demo test check lint bench reliability explore emulator clean
 
 setup: $(STAMP) $(NODE) $(CHECKOV) $(CHROMIUM)
 
@@ -51,6 +51,10 @@ test: lint
 # The fault and adversarial suite; its summary line is printed last.
 reliability: setup
 	@$(VENV)/bin/pytest tests/e2e/reliability -q -p no:logging; status=$$?; cat .reliability/summary.txt; exit $$status
+
+# Every orchestration under every single fault (about 10 minutes); `make test` runs a seeded sample.
+explore: setup
+	$(PY) -m tests.explore
 
 # Benchmarks side by side with baselines (about 10 minutes); not part of `make test`.
 bench: setup

@@ -18,16 +18,18 @@ earlier queue left running (it died, or was terminated) and cancels their traini
 from __future__ import annotations
 
 from collections.abc import Generator
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
 import azure.durable_functions as df
 
 from activities.queue import finish_request, recover_queue, take_next_request
+from activities.records import write_run_record
 from retraining.errors import ConfigError
 from retraining.inputs import QueueFinish, QueueInput, QueueRecovery, QueueTake, TakenRequest
 from retraining.instances import pipeline_of, run_instance_id
-from retraining.models import RequestAction, RunInput
+from retraining.models import RequestAction, RunInput, RunResult
 from retraining.retry import STORE_RETRY
 
 from ._common import ActivityFailed, call, failure_reason, input_of, iso
@@ -42,21 +44,24 @@ BACK_OFF_AFTER_FAILURE = timedelta(minutes=1)
 bp = df.Blueprint()
 
 
-def _fresh(given: Any) -> bool:
-    """Whether this execution starts a fresh queue (anything but a continued one recovers first)."""
+def _given(given: Any, pipeline: str) -> QueueInput:
+    """This execution's input; anything unreadable starts a fresh queue (which recovers first)."""
     try:
-        return QueueInput.from_dict(given).fresh
+        return QueueInput.from_dict(given)
     except ConfigError:
-        return True
+        return QueueInput(pipeline, fresh=True)
 
 
 @bp.orchestration_trigger(context_name="context", orchestration=QUEUE_ORCHESTRATOR)
 def run_queue(context: df.DurableOrchestrationContext) -> Generator[Any, Any, None]:
     pipeline = pipeline_of(context.instance_id)  # from the instance id, which no caller's input can change
-    fresh = _fresh(input_of(context))
+    given = _given(input_of(context), pipeline)
     now = context.current_utc_datetime
     try:
-        if fresh:
+        if given.unfinished is not None:  # the last run completed, but its end is not stored yet
+            context.set_custom_status({"pipeline": pipeline, "state": "finishing", "since": iso(now)})
+            yield from _finish(context, given.unfinished, given.unrecorded)
+        if given.fresh:
             context.set_custom_status({"pipeline": pipeline, "state": "recovering", "since": iso(now)})
             yield from call(context, recover_queue, QueueRecovery(pipeline, iso(now)), STORE_RETRY)
         run_id = f"{now:%Y%m%dT%H%M%SZ}-{context.new_uuid()[:8]}"
@@ -66,7 +71,7 @@ def run_queue(context: df.DurableOrchestrationContext) -> Generator[Any, Any, No
             {"pipeline": pipeline, "state": "store unavailable", "reason": failure.reason, "since": iso(now)}
         )
         yield context.create_timer(now + BACK_OFF_AFTER_FAILURE)
-        context.continue_as_new(QueueInput(pipeline, fresh=True).to_dict())
+        context.continue_as_new(replace(given, fresh=True).to_dict())
         return None
     if taken is None:
         context.set_custom_status({"pipeline": pipeline, "state": "idle", "since": iso(now)})
@@ -93,19 +98,36 @@ def run_queue(context: df.DurableOrchestrationContext) -> Generator[Any, Any, No
             "since": iso(now),
         }
     )
+    result: RunResult | None = None
     try:
-        result = yield context.call_sub_orchestrator(orchestrator, run.to_dict(), instance)
-        outcome, record = str(result["status"]), result.get("record")
+        result = RunResult.from_dict((yield context.call_sub_orchestrator(orchestrator, run.to_dict(), instance)))
+        outcome, record = result.status.value, result.record
     except Exception as exc:  # the run's own orchestration failed: its request ends, and the queue goes on
         outcome, record = "Failed", None
         context.set_custom_status(
             {"pipeline": pipeline, "state": "run failed", "run_id": run_id, "reason": failure_reason(exc)}
         )
     finished = QueueFinish(pipeline, run.request_id, run_id, outcome, record, iso(context.current_utc_datetime))
+    unrecorded = result if result is not None and result.record is None else None
     try:
-        yield from call(context, finish_request, finished, STORE_RETRY)
-    except ActivityFailed:  # the request stays running in the store; the next fresh queue finishes it from the record
-        context.continue_as_new(QueueInput(pipeline, fresh=True).to_dict())
+        yield from _finish(context, finished, unrecorded)
+    except ActivityFailed:  # carried into the next execution, which finishes it before anything else
+        yield context.create_timer(context.current_utc_datetime + BACK_OFF_AFTER_FAILURE)
+        context.continue_as_new(QueueInput(pipeline, fresh=True, unfinished=finished, unrecorded=unrecorded).to_dict())
         return None
     context.continue_as_new(QueueInput(pipeline, fresh=False).to_dict())
     return None
+
+
+def _finish(
+    context: df.DurableOrchestrationContext, finished: QueueFinish, unrecorded: RunResult | None
+) -> Generator[Any, Any, None]:
+    """Store that a run ended: its record first, if the run could not write it, then its request's end.
+
+    A run that completed is never run again: until both are stored, the queue carries them from one
+    execution to the next and tries again before it recovers or takes anything.
+    """
+    if unrecorded is not None:
+        path = yield from call(context, write_run_record, unrecorded, STORE_RETRY)
+        finished = replace(finished, record=path)
+    yield from call(context, finish_request, finished, STORE_RETRY)

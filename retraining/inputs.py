@@ -16,7 +16,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from .models import BlobPath, ModelArtifact, RunRequest, SubmittedJob, TargetPlan, check_run_id, parse_moment
+from .models import (
+    BlobPath,
+    ModelArtifact,
+    RunRequest,
+    RunResult,
+    SubmittedJob,
+    TargetPlan,
+    check_run_id,
+    parse_moment,
+)
 from .payloads import Payload
 from .services.base import Provenance, RolloutStep
 
@@ -29,14 +38,6 @@ class _Timed(Payload):
 
 
 # The run queue
-
-
-@dataclass(frozen=True)
-class QueueInput(Payload):
-    """The input of a run queue's execution; `fresh`: a new queue, which recovers what an earlier one left running."""
-
-    pipeline: str = ""  # informational: the queue's pipeline comes from its instance id
-    fresh: bool = True
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,21 @@ class QueueFinish(_Timed):
     outcome: str
     record: str | None
     now: str
+
+
+@dataclass(frozen=True)
+class QueueInput(Payload):
+    """The input of a run queue's execution.
+
+    `fresh`: a new queue, which recovers what an earlier one left running. `unfinished`: a run that
+    completed but whose end could not be stored yet (with its result, if its record could not be
+    written either); the next execution stores them before it does anything else.
+    """
+
+    pipeline: str = ""  # informational: the queue's pipeline comes from its instance id
+    fresh: bool = True
+    unfinished: QueueFinish | None = None
+    unrecorded: RunResult | None = None
 
 
 # Preparing a run and its training job

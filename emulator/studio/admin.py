@@ -39,8 +39,9 @@ def build_router(ctx: StudioContext) -> APIRouter:
         data = ilearner.dumps(model)
         for endpoint in ctx.endpoints_of(service):
             ctx.state.install_model(endpoint.service_id, data)
-        for arm in ctx.state.arm.values():
+        for arm in ctx.state.arm.values():  # the asset is the seed's now: a later PUT of any location applies
             arm.model = ctx.state.install_model(f"arm:{arm.config.name}", data)
+            arm.asset_uri, arm.asset_credentials = "", None
         return JSONResponse({"model_version": ilearner.version_of(data)})
 
     return router

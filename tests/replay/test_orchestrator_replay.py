@@ -16,6 +16,8 @@ import pytest
 from devhost.discovery import FunctionApp
 from orchestrators.monitor_training_job import JOB_EVENT
 from orchestrators.run_queue import WAKE_EVENT
+from retraining.inputs import QueueInput
+from retraining.models import RunInput, RunResult, RunStatus
 
 from .harness import WHEN_ANY, Answer, Chain, ReplayRun, replay, replay_chain
 from .scenarios import (
@@ -412,6 +414,12 @@ def test_a_failed_cleanup_is_reported_and_the_rollout_stands(app: FunctionApp) -
 # ---- the run queue ------------------------------------------------------------------------------
 
 
+def finished_run(run: dict[str, Any], record: str | None, status: RunStatus = RunStatus.SUCCEEDED) -> dict[str, Any]:
+    given = RunInput.from_dict(run)
+    at = "2026-11-21T03:05:00Z"
+    return RunResult(given.run_id, given.request.pipeline, status, given.request, at, at, record=record).to_dict()
+
+
 def queue_scenario(taken: Any, run_result: Answer | None = None) -> Any:
     def respond(name: str, payload: Any) -> Answer | None:
         if name == "recover_queue":
@@ -419,10 +427,7 @@ def queue_scenario(taken: Any, run_result: Answer | None = None) -> Any:
         if name == "take_next_request":
             return taken if isinstance(taken, tuple) else ("ok", taken)
         if name in ("retrain_pipeline", "promote_model"):
-            return run_result or (
-                "ok",
-                {"status": "Succeeded", "record": "runrecords/x.json", "run_id": payload["run_id"]},
-            )
+            return run_result or ("ok", finished_run(payload, "runrecords/x.json"))
         if name == "finish_request":
             return ("ok", None)
         raise AssertionError(name)
@@ -430,10 +435,16 @@ def queue_scenario(taken: Any, run_result: Answer | None = None) -> Any:
     return respond
 
 
-def queue(app: FunctionApp, respond: Any, fresh: bool = True, **kwargs: Any) -> ReplayRun:
+def continued(run: ReplayRun) -> QueueInput:
+    return QueueInput.from_dict(run.continued_with)
+
+
+def queue(
+    app: FunctionApp, respond: Any, fresh: bool = True, given: dict[str, Any] | None = None, **kwargs: Any
+) -> ReplayRun:
     return replay(
         orchestrator(app, "run_queue"),
-        {"pipeline": "weekly-retrain", "fresh": fresh},
+        given or {"pipeline": "weekly-retrain", "fresh": fresh},
         respond,
         instance_id="retrain-weekly-retrain",
         **kwargs,
@@ -442,7 +453,7 @@ def queue(app: FunctionApp, respond: Any, fresh: bool = True, **kwargs: Any) -> 
 
 def test_the_queue_runs_the_next_request_then_continues_as_new(app: FunctionApp) -> None:
     run = queue(app, queue_scenario({"request_id": "a" * 32, "request": REQUEST, "superseded": ["b" * 32]}))
-    assert run.called("recover_queue") and run.continued_with == {"pipeline": "weekly-retrain", "fresh": False}
+    assert run.called("recover_queue") and continued(run) == QueueInput("weekly-retrain", fresh=False)
     run_id = run.called("take_next_request")[0]["run_id"]
     sub = next(a for a in run.actions if a["actionType"] == 2)
     assert sub["functionName"] == "retrain_pipeline" and sub["instanceId"] == f"retrain-weekly-retrain:{run_id}"
@@ -470,7 +481,7 @@ def test_promote_requests_run_the_promote_orchestration(app: FunctionApp) -> Non
 
 def test_an_idle_queue_waits_for_a_wake_up_or_its_idle_timer(app: FunctionApp) -> None:
     run = queue(app, queue_scenario(None), fresh=False, events={2: [(WAKE_EVENT, None), (WAKE_EVENT, None)]})
-    assert run.continued_with == {"pipeline": "weekly-retrain", "fresh": False}
+    assert continued(run) == QueueInput("weekly-retrain", fresh=False)
     assert run.compound == 1 and run.final["customStatus"]["state"] == "idle"
     idle = queue(app, queue_scenario(None), fresh=False)  # no event: the idle timer ends the wait
     assert idle.timers() == [datetime(2026, 11, 21, 15, 0, tzinfo=UTC)] and idle.continued_with is not None
@@ -485,7 +496,7 @@ def test_a_failed_run_orchestration_ends_its_request_and_the_queue_goes_on(app: 
         ),
     )
     assert run.called("finish_request")[0]["outcome"] == "Failed"
-    assert run.continued_with == {"pipeline": "weekly-retrain", "fresh": False}
+    assert continued(run) == QueueInput("weekly-retrain", fresh=False)
 
 
 def test_an_unreachable_store_backs_off_and_recovers(app: FunctionApp) -> None:
@@ -496,7 +507,7 @@ def test_an_unreachable_store_backs_off_and_recovers(app: FunctionApp) -> None:
         ),
     )
     assert len(run.called("take_next_request")) == 6
-    assert run.continued_with == {"pipeline": "weekly-retrain", "fresh": True}
+    assert continued(run) == QueueInput("weekly-retrain", fresh=True)
     assert run.final["customStatus"]["state"] == "store unavailable"
 
 
@@ -508,7 +519,7 @@ def test_wake_ups_during_a_run_are_not_needed_to_find_the_next_request(app: Func
         fresh=False,
         events={2: [(WAKE_EVENT, None)], 3: [(WAKE_EVENT, None)]},
     )
-    assert run.continued_with == {"pipeline": "weekly-retrain", "fresh": False}
+    assert continued(run) == QueueInput("weekly-retrain", fresh=False)
     assert len(run.called("take_next_request")) == 1
 
 
@@ -562,3 +573,40 @@ def test_a_five_day_job_polled_every_five_minutes_replays_a_bounded_history(app:
     assert len(run.executions) == 29  # 50 polls an execution
     assert run.largest_history <= 450  # without continue-as-new the last replay read about 11,500 events
     assert run.output["elapsed_s"] == pytest.approx(1439 * 300, abs=30)  # spans the executions (+10 ms a step)
+
+
+def test_a_run_whose_end_cannot_be_stored_is_finished_first_by_the_next_execution(app: FunctionApp) -> None:
+    taken = {"request_id": "a" * 32, "request": REQUEST, "superseded": []}
+    respond = queue_scenario(taken)
+
+    def store_down(name: str, payload: Any) -> Answer | None:
+        return ("fail", TRANSIENT) if name == "finish_request" else respond(name, payload)
+
+    first = queue(app, store_down)
+    carried = continued(first)
+    assert carried.fresh and carried.unfinished is not None and carried.unfinished.record == "runrecords/x.json"
+    assert len(first.called("finish_request")) == 6  # the store's retry policy ran out
+
+    second = queue(app, queue_scenario(None), fresh=True, given=carried.to_dict())
+    names = [name for name, _ in second.calls]
+    assert names[:2] == ["finish_request", "recover_queue"]  # finished before recovery could requeue it
+    assert second.called("finish_request")[0]["run_id"] == carried.unfinished.run_id
+
+
+def test_a_run_that_could_not_write_its_record_has_it_written_by_the_queue(app: FunctionApp) -> None:
+    taken = {"request_id": "a" * 32, "request": REQUEST, "superseded": []}
+    respond = queue_scenario(taken)
+
+    def unrecorded(name: str, payload: Any) -> Answer | None:
+        if name == "retrain_pipeline":
+            return ("ok", finished_run(payload, None))
+        if name == "write_run_record":
+            return ("ok", f"runrecords/weekly-retrain/runs/{payload['run_id']}.json")
+        return respond(name, payload)
+
+    run = queue(app, unrecorded)
+    (record,) = run.called("write_run_record")
+    (finished,) = run.called("finish_request")
+    assert RunResult.from_dict(record).status is RunStatus.SUCCEEDED
+    assert finished["record"] == f"runrecords/weekly-retrain/runs/{record['run_id']}.json"
+    assert continued(run) == QueueInput("weekly-retrain", fresh=False)

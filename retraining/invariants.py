@@ -1,0 +1,281 @@
+"""What must hold after any schedule of faults: named invariants over plain observed state.
+
+Each invariant is a function of what an observer can read after the fact, as plain JSON-like data:
+the queue's stored requests (`QueuedRequest.to_dict`), the run records (`RunResult.to_dict`), the
+serving record (`Serving.to_dict`), the emulator's `GET /_emulator/state`, and the orchestration
+instances an engine saw (`Instance` below). Each returns a list of violations, one sentence each,
+empty when the invariant holds. Nothing here does I/O or depends on a framework: the fault-schedule
+explorer (`tests/explore`) calls them after every schedule, and anything else may.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, TypedDict
+
+Json = Mapping[str, Any]
+
+FINISHED_REQUEST = ("done", "superseded", "cancelled")
+RUNNING_JOB = (
+    "NotStarted",
+    "Running",
+    "Queued",
+    "Starting",
+    "Preparing",
+    "Provisioning",
+    "Finalizing",
+    "CancelRequested",
+)
+UPDATED = "updated"
+OLD_MODEL = ("failed", "rolled_back")  # states that say the target still serves what it served before
+
+
+class Instance(TypedDict):
+    """An orchestration instance as an engine saw it end (or still running)."""
+
+    instance: str
+    name: str
+    status: str  # running, completed, failed, continued, terminated
+    started_at: str
+    ended_at: str | None
+    running_children: list[str]  # children still running when it ended
+    pipeline: str | None
+    run_id: str | None
+
+
+class Target(TypedDict):
+    """Where a pipeline's target lives in the emulator: `kind` (classic, arm, aml-online, aml-batch) and its name there."""
+
+    pipeline: str
+    name: str
+    kind: str
+    service: str
+
+
+class Observed(TypedDict):
+    requests: list[dict[str, Any]]
+    records: list[dict[str, Any]]
+    serving: dict[str, dict[str, Any]]  # pipeline -> serving record
+    emulator: dict[str, Any]
+    instances: list[Instance]
+    targets: list[Target]
+    queue_idle: bool
+    jobs_before: list[str]  # training jobs that existed before the schedule
+
+
+def requests_settle(observed: Observed) -> list[str]:
+    """Every accepted request ends run (done), superseded or cancelled; none is running or pending once the queue is idle."""
+    if not observed["queue_idle"]:
+        return []
+    return [
+        f"request {r['request_id'][:12]} of {r['request']['pipeline']} is {r['state']} (run {r.get('run_id')}) "
+        "while the queue is idle"
+        for r in observed["requests"]
+        if r["state"] not in FINISHED_REQUEST
+    ]
+
+
+def runs_never_overlap(observed: Observed) -> list[str]:
+    """No two runs of one pipeline overlap in time (by their orchestration instances)."""
+    runs = [i for i in observed["instances"] if i["run_id"] and i["name"] in ("retrain_pipeline", "promote_model")]
+    found = []
+    for index, first in enumerate(runs):
+        for second in runs[index + 1 :]:
+            if first["pipeline"] != second["pipeline"] or first["run_id"] == second["run_id"]:
+                continue
+            first_end, second_end = first["ended_at"] or "~", second["ended_at"] or "~"
+            if first["started_at"] < second_end and second["started_at"] < first_end:
+                found.append(f"runs {first['run_id']} and {second['run_id']} of {first['pipeline']} overlap")
+    return found
+
+
+def _jobs(emulator: Json) -> dict[str, str]:
+    """Every training job the emulator knows, by id: its status (Studio BES jobs and Azure ML jobs)."""
+    jobs = {str(j["id"]): str(j["status"]) for j in emulator.get("jobs", [])}
+    for workspace in emulator.get("azureMl", {}).get("workspaces", []):
+        jobs |= {str(j["name"]): str(j["status"]) for j in workspace.get("jobs", []) if j.get("jobType") == "command"}
+    return jobs
+
+
+def _job_of(job_id: str | None, jobs: Mapping[str, str]) -> str | None:
+    """The emulator's id for a record's job id (a Studio job id may carry its service as a prefix)."""
+    if not job_id:
+        return None
+    if job_id in jobs:
+        return job_id
+    return next((j for j in jobs if job_id.endswith(j) or j.endswith(job_id)), None)
+
+
+def no_job_outlives_its_run(observed: Observed) -> list[str]:
+    """No training job is still running once its run has ended (its record is written)."""
+    jobs = _jobs(observed["emulator"])
+    found = []
+    for record in observed["records"]:
+        job = _job_of(record.get("job_id"), jobs)
+        if job is not None and jobs[job] in RUNNING_JOB:
+            found.append(f"run {record['run_id']} ended {record['status']} while its job {job} is {jobs[job]}")
+    return found
+
+
+def no_child_outlives_its_parent(observed: Observed) -> list[str]:
+    """No child orchestration is still running when its parent completed (or failed)."""
+    return [
+        f"{i['name']} {i['instance']} ended {i['status']} while its children {i['running_children']} still ran"
+        for i in observed["instances"]
+        if i["status"] in ("completed", "failed") and i["running_children"]
+    ]
+
+
+def _served(observed: Observed, target: Target) -> list[str]:
+    """The training jobs (Studio) or model ids (Azure ML) whose model the target serves now, with any live traffic."""
+    emulator = observed["emulator"]
+    if target["kind"] == "classic":
+        return [
+            str(e["model_training_job"]) for e in emulator.get("endpoints", []) if e["endpoint"] == target["service"]
+        ]
+    if target["kind"] == "arm":
+        return [
+            str(a["model_training_job"]) for a in emulator.get("arm_web_services", []) if a["name"] == target["service"]
+        ]
+    served: list[str] = []
+    for workspace in emulator.get("azureMl", {}).get("workspaces", []):
+        if target["kind"] == "aml-online":
+            for endpoint in workspace.get("onlineEndpoints", []):
+                if endpoint["name"] != target["service"]:
+                    continue
+                traffic = endpoint.get("traffic") or {}
+                served += [str(d["model"]) for d in endpoint["deployments"] if traffic.get(d["name"], 0) > 0]
+        else:
+            for endpoint in workspace.get("batchEndpoints", []):
+                if endpoint["name"] == target["service"]:
+                    served += [
+                        str(d["model"])
+                        for d in endpoint["deployments"]
+                        if d["name"] == endpoint.get("defaultDeployment")
+                    ]
+    return served
+
+
+def _marks(observed: Observed, record: Json) -> list[str]:
+    """What identifies a run's model at a service: its training job (Studio), its registered model ids (Azure ML)."""
+    marks = [str(record["job_id"])] if record.get("job_id") else []
+    model = record.get("model") or {}
+    for key in ("model_id", "registered", "uri", "version_id"):
+        value = model.get(key)
+        if isinstance(value, str) and "/versions/" in value:
+            marks.append(value)
+    job = record.get("job_id")
+    for workspace in observed["emulator"].get("azureMl", {}).get("workspaces", []):
+        marks += [
+            f"{m['name']}/versions/{m['version']}" for m in workspace.get("models", []) if job and m["jobName"] == job
+        ]
+    return marks
+
+
+def _serves(served: Iterable[str], marks: Sequence[str]) -> bool:
+    return any(mark and (s == mark or s.endswith(mark) or mark.endswith(s)) for s in served for mark in marks)
+
+
+def targets_match_the_service(observed: Observed) -> list[str]:
+    """Each target's recorded model (the serving record) is what the service serves."""
+    records = {r["run_id"]: r for r in observed["records"]}
+    found = []
+    for target in observed["targets"]:
+        entry = observed["serving"].get(target["pipeline"], {}).get("targets", {}).get(target["name"])
+        if not entry or entry.get("run_id") not in records:
+            continue
+        served = _served(observed, target)
+        if served and not _serves(served, _marks(observed, records[entry["run_id"]])):
+            found.append(
+                f"target {target['name']} of {target['pipeline']} is recorded as serving run {entry['run_id']}'s model, "
+                f"but the service serves {served}"
+            )
+    return found
+
+
+def completed_run_never_runs_again(observed: Observed) -> list[str]:
+    """A request whose run completed (a record was written) is never run again under another run id."""
+    by_request: dict[str, list[Json]] = {}
+    for record in observed["records"]:
+        if record.get("request_id"):
+            by_request.setdefault(str(record["request_id"]), []).append(record)
+    return [
+        f"request {request[:12]} ran {len(runs)} times: {sorted(str(r['run_id']) for r in runs)}"
+        for request, runs in by_request.items()
+        if len(runs) > 1
+    ]
+
+
+def one_job_and_one_model_per_run(observed: Observed) -> list[str]:
+    """Each run made at most one training job and registered at most one model version; no job belongs to no run."""
+    jobs = _jobs(observed["emulator"])
+    new = sorted(set(jobs) - set(observed["jobs_before"]))
+    claimed = [_job_of(r.get("job_id"), jobs) for r in observed["records"]]
+    found = [f"job {job} appears in {n} run records" for job, n in Counter(claimed).items() if job and n > 1]
+    running = {i["run_id"] for i in observed["instances"] if i["run_id"] and i["status"] == "running"}
+    if not running:
+        found += [f"training job {job} ({jobs[job]}) belongs to no run record" for job in new if job not in claimed]
+    for workspace in observed["emulator"].get("azureMl", {}).get("workspaces", []):
+        per_job = Counter(str(m["jobName"]) for m in workspace.get("models", []) if m.get("jobName") in new)
+        found += [f"job {job} registered {n} model versions" for job, n in per_job.items() if n > 1]
+    return found
+
+
+def records_tell_the_truth(observed: Observed) -> list[str]:
+    """A run record says what happened: each target's outcome matches what the service serves, every target of
+    a run that reached its roll-out has an outcome, and the queue's outcome is the record's status."""
+    found = []
+    targets = {(t["pipeline"], t["name"]): t for t in observed["targets"]}
+    latest: dict[tuple[str, str], str] = {}
+    for record in sorted(observed["records"], key=lambda r: str(r["run_id"])):
+        for outcome in record.get("targets") or []:
+            latest[(str(record["pipeline"]), str(outcome["target"]))] = str(record["run_id"])
+    records = {str(r["run_id"]): r for r in observed["records"]}
+    for (pipeline, name), run_id in latest.items():
+        target = targets.get((pipeline, name))
+        if target is None:
+            continue
+        record = records[run_id]
+        outcome = next(o for o in record["targets"] if o["target"] == name)
+        state = outcome.get("state") or (UPDATED if outcome.get("updated") else "failed")
+        serves_it = _serves(_served(observed, target), _marks(observed, record))
+        if state == UPDATED and not serves_it:
+            found.append(f"run {run_id} says target {name} was updated, but it does not serve the run's model")
+        if state in OLD_MODEL and serves_it:
+            found.append(f"run {run_id} says target {name} is {state} (old model), but it serves the run's model")
+    for record in observed["records"]:
+        mentioned = {str(o["target"]) for o in record.get("targets") or []}
+        for target in observed["targets"]:
+            if target["pipeline"] != record["pipeline"] or target["name"] in mentioned:
+                continue
+            if _serves(_served(observed, target), _marks(observed, record)):
+                found.append(
+                    f"run {record['run_id']} ended {record['status']} with no outcome for target {target['name']}, "
+                    "which serves the run's model"
+                )
+    for request in observed["requests"]:
+        ran = records.get(str(request.get("run_id")))
+        if request["state"] == "done" and ran is not None and request.get("outcome") != ran["status"]:
+            found.append(
+                f"request {request['request_id'][:12]} says its run ended {request.get('outcome')}, "
+                f"the record says {ran['status']}"
+            )
+    return found
+
+
+INVARIANTS: tuple[Callable[[Observed], list[str]], ...] = (
+    requests_settle,
+    runs_never_overlap,
+    no_job_outlives_its_run,
+    no_child_outlives_its_parent,
+    targets_match_the_service,
+    completed_run_never_runs_again,
+    one_job_and_one_model_per_run,
+    records_tell_the_truth,
+)
+
+
+def check(observed: Observed) -> list[str]:
+    """Every invariant's violations, each prefixed with the invariant's name."""
+    return [f"{invariant.__name__}: {v}" for invariant in INVARIANTS for v in invariant(observed)]

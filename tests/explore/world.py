@@ -1,0 +1,105 @@
+"""The real services the explored activities talk to: one Azurite and one emulator per process, reset per schedule.
+
+The app settings point at them (`devhost.stack.emulator_settings`) and go into `os.environ`, where the
+activities read them at each call. The pipeline definitions are the shipped ones at local speed
+(`devhost.stack.local_definitions`) with long policy timeouts: the explorer's clock jumps, so a deadline
+should only pass where a schedule makes it pass.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from devhost.services import start_azurite, start_emulator
+from devhost.stack import LocalStack, emulator_settings, local_definitions
+
+LONG = "00:30:00"
+
+
+def explore_definitions() -> dict[str, Any]:
+    definitions = local_definitions()
+    for pipeline in definitions["pipelines"]:
+        pipeline["policy"] = pipeline["policy"] | {"timeout": LONG}
+        pipeline["schedule"] = {"enabled": False}
+        for target in pipeline.get("targets", []):
+            target["policy"] = target["policy"] | {"timeout": LONG}
+            if target.get("kind") == "aml-online":
+                target["rollout"] = target.get("rollout", {}) | {"bake": "00:00:00.2", "trafficSteps": [50, 100]}
+                target["health"] = target.get("health", {}) | {"probes": 4}
+    return definitions
+
+
+class World:
+    """Azurite, the emulator, the settings in the environment; `reset()` before each schedule."""
+
+    def __init__(self, workdir: Path | None = None) -> None:
+        self.workdir = workdir or Path(tempfile.mkdtemp(prefix="retrain-explore-"))
+        self.stack = LocalStack(self.workdir)
+        self.settings: dict[str, str] = {}
+        self._environ: dict[str, str | None] = {}  # what the settings replaced, put back by stop()
+
+    def start(self) -> World:
+        stack = self.stack
+        try:
+            stack.azurite = start_azurite(self.workdir / "azurite")
+            stack.emulator = start_emulator(
+                self.workdir / "emulator", storage_connection_string=stack.azurite.connection_string
+            )
+            stack.services = stack.emulator.services()
+        except BaseException:
+            stack.stop()
+            raise
+        definitions = self.workdir / "pipelines.json"
+        definitions.write_text(json.dumps(explore_definitions(), indent=2))
+        self.settings = emulator_settings(stack.services, stack.azurite) | {
+            "RETRAIN_PIPELINES_FILE": str(definitions),
+            "RETRAIN_PAGE_URL": "http://127.0.0.1:9/api/status",
+        }
+        self._environ = {name: os.environ.get(name) for name in self.settings}
+        os.environ.update(self.settings)
+        stack.load_sample_data()
+        return self
+
+    def stop(self) -> None:
+        self.stack.stop()
+        for name, value in self._environ.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+    @property
+    def emulator_url(self) -> str:
+        assert self.stack.emulator is not None
+        return self.stack.emulator.http_base
+
+    def reset(self) -> None:
+        """No queue, record or serving state left from the last schedule; every target serves the seed model."""
+        container = self.stack.blob_service.get_container_client("runrecords")
+        if container.exists():
+            for blob in container.list_blobs():
+                container.delete_blob(blob.name)
+        requests.delete(f"{self.emulator_url}/_emulator/faults", timeout=10)
+        self.stack.load_sample_data()
+
+    def emulator_state(self) -> dict[str, Any]:
+        state: dict[str, Any] = requests.get(f"{self.emulator_url}/_emulator/state", timeout=30).json()
+        return state
+
+    def blobs(self, prefix: str) -> list[dict[str, Any]]:
+        container = self.stack.blob_service.get_container_client("runrecords")
+        if not container.exists():
+            return []
+        found = []
+        for blob in container.list_blobs(name_starts_with=prefix):
+            try:
+                found.append(json.loads(container.download_blob(blob.name).readall()))
+            except ValueError:
+                continue
+        return found
