@@ -24,7 +24,7 @@ from azure.durable_functions.models.OrchestrationRuntimeStatus import Orchestrat
 
 from orchestrators.run_queue import QUEUE_ORCHESTRATOR, WAKE_EVENT
 from retraining.inputs import QueueInput
-from retraining.instances import queue_instance_id
+from retraining.instances import queue_instance_id, run_instance_id
 from retraining.models import RunRequest
 from retraining.operations import run_queue
 from retraining.runtime import storage
@@ -71,7 +71,13 @@ async def enqueue(client: df.DurableOrchestrationClient, settings: Settings, req
 
 
 async def ensure_running(client: df.DurableOrchestrationClient, pipeline: str) -> None:
-    """Wake the pipeline's queue if it runs; start it if not. Needs nothing it cannot get even from a broken instance."""
+    """Wake the pipeline's queue if it runs; start it if not. Needs nothing it cannot get even from a broken instance.
+
+    A fresh queue is not started while a run that an earlier queue started is still going (its queue
+    was terminated or purged by hand): the fresh queue's recovery would put that run's request back
+    in line and two runs of the pipeline would overlap. The sweeper (`triggers.recovery`) tries again
+    later; by then the run has ended and written its record, and recovery finishes its request from it.
+    """
     instance = queue_instance_id(pipeline)
     try:
         running: bool | None = (await client.get_status(instance)).runtime_status in ACTIVE
@@ -79,6 +85,13 @@ async def ensure_running(client: df.DurableOrchestrationClient, pipeline: str) -
         logger.warning("pipeline %s: the queue instance cannot be read (%s)", pipeline, type(exc).__name__)
         running = None
     if running is not False and await _wake(client, instance):
+        return
+    if (busy := await _run_still_going(client, pipeline)) is not None:
+        logger.warning(
+            "pipeline %s: its queue is not running but run %s still is; a new queue starts once it has ended",
+            pipeline,
+            busy,
+        )
         return
     try:
         await client.start_new(QUEUE_ORCHESTRATOR, instance, QueueInput(pipeline, fresh=True).to_dict())
@@ -91,6 +104,21 @@ async def ensure_running(client: df.DurableOrchestrationClient, pipeline: str) -
     with contextlib.suppress(Exception):
         await client.purge_instance_history(instance)
     await client.start_new(QUEUE_ORCHESTRATOR, instance, QueueInput(pipeline, fresh=True).to_dict())
+
+
+async def _run_still_going(client: df.DurableOrchestrationClient, pipeline: str) -> str | None:
+    """The run id of a run an earlier queue started that has not ended yet, if any."""
+    settings = Settings.from_env()
+    for entry in await asyncio.to_thread(run_queue(settings, storage(settings)).running, pipeline):
+        if not entry.run_id:
+            continue
+        try:
+            status = await client.get_status(run_instance_id(pipeline, entry.run_id))
+        except Exception:  # unreadable: assume it may still run, and look again at the next sweep
+            return entry.run_id
+        if status.runtime_status in ACTIVE:
+            return entry.run_id
+    return None
 
 
 async def _wake(client: df.DurableOrchestrationClient, instance: str) -> bool:

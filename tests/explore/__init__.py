@@ -1,1 +1,1 @@
-"""The fault-schedule explorer: every orchestration tree under every single fault, with real activities (issue 23)."""
+"""The fault-schedule explorer: every orchestration tree under every single fault, with real activities."""

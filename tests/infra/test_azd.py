@@ -68,7 +68,7 @@ def hooks() -> dict[str, dict[str, object]]:
 
 
 def test_post_deploy_hook_runs_on_windows_and_posix() -> None:
-    """Defect 2 of issue 26: an sh-only hook fails `azd up` on Windows without sh."""
+    """An sh-only hook fails `azd up` on Windows without sh: both platforms are declared."""
     postdeploy = hooks()
     assert set(postdeploy) == {"windows", "posix"}, "declare the hook for windows (pwsh) and posix (sh)"
     assert postdeploy["windows"]["shell"] == "pwsh" and str(postdeploy["windows"]["run"]).endswith(".ps1")

@@ -305,7 +305,7 @@ def test_a_wrong_host_setting_is_named(infra: Path, old: str, new: str, expected
     assert expected in failures(infra)
 
 
-# ---- Planted errors of issue 26's Why: each fails the check, naming the file and line ------------------------
+# ---- Planted errors: each fails the check, naming the file and line -----------------------------------------------------
 
 
 @pytest.mark.parametrize(

@@ -85,7 +85,7 @@ def test_the_app_itself_is_packaged() -> None:
 
 @pytest.mark.parametrize("line", ["*.egg-info/", ".hypothesis/", ".reliability/", ".mypy_cache/"])
 def test_a_missing_exclusion_is_caught(line: str) -> None:
-    """Defect 1 of issue 26: .funcignore without azd's defaults shipped caches and fuzzing corpora."""
+    """A .funcignore without azd's defaults shipped caches and fuzzing corpora."""
     text = FUNCIGNORE.read_text(encoding="utf-8")
     assert line in text.splitlines()
     spec = pathspec.PathSpec.from_lines("gitwildmatch", [x for x in text.splitlines() if x != line])

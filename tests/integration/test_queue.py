@@ -139,7 +139,7 @@ def test_the_champion_moves_only_when_asked_and_keeps_earlier_ones(store: Traini
     assert [p.run_id for p in serving.previous] == ["20261115T030000Z-00000001"]
 
 
-# ---- a take is idempotent per run id (issue 23, defect 1) ------------------------------------------
+# ---- a take is idempotent per run id ------------------------------------------------------------------------
 #
 # The faults are injected where a real one surfaces: in azure-core's HTTP transport, under the Blob
 # SDK's own retry policy (its waits set to zero), so each failed write goes through the SDK's retries

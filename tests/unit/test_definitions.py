@@ -19,15 +19,7 @@ from retraining.polling import PollPlanner
 from retraining.settings import Settings
 from retraining.timespans import format_timespan, parse_timespan
 
-ROOT = Path(__file__).resolve().parents[2]
-SETTINGS = {
-    "TRAINING_ML_ENDPOINT": "https://ussouthcentral.services.azureml.net/workspaces/ws/services/svc/jobs",
-    "SCORING_UPDATE_RESOURCE_ENDPOINT": "https://management.azureml.net/workspaces/ws/webservices/id/endpoints/endpoint2",
-    "ARM_WEB_SERVICE_URL": "https://management.azure.com/subscriptions/s/resourceGroups/rg/providers/Microsoft.MachineLearning/webServices/w?api-version=2016-05-01-preview",
-    "ARM_TENANT": "mycompany.com",
-    "ARM_SERVICE_PRINCIPAL_ID": "fe200044",
-    "AZURE_AUTHORITY_HOST": "https://login.microsoftonline.com",
-}
+from .helpers import ROOT, SETTINGS, broken
 
 
 @pytest.fixture
@@ -51,20 +43,6 @@ def test_definitions_hold_no_secret_values(raw: dict[str, Any]) -> None:
     text = (ROOT / "pipelines.json").read_text().lower()
     for word in ('apikey"', "accountkey", "sig=", 'servicePrincipalKey"'.lower()):
         assert word not in text
-
-
-def broken(raw: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
-    copied = copy.deepcopy(raw)
-    node = copied
-    keys = path.split(".")
-    for key in keys[:-1]:
-        node = node[int(key)] if key.isdigit() else node[key]
-    last = keys[-1]
-    if value is KeyError:
-        del node[last]
-    else:
-        node[int(last) if last.isdigit() else last] = value
-    return copied
 
 
 @pytest.mark.parametrize(
@@ -259,7 +237,7 @@ def test_loaded_definitions_follow_a_changed_setting(tmp_path: Path) -> None:
     )
 
 
-# ---- polling: the loader and the monitor's planner agree (issue 23, defect 4) -----------------------
+# ---- polling: the loader and the monitor's planner agree ----------------------------------------------------
 
 
 def _timespan(milliseconds: int) -> str:
