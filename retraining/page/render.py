@@ -1,35 +1,91 @@
 """The status page as HTML, from the plain data of `retraining.page.data`: an overview of every pipeline, and one
 page per pipeline (what runs now, what serves where since when, metrics over time, run history, actions).
 
-Every value is escaped; the function key is never written into a page (the script reads it from
-the address). Links and action URLs are relative to the app's `/api` prefix.
+This module turns a view into what the templates show (rows, buttons, plot geometry: plain values, no markup);
+the templates in `templates/` write the HTML through Jinja2 with autoescaping (`engine.py`), so no value reaches
+the page unescaped. The function key is never written into a page (the script reads it from the address). Links
+and action URLs are relative to the app's `/api` prefix.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
-from html import escape
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from .assets import SCRIPT, STYLE
-from .svg import STATUS_CLASS, metric_plot, phase_bar, traffic_bar
+from .engine import render
+from .svg import Bar, MetricPlot, metric_plot_of, phase_bar_of, traffic_bar_of
 
 MAX_PLOTS = 4
 PROMOTABLE = ("Succeeded", "PartiallyUpdated", "DryRun")
 
 
-def _e(value: Any) -> str:
-    return escape("" if value is None else str(value))
+@dataclass(frozen=True)
+class Button:
+    """An action the page's script posts to `url` (with `body` as JSON); `confirm` asks for a second click."""
+
+    label: str
+    url: str
+    body: str | None = None
+    confirm: str | None = None
+    done: str = ""
+    kind: str = ""
+    action: str = ""
 
 
-def _badge(status: str | None) -> str:
-    return f'<span class="badge {STATUS_CLASS.get(status or "", "")}">{_e(status or "-")}</span>'
+@dataclass(frozen=True)
+class ServingRow:
+    target: str
+    kind: str
+    sha: str
+    model: str
+    served: bool
+    run_id: Any
+    since: Any
+    state: str
+    steps: str | None
+    traffic: Bar | None
+    progress: list[tuple[str, str]]
 
 
-def _when(text: str | None) -> str:
-    return f'<span class="mono" title="{_e(text)}">{_e((text or "-")[:19].replace("T", " "))}</span>'
+@dataclass(frozen=True)
+class ChampionRow:
+    role: str
+    sha: str
+    run_id: Any
+    since: Any
+    metrics: str
+    button: Button | None
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A decision on a run: `text`, then the moment `at`."""
+
+    text: str
+    at: Any
+
+
+@dataclass(frozen=True)
+class RunRow:
+    run_id: Any
+    status: Any
+    started_at: Any
+    trigger: str
+    phases: Bar | None
+    job_id: str
+    polls: Any
+    duration: str
+    sha: str
+    reason: Any
+    decisions: list[Decision]
+    button: Button | None
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
 
 
 def _seconds(value: float | None) -> str:
@@ -39,78 +95,23 @@ def _seconds(value: float | None) -> str:
     return f"{value:.1f} s" if value < 120 else f"{value / 60:.1f} min" if value < 7200 else f"{value / 3600:.1f} h"
 
 
-def _document(title: str, api: str, pipeline: str, content: str) -> str:
-    return (
-        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">'
-        f'<link rel="icon" href="data:,"><title>{_e(title)}</title><style>{STYLE}</style></head>'
-        f'<body data-api="{_e(api)}" data-pipeline="{_e(pipeline)}">{content}<script>{SCRIPT}</script></body></html>'
-    )
-
-
-def _header(title: str, api: str, back: bool) -> str:
-    link = f'<a data-page href="{_e(api)}/status">all pipelines</a>' if back else ""
-    return f'<header><h1>{_e(title)}</h1>{link}<span class="live" id="live-stamp">loading live state</span></header>'
-
-
-def _in_progress(items: Iterable[Mapping[str, Any]]) -> str:
-    rows = [
-        f'<div class="live-item" data-request="{_e(i["id"])}"><span class="badge {_e(i["state"])}">{_e(i["state"])}</span> '
-        f"{_e(i['action'])} ({_e(i['trigger'])}){' run ' + _e(i['run_id']) if i.get('run_id') else ''}</div>"
-        for i in items
-    ]
-    return "".join(rows) or '<p class="muted">Nothing runs or waits now.</p>'
-
-
-def _last(last: Mapping[str, Any] | None) -> str:
-    if not last:
-        return '<p class="muted">No run recorded yet.</p>'
-    reason = f'<div class="reason">{_e(last.get("reason"))}</div>' if last.get("reason") else ""
-    return f"<p>Last run {_e(last['run_id'])}: {_badge(last.get('status'))} finished {_when(last.get('finished_at'))}</p>{reason}"
-
-
-def _schedule(schedule: Mapping[str, Any]) -> str:
-    expression = f"<code>{_e(schedule.get('expression'))}</code>" if schedule.get("expression") else ""
-    nxt = f"next run {_when(schedule['next'])} UTC" if schedule.get("next") else _e(schedule.get("note"))
-    return f"<p>Schedule {expression}: {nxt}</p>"
+def _button(label: str, url: str, body: Mapping[str, Any] | None = None, **options: str) -> Button:
+    return Button(label, url, json.dumps(body) if body else None, **options)
 
 
 def overview_page(pipelines: list[dict[str, Any]], api: str) -> str:
-    cards = []
-    for view in pipelines:
-        name = view["name"]
-        cards.append(
-            f'<section class="card" data-card="{_e(name)}"><h2><a data-page href="{_e(api)}/status/{quote(name)}">{_e(name)}</a></h2>'
-            f"{_schedule(view['schedule'])}{_last(view.get('last'))}"
-            f'<div data-live="{_e(name)}" data-newest="{_e((view.get("last") or {}).get("run_id", ""))}">'
-            f"{_in_progress(view['in_progress'])}</div>"
-            f"</section>"
-        )
-    content = (
-        f'{_header("Retraining pipelines", api, back=False)}<main><div id="message" class="message"></div>'
-        f'<div class="cards">{"".join(cards) or "<p>No pipeline is defined.</p>"}</div></main>'
+    return render(
+        "overview.html",
+        title="Retraining pipelines",
+        heading="Retraining pipelines",
+        api=api,
+        pipeline="",
+        back=False,
+        pipelines=pipelines,
     )
-    return _document("Retraining pipelines", api, "", content)
 
 
-def _action(
-    label: str,
-    url: str,
-    body: Mapping[str, Any] | None = None,
-    *,
-    confirm: str | None = None,
-    done: str = "",
-    kind: str = "",
-    action: str = "",
-) -> str:
-    attributes = f' data-url="{_e(url)}" data-done="{_e(done)}" data-action="{_e(action)}"'
-    if body:
-        attributes += f' data-body="{_e(json.dumps(body))}"'
-    if confirm:
-        attributes += f' data-confirm="{_e(confirm)}"'
-    return f'<button class="{_e(kind)}"{attributes}>{_e(label)}</button>'
-
-
-def _serving(view: Mapping[str, Any]) -> str:
+def _serving(view: Mapping[str, Any]) -> list[ServingRow]:
     models, outcomes = view["models"], view["outcomes"]
     rows = []
     for target in view["definition"]["targets"]:
@@ -118,29 +119,30 @@ def _serving(view: Mapping[str, Any]) -> str:
         served = models["targets"].get(name)
         outcome = outcomes.get(name) or {}
         progress = outcome.get("progress") or {}
-        extra = "".join(
-            f'<div class="mono">{_e(k)}: {_e(json.dumps(v) if not isinstance(v, str) else v)}</div>'
-            for k, v in progress.items()
-            if k != "traffic"
-        )
-        traffic = traffic_bar(progress["traffic"]) if isinstance(progress.get("traffic"), dict) else ""
         model = served["model"] if served else None
         rows.append(
-            f'<tr data-target="{_e(name)}"><td>{_e(name)}</td><td>{_e(target["kind"])}</td>'
-            f'<td class="mono" data-served="{_e(model["sha256"][:12] if model else "")}">'
-            f"{_e((model.get('version') or model['sha256'][:12]) if model else 'nothing recorded')}</td>"
-            f"<td>{_e(served['run_id']) if served else '-'}</td><td>{_when(served['since']) if served else '-'}</td>"
-            f"<td>{_e(outcome.get('state') or '-')}{' after ' + _e(', '.join(outcome.get('steps') or [])) if outcome.get('steps') else ''}"
-            f"{traffic}{extra}</td></tr>"
+            ServingRow(
+                target=name,
+                kind=target["kind"],
+                sha=model["sha256"][:12] if model else "",
+                model=(model.get("version") or model["sha256"][:12]) if model else "nothing recorded",
+                served=bool(served),
+                run_id=served["run_id"] if served else None,
+                since=served["since"] if served else None,
+                state=_text(outcome.get("state") or "-"),
+                steps=", ".join(outcome.get("steps") or []) or None,
+                traffic=traffic_bar_of(progress["traffic"]) if isinstance(progress.get("traffic"), dict) else None,
+                progress=[
+                    (_text(k), _text(json.dumps(v) if not isinstance(v, str) else v))
+                    for k, v in progress.items()
+                    if k != "traffic"
+                ],
+            )
         )
-    return (
-        "<table><tr><th>target</th><th>kind</th><th>serves model</th><th>from run</th><th>since</th><th>last roll-out</th></tr>"
-        + "".join(rows)
-        + "</table>"
-    )
+    return rows
 
 
-def _plots(view: Mapping[str, Any]) -> str:
+def _plots(view: Mapping[str, Any]) -> list[MetricPlot]:
     gate = view["definition"]["gate"]
     candidates = view["models"]["candidates"]
     metrics: list[str] = list(dict.fromkeys([*gate["minimums"], *gate["not_worse_than_serving"]]))
@@ -159,22 +161,11 @@ def _plots(view: Mapping[str, Any]) -> str:
             for c in candidates
             if metric in c["model"]["metrics"]
         ]
-        plots.append(
-            f"<figure><figcaption>{_e(metric)}</figcaption>{metric_plot(metric, points, gate['minimums'].get(metric))}</figure>"
-        )
-    legend = (
-        '<p class="legend"><span><i style="background:var(--ok)"></i>rolled out</span><span><i style="background:var(--bad)"></i>'
-        'rejected or failed</span><span><i style="background:var(--warn)"></i>partly, expired, cancelled</span>'
-        '<span><i style="background:var(--dry)"></i>dry run</span><span>ringed: champion</span></p>'
-    )
-    return (
-        legend + f'<div class="plots">{"".join(plots)}</div>'
-        if plots
-        else '<p class="empty">No model has been trained yet.</p>'
-    )
+        plots.append(metric_plot_of(metric, points, gate["minimums"].get(metric)))
+    return plots
 
 
-def _models(view: Mapping[str, Any], api: str) -> str:
+def _champions(view: Mapping[str, Any], api: str) -> list[ChampionRow]:
     models, name = view["models"], view["name"]
     rollback = f"{api}/pipelines/{quote(name)}/rollback"
     rows = []
@@ -184,9 +175,9 @@ def _models(view: Mapping[str, Any], api: str) -> str:
     ]:
         metrics = ", ".join(f"{k} {v:.4f}" for k, v in sorted(served["model"]["metrics"].items())[:4])
         button = (
-            ""
+            None
             if role == "champion"
-            else _action(
+            else _button(
                 "Roll back to this",
                 rollback,
                 {"runId": served["run_id"]},
@@ -196,32 +187,25 @@ def _models(view: Mapping[str, Any], api: str) -> str:
             )
         )
         rows.append(
-            f'<tr data-model-run="{_e(served["run_id"])}"><td>{_e(role)}</td><td class="mono">{_e(served["model"]["sha256"][:12])}</td>'
-            f"<td>{_e(served['run_id'])}</td><td>{_when(served['since'])}</td><td>{_e(metrics)}</td><td>{button}</td></tr>"
+            ChampionRow(role, served["model"]["sha256"][:12], served["run_id"], served["since"], metrics, button)
         )
-    if not rows:
-        return '<p class="muted">No champion yet: no run has updated every target.</p>'
-    return (
-        "<table><tr><th>role</th><th>model</th><th>run</th><th>since</th><th>metrics</th><th></th></tr>"
-        + "".join(rows)
-        + "</table>"
-    )
+    return rows
 
 
-def _decision(run: Mapping[str, Any]) -> str:
-    parts = []
+def _decisions(run: Mapping[str, Any]) -> list[Decision]:
+    decisions = []
     decision = (run.get("approval") or {}).get("decision")
     if decision:
         done = {"approve": "approved", "reject": "rejected"}.get(decision["action"], decision["action"])
-        parts.append(f"{_e(done)} by {_e(decision['by'])} at {_when(decision['at'])}")
+        decisions.append(Decision(f"{_text(done)} by {_text(decision['by'])} at ", decision["at"]))
     elif run.get("approval"):
-        parts.append("no decision before " + _when(run["approval"]["expires_at"]))
+        decisions.append(Decision("no decision before ", run["approval"]["expires_at"]))
     if run.get("cancel"):
-        parts.append(f"cancelled by {_e(run['cancel']['by'])} at {_when(run['cancel']['at'])}")
-    return "<br>".join(parts)
+        decisions.append(Decision(f"cancelled by {_text(run['cancel']['by'])} at ", run["cancel"]["at"]))
+    return decisions
 
 
-def _history(view: Mapping[str, Any], api: str) -> str:
+def _runs(view: Mapping[str, Any], api: str) -> list[RunRow]:
     rollback = f"{api}/pipelines/{quote(view['name'])}/rollback"
     rows = []
     for run in view["runs"]:
@@ -239,7 +223,7 @@ def _history(view: Mapping[str, Any], api: str) -> str:
             and (run.get("gate") or {}).get("promote", True)
         )
         button = (
-            _action(
+            _button(
                 "Roll out",
                 rollback,
                 {"runId": run["run_id"]},
@@ -248,59 +232,49 @@ def _history(view: Mapping[str, Any], api: str) -> str:
                 action="rollback",
             )
             if promotable
-            else ""
+            else None
         )
-        model = run.get("model") or {}
         rows.append(
-            f'<tr id="run-{_e(run["run_id"])}" data-run="{_e(run["run_id"])}" data-status="{_e(run["status"])}">'
-            f'<td class="mono">{_e(run["run_id"])}</td><td>{_when(run["started_at"])}</td><td>{_e(trigger)}</td>'
-            f"<td>{_badge(run['status'])}</td><td>{phase_bar(run.get('phases') or {})}</td>"
-            f'<td class="mono">{_e((run.get("job_id") or "-")[:16])}</td><td>{_e(job.get("polls", "-"))}</td><td>{_seconds(duration)}</td>'
-            f'<td class="mono">{_e((model.get("sha256") or "")[:12])}</td>'
-            f'<td class="reason">{_e(run.get("reason") or "")}{"<br>" if run.get("reason") and _decision(run) else ""}{_decision(run)}</td>'
-            f"<td>{button}</td></tr>"
+            RunRow(
+                run_id=run["run_id"],
+                status=run["status"],
+                started_at=run["started_at"],
+                trigger=trigger,
+                phases=phase_bar_of(run.get("phases") or {}),
+                job_id=(run.get("job_id") or "-")[:16],
+                polls=job.get("polls", "-"),
+                duration=_seconds(duration),
+                sha=((run.get("model") or {}).get("sha256") or "")[:12],
+                reason=run.get("reason") or "",
+                decisions=_decisions(run),
+                button=button,
+            )
         )
-    more = (
-        f'<p class="muted">Showing the newest {len(view["runs"])} of {view["run_count"]} runs; '
-        f'<a data-page href="?limit={min(view["run_count"], 1000)}">show more</a>.</p>'
-        if view["run_count"] > len(view["runs"])
-        else ""
-    )
-    return (
-        '<table class="history"><tr><th>run</th><th>started (UTC)</th><th>trigger</th><th>outcome</th><th>phases</th><th>job</th>'
-        "<th>polls</th><th>duration</th><th>model</th><th>reason, decisions</th><th></th></tr>"
-        + "".join(rows)
-        + "</table>"
-        + more
-        if rows
-        else '<p class="muted">No run recorded yet.</p>'
-    )
+    return rows
 
 
 def pipeline_page(view: Mapping[str, Any], api: str) -> str:
     name = view["name"]
     definition = view["definition"]
-    approval = definition["gate"]["approval"]
-    gate = ", ".join(f"{k} >= {v:g}" for k, v in definition["gate"]["minimums"].items()) or "none"
-    start = _action(
-        "Start a run", f"{api}/pipelines/{quote(name)}/runs", {}, done="Run queued.", kind="primary", action="start"
+    runs = f"{api}/pipelines/{quote(name)}/runs"
+    return render(
+        "pipeline.html",
+        title=f"{name}: retraining",
+        heading=name,
+        api=api,
+        pipeline=name,
+        back=True,
+        view=view,
+        gate=", ".join(f"{k} >= {v:g}" for k, v in definition["gate"]["minimums"].items()) or "none",
+        approval=definition["gate"]["approval"],
+        notified=", ".join(definition["notifications"]) or "nothing",
+        newest=view["runs"][0]["run_id"] if view["runs"] else "",
+        start=_button("Start a run", runs, {}, done="Run queued.", kind="primary", action="start"),
+        dry_run=_button("Dry run", runs, {"dryRun": True}, done="Dry run queued.", action="start"),
+        serving=_serving(view),
+        plots=_plots(view),
+        champions=_champions(view, api),
+        runs=_runs(view, api),
+        run_count=view["run_count"],
+        generated_at=view["generated_at"],
     )
-    dry = _action(
-        "Dry run", f"{api}/pipelines/{quote(name)}/runs", {"dryRun": True}, done="Dry run queued.", action="start"
-    )
-    newest = view["runs"][0]["run_id"] if view["runs"] else ""
-    content = (
-        f'{_header(name, api, back=True)}<main><div id="message" class="message"></div>'
-        f"<section><h2>Now</h2>{_schedule(view['schedule'])}{_last(view.get('last'))}"
-        f'<p class="muted">Gate: {_e(gate)}; approval '
-        f"{'required, within ' + _e(approval['timeout']) if approval['required'] else 'not required'}; "
-        f"notified: {_e(', '.join(definition['notifications']) or 'nothing')}.</p>"
-        f'<div data-live="{_e(name)}" data-newest="{_e(newest)}">{_in_progress(view["in_progress"])}</div>'
-        f'<p>{start} {dry} <input id="comment" placeholder="comment for approve or reject" size="36"></p></section>'
-        f"<section><h2>Serving</h2>{_serving(view)}</section>"
-        f"<section><h2>Metrics of each model over time</h2>{_plots(view)}</section>"
-        f"<section><h2>Champions</h2>{_models(view, api)}</section>"
-        f"<section><h2>Runs</h2>{_history(view, api)}</section>"
-        f'<p class="muted">Read from the run records, the run index and serving.json at {_e(view["generated_at"])}.</p></main>'
-    )
-    return _document(f"{name}: retraining", api, name, content)

@@ -1,14 +1,17 @@
 """Inline SVG for the page: metrics over time with the gate's minimums, a run's phases, a traffic split.
 
-Pure functions from plain data to markup; every text is escaped. No script, no external resource.
+Each plot is computed here as plain geometry (numbers already formatted, texts as they are) and drawn by the
+macros of `templates/svg.html`, which escape every text. No script, no external resource.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from html import escape
 from typing import Any
+
+from .engine import macro
 
 WIDTH, HEIGHT = 640, 220
 LEFT, RIGHT, TOP, BOTTOM = 48, 16, 14, 30
@@ -39,6 +42,71 @@ STATUS_CLASS = {
 }
 
 
+@dataclass(frozen=True)
+class Text:
+    """A label at (x, y), anchored at its start, middle or end."""
+
+    x: str
+    y: str
+    anchor: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A horizontal line across the plot at height y, with its label."""
+
+    y: str
+    label: Text
+
+
+@dataclass(frozen=True)
+class Point:
+    css: str
+    cx: str
+    cy: str
+    r: str
+    run_id: str
+    title: str
+
+
+@dataclass(frozen=True)
+class MetricPlot:
+    """One metric over time; no points: nothing to plot (the macro says so)."""
+
+    metric: str
+    width: int
+    height: int
+    left: int
+    right: int
+    grid: list[Rule]
+    dates: list[Text]
+    minimum: Rule | None
+    champions: str | None
+    points: list[Point]
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One part of a stacked bar; `css` or `fill` colours it, `label` is written on it when it is wide enough."""
+
+    x: str
+    width: str
+    title: str
+    css: str | None = None
+    fill: str | None = None
+    label: Text | None = None
+
+
+@dataclass(frozen=True)
+class Bar:
+    css: str
+    label: str
+    width: int
+    height: int
+    segments: list[Segment]
+
+
 def _moment(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
@@ -49,12 +117,12 @@ def _ticks(low: float, high: float, count: int = 4) -> list[float]:
     return [low + (high - low) * i / count for i in range(count + 1)]
 
 
-def metric_plot(metric: str, points: Sequence[Mapping[str, Any]], minimum: float | None) -> str:
+def metric_plot_of(metric: str, points: Sequence[Mapping[str, Any]], minimum: float | None) -> MetricPlot:
     """One metric over time: a point per candidate model (`finished_at`, `value`, `status`, `champion`, `run_id`),
-    champions ringed, the gate's minimum as a dashed line."""
-    values = [float(p["value"]) for p in points] + ([minimum] if minimum is not None else [])
+    champions ringed and joined, the gate's minimum as a dashed line."""
     if not points:
-        return f'<p class="empty">No model has reported {escape(metric)} yet.</p>'
+        return MetricPlot(metric, WIDTH, HEIGHT, LEFT, WIDTH - RIGHT, [], [], None, None, [])
+    values = [float(p["value"]) for p in points] + ([minimum] if minimum is not None else [])
     low, high = min(values), max(values)
     pad = (high - low) * 0.1 or 0.05
     low, high = low - pad, high + pad
@@ -69,87 +137,89 @@ def metric_plot(metric: str, points: Sequence[Mapping[str, Any]], minimum: float
     def y(value: float) -> float:
         return TOP + (high - value) / (high - low) * inner_h
 
-    parts = [
-        f'<svg class="plot" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" data-metric="{escape(metric)}" '
-        f'aria-label="{escape(metric)} of each model over time">'
+    grid = [
+        Rule(f"{y(tick):.1f}", Text(str(LEFT - 6), f"{y(tick) + 4:.1f}", "end", f"{tick:.3f}"))
+        for tick in _ticks(low, high)
     ]
-    for tick in _ticks(low, high):
-        parts.append(
-            f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y(tick):.1f}" y2="{y(tick):.1f}"/>'
-            f'<text class="axis" x="{LEFT - 6}" y="{y(tick) + 4:.1f}" text-anchor="end">{tick:.3f}</text>'
-        )
-    for moment, anchor in ((first, "start"), (last, "end")):
-        label = datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%d")
-        parts.append(f'<text class="axis" x="{x(moment):.1f}" y="{HEIGHT - 8}" text-anchor="{anchor}">{label}</text>')
+    dates = [
+        Text(f"{x(moment):.1f}", str(HEIGHT - 8), anchor, datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%d"))
+        for moment, anchor in ((first, "start"), (last, "end"))
+    ]
+    line = None
     if minimum is not None:
-        parts.append(
-            f'<line class="minimum" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y(minimum):.1f}" y2="{y(minimum):.1f}"/>'
-            f'<text class="minimum-label" x="{WIDTH - RIGHT}" y="{y(minimum) - 4:.1f}" text-anchor="end">'
-            f"gate minimum {minimum:g}</text>"
+        line = Rule(
+            f"{y(minimum):.1f}", Text(str(WIDTH - RIGHT), f"{y(minimum) - 4:.1f}", "end", f"gate minimum {minimum:g}")
         )
     ordered = sorted(zip(times, points, strict=True), key=lambda item: item[0])
     champions = [(t, p) for t, p in ordered if p.get("champion")]
-    if len(champions) > 1:
-        path = " ".join(f"{x(t):.1f},{y(float(p['value'])):.1f}" for t, p in champions)
-        parts.append(f'<polyline class="champion-line" points="{path}"/>')
+    path = " ".join(f"{x(t):.1f},{y(float(p['value'])):.1f}" for t, p in champions) if len(champions) > 1 else None
+    drawn = []
     for moment, point in ordered:
         status = str(point.get("status"))
-        css = "point " + STATUS_CLASS.get(status, "other") + (" champion" if point.get("champion") else "")
+        champion = bool(point.get("champion"))
         title = f"run {point['run_id']}: {metric} {float(point['value']):.4f}, {status}" + (
-            ", champion" if point.get("champion") else ""
+            ", champion" if champion else ""
         )
-        radius = 5 if point.get("champion") else 3.5
-        parts.append(
-            f'<circle class="{css}" cx="{x(moment):.1f}" cy="{y(float(point["value"])):.1f}" r="{radius}" '
-            f'data-run="{escape(str(point["run_id"]))}"><title>{escape(title)}</title></circle>'
+        drawn.append(
+            Point(
+                css="point " + STATUS_CLASS.get(status, "other") + (" champion" if champion else ""),
+                cx=f"{x(moment):.1f}",
+                cy=f"{y(float(point['value'])):.1f}",
+                r="5" if champion else "3.5",
+                run_id=str(point["run_id"]),
+                title=title,
+            )
         )
-    parts.append("</svg>")
-    return "".join(parts)
+    return MetricPlot(metric, WIDTH, HEIGHT, LEFT, WIDTH - RIGHT, grid, dates, line, path, drawn)
 
 
-def phase_bar(phases: Mapping[str, float], width: int = 180, height: int = 12) -> str:
-    """A run's phases as one stacked bar, each phase's share of the run's time, titled with seconds."""
+def phase_bar_of(phases: Mapping[str, float], width: int = 180, height: int = 12) -> Bar | None:
+    """A run's phases as one stacked bar, each phase's share of the run's time, titled with seconds (None: no time)."""
     total = sum(max(0.0, float(v)) for v in phases.values())
     if total <= 0:
-        return ""
-    parts = [
-        f'<svg class="phases" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" aria-label="phases">'
-    ]
+        return None
+    segments = []
     offset = 0.0
     for name, seconds in phases.items():
         share = max(0.0, float(seconds)) / total * width
         if share <= 0:
             continue
-        colour = PHASE_COLOURS.get(name, "#aab2bd")
-        parts.append(
-            f'<rect x="{offset:.2f}" y="0" width="{share:.2f}" height="{height}" fill="{colour}">'
-            f"<title>{escape(name)}: {float(seconds):.1f} s</title></rect>"
-        )
+        title = f"{name}: {float(seconds):.1f} s"
+        segments.append(Segment(f"{offset:.2f}", f"{share:.2f}", title, fill=PHASE_COLOURS.get(name, "#aab2bd")))
         offset += share
-    parts.append("</svg>")
-    return "".join(parts)
+    return Bar("phases", "phases", width, height, segments)
 
 
-def traffic_bar(traffic: Mapping[str, Any], width: int = 160, height: int = 14) -> str:
-    """A traffic split (`{"blue": 90, "green": 10}`) as a bar with each deployment's share."""
+def traffic_bar_of(traffic: Mapping[str, Any], width: int = 160, height: int = 14) -> Bar | None:
+    """A traffic split (`{"blue": 90, "green": 10}`) as a bar with each deployment's share (None: no traffic)."""
     shares = [
         (str(name), float(value)) for name, value in traffic.items() if isinstance(value, (int, float)) and value > 0
     ]
     total = sum(v for _, v in shares)
     if total <= 0:
-        return ""
-    parts = [
-        f'<svg class="traffic" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" aria-label="traffic">'
-    ]
+        return None
+    segments = []
     offset = 0.0
     for index, (name, value) in enumerate(shares):
         share = value / total * width
-        parts.append(
-            f'<rect class="share s{index % 4}" x="{offset:.2f}" y="0" width="{share:.2f}" height="{height}">'
-            f"<title>{escape(name)}: {value:g}%</title></rect>"
+        label = Text(f"{offset + 4:.1f}", str(height - 3), "", f"{name} {value:g}%") if share > 40 else None
+        segments.append(
+            Segment(f"{offset:.2f}", f"{share:.2f}", f"{name}: {value:g}%", css=f"share s{index % 4}", label=label)
         )
-        if share > 40:
-            parts.append(f'<text x="{offset + 4:.1f}" y="{height - 3}">{escape(name)} {value:g}%</text>')
         offset += share
-    parts.append("</svg>")
-    return "".join(parts)
+    return Bar("traffic", "traffic", width, height, segments)
+
+
+def metric_plot(metric: str, points: Sequence[Mapping[str, Any]], minimum: float | None) -> str:
+    """`metric_plot_of` drawn as SVG (or a sentence saying there is nothing to plot)."""
+    return macro("svg.html", "metric_plot", metric_plot_of(metric, points, minimum))
+
+
+def phase_bar(phases: Mapping[str, float], width: int = 180, height: int = 12) -> str:
+    """`phase_bar_of` drawn as SVG ("" when the run took no time)."""
+    return macro("svg.html", "bar", phase_bar_of(phases, width, height))
+
+
+def traffic_bar(traffic: Mapping[str, Any], width: int = 160, height: int = 14) -> str:
+    """`traffic_bar_of` drawn as SVG ("" without traffic)."""
+    return macro("svg.html", "bar", traffic_bar_of(traffic, width, height))

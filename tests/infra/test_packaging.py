@@ -20,7 +20,15 @@ FUNCIGNORE = APP_ROOT / ".funcignore"
 # The app's own files: what the Functions host and the code read at runtime.
 APP_FILES = ("function_app.py", "host.json", "requirements.txt", "pipelines.json")
 APP_PACKAGES = ("activities/", "orchestrators/", "triggers/", "retraining/")
-REQUIRED = ("function_app.py", "host.json", "requirements.txt", "pipelines.json", "retraining/settings.py")
+REQUIRED = (
+    "function_app.py",
+    "host.json",
+    "requirements.txt",
+    "pipelines.json",
+    "retraining/settings.py",
+    "retraining/page/templates/page.html",
+)
+APP_DATA = ("retraining/page/templates/",)  # read at run time, so shipped
 
 # What a working checkout gathers besides git's files: tool caches, build metadata, local state, secrets.
 JUNK = (
@@ -64,7 +72,12 @@ def repository_files() -> list[str]:
 
 
 def allowed(path: str) -> bool:
-    return path in APP_FILES or (path.startswith(APP_PACKAGES) and PurePosixPath(path).suffix == ".py")
+    suffix = PurePosixPath(path).suffix
+    return (
+        path in APP_FILES
+        or (path.startswith(APP_PACKAGES) and suffix == ".py")
+        or (path.startswith(APP_DATA) and suffix == ".html")
+    )
 
 
 def test_only_the_apps_own_files_are_packaged() -> None:
