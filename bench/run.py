@@ -12,6 +12,7 @@ One local stack (Azurite, the emulator, one devhost process; loopback only) serv
 7. data_size   10 MB to 1 GB of training data: devhost's memory and reads stay flat
 8. scale       1,000 pipelines in the definitions; 300 runs at once
 9. page        the status page of a pipeline with 1,000 runs, vs reading its records one by one
+10. replay     Azure's replay cost: every episode through azure-functions-durable's handler, bounded vs not
 
 Prints the table of targets and each figure's lines, writes bench/results.json and appends a dated
 section to bench/RESULTS.md. `python bench/run.py --only detection,updates` runs some figures and
@@ -33,10 +34,33 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.figures import Row, canary, cold_start, data_size, detection, events, overhead, page, scale, updates
+from bench.figures import (
+    Row,
+    canary,
+    cold_start,
+    data_size,
+    detection,
+    events,
+    overhead,
+    page,
+    replay,
+    scale,
+    updates,
+)
 from bench.stack import KEEP, ROOT, Stack
 
-FIGURES: tuple[ModuleType, ...] = (cold_start, overhead, detection, events, canary, updates, data_size, scale, page)
+FIGURES: tuple[ModuleType, ...] = (
+    cold_start,
+    overhead,
+    detection,
+    events,
+    canary,
+    updates,
+    data_size,
+    scale,
+    page,
+    replay,
+)
 
 
 def machine() -> str:

@@ -14,10 +14,11 @@ the monitor polls only every `maxInterval` (a lost event costs at most that), so
 status calls, the first and the one the event brings; once woken, the usual schedule resumes.
 
 Every `POLLS_PER_EXECUTION` polls the monitor continues as new, carrying its counts and times
-(`MonitorProgress`), so a replay never reads more than one execution's few hundred events: a 5-day
-job polled every 5 minutes would otherwise replay about 14,000 on every wake-up. An event that
-arrives during the switch may be dropped (the Python SDK keeps none); the next poll still sees the
-job's end, so it costs at most one poll interval.
+(`MonitorProgress`), so a replay never reads more than one execution's few dozen events: a 5-day
+job polled every 5 minutes would otherwise replay about 12,000 on every wake-up. Five polls an
+execution keeps a run's replay CPU within about 3x of one replay per durable action (`make bench`,
+the replay figure). An event that arrives during the switch may be dropped (the Python SDK keeps
+none); the next poll still sees the job's end, so it costs at most one poll interval.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from ._common import ActivityFailed, call, failure_reason, input_of, iso, parse_
 
 MONITOR_ORCHESTRATOR = "monitor_training_job"
 JOB_EVENT = "job_status_changed"
-POLLS_PER_EXECUTION = 50  # then continue as new: about 400 history events at most, however long the job
+POLLS_PER_EXECUTION = 5  # then continue as new: about 45 history events at most, however long the job
 
 bp = df.Blueprint()
 

@@ -12,8 +12,14 @@ expects the job to end inside a window `[lo, hi]` and spends its polls there:
 - the window is the range of the recent durations once outliers are set aside (farther from the
   median than `OUTLIER_MADS` scaled median absolute deviations), and at least `PRIOR_SPREAD / n`
   of the median on either side for `n` durations, so one or two runs do not make it a point;
-- before `lo`: `lead_checks` polls: at `first_s` (a job that fails at once is still seen early),
-  then at `lo / 2` (and `lo / 4`, ... with more lead checks);
+- before `lo`: a poll at `first_s` (a job that fails at once is still seen early), then `early_looks`
+  cheap early looks, geometric from `EARLY_FROM` of the median (or `first_s`, if later) up to the
+  window's first poll: each look is the same factor `1 + early_share` after the one before, so a job
+  that ends early (a failure, less data), anywhere from `EARLY_FROM` of the median to the window, is
+  noticed within `early_share` of its length. Six looks (five calls more than one look at `lo / 2`)
+  give about 38% for a ±5% history; noticing every such job within 10% would take about 23 looks,
+  since a status answer only says "not yet" (looks spaced by 1.1 from 0.1 to 0.96 of the median).
+  Every job that runs into the window passes these looks, so they cost it `early_looks` calls;
 - inside: the first poll is one step past `lo` (no job of the window has ended at `lo` itself), then
   each wait is `precision` of the elapsed time: a job still running at `t` lasts more than `t`, so it
   is noticed within `precision` of its length wherever in the window it ends. The polls this costs
@@ -25,10 +31,8 @@ need steps longer than `fraction` (durations spread over two orders of magnitude
 and the schedule is today's. In the window no wait is shorter than `first_s * precision / fraction`
 nor longer than `max_s`.
 
-A status answer only says "not yet", so the window's width is what the calls pay for. A job that
-ends *before* the window (an early outlier: a failure, less data) is noticed at the next lead check,
-at `lo` at the latest: fewer calls than today, but later. That is the price of few calls before the
-window; a service that announces completion removes it. The durations are detection times (what the
+A status answer only says "not yet", so the window's width is what the calls pay for, and the early
+looks what an early end's delay pays for; a service that announces completion removes both. The durations are detection times (what the
 monitor measured), at most `precision` later than the jobs' ends once this schedule runs.
 
 Everything is a function of its arguments (no clock, no randomness), so a replay plans the same waits.
@@ -46,7 +50,8 @@ from collections.abc import Sequence
 from .errors import ConfigError
 
 PRECISION = 0.01  # in the window, each wait is this share of the elapsed time: detection within 1% of the job
-LEAD_CHECKS = 2  # polls before the window: at first_s, then at lo / 2 (then lo / 4 ... with more)
+EARLY_LOOKS = 6  # looks between first_s and the window, geometric: an early end is noticed within ~38% of it
+EARLY_FROM = 0.1  # the early looks cover jobs ending from this share of the median on
 MAX_HISTORY = 20  # newest durations used; older runs say little about the next one
 OUTLIER_MADS = 3.0  # a duration farther from the median than this many scaled MADs is set aside
 PRIOR_SPREAD = 0.25  # with one duration the window is ±25% of it; with n, at least ±25%/n
@@ -116,13 +121,13 @@ class PollPlanner:
         max_s: float,
         fraction: float,
         precision: float = PRECISION,
-        lead_checks: int = LEAD_CHECKS,
+        early_looks: int = EARLY_LOOKS,
     ) -> None:
         check_polling(first_s, max_s, fraction)
         if not (math.isfinite(precision) and 0 < precision <= fraction):
             raise ValueError(f"precision must be in (0, fraction], not {precision!r}")
-        if lead_checks < 0:
-            raise ValueError(f"lead_checks must be 0 or more, not {lead_checks!r}")
+        if isinstance(early_looks, bool) or not isinstance(early_looks, int) or early_looks < 0:
+            raise ValueError(f"early_looks must be a whole number, 0 or more, not {early_looks!r}")
         self.history = clean_history(history_s)
         self.first_s = first_s
         self.max_s = max_s
@@ -132,14 +137,28 @@ class PollPlanner:
         self.window = expected_window(self.history)
         self.share = precision
         self.lead: tuple[float, ...] = ()  # the polls before the window, then the window's first
+        self.early_share: float | None = None  # an early end from EARLY_FROM of the median on is seen within this
         if self.window is not None:
             lo, hi = self.window
             self.share = max(precision, (hi / lo) ** (1 / MAX_WINDOW_POLLS) - 1)
             if self.share > fraction:  # a history this spread cannot beat today's schedule
                 self.window, self.share = None, precision
                 return
-            checks = (first_s, *(lo / 2**k for k in range(lead_checks - 1, 0, -1)))[:lead_checks]
-            self.lead = (*sorted(t for t in checks if first_s <= t < lo), lo + self._inside_s(lo))
+            first_inside = lo + self._inside_s(lo)
+            looks = self._early_looks(first_inside, early_looks)
+            self.lead = (*sorted(t for t in (first_s, *looks) if first_s <= t < lo), first_inside)
+
+    def _early_looks(self, until: float, count: int) -> list[float]:
+        """`count` looks spaced by one factor from the early start to `until` (both excluded); never closer than
+        today's schedule spaces its polls (`fraction`), so a short gap gets fewer looks."""
+        start = max(self.first_s, EARLY_FROM * statistics.median(self.history))
+        if until <= start:
+            return []
+        span = math.log(until / start)
+        count = min(count, max(0, math.floor(span / math.log1p(self.fraction)) - 1))
+        factor = math.exp(span / (count + 1))
+        self.early_share = factor - 1
+        return [start * factor**k for k in range(1, count + 1)]
 
     @property
     def expected_s(self) -> float | None:

@@ -8,7 +8,11 @@ scaled. Two views:
 
 - devhost: real runs, with latency from the job's end (emulator clock) to the run's detection;
 - sweep: the same planners (`retraining.polling`) on 1,001 job lengths per case, no overhead: the
-  worst case the sampled runs may miss. Past the window both schedules follow the same rule from
+  worst case the sampled runs may miss;
+- early finishers (issue 28): jobs ending at 0.1, 0.2, ... 0.9 of the median and at ±5% / ±25%, with
+  the planner's early looks against the learned planner before them (`Issue16Planner`, a copy of its
+  lead checks: first_s and lo / 2), both computed here in the same run; plus what other numbers of
+  early looks would cost, since a status answer only says "not yet". Past the window both schedules follow the same rule from
   different starting points, so "no worse than today" there means the same guarantee (a delay
   within `fraction` of the job), a mean delay within 5% of today's, and no more calls.
 
@@ -25,6 +29,24 @@ from typing import Any
 from bench.figures import Row
 from bench.stack import Stack
 from retraining.polling import PollPlanner
+
+EARLY_SHARES = [round(0.1 * k, 1) for k in range(1, 10)]
+EARLY_TRADE = (1, 3, 6, 12, 23)  # early looks: what each costs and buys
+EARLY_TARGET = 0.10  # noticed within 10% of its length
+EARLY_EXTRA = 5  # for at most 5 calls more than the learned schedule before
+
+
+class Issue16Planner(PollPlanner):
+    """The learned planner before issue 28, kept as the early sweep's baseline: before the window it looked
+    only at first_s and lo / 2, so an early end waited for the window."""
+
+    def __init__(self, history_s: list[float], **policy: float) -> None:
+        super().__init__(history_s, **policy, early_looks=0)  # type: ignore[arg-type]
+        if self.window is not None:
+            lo, _ = self.window
+            checks = (self.first_s, lo / 2)
+            self.lead = (*sorted(t for t in checks if self.first_s <= t < lo), lo + self._inside_s(lo))
+
 
 NAME = "detection"
 SCALE = 100
@@ -123,6 +145,7 @@ def measure(stack: Stack) -> dict[str, Any]:
         "offset_ms": round(offset * 1000, 1),
         "devhost": measured,
         "sweep": sweep(),
+        "early": early_sweep(),
     }
 
 
@@ -147,6 +170,64 @@ def sweep() -> dict[str, Any]:
                 "mean_delay_share": round(sum(d for _, d in r) / len(r), 5),
             }
             for label, r in rows.items()
+        }
+    return out
+
+
+def _look(planner: PollPlanner, duration: float) -> tuple[int, float]:
+    times = planner.poll_times(duration)
+    return len(times), (times[-1] - duration) / duration
+
+
+def early_sweep() -> dict[str, Any]:
+    """Early finishers, and the window's jobs, with the early looks and with issue 16's planner."""
+    out: dict[str, Any] = {}
+    for case, share in (("p5", 0.05), ("p25", 0.25)):
+        history = spread(share)
+        new, old = PollPlanner(history, **POLICY), Issue16Planner(history, **POLICY)
+        points = []
+        for job_share in [*EARLY_SHARES, 1 - share, 1.0, 1 + share]:
+            (nc, nd), (oc, od) = _look(new, job_share * MEDIAN_S), _look(old, job_share * MEDIAN_S)
+            points.append(
+                {"job_share": job_share, "calls": nc, "delay_share": round(nd, 4)}
+                | {"before_calls": oc, "before_delay_share": round(od, 4)}
+            )
+        rows: dict[str, list[tuple[int, float, int]]] = {"early": [], "window": [], "all": []}
+        for k in range(1001):
+            for part, low, high in (("early", 0.1, 0.9), ("window", 1 - share, 1 + share), ("all", 0.001, 3.0)):
+                d = MEDIAN_S * (low + (high - low) * k / 1000)
+                (nc, nd), (oc, od) = _look(new, d), _look(old, d)
+                rows[part].append((nc, nd, oc))
+        before = [_look(old, MEDIAN_S * (0.1 + 0.8 * k / 1000)) for k in range(1001)]
+        window_before = [_look(old, MEDIAN_S * (1 - share + 2 * share * k / 1000)) for k in range(1001)]
+        trade = {}
+        for looks in EARLY_TRADE:
+            p = PollPlanner(history, **POLICY, early_looks=looks)  # type: ignore[arg-type]
+            early = [_look(p, MEDIAN_S * (0.1 + 0.8 * k / 1000)) for k in range(1001)]
+            extra = max(
+                _look(p, MEDIAN_S * x)[0] - _look(old, MEDIAN_S * x)[0]
+                for x in (0.1 + 2.9 * k / 200 for k in range(201))
+            )
+            trade[str(looks)] = {"max_delay_share": round(max(d for _, d in early), 4), "max_extra_calls": extra}
+        out[case] = {
+            "early_share": round(new.early_share or 0.0, 4),
+            "points": points,
+            "early": {
+                "max_delay_share": round(max(d for _, d, _ in rows["early"]), 4),
+                "mean_delay_share": round(sum(d for _, d, _ in rows["early"]) / 1001, 4),
+                "max_calls": max(c for c, _, _ in rows["early"]),
+                "before_max_delay_share": round(max(d for _, d in before), 4),
+                "before_mean_delay_share": round(sum(d for _, d in before) / 1001, 4),
+                "before_max_calls": max(c for c, _ in before),
+            },
+            "window": {
+                "max_delay_share": round(max(d for _, d, _ in rows["window"]), 4),
+                "max_calls": max(c for c, _, _ in rows["window"]),
+                "before_max_delay_share": round(max(d for _, d in window_before), 4),
+                "before_max_calls": max(c for c, _ in window_before),
+            },
+            "max_extra_calls": max(c - o for c, _, o in rows["all"]),  # over jobs of 0.001-3× the median
+            "trade": trade,
         }
     return out
 
@@ -181,6 +262,23 @@ def report(result: dict[str, Any]) -> list[str]:
             f"  {learned['max_calls']:>17}  {learned['max_delay_share']:>9.2%}"
             f"  {learned['mean_delay_share']:>10.2%} | {today['max_calls']:>15}"
             f"  {today['max_delay_share']:>9.2%}  {today['mean_delay_share']:>10.2%}"
+        )
+    lines.append("   early      case   job/median  calls  delay (% of job) | before (issue 16): calls  delay")
+    for case, e in result["early"].items():
+        for p in e["points"]:
+            lines.append(
+                f"   {'':<10} {case:<6} {p['job_share']:>10.2f}  {p['calls']:>5}  {p['delay_share']:>16.1%}"
+                f" | {p['before_calls']:>23}  {p['before_delay_share']:>6.1%}"
+            )
+        x = e["early"]
+        lines.append(
+            f"   {'':<10} {case:<6} 0.1-0.9 (1,001 lengths): max {x['max_delay_share']:.1%}, mean {x['mean_delay_share']:.1%},"
+            f" {x['max_calls']} calls at most, {e['max_extra_calls']} more than before at most (0.001-3×)"
+            f" | before: max {x['before_max_delay_share']:.1%}, mean {x['before_mean_delay_share']:.1%}, {x['before_max_calls']} calls"
+        )
+        lines.append(
+            f"   {'':<10} {case:<6} early looks -> worst delay 0.1-0.9, most extra calls: "
+            + ", ".join(f"{n}: {t['max_delay_share']:.0%} +{t['max_extra_calls']}" for n, t in e["trade"].items())
         )
     return lines
 
@@ -244,6 +342,22 @@ def summary(result: dict[str, Any]) -> list[Row]:
             and early["learned"]["max_calls"] <= early["today"]["max_calls"],
         )
     )
+    for case, e in result.get("early", {}).items():
+        x, w = e["early"], e["window"]
+        rows.append(
+            Row(
+                f"early finisher, 0.1-0.9× median (±{case[1:]}% history, no completion events; planner sweep)",
+                f"max {x['max_delay_share']:.0%}, mean {x['mean_delay_share']:.0%} of the job;"
+                f" ≤ {e['max_extra_calls']} calls more; window: {w['max_delay_share']:.2%}, {w['max_calls']} calls",
+                f"≤ {EARLY_TARGET:.0%}, ≤ {EARLY_EXTRA} calls more, window unchanged",
+                f"before: max {x['before_max_delay_share']:.0%}, mean {x['before_mean_delay_share']:.0%};"
+                f" window {w['before_max_delay_share']:.2%}, {w['before_max_calls']} calls",
+                x["max_delay_share"] <= EARLY_TARGET
+                and e["max_extra_calls"] <= EARLY_EXTRA
+                and w["max_delay_share"] <= w["before_max_delay_share"]
+                and w["max_calls"] <= w["before_max_calls"],
+            )
+        )
     n_calls, n_delay = _worst_today(result, [1.0])
     rows.append(
         Row(
@@ -255,3 +369,14 @@ def summary(result: dict[str, Any]) -> list[Row]:
         )
     )
     return rows
+
+
+def main() -> None:
+    """`python -m bench.figures.detection`: the planner-only parts (sweep, early finishers), no stack."""
+    result = {"scale": SCALE, "median_s": MEDIAN_S, "offset_ms": 0.0, "devhost": [], "sweep": sweep()}
+    result["early"] = early_sweep()
+    print("\n".join(line for line in report(result) if not line.lstrip().startswith("devhost")))
+
+
+if __name__ == "__main__":
+    main()

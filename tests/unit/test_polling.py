@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 
 from retraining.errors import ConfigError
 from retraining.polling import (
+    EARLY_FROM,
+    EARLY_LOOKS,
     MAX_HISTORY,
     MAX_WINDOW_POLLS,
     PRECISION,
@@ -41,6 +43,14 @@ def today_bound(duration: float) -> float:
 
 
 TODAY = PollPlanner((), **POLICY)
+EXTRA = EARLY_LOOKS - 1  # the early looks' calls beyond issue 16's one look at lo / 2: issue 28's budget is 5
+
+
+def before_early_looks(history: list[float], duration: float) -> int:
+    """The calls issue 16's learned schedule made (first_s, lo / 2, then the window): without early looks, plus lo / 2."""
+    planner = PollPlanner(history, **POLICY, early_looks=0)
+    lo = planner.window[0] if planner.window else math.inf
+    return watch(planner, duration)[0] + (duration > lo / 2)
 
 
 # ---- the figures of issue 16 -----------------------------------------------------------------
@@ -48,11 +58,13 @@ TODAY = PollPlanner((), **POLICY)
 
 @pytest.mark.parametrize("share", [0.95, 0.97, 1.0, 1.03, 1.05])
 def test_a_job_within_5_percent_of_a_5_percent_history_is_seen_within_1_percent_in_15_calls(share: float) -> None:
+    """Issue 16's 15 calls, plus the early looks every job that reaches the window passes (issue 28)."""
     planner = PollPlanner(spread(0.05), **POLICY)
     duration = share * MEDIAN
     calls, delay = watch(planner, duration)
     assert delay <= 0.01 * duration + 1e-6
-    assert calls <= 15
+    assert calls <= 15 + EXTRA
+    assert watch(PollPlanner(spread(0.05), **POLICY, early_looks=1), duration)[0] <= 15  # issue 16's figure
 
 
 @pytest.mark.parametrize("share", [0.75, 0.8, 0.9, 1.0, 1.1, 1.2, 1.25])
@@ -62,7 +74,9 @@ def test_a_job_within_25_percent_of_a_25_percent_history_costs_about_the_window_
     duration = share * MEDIAN
     calls, delay = watch(planner, duration)
     assert delay <= 0.01 * duration + 1e-6
-    assert calls <= (hi - lo) / (0.01 * MEDIAN) + 5  # 55 for a 100-minute job
+    budget = (hi - lo) / (0.01 * MEDIAN) + 5  # 55 for a 100-minute job
+    assert calls <= budget + EXTRA
+    assert watch(PollPlanner(spread(0.25), **POLICY, early_looks=1), duration)[0] <= budget  # issue 16's figure
 
 
 def test_without_history_the_schedule_is_todays() -> None:
@@ -80,17 +94,54 @@ def test_a_late_outlier_is_seen_as_today_and_costs_fewer_calls() -> None:
         assert calls < watch(TODAY, duration)[0]
 
 
-def test_an_early_outlier_costs_fewer_calls_and_is_seen_by_the_window_at_the_latest() -> None:
-    """The documented trade: few checks before the window, so an early end waits for the next one."""
+def test_the_early_looks_are_geometric_from_a_tenth_of_the_median_to_the_window() -> None:
     planner = PollPlanner(spread(0.05), **POLICY)
     lo, _ = planner.window or (0, 0)
-    assert planner.lead == pytest.approx((5.0, lo / 2, lo * 1.01))
-    for share in (0.001, 0.1, 0.3, 0.5, 0.9):
+    first, *looks, inside = planner.lead
+    assert first == 5.0 and inside == pytest.approx(lo * 1.01) and len(looks) == EARLY_LOOKS
+    steps = [b / a for a, b in zip([EARLY_FROM * MEDIAN, *looks], [*looks, inside], strict=True)]
+    assert steps == pytest.approx([1 + (planner.early_share or 0)] * (EARLY_LOOKS + 1))
+    assert watch(planner, 1.0) == (2, 4.0)  # a job that fails at once is seen at first_s, as today
+
+
+EARLY_ENDS = [0.1 + 0.8 * k / 400 for k in range(401)]  # 0.1 to 0.9 of the median
+
+
+@pytest.mark.parametrize("history_spread", [0.05, 0.25])
+def test_an_early_finisher_is_seen_within_the_early_share_for_at_most_five_calls_more(history_spread: float) -> None:
+    """A job ending at 0.1-0.9 of the median: 38% at worst (34% for ±25%), not 860% (seen at the window)."""
+    history = spread(history_spread)
+    planner = PollPlanner(history, **POLICY)
+    assert planner.early_share is not None and planner.early_share <= 0.4
+    for share in EARLY_ENDS:
         duration = share * MEDIAN
         calls, delay = watch(planner, duration)
-        assert calls <= min(4, watch(TODAY, duration)[0])
-        assert delay <= lo * 1.01 - duration + 1e-6
-    assert watch(planner, 1.0) == (2, 4.0)  # a job that fails at once is seen at first_s, as today
+        assert delay <= planner.early_share * duration + 1e-6
+        assert calls <= before_early_looks(history, duration) + 5
+    for share in (0.001, 0.95, 1.0, 1.05, 1.5, 3.0):  # every other job pays the looks it passes, at most 5 calls
+        assert watch(planner, share * MEDIAN)[0] <= before_early_looks(history, share * MEDIAN) + 5
+
+
+def test_within_10_percent_an_early_finisher_costs_about_23_looks() -> None:
+    """A status answer only says "not yet": 10% from 0.1 to 0.96 of the median needs looks 1.1 apart (ln 9.6 / ln 1.1)."""
+    history = spread(0.05)
+    planner = PollPlanner(history, **POLICY, early_looks=23)
+    assert planner.early_share is not None and planner.early_share <= 0.1
+    for share in EARLY_ENDS:
+        calls, delay = watch(planner, share * MEDIAN)
+        assert delay <= 0.1 * share * MEDIAN + 1e-6
+        assert calls <= before_early_looks(history, share * MEDIAN) + 22
+    assert (PollPlanner(history, **POLICY, early_looks=22).early_share or 0) > 0.1  # 23 is the fewest
+
+
+def test_early_looks_come_after_first_s_and_never_closer_than_todays_schedule() -> None:
+    short = PollPlanner([30.0] * 12, **POLICY)  # a half-minute job: 0.1 of it is before first_s
+    lo, _ = short.window or (0, 0)
+    assert short.lead[0] == 5.0 and all(5.0 < t < lo for t in short.lead[1:-1])
+    assert short.lead[1] == pytest.approx(5.0 * (1 + (short.early_share or 0)))
+    coarse = PollPlanner(spread(0.05), **(POLICY | {"fraction": 0.5}))  # today's polls 1.5 apart: so are the looks
+    assert len(coarse.lead) - 2 < EARLY_LOOKS and (coarse.early_share or 0) >= 0.5
+    assert PollPlanner(spread(0.05), **POLICY, early_looks=0).lead == pytest.approx((5.0, 0.95 * MEDIAN * 1.01))
 
 
 # ---- the window --------------------------------------------------------------------------------
@@ -144,7 +195,7 @@ def test_polling_settings_the_loader_refuses_are_refused_naming_the_field(bad: d
         check_polling(**(POLICY | bad), where="pipelines.json: pipelines[0].polling")
 
 
-@pytest.mark.parametrize("bad", [{"precision": 0.0}, {"precision": 0.1}, {"lead_checks": -1}])
+@pytest.mark.parametrize("bad", [{"precision": 0.0}, {"precision": 0.1}, {"early_looks": -1}, {"early_looks": 1.5}])
 def test_invalid_parameters_are_refused(bad: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         PollPlanner([MEDIAN], **(POLICY | bad))  # type: ignore[arg-type]
@@ -172,7 +223,7 @@ def test_every_accepted_setting_gives_a_planner_that_plans(
 
 def test_failed_polls_shorten_the_wait_as_today() -> None:
     planner = PollPlanner(spread(0.05), **POLICY)
-    assert planner.next_delay_s(100.0) > 1000.0  # before the window: one long wait
+    assert planner.next_delay_s(100.0) > 500.0  # before the window: a long wait to the first early look
     assert [planner.next_delay_s(100.0, failing_in_a_row=n) for n in (1, 2, 3)] == [5.0, 10.0, 20.0]
 
 
