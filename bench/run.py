@@ -1,11 +1,11 @@
-"""`make bench`: every figure of issue 16, each measured side by side with its baseline in the same run.
+"""`make bench`: every figure, each measured side by side with its baseline in the same run.
 
 One local stack (Azurite, the emulator, one devhost process; loopback only) serves all figures
 (`bench/figures/`, one module each, run in this order):
 
 1. cold_start  `import function_app` and the first activity in a clean virtualenv, vs a minimal Durable app
 2. overhead    a retrain on devhost vs a direct script making the same calls
-3. detection   polling that learns from history vs today's schedule (time-scaled), plus a planner sweep
+3. detection   polling that learns from history vs the baseline schedule (time-scaled), plus a planner sweep
 4. events      Azure ML jobs with completion events vs polling with the events lost
 5. canary      an Azure ML canary rollout's time beyond its bakes vs a direct script
 6. updates     CPU per target update vs a direct script; fan-out N = 1, 10, 50

@@ -24,11 +24,11 @@ expects the job to end inside a window `[lo, hi]` and spends its polls there:
   each wait is `precision` of the elapsed time: a job still running at `t` lasts more than `t`, so it
   is noticed within `precision` of its length wherever in the window it ends. The polls this costs
   grow with log(hi / lo) / precision: with the spread, not with the length;
-- past `hi`: today's schedule, so a late outlier is noticed as it is today.
+- past `hi`: the baseline schedule, so a late outlier is noticed as the baseline notices it.
 
 A window wider than `MAX_WINDOW_POLLS` steps of `precision` is walked in longer steps; one that would
 need steps longer than `fraction` (durations spread over two orders of magnitude) is no knowledge,
-and the schedule is today's. In the window no wait is shorter than `first_s * precision / fraction`
+and the schedule is the baseline's. In the window no wait is shorter than `first_s * precision / fraction`
 nor longer than `max_s`.
 
 A status answer only says "not yet", so the window's width is what the calls pay for, and the early
@@ -132,7 +132,7 @@ class PollPlanner:
         self.first_s = first_s
         self.max_s = max_s
         self.fraction = fraction
-        # The shortest wait in the window: today's first wait, scaled down as the precision is.
+        # The shortest wait in the window: the baseline's first wait, scaled down as the precision is.
         self.min_s = first_s * precision / fraction
         self.window = expected_window(self.history)
         self.share = precision
@@ -141,7 +141,7 @@ class PollPlanner:
         if self.window is not None:
             lo, hi = self.window
             self.share = max(precision, (hi / lo) ** (1 / MAX_WINDOW_POLLS) - 1)
-            if self.share > fraction:  # a history this spread cannot beat today's schedule
+            if self.share > fraction:  # a history this spread cannot beat the baseline schedule
                 self.window, self.share = None, precision
                 return
             first_inside = lo + self._inside_s(lo)
@@ -150,7 +150,7 @@ class PollPlanner:
 
     def _early_looks(self, until: float, count: int) -> list[float]:
         """`count` looks spaced by one factor from the early start to `until` (both excluded); never closer than
-        today's schedule spaces its polls (`fraction`), so a short gap gets fewer looks."""
+        the baseline schedule spaces its polls (`fraction`), so a short gap gets fewer looks."""
         start = max(self.first_s, EARLY_FROM * statistics.median(self.history))
         if until <= start:
             return []

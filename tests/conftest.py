@@ -1,4 +1,8 @@
-"""Session fixtures: a real Azurite and a real emulator process, started once, failing loudly."""
+"""Session fixtures: a real Azurite and a real emulator process, started once, failing loudly.
+
+The hooks merge what the reliability tests reported in every process into one summary
+(tests/e2e/reliability/report.py): they run on the controller, whichever tests were selected.
+"""
 
 from __future__ import annotations
 
@@ -12,18 +16,43 @@ from azure.storage.blob import BlobServiceClient
 
 from devhost.services import Azurite, Emulator, start_azurite, start_emulator
 
+from .e2e.reliability import report
 
-def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """`make test` runs two workers (`pytest -n 2`): each module's tests stay on one worker, in order
-    (some build on the state earlier ones left), and the reliability suite is one unit (its last
-    module checks invariants over the whole suite)."""
-    from xdist.scheduler import LoadScopeScheduling
+_RELIABILITY: dict[str, tuple[str, list[str]]] = {}
 
-    class ByModule(LoadScopeScheduling):  # type: ignore[misc]
-        def _split_scope(self, nodeid: str) -> str:
-            return "tests/e2e/reliability" if nodeid.startswith("tests/e2e/reliability/") else nodeid.split("::", 1)[0]
 
-    return ByModule(config, log)
+def _controller(config: pytest.Config) -> bool:
+    return not hasattr(config, "workerinput")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if _controller(config):
+        report.begin()
+
+
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    report.deselected(items)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if not _controller(session.config):
+        return
+    found = report.finish()
+    if found is None:
+        return
+    _RELIABILITY["result"] = found
+    if found[1] and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    if "result" not in _RELIABILITY:
+        return
+    line, failures = _RELIABILITY.pop("result")
+    terminalreporter.write_sep("-", "reliability")
+    for failure in failures:
+        terminalreporter.write_line(f"FAILED {failure}", red=True)
+    terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session")

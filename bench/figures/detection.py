@@ -1,20 +1,20 @@
-"""Detection latency and status calls: polling that learns from history, against today's schedule.
+"""Detection latency and status calls: polling that learns from history, against the baseline schedule.
 
 Time-scaled 1:100 (0.6 s of job stands for one minute; the 100-minute median job runs 60 s), so the
 whole figure takes about two minutes: every job runs at once, each on a training endpoint of its
 own so its duration can be set alone, and each pipeline gets a history of twelve earlier jobs (run
-records cloned from a real one). Polling parameters are today's (first 5 s, max 300 s, fraction 0.05),
+records cloned from a real one). Polling parameters are the baseline's (first 5 s, max 300 s, fraction 0.05),
 scaled. Two views:
 
 - devhost: real runs, with latency from the job's end (emulator clock) to the run's detection;
 - sweep: the same planners (`retraining.polling`) on 1,001 job lengths per case, no overhead: the
   worst case the sampled runs may miss;
 - early finishers (issue 28): jobs ending at 0.1, 0.2, ... 0.9 of the median and at ±5% / ±25%, with
-  the planner's early looks against the learned planner before them (`Issue16Planner`, a copy of its
+  the planner's early looks against the learned planner before them (`WindowOnlyPlanner`, a copy of its
   lead checks: first_s and lo / 2), both computed here in the same run; plus what other numbers of
   early looks would cost, since a status answer only says "not yet". Past the window both schedules follow the same rule from
-  different starting points, so "no worse than today" there means the same guarantee (a delay
-  within `fraction` of the job), a mean delay within 5% of today's, and no more calls.
+  different starting points, so "no worse than the baseline" there means the same guarantee (a delay
+  within `fraction` of the job), a mean delay within 5% of the baseline's, and no more calls.
 
 The monitor measures its elapsed time from its own start, a little after the job started; the app
 records that frame in its run records, so the cloned history is written in it: each duration less
@@ -36,7 +36,7 @@ EARLY_TARGET = 0.10  # noticed within 10% of its length
 EARLY_EXTRA = 5  # for at most 5 calls more than the learned schedule before
 
 
-class Issue16Planner(PollPlanner):
+class WindowOnlyPlanner(PollPlanner):
     """The learned planner before issue 28, kept as the early sweep's baseline: before the window it looked
     only at first_s and lo / 2, so an early end waited for the window."""
 
@@ -64,7 +64,7 @@ LEARNED = [
     ("early", 0.05, 0.5),
     ("late", 0.05, 1.5),
 ]
-TODAY = [0.5, 0.75, 0.95, 1.0, 1.05, 1.25, 1.5]
+BASELINE_SHARES = [0.5, 0.75, 0.95, 1.0, 1.05, 1.25, 1.5]
 SWEEPS = {"p5": (0.05, 0.95, 1.05), "p25": (0.25, 0.75, 1.25), "early": (0.05, 0.1, 0.94), "late": (0.05, 1.06, 3.0)}
 
 
@@ -79,7 +79,7 @@ def _pipelines() -> list[tuple[str, float | None, float]]:
     runs: list[tuple[str, float | None, float]] = [
         (f"det-{case}-{share * 100:03.0f}", spread_, share) for case, spread_, share in LEARNED
     ]
-    runs += [(f"det-today-{share * 100:03.0f}", None, share) for share in TODAY]
+    runs += [(f"det-baseline-{share * 100:03.0f}", None, share) for share in BASELINE_SHARES]
     return runs
 
 
@@ -150,16 +150,16 @@ def measure(stack: Stack) -> dict[str, Any]:
 
 
 def sweep() -> dict[str, Any]:
-    """Worst and mean over 1,001 job lengths per case, learned and today's, from the planners alone."""
-    today = PollPlanner((), **POLICY)
+    """Worst and mean over 1,001 job lengths per case, learned and the baseline, from the planners alone."""
+    baseline = PollPlanner((), **POLICY)
     out: dict[str, Any] = {}
     for case, (share, low, high) in SWEEPS.items():
         planner = PollPlanner(spread(share), **POLICY)
         lo, hi = planner.window or (0.0, 0.0)
-        rows: dict[str, list[tuple[int, float]]] = {"learned": [], "today": []}
+        rows: dict[str, list[tuple[int, float]]] = {"learned": [], "baseline": []}
         for k in range(1001):
             duration = MEDIAN_S * (low + (high - low) * k / 1000)
-            for label, p in (("learned", planner), ("today", today)):
+            for label, p in (("learned", planner), ("baseline", baseline)):
                 times = p.poll_times(duration)
                 rows[label].append((len(times), (times[-1] - duration) / duration))
         out[case] = {"window_s": [round(lo), round(hi)], "budget_calls": round((hi - lo) / (0.01 * MEDIAN_S) + 5)} | {
@@ -180,11 +180,11 @@ def _look(planner: PollPlanner, duration: float) -> tuple[int, float]:
 
 
 def early_sweep() -> dict[str, Any]:
-    """Early finishers, and the window's jobs, with the early looks and with issue 16's planner."""
+    """Early finishers, and the window's jobs, with the early looks and with the planner before them."""
     out: dict[str, Any] = {}
     for case, share in (("p5", 0.05), ("p25", 0.25)):
         history = spread(share)
-        new, old = PollPlanner(history, **POLICY), Issue16Planner(history, **POLICY)
+        new, old = PollPlanner(history, **POLICY), WindowOnlyPlanner(history, **POLICY)
         points = []
         for job_share in [*EARLY_SHARES, 1 - share, 1.0, 1 + share]:
             (nc, nd), (oc, od) = _look(new, job_share * MEDIAN_S), _look(old, job_share * MEDIAN_S)
@@ -232,7 +232,7 @@ def early_sweep() -> dict[str, Any]:
     return out
 
 
-def _today(result: dict[str, Any], job_share: float) -> dict[str, Any]:
+def _baseline(result: dict[str, Any], job_share: float) -> dict[str, Any]:
     return next(r for r in result["devhost"] if r["history"] is None and r["job_share"] == job_share)
 
 
@@ -241,29 +241,29 @@ def report(result: dict[str, Any]) -> list[str]:
         f"detection (time-scaled 1:{result['scale']}, median job {result['median_s'] / 60:.0f} min; "
         f"delays in real-job seconds; monitor offset {result['offset_ms']} ms)",
         "   devhost    history  job/median   calls  delay (s)  % of job  (planned)"
-        " | today: calls  delay (s)  % of job  (planned)",
+        " | baseline: calls  delay (s)  % of job  (planned)",
     ]
     for r in result["devhost"]:
         if r["history"] is None:
             continue
-        t = _today(result, r["job_share"])
+        t = _baseline(result, r["job_share"])
         lines.append(
             f"   {'':<10} ±{r['history']:<6.0%} {r['job_share']:>10.2f}  {r['calls']:>6}  {r['delay_s']:>9.1f}  {r['delay_share']:>8.2%}"
             f"  ({r['planned_delay_share']:.2%})"
             f" |        {t['calls']:>5}  {t['delay_s']:>9.1f}  {t['delay_share']:>8.2%}  ({t['planned_delay_share']:.2%})"
         )
     lines.append(
-        "   sweep      case   window (s)     learned: max calls  max delay  mean delay | today: max calls  max delay  mean delay"
+        "   sweep      case   window (s)     learned: max calls  max delay  mean delay | baseline: max calls  max delay  mean delay"
     )
     for case, s in result["sweep"].items():
-        learned, today = s["learned"], s["today"]
+        learned, baseline = s["learned"], s["baseline"]
         lines.append(
             f"   {'':<10} {case:<6} {s['window_s'][0]:>5}-{s['window_s'][1]:<5}"
             f"  {learned['max_calls']:>17}  {learned['max_delay_share']:>9.2%}"
-            f"  {learned['mean_delay_share']:>10.2%} | {today['max_calls']:>15}"
-            f"  {today['max_delay_share']:>9.2%}  {today['mean_delay_share']:>10.2%}"
+            f"  {learned['mean_delay_share']:>10.2%} | {baseline['max_calls']:>15}"
+            f"  {baseline['max_delay_share']:>9.2%}  {baseline['mean_delay_share']:>10.2%}"
         )
-    lines.append("   early      case   job/median  calls  delay (% of job) | before (issue 16): calls  delay")
+    lines.append("   early      case   job/median  calls  delay (% of job) | before early looks: calls  delay")
     for case, e in result["early"].items():
         for p in e["points"]:
             lines.append(
@@ -288,8 +288,8 @@ def _worst(result: dict[str, Any], case: str) -> tuple[int, float]:
     return max(r["calls"] for r in rows), max(r["delay_share"] for r in rows)
 
 
-def _worst_today(result: dict[str, Any], shares: list[float]) -> tuple[int, float]:
-    rows = [_today(result, s) for s in shares]
+def _worst_baseline(result: dict[str, Any], shares: list[float]) -> tuple[int, float]:
+    rows = [_baseline(result, s) for s in shares]
     return max(r["calls"] for r in rows), max(r["delay_share"] for r in rows)
 
 
@@ -301,7 +301,7 @@ def summary(result: dict[str, Any]) -> list[Row]:
         ("p25", [0.75, 1.0, 1.25], sweep_["p25"]["budget_calls"]),
     ):
         calls, delay = _worst(result, case)
-        t_calls, t_delay = _worst_today(result, shares)
+        t_calls, t_delay = _worst_baseline(result, shares)
         s = sweep_[case]["learned"]
         met = delay <= 0.01 and calls <= budget and s["max_delay_share"] <= 0.01 and s["max_calls"] <= budget
         rows.append(
@@ -309,37 +309,37 @@ def summary(result: dict[str, Any]) -> list[Row]:
                 f"detection, job within ±{case[1:]}% of the median (±{case[1:]}% history)",
                 f"{delay:.2%} of the job, {calls} calls (sweep: {s['max_delay_share']:.2%}, {s['max_calls']} calls)",
                 f"≤ 1%, ≤ {budget} calls",
-                f"today: {t_delay:.2%}, {t_calls} calls",
+                f"baseline: {t_delay:.2%}, {t_calls} calls",
                 met,
             )
         )
     early, late = sweep_["early"], sweep_["late"]
     e_calls, e_delay = _worst(result, "early")
     l_calls, l_delay = _worst(result, "late")
-    te_calls, te_delay = _worst_today(result, [0.5])
-    tl_calls, tl_delay = _worst_today(result, [1.5])
+    te_calls, te_delay = _worst_baseline(result, [0.5])
+    tl_calls, tl_delay = _worst_baseline(result, [1.5])
     rows.append(
         Row(
             "detection, late outlier (1.06-3× median; devhost 1.5×)",
             f"{l_delay:.2%}, {l_calls} calls (sweep: max {late['learned']['max_delay_share']:.2%}, mean "
             f"{late['learned']['mean_delay_share']:.2%}, {late['learned']['max_calls']} calls)",
-            "no worse than today",
-            f"today: {tl_delay:.2%}, {tl_calls} calls (sweep: max {late['today']['max_delay_share']:.2%}, "
-            f"mean {late['today']['mean_delay_share']:.2%}, {late['today']['max_calls']} calls)",
+            "no worse than the baseline",
+            f"baseline: {tl_delay:.2%}, {tl_calls} calls (sweep: max {late['baseline']['max_delay_share']:.2%}, "
+            f"mean {late['baseline']['mean_delay_share']:.2%}, {late['baseline']['max_calls']} calls)",
             late["learned"]["max_delay_share"] <= POLICY["fraction"]
-            and late["learned"]["max_calls"] <= late["today"]["max_calls"]
-            and late["learned"]["mean_delay_share"] <= 1.05 * late["today"]["mean_delay_share"],
+            and late["learned"]["max_calls"] <= late["baseline"]["max_calls"]
+            and late["learned"]["mean_delay_share"] <= 1.05 * late["baseline"]["mean_delay_share"],
         )
     )
     rows.append(
         Row(
             "detection, early outlier (0.1-0.94× median; devhost 0.5×)",
             f"{e_delay:.2%}, {e_calls} calls (sweep max {early['learned']['max_delay_share']:.0%}, {early['learned']['max_calls']} calls)",
-            "no worse than today",
-            f"today: {te_delay:.2%}, {te_calls} calls (sweep max {early['today']['max_delay_share']:.2%}, "
-            f"{early['today']['max_calls']} calls)",
-            early["learned"]["max_delay_share"] <= early["today"]["max_delay_share"] + 1e-9
-            and early["learned"]["max_calls"] <= early["today"]["max_calls"],
+            "no worse than the baseline",
+            f"baseline: {te_delay:.2%}, {te_calls} calls (sweep max {early['baseline']['max_delay_share']:.2%}, "
+            f"{early['baseline']['max_calls']} calls)",
+            early["learned"]["max_delay_share"] <= early["baseline"]["max_delay_share"] + 1e-9
+            and early["learned"]["max_calls"] <= early["baseline"]["max_calls"],
         )
     )
     for case, e in result.get("early", {}).items():
@@ -358,13 +358,13 @@ def summary(result: dict[str, Any]) -> list[Row]:
                 and w["max_calls"] <= w["before_max_calls"],
             )
         )
-    n_calls, n_delay = _worst_today(result, [1.0])
+    n_calls, n_delay = _worst_baseline(result, [1.0])
     rows.append(
         Row(
             "detection, no history (1× median)",
-            f"{n_delay:.2%}, {n_calls} calls: today's schedule, same code path",
-            "no worse than today",
-            f"today: {n_delay:.2%}, {n_calls} calls",
+            f"{n_delay:.2%}, {n_calls} calls: the baseline schedule, same code path",
+            "no worse than the baseline",
+            f"baseline: {n_delay:.2%}, {n_calls} calls",
             True,
         )
     )

@@ -3,7 +3,7 @@
 Three Azure ML pipelines (the shipped `aml-retrain`, no targets, no gate) with `completionEvents`
 run one job each at once; the emulator's workspace delivers its job events to devhost's Event Grid
 webhook, as `infra/aml-events.bicep` subscribes the app on Azure. The baseline, in the same run,
-is three pipelines with today's polling (the same schedule, `completionEvents` off) whose events are
+is three pipelines with the baseline's polling (the same schedule, `completionEvents` off) whose events are
 lost (`/_emulator/faults`, kind `aml_events`). Every job runs `JOB_S` seconds in Running.
 
 Per job: the status calls (the monitor's polls) and the delay from the job's end (when the
@@ -123,7 +123,7 @@ def summary(r: dict[str, Any]) -> list[Row]:
             f"status calls with completion events ({r['job_s']:.0f} s Azure ML jobs)",
             f"at most {r['max_status_calls']} calls; detected at most {r['max_event_to_detection_s']} s after the job's end",
             target,
-            f"today's polling, events lost: median {r['baseline_median_calls']} calls, {r['baseline_median_delay_s']} s",
+            f"the baseline's polling, events lost: median {r['baseline_median_calls']} calls, {r['baseline_median_delay_s']} s",
             met,
         )
     ]

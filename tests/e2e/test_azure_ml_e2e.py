@@ -20,7 +20,7 @@ import requests
 from devhost.stack import LocalStack
 from tests.emulator.aml import Aml
 
-from .conftest import record_of, run_to_end, start_run, wait_for_request
+from .helpers import record_of, run_to_end, start_run, wait_for_request
 
 PIPELINE = "aml-retrain"
 MODEL = "breast-cancer"

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
-from typing import Any
 
 import pytest
 import requests
@@ -12,44 +10,20 @@ import requests
 from devhost.stack import LocalStack
 from retraining.notify import verify
 
-from .conftest import WEBHOOK_SECRET, record_of, served_versions, settle, start_run, wait_for_request
+from .helpers import (
+    WEBHOOK_SECRET,
+    api,
+    awaiting,
+    record_of,
+    served_versions,
+    settle,
+    start_run,
+    wait_for_phase,
+    wait_for_request,
+)
 from .receiver import Receiver
 
 pytestmark = pytest.mark.e2e
-
-
-def api(stack: LocalStack, path: str, method: str = "GET", body: dict[str, Any] | None = None) -> requests.Response:
-    assert stack.host is not None
-    return requests.request(
-        method,
-        f"{stack.host.base_url}/api/{path}",
-        json=body,
-        timeout=30,
-        headers={"x-functions-key": stack.host.function_key},
-    )
-
-
-def wait_for_phase(stack: LocalStack, status_uri: str, phase: str, timeout_s: float = 60) -> dict[str, Any]:
-    """Poll the request status route until its run is in `phase`; return the view."""
-    assert stack.host is not None
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        view: dict[str, Any] = requests.get(
-            status_uri, headers={"x-functions-key": stack.host.function_key}, timeout=30
-        ).json()
-        if (view.get("progress") or {}).get("phase") == phase:
-            return view
-        assert view["state"] in ("pending", "running"), view
-        time.sleep(0.2)
-    raise AssertionError(f"{status_uri} never reached phase {phase}")
-
-
-def awaiting(stack: LocalStack, pipeline: str = "approval") -> tuple[str, dict[str, Any]]:
-    settle(stack, pipeline)
-    started = start_run(stack, pipeline)
-    assert started.status_code == 202, started.text
-    uri = started.json()["statusUri"]
-    return uri, wait_for_phase(stack, uri, "awaiting_approval")
 
 
 def test_an_approved_run_rolls_out_and_the_record_says_who(

@@ -13,7 +13,7 @@ import pytest
 from devhost.adf_import import import_adf
 from devhost.stack import LocalStack
 
-from .conftest import record_of, served_versions, start_run, wait_for_request
+from .helpers import record_of, served_versions, start_run, wait_for_request
 
 pytestmark = pytest.mark.e2e
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "adf"

@@ -13,8 +13,7 @@ import pytest
 from devhost.stack import LocalStack
 
 from .browser import Browser
-from .conftest import record_of, run_to_end, served_versions, wait_for_request
-from .test_decisions_e2e import api, awaiting
+from .helpers import api, awaiting, record_of, run_to_end, served_versions, wait_for_request
 
 pytestmark = pytest.mark.e2e
 SCREENSHOTS = Path(__file__).resolve().parents[2] / ".devhost" / "screenshots"

@@ -16,8 +16,7 @@ from devhost.stack import LocalStack
 from retraining.instances import queue_instance_id, run_instance_id
 from triggers.retention import purge_finished
 
-from .conftest import record_of, run_to_end, served_versions, settle, wait_for_request
-from .test_decisions_e2e import api, awaiting
+from .helpers import api, awaiting, record_of, run_to_end, served_versions, settle, wait_for_request
 
 pytestmark = pytest.mark.e2e
 

@@ -13,7 +13,7 @@ import requests
 from devhost.datasets import breast_cancer
 from devhost.stack import LocalStack
 
-from .conftest import (
+from .helpers import (
     DATA_CONTAINER,
     blob_request_url,
     emulator_state,

@@ -14,7 +14,7 @@ from devhost.services import AZURITE_KEY
 from devhost.stack import LocalStack
 from tests.emulator.aml import Aml
 
-from .conftest import LogLines, stack_secrets, start_run, wait_for_request
+from .helpers import LogLines, stack_secrets, start_run, wait_for_request
 
 pytestmark = pytest.mark.e2e
 

@@ -211,3 +211,15 @@ class Aml:
         assert response.status_code == 200, response.text
         result: dict[str, Any] = response.json()
         return result
+
+
+def model_id(aml: Aml, name: str, version: str) -> str:
+    return f"{aml.ws['resourceId']}/models/{name}/versions/{version}"
+
+
+def registered_from_job(aml: Aml, training_csv: str, **extra: Any) -> str:
+    """Train, register the job's model as version 1 of a new model, and answer its ARM id."""
+    job = aml.train(training_csv, **extra)
+    name = unique("m")
+    aml.register(name, "1", f"azureml://jobs/{job['name']}/outputs/model/paths/", jobName=job["name"])
+    return model_id(aml, name, "1")

@@ -10,8 +10,7 @@ from azure.storage.blob import BlobServiceClient
 from devhost.datasets import breast_cancer
 from devhost.services import Azurite
 
-from .aml import Aml, unique
-from .test_aml_models import registered_from_job
+from .aml import Aml, registered_from_job, unique
 
 pytestmark = pytest.mark.integration
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 import requests
 
@@ -158,15 +156,3 @@ def test_seed_registers_deploys_and_is_repeatable(aml: Aml) -> None:
         )
         assert response.status_code == 400, response.text
     assert requests.post(f"{aml.admin}/_emulator/azure-ml/workspaces/nope/seed", json={}, timeout=10).status_code == 404
-
-
-def model_id(aml: Aml, name: str, version: str) -> str:
-    return f"{aml.ws['resourceId']}/models/{name}/versions/{version}"
-
-
-def registered_from_job(aml: Aml, training_csv: str, **extra: Any) -> str:
-    """Train, register the job's model as version 1 of a new model, and answer its ARM id."""
-    job = aml.train(training_csv, **extra)
-    name = unique("m")
-    aml.register(name, "1", f"azureml://jobs/{job['name']}/outputs/model/paths/", jobName=job["name"])
-    return model_id(aml, name, "1")

@@ -10,9 +10,8 @@ import pytest
 
 from devhost.datasets import breast_cancer
 
-from .aml import Aml, unique
+from .aml import Aml, registered_from_job, unique
 from .helpers import wait_until
-from .test_aml_models import registered_from_job
 
 pytestmark = pytest.mark.integration
 

@@ -82,8 +82,8 @@ def test_one_job_per_run_and_its_model_collected_from_the_datastore(
     assert model.size > 0 and len(model.sha256) == 64 and model.metrics["AUC"] > 0.9
 
 
-def provenance(job: SubmittedJob) -> Provenance:
-    return Provenance("aml-retrain", job.run_id, job.job_id, str(DATA), "0x1", "http:test")
+def provenance(job: SubmittedJob, run_id: str | None = None) -> Provenance:
+    return Provenance("aml-retrain", run_id or job.run_id, job.job_id, str(DATA), "0x1", "http:test")
 
 
 def test_a_version_another_writer_took_is_skipped_never_overwritten(
@@ -91,6 +91,7 @@ def test_a_version_another_writer_took_is_skipped_never_overwritten(
 ) -> None:
     job, model = trained
     jobs = AmlCommandJobs(context)
+    run_id = "20261122T040000Z-5e6f7a8b"  # a run of its own: another test may have registered the job's run already
     container = (
         aml.ok("GET", "/models/breast-cancer") if aml.call("GET", "/models/breast-cancer").status_code == 200 else None
     )
@@ -107,17 +108,18 @@ def test_a_version_another_writer_took_is_skipped_never_overwritten(
         return found
 
     monkeypatch.setattr(WorkspaceClient, "get", stale_then_real)
-    registered = jobs.register(model, provenance(job))
+    registered = jobs.register(model, provenance(job, run_id))
     assert raced == [taken] and registered.version == str(int(taken) + 1)
     assert aml.ok("GET", f"/models/breast-cancer/versions/{taken}")["properties"]["modelUri"] == other_uri  # untouched
     ours = aml.ok("GET", f"/models/breast-cancer/versions/{registered.version}")["properties"]
     assert (
         ours["modelUri"] == model.location
-        and ours["tags"]["retrain.run_id"] == job.run_id
+        and ours["tags"]["retrain.run_id"] == run_id
         and ours["jobName"] == job.job_id
     )
     monkeypatch.undo()
-    assert jobs.register(model, provenance(job)).version == registered.version  # the same run again: the same version
+    again = jobs.register(model, provenance(job, run_id))
+    assert again.version == registered.version  # the same run again: the same version
 
 
 def test_the_champion_tag_moves_and_only_one_version_carries_it(

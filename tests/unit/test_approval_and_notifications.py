@@ -17,7 +17,7 @@ from retraining.models import Approval, Decision, DecisionAction, RunRequest, Ru
 from retraining.notify import body_of, links, signature, verify
 from retraining.policy import plan_of
 
-from .test_definitions import ROOT, SETTINGS, broken
+from .helpers import ROOT, SETTINGS, broken
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Polling that learns: the expected window from history, its cost in calls, and never worse than today past it."""
+"""Polling that learns: the expected window from history, its cost in calls, and never worse than the baseline past it."""
 
 from __future__ import annotations
 
@@ -37,23 +37,23 @@ def watch(planner: PollPlanner, duration: float) -> tuple[int, float]:
     return len(times), times[-1] - duration
 
 
-def today_bound(duration: float) -> float:
-    """The detection delay today's schedule guarantees for a job of this length."""
+def baseline_bound(duration: float) -> float:
+    """The detection delay the baseline schedule guarantees for a job of this length."""
     return next_poll_delay_s(duration, **POLICY)
 
 
 TODAY = PollPlanner((), **POLICY)
-EXTRA = EARLY_LOOKS - 1  # the early looks' calls beyond issue 16's one look at lo / 2: issue 28's budget is 5
+EXTRA = EARLY_LOOKS - 1  # the early looks' calls beyond the one look at lo / 2 before them: the budget is 5
 
 
 def before_early_looks(history: list[float], duration: float) -> int:
-    """The calls issue 16's learned schedule made (first_s, lo / 2, then the window): without early looks, plus lo / 2."""
+    """The calls the learned schedule before early looks made (first_s, lo / 2, then the window): without early looks, plus lo / 2."""
     planner = PollPlanner(history, **POLICY, early_looks=0)
     lo = planner.window[0] if planner.window else math.inf
     return watch(planner, duration)[0] + (duration > lo / 2)
 
 
-# ---- the figures of issue 16 -----------------------------------------------------------------
+# ---- the detection figures ------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("share", [0.95, 0.97, 1.0, 1.03, 1.05])
@@ -64,7 +64,7 @@ def test_a_job_within_5_percent_of_a_5_percent_history_is_seen_within_1_percent_
     calls, delay = watch(planner, duration)
     assert delay <= 0.01 * duration + 1e-6
     assert calls <= 15 + EXTRA
-    assert watch(PollPlanner(spread(0.05), **POLICY, early_looks=1), duration)[0] <= 15  # issue 16's figure
+    assert watch(PollPlanner(spread(0.05), **POLICY, early_looks=1), duration)[0] <= 15  # the figure before early looks
 
 
 @pytest.mark.parametrize("share", [0.75, 0.8, 0.9, 1.0, 1.1, 1.2, 1.25])
@@ -76,21 +76,23 @@ def test_a_job_within_25_percent_of_a_25_percent_history_costs_about_the_window_
     assert delay <= 0.01 * duration + 1e-6
     budget = (hi - lo) / (0.01 * MEDIAN) + 5  # 55 for a 100-minute job
     assert calls <= budget + EXTRA
-    assert watch(PollPlanner(spread(0.25), **POLICY, early_looks=1), duration)[0] <= budget  # issue 16's figure
+    assert (
+        watch(PollPlanner(spread(0.25), **POLICY, early_looks=1), duration)[0] <= budget
+    )  # the figure before early looks
 
 
-def test_without_history_the_schedule_is_todays() -> None:
+def test_without_history_the_schedule_is_the_baselines() -> None:
     for elapsed in (0.0, 3.0, 100.0, 1000.0, 6000.0, 1e6):
         assert TODAY.next_delay_s(elapsed) == next_poll_delay_s(elapsed, **POLICY)
     assert TODAY.window_s is None and TODAY.expected_s is None
 
 
-def test_a_late_outlier_is_seen_as_today_and_costs_fewer_calls() -> None:
+def test_a_late_outlier_is_seen_as_by_the_baseline_and_costs_fewer_calls() -> None:
     planner = PollPlanner(spread(0.05), **POLICY)
     for share in (1.06, 1.2, 1.5, 2.0, 3.0):
         duration = share * MEDIAN
         calls, delay = watch(planner, duration)
-        assert delay <= today_bound(duration) + 1e-6
+        assert delay <= baseline_bound(duration) + 1e-6
         assert calls < watch(TODAY, duration)[0]
 
 
@@ -101,7 +103,7 @@ def test_the_early_looks_are_geometric_from_a_tenth_of_the_median_to_the_window(
     assert first == 5.0 and inside == pytest.approx(lo * 1.01) and len(looks) == EARLY_LOOKS
     steps = [b / a for a, b in zip([EARLY_FROM * MEDIAN, *looks], [*looks, inside], strict=True)]
     assert steps == pytest.approx([1 + (planner.early_share or 0)] * (EARLY_LOOKS + 1))
-    assert watch(planner, 1.0) == (2, 4.0)  # a job that fails at once is seen at first_s, as today
+    assert watch(planner, 1.0) == (2, 4.0)  # a job that fails at once is seen at first_s, as the baseline does
 
 
 EARLY_ENDS = [0.1 + 0.8 * k / 400 for k in range(401)]  # 0.1 to 0.9 of the median
@@ -134,12 +136,14 @@ def test_within_10_percent_an_early_finisher_costs_about_23_looks() -> None:
     assert (PollPlanner(history, **POLICY, early_looks=22).early_share or 0) > 0.1  # 23 is the fewest
 
 
-def test_early_looks_come_after_first_s_and_never_closer_than_todays_schedule() -> None:
+def test_early_looks_come_after_first_s_and_never_closer_than_the_baseline_schedule() -> None:
     short = PollPlanner([30.0] * 12, **POLICY)  # a half-minute job: 0.1 of it is before first_s
     lo, _ = short.window or (0, 0)
     assert short.lead[0] == 5.0 and all(5.0 < t < lo for t in short.lead[1:-1])
     assert short.lead[1] == pytest.approx(5.0 * (1 + (short.early_share or 0)))
-    coarse = PollPlanner(spread(0.05), **(POLICY | {"fraction": 0.5}))  # today's polls 1.5 apart: so are the looks
+    coarse = PollPlanner(
+        spread(0.05), **(POLICY | {"fraction": 0.5})
+    )  # the baseline's polls 1.5 apart: so are the looks
     assert len(coarse.lead) - 2 < EARLY_LOOKS and (coarse.early_share or 0) >= 0.5
     assert PollPlanner(spread(0.05), **POLICY, early_looks=0).lead == pytest.approx((5.0, 0.95 * MEDIAN * 1.01))
 
@@ -167,7 +171,7 @@ def test_unusable_durations_are_ignored_and_only_the_newest_count() -> None:
     assert planner.history == (100.0,) * MAX_HISTORY
 
 
-def test_a_wide_history_costs_at_most_the_window_cap_and_a_very_wide_one_gives_todays_schedule() -> None:
+def test_a_wide_history_costs_at_most_the_window_cap_and_a_very_wide_one_gives_the_baseline_schedule() -> None:
     planner = PollPlanner([3000.0, 6000.0, 12000.0], **POLICY)
     lo, hi = planner.window or (0, 0)
     assert 0.01 < planner.share < 0.05
@@ -221,7 +225,7 @@ def test_every_accepted_setting_gives_a_planner_that_plans(
         assert math.isfinite(delay) and delay > 0  # before the window one wait may pass max_s
 
 
-def test_failed_polls_shorten_the_wait_as_today() -> None:
+def test_failed_polls_shorten_the_wait_as_the_baseline_does() -> None:
     planner = PollPlanner(spread(0.05), **POLICY)
     assert planner.next_delay_s(100.0) > 500.0  # before the window: a long wait to the first early look
     assert [planner.next_delay_s(100.0, failing_in_a_row=n) for n in (1, 2, 3)] == [5.0, 10.0, 20.0]
@@ -235,14 +239,14 @@ histories = st.lists(st.one_of(durations, st.sampled_from([math.nan, math.inf, -
 
 @settings(max_examples=300, deadline=None)
 @given(history=histories, duration=durations)
-def test_from_the_window_on_a_job_is_never_seen_later_than_today_guarantees(
+def test_from_the_window_on_a_job_is_never_seen_later_than_the_baseline_guarantees(
     history: list[float], duration: float
 ) -> None:
     planner = PollPlanner(history, **POLICY)
     lo = planner.window[0] if planner.window else 0.0
     calls, delay = watch(planner, duration)
     if duration >= lo:
-        assert delay <= today_bound(duration) + 1e-6
+        assert delay <= baseline_bound(duration) + 1e-6
     else:  # an early end: seen at the next lead check
         assert calls <= 2 + len(planner.lead)
 
@@ -263,7 +267,7 @@ def test_inside_the_window_a_job_is_seen_within_the_precision(history: list[floa
 
 @settings(max_examples=200, deadline=None)
 @given(history=st.lists(st.floats(600.0, 7 * 86400.0), min_size=1, max_size=20), factor=st.floats(0.0, 3.0))
-def test_for_jobs_of_ten_minutes_or_more_the_learned_schedule_calls_less_than_today(
+def test_for_jobs_of_ten_minutes_or_more_the_learned_schedule_calls_less_than_the_baseline(
     history: list[float], factor: float
 ) -> None:
     planner = PollPlanner(history, **POLICY)

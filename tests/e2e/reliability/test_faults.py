@@ -13,7 +13,7 @@ import requests
 from devhost.datasets import breast_cancer
 from devhost.stack import LocalStack
 
-from ..conftest import (
+from ..helpers import (
     blob_request_url,
     emulator_state,
     record_of,
@@ -22,7 +22,7 @@ from ..conftest import (
     start_run,
     wait_for_request,
 )
-from .conftest import Ledger
+from .ledger import Ledger
 
 pytestmark = pytest.mark.e2e
 

@@ -22,8 +22,8 @@ from retraining.instances import queue_instance_id
 from retraining.models import parse_moment
 from retraining.queue import RequestState, request_id_of
 
-from ..conftest import DATA_CONTAINER, blob_request_url, run_records, settle, start_run, wait_for_request
-from .conftest import Ledger
+from ..helpers import DATA_CONTAINER, blob_request_url, run_records, settle, start_run, wait_for_request
+from .ledger import Ledger
 
 pytestmark = pytest.mark.e2e
 
