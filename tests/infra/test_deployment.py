@@ -15,9 +15,7 @@ import pytest
 from retraining.settings import APP_ROOT, APP_SETTINGS
 
 from .infra_check import AML_ACTIONS, INFRA, TASK_HUB_NAME, Check
-from .test_infra_check import edit, failures, infra, remove_resource
-
-__all__ = ["infra"]  # the fixture, shared
+from .mutations import edit, failures, remove_resource
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from retraining.definitions import parse_definitions
 from retraining.settings import APP_ROOT, APP_SETTINGS, AppSetting
 
 from .infra_check import INFRA, Check, Finding, Watch, check
+from .mutations import edit, failures, remove_resource
 
 CHECKS = (
     "settings",
@@ -83,32 +83,6 @@ def test_what_the_code_reads_is_derived_from_the_code(real: Check) -> None:
 
 
 # ---- Mutations: each must make the check fail, naming what is missing ------------------------------------
-
-
-@pytest.fixture
-def infra(tmp_path: Path) -> Path:
-    copy = tmp_path / "infra"
-    shutil.copytree(INFRA, copy)
-    return copy
-
-
-def edit(path: Path, old: str, new: str) -> None:
-    text = path.read_text(encoding="utf-8")
-    assert old in text, f"{path.name} no longer contains {old!r}: update this test"
-    path.write_text(text.replace(old, new, 1), encoding="utf-8")
-
-
-def remove_resource(path: Path, symbol: str, kind: str = "resource") -> None:
-    text = path.read_text(encoding="utf-8")
-    match = re.search(rf"^{kind} {symbol} .*?^\}}\]?\n", text, flags=re.MULTILINE | re.DOTALL)
-    assert match, f"{path.name} has no {kind} {symbol}: update this test"
-    path.write_text(text[: match.start()] + text[match.end() :], encoding="utf-8")
-
-
-def failures(root: Path, **derive: object) -> str:
-    findings = check(root, **derive)
-    assert findings, "the check passed on broken infrastructure"
-    return "\n".join(map(str, findings))
 
 
 @pytest.mark.parametrize(
