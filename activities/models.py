@@ -52,6 +52,7 @@ def record_serving_model(payload: dict[str, Any]) -> str | None:
         list(serving.targets),
         serving.champion,
         serving.moment(),
+        {t.target: (t.state or "unknown", t.error or "") for t in serving.unsettled},
     )
 
 

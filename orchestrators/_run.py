@@ -193,7 +193,12 @@ class RunProgress:
             )
         else:
             status, reason = RunStatus.FAILED, "no target could be updated"
-        if updated or not outcomes:
+        unsettled = tuple(
+            NotifiedTarget(t.target, t.state.value if t.state else None, t.error)
+            for t in outcomes
+            if t.state in NOT_KNOWN
+        )
+        if updated or unsettled or not outcomes:
             serving = ServingRecord(
                 plan.name,
                 self.run_id,
@@ -201,6 +206,7 @@ class RunProgress:
                 tuple(updated),
                 champion_when_all and status is RunStatus.SUCCEEDED,
                 iso(self.context.current_utc_datetime),
+                unsettled,
             )
             try:
                 note = yield from call(self.context, record_serving_model, serving, RECORD_RETRY)

@@ -151,6 +151,13 @@ class Registration(Payload):
 
 
 @dataclass(frozen=True)
+class NotifiedTarget(Payload):
+    target: str
+    state: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
 class ServingRecord(_Timed):
     """What serves now: the run's model on these targets (and whether it is the champion the next gate compares with)."""
 
@@ -160,6 +167,7 @@ class ServingRecord(_Timed):
     targets: tuple[str, ...]
     champion: bool
     now: str
+    unsettled: tuple[NotifiedTarget, ...] = ()  # targets left in a state not known (rollback failed, no outcome)
 
 
 @dataclass(frozen=True)
@@ -182,13 +190,6 @@ class Promotion(Payload):
 class RunRef(Payload):
     pipeline: str
     run_id: str
-
-
-@dataclass(frozen=True)
-class NotifiedTarget(Payload):
-    target: str
-    state: str | None = None
-    error: str | None = None
 
 
 @dataclass(frozen=True)

@@ -7,12 +7,14 @@
 Run ids start with the run's start time, so listing a pipeline's runs gives them in order.
 The champion is the model of the last run that updated every target (or was promoted); the
 gate compares candidates with it, and the schema check compares their data with its data.
-A target's entry changes only when that target confirmed the new model.
+A target's entry changes only when that target confirmed the new model. A target a run left in a
+state nobody knows (its rollback failed, or its rollout ended without an outcome) is marked
+`unsettled` until a later run confirms a model on it: its entry says what served before, not now.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -44,16 +46,35 @@ class Served:
 
 
 @dataclass(frozen=True)
+class Unsettled:
+    """A target whose state a run could not establish: what it serves is not known."""
+
+    run_id: str
+    state: str  # the run's outcome for it: rollback_failed, unknown
+    since: str
+    reason: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "state": self.state, "since": self.since, "reason": self.reason}
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> Unsettled:
+        return cls(str(raw["run_id"]), str(raw["state"]), str(raw["since"]), str(raw.get("reason") or ""))
+
+
+@dataclass(frozen=True)
 class Serving:
     champion: Served | None = None
     targets: dict[str, Served] = field(default_factory=dict)
     previous: tuple[Served, ...] = ()
+    unsettled: dict[str, Unsettled] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "champion": self.champion.to_dict() if self.champion else None,
             "targets": {k: v.to_dict() for k, v in self.targets.items()},
             "previous": [p.to_dict() for p in self.previous],
+            "unsettled": {k: v.to_dict() for k, v in self.unsettled.items()},
         }
 
     @classmethod
@@ -65,6 +86,7 @@ class Serving:
             Served.from_dict(champion) if champion else None,
             {str(k): Served.from_dict(v) for k, v in (raw.get("targets") or {}).items()},
             tuple(Served.from_dict(p) for p in raw.get("previous") or ()),
+            {str(k): Unsettled.from_dict(v) for k, v in (raw.get("unsettled") or {}).items()},
         )
 
 
@@ -140,15 +162,27 @@ class Lineage:
             return Serving()  # unreadable: treated as nothing known, never as a crash
 
     def record_serving(
-        self, pipeline: str, run_id: str, model: ModelArtifact, targets: Iterable[str], *, champion: bool, now: datetime
+        self,
+        pipeline: str,
+        run_id: str,
+        model: ModelArtifact,
+        targets: Iterable[str],
+        *,
+        champion: bool,
+        now: datetime,
+        unsettled: Mapping[str, tuple[str, str]] | None = None,
     ) -> Serving:
         """Note that `targets` now serve `model`; when `champion`, it also becomes the model candidates must beat."""
         path = self._serving_path(pipeline)
+        confirmed = list(targets)
         for _ in range(5):
             found = self._storage.read_json_with_etag(path)
             current = Serving.from_dict(found[0]) if found else Serving()
             served = Served(run_id, model, _iso(now))
-            targets_now = dict(current.targets) | {t: served for t in targets}
+            targets_now = dict(current.targets) | {t: served for t in confirmed}
+            unsettled_now = {t: u for t, u in current.unsettled.items() if t not in confirmed} | {
+                t: Unsettled(run_id, state, _iso(now), reason) for t, (state, reason) in (unsettled or {}).items()
+            }
             new_champion, previous = current.champion, current.previous
             if champion and (current.champion is None or current.champion.run_id != run_id):
                 new_champion = served
@@ -157,7 +191,7 @@ class Lineage:
                     if current.champion
                     else current.previous
                 )
-            updated = Serving(new_champion, targets_now, previous)
+            updated = Serving(new_champion, targets_now, previous, unsettled_now)
             try:
                 self._storage.write_json(
                     path, updated.to_dict(), overwrite=found is None, if_match=found[1] if found else None

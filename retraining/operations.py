@@ -286,13 +286,25 @@ def submit(
     data: BlobPath,
     request_id: str | None = None,
 ) -> SubmittedJob | Refusal:
-    """Submit (not start) the run's training job, and note it on the request so a crash can still cancel it."""
+    """Submit (not start) the run's training job, and note it on the request so a crash can still cancel it.
+
+    Once per run: a submit that runs again (a retry after its answer was lost, or a second delivery,
+    since activities run at least once) returns the job noted for this run instead of making another.
+    """
 
     def go() -> SubmittedJob:
+        queue = run_queue(settings, storage)
+        entry = queue.get(pipeline_name, request_id) if request_id else None
+        if entry is not None and entry.run_id == run_id and entry.job and entry.job.get("run_id") == run_id:
+            noted = SubmittedJob.from_dict(entry.job)
+            logger.info(
+                "pipeline %s run %s: training job %s was submitted already", pipeline_name, run_id, noted.job_id
+            )
+            return noted
         job = training_service(context(settings, storage, pipeline_name)).submit(run_id, data)
         logger.info("pipeline %s run %s: submitted training job %s", pipeline_name, run_id, job.job_id)
         if request_id:
-            run_queue(settings, storage).note_job(pipeline_name, request_id, job.to_dict(), datetime.now(UTC))
+            queue.note_job(pipeline_name, request_id, job.to_dict(), datetime.now(UTC))
         return job
 
     return expected(go)
@@ -435,13 +447,16 @@ def record_serving(
     targets: list[str],
     champion: bool,
     now: datetime,
+    unsettled: Mapping[str, tuple[str, str]] | None = None,
 ) -> str | None:
     """Remember which targets now serve the model; the champion is what the next gate compares against.
 
     A new champion is also crowned in the training service's registry; if the registry refuses, the
     record stands and the answer says why (a transient failure is raised, for a retry).
     """
-    lineage(settings, storage).record_serving(pipeline_name, run_id, model, targets, champion=champion, now=now)
+    lineage(settings, storage).record_serving(
+        pipeline_name, run_id, model, targets, champion=champion, now=now, unsettled=unsettled
+    )
     if not champion:
         return None
     crowned = expected(lambda: training_service(context(settings, storage, pipeline_name)).crown(model))

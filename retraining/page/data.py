@@ -121,6 +121,7 @@ def models_of(pipeline: Pipeline, lineage: Lineage, runs: list[dict[str, Any]]) 
         "champion": serving["champion"],
         "targets": serving["targets"],
         "previous": serving["previous"],
+        "unsettled": serving["unsettled"],  # targets whose state a run could not establish
         "candidates": candidates,
     }
 

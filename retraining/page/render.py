@@ -117,15 +117,23 @@ def _serving(view: Mapping[str, Any]) -> list[ServingRow]:
     for target in view["definition"]["targets"]:
         name = target["name"]
         served = models["targets"].get(name)
+        unsettled = (models.get("unsettled") or {}).get(name)
         outcome = outcomes.get(name) or {}
         progress = outcome.get("progress") or {}
         model = served["model"] if served else None
+        if unsettled:  # a run left it in a state nobody knows: the last confirmed model may not be what serves
+            served = unsettled | {"model": None}
+            model = None
         rows.append(
             ServingRow(
                 target=name,
                 kind=target["kind"],
                 sha=model["sha256"][:12] if model else "",
-                model=(model.get("version") or model["sha256"][:12]) if model else "nothing recorded",
+                model=(model.get("version") or model["sha256"][:12])
+                if model
+                else f"not known ({unsettled['state']})"
+                if unsettled
+                else "nothing recorded",
                 served=bool(served),
                 run_id=served["run_id"] if served else None,
                 since=served["since"] if served else None,

@@ -65,3 +65,30 @@ def test_a_rollback_that_fails_every_attempt_is_rollback_failed_not_failed(app: 
     assert "the rollback did not finish" in run.output["error"]
     assert run.output["progress"]["traffic"] == {"blue": 50, "green": 50}  # what it last saw: may still serve both
     assert len(run.called("roll_back_target")) == 3
+
+
+def test_a_target_left_in_a_state_nobody_knows_is_recorded_unsettled(app: FunctionApp) -> None:
+    def roll_out(payload: Any) -> Answer:
+        answer = updated(payload)
+        if payload["target"]["name"] == "endpoint2":
+            failed = answer[1] | {"updated": False, "state": "rollback_failed", "error": "rollback did not finish"}
+            return ("ok", failed)
+        return answer
+
+    run = retrain(app, roll_out_target=roll_out)
+    assert run.output["status"] == "PartiallyUpdated"
+    (serving,) = run.called("record_serving_model")
+    assert serving["targets"] == ["myWebService"] and serving["champion"] is False
+    assert serving["unsettled"] == [
+        {"target": "endpoint2", "state": "rollback_failed", "error": "rollback did not finish"}
+    ]
+
+
+def test_a_run_that_confirmed_no_target_still_records_the_unsettled_ones(app: FunctionApp) -> None:
+    def roll_out(payload: Any) -> Answer:
+        return ("fail", ("NonDeterministicOrchestrationException", "Non-deterministic workflow detected"))
+
+    run = retrain(app, roll_out_target=roll_out)
+    assert run.output["status"] == "Failed"
+    (serving,) = run.called("record_serving_model")
+    assert serving["targets"] == [] and {u["target"] for u in serving["unsettled"]} == {"endpoint2", "myWebService"}

@@ -283,3 +283,30 @@ def test_importing_the_app_does_not_import_the_template_engine() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["[]", "True"]
+
+
+def test_a_target_a_run_left_unsettled_reads_not_known_not_its_last_confirmed_model() -> None:
+    failed = {
+        "target": "blue-green",
+        "kind": "aml-online",
+        "state": "rollback_failed",
+        "error": "the rollback did not finish",
+        "steps": ["deploy", "shift_50"],
+        "progress": {"traffic": {"blue": 50, "green": 50}},
+    }
+    runs = [
+        run("20261122T030000Z-00000003", "Failed", 0.97, targets=[failed]),
+        run("20261108T030000Z-00000001", "Succeeded", 0.93),
+    ]
+    page = view(runs)
+    served = page["models"]["targets"]["blue-green"] = {
+        "run_id": runs[1]["run_id"],
+        "since": "2026-11-08T03:10:00Z",
+        "model": runs[1]["model"],
+    }
+    page["models"]["unsettled"] = {
+        "blue-green": {"run_id": runs[0]["run_id"], "state": "rollback_failed", "since": "2026-11-22T03:10:00Z"}
+    }
+    html = pipeline_page(page, "/api")
+    assert "not known (rollback_failed)" in html
+    assert served["model"]["sha256"][:12] not in html.split("<h2>Serving</h2>")[1].split("</section>")[0]
