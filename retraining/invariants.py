@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, TypedDict
+from datetime import datetime
+from typing import Any, NotRequired, TypedDict
 
 Json = Mapping[str, Any]
 
@@ -42,6 +43,8 @@ class Instance(TypedDict):
     running_children: list[str]  # children still running when it ended
     pipeline: str | None
     run_id: str | None
+    request_id: NotRequired[str | None]  # a run's request
+    jobs: NotRequired[list[str]]  # the training jobs a run's submit calls returned
 
 
 class Target(TypedDict):
@@ -62,6 +65,7 @@ class Observed(TypedDict):
     targets: list[Target]
     queue_idle: bool
     jobs_before: list[str]  # training jobs that existed before the schedule
+    decisions: NotRequired[dict[str, dict[str, Any]]]  # run id -> the approve or reject decision stored for it
 
 
 def requests_settle(observed: Observed) -> list[str]:
@@ -92,7 +96,11 @@ def runs_never_overlap(observed: Observed) -> list[str]:
 
 def _jobs(emulator: Json) -> dict[str, str]:
     """Every training job the emulator knows, by id: its status (Studio BES jobs and Azure ML jobs)."""
-    jobs = {str(j["id"]): str(j["status"]) for j in emulator.get("jobs", [])}
+    # A Studio BES job that was submitted but never started stays NotStarted and never runs: it holds no
+    # compute, so it is reported apart ("Unstarted"), not as running. Azure ML's NotStarted is queued to run.
+    jobs = {
+        str(j["id"]): "Unstarted" if j["status"] == "NotStarted" else str(j["status"]) for j in emulator.get("jobs", [])
+    }
     for workspace in emulator.get("azureMl", {}).get("workspaces", []):
         jobs |= {str(j["name"]): str(j["status"]) for j in workspace.get("jobs", []) if j.get("jobType") == "command"}
     return jobs
@@ -107,14 +115,28 @@ def _job_of(job_id: str | None, jobs: Mapping[str, str]) -> str | None:
     return next((j for j in jobs if job_id.endswith(j) or j.endswith(job_id)), None)
 
 
+ENDED_RUN = ("completed", "failed", "terminated")
+
+
 def no_job_outlives_its_run(observed: Observed) -> list[str]:
-    """No training job is still running once its run has ended (its record is written)."""
+    """No training job is still running once its run has ended: its record is written, or its orchestration
+    completed, failed or was terminated (an interrupted run's job is cancelled by the queue's recovery)."""
     jobs = _jobs(observed["emulator"])
     found = []
     for record in observed["records"]:
         job = _job_of(record.get("job_id"), jobs)
         if job is not None and jobs[job] in RUNNING_JOB:
             found.append(f"run {record['run_id']} ended {record['status']} while its job {job} is {jobs[job]}")
+    recorded = {str(r["run_id"]) for r in observed["records"]}
+    for instance in observed["instances"]:
+        if not instance["run_id"] or instance["run_id"] in recorded or instance["status"] not in ENDED_RUN:
+            continue
+        for submitted in instance.get("jobs", []):
+            job = _job_of(submitted, jobs)
+            if job is not None and jobs[job] in RUNNING_JOB:
+                found.append(
+                    f"run {instance['run_id']} ended {instance['status']} (no record) while its job {job} is {jobs[job]}"
+                )
     return found
 
 
@@ -157,8 +179,25 @@ def _served(observed: Observed, target: Target) -> list[str]:
     return served
 
 
+def _sha(record: Json) -> str | None:
+    model = record.get("model") or {}
+    return str(model["sha256"]) if model.get("sha256") else None
+
+
 def _marks(observed: Observed, record: Json) -> list[str]:
-    """What identifies a run's model at a service: its training job (Studio), its registered model ids (Azure ML)."""
+    """What identifies a run's model at a service: its training job (Studio), its registered model ids (Azure ML).
+
+    A promotion trains nothing: its model is an earlier run's (the same bytes), known by that run's marks.
+    """
+    sha = _sha(record)
+    marks = _own_marks(observed, record)
+    for other in observed["records"]:
+        if sha is not None and other is not record and _sha(other) == sha:
+            marks += [m for m in _own_marks(observed, other) if m not in marks]
+    return marks
+
+
+def _own_marks(observed: Observed, record: Json) -> list[str]:
     marks = [str(record["job_id"])] if record.get("job_id") else []
     model = record.get("model") or {}
     for key in ("model_id", "registered", "uri", "version_id"):
@@ -182,9 +221,10 @@ def targets_match_the_service(observed: Observed) -> list[str]:
     records = {r["run_id"]: r for r in observed["records"]}
     found = []
     for target in observed["targets"]:
-        entry = observed["serving"].get(target["pipeline"], {}).get("targets", {}).get(target["name"])
-        if not entry or entry.get("run_id") not in records:
-            continue
+        serving = observed["serving"].get(target["pipeline"], {})
+        entry = serving.get("targets", {}).get(target["name"])
+        if not entry or entry.get("run_id") not in records or target["name"] in (serving.get("unsettled") or {}):
+            continue  # nothing recorded, or recorded as not known (a run left it unsettled): nothing claimed
         served = _served(observed, target)
         if served and not _serves(served, _marks(observed, records[entry["run_id"]])):
             found.append(
@@ -195,16 +235,31 @@ def targets_match_the_service(observed: Observed) -> list[str]:
 
 
 def completed_run_never_runs_again(observed: Observed) -> list[str]:
-    """A request whose run completed (a record was written) is never run again under another run id."""
+    """A request whose run completed (a record was written, or its orchestration completed) is never run again
+    under another run id."""
     by_request: dict[str, list[Json]] = {}
     for record in observed["records"]:
         if record.get("request_id"):
             by_request.setdefault(str(record["request_id"]), []).append(record)
-    return [
+    found = [
         f"request {request[:12]} ran {len(runs)} times: {sorted(str(r['run_id']) for r in runs)}"
         for request, runs in by_request.items()
         if len(runs) > 1
     ]
+    runs = sorted(
+        (i for i in observed["instances"] if i["run_id"] and i.get("request_id")), key=lambda i: i["started_at"]
+    )
+    for index, first in enumerate(runs):
+        if first["status"] != "completed":
+            continue
+        again = sorted(
+            {str(i["run_id"]) for i in runs[index + 1 :] if i["request_id"] == first["request_id"]} - {first["run_id"]}
+        )
+        if again and len(by_request.get(str(first["request_id"]), [])) <= 1:
+            found.append(
+                f"request {str(first['request_id'])[:12]}: run {first['run_id']} completed, then it ran again as {again}"
+            )
+    return found
 
 
 def one_job_and_one_model_per_run(observed: Observed) -> list[str]:
@@ -214,8 +269,15 @@ def one_job_and_one_model_per_run(observed: Observed) -> list[str]:
     claimed = [_job_of(r.get("job_id"), jobs) for r in observed["records"]]
     found = [f"job {job} appears in {n} run records" for job, n in Counter(claimed).items() if job and n > 1]
     running = {i["run_id"] for i in observed["instances"] if i["run_id"] and i["status"] == "running"}
+    terminated = {  # jobs of runs terminated by hand: no record, and the queue's recovery cancelled them
+        _job_of(j, jobs) for i in observed["instances"] if i["status"] == "terminated" for j in i.get("jobs", [])
+    }
     if not running:
-        found += [f"training job {job} ({jobs[job]}) belongs to no run record" for job in new if job not in claimed]
+        found += [
+            f"training job {job} ({jobs[job]}) belongs to no run record"
+            for job in new
+            if job not in claimed and job not in terminated
+        ]
     for workspace in observed["emulator"].get("azureMl", {}).get("workspaces", []):
         per_job = Counter(str(m["jobName"]) for m in workspace.get("models", []) if m.get("jobName") in new)
         found += [f"job {job} registered {n} model versions" for job, n in per_job.items() if n > 1]
@@ -228,7 +290,7 @@ def records_tell_the_truth(observed: Observed) -> list[str]:
     found = []
     targets = {(t["pipeline"], t["name"]): t for t in observed["targets"]}
     latest: dict[tuple[str, str], str] = {}
-    for record in sorted(observed["records"], key=lambda r: str(r["run_id"])):
+    for record in sorted(observed["records"], key=lambda r: (str(r.get("started_at")), str(r["run_id"]))):
         for outcome in record.get("targets") or []:
             latest[(str(record["pipeline"]), str(outcome["target"]))] = str(record["run_id"])
     records = {str(r["run_id"]): r for r in observed["records"]}
@@ -245,7 +307,9 @@ def records_tell_the_truth(observed: Observed) -> list[str]:
         if state in OLD_MODEL and serves_it:
             found.append(f"run {run_id} says target {name} is {state} (old model), but it serves the run's model")
     for record in observed["records"]:
-        mentioned = {str(o["target"]) for o in record.get("targets") or []}
+        sha = _sha(record)
+        same_model = [r for r in observed["records"] if r is record or (sha is not None and _sha(r) == sha)]
+        mentioned = {str(o["target"]) for r in same_model for o in r.get("targets") or []}  # a promotion rolled it out
         for target in observed["targets"]:
             if target["pipeline"] != record["pipeline"] or target["name"] in mentioned:
                 continue
@@ -264,6 +328,59 @@ def records_tell_the_truth(observed: Observed) -> list[str]:
     return found
 
 
+def _moment(text: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _rolled_out(observed: Observed, record: Json) -> list[str]:
+    """The targets a run changed: an outcome that says updated, a serving entry naming the run, or a target serving its model."""
+    changed = {str(o["target"]) for o in record.get("targets") or [] if o.get("updated") or o.get("state") == UPDATED}
+    serving = observed["serving"].get(str(record["pipeline"]), {}).get("targets", {})
+    changed |= {str(name) for name, entry in serving.items() if (entry or {}).get("run_id") == record["run_id"]}
+    for target in observed["targets"]:
+        if target["pipeline"] == record["pipeline"] and _serves(_served(observed, target), _marks(observed, record)):
+            changed.add(target["name"])
+    return sorted(changed)
+
+
+def no_late_decision_takes_effect(observed: Observed) -> list[str]:
+    """A run that waited for approval rolls out only on an approval made by its deadline: no decision stamped
+    after `approval.expires_at` (in its record, or in the decision store) takes effect, and a wait that
+    ended with no decision touches no target."""
+    found = []
+    stored = observed.get("decisions", {})
+    for record in observed["records"]:
+        approval = record.get("approval")
+        if not approval:
+            continue
+        run_id, expires = str(record["run_id"]), _moment(approval.get("expires_at"))
+        changed = _rolled_out(observed, record)
+        decision = approval.get("decision")
+        if decision is None:
+            if changed or record["status"] in ("Succeeded", "PartiallyUpdated"):
+                found.append(
+                    f"run {run_id} ended {record['status']} with no decision on its approval, touching {changed}"
+                )
+            continue
+        at = _moment(decision.get("at"))
+        if expires is not None and at is not None and at > expires and (changed or decision.get("action") == "approve"):
+            found.append(
+                f"run {run_id} took the {decision.get('action')} made at {decision.get('at')}, after its approval expired "
+                f"at {approval.get('expires_at')} (targets changed: {changed})"
+            )
+        late = stored.get(run_id)
+        late_at = _moment((late or {}).get("at"))
+        if late and late_at is not None and expires is not None and late_at > expires and changed:
+            found.append(
+                f"run {run_id} rolled out to {changed} though the decision stored for it was made at {late['at']}, "
+                f"after its approval expired at {approval.get('expires_at')}"
+            )
+    return found
+
+
 INVARIANTS: tuple[Callable[[Observed], list[str]], ...] = (
     requests_settle,
     runs_never_overlap,
@@ -273,6 +390,7 @@ INVARIANTS: tuple[Callable[[Observed], list[str]], ...] = (
     completed_run_never_runs_again,
     one_job_and_one_model_per_run,
     records_tell_the_truth,
+    no_late_decision_takes_effect,
 )
 
 

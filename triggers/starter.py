@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,9 +24,11 @@ import azure.durable_functions as df
 from azure.durable_functions.models.OrchestrationRuntimeStatus import OrchestrationRuntimeStatus
 
 from orchestrators.run_queue import QUEUE_ORCHESTRATOR, WAKE_EVENT
+from retraining import operations
+from retraining.errors import ConfigError
 from retraining.inputs import QueueInput
 from retraining.instances import queue_instance_id, run_instance_id
-from retraining.models import RunRequest
+from retraining.models import RunRequest, RunResult
 from retraining.operations import run_queue
 from retraining.runtime import storage
 from retraining.settings import Settings
@@ -77,6 +80,8 @@ async def ensure_running(client: df.DurableOrchestrationClient, pipeline: str) -
     was terminated or purged by hand): the fresh queue's recovery would put that run's request back
     in line and two runs of the pipeline would overlap. The sweeper (`triggers.recovery`) tries again
     later; by then the run has ended and written its record, and recovery finishes its request from it.
+    A run that completed without writing its record (the queue would have written it, but is gone)
+    gets its record written here, from its output, so recovery never runs it again.
     """
     instance = queue_instance_id(pipeline)
     try:
@@ -86,7 +91,7 @@ async def ensure_running(client: df.DurableOrchestrationClient, pipeline: str) -
         running = None
     if running is not False and await _wake(client, instance):
         return
-    if (busy := await _run_still_going(client, pipeline)) is not None:
+    if (busy := await _settle_earlier_runs(client, pipeline)) is not None:
         logger.warning(
             "pipeline %s: its queue is not running but run %s still is; a new queue starts once it has ended",
             pipeline,
@@ -106,8 +111,9 @@ async def ensure_running(client: df.DurableOrchestrationClient, pipeline: str) -
     await client.start_new(QUEUE_ORCHESTRATOR, instance, QueueInput(pipeline, fresh=True).to_dict())
 
 
-async def _run_still_going(client: df.DurableOrchestrationClient, pipeline: str) -> str | None:
-    """The run id of a run an earlier queue started that has not ended yet, if any."""
+async def _settle_earlier_runs(client: df.DurableOrchestrationClient, pipeline: str) -> str | None:
+    """The run id of a run an earlier queue started that has not ended yet, if any; the record of one that
+    completed without writing it is written from its output."""
     settings = Settings.from_env()
     for entry in await asyncio.to_thread(run_queue(settings, storage(settings)).running, pipeline):
         if not entry.run_id:
@@ -118,7 +124,24 @@ async def _run_still_going(client: df.DurableOrchestrationClient, pipeline: str)
             return entry.run_id
         if status.runtime_status in ACTIVE:
             return entry.run_id
+        if status.runtime_status is OrchestrationRuntimeStatus.Completed:
+            await asyncio.to_thread(write_missing_record, settings, pipeline, entry.run_id, status.output)
     return None
+
+
+def write_missing_record(settings: Settings, pipeline: str, run_id: str, output: Any) -> None:
+    """Write a completed run's record from its orchestration output, if the run could not write it."""
+    try:
+        result = RunResult.from_dict(json.loads(output) if isinstance(output, str) else output)
+    except (ConfigError, KeyError, TypeError, ValueError):
+        return  # no result to keep: recovery puts the request back in line
+    if result.record is not None or result.run_id != run_id or result.pipeline != pipeline:
+        return
+    lineage = operations.lineage(settings, storage(settings))
+    if storage(settings).read_json(lineage.record_path(pipeline, run_id)) is not None:
+        return  # written after all
+    lineage.write_record(result)
+    logger.warning("pipeline %s: wrote the record of completed run %s, which could not write it", pipeline, run_id)
 
 
 async def _wake(client: df.DurableOrchestrationClient, instance: str) -> bool:

@@ -37,8 +37,9 @@ def build_router(ctx: StudioContext) -> APIRouter:
         except ilearner.DatasetError as exc:
             raise bad_argument("InvalidDataset", str(exc)) from None
         data = ilearner.dumps(model)
-        for endpoint in ctx.endpoints_of(service):
+        for endpoint in ctx.endpoints_of(service):  # the resource is the seed's now, from no location
             ctx.state.install_model(endpoint.service_id, data)
+            ctx.state.locations.pop(endpoint.service_id, None)
         for arm in ctx.state.arm.values():  # the asset is the seed's now: a later PUT of any location applies
             arm.model = ctx.state.install_model(f"arm:{arm.config.name}", data)
             arm.asset_uri, arm.asset_credentials = "", None

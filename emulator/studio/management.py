@@ -55,7 +55,7 @@ def build_router(ctx: StudioContext) -> APIRouter:
             "Resources": resources,
         }
 
-    locations: dict[str, dict[str, Any]] = {}
+    locations = ctx.state.locations
 
     def state_location(service_id: str) -> dict[str, Any]:
         return locations.get(service_id, {"BaseLocation": None, "RelativeLocation": None, "SasBlobToken": None})

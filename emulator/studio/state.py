@@ -110,6 +110,8 @@ class EmulatorState:
         self.running: dict[str, int] = {}  # endpoint service_id -> running count
         self.queues: dict[str, deque[Job]] = {}
         self.models: dict[str, ServedModel | None] = {}  # endpoint service_id -> model
+        # endpoint service_id -> the resource location its model came from (what a GET of the endpoint shows)
+        self.locations: dict[str, dict[str, Any]] = {}
         self.endpoints: dict[str, tuple[WebServiceConfig, EndpointConfig]] = {}
         self.extra_endpoints: dict[str, list[EndpointConfig]] = {}  # web service id -> created endpoints
         self.arm: dict[str, ArmService] = {}

@@ -15,6 +15,12 @@ the actions, and records their scheduling events, numbered as DTFx numbers them.
 Every activity call and every sub-orchestration call is a decision point, named stably across runs by the
 instance id, the function name and the occurrence of that name in that instance (`Point`). A `Fault` picks one
 point and what happens there; everything else runs as in the fault-free schedule.
+
+A scenario may drive more than one root (`launch`, `drive`): a queue woken with an event (`raise_event`),
+a queue dropped (`terminate`) and a fresh one started under the same instance id (its key then carries
+`~1`, `~2`...). An `operator` callback, called before every step, plays the people and starters outside
+the orchestrations (it stores decisions and raises events); its own decision points are `operator_points`,
+faulted with `OPERATOR_FAULTS`. `mark()` starts the part of the schedule whose points are explored.
 """
 
 from __future__ import annotations
@@ -66,6 +72,7 @@ ACTIVITY_FAULTS = (
 )
 SUB_FAULTS = ("child-fails",)  # the child instance fails as soon as it is created (host format)
 EVENT_FAULTS = ("early", "twice", "late")  # an external event before the waiter exists, twice, after the end
+OPERATOR_FAULTS = ("early", "twice", "late")  # an operator's signal: before its waiter, twice, after the run ended
 
 EVENTS_OF = {  # the external events each orchestration waits for, by name
     "run_queue": ("wake",),
@@ -129,10 +136,12 @@ class Instance:
     started_at: str = ""
     ended_at: str | None = None
     running_children: list[str] = field(default_factory=list)
+    epoch: int = 0  # an instance started again under an id an earlier (ended) instance had
 
     @property
     def key(self) -> str:
-        return f"{self.instance_id}#{self.generation}" if self.generation else self.instance_id
+        base = f"{self.instance_id}~{self.epoch}" if self.epoch else self.instance_id
+        return f"{base}#{self.generation}" if self.generation else base
 
     @property
     def running(self) -> bool:
@@ -157,6 +166,8 @@ class Observation:
     points: list[Point] = field(default_factory=list)
     sub_points: list[Point] = field(default_factory=list)
     event_points: list[Point] = field(default_factory=list)
+    operator_points: list[Point] = field(default_factory=list)
+    explored_from: tuple[int, int, int, int] = (0, 0, 0, 0)  # points, sub, event, operator points before `mark()`
     instances: dict[str, Instance] = field(default_factory=dict)
     ended: list[dict[str, Any]] = field(default_factory=list)  # per instance end: id, name, status, running children
     calls: list[tuple[str, str, Any, Any]] = field(default_factory=list)  # instance, function, payload, result
@@ -173,12 +184,16 @@ class Driver:
         *,
         start: datetime | None = None,
         idle: Callable[[Instance], bool] | None = None,
+        operator: Callable[[Driver], None] | None = None,
     ) -> None:
         self.orchestrators: dict[str, FunctionSpec] = {f.name: f for f in app.orchestrators}
         self.activities: dict[str, FunctionSpec] = {f.name: f for f in app.activities}
         self.fault = fault
         self.clock = start or datetime(2026, 11, 21, 3, 0, tzinfo=UTC)
         self.idle = idle or (lambda root: False)
+        self.operator = operator
+        self.roots: list[Instance] = []
+        self.episodes = 0
         self.seen = Observation()
         self.work: list[Work] = []
         self.failing: set[tuple[str, str]] = set()  # ("always": instance key + input) or ("outage": instance key)
@@ -195,6 +210,9 @@ class Driver:
     ) -> Instance:
         encoded = json.dumps(payload) if not isinstance(payload, str) or parent is None else payload
         instance = Instance(instance_id, name, encoded, parent, task, started_at=timestamp(self.clock))
+        instance.epoch = sum(
+            1 for i in self.seen.instances.values() if i.instance_id == instance_id and not i.generation
+        )
         self._begin(instance)
         self.seen.instances[instance.key] = instance
         if parent is not None:
@@ -227,6 +245,10 @@ class Driver:
             "Input": json.dumps(None),
         }
 
+    def faulted(self, point: Point, *kinds: str) -> bool:
+        """Whether the schedule's fault is one of `kinds` at `point` (for the operator's points)."""
+        return self._faulted(point, *kinds)
+
     def _faulted(self, point: Point, *kinds: str) -> bool:
         hit = self.fault is not None and self.fault.point == point and self.fault.kind in kinds
         if hit:
@@ -243,6 +265,7 @@ class Driver:
         parent_id = instance.parent.instance_id if instance.parent else None
         context = binding_context(instance.history + new, instance.instance_id, instance.input, parent_id)
         instance.episodes += 1
+        self.episodes += 1
         try:
             state = json.loads(spec.user_function(context))
             failure = None
@@ -321,10 +344,13 @@ class Driver:
             return
         fresh = Instance(instance.instance_id, instance.name, given, instance.parent, instance.parent_task)
         fresh.generation = instance.generation + 1
+        fresh.epoch = instance.epoch
         fresh.started_at = timestamp(self.clock)
         instance.ended_at = timestamp(self.clock)
         instance.status = "continued"
         self.seen.instances[fresh.key] = fresh
+        if instance.parent is not None:  # the parent's child is the instance's latest generation
+            instance.parent.children = [fresh if c is instance else c for c in instance.parent.children]
         self._begin(fresh)
         self.roots = [fresh if r is instance else r for r in self.roots]
 
@@ -473,10 +499,61 @@ class Driver:
     def _running(self) -> list[Instance]:
         return [i for i in self.seen.instances.values() if i.running]
 
-    def run(self, name: str, payload: Any, instance_id: str) -> Observation:
+    def current(self, instance_id: str) -> Instance | None:
+        """The latest instance under `instance_id` (its latest generation), running or not."""
+        found = [i for i in self.seen.instances.values() if i.instance_id == instance_id]
+        return found[-1] if found else None
+
+    def raise_event(self, instance_id: str, name: str) -> bool:
+        """What a client's raise_event does: the event goes to the instance if it runs; else it is dropped."""
+        instance = self.current(instance_id)
+        if instance is None or not instance.running:
+            return False
+        self._post(instance, self._event(name))
+        return True
+
+    def raise_late(self, instance_id: str, name: str) -> None:
+        """An event that arrives only after the instance ended (the host drops it then)."""
+        instance = self.current(instance_id)
+        if instance is not None:
+            self.late.append((instance, name))
+
+    def terminate(self, instance: Instance) -> None:
+        """Terminated by hand: it stops where it is; its work is dropped; its parent hears nothing."""
+        if not instance.running:
+            return
+        instance.status = "terminated"
+        instance.ended_at = timestamp(self.clock)
+        instance.running_children = [c.key for c in instance.children if c.running]
+        instance.inbox = []
+        self.seen.ended.append(self._ending(instance, "terminated"))
+
+    def mark(self) -> None:
+        """From here on, the points found are the ones the explorer faults."""
+        seen = self.seen
+        seen.explored_from = (
+            len(seen.points),
+            len(seen.sub_points),
+            len(seen.event_points),
+            len(seen.operator_points),
+        )
+
+    def launch(self, name: str, payload: Any, instance_id: str) -> Instance:
+        """Start a root orchestration, as a starter's client does."""
         root = self.start(name, payload, instance_id)
-        self.roots = [root]
-        for _ in range(MAX_EPISODES):
+        self.roots.append(root)
+        return root
+
+    def drive(self, root: Instance, until: Callable[[], bool] | None = None) -> str:
+        """Run everything until `root` is idle (the driver's `idle`), nothing runs, or `until()` holds."""
+        index = next(i for i, r in enumerate(self.roots) if (r.instance_id, r.epoch) == (root.instance_id, root.epoch))
+        stopped = f"gave up after {MAX_EPISODES} episodes"
+        while self.episodes < MAX_EPISODES:
+            if self.operator is not None:
+                self.operator(self)
+            if until is not None and until():
+                stopped = "until"
+                break
             ready = [i for i in self._running() if i.inbox]
             if ready:
                 self.clock += timedelta(milliseconds=10)
@@ -487,21 +564,29 @@ class Driver:
             if self.work:
                 self._run_work()
                 continue
-            current = self.roots[0]
+            current = self.roots[index]
             if not current.running and not self._running():
-                self.seen.stopped = f"{current.name} ended {current.status}"
+                stopped = f"{current.name} ended {current.status}"
                 break
             if current.running and self.idle(current) and len(self._running()) == 1:
-                self.seen.stopped = "idle"
+                stopped = "idle"
                 break
             if not self._fire_earliest():
-                self.seen.stopped = "stuck: every instance waits on nothing the schedule delivers"
+                stopped = "stuck: every instance waits on nothing the schedule delivers"
                 break
-        else:
-            self.seen.stopped = f"gave up after {MAX_EPISODES} episodes"
-        for instance, name in self.late:  # raised after the instance ended: the host drops it, nothing runs
+        self.seen.stopped = stopped
+        return stopped
+
+    def finish(self) -> Observation:
+        """The events that arrive after their instance ended (the host drops them; nothing runs)."""
+        for instance, name in self.late:
             if instance.running:
                 self._post(instance, self._event(name))
                 self._episode(instance)
             self.seen.fault_applied = True
+        self.late = []
         return self.seen
+
+    def run(self, name: str, payload: Any, instance_id: str) -> Observation:
+        self.drive(self.launch(name, payload, instance_id))
+        return self.finish()

@@ -1,17 +1,22 @@
 """Enumerate single-fault schedules over whole orchestration trees and check the invariants after each.
 
-A scenario is a starting state (requests in a pipeline's queue) and a root orchestration (the pipeline's
-run queue, started as the starters start it). Its fault-free schedule is run first, recording every
-decision point (`engine.Point`); then each point is re-run with one fault (`engine.ACTIVITY_FAULTS`,
-`SUB_FAULTS`, `EVENT_FAULTS`). After every schedule, `retraining.invariants.check` runs over what the
-services and the store hold. A schedule's id, `scenario/kind@instance|function|occurrence`, replays it
-alone: `python -m tests.explore --schedule 'ID'`.
+A scenario is a starting state (requests in a pipeline's queue), the pipeline's run queue started as
+the starters start it, and what happens outside the orchestrations (`PLAYS`): a promote request that
+wakes the queue after a dry run made a verified model (`promote_model`); an operator who approves in
+time, never, or after the deadline (`Approver`, the approval gate); a queue dropped mid-job and a fresh
+one started, as `triggers.starter.ensure_running` would (recovery). Its fault-free schedule is run
+first, recording every decision point (`engine.Point`); then each point after the scenario's set-up
+that its `focus` selects is re-run with one fault (`engine.ACTIVITY_FAULTS`, `SUB_FAULTS`,
+`EVENT_FAULTS`, `OPERATOR_FAULTS`). After every schedule, `retraining.invariants.check` runs over what
+the services and the store hold, and the scenario's own expectations (`_expected`). A schedule's id,
+`scenario/kind@instance|function|occurrence`, replays it alone: `python -m tests.explore --schedule 'ID'`.
 """
 
 from __future__ import annotations
 
 import json
 import random
+import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -19,9 +24,21 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from devhost.discovery import FunctionApp, load_app
+from orchestrators._run import RUN_SIGNAL
+from orchestrators.run_queue import WAKE_EVENT
 from retraining import invariants
 
-from .engine import ACTIVITY_FAULTS, EVENT_FAULTS, SUB_FAULTS, Driver, Fault, Instance, Observation, Point
+from .engine import (
+    ACTIVITY_FAULTS,
+    EVENT_FAULTS,
+    OPERATOR_FAULTS,
+    SUB_FAULTS,
+    Driver,
+    Fault,
+    Instance,
+    Observation,
+    Point,
+)
 from .world import World
 
 START = datetime.now(UTC).replace(second=0, microsecond=0)  # activities compare deadlines with real time
@@ -30,9 +47,24 @@ REPEATS = 2  # calls of one function with one input in one instance (polls): fau
 
 @dataclass(frozen=True)
 class Scenario:
+    """A starting state, how the world outside the orchestrations acts (`play`), and which points are explored.
+
+    play: "queue" (requests wait; a fresh queue runs them), "promote" (a dry-run retrain makes a verified
+    model, then a promote request names it and wakes the queue), "approval" (the explorer is the approver:
+    `operator`), "recovery" (a queue is dropped while its run's job runs; a fresh queue starts, as
+    `triggers.starter.ensure_running` starts it: only once no run of an earlier queue is still going).
+    `focus`: a regular expression over a point's text (`instance|function|occurrence`); only matching points
+    after the scenario's set-up are faulted (empty: every point).
+    """
+
     name: str
     pipeline: str
-    requests: int  # retrain requests waiting in the queue, oldest first (NewestFirst picks the last)
+    requests: int = 1  # retrain requests waiting in the queue, oldest first (NewestFirst picks the last)
+    play: str = "queue"
+    operator: str = ""  # approval: "approve" in time, "none" (the wait expires), "late" (approve after the deadline)
+    terminate_run: bool = False  # recovery: the run and its monitor are terminated with the queue
+    focus: str = ""
+    repeats: int = REPEATS
 
 
 SCENARIOS = {
@@ -40,6 +72,42 @@ SCENARIOS = {
     for s in (
         Scenario("studio-queue", "weekly-retrain", 2),  # two targets (classic, arm) rolled out in parallel
         Scenario("aml-queue", "aml-retrain", 1),  # a canary on an online endpoint, and a batch endpoint
+        # promote_model: the promote run, its queue's take and finish, its rollouts' calls (their steps as in studio-queue)
+        Scenario("promote", "weekly-retrain", play="promote", focus=r"^retrain-weekly-retrain(#\d+)?\||:run2\|"),
+        # the approval gate: the explorer approves when the run waits (its signal early, twice, late), or never
+        Scenario(
+            "approval",
+            "approval",
+            play="approval",
+            operator="approve",
+            focus=r":run1\|(read_run_signals|roll_out_target|record_serving_model|write_run_record|event:|operator:)",
+            repeats=4,
+        ),
+        Scenario(
+            "approval-expires",
+            "approval",
+            play="approval",
+            operator="none",
+            focus=r":run1\|(read_run_signals|write_run_record|event:)",
+            repeats=4,
+        ),
+        Scenario(
+            "approval-late",
+            "approval",
+            play="approval",
+            operator="late",
+            focus=r":run1\|(read_run_signals|write_run_record|event:)",
+            repeats=4,
+        ),
+        # a queue dropped mid-job: its run goes on to its end, then a fresh queue recovers
+        Scenario(
+            "recovery",
+            "weekly-retrain",
+            play="recovery",
+            focus=r"~1(#\d+)?\||:run1\|(write_run_record|record_serving_model|roll_out_target)",
+        ),
+        # a queue and its run terminated mid-job: the fresh queue cancels the job and runs the request again
+        Scenario("recovery-terminated", "weekly-retrain", play="recovery", terminate_run=True, focus=r"~1(#\d+)?\|"),
     )
 }
 
@@ -67,17 +135,102 @@ class Report:
         return f"explore: {len(self.results)} schedules, {orchestrations} orchestrations, {self.violations} invariant violations"
 
 
-def _enqueue(scenario: Scenario) -> None:
+def _enqueue(pipeline: str, requests: int, now: datetime, label: str, **fields: Any) -> list[str]:
+    """Store `requests` requests (oldest first, an hour apart, the last an hour before `now`); their ids."""
     from retraining.models import RunRequest, Trigger, TriggerKind
     from retraining.queue import RunQueue
     from retraining.settings import Settings
     from retraining.storage import TrainingStorage
 
-    queue = RunQueue(TrainingStorage.from_settings(Settings.from_env()), Settings.from_env().run_records_container)
-    for n in range(scenario.requests):
-        at = START - timedelta(hours=scenario.requests - n)
-        trigger = Trigger(TriggerKind.HTTP, f"explore:{scenario.name}:{n}", at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
-        queue.enqueue(RunRequest(scenario.pipeline, trigger), at)
+    settings = Settings.from_env()
+    queue = RunQueue(TrainingStorage.from_settings(settings), settings.run_records_container)
+    found = []
+    for n in range(requests):
+        at = now - timedelta(hours=requests - n)
+        trigger = Trigger(TriggerKind.HTTP, f"explore:{label}:{n}", at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+        entry, _ = queue.enqueue(RunRequest(pipeline, trigger, **fields), at)
+        found.append(entry.request_id)
+    return found
+
+
+def _iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _moment(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _input(instance: Instance) -> dict[str, Any]:
+    given = json.loads(instance.input) if isinstance(instance.input, str) else instance.input
+    if isinstance(given, str):
+        given = json.loads(given)
+    return given if isinstance(given, dict) else {}
+
+
+def _is_run(instance: Instance) -> bool:
+    return instance.name in ("retrain_pipeline", "promote_model")
+
+
+@dataclass
+class Approver:
+    """The operator of an approval scenario, through the same store the approve route writes (`retraining.decisions`).
+
+    "approve": once the run waits for `run_signal` in phase awaiting_approval, store an approve decision
+    stamped with the explorer's clock and raise `run_signal` to the run instance. Its point,
+    `run|operator:approve|0`, takes OPERATOR_FAULTS: "early" acts as soon as the phase shows (the signal
+    arrives while the run's first look is in flight, before its waiter exists), "twice" raises the signal
+    twice (the route called twice), "late" delivers the signal only after the run ended (the run must
+    find the decision at its next look).
+    "none": nobody decides; the wait expires.
+    "late": once the explorer's clock reached the deadline (the expiry timer fired, the run's last look is
+    not made yet), store an approve stamped after `expires_at` and raise the signal: it must take no effect.
+    """
+
+    mode: str
+    acted: set[str] = field(default_factory=set)
+
+    def __call__(self, driver: Driver) -> None:
+        if self.mode == "none":
+            return
+        for instance in list(driver.seen.instances.values()):
+            if instance.name != "retrain_pipeline" or not instance.running or instance.key in self.acted:
+                continue
+            status = instance.custom_status if isinstance(instance.custom_status, dict) else {}
+            if status.get("phase") != "awaiting_approval":
+                continue
+            if self.mode == "late":
+                expires = _moment(str(status["expires_at"]))
+                if driver.clock < expires:
+                    continue
+                self.acted.add(instance.key)
+                self._decide(instance, max(driver.clock, expires) + timedelta(milliseconds=1))
+                driver.raise_event(instance.instance_id, RUN_SIGNAL)
+                continue
+            point = Point(driver.alias(instance.key), "operator:approve", 0)
+            if point not in driver.seen.operator_points:
+                driver.seen.operator_points.append(point)
+            if not driver.faulted(point, "early") and RUN_SIGNAL not in instance.waiting:
+                continue
+            self.acted.add(instance.key)
+            self._decide(instance, driver.clock)
+            if driver.faulted(point, "late"):
+                driver.raise_late(instance.instance_id, RUN_SIGNAL)
+                continue
+            driver.raise_event(instance.instance_id, RUN_SIGNAL)
+            if driver.faulted(point, "twice"):
+                driver.raise_event(instance.instance_id, RUN_SIGNAL)
+
+    @staticmethod
+    def _decide(instance: Instance, at: datetime) -> None:
+        from retraining import operations
+        from retraining.models import Decision, DecisionAction
+        from retraining.runtime import settings, storage
+
+        given = _input(instance)
+        current = settings()
+        decision = Decision(DecisionAction.APPROVE, "explorer", _iso(at), "approved by the explorer")
+        operations.decisions(current, storage(current)).record(given["request"]["pipeline"], given["run_id"], decision)
 
 
 def _queue_idle(root: Instance) -> bool:
@@ -100,15 +253,19 @@ def _targets(pipeline: str) -> list[invariants.Target]:
     return found
 
 
-def _instances(seen: Observation) -> list[invariants.Instance]:
+def _instances(driver: Driver) -> list[invariants.Instance]:
+    seen = driver.seen
+    submitted: dict[str, list[str]] = {}
+    for key, function, _, result in seen.calls:
+        if function == "submit_training_job" and isinstance(result, dict) and result.get("job_id"):
+            submitted.setdefault(key, []).append(str(result["job_id"]))
     found: list[invariants.Instance] = []
     for instance in seen.instances.values():
-        pipeline = run_id = None
-        if instance.name in ("retrain_pipeline", "promote_model"):
-            given = json.loads(instance.input) if isinstance(instance.input, str) else instance.input
-            if isinstance(given, str):
-                given = json.loads(given)
+        pipeline = run_id = request_id = None
+        if _is_run(instance):
+            given = _input(instance)
             run_id, pipeline = given.get("run_id"), given.get("request", {}).get("pipeline")
+            request_id = given.get("request_id")
         found.append(
             invariants.Instance(
                 instance=instance.key,
@@ -119,9 +276,130 @@ def _instances(seen: Observation) -> list[invariants.Instance]:
                 running_children=list(instance.running_children),
                 pipeline=pipeline,
                 run_id=run_id,
+                request_id=request_id,
+                jobs=sorted(set(submitted.get(driver.alias(instance.key), []))),
             )
         )
     return found
+
+
+def _mid_job(driver: Driver) -> bool:
+    """A run's monitor has polled its job and found it running."""
+    return any(
+        function == "poll_training_job" and isinstance(result, dict) and result.get("state") in invariants.RUNNING_JOB
+        for _, function, _, result in driver.seen.calls
+    )
+
+
+def _expected(scenario: Scenario, observed: invariants.Observed) -> list[str]:
+    """What a scenario promises beyond the invariants."""
+    found = []
+    if scenario.play == "approval" and scenario.operator in ("none", "late"):
+        decided = observed.get("decisions", {})
+        for record in observed["records"]:
+            if not record.get("approval"):
+                continue
+            if record["status"] != "Expired":
+                found.append(
+                    f"run {record['run_id']} waited for an approval nobody gave in time, but ended {record['status']}"
+                )
+            if scenario.operator == "late" and str(record["run_id"]) not in decided:
+                found.append(
+                    f"run {record['run_id']}: the explorer stored no late decision (the schedule tests nothing)"
+                )
+    if scenario.play == "promote":
+        promoted = [r for r in observed["records"] if (r.get("request") or {}).get("action") == "promote"]
+        if not promoted and observed["queue_idle"]:
+            found.append("the promote request left no run record")
+    return found
+
+
+def _fresh_queue(driver: Driver, pipeline: str) -> Instance:
+    """A starter starts the pipeline's queue (`triggers.starter.ensure_running`): a fresh one, which recovers first."""
+    from retraining.inputs import QueueInput
+    from retraining.instances import queue_instance_id
+
+    return driver.launch("run_queue", QueueInput(pipeline, fresh=True).to_dict(), queue_instance_id(pipeline))
+
+
+def _play_queue(driver: Driver, scenario: Scenario) -> Instance:
+    _enqueue(scenario.pipeline, scenario.requests, driver.clock, scenario.name)
+    root = _fresh_queue(driver, scenario.pipeline)
+    driver.drive(root)
+    return root
+
+
+def _play_promote(driver: Driver, scenario: Scenario) -> Instance:
+    """A dry-run retrain makes a verified model (set-up, never faulted); a promote request then rolls it out."""
+    from retraining.instances import queue_instance_id
+    from retraining.models import RequestAction
+
+    _enqueue(scenario.pipeline, 1, driver.clock, f"{scenario.name}:source", dry_run=True)
+    root = _fresh_queue(driver, scenario.pipeline)
+    driver.drive(root)
+    sources = [_input(i).get("run_id") for i in driver.seen.instances.values() if i.name == "retrain_pipeline"]
+    driver.mark()
+    _enqueue(
+        scenario.pipeline,
+        1,
+        driver.clock + timedelta(hours=1),
+        scenario.name,
+        action=RequestAction.PROMOTE,
+        source_run=sources[0] if sources else None,
+        requested_by="explorer",
+    )
+    driver.raise_event(queue_instance_id(scenario.pipeline), WAKE_EVENT)  # what ensure_running does for a running queue
+    driver.drive(root)
+    return root
+
+
+def _play_recovery(driver: Driver, scenario: Scenario) -> Instance:
+    """Drive a queue until its run's job runs, drop the queue (and, if asked, the run), start a fresh one.
+
+    As `triggers.starter.ensure_running`: the fresh queue starts only once no run an earlier queue
+    started is still going, so a run that was not terminated is driven to its end first (its result
+    reaches no queue).
+    """
+    _enqueue(scenario.pipeline, scenario.requests, driver.clock, scenario.name)
+    first = _fresh_queue(driver, scenario.pipeline)
+    driver.drive(first, until=lambda: _mid_job(driver))
+    queue = driver.current(first.instance_id)
+    assert queue is not None
+    driver.terminate(queue)
+    if scenario.terminate_run:  # the run and its monitor, terminated by hand, parent first
+        for instance in [i for i in driver.seen.instances.values() if i.running and _is_run(i)]:
+            for part in [i for i in driver.seen.instances.values() if i.instance_id.startswith(instance.instance_id)]:
+                driver.terminate(part)
+    driver.mark()
+    driver.drive(first, until=lambda: not any(i.running and _is_run(i) for i in driver.seen.instances.values()))
+    _settle_earlier_runs(driver, scenario.pipeline)
+    root = _fresh_queue(driver, scenario.pipeline)
+    driver.drive(root)
+    return root
+
+
+def _settle_earlier_runs(driver: Driver, pipeline: str) -> None:
+    """What `ensure_running` does before a fresh queue: a completed run that could not write its record gets it."""
+    from retraining.settings import Settings
+    from triggers.starter import write_missing_record
+
+    for instance in driver.seen.instances.values():
+        if _is_run(instance) and instance.status == "completed" and isinstance(instance.output, dict):
+            run_id = instance.output.get("run_id")
+            if isinstance(run_id, str):
+                write_missing_record(Settings.from_env(), pipeline, run_id, instance.output)
+
+
+def _play_approval(driver: Driver, scenario: Scenario) -> Instance:
+    return _play_queue(driver, scenario)  # the operator (`Approver`) acts from inside the driver's loop
+
+
+PLAYS: dict[str, Callable[[Driver, Scenario], Instance]] = {
+    "queue": _play_queue,
+    "promote": _play_promote,
+    "approval": _play_approval,
+    "recovery": _play_recovery,
+}
 
 
 class Explorer:
@@ -129,31 +407,35 @@ class Explorer:
         self.world = world
         self.app = app or load_app()
         self.log = log
+        self.schedules = 0
 
     def run(self, scenario: Scenario, fault: Fault | None) -> tuple[Result, Observation]:
         began = time.monotonic()
         self.world.reset()
         jobs_before = sorted(invariants._jobs(self.world.emulator_state()))
-        _enqueue(scenario)
-        from retraining.inputs import QueueInput
-        from retraining.instances import queue_instance_id
-
-        driver = Driver(self.app, fault, start=START, idle=_queue_idle)
-        seen = driver.run(
-            "run_queue", QueueInput(scenario.pipeline, fresh=True).to_dict(), queue_instance_id(scenario.pipeline)
-        )
-        root = driver.roots[0]
+        operator = Approver(scenario.operator) if scenario.play == "approval" else None
+        # Each schedule starts a second later than the last: its run ids, and so its model blobs' paths, are
+        # its own. (The emulator's seed keeps a classic endpoint's last resource location, so a path reused
+        # from an earlier schedule would read as applied before the swap happened.)
+        self.schedules += 1
+        start = START + timedelta(seconds=self.schedules)
+        driver = Driver(self.app, fault, start=start, idle=_queue_idle, operator=operator)
+        root = PLAYS[scenario.play](driver, scenario)
+        seen = driver.finish()
+        pipeline = scenario.pipeline
+        decisions = self.world.named_blobs(f"{pipeline}/decisions/")
         observed = invariants.Observed(
-            requests=self.world.blobs(f"{scenario.pipeline}/requests/"),
-            records=self.world.blobs(f"{scenario.pipeline}/runs/"),
-            serving={scenario.pipeline: (self.world.blobs(f"{scenario.pipeline}/serving.json") or [{}])[0]},
+            requests=self.world.blobs(f"{pipeline}/requests/"),
+            records=self.world.blobs(f"{pipeline}/runs/"),
+            serving={pipeline: (self.world.blobs(f"{pipeline}/serving.json") or [{}])[0]},
             emulator=self.world.emulator_state(),
-            instances=_instances(seen),
-            targets=_targets(scenario.pipeline),
+            instances=_instances(driver),
+            targets=_targets(pipeline),
             queue_idle=_queue_idle(root) and root.running,
             jobs_before=jobs_before,
+            decisions={name.rsplit("/", 1)[-1].removesuffix(".json"): value for name, value in decisions.items()},
         )
-        violations = invariants.check(observed)
+        violations = invariants.check(observed) + [f"scenario: {v}" for v in _expected(scenario, observed)]
         if seen.stopped.startswith(("stuck", "gave up")):
             violations.append(f"progress: the schedule {seen.stopped}")
         schedule = f"{scenario.name}/{fault.text() if fault else 'none'}"
@@ -161,45 +443,66 @@ class Explorer:
         result.applied = fault is None or seen.fault_applied
         return result, seen
 
-    def faults(self, base: Observation) -> list[Fault]:
+    def faults(self, base: Observation, scenario: Scenario | None = None) -> list[Fault]:
+        scenario = scenario or Scenario("", "")
+        points, subs, events, operators = base.explored_from
+        focus = re.compile(scenario.focus) if scenario.focus else None
+
+        def chosen(point: Point) -> bool:
+            return focus is None or focus.search(point.text()) is not None
+
         found: list[Fault] = []
         repeats: dict[tuple[str, str, str], int] = {}
-        payloads = {}
+        payloads: dict[tuple[str, str], list[str]] = {}
         for key, function, payload, _ in base.calls:
             payloads.setdefault((key, function), []).append(json.dumps(payload, sort_keys=True))
-        for point in base.points:
+        for point in base.points[points:]:
+            if not chosen(point):
+                continue
             inputs = payloads.get((point.instance, point.function), [])
             same = inputs[point.occurrence] if point.occurrence < len(inputs) else ""
             count = repeats[(point.instance, point.function, same)] = (
                 repeats.get((point.instance, point.function, same), 0) + 1
             )
-            if count > REPEATS:
+            if count > scenario.repeats:
                 continue
             for kind in ACTIVITY_FAULTS:
                 if kind == "midway" and base.writes.get(point, 0) < 2:
                     continue
                 found.append(Fault(kind, point))
-        found += [Fault(kind, point) for point in base.sub_points for kind in SUB_FAULTS]
-        found += [Fault(kind, point) for point in base.event_points for kind in EVENT_FAULTS]
+        found += [Fault(kind, point) for point in base.sub_points[subs:] if chosen(point) for kind in SUB_FAULTS]
+        found += [Fault(kind, point) for point in base.event_points[events:] if chosen(point) for kind in EVENT_FAULTS]
+        found += [
+            Fault(kind, point)
+            for point in base.operator_points[operators:]
+            if chosen(point)
+            for kind in OPERATOR_FAULTS
+        ]
         return found
 
     def explore(
         self, scenarios: Iterable[Scenario], *, sample: int | None = None, seed: int = 0, budget_s: float | None = None
     ) -> Report:
+        """Every scenario's fault-free schedule, then its faulted ones; `budget_s` is shared evenly by the scenarios."""
+        chosen = list(scenarios)
         report = Report()
-        began = time.monotonic()
-        for scenario in scenarios:
+        share = budget_s / len(chosen) if budget_s is not None and chosen else None
+        for scenario in chosen:
+            began = time.monotonic()
+            part = Report()
             result, base = self.run(scenario, None)
-            self._record(report, result)
-            faults = self.faults(base)
+            self._record(part, result)
+            faults = self.faults(base, scenario)
             if sample is not None:
                 faults = random.Random(f"{seed}:{scenario.name}").sample(faults, min(sample, len(faults)))
             for fault in faults:
-                if budget_s is not None and time.monotonic() - began > budget_s:
+                if share is not None and time.monotonic() - began > share:
                     break
                 result, _ = self.run(scenario, fault)
                 if result.applied:
-                    self._record(report, result)
+                    self._record(part, result)
+            self.log(f"{scenario.name}: {part.summary()}")
+            report.results += part.results
         self.log(report.summary())
         return report
 

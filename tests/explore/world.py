@@ -8,6 +8,7 @@ should only pass where a schedule makes it pass.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import tempfile
@@ -20,10 +21,17 @@ from devhost.services import start_azurite, start_emulator
 from devhost.stack import LocalStack, emulator_settings, local_definitions
 
 LONG = "00:30:00"
+APPROVAL = {"required": True, "timeout": "00:10:00"}
 
 
 def explore_definitions() -> dict[str, Any]:
+    """The shipped pipelines at local speed, plus `approval`: weekly-retrain whose gate waits for a person."""
     definitions = local_definitions()
+    base = next(p for p in definitions["pipelines"] if p["name"] == "weekly-retrain")
+    approval = copy.deepcopy(base) | {"name": "approval"}
+    approval["gate"] = approval.get("gate", {}) | {"approval": APPROVAL}
+    approval["data"]["watch"] = "never/*"
+    definitions["pipelines"].append(approval)
     for pipeline in definitions["pipelines"]:
         pipeline["policy"] = pipeline["policy"] | {"timeout": LONG}
         pipeline["schedule"] = {"enabled": False}
@@ -93,13 +101,17 @@ class World:
         return state
 
     def blobs(self, prefix: str) -> list[dict[str, Any]]:
+        return list(self.named_blobs(prefix).values())
+
+    def named_blobs(self, prefix: str) -> dict[str, dict[str, Any]]:
+        """The JSON blobs of the records container under `prefix`, by name."""
         container = self.stack.blob_service.get_container_client("runrecords")
         if not container.exists():
-            return []
-        found = []
+            return {}
+        found = {}
         for blob in container.list_blobs(name_starts_with=prefix):
             try:
-                found.append(json.loads(container.download_blob(blob.name).readall()))
+                found[blob.name] = json.loads(container.download_blob(blob.name).readall())
             except ValueError:
                 continue
         return found

@@ -1,0 +1,57 @@
+"""The approval invariant on crafted observations (no services): a decision after the deadline never takes effect."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from retraining import invariants
+
+EXPIRES = "2026-11-21T03:10:00.000000Z"
+SERVING = {"weekly-retrain": {"targets": {"endpoint2": {"run_id": "run-a"}}}}
+
+
+def observed(record: dict[str, Any], serving: dict[str, dict[str, Any]], decisions: dict[str, Any]) -> Any:
+    return invariants.Observed(
+        requests=[],
+        records=[record],
+        serving=serving,
+        emulator={},
+        instances=[],
+        targets=[],
+        queue_idle=True,
+        jobs_before=[],
+        decisions=decisions,
+    )
+
+
+def record(status: str, decision_at: str | None, updated: bool) -> dict[str, Any]:
+    decision = {"action": "approve", "by": "x", "at": decision_at, "comment": ""} if decision_at else None
+    return {
+        "run_id": "run-a",
+        "pipeline": "weekly-retrain",
+        "status": status,
+        "approval": {"asked_at": "2026-11-21T03:00:00.000000Z", "expires_at": EXPIRES, "decision": decision},
+        "targets": [{"target": "endpoint2", "updated": updated, "state": "updated" if updated else "failed"}],
+    }
+
+
+def test_an_approval_stamped_after_the_deadline_that_rolled_out_is_a_violation() -> None:
+    late = "2026-11-21T03:10:00.001000Z"
+    found = invariants.no_late_decision_takes_effect(observed(record("Succeeded", late, True), SERVING, {}))
+    assert found and "after its approval expired" in found[0]
+
+
+def test_a_stored_late_approval_the_run_ignored_is_no_violation() -> None:
+    stored = {"run-a": {"action": "approve", "by": "x", "at": "2026-11-21T03:10:00.001000Z"}}
+    expired = record("Expired", None, False) | {"targets": []}
+    assert invariants.no_late_decision_takes_effect(observed(expired, {}, stored)) == []
+
+
+def test_a_roll_out_with_no_decision_on_the_approval_is_a_violation() -> None:
+    found = invariants.no_late_decision_takes_effect(observed(record("Succeeded", None, True), SERVING, {}))
+    assert found and "no decision" in found[0]
+
+
+def test_an_approval_in_time_rolls_out() -> None:
+    in_time = record("Succeeded", "2026-11-21T03:05:00.000000Z", True)
+    assert invariants.no_late_decision_takes_effect(observed(in_time, SERVING, {})) == []
