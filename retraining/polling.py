@@ -48,6 +48,7 @@ import statistics
 from collections.abc import Sequence
 
 from .errors import ConfigError
+from .retry import Retry
 
 PRECISION = 0.01  # in the window, each wait is this share of the elapsed time: detection within 1% of the job
 EARLY_LOOKS = 6  # looks between first_s and the window, geometric: an early end is noticed within ~38% of it
@@ -174,8 +175,10 @@ class PollPlanner:
         if not math.isfinite(elapsed_s):
             raise ValueError(f"elapsed_s must be a number of seconds, not {elapsed_s!r}")
         delay = self._planned_s(max(0.0, elapsed_s))
-        if failing_in_a_row:
-            delay = min(delay, self.first_s * 2 ** (failing_in_a_row - 1))
+        if failing_in_a_row:  # a failed poll is retried sooner: the retry policy's back-off from firstInterval
+            delay = min(
+                delay, Retry(first_s=self.first_s, max_s=max(self.max_s, self.first_s)).delay_s(failing_in_a_row)
+            )
         return delay
 
     def _planned_s(self, elapsed_s: float) -> float:

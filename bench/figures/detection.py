@@ -9,7 +9,7 @@ scaled. Two views:
 - devhost: real runs, with latency from the job's end (emulator clock) to the run's detection;
 - sweep: the same planners (`retraining.polling`) on 1,001 job lengths per case, no overhead: the
   worst case the sampled runs may miss;
-- early finishers (issue 28): jobs ending at 0.1, 0.2, ... 0.9 of the median and at ±5% / ±25%, with
+- early finishers: jobs ending at 0.1, 0.2, ... 0.9 of the median and at ±5% / ±25%, with
   the planner's early looks against the learned planner before them (`WindowOnlyPlanner`, a copy of its
   lead checks: first_s and lo / 2), both computed here in the same run; plus what other numbers of
   early looks would cost, since a status answer only says "not yet". Past the window both schedules follow the same rule from
@@ -37,7 +37,7 @@ EARLY_EXTRA = 5  # for at most 5 calls more than the learned schedule before
 
 
 class WindowOnlyPlanner(PollPlanner):
-    """The learned planner before issue 28, kept as the early sweep's baseline: before the window it looked
+    """The learned planner before early looks, kept as the early sweep's baseline: before the window it looked
     only at first_s and lo / 2, so an early end waited for the window."""
 
     def __init__(self, history_s: list[float], **policy: float) -> None:

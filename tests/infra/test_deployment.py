@@ -1,4 +1,4 @@
-"""Issue 26: the deployment defects it found stay fixed, and the host settings the Bicep turns on are required.
+"""The deployment defects a review found stay fixed, and the host settings the Bicep turns on are required.
 
 Each test copies infra/ (the `infra` fixture of test_infra_check), plants one defect and requires the offline
 check to name it; the first tests check the real files.

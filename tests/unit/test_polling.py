@@ -58,7 +58,7 @@ def before_early_looks(history: list[float], duration: float) -> int:
 
 @pytest.mark.parametrize("share", [0.95, 0.97, 1.0, 1.03, 1.05])
 def test_a_job_within_5_percent_of_a_5_percent_history_is_seen_within_1_percent_in_15_calls(share: float) -> None:
-    """Issue 16's 15 calls, plus the early looks every job that reaches the window passes (issue 28)."""
+    """The window's 15 calls, plus the early looks every job that reaches the window passes."""
     planner = PollPlanner(spread(0.05), **POLICY)
     duration = share * MEDIAN
     calls, delay = watch(planner, duration)
@@ -187,7 +187,7 @@ def test_a_wide_history_costs_at_most_the_window_cap_and_a_very_wide_one_gives_t
         ({"max_s": 1.0}, "maxInterval"),
         ({"max_s": math.inf}, "maxInterval"),
         ({"fraction": 0.0}, "fraction"),
-        ({"fraction": 0.005}, "fraction"),  # below the planner's precision: issue 23's defect 4
+        ({"fraction": 0.005}, "fraction"),  # below the planner's precision
         ({"fraction": 1.5}, "fraction"),
         ({"first_s": 600.0, "max_s": 300.0}, "maxInterval"),  # firstInterval longer than maxInterval
     ],

@@ -1,4 +1,4 @@
-"""The holes found when the system was attacked (issue 13), each reproduced and shown closed.
+"""The holes found when the system was attacked, each reproduced and shown closed.
 
 An unfriendly caller with a function key, anyone on the machine without one, hostile data, and a
 careless operator killing processes: none can wedge a pipeline, drive the engine, push a model the
