@@ -20,11 +20,24 @@ from typing import Any
 from durabletask.internal import orchestrator_service_pb2 as pb
 
 from .discovery import FunctionApp
-from .history import EVENT_SENT, SUB_CREATED, TASK_SCHEDULED, TIMER_CREATED, binding_context, to_host_events
+from .history import (
+    CALL_ACTIVITY,
+    CALL_SUB,
+    CONTINUE_AS_NEW,
+    CREATE_TIMER,
+    EVENT_SENT,
+    SUB_CREATED,
+    TASK_SCHEDULED,
+    TIMER_CREATED,
+    WAIT_FOR_EVENT,
+    WHEN_ALL,
+    WHEN_ANY,
+    binding_context,
+    to_host_events,
+)
 
 logger = logging.getLogger(__name__)
 
-CALL_ACTIVITY, CALL_SUB, CONTINUE_AS_NEW, CREATE_TIMER, WAIT_FOR_EVENT, WHEN_ANY, WHEN_ALL = 0, 2, 4, 5, 6, 11, 12
 SCHEDULING = {TASK_SCHEDULED, SUB_CREATED, TIMER_CREATED, EVENT_SENT}
 HOST_HANDLED = ("executionTerminated", "executionSuspended", "executionResumed")
 OUT_OF_PROC_LABEL = "\n\n$OutOfProcData$:"

@@ -31,6 +31,23 @@ ORCHESTRATOR_STARTED, ORCHESTRATOR_COMPLETED = 12, 13
 EVENT_SENT, EVENT_RAISED = 14, 15
 EXECUTION_SUSPENDED, EXECUTION_RESUMED = 19, 20
 
+# The SDK's action types, as an orchestrator's state lists them.
+CALL_ACTIVITY, CALL_SUB, CONTINUE_AS_NEW, CREATE_TIMER, WAIT_FOR_EVENT, WHEN_ANY, WHEN_ALL = 0, 2, 4, 5, 6, 11, 12
+SCHEDULING = (CALL_ACTIVITY, CALL_SUB, CREATE_TIMER)  # the actions that add a scheduling event to the history
+
+
+def flatten(actions: list[Any]) -> list[dict[str, Any]]:
+    """An orchestrator state's actions as the extension runs them: groups and compound actions opened, in order."""
+    flat: list[dict[str, Any]] = []
+    for action in actions:
+        if isinstance(action, list):
+            flat += flatten(action)
+        elif action.get("actionType") in (WHEN_ANY, WHEN_ALL):
+            flat += flatten(action.get("compoundActions", []))
+        else:
+            flat.append(action)
+    return flat
+
 
 def timestamp(moment: datetime) -> str:
     if moment.tzinfo is None:

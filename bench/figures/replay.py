@@ -42,6 +42,10 @@ from bench.figures import Row
 from bench.stack import Stack
 from devhost.discovery import FunctionApp, FunctionSpec, load_app
 from devhost.history import (
+    CALL_ACTIVITY,
+    CALL_SUB,
+    CONTINUE_AS_NEW,
+    CREATE_TIMER,
     ORCHESTRATOR_COMPLETED,
     ORCHESTRATOR_STARTED,
     SUB_COMPLETED,
@@ -51,8 +55,12 @@ from devhost.history import (
     TIMER_CREATED,
     TIMER_FIRED,
     binding_context,
+    flatten,
     timestamp,
 )
+
+Answer = tuple[str, Any]
+Responder = Callable[[str, Any, datetime], Answer]  # (activity, input, now) -> ("ok", result)
 
 NAME = "replay"
 needs_devhost = False
@@ -71,23 +79,6 @@ CANARY = [
 SENSITIVITY = (5, 10, 20)  # other POLLS_PER_EXECUTION values, measured on the 100-minute job: what 3× would take
 LINEAR_SLACK = 1.3  # "linear": CPU per action at 5 days within this of the 100-minute job's
 FLOOR_TARGET = 3.0
-
-CALL_ACTIVITY, CALL_SUB, CONTINUE_AS_NEW, CREATE_TIMER, WHEN_ANY, WHEN_ALL = 0, 2, 4, 5, 11, 12
-Answer = tuple[str, Any]
-Responder = Callable[[str, Any, datetime], Answer]  # (activity, input, now) -> ("ok", result)
-
-
-def flatten(actions: list[Any]) -> list[dict[str, Any]]:
-    """The actions as the extension runs them: compound actions opened, in order (as tests/replay/harness.py)."""
-    flat: list[dict[str, Any]] = []
-    for action in actions:
-        if isinstance(action, list):
-            flat += flatten(action)
-        elif action.get("actionType") in (WHEN_ANY, WHEN_ALL):
-            flat += flatten(action.get("compoundActions", []))
-        else:
-            flat.append(action)
-    return flat
 
 
 class OverBudget(Exception):

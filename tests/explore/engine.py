@@ -35,6 +35,10 @@ from typing import Any
 
 from devhost.discovery import FunctionApp, FunctionSpec
 from devhost.history import (
+    CALL_ACTIVITY,
+    CALL_SUB,
+    CONTINUE_AS_NEW,
+    CREATE_TIMER,
     EVENT_RAISED,
     ORCHESTRATOR_COMPLETED,
     ORCHESTRATOR_STARTED,
@@ -46,11 +50,12 @@ from devhost.history import (
     TASK_SCHEDULED,
     TIMER_CREATED,
     TIMER_FIRED,
+    WAIT_FOR_EVENT,
     binding_context,
+    flatten,
     host_failure,
     timestamp,
 )
-from tests.replay.harness import CALL_ACTIVITY, CALL_SUB, CONTINUE_AS_NEW, CREATE_TIMER, WAIT_FOR_EVENT, flatten
 
 REAL_WAIT_S = 0.25  # real time a timer firing lets pass, at most (the emulator trains in real time)
 MAX_EPISODES = 3000

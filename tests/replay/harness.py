@@ -22,6 +22,10 @@ from typing import Any
 
 from devhost.discovery import FunctionSpec
 from devhost.history import (
+    CALL_ACTIVITY,
+    CALL_SUB,
+    CONTINUE_AS_NEW,
+    CREATE_TIMER,
     EVENT_RAISED,
     ORCHESTRATOR_COMPLETED,
     ORCHESTRATOR_STARTED,
@@ -33,28 +37,16 @@ from devhost.history import (
     TASK_SCHEDULED,
     TIMER_CREATED,
     TIMER_FIRED,
+    WHEN_ALL,
+    WHEN_ANY,
     binding_context,
+    flatten,
     host_failure,
     timestamp,
 )
 
 Answer = tuple[str, Any]  # ("ok", result), ("fail", message) or ("fail", (error type, message))
 Responder = Callable[[str, Any], Answer | None]  # None: leave the call running for now
-
-CALL_ACTIVITY, CALL_SUB, CONTINUE_AS_NEW, CREATE_TIMER, WAIT_FOR_EVENT, WHEN_ANY, WHEN_ALL = 0, 2, 4, 5, 6, 11, 12
-
-
-def flatten(actions: list[Any]) -> list[dict[str, Any]]:
-    """The actions as the extension runs them: compound actions opened, in order."""
-    flat: list[dict[str, Any]] = []
-    for action in actions:
-        if isinstance(action, list):
-            flat += flatten(action)
-        elif action.get("actionType") in (WHEN_ANY, WHEN_ALL):
-            flat += flatten(action.get("compoundActions", []))
-        else:
-            flat.append(action)
-    return flat
 
 
 def _scheduling(actions: list[dict[str, Any]]) -> list[dict[str, Any]]:
