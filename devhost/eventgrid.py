@@ -38,12 +38,22 @@ def _moment(value: Any) -> datetime | None:
 
 
 def parse_events(body: bytes) -> list[dict[str, Any]]:
-    """The events of a delivery (an array, or a single object); ValueError if it is not that."""
-    parsed = json.loads(body)
+    """The events of a delivery (an array, or a single object); ValueError if it is not that (too deep too)."""
+    try:
+        parsed = json.loads(body)
+    except RecursionError:
+        raise ValueError("the JSON nests too deep") from None
     events = parsed if isinstance(parsed, list) else [parsed]
     if not events or not all(isinstance(e, dict) and isinstance(e.get("eventType"), str) for e in events):
         raise ValueError("expected an array of Event Grid events")
     return events
+
+
+def validation_code(event: dict[str, Any]) -> str | None:
+    """A subscription validation event's code; None if its `data` holds none (the answer is then 400)."""
+    data = event.get("data")
+    code = data.get("validationCode") if isinstance(data, dict) else None
+    return code if isinstance(code, str) else None
 
 
 def event_of(raw: dict[str, Any]) -> func.EventGridEvent:
@@ -80,7 +90,9 @@ def router(
         except ValueError:
             return Response(status_code=400)
         if events[0]["eventType"] == VALIDATION_EVENT:
-            code = (events[0].get("data") or {}).get("validationCode")
+            code = validation_code(events[0])
+            if code is None:
+                return Response(status_code=400)  # a validation event without a validation code
             return Response(json.dumps({"validationResponse": code}), media_type="application/json")
         for raw in events:
             try:

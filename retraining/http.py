@@ -2,8 +2,8 @@
 
 Transient means 408, 429, 5xx (Studio throttles with 503 RequestThrottled), connection refused or
 reset, and timeouts. `Retry-After` is honoured up to `max_retry_after_s`. Anything else becomes a
-`ServiceError` carrying the HTTP status and the service's error codes. URLs are logged without
-their query string, and neither headers nor bodies are ever logged.
+`ServiceError` carrying the HTTP status and the service's error codes. URLs are shown (logs,
+errors) as `scheme://host[:port]` only (`text.origin`), and neither headers nor bodies are ever logged.
 
 A client may carry a deadline: no request is sent after it, and each request's timeout is cut to
 the time left, so whatever a caller reports at its deadline is final. Connections are pooled in
@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterable
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from .errors import (
     AuthenticationError,
@@ -32,6 +32,7 @@ from .errors import (
     TransientServiceError,
 )
 from .retry import HTTP_RETRY, QUICK_FIRST_S, Retry
+from .text import origin
 
 if TYPE_CHECKING:  # requests is imported when the first request is made: keeps cold start light
     import requests
@@ -40,12 +41,6 @@ logger = logging.getLogger(__name__)
 
 TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 MAX_ERROR_BODY = 64 * 1024
-
-
-def redact(url: str) -> str:
-    """The URL without query or fragment (where SAS tokens and codes live)."""
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
 
 
 _SESSIONS: dict[str, requests.Session] = {}
@@ -102,7 +97,7 @@ class ServiceClient:
             return self.timeout_s
         left = self.deadline - time.monotonic()
         if left <= 0.05:
-            raise DeadlinePassedError(f"{self.service}: the deadline passed before {method} {redact(url)} was sent")
+            raise DeadlinePassedError(f"{self.service}: the deadline passed before {method} {origin(url)} was sent")
         return min(self.timeout_s, left)
 
     def request(
@@ -135,7 +130,7 @@ class ServiceClient:
                 )
             except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
                 failure: Exception = ServiceUnreachableError(
-                    f"{self.service}: {method} {redact(url)} got no answer ({type(exc).__name__})"
+                    f"{self.service}: {method} {origin(url)} got no answer ({type(exc).__name__})"
                 )
                 if attempt == 1:  # likeliest a pooled connection the server closed as it was reused: retry at once
                     delay = min(delay, QUICK_FIRST_S)
@@ -153,7 +148,7 @@ class ServiceClient:
                 "%s: %s %s failed (%s); retry %d/%d in %.1fs",
                 self.service,
                 method,
-                redact(url),
+                origin(url),
                 failure,
                 attempt,
                 attempts - 1,

@@ -24,7 +24,7 @@ import hashlib
 import hmac
 import json
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import requests
 
@@ -32,6 +32,7 @@ from .definitions import Notifications
 from .errors import ConfigError, ServiceError, ServiceUnreachableError, TransientServiceError
 from .http import TRANSIENT_STATUSES, shared_session
 from .settings import Settings
+from .text import origin
 
 SIGNATURE_HEADER = "X-Retrain-Signature-256"
 EVENT_HEADER = "X-Retrain-Event"
@@ -81,7 +82,7 @@ def deliver(settings: Settings, notifications: Notifications | None, payload: di
         SIGNATURE_HEADER: signature(secret, body),
         DELIVERY_HEADER: f"{payload['pipeline']}:{payload['run_id']}:{event}",
     }
-    where = urlsplit(notifications.webhook).netloc  # a webhook URL may carry a token in its path or query: never shown
+    where = origin(notifications.webhook)  # its user, password, path and query may hold a token: never shown
     try:
         response = shared_session(notifications.webhook).post(
             notifications.webhook,

@@ -14,6 +14,7 @@ from urllib.parse import unquote, urlsplit
 from .definitions import Gate, Pipeline
 from .errors import ForeignLocationError, ResponseFormatError
 from .models import BlobPath, GateDecision, PipelinePlan, TargetPlan
+from .text import excerpt, origin
 
 MAX_METRICS_BYTES = 64 * 1024
 
@@ -43,7 +44,11 @@ def decide(
 
 
 def parse_metrics(data: bytes) -> dict[str, float]:
-    """Read an Evaluate-Model CSV (header row, one row of values) into metric -> value."""
+    """Read an Evaluate-Model CSV (header row, one row of values) into metric -> value.
+
+    Non-numeric columns are not metrics and are skipped; a numeric one that is NaN or infinite (a diverged
+    loss) is refused, naming the metric, rather than dropped (the gate would call it missing) or kept (no
+    comparison or plot means anything with it)."""
     if len(data) > MAX_METRICS_BYTES:
         raise ResponseFormatError(f"evaluation output is {len(data)} bytes; expected a small metrics table")
     try:
@@ -58,8 +63,12 @@ def parse_metrics(data: bytes) -> dict[str, float]:
             number = float(value)
         except ValueError:
             continue  # non-numeric columns (labels, notes) are not metrics
-        if math.isfinite(number):
-            metrics[name.strip()] = number
+        if not math.isfinite(number):
+            raise ResponseFormatError(
+                f"evaluation output: metric {excerpt(name.strip())} is {'NaN' if math.isnan(number) else 'infinite'};"
+                " a model's metrics must be finite numbers to be gated and plotted"
+            )
+        metrics[name.strip()] = number
     if not metrics:
         raise ResponseFormatError("evaluation output has no numeric metrics")
     return metrics
@@ -84,9 +93,7 @@ def check_result_location(
             ours.netloc.lower(),
             ours.path.rstrip("/"),
         ):
-            raise ForeignLocationError(
-                f"result points at {given.scheme}://{given.netloc}{given.path}, outside our storage account"
-            )
+            raise ForeignLocationError(f"result points at {origin(base_location)}, outside our storage account")
     if path != expected:
         raise ForeignLocationError(f"result points at {path}, not at the requested {expected}")
     return path

@@ -23,6 +23,7 @@ the list is what infrastructure as code must provide (the infra check compares t
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -159,6 +160,8 @@ def _number(env: Mapping[str, str], name: str, default: float) -> float:
     except ValueError:
         # The value is not shown: it may be a secret set under the wrong name.
         raise ConfigError(f"app setting {name} must be a number (its value is not one)") from None
+    if not math.isfinite(value):  # float() reads "nan", "inf", "Infinity", "1e999": no limit or period means them
+        raise ConfigError(f"app setting {name} must be a finite number (its value is not one)")
     if value <= 0:
         raise ConfigError(f"app setting {name} must be positive, got {value:g}")
     return value

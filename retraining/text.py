@@ -1,4 +1,4 @@
-"""Validation of text that enters from outside: names, keys, paths, ids.
+"""Validation of text that enters from outside: names, keys, paths, ids; and what of a URL a message may show.
 
 Whatever is accepted here is stored by the task hub and shown by status APIs, so it must
 round-trip as UTF-8 and print safely: no lone surrogates (they break every JSON encoder that
@@ -9,6 +9,7 @@ echo more than a short, escaped excerpt of the value.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from .errors import ConfigError
 
@@ -42,3 +43,20 @@ def clean_text(value: Any, where: str, *, max_length: int = 256, allow_empty: bo
             f"{where}: {excerpt(value)} has characters that are not allowed (control characters or invalid Unicode)"
         )
     return value
+
+
+def origin(url: str) -> str:
+    """What of a URL any message (record, note, error, log) may show: `scheme://host[:port]`, nothing else.
+
+    User and password, path, query and fragment are dropped: each can carry a secret (`user:password@`,
+    a webhook's token in its path, a SAS or `code=` in its query). A URL without a host shows as such.
+    """
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port
+    except ValueError:  # a port that is not a number, an unbalanced IPv6 bracket
+        return "(a URL that cannot be read)"
+    if not host:
+        return "(a URL without a host)"
+    shown = f"[{host}]" if ":" in host else host
+    return f"{parts.scheme}://{shown}" + (f":{port}" if port is not None else "")

@@ -6,14 +6,15 @@ delivers the events (this is also what Flex Consumption's Event Grid blob source
 pipeline's `data.container` and `data.watch` glob choose which blobs start which pipeline.
 
 The trigger's time is the event's (when the blob was written), so the newest data wins however
-the events arrive. An empty blob never starts a run: ADLS Gen2 raises BlobCreated for `CreateFile`
-before any data is written (the data's own event, `FlushWithClose`, follows).
+the events arrive; an event time more than a few minutes ahead of the clock is replaced by the
+arrival time, and the trigger's detail says so. An empty blob never starts a run: ADLS Gen2 raises
+BlobCreated for `CreateFile` before any data is written (the data's own event, `FlushWithClose`, follows).
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -31,6 +32,7 @@ from .starter import enqueue
 
 logger = logging.getLogger(__name__)
 BLOB_CREATED = "Microsoft.Storage.BlobCreated"
+CLOCK_SKEW = timedelta(minutes=5)  # how far ahead of ours an event's clock may be
 
 bp = df.Blueprint()
 
@@ -56,11 +58,23 @@ def blob_of_event(event_type: str, data: Any, account_url: str) -> tuple[BlobPat
     return path, etag
 
 
-def event_time(event: func.EventGridEvent) -> str:
-    moment = event.event_time or datetime.now(UTC)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
+def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def event_time(given: datetime | None, arrived: datetime) -> tuple[str, str]:
+    """The trigger's moment: the event's time, unless it is missing or beyond the arrival time plus `CLOCK_SKEW`
+    (then the arrival time); and a note for the trigger's detail when the event's time was not used.
+
+    Newest first orders runs by this moment, so one event stamped in the year 9999 would win over every later
+    blob for ever; a clock a few minutes ahead is tolerated."""
+    if given is None:
+        return _iso(arrived), ""
+    if given.tzinfo is None:
+        given = given.replace(tzinfo=UTC)
+    if given > arrived + CLOCK_SKEW:
+        return _iso(arrived), f" (eventTime {_iso(given)} is in the future: ordered by its arrival instead)"
+    return _iso(given), ""
 
 
 @bp.event_grid_trigger(arg_name="event")
@@ -73,8 +87,11 @@ async def training_data_arrived(event: func.EventGridEvent, client: df.DurableOr
         return
     blob, etag = found
     event_id = event.id if isinstance(event.id, str) and is_clean(event.id) else ""
+    at, note = event_time(event.event_time, datetime.now(UTC))
+    if note:
+        logger.warning("new data %s:%s", blob, note)
     for pipeline in operations.definitions(settings).pipelines.values():
         if pipeline.watches(blob.container, blob.name):
-            trigger = Trigger(TriggerKind.BLOB, f"blob:{blob}:{etag or event_id}", event_time(event), str(blob))
+            trigger = Trigger(TriggerKind.BLOB, f"blob:{blob}:{etag or event_id}", at, f"{blob}{note}")
             enqueued = await enqueue(client, settings, RunRequest(pipeline.name, trigger, blob))
             logger.info("pipeline %s: new data %s -> %s", pipeline.name, blob, enqueued.action)

@@ -49,6 +49,7 @@ from .status import custom_status
 logger = logging.getLogger(__name__)
 bp = df.Blueprint()
 UNCANCELLABLE = ("updating", "recording", "done")
+DONE = {"approve": "approved", "reject": "rejected", "cancel": "cancelled"}  # a decision as people say it was made
 
 
 def _decision(req: func.HttpRequest, action: DecisionAction) -> Decision:
@@ -151,7 +152,7 @@ async def decide_run(
             return error_response(
                 409,
                 "AlreadyDecided",
-                f"run {run_id} was already {stored.action.value}d by {stored.by} at {stored.at}",
+                f"run {run_id} was already {DONE.get(stored.action.value, stored.action.value)} by {stored.by} at {stored.at}",
                 "run_id",
             )
         woken = await _signal(

@@ -1,13 +1,15 @@
 """Manual start: `POST /api/pipelines/{pipeline}/runs` (function key required).
 
 Body (optional JSON object): `{"trainingBlob": "container/path/data.arff", "dryRun": false}`. An
-`Idempotency-Key` header makes a retried call the same request. Answers 202 with the request's id,
+`Idempotency-Key` header makes a retried call the same request; reused with a different body it gets
+409 naming the field that differs (nothing is queued). Answers 202 with the request's id,
 `"action": "queued"` or `"duplicate"`, and a `Location` to its status route (same function key).
 A bad body or an unknown pipeline gets a 4xx naming the field; nothing is queued.
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime
 
@@ -17,6 +19,7 @@ import azure.functions as func
 from retraining import operations
 from retraining.errors import ConfigError
 from retraining.models import BlobPath, RunRequest, Trigger, TriggerKind
+from retraining.runtime import storage
 from retraining.settings import Settings
 from retraining.text import clean_text
 
@@ -47,6 +50,15 @@ def parse_start_body(body: dict[str, object]) -> tuple[BlobPath | None, bool]:
         return BlobPath.parse(blob, "trainingBlob"), dry_run
     except ConfigError as exc:
         raise BadRequest("trainingBlob", str(exc).partition(": ")[2] or str(exc)) from None
+
+
+def differing_field(stored: RunRequest, given: RunRequest) -> str | None:
+    """The body field in which a request reusing an Idempotency-Key differs from the one stored under it, if any."""
+    if stored.training_blob != given.training_blob:
+        return "trainingBlob"
+    if stored.dry_run != given.dry_run:
+        return "dryRun"
+    return None
 
 
 def idempotency_key(req: func.HttpRequest) -> str:
@@ -90,9 +102,21 @@ async def start_pipeline_run(req: func.HttpRequest, client: df.DurableOrchestrat
             )
         now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
         trigger = Trigger(TriggerKind.HTTP, f"http:{name}:{key}", now, str(blob or ""))
-        enqueued = await enqueue(
-            client, settings, RunRequest(pipeline.name, trigger, blob, dry_run, requested_by=requested_by(req))
-        )
+        request = RunRequest(pipeline.name, trigger, blob, dry_run, requested_by=requested_by(req))
+        enqueued = await enqueue(client, settings, request)
+        if not enqueued.accepted:
+            stored = await asyncio.to_thread(
+                operations.run_queue(settings, storage(settings)).get, pipeline.name, enqueued.request_id
+            )
+            differs = differing_field(stored.request, request) if stored is not None else None
+            if differs is not None:
+                return error_response(
+                    409,
+                    "IdempotencyKeyReused",
+                    f"this Idempotency-Key was used for a request with a different {differs}; nothing was queued"
+                    " (use a new key for a new request)",
+                    differs,
+                )
     except Exception as exc:  # configuration or storage trouble: ours, not the caller's
         return server_error(f"starting pipeline {name}", exc)
     location = status_location(req, enqueued.pipeline, enqueued.request_id)

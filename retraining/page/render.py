@@ -10,13 +10,14 @@ and action URLs are relative to the app's `/api` prefix.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 from .engine import render
-from .svg import Bar, MetricPlot, metric_plot_of, phase_bar_of, traffic_bar_of
+from .svg import Bar, MetricPlot, metric_plot_of, number, phase_bar_of, traffic_bar_of
 
 MAX_PLOTS = 4
 PROMOTABLE = ("Succeeded", "PartiallyUpdated", "DryRun")
@@ -92,6 +93,8 @@ def _seconds(value: float | None) -> str:
     if value is None:
         return "-"
     value = float(value)
+    if not math.isfinite(value):
+        return "-"
     return f"{value:.1f} s" if value < 120 else f"{value / 60:.1f} min" if value < 7200 else f"{value / 3600:.1f} h"
 
 
@@ -181,7 +184,7 @@ def _champions(view: Mapping[str, Any], api: str) -> list[ChampionRow]:
     for role, served in ([("champion", champion)] if champion else []) + [
         ("earlier champion", p) for p in models["previous"]
     ]:
-        metrics = ", ".join(f"{k} {v:.4f}" for k, v in sorted(served["model"]["metrics"].items())[:4])
+        metrics = ", ".join(f"{k} {number(float(v), 4)}" for k, v in sorted(served["model"]["metrics"].items())[:4])
         button = (
             None
             if role == "champion"

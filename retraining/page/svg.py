@@ -6,6 +6,8 @@ macros of `templates/svg.html`, which escape every text. No script, no external 
 
 from __future__ import annotations
 
+import math
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -111,21 +113,62 @@ def _moment(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
+def number(value: float, places: int = 3) -> str:
+    """A value as a short text whatever its size: fixed places in the usual range, else scientific notation."""
+    if not math.isfinite(value):
+        return "not a number" if math.isnan(value) else "+inf" if value > 0 else "-inf"
+    if value == 0 or 1e-3 <= abs(value) < 1e6:
+        return f"{value:.{places}f}"
+    return f"{value:.{places}e}"
+
+
+def _finite(value: Any) -> float | None:
+    """`value` as a float if it is a finite number (a bool is not one), else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:  # an integer too large for a float
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _range(values: Sequence[float]) -> tuple[float, float]:
+    """The plotted range: the finite values with 10% padding; never empty, never beyond the largest float.
+
+    A single point or equal points get a padding of 5% of their size (0.05 at zero); so do points whose
+    spread is lost in rounding at their size (one of 1e15 padded by 0.05 stays 1e15).
+    """
+    finite = [v for v in values if math.isfinite(v)]
+    if not finite:
+        return 0.0, 1.0
+    low, high = min(finite), max(finite)
+    pad = (high / 2 - low / 2) * 0.2  # halves: the spread of -1e308 and 1e308 overflows, theirs does not
+    if not (low - pad < low and high + pad > high):
+        pad = max(abs(low), abs(high)) * 0.05 or 0.05
+        if not (low - pad < low and high + pad > high):  # the smallest subnormals: 5% of them is nothing
+            pad = 0.05
+    return max(low - pad, -sys.float_info.max), min(high + pad, sys.float_info.max)
+
+
 def _ticks(low: float, high: float, count: int = 4) -> list[float]:
     if high <= low:
         return [low]
-    return [low + (high - low) * i / count for i in range(count + 1)]
+    return [min(max(low * (1 - i / count) + high * (i / count), low), high) for i in range(count + 1)]
 
 
 def metric_plot_of(metric: str, points: Sequence[Mapping[str, Any]], minimum: float | None) -> MetricPlot:
     """One metric over time: a point per candidate model (`finished_at`, `value`, `status`, `champion`, `run_id`),
-    champions ringed and joined, the gate's minimum as a dashed line."""
+    champions ringed and joined, the gate's minimum as a dashed line.
+
+    Any value plots: the scale spans the finite values (and the minimum); NaN and infinities, which no scale
+    spans, are clipped to an edge (+inf the top, -inf and NaN the bottom) and marked (`clipped`, and their title).
+    """
     if not points:
         return MetricPlot(metric, WIDTH, HEIGHT, LEFT, WIDTH - RIGHT, [], [], None, None, [])
-    values = [float(p["value"]) for p in points] + ([minimum] if minimum is not None else [])
-    low, high = min(values), max(values)
-    pad = (high - low) * 0.1 or 0.05
-    low, high = low - pad, high + pad
+    values = [float(p["value"]) for p in points]
+    low, high = _range(values + ([float(minimum)] if minimum is not None else []))
+    half_span = high / 2 - low / 2
     times = [_moment(str(p["finished_at"])) for p in points]
     first, last = min(times), max(times)
     span = (last - first) or 1.0
@@ -135,10 +178,13 @@ def metric_plot_of(metric: str, points: Sequence[Mapping[str, Any]], minimum: fl
         return LEFT + (inner_w / 2 if last == first else (moment - first) / span * inner_w)
 
     def y(value: float) -> float:
-        return TOP + (high - value) / (high - low) * inner_h
+        if math.isnan(value):
+            return TOP + inner_h
+        shown = min(max(value, low), high)
+        return min(max(TOP + (high / 2 - shown / 2) / half_span * inner_h, TOP), TOP + inner_h)
 
     grid = [
-        Rule(f"{y(tick):.1f}", Text(str(LEFT - 6), f"{y(tick) + 4:.1f}", "end", f"{tick:.3f}"))
+        Rule(f"{y(tick):.1f}", Text(str(LEFT - 6), f"{y(tick) + 4:.1f}", "end", number(tick)))
         for tick in _ticks(low, high)
     ]
     dates = [
@@ -146,7 +192,7 @@ def metric_plot_of(metric: str, points: Sequence[Mapping[str, Any]], minimum: fl
         for moment, anchor in ((first, "start"), (last, "end"))
     ]
     line = None
-    if minimum is not None:
+    if minimum is not None and not math.isnan(minimum):
         line = Rule(
             f"{y(minimum):.1f}", Text(str(WIDTH - RIGHT), f"{y(minimum) - 4:.1f}", "end", f"gate minimum {minimum:g}")
         )
@@ -157,14 +203,18 @@ def metric_plot_of(metric: str, points: Sequence[Mapping[str, Any]], minimum: fl
     for moment, point in ordered:
         status = str(point.get("status"))
         champion = bool(point.get("champion"))
-        title = f"run {point['run_id']}: {metric} {float(point['value']):.4f}, {status}" + (
-            ", champion" if champion else ""
-        )
+        value = float(point["value"])
+        clipped = not math.isfinite(value)
+        shown = number(value, 4) + (" (off the scale)" if math.isinf(value) else "")
+        title = f"run {point['run_id']}: {metric} {shown}, {status}" + (", champion" if champion else "")
         drawn.append(
             Point(
-                css="point " + STATUS_CLASS.get(status, "other") + (" champion" if champion else ""),
+                css="point "
+                + STATUS_CLASS.get(status, "other")
+                + (" champion" if champion else "")
+                + (" clipped" if clipped else ""),
                 cx=f"{x(moment):.1f}",
-                cy=f"{y(float(point['value'])):.1f}",
+                cy=f"{y(value):.1f}",
                 r="5" if champion else "3.5",
                 run_id=str(point["run_id"]),
                 title=title,
@@ -174,40 +224,38 @@ def metric_plot_of(metric: str, points: Sequence[Mapping[str, Any]], minimum: fl
 
 
 def phase_bar_of(phases: Mapping[str, float], width: int = 180, height: int = 12) -> Bar | None:
-    """A run's phases as one stacked bar, each phase's share of the run's time, titled with seconds (None: no time)."""
-    total = sum(max(0.0, float(v)) for v in phases.values())
-    if total <= 0:
-        return None
-    segments = []
-    offset = 0.0
-    for name, seconds in phases.items():
-        share = max(0.0, float(seconds)) / total * width
-        if share <= 0:
-            continue
-        title = f"{name}: {float(seconds):.1f} s"
-        segments.append(Segment(f"{offset:.2f}", f"{share:.2f}", title, fill=PHASE_COLOURS.get(name, "#aab2bd")))
-        offset += share
-    return Bar("phases", "phases", width, height, segments)
+    """A run's phases as one stacked bar, each phase's share of the run's time, titled with seconds (None: no time).
+
+    Only finite, positive durations are drawn; shares are taken of the longest one first, so no sum overflows."""
+    durations = [(str(name), seconds) for name, raw in phases.items() if (seconds := _finite(raw)) and seconds > 0]
+    return _bar("phases", durations, width, height, lambda name, seconds: f"{name}: {number(seconds, 1)} s", None)
 
 
 def traffic_bar_of(traffic: Mapping[str, Any], width: int = 160, height: int = 14) -> Bar | None:
     """A traffic split (`{"blue": 90, "green": 10}`) as a bar with each deployment's share (None: no traffic)."""
-    shares = [
-        (str(name), float(value)) for name, value in traffic.items() if isinstance(value, (int, float)) and value > 0
-    ]
-    total = sum(v for _, v in shares)
-    if total <= 0:
+    shares = [(str(name), value) for name, raw in traffic.items() if (value := _finite(raw)) and value > 0]
+    return _bar("traffic", shares, width, height, lambda name, value: f"{name}: {value:g}%", "share s")
+
+
+def _bar(kind: str, parts: list[tuple[str, float]], width: int, height: int, title: Any, css: str | None) -> Bar | None:
+    if not parts:
         return None
+    largest = max(value for _, value in parts)
+    total = sum(value / largest for _, value in parts)
     segments = []
     offset = 0.0
-    for index, (name, value) in enumerate(shares):
-        share = value / total * width
-        label = Text(f"{offset + 4:.1f}", str(height - 3), "", f"{name} {value:g}%") if share > 40 else None
-        segments.append(
-            Segment(f"{offset:.2f}", f"{share:.2f}", f"{name}: {value:g}%", css=f"share s{index % 4}", label=label)
-        )
+    for index, (name, value) in enumerate(parts):
+        share = min(value / largest / total * width, width - offset)
+        if share <= 0:
+            continue
+        text = title(name, value)
+        if css is None:
+            segments.append(Segment(f"{offset:.2f}", f"{share:.2f}", text, fill=PHASE_COLOURS.get(name, "#aab2bd")))
+        else:
+            label = Text(f"{offset + 4:.1f}", str(height - 3), "", f"{name} {value:g}%") if share > 40 else None
+            segments.append(Segment(f"{offset:.2f}", f"{share:.2f}", text, css=f"{css}{index % 4}", label=label))
         offset += share
-    return Bar("traffic", "traffic", width, height, segments)
+    return Bar(kind, kind, width, height, segments)
 
 
 def metric_plot(metric: str, points: Sequence[Mapping[str, Any]], minimum: float | None) -> str:
