@@ -297,11 +297,13 @@ def test_job_events_are_matched_to_runs_only_when_they_are_ours(
         assert (found.pipeline, found.run_id) == ("aml-retrain", "20261122T030000Z-0a1b2c3d")
 
 
-def test_metrics_json_keeps_finite_numbers_only() -> None:
-    metrics = parse_json_metrics(
-        b'{"AUC": 0.97, "Accuracy": 1, "note": "x", "flag": true, "nan": NaN, "nested": {"a": 1}}'
-    )
+def test_metrics_json_keeps_numbers_and_refuses_a_non_finite_one_by_name() -> None:
+    metrics = parse_json_metrics(b'{"AUC": 0.97, "Accuracy": 1, "note": "x", "flag": true, "nested": {"a": 1}}')
     assert metrics == {"AUC": 0.97, "Accuracy": 1.0}
+    with pytest.raises(ResponseFormatError, match="metric 'loss' is NaN"):
+        parse_json_metrics(b'{"AUC": 0.97, "loss": NaN}')
+    with pytest.raises(ResponseFormatError, match="metric 'loss' is infinite"):
+        parse_json_metrics(b'{"loss": Infinity}')
     for bad in (b"[1, 2]", b"{not json", b"[" * 100_000):
         with pytest.raises(ResponseFormatError):
             parse_json_metrics(bad)

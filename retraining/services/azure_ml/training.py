@@ -25,6 +25,7 @@ from azure.core.credentials import TokenCredential
 from ...definitions.azure_ml import AmlCommandTraining
 from ...errors import ResponseFormatError, ServiceError, StorageError
 from ...models import BlobPath, JobState, JobStatusView, ModelArtifact, SubmittedJob
+from ...text import excerpt
 from ..base import Provenance, ServiceContext, config_of, service_client
 from . import registry
 from .workspace import WorkspaceClient, credential_of, properties
@@ -230,9 +231,13 @@ def parse_json_metrics(data: bytes) -> dict[str, float]:
         raise ResponseFormatError("metrics.json is not JSON") from None
     if not isinstance(raw, dict):
         raise ResponseFormatError("metrics.json must be one JSON object of metric names to numbers")
-    metrics = {
-        str(k)[:100]: float(v)
-        for k, v in raw.items()
-        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    numbers = {
+        str(k)[:100]: float(v) for k, v in raw.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
     }
-    return dict(list(metrics.items())[:MAX_METRICS])
+    for name, number in numbers.items():
+        if not math.isfinite(number):  # a diverged loss: refused, as the Studio evaluation output is
+            raise ResponseFormatError(
+                f"metrics.json: metric {excerpt(name)} is {'NaN' if math.isnan(number) else 'infinite'};"
+                " a model's metrics must be finite numbers to be gated and plotted"
+            )
+    return dict(list(numbers.items())[:MAX_METRICS])
