@@ -274,3 +274,17 @@ def test_devhost_event_grid_refuses_too_deep_json_and_a_validation_event_without
     (event,) = parse_events(b'[{"eventType": "%s", "data": "not an object"}]' % VALIDATION_EVENT.encode())
     assert validation_code(event) is None  # the route answers 400 (an AttributeError and 500 before)
     assert validation_code({"eventType": VALIDATION_EVENT, "data": {"validationCode": "abc"}}) == "abc"
+
+
+def test_a_bes_endpoint_and_a_job_output_url_are_shown_by_origin_only() -> None:
+    from retraining.errors import ConfigError
+    from retraining.services.azure_ml.training import _shown
+    from retraining.services.studio_classic.bes import jobs_url
+
+    with pytest.raises(ConfigError) as refused:
+        jobs_url("https://user:secret@bes.example.com:8443/not/a/service?api-version=2.0&sig=abc")
+    assert "secret" not in str(refused.value) and "sig=" not in str(refused.value)
+    assert "https://bes.example.com:8443/not/a/service" in str(refused.value)
+    shown = _shown("https://acct.blob.core.windows.net/c/model?sv=2024&sig=SECRET")
+    assert shown == "https://acct.blob.core.windows.net" and _shown(None) == "nowhere"
+    assert _shown("azureml://datastores/x/paths/y") == "'azureml://datastores/x/paths/y'"

@@ -25,7 +25,7 @@ from azure.core.credentials import TokenCredential
 from ...definitions.azure_ml import AmlCommandTraining
 from ...errors import ResponseFormatError, ServiceError, StorageError
 from ...models import BlobPath, JobState, JobStatusView, ModelArtifact, SubmittedJob
-from ...text import excerpt
+from ...text import excerpt, origin
 from ..base import Provenance, ServiceContext, config_of, service_client
 from . import registry
 from .workspace import WorkspaceClient, credential_of, properties
@@ -151,7 +151,7 @@ class AmlCommandJobs:
             if not isinstance(uri, str) or uri.rstrip("/") != expected.rstrip("/"):
                 return JobStatusView(
                     JobState.FAILED,
-                    f"refused the job's results: output {names.get(key)!r} is at {str(uri)[:200]!r}, "
+                    f"refused the job's results: output {names.get(key)!r} is at {_shown(uri)}, "
                     f"not where the run asked ({expected})",
                 )
         return JobStatusView(JobState.FINISHED, "Completed")
@@ -201,6 +201,13 @@ class AmlCommandJobs:
 
     def crown(self, model: ModelArtifact) -> None:
         registry.crown(self._client(), self.config.model_name, model)
+
+
+def _shown(uri: Any) -> str:
+    """Where a job says an output is, as a message may show it: an http(s) URL by its origin (it may carry a SAS)."""
+    if not isinstance(uri, str):
+        return "nowhere"
+    return origin(uri) if uri.lower().startswith(("http://", "https://")) else repr(uri[:200])
 
 
 def _datastore_path(uri: str, store: str) -> tuple[str, str]:

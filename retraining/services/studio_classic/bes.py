@@ -14,6 +14,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 from ...errors import ConfigError, ResponseFormatError, ServiceError
 from ...http import ServiceClient, json_body
 from ...models import JobState
+from ...text import origin
 
 API_VERSION = "2.0"
 _NUMERIC_STATES = {
@@ -39,9 +40,7 @@ def jobs_url(ml_endpoint: str) -> str:
     path = parts.path.rstrip("/")
     if not path.endswith("/jobs"):
         if not re.search(r"/(workspaces|subscriptions)/[^/]+/services/[^/]+$", path):
-            raise ConfigError(
-                f"mlEndpoint {urlunsplit((parts.scheme, parts.netloc, path, '', ''))} is not a BES jobs URL"
-            )
+            raise ConfigError(f"mlEndpoint {origin(ml_endpoint)}{path} is not a BES jobs URL")
         path += "/jobs"
     return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
 
