@@ -76,8 +76,19 @@ def _clean(value: Any) -> bool:
     return True
 
 
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data", "text/plain")
+
+
 def read_body(req: func.HttpRequest, allowed: set[str], *, max_bytes: int = MAX_BODY_BYTES) -> dict[str, Any]:
-    """The request's JSON object (an empty body is `{}`); BadRequest naming the field otherwise."""
+    """The request's JSON object (an empty body is `{}`); BadRequest naming the field otherwise.
+
+    A content type an HTML form can send across sites without a preflight (form-urlencoded, multipart,
+    text/plain) is refused, empty body or not: a page elsewhere holding a leaked `?code=` link cannot
+    make a visitor's browser approve, reject, cancel or start anything.
+    """
+    content_type = (req.headers.get("content-type") or "").split(";", 1)[0].strip().lower()
+    if content_type in FORM_TYPES:
+        raise BadRequest("Content-Type", f"{content_type} is not accepted: send JSON (application/json), or no body")
     raw = req.get_body() or b""
     if len(raw) > max_bytes:
         raise BadRequest("body", f"larger than {max_bytes} bytes")

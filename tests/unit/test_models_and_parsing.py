@@ -266,3 +266,20 @@ def test_the_host_text_of_a_failed_child_leaves_no_trailing_space() -> None:
 
 def test_orchestration_times_are_iso() -> None:
     assert Trigger(TriggerKind.HTTP, "k", "2026-11-21T03:00:00Z").moment == datetime(2026, 11, 21, 3, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    "content_type", ["application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "text/plain;charset=UTF-8"]
+)
+def test_a_body_a_cross_site_form_could_send_is_refused_even_when_empty(content_type: str) -> None:
+    for body in (b"", b'{"dryRun": true}', b"a=b"):
+        request = func.HttpRequest(
+            "POST", "http://localhost/api/pipelines/p/runs?code=k", body=body, headers={"Content-Type": content_type}
+        )
+        with pytest.raises(BadRequest) as refused:
+            read_body(request, {"dryRun"})
+        assert refused.value.field == "Content-Type"
+    json_request = func.HttpRequest(
+        "POST", "http://localhost/api/x", body=b'{"dryRun": true}', headers={"Content-Type": "application/json"}
+    )
+    assert read_body(json_request, {"dryRun"}) == {"dryRun": True}
