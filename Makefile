@@ -55,7 +55,7 @@ test: lint
 reliability: setup
 	@$(VENV)/bin/pytest tests/e2e/reliability tests/unit/test_hostile_parsers.py -q -p no:logging --randomly-seed=$(SEED); status=$$?; cat .reliability/summary.txt; exit $$status
 
-# Every orchestration under every single fault (about 10 minutes); `make test` runs a seeded sample.
+# Every orchestration under every single fault (about 30 minutes); `make test` runs a seeded sample.
 explore: setup
 	$(PY) -m tests.explore
 
