@@ -26,8 +26,6 @@ import json
 from typing import Any
 from urllib.parse import quote
 
-import requests
-
 from .definitions import Notifications
 from .errors import ConfigError, ServiceError, ServiceUnreachableError, TransientServiceError
 from .http import TRANSIENT_STATUSES, shared_session
@@ -82,6 +80,8 @@ def deliver(settings: Settings, notifications: Notifications | None, payload: di
         SIGNATURE_HEADER: signature(secret, body),
         DELIVERY_HEADER: f"{payload['pipeline']}:{payload['run_id']}:{event}",
     }
+    import requests  # here, not at import: cold start does not pay for it
+
     where = origin(notifications.webhook)  # its user, password, path and query may hold a token: never shown
     try:
         response = shared_session(notifications.webhook).post(

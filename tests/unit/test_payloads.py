@@ -215,3 +215,16 @@ def test_the_rule_catches_what_it_names(tmp_path: Path) -> None:
         "    yield context.call_activity('a', {'pipeline': x})\n"
     )
     assert len(_violations(bad)) == 3
+
+
+def test_a_cold_start_imports_no_heavy_library_it_does_not_need_yet() -> None:
+    """`import function_app` (a cold start) loads neither requests nor the page's template engine nor numpy:
+    each is imported where it is first used."""
+    import subprocess
+    import sys
+
+    heavy = "{'requests', 'jinja2', 'numpy', 'pyarrow'}"
+    code = f"import sys, function_app\nprint(sorted({{m.partition('.')[0] for m in sys.modules}} & {heavy}))\n"
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

@@ -16,10 +16,9 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
-import requests
 from azure.core.credentials import TokenCredential
 
 from ...definitions.azure_ml import Workspace
@@ -27,6 +26,9 @@ from ...errors import ConfigError, ResponseFormatError, ServiceError
 from ...http import ServiceClient, json_body, retry_after_seconds
 from ...identity import managed_identity, service_principal
 from ...settings import Settings
+
+if TYPE_CHECKING:
+    import requests  # only for annotations: the HTTP client imports it when it first sends (cold start)
 
 API_VERSION = "2024-04-01"
 ARM_SCOPE = "https://management.azure.com/.default"
