@@ -8,7 +8,7 @@ policy is a value, so orchestrators may carry one: it reads no clock and draws n
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 
@@ -48,7 +48,7 @@ class Retry:
 
     def until(self, deadline: datetime) -> Retry:
         """The same policy, bounded by `deadline`."""
-        return Retry(self.attempts, self.first_s, self.factor, self.max_s, deadline)
+        return replace(self, deadline=deadline)
 
 
 # Named policies, one definition each.

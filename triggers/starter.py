@@ -25,7 +25,7 @@ from azure.durable_functions.models.OrchestrationRuntimeStatus import Orchestrat
 
 from orchestrators.run_queue import QUEUE_ORCHESTRATOR, WAKE_EVENT
 from retraining import operations
-from retraining.errors import ConfigError
+from retraining.errors import ConfigError, StorageConflictError
 from retraining.inputs import QueueInput
 from retraining.instances import queue_instance_id, run_instance_id
 from retraining.models import RunRequest, RunResult
@@ -137,10 +137,10 @@ def write_missing_record(settings: Settings, pipeline: str, run_id: str, output:
         return  # no result to keep: recovery puts the request back in line
     if result.record is not None or result.run_id != run_id or result.pipeline != pipeline:
         return
-    lineage = operations.lineage(settings, storage(settings))
-    if storage(settings).read_json(lineage.record_path(pipeline, run_id)) is not None:
-        return  # written after all
-    lineage.write_record(result)
+    try:
+        operations.write_record(settings, storage(settings), result)
+    except StorageConflictError:
+        return  # the run wrote it after all (records are create-only)
     logger.warning("pipeline %s: wrote the record of completed run %s, which could not write it", pipeline, run_id)
 
 

@@ -35,17 +35,20 @@ class Aml:
         """A request over the emulator's TLS (verify is explicit: REQUESTS_CA_BUNDLE would override a session's)."""
         return self.session.request(method, url, verify=self.ca_file, timeout=30, **kwargs)
 
+    def credential(self) -> ClientSecretCredential:
+        """The workspace's service principal, as azure-identity signs it in against the emulator's Azure AD."""
+        return ClientSecretCredential(
+            self.ws["tenant"],
+            self.ws["servicePrincipalId"],
+            self.ws["servicePrincipalKey"],
+            authority=self.ws["authorityHost"],
+            disable_instance_discovery=True,
+            connection_verify=self.ca_file,
+        )
+
     def token(self, audience: str = "https://management.azure.com") -> str:
         if audience not in self._tokens:
-            credential = ClientSecretCredential(
-                self.ws["tenant"],
-                self.ws["servicePrincipalId"],
-                self.ws["servicePrincipalKey"],
-                authority=self.ws["authorityHost"],
-                disable_instance_discovery=True,
-                connection_verify=self.ca_file,
-            )
-            self._tokens[audience] = credential.get_token(f"{audience}/.default").token
+            self._tokens[audience] = self.credential().get_token(f"{audience}/.default").token
         return self._tokens[audience]
 
     def url(self, path: str = "") -> str:

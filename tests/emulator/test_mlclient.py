@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from azure.identity import ClientSecretCredential
 
 from devhost.datasets import breast_cancer
 
@@ -33,14 +32,7 @@ def client(aml: Aml) -> Iterator[Any]:
     ws = aml.ws
     saved = os.environ.get("REQUESTS_CA_BUNDLE")
     os.environ["REQUESTS_CA_BUNDLE"] = aml.ca_file
-    credential = ClientSecretCredential(
-        ws["tenant"],
-        ws["servicePrincipalId"],
-        ws["servicePrincipalKey"],
-        authority=ws["authorityHost"],
-        disable_instance_discovery=True,
-        connection_verify=aml.ca_file,
-    )
+    credential = aml.credential()
     cloud = f"Emulator{unique('c')}"
     yield ml.MLClient(
         credential,
