@@ -376,8 +376,9 @@ class DevHost:
             if self._stopping.is_set():
                 return
             late = (datetime.now(UTC) - due).total_seconds() > 60
+            status = {"Next": due.isoformat(), "LastUpdated": datetime.now(UTC).isoformat()}  # the host's, pre-fire
             with contextlib.suppress(Exception):  # fire() logged it; the schedule goes on, as in the host
-                self.fire(function, TimerRequest(past_due=late))
+                self.fire(function, TimerRequest(past_due=late, schedule_status=status))
 
     def fire(self, function: FunctionSpec, trigger_value: Any) -> Any:
         """Invoke a non-HTTP function now (timers, events, tests)."""

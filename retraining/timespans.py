@@ -1,9 +1,11 @@
-"""Data Factory timespans (`[d.]hh:mm:ss`) as `timedelta`, strictly validated."""
+"""Data Factory timespans (`[d.]hh:mm:ss`) as `timedelta`, strictly validated, and timer occurrences."""
 
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 _TIMESPAN = re.compile(r"^(?:(\d+)\.)?(\d{1,2}):(\d{2}):(\d{2})(\.\d{1,7})?$")
 
@@ -29,3 +31,30 @@ def format_timespan(value: timedelta) -> str:
     minutes, seconds = divmod(rest, 60)
     prefix = f"{days}." if days else ""
     return f"{prefix}{hours:02d}:{minutes:02d}:{seconds:02d}"
+
+
+# A timer may fire a little before its occurrence (clock skew, under a second in the host's own words).
+_EARLY_FIRE = timedelta(minutes=1)
+
+
+def occurrence(now: datetime, schedule_status: Mapping[str, Any] | None) -> datetime:
+    """The schedule occurrence a timer fire stands for, to the minute, in UTC.
+
+    The Functions host hands a monitored timer the status it held before the fire: `Next` is the
+    occurrence being run, a missed one when the fire is past due. Every fire of one occurrence (a
+    retry, a second instance, a restart before the host saved its status) names the same `Next`
+    however late it runs. Without a usable `Next` (no monitor, a manual invoke, a future value)
+    the fire stands for the minute it runs in.
+    """
+    moment = now
+    text = (schedule_status or {}).get("Next")
+    if isinstance(text, str):
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            parsed = None
+        if parsed is not None:
+            parsed = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+            if parsed <= now + _EARLY_FIRE:
+                moment = parsed
+    return moment.astimezone(UTC).replace(second=0, microsecond=0)

@@ -1,7 +1,8 @@
 """The weekly retrain: a timer on the NCRONTAB schedule in app setting RETRAIN_SCHEDULE.
 
 Every pipeline whose schedule is enabled and whose start/end period contains the fire time gets
-a request. The trigger key is the fire time to the minute, so a duplicate fire starts nothing new.
+a request. The trigger key is the schedule occurrence the fire stands for (the host's `Next`, to the
+minute), so a duplicate or delayed fire of one occurrence starts nothing new.
 One pipeline that cannot be queued never stops the others: each is tried, and failures are logged.
 """
 
@@ -16,6 +17,7 @@ import azure.functions as func
 from retraining import operations
 from retraining.models import RunRequest, Trigger, TriggerKind
 from retraining.settings import Settings
+from retraining.timespans import occurrence
 
 from .starter import enqueue
 
@@ -27,7 +29,7 @@ bp = df.Blueprint()
 @bp.timer_trigger(schedule="%RETRAIN_SCHEDULE%", arg_name="timer", run_on_startup=False, use_monitor=True)
 @bp.durable_client_input(client_name="client")
 async def scheduled_retrain(timer: func.TimerRequest, client: df.DurableOrchestrationClient) -> None:
-    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    now = occurrence(datetime.now(UTC), getattr(timer, "schedule_status", None))  # not on the abstract type
     if timer.past_due:
         logger.warning("the retrain schedule fired late (past due); queueing the missed runs now")
     settings = Settings.from_env()

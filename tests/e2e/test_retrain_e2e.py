@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -211,8 +212,10 @@ def test_timer_starts_every_active_pipeline(stack: LocalStack, seeded: str) -> N
     for pipeline in active:
         settle(stack, pipeline)
     before = {p: len(run_records(stack, p)) for p in active}
-    stack.host.fire(timer, TimerRequest(past_due=False))
-    stack.host.fire(timer, TimerRequest(past_due=False))  # a duplicate fire in the same minute
+    occurrence = {"Next": datetime.now(UTC).replace(second=0, microsecond=0).isoformat()}
+    stack.host.fire(timer, TimerRequest(past_due=False, schedule_status=occurrence))
+    time.sleep(1)  # a duplicate fire of the same occurrence, later (possibly in the next minute)
+    stack.host.fire(timer, TimerRequest(past_due=True, schedule_status=occurrence))
     for pipeline in active:  # every run the timer started ends here, not in a later test
         settle(stack, pipeline)
     after = {p: run_records(stack, p)[before[p] :] for p in active}

@@ -17,7 +17,7 @@ from retraining.definitions import load_definitions, parse_definitions
 from retraining.errors import ConfigError
 from retraining.polling import PollPlanner
 from retraining.settings import Settings
-from retraining.timespans import format_timespan, parse_timespan
+from retraining.timespans import format_timespan, occurrence, parse_timespan
 
 from .helpers import ROOT, SETTINGS, broken
 
@@ -219,6 +219,30 @@ def test_bad_timespans(text: Any) -> None:
 
 def test_timespan_round_trip() -> None:
     assert format_timespan(parse_timespan("1.02:03:04")) == "1.02:03:04"
+
+
+MONDAY_SIX = datetime(2026, 12, 7, 6, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    "now, status, expected",
+    [
+        (MONDAY_SIX.replace(second=59), {"Next": "2026-12-07T06:00:00+00:00"}, MONDAY_SIX),  # on time
+        (MONDAY_SIX.replace(minute=1, second=2), {"Next": "2026-12-07T06:00:00+00:00"}, MONDAY_SIX),  # a minute late
+        (MONDAY_SIX.replace(hour=9), {"Next": "2026-12-07T06:00:00Z"}, MONDAY_SIX),  # past due, hours later
+        (MONDAY_SIX.replace(hour=9), {"Next": "2026-12-07T06:00:00"}, MONDAY_SIX),  # the host's local time is UTC
+        (MONDAY_SIX.replace(hour=9), {"Next": "2026-12-07T07:00:00+01:00"}, MONDAY_SIX),
+        (MONDAY_SIX - timedelta(seconds=0.5), {"Next": "2026-12-07T06:00:00Z"}, MONDAY_SIX),  # clock skew
+        (MONDAY_SIX.replace(minute=7, second=30), None, MONDAY_SIX.replace(minute=7)),  # no monitor
+        (MONDAY_SIX.replace(minute=7), {"Next": "2026-12-14T06:00:00Z"}, MONDAY_SIX.replace(minute=7)),  # manual
+        (MONDAY_SIX.replace(minute=7), {"Next": "next monday"}, MONDAY_SIX.replace(minute=7)),
+        (MONDAY_SIX.replace(minute=7), {"Next": 1765087200}, MONDAY_SIX.replace(minute=7)),
+    ],
+)
+def test_a_timer_fire_stands_for_the_occurrence_the_host_was_running(
+    now: datetime, status: dict[str, Any] | None, expected: datetime
+) -> None:
+    assert occurrence(now, status) == expected
 
 
 def test_loaded_definitions_follow_a_changed_setting(tmp_path: Path) -> None:
