@@ -28,6 +28,7 @@ from .base import (
     Notifications,
     Pipeline,
     PollingPolicy,
+    ServingPolicy,
     Target,
     TrainingConfig,
 )
@@ -49,6 +50,7 @@ __all__ = [
     "Notifications",
     "Pipeline",
     "PollingPolicy",
+    "ServingPolicy",
     "Target",
     "TrainingConfig",
     "UnsetSettingError",

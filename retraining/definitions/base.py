@@ -28,6 +28,7 @@ NOTIFY_EVENTS = (
     "rolled_back",
     "target_on_old_model",
     "target_state_unknown",
+    "changed_by_another_writer",
 )
 
 
@@ -114,6 +115,23 @@ class Gate:
 
 
 @dataclass(frozen=True)
+class ServingPolicy:
+    """`serving`: how a pipeline's targets relate, and what a rollout does about changes it did not make.
+
+    consistency     all: when one target's rollout fails, the targets that moved go back to the champion
+                    (the run ends RolledBack); independent: each target keeps its own outcome
+    interrupted     restore: a rollout that ended without finishing (a crash, a termination) is undone
+                    before the next one acts; hold: the next rollout refuses to act until a person looks
+    other_writers   yield: a traffic change the app did not make ends the rollout as it is, and is
+                    reported; revert: the app puts back what it last set and goes on
+    """
+
+    consistency: str = "all"
+    interrupted: str = "restore"
+    other_writers: str = "yield"
+
+
+@dataclass(frozen=True)
 class Pipeline:
     name: str
     training: TrainingConfig
@@ -131,6 +149,7 @@ class Pipeline:
     active_until: datetime | None = None
     label_column: str | None = None  # None: the training service's label setting, else the last column
     notifications: Notifications | None = None
+    serving: ServingPolicy = field(default_factory=ServingPolicy)
 
     @property
     def label(self) -> str | None:

@@ -29,6 +29,7 @@ from .base import (
     Notifications,
     Pipeline,
     PollingPolicy,
+    ServingPolicy,
     Target,
     TrainingConfig,
 )
@@ -75,6 +76,7 @@ PIPELINE_FIELDS = {
     "gate",
     "targets",
     "notifications",
+    "serving",
     *azure_ml.PIPELINE_SECTIONS,
 }
 
@@ -232,6 +234,16 @@ def _pipeline(reader: Reader, raw: dict[str, Any], path: str, name: str) -> Pipe
         active_until=end,
         label_column=reader.optional_text(data.get("labelColumn"), f"{path}.data.labelColumn"),
         notifications=_notifications(reader, raw.get("notifications"), f"{path}.notifications"),
+        serving=_serving(reader, raw.get("serving"), f"{path}.serving"),
+    )
+
+
+def _serving(reader: Reader, value: Any, path: str) -> ServingPolicy:
+    raw = reader.obj(value, path, {"consistency", "interrupted", "otherWriters"}, required=False)
+    return ServingPolicy(
+        consistency=reader.choice(raw.get("consistency"), f"{path}.consistency", ("all", "independent")),
+        interrupted=reader.choice(raw.get("interrupted"), f"{path}.interrupted", ("restore", "hold")),
+        other_writers=reader.choice(raw.get("otherWriters"), f"{path}.otherWriters", ("yield", "revert")),
     )
 
 

@@ -141,11 +141,24 @@ class Reader:
             raise self.error(path, f"{value!r} needs a time zone (for example a trailing Z)")
         return parsed
 
+    def choice(self, value: Any, path: str, choices: tuple[str, ...]) -> str:
+        """One of `choices`; absent means the first."""
+        if value is None:
+            return choices[0]
+        if value not in choices:
+            raise self.error(path, f"expected one of {list(choices)}, got {value!r}")
+        return str(value)
+
     def url(self, value: Any, path: str) -> str:
         url = self.text(value, path)
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise self.error(path, f"expected an http(s) URL, got {self.show(url)}")
+            # never the value itself: a URL may carry credentials or a token, even a wrong one
+            if url in self._referenced:
+                got = self.show(url)
+            else:
+                got = f"a value with scheme {parts.scheme!r}" if parts.scheme else "a value with no scheme"
+            raise self.error(path, f"expected an http(s) URL with a host, got {got}")
         return url
 
     def container(self, value: Any, path: str) -> str:

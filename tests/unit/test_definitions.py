@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,10 @@ def test_definitions_hold_no_secret_values(raw: dict[str, Any]) -> None:
         ),
         ("pipelines.0.training.mlEndpoint", "ftp://x", "pipelines[0].training.mlEndpoint: expected an http(s) URL"),
         ("pipelines.0.targets.0.kind", "lambda", "pipelines[0].targets[0].kind: expected one of"),
+        ("pipelines.0.serving", {"consistency": "some"}, "pipelines[0].serving.consistency: expected one of ['all'"),
+        ("pipelines.0.serving", {"interrupted": 1}, "pipelines[0].serving.interrupted: expected one of ['restore'"),
+        ("pipelines.0.serving", {"otherWriters": "fight"}, "pipelines[0].serving.otherWriters: expected one of"),
+        ("pipelines.0.serving", {"consistent": "all"}, "pipelines[0].serving: unknown field(s) ['consistent']"),
         ("pipelines.0.targets.1.name", "endpoint2", "pipelines[0].targets[1].name: duplicate target name"),
         (
             "pipelines.0.data.container",
@@ -243,6 +248,28 @@ def test_a_timer_fire_stands_for_the_occurrence_the_host_was_running(
     now: datetime, status: dict[str, Any] | None, expected: datetime
 ) -> None:
     assert occurrence(now, status) == expected
+
+
+def test_a_rejected_url_is_not_echoed(raw: dict[str, Any]) -> None:
+    from retraining.definitions import parse_definitions
+
+    raw["pipelines"][0]["training"]["mlEndpoint"] = "ftp://user:hunter2@host/path?sig=abc"
+    with pytest.raises(ConfigError) as error:
+        parse_definitions(raw, SETTINGS)
+    assert "scheme 'ftp'" in str(error.value)
+    assert not {"user", "hunter2", "sig", "abc", "path"} & set(re.findall(r"\w+", str(error.value)))
+
+
+def test_serving_policy_defaults_to_consistent_targets_restored_and_yielding(raw: dict[str, Any]) -> None:
+    from retraining.definitions import ServingPolicy, parse_definitions
+
+    assert parse_definitions(raw, SETTINGS).pipelines["weekly-retrain"].serving == ServingPolicy(
+        "all", "restore", "yield"
+    )
+    raw["pipelines"][0]["serving"] = {"consistency": "independent", "interrupted": "hold", "otherWriters": "revert"}
+    assert parse_definitions(raw, SETTINGS).pipelines["weekly-retrain"].serving == ServingPolicy(
+        "independent", "hold", "revert"
+    )
 
 
 def test_loaded_definitions_follow_a_changed_setting(tmp_path: Path) -> None:
