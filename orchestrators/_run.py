@@ -44,7 +44,8 @@ from .roll_out_target import ROLLOUT_ORCHESTRATOR
 STATUS_METRICS = 8  # metrics shown in custom status
 RUN_SIGNAL = "run_signal"  # raised after a decision or cancel request is stored; carries nothing
 OLD_MODEL = (TargetState.FAILED, TargetState.UNCONFIRMED, TargetState.ROLLED_BACK)
-NOT_KNOWN = (TargetState.ROLLBACK_FAILED, TargetState.UNKNOWN)  # a person must look at what the target serves
+# a person must look at what the target serves: the app cannot say, or someone else changed it
+NOT_KNOWN = (TargetState.ROLLBACK_FAILED, TargetState.UNKNOWN, TargetState.CHANGED_BY_ANOTHER_WRITER)
 
 
 def metrics_summary(metrics: Mapping[str, float], wanted: tuple[str, ...] = ()) -> dict[str, float]:
@@ -226,6 +227,8 @@ class RunProgress:
             yield from self.notify("target_on_old_model", result.status.value, result.reason, result.targets)
         if any(t.state in NOT_KNOWN for t in result.targets):
             yield from self.notify("target_state_unknown", result.status.value, result.reason, result.targets)
+        if any(t.state is TargetState.CHANGED_BY_ANOTHER_WRITER for t in result.targets):
+            yield from self.notify("changed_by_another_writer", result.status.value, result.reason, result.targets)
         result = replace(result, notes=tuple(self.notes))
         try:
             path = yield from call(self.context, write_run_record, result, RECORD_RETRY)

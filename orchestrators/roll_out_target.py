@@ -11,24 +11,26 @@ The target's module plans the rollout as named steps (`retraining.services.base`
     a failed step, or the deadline, rolls back what the steps changed (if the target can)
 
 So the outcome is final when it is reported: `updated`, `failed` (nothing changed), `unconfirmed`
-(an update was sent but not seen applied in time), `rolled_back`, or `rollback_failed` (a step
-failed and so did the rollback: the target may serve old and new). Nothing here raises to the
+(an update was sent but not seen applied in time), `rolled_back`, `rollback_failed` (a step
+failed and so did the rollback: the target may serve old and new), or `changed_by_another_writer`
+(a step found a change the app did not make; under `serving.otherWriters: yield` it is left as it is). Nothing here raises to the
 parent: an unexpected failure is reported as `failed` if nothing was sent yet, else `unknown`.
 The parent is never held past a target's timeout, except by the rollback a failed canary needs.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Generator
 from datetime import datetime, timedelta
 from typing import Any
 
 import azure.durable_functions as df
 
-from activities.rollout import plan_rollout, roll_back_target, run_rollout_step
-from retraining.inputs import RolloutInput, RolloutPlanInput, RolloutStepInput
+from activities.rollout import plan_rollout, roll_back_target, run_rollout_step, settle_rollout
+from retraining.inputs import RolloutEnd, RolloutInput, RolloutPlanInput, RolloutStepInput
 from retraining.models import ModelArtifact, TargetOutcome, TargetPlan, TargetState
-from retraining.retry import Retry
+from retraining.retry import STORE_RETRY, Retry
 from retraining.services.base import RolloutStep, StepResult, StepStatus
 
 from ._common import ActivityFailed, call, failure_reason, input_of, iso, refused
@@ -37,6 +39,7 @@ ROLLOUT_ORCHESTRATOR = "roll_out_target"
 ROLLBACK_ALLOWANCE = timedelta(minutes=30)  # how long a rollback may take after the deadline
 STEP_GRACE = timedelta(seconds=2)  # a call in flight at the deadline may still report this long after it
 ROLL_BACK = RolloutStep("roll_back", mutates=True)
+UNSETTLED = (TargetState.ROLLBACK_FAILED, TargetState.UNKNOWN)  # the journal entry stays: the next rollout undoes it
 
 bp = df.Blueprint()
 
@@ -44,20 +47,32 @@ bp = df.Blueprint()
 @bp.orchestration_trigger(context_name="context", orchestration=ROLLOUT_ORCHESTRATOR)
 def roll_out_target(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dict[str, Any]]:
     given = RolloutInput.from_dict(input_of(context))
-    rollout = _Rollout(context, given.pipeline, given.target, given.model)
+    rollout = _Rollout(context, given.pipeline, given.target, given.model, given.run_id)
     try:
         outcome = yield from rollout.execute()
     except Exception as exc:  # never raise to the parent: it waits for every target and reports each
         state = TargetState.UNKNOWN if rollout.changed else TargetState.FAILED
         outcome = rollout.outcome(state, f"the rollout failed unexpectedly: {failure_reason(exc)}")
+    if (
+        rollout.changed and outcome.state not in UNSETTLED
+    ):  # else the journal keeps what undoes it, for the next rollout
+        end = RolloutEnd(given.pipeline, given.target.name, given.run_id)
+        with contextlib.suppress(ActivityFailed):  # else the next rollout finds the entry and undoes it again: harmless
+            yield from call(context, settle_rollout, end, STORE_RETRY)
     return outcome.to_dict()
 
 
 class _Rollout:
     def __init__(
-        self, context: df.DurableOrchestrationContext, pipeline: str, target: TargetPlan, model: ModelArtifact
+        self,
+        context: df.DurableOrchestrationContext,
+        pipeline: str,
+        target: TargetPlan,
+        model: ModelArtifact,
+        run_id: str,
     ) -> None:
         self.context = context
+        self.run_id = run_id
         self.pipeline = pipeline
         self.target = target
         self.model = model
@@ -68,6 +83,7 @@ class _Rollout:
         self.progress: dict[str, Any] = {}
         self.completed: list[str] = []
         self.changed = False  # a step that changes the target has been called
+        self.yielded = False  # a step found a change the app did not make, and the policy is to yield
 
     def _show(self, step: str, **fields: Any) -> None:
         self.context.set_custom_status(
@@ -111,6 +127,8 @@ class _Rollout:
             return self.outcome(TargetState.FAILED, why)
         for step in (RolloutStep.from_dict(s, f"step {i}") for i, s in enumerate(planned)):
             failure = yield from self._run(step, self.deadline, run_rollout_step)
+            if self.yielded:  # another writer changed the target: left as it is, reported, never overwritten
+                return self.outcome(TargetState.CHANGED_BY_ANOTHER_WRITER, failure)
             if failure is not None and step.best_effort:  # e.g. cleanup: reported, the rollout stands
                 self.progress[f"{step.name}_error"] = failure
                 continue
@@ -137,7 +155,9 @@ class _Rollout:
             if now >= deadline:
                 return f"the policy timeout of {self.target.timeout_s:.0f}s passed during step {name!r}"
             self._show(name)
-            payload = RolloutStepInput(self.pipeline, self.target.name, step, self.model, iso(deadline), self.state)
+            payload = RolloutStepInput(
+                self.pipeline, self.target.name, step, self.model, iso(deadline), self.state, self.run_id
+            )
             task = context.call_activity(activity, payload.to_dict())
             timer = context.create_timer(deadline + STEP_GRACE)
             winner = yield context.task_any([task, timer])  # a failed call wins too, with its exception as result
@@ -157,6 +177,9 @@ class _Rollout:
             self.progress.update(result.progress)
             if result.status is StepStatus.FAILED:  # refused: the step changed nothing
                 return result.reason or f"step {name!r} failed"
+            if result.status is StepStatus.YIELDED:
+                self.yielded = True
+                return result.reason or f"step {name!r}: the target was changed by another writer"
             self.changed = self.changed or step.mutates
             if result.status is StepStatus.DONE:
                 return None

@@ -220,6 +220,15 @@ class RolloutInput(Payload):
 
 
 @dataclass(frozen=True)
+class RolloutEnd(Payload):
+    """A rollout that ended with a known outcome settles its journal entry (`retraining.journal`)."""
+
+    pipeline: str
+    target: str
+    run_id: str
+
+
+@dataclass(frozen=True)
 class RolloutPlanInput(Payload):
     pipeline: str
     target: str
@@ -236,3 +245,4 @@ class RolloutStepInput(_Timed):
     model: ModelArtifact
     deadline: str
     state: Mapping[str, Any] = field(default_factory=dict)
+    run_id: str = ""  # the run whose rollout this is (journal entries are by run)

@@ -220,17 +220,35 @@ def targets_match_the_service(observed: Observed) -> list[str]:
     """Each target's recorded model (the serving record) is what the service serves."""
     records = {r["run_id"]: r for r in observed["records"]}
     found = []
+    newest: dict[tuple[str, str], str] = {}  # a service two pipelines roll out to serves the newer claim
+    for target in observed["targets"]:
+        entry = observed["serving"].get(target["pipeline"], {}).get("targets", {}).get(target["name"]) or {}
+        key = (target["kind"], target["service"])
+        newest[key] = max(newest.get(key, ""), str(entry.get("since", "")))
     for target in observed["targets"]:
         serving = observed["serving"].get(target["pipeline"], {})
         entry = serving.get("targets", {}).get(target["name"])
+        if entry and str(entry.get("since", "")) < newest[(target["kind"], target["service"])]:
+            continue  # another pipeline rolled out to the same service since
         if not entry or entry.get("run_id") not in records or target["name"] in (serving.get("unsettled") or {}):
             continue  # nothing recorded, or recorded as not known (a run left it unsettled): nothing claimed
-        served = _served(observed, target)
-        if served and not _serves(served, _marks(observed, records[entry["run_id"]])):
+        marks = _marks(observed, records[entry["run_id"]])
+        others = [s for s in _served(observed, target) if not _serves([s], marks)]
+        if others:  # anything else with live traffic: an orphan canary, another writer's deployment
             found.append(
                 f"target {target['name']} of {target['pipeline']} is recorded as serving run {entry['run_id']}'s model, "
-                f"but the service serves {served}"
+                f"but the service also or only serves {others}"
             )
+    return found
+
+
+def targets_of(pipeline: Json) -> list[Target]:
+    """Where a pipeline definition's targets live at the service (the definition as JSON)."""
+    found: list[Target] = []
+    for target in pipeline.get("targets", []):
+        kind = str(target.get("kind", "classic"))
+        service = target["name"] if kind in ("classic", "arm") else target.get("endpoint", target["name"])
+        found.append(Target(pipeline=str(pipeline["name"]), name=str(target["name"]), kind=kind, service=str(service)))
     return found
 
 

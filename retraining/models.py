@@ -444,6 +444,7 @@ class TargetState(StrEnum):
     ROLLED_BACK = "rolled_back"  # a canary failed its checks; traffic is back on the previous model
     ROLLBACK_FAILED = "rollback_failed"  # a step failed and so did the rollback: it may serve old and new
     UNKNOWN = "unknown"  # the rollout ended without an outcome (its orchestration failed): not known
+    CHANGED_BY_ANOTHER_WRITER = "changed_by_another_writer"  # someone else changed it mid-rollout; the app yielded
 
 
 @dataclass(frozen=True)

@@ -47,8 +47,8 @@ from .models import (
 from .notify import deliver
 from .policy import decide, plan_of
 from .queue import RunQueue
-from .services import scoring_target, training_service
-from .services.base import Provenance, RolloutStep, ServiceContext, StepResult
+from .services import training_service
+from .services.base import Provenance, ServiceContext
 from .settings import Settings
 from .storage import TrainingStorage
 
@@ -392,50 +392,6 @@ def register(
         return registered
 
     return expected(go)
-
-
-def rollout_steps(
-    settings: Settings, storage: TrainingStorage, pipeline_name: str, target: str, model: ModelArtifact
-) -> list[dict[str, Any]] | Refusal:
-    return expected(
-        lambda: [s.to_dict() for s in scoring_target(context(settings, storage, pipeline_name), target).steps(model)]
-    )
-
-
-def rollout_step(
-    settings: Settings,
-    storage: TrainingStorage,
-    pipeline_name: str,
-    target: str,
-    step: RolloutStep,
-    model: ModelArtifact,
-    state: Mapping[str, Any],
-    deadline: datetime,
-) -> StepResult:
-    """One call of one rollout step, sending nothing once `deadline` has passed."""
-    if step.mutates and datetime.now(UTC) >= deadline:
-        return StepResult.failed(
-            f"the policy timeout passed before step {step.name!r} could start; nothing was sent", state
-        )
-    outcome = expected(
-        lambda: scoring_target(context(settings, storage, pipeline_name, deadline), target).run_step(step, model, state)
-    )
-    return StepResult.failed(outcome.message, state) if isinstance(outcome, Refusal) else outcome
-
-
-def roll_back(
-    settings: Settings,
-    storage: TrainingStorage,
-    pipeline_name: str,
-    target: str,
-    model: ModelArtifact,
-    state: Mapping[str, Any],
-    deadline: datetime,
-) -> StepResult:
-    outcome = expected(
-        lambda: scoring_target(context(settings, storage, pipeline_name, deadline), target).roll_back(model, state)
-    )
-    return StepResult.failed(outcome.message, state) if isinstance(outcome, Refusal) else outcome
 
 
 def record_serving(

@@ -14,7 +14,7 @@ in an activity. When a step fails, `roll_back` is called the same way until it i
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -37,6 +37,12 @@ class ServiceContext:
     storage: TrainingStorage
     pipeline: Pipeline
     deadline: datetime | None = None  # no request may be sent after it
+    intent: Callable[[Mapping[str, Any]], None] | None = None  # journals what a rollout is about to send
+
+    def intend(self, state: Mapping[str, Any]) -> None:
+        """Before sending a change to a target: store the step state that undoes it (`retraining.journal`)."""
+        if self.intent is not None:
+            self.intent(state)
 
 
 C = TypeVar("C")
@@ -118,6 +124,7 @@ class StepStatus(StrEnum):
     DONE = "done"
     WAIT = "wait"
     FAILED = "failed"
+    YIELDED = "yielded"  # someone else changed the target: the rollout ends as it is, without a rollback
 
 
 @dataclass(frozen=True)
@@ -139,6 +146,10 @@ class StepResult(Payload):
     @classmethod
     def failed(cls, reason: str, state: Mapping[str, Any], **progress: Any) -> StepResult:
         return cls(StepStatus.FAILED, state, reason=reason, progress=progress)
+
+    @classmethod
+    def yielded(cls, reason: str, state: Mapping[str, Any], **progress: Any) -> StepResult:
+        return cls(StepStatus.YIELDED, state, reason=reason, progress=progress)
 
 
 @dataclass(frozen=True)

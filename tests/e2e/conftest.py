@@ -19,7 +19,7 @@ import requests
 
 from devhost.stack import LocalStack
 
-from .helpers import DATA_CONTAINER, WEBHOOK_SECRET, e2e_definitions
+from .helpers import DATA_CONTAINER, WEBHOOK_SECRET, e2e_definitions, serving_mismatches
 from .receiver import Receiver
 
 
@@ -58,6 +58,14 @@ def engines_agree(request: pytest.FixtureRequest) -> Iterator[None]:
     before = len(check.mismatches)
     yield
     assert check.mismatches[before:] == [], "\n".join(str(m) for m in check.mismatches[before:])
+
+
+@pytest.fixture(autouse=True)
+def what_the_app_says_serves_is_what_serves(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Each e2e test ends with every idle pipeline's serving record matching what its targets serve."""
+    yield
+    if "stack" in request.fixturenames:
+        assert serving_mismatches(request.getfixturevalue("stack")) == []
 
 
 @pytest.fixture

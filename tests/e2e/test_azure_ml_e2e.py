@@ -18,9 +18,10 @@ import pytest
 import requests
 
 from devhost.stack import LocalStack
+from retraining.instances import queue_instance_id, rollout_instance_id, run_instance_id
 from tests.emulator.aml import Aml
 
-from .helpers import record_of, run_to_end, start_run, wait_for_request
+from .helpers import durable, record_of, run_to_end, serving_record, start_run, wait_for_phase, wait_for_request
 
 PIPELINE = "aml-retrain"
 MODEL = "breast-cancer"
@@ -266,3 +267,84 @@ def test_rollback_on_demand_puts_the_previous_champion_back_on_every_target(stac
     assert endpoint(aml)["traffic"] == {kept: 100}
     assert endpoint(aml, batch=True)["defaults"]["deploymentName"] == target(first, "batch")["progress"]["deployment"]
     assert champion(aml) == first["model"]["version"]
+
+
+def test_a_rollout_cut_off_mid_canary_is_undone_before_the_next_one_acts(stack: LocalStack, aml: Aml) -> None:
+    """Finding 1 of issue 25: the orphan canary a lost rollout leaves is never the next rollout's starting point."""
+    run_to_end(stack, PIPELINE)
+    serving = {k: v for k, v in endpoint(aml)["traffic"].items() if v}
+    first = start_run(stack, PIPELINE)
+    assert first.status_code == 202, first.text
+    run_id = wait_for_phase(stack, first.json()["statusUri"], "updating", timeout_s=120)["run_id"]
+    canary, deadline = None, time.monotonic() + 60
+    while canary is None:
+        assert time.monotonic() < deadline, "the canary never took traffic"
+        canary = next((d for d, share in endpoint(aml)["traffic"].items() if share and d not in serving), None)
+        time.sleep(0.02)
+    run = run_instance_id(PIPELINE, run_id)
+    for instance in (
+        rollout_instance_id(run, "online"),
+        rollout_instance_id(run, "batch"),
+        run,
+        queue_instance_id(PIPELINE),
+    ):
+        durable(stack, lambda client, i=instance: client.terminate(i, "cut off, as a crash or a purge would"))
+    time.sleep(1.5)
+    assert endpoint(aml)["traffic"].get(canary), "the lost rollout left no canary to reconcile"
+
+    second = start_run(stack, PIPELINE)
+    assert second.status_code == 202, second.text
+    record = record_of(stack, wait_for_request(stack, second.json()["statusUri"], timeout_s=180))
+    online = target(record, "online")
+    assert run_id in str(online["progress"].get("reconciled")), online["progress"]
+    assert canary not in deployments(aml)  # the orphan is gone, not carried along
+    traffic = {k: v for k, v in endpoint(aml)["traffic"].items() if v}
+    assert sum(traffic.values()) == 100
+    if record["status"] == "Succeeded":
+        assert traffic == {online["progress"]["deployment"]: 100}
+    else:
+        assert traffic == serving, record
+
+
+def _canary(aml: Aml, serving: dict[str, int], timeout_s: float = 90) -> str:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        canary = next((d for d, share in endpoint(aml)["traffic"].items() if share and d not in serving), None)
+        if canary is not None:
+            return canary
+        assert time.monotonic() < deadline, "the canary never took traffic"
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("pipeline", ["aml-yield", "aml-revert"])
+def test_another_writers_change_mid_canary_is_reported_and_never_silently_overwritten(
+    stack: LocalStack, aml: Aml, pipeline: str
+) -> None:
+    run_to_end(stack, PIPELINE)
+    serving = {k: v for k, v in endpoint(aml)["traffic"].items() if v}
+    (old,) = serving
+    response = start_run(stack, pipeline)
+    assert response.status_code == 202, response.text
+    canary = _canary(aml, serving)
+    while endpoint(aml)["provisioningState"] != "Succeeded":  # the app's 10% step has settled
+        time.sleep(0.02)
+    theirs = {old: 70, canary: 30}
+    assert aml.set_traffic(ONLINE, theirs).status_code in (200, 201)
+    started = time.monotonic()
+    record = record_of(stack, wait_for_request(stack, response.json()["statusUri"], timeout_s=120))
+    online = target(record, "online")
+    change = online["progress"].get("changed_by_another_writer", {})
+    assert change, online
+    assert change["seen"]["traffic"] == theirs and change["seen_at"], change
+    if pipeline == "aml-yield":
+        assert online["state"] == "changed_by_another_writer", online
+        assert "changed_by_another_writer" in online["error"]
+        assert endpoint(aml)["traffic"] == theirs  # left as the other writer set it
+        assert time.monotonic() - started < 30  # reported at the next step, not at the 300 s step timeout
+        lineage = serving_record(stack, pipeline)
+        assert "online" in lineage.get("unsettled", {}), lineage
+    else:
+        assert change.get("reverted") is True, change
+        assert online["state"] == "updated", online  # put back, then the rollout went on
+        assert {k: v for k, v in endpoint(aml)["traffic"].items() if v} == {online["progress"]["deployment"]: 100}
+    aml.set_traffic(ONLINE, {old: 100} if pipeline == "aml-yield" else endpoint(aml)["traffic"])  # tidy for later tests

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
-import azure.durable_functions as df
 import pytest
 import requests
 from azure.durable_functions.models.OrchestrationRuntimeStatus import OrchestrationRuntimeStatus
@@ -14,21 +12,10 @@ from azure.durable_functions.models.OrchestrationRuntimeStatus import Orchestrat
 from devhost.stack import LocalStack
 from retraining.instances import queue_instance_id, run_instance_id
 
-from .helpers import record_of, run_records, settle, start_run, wait_for_phase, wait_for_request
+from .helpers import durable, record_of, run_records, settle, start_run, wait_for_phase, wait_for_request
 
 pytestmark = pytest.mark.e2e
 PIPELINE = "weekly-retrain"
-
-
-def durable(stack: LocalStack, call: Callable[[df.DurableOrchestrationClient], Awaitable[Any]]) -> Any:
-    """One call of the real DurableOrchestrationClient, on devhost's event loop (as the Functions host runs starters)."""
-    assert stack.host is not None
-    client = df.DurableOrchestrationClient(stack.host.management.client_binding())
-
-    async def go() -> Any:
-        return await call(client)
-
-    return stack.host.run_coroutine(go())
 
 
 def status(stack: LocalStack, instance: str) -> Any:

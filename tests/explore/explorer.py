@@ -241,16 +241,7 @@ def _queue_idle(root: Instance) -> bool:
 def _targets(pipeline: str) -> list[invariants.Target]:
     from .world import explore_definitions
 
-    definition = next(p for p in explore_definitions()["pipelines"] if p["name"] == pipeline)
-    found: list[invariants.Target] = []
-    for target in definition.get("targets", []):
-        kind = target.get("kind", "classic")
-        service = {
-            "classic": target["name"],
-            "arm": target["name"],
-        }.get(kind, target.get("endpoint", target["name"]))
-        found.append(invariants.Target(pipeline=pipeline, name=target["name"], kind=kind, service=service))
-    return found
+    return invariants.targets_of(next(p for p in explore_definitions()["pipelines"] if p["name"] == pipeline))
 
 
 def _instances(driver: Driver) -> list[invariants.Instance]:

@@ -55,3 +55,30 @@ def test_a_roll_out_with_no_decision_on_the_approval_is_a_violation() -> None:
 def test_an_approval_in_time_rolls_out() -> None:
     in_time = record("Succeeded", "2026-11-21T03:05:00.000000Z", True)
     assert invariants.no_late_decision_takes_effect(observed(in_time, SERVING, {})) == []
+
+
+def _online(traffic: dict[str, int]) -> dict[str, Any]:
+    deployments = [
+        {"name": "champion-v2", "model": "/ws/models/m/versions/2"},
+        {"name": "orphan-v3", "model": "/ws/models/m/versions/3"},
+    ]
+    workspace = {"onlineEndpoints": [{"name": "online-ep", "traffic": traffic, "deployments": deployments}]}
+    return {"azureMl": {"workspaces": [workspace]}}
+
+
+def _serving_v2(traffic: dict[str, int], unsettled: bool = False) -> Any:
+    run = {"run_id": "run-a", "pipeline": "p", "model": {"model_id": "/ws/models/m/versions/2"}}
+    serving = {"p": {"targets": {"online": {"run_id": "run-a"}}} | ({"unsettled": {"online": {}}} if unsettled else {})}
+    seen = observed(run, serving, {}) | {"emulator": _online(traffic)}
+    seen["targets"] = invariants.targets_of(
+        {"name": "p", "targets": [{"name": "online", "kind": "aml-online", "endpoint": "online-ep"}]}
+    )
+    return seen
+
+
+def test_an_orphan_canary_beside_the_recorded_model_is_a_violation() -> None:
+    assert invariants.targets_match_the_service(_serving_v2({"champion-v2": 100})) == []
+    found = invariants.targets_match_the_service(_serving_v2({"champion-v2": 90, "orphan-v3": 10}))
+    assert found and "versions/3" in found[0]
+    assert invariants.targets_match_the_service(_serving_v2({"orphan-v3": 100}))
+    assert invariants.targets_match_the_service(_serving_v2({"orphan-v3": 100}, unsettled=True)) == []  # not claimed

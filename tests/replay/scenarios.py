@@ -157,6 +157,8 @@ def rollout(
             return ("ok", plan or STEPS)
         if name == "roll_back_target":
             return roll_back or step("done", state={"rolled_back": False})
+        if name == "settle_rollout":
+            return ("ok", True)
         answers = steps[payload["step"]["name"]]
         if not answers:
             return None  # the call never returns

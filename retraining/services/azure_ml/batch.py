@@ -18,7 +18,7 @@ from ...definitions.azure_ml import AmlBatchTarget
 from ...errors import ServiceError
 from ...models import ModelArtifact
 from ..base import RolloutStep, StepResult, StepStatus, config_of
-from .endpoints import TERMINAL, EndpointTarget
+from .endpoints import PIPELINE_TAG, TERMINAL, EndpointTarget
 from .workspace import Operation, properties
 
 
@@ -64,7 +64,7 @@ class BatchEndpointTarget(EndpointTarget):
             props["codeConfiguration"] = {"codeId": spec.code_id, "scoringScript": spec.scoring_script}
         return {
             "location": location,
-            "tags": {"retrain.pipeline": self.context.pipeline.name, "retrain.model_version": model.version or ""},
+            "tags": {PIPELINE_TAG: self.context.pipeline.name, "retrain.model_version": model.version or ""},
             "properties": props,
         }
 

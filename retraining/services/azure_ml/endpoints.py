@@ -25,6 +25,7 @@ from ..base import RolloutStep, ServiceContext, StepResult, service_client
 from .workspace import Operation, WorkspaceClient, credential_of, next_look, properties, wait_hint
 
 TERMINAL = ("Succeeded", "Failed", "Canceled")
+PIPELINE_TAG = "retrain.pipeline"  # on every deployment a rollout creates: cleanup deletes only those
 BUSY_STATUSES = (409, 429)
 
 
@@ -77,6 +78,11 @@ class EndpointTarget:
     def serves(self, deployment: Mapping[str, Any], model_id: str) -> bool:
         raise NotImplementedError
 
+    def created_here(self, deployment: Mapping[str, Any]) -> bool:
+        """Whether this pipeline's rollouts made `deployment` (`deployment_body` tags it)."""
+        tags = deployment.get("tags") or (deployment.get("properties") or {}).get("tags") or {}
+        return isinstance(tags, Mapping) and tags.get(PIPELINE_TAG) == self.context.pipeline.name
+
     def deployment_body(self, model: ModelArtifact, location: str) -> dict[str, Any]:
         raise NotImplementedError
 
@@ -106,6 +112,7 @@ class EndpointTarget:
         """
         state = dict(state)
         if state.get("sent") != step:
+            self.context.intend(state | {"sent": step})  # what undoes it, on record before it is sent
             try:
                 operation = send()
             except ServiceError as exc:
@@ -148,6 +155,7 @@ class EndpointTarget:
                 return StepResult.done(state | {"deployment": name, "created": False}, deployment=name, reused=True)
             state |= {"deployment": deployment_name(self.config.model_name, model.version or ""), "created": True}
         name = str(state["deployment"])
+        self.context.intend(state)  # the deployment to delete if this rollout never finishes
 
         def send() -> Operation:
             _, _, operation = self.client.put(
@@ -194,12 +202,14 @@ class EndpointTarget:
         return None
 
     def cleanup(self, state: Mapping[str, Any], in_use: Callable[[Mapping[str, Any]], set[str]]) -> StepResult:
-        """Delete the deployments beyond `keep_deployments` that take no traffic (best effort: a failure is reported, not fatal)."""
+        """Delete this pipeline's deployments beyond `keep_deployments` that take no traffic (best effort: a failure
+        is reported, not fatal). A deployment the app did not create (no `retrain.pipeline` tag naming this
+        pipeline) is never deleted: it is someone else's."""
         keep = self.config.keep_deployments
         try:
             endpoint = self.endpoint()
             used = {n.lower() for n in in_use(endpoint)} | {str(state["deployment"]).lower()}
-            idle = [d for d in self.deployments() if str(d.get("name")).lower() not in used]
+            idle = [d for d in self.deployments() if str(d.get("name")).lower() not in used and self.created_here(d)]
             idle.sort(key=lambda d: str((d.get("systemData") or {}).get("createdAt", "")), reverse=True)
             deleted = []
             for old in idle[keep:]:
@@ -218,6 +228,7 @@ class EndpointTarget:
         if not name or not state.get("created"):
             return StepResult.done({**state, "rolled_back": True}, traffic=state.get("before"))
         if state.get("rb") != "deleting":
+            self.context.intend(state)
             try:
                 self.client.delete(self.collection, self.config.endpoint, "deployments", str(name))
             except ServiceError as exc:

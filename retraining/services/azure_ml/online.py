@@ -17,6 +17,8 @@ deployment deleted; the champion stays where it was.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 from ...datasets import DataError
@@ -24,7 +26,7 @@ from ...definitions.azure_ml import AmlOnlineTarget
 from ...errors import ServiceError
 from ...models import ModelArtifact
 from ..base import RolloutStep, StepResult, StepStatus, config_of, service_client
-from .endpoints import TERMINAL, EndpointTarget
+from .endpoints import PIPELINE_TAG, TERMINAL, EndpointTarget
 from .probe import Scorer, sample
 from .workspace import Operation, properties
 
@@ -111,7 +113,7 @@ class OnlineEndpointTarget(EndpointTarget):
         return {
             "location": location,
             "sku": {"name": "Default", "capacity": spec.instance_count},
-            "tags": {"retrain.pipeline": self.context.pipeline.name, "retrain.model_version": model.version or ""},
+            "tags": {PIPELINE_TAG: self.context.pipeline.name, "retrain.model_version": model.version or ""},
             "properties": props,
         }
 
@@ -182,6 +184,9 @@ class OnlineEndpointTarget(EndpointTarget):
         return StepResult.done(dict(state), deployment=name, smoke=f"{len(rows)} rows scored")
 
     def _check(self, step: str, model: ModelArtifact, state: Mapping[str, Any]) -> StepResult:
+        foreign = self._foreign(step, state, self.endpoint())
+        if foreign is not None:  # probing a split the app did not set would judge the wrong thing
+            return foreign
         name, health = str(state["deployment"]), self.online.health
         try:
             rows = sample(self.context, model.columns, health.sample_rows)
@@ -211,6 +216,10 @@ class OnlineEndpointTarget(EndpointTarget):
     def _shift(
         self, step: str, state: Mapping[str, Any], *, percent: int | None = None, mirror_percent: int | None = None
     ) -> StepResult:
+        if state.get("sent") != step:  # before sending: the endpoint must be as the app left it
+            foreign = self._foreign(step, state, self.endpoint())
+            if foreign is not None:
+                return foreign
         before = state.get("before") or {}
         new = str(state["deployment"])
         if percent is not None:
@@ -253,4 +262,59 @@ class OnlineEndpointTarget(EndpointTarget):
                 return "wait"
             return None
 
-        return self.mutate(step, state, send, settled, traffic=traffic, mirror=mirror)
+        result = self.mutate(step, state, send, settled, traffic=traffic, mirror=mirror)
+        if result.status is StepStatus.DONE:  # what the app set, to tell another writer's change from its own
+            return replace(result, state={**result.state, "set": {"traffic": traffic, "mirror": mirror}})
+        if result.status is StepStatus.WAIT and step != "restore" and state.get("sent") == step:
+            # the operation is over but the split is not ours: someone else wrote after it
+            endpoint = self.endpoint()
+            props = properties(endpoint, "endpoint")
+            if str(props.get("provisioningState")) in TERMINAL and not _same(props.get("traffic") or {}, traffic):
+                mine = {"set": {"traffic": traffic, "mirror": mirror}}
+                foreign = self._foreign(step, {**state, **mine}, endpoint, own=state.get("set") or state.get("before"))
+                if foreign is not None:
+                    return foreign
+        return result
+
+    def _foreign(
+        self,
+        step: str,
+        state: Mapping[str, Any],
+        endpoint: Mapping[str, Any],
+        own: Mapping[str, Any] | None = None,
+    ) -> StepResult | None:
+        """None if the endpoint's split is what the app last set (or, while a change is on its way, `own`: the one
+        before it); else what the pipeline's `serving.otherWriters` says: yield (end as it is, reported) or revert
+        (put back what the app set, then the step runs again)."""
+        expected = state.get("set") or state.get("before") or {}
+        props = properties(endpoint, "endpoint")
+        seen = {"traffic": dict(props.get("traffic") or {}), "mirror": dict(props.get("mirrorTraffic") or {})}
+        for candidate in (expected, own):
+            if (
+                candidate is not None
+                and _same(seen["traffic"], candidate.get("traffic") or {})
+                and _same(seen["mirror"], candidate.get("mirror") or {})
+            ):
+                return None
+        change = {
+            "seen": seen,
+            "seen_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+            "app_set": dict(expected),
+        }
+        reason = (
+            f"{step}: changed_by_another_writer: endpoint {self.online.endpoint} has traffic {seen['traffic']} "
+            f"and mirror {seen['mirror']}, where the app had set {dict(expected.get('traffic') or {})}"
+        )
+        if self.context.pipeline.serving.other_writers == "yield":
+            return StepResult.yielded(
+                f"{reason}; left as it is (serving.otherWriters: yield)",
+                dict(state),
+                **{"changed_by_another_writer": change},
+            )
+        result = self._put(
+            f"revert_{step}", dict(state), dict(expected.get("traffic") or {}), dict(expected.get("mirror") or {})
+        )
+        shown = {**result.progress, "changed_by_another_writer": change | {"reverted": True}}
+        if result.status is StepStatus.DONE:  # put back: the step itself runs again on the next call
+            return StepResult.wait(0.0, result.state, **shown)
+        return replace(result, progress=shown)

@@ -156,7 +156,7 @@ class _StudioTarget:
     def run_step(self, step: RolloutStep, model: ModelArtifact, state: Mapping[str, Any]) -> StepResult:
         if step.name == "apply":
             self.apply(model.blob)
-            return StepResult.done({"sent": True}, serving="updating")
+            return StepResult.done({**state, "sent": True}, serving="updating")
         if self.serves(model.blob):
             return StepResult.done(dict(state), serving=model.sha256[:12])
         look = _next_look(state)
