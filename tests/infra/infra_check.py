@@ -17,8 +17,9 @@ Beyond what the code reads, it requires what the Functions host needs for what t
 AzureWebJobsStorage__*, keyVaultReferenceIdentity, App Insights Entra auth, the deployment storage's authentication,
 the scheduler's connection and ipAllowlist, a Flex Consumption plan and Python runtime), a dead-letter destination
 per blob subscription, a recoverable Key Vault, the least-privilege Azure ML role (AML_ACTIONS), and the Bicep's own
-consistency (tests/infra/bicep_structure.py: names, module parameters and outputs, parameter types, targetScope).
-It holds no table of Azure's resource types: types, property names and enum values are left to `what-if`.
+consistency (tests/infra/bicep_structure.py: names, module parameters and outputs, parameter types, targetScope),
+and checks resource types, API versions, property names, value types and enum values against a table made from
+Azure's REST specs (tests/infra/typecheck.py, tests/infra/typetable/).
 
 The Bicep is parsed with pycep (the parser checkov uses), and the check follows what feeds the Function
 App's `siteConfig.appSettings`: name/value arrays, `concat`, conditionals, for-expressions over objects,
@@ -1647,11 +1648,14 @@ class Check:
     # -- the Bicep's own consistency ------------------------------------------------------------------------
 
     def check_bicep(self) -> list[Finding]:
-        """Names, module parameters and outputs, parameter types, targetScope (bicep_structure), and API versions
-        that are real dates. Resource types, property names and enums need a table of Azure's types: not here."""
+        """Names, module parameters and outputs, parameter types, targetScope (bicep_structure), API versions
+        that are real dates, and resource types, API versions, property names, value types and enums against the
+        table of Azure's types made from the REST specs (typecheck, typetable/types.json)."""
         from .bicep_structure import check as structure
+        from .typecheck import check as typecheck
 
         findings = [Finding("bicep", problem) for problem in structure(self.infra)]
+        findings.extend(Finding("bicep types", problem) for problem in typecheck(self.infra))
         for file in self.infra.files.values():
             for symbol, resource in file.section("resources").items():
                 version = str(resource.get("api_version", ""))
