@@ -4,7 +4,14 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from activities import decisions, models, notifications, queue, records, rollout, training
-from orchestrators import monitor_training_job, promote_model, retrain_pipeline, roll_out_target, run_queue
+from orchestrators import (
+    monitor_training_job,
+    notify_webhook,
+    promote_model,
+    retrain_pipeline,
+    roll_out_target,
+    run_queue,
+)
 from triggers import (
     aml_events,
     blob_arrival,
@@ -34,6 +41,7 @@ for blueprint in (
     promote_model.bp,
     monitor_training_job.bp,
     roll_out_target.bp,
+    notify_webhook.bp,
     http_start.bp,
     status.bp,
     promote.bp,

@@ -7,7 +7,7 @@ from typing import Any
 import azure.durable_functions as df
 
 from retraining import operations
-from retraining.inputs import GateInput, ModelCollection, PromotionLookup, Registration, ServingRecord
+from retraining.inputs import GateInput, ModelCollection, PromotionLookup, Registration, RunRef, ServingRecord
 from retraining.models import check_run_id
 from retraining.runtime import answer, settings, storage
 
@@ -61,3 +61,12 @@ def load_promotion(payload: dict[str, Any]) -> Any:
     lookup = PromotionLookup.from_dict(payload)
     current = settings()
     return answer(operations.promotion(current, storage(current), lookup.pipeline, lookup.source_run, lookup.force))
+
+
+@bp.activity_trigger(input_name="payload")
+def load_champion(payload: dict[str, Any]) -> dict[str, Any] | None:
+    """The pipeline's champion model (the serving record's), or None before there is one."""
+    ref = RunRef.from_dict(payload)
+    current = settings()
+    found = operations.lineage(current, storage(current)).serving(ref.pipeline).champion
+    return None if found is None else found.model.to_dict()

@@ -28,10 +28,11 @@ see any other difference as a failure.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Coroutine, Generator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 from uuid import NAMESPACE_OID, uuid5
 
 from durabletask import task as dt
@@ -229,9 +230,35 @@ def wrap_orchestrator(generator_function: Callable[[Any], Any]) -> Callable[[dt.
     return orchestrator
 
 
-def wrap_activity(function: Callable[..., Any], input_name: str) -> Callable[[dt.ActivityContext, Any], Any]:
+class ActivityClient(Protocol):
+    """What an activity with a Durable client binding needs from the host: the binding, and its event loop."""
+
+    def binding(self) -> str: ...
+
+    def run(self, coroutine: Coroutine[Any, Any, Any]) -> Any: ...
+
+
+def wrap_activity(
+    function: Callable[..., Any],
+    input_name: str,
+    client_name: str | None = None,
+    client: ActivityClient | None = None,
+) -> Callable[[dt.ActivityContext, Any], Any]:
+    """The activity as durabletask calls it; an async one with a Durable client binding (`client_name`) gets the
+    host's client and runs on the host's loop, as the Functions host runs it."""
+
     def activity(ctx: dt.ActivityContext, activity_input: Any) -> Any:
-        return function(**{input_name: activity_input})
+        kwargs = {input_name: activity_input}
+        if client_name is not None:
+            if client is None:
+                raise RuntimeError(f"activity {function.__name__} needs a Durable client, and no host gives one")
+            kwargs[client_name] = client.binding()
+        result = function(**kwargs)
+        if asyncio.iscoroutine(result):
+            if client is None:
+                raise RuntimeError(f"activity {function.__name__} is async, and no host loop runs it")
+            result = client.run(result)
+        return result
 
     return activity
 
@@ -298,7 +325,13 @@ class DurableEngine:
     """The in-memory durabletask backend, a worker running the app's orchestrators and activities, and a client."""
 
     def __init__(
-        self, app: FunctionApp, *, port: int | None = None, max_activities: int = 32, crosscheck: bool = False
+        self,
+        app: FunctionApp,
+        *,
+        port: int | None = None,
+        max_activities: int = 32,
+        crosscheck: bool = False,
+        activity_client: ActivityClient | None = None,
     ) -> None:
         self.port = port or free_port()
         self.backend = Backend(port=self.port)
@@ -319,7 +352,11 @@ class DurableEngine:
         for function in app.orchestrators:
             self.worker.add_orchestrator(_named(function.name, wrap_orchestrator(function.orchestrator_function)))
         for function in app.activities:
-            self.worker.add_activity(_named(function.name, wrap_activity(function.user_function, function.input_name)))
+            binding = function.client_binding
+            wrapped = wrap_activity(
+                function.user_function, function.input_name, binding["name"] if binding else None, activity_client
+            )
+            self.worker.add_activity(_named(function.name, wrapped))
         self.client = TaskHubGrpcClient(host_address=address, logger=quiet)
 
     def start(self) -> None:

@@ -92,6 +92,19 @@ def fire_times(schedule: str, start: datetime) -> Iterator[datetime]:
         yield iterator.get_next(datetime)
 
 
+@dataclass
+class _HostClient:
+    """The Durable client binding and event loop an activity with a client binding gets (`engine.ActivityClient`)."""
+
+    host: DevHost
+
+    def binding(self) -> str:
+        return self.host.management.client_binding()
+
+    def run(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
+        return self.host.run_coroutine(coroutine)
+
+
 def _route_pattern(route: str) -> re.Pattern[str]:
     parts = []
     for segment in route.strip("/").split("/"):
@@ -157,6 +170,7 @@ class DevHost:
             self.app,
             max_activities=int(os.environ.get("DEVHOST_MAX_ACTIVITIES", "32")),
             crosscheck=os.environ.get("DEVHOST_CROSSCHECK", "").lower() in ("1", "true"),
+            activity_client=_HostClient(self),
         )
         self.management = ManagementApi(
             self.engine.client,

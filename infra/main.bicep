@@ -53,6 +53,9 @@ param historyRetentionDays int = 30
 @description('How long an update waits to see the new model served, seconds (RETRAIN_UPDATE_WAIT_SECONDS).')
 param updateWaitSeconds int = 300
 
+@description('App Service authentication (Easy Auth) is configured in front of the app (RETRAIN_EASY_AUTH): only then is the x-ms-client-principal-name header trusted to say who decided. This template does not configure it.')
+param easyAuthInFront bool = false
+
 // ---- What pipelines.json reads: one param per %NAME% it refers to ---------------------------------
 
 @description('pipelines.json %TRAINING_ML_ENDPOINT%: the training web service\'s BES jobs URL.')
@@ -153,6 +156,7 @@ var appSettings = {
   RETRAIN_HTTP_TIMEOUT_SECONDS: string(httpTimeoutSeconds)
   RETRAIN_UPDATE_WAIT_SECONDS: string(updateWaitSeconds)
   RETRAIN_HISTORY_RETENTION_DAYS: string(historyRetentionDays)
+  RETRAIN_EASY_AUTH: easyAuthInFront ? 'true' : 'false'
   // RETRAIN_PAGE_URL is set in resources.bicep from the site's defaultHostName (known once the site exists).
 }
 

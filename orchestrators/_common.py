@@ -112,10 +112,18 @@ def call(
     context: df.DurableOrchestrationContext, activity: Any, payload: Sendable, retry: Retry = ACTIVITY_RETRY
 ) -> Generator[Any, Any, Any]:
     """Call `activity` with `payload`, retrying failures per `retry` on durable timers; ActivityFailed when they run out."""
+    result, _ = yield from call_counted(context, activity, payload, retry)
+    return result
+
+
+def call_counted(
+    context: df.DurableOrchestrationContext, activity: Any, payload: Sendable, retry: Retry = ACTIVITY_RETRY
+) -> Generator[Any, Any, tuple[Any, int]]:
+    """`call`, and how many attempts it took."""
     attempt = 1
     while True:
         try:
-            return (yield context.call_activity(activity, payload.to_dict()))
+            return (yield context.call_activity(activity, payload.to_dict())), attempt
         except Exception as exc:  # activity failures reach orchestrators as plain Exception
             now = context.current_utc_datetime
             if retry.gives_up(attempt, now):

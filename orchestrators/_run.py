@@ -5,7 +5,7 @@ Custom status stays small (the Durable limit is 16 KB): phase, ids, times, and a
 
 Operators decide through the store (`retraining.decisions`) and wake the run with one event,
 `RUN_SIGNAL`, that carries nothing: the run reads the store through an activity whenever it looks.
-A notification that cannot be delivered after its retries never fails the run; the record says so.
+Notifications are delivered by their own orchestrations (`notify_webhook`): the run never waits on a webhook.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from typing import Any
 import azure.durable_functions as df
 
 from activities.decisions import read_run_signals
-from activities.models import record_serving_model
-from activities.notifications import deliver_notification
+from activities.models import load_champion, record_serving_model
+from activities.notifications import send_notification
 from activities.records import write_run_record
 from retraining.decisions import RunSignals
 from retraining.errors import ConfigError
@@ -36,9 +36,9 @@ from retraining.models import (
     TargetPlan,
     TargetState,
 )
-from retraining.retry import NOTIFY_RETRY, RECORD_RETRY, SIGNALS_RETRY
+from retraining.retry import RECORD_RETRY, SIGNALS_RETRY, STORE_RETRY
 
-from ._common import ActivityFailed, call, failure_reason, iso, refused
+from ._common import ActivityFailed, call, failure_reason, iso
 from .roll_out_target import ROLLOUT_ORCHESTRATOR
 
 STATUS_METRICS = 8  # metrics shown in custom status
@@ -128,7 +128,8 @@ class RunProgress:
     def notify(
         self, event: str, status: str, reason: str | None, targets: tuple[TargetOutcome, ...] = ()
     ) -> Generator[Any, Any, None]:
-        """Tell the pipeline's webhook, if it wants `event`; a delivery that fails for good is noted, never raised."""
+        """Tell the pipeline's webhook, if it wants `event`: its delivery runs on its own (`notify_webhook`) and
+        writes its outcome beside the record; the run does not wait for it."""
         if event not in self.notify_events:
             return
         note = Notification(
@@ -141,33 +142,89 @@ class RunProgress:
             self.run.request.trigger.kind.value,
             tuple(NotifiedTarget(t.target, t.state.value if t.state else None, t.error) for t in targets),
         )
-        try:
-            delivered = yield from call(self.context, deliver_notification, note, NOTIFY_RETRY)
+        try:  # starts the delivery's own orchestration: a slow or failing receiver never holds the run
+            yield from call(self.context, send_notification, note, STORE_RETRY)
         except ActivityFailed as failure:
-            self.notes.append(
-                f"the {event} notification was not delivered after {failure.attempts} attempts: {failure.reason}"
-            )
-            return
-        if (why := refused(delivered)) is not None:
-            self.notes.append(f"the {event} notification was not delivered: {why}")
+            self.notes.append(f"the {event} notification could not be sent: {failure.reason}")
 
     def roll_out(
-        self, pipeline: str, targets: tuple[TargetPlan, ...], model: ModelArtifact
+        self, plan: PipelinePlan, targets: tuple[TargetPlan, ...], model: ModelArtifact
     ) -> Generator[Any, Any, list[TargetOutcome]]:
-        """Roll the model out to every target in parallel, and wait for every rollout to end.
+        """Roll the model out to the targets, wave by wave (each wave in parallel), and wait for every rollout to end.
+
+        With consistent targets (`plan.consistent`), a wave starts only once every target of the one
+        before is updated (the canaries go first); if a target fails, the targets that had moved are
+        rolled back to the champion, and those not started are not started.
+        """
+        self.status("updating", targets=[t.name for t in targets])
+        outcomes: dict[str, TargetOutcome] = {}
+        for wave in sorted({t.wave for t in targets}):
+            if plan.consistent and any(not o.updated for o in outcomes.values()):
+                break
+            ended = yield from self._rollouts(plan.name, [t for t in targets if t.wave == wave], model)
+            outcomes |= {o.target: o for o in ended}
+        failed = [o.target for o in outcomes.values() if not o.updated]
+        for t in targets:
+            if t.name not in outcomes:
+                why = f"not rolled out: target(s) {', '.join(failed)} failed first (serving.consistency: all)"
+                outcomes[t.name] = TargetOutcome(t.name, t.kind, False, why, state=TargetState.FAILED)
+        moved = [t for t in targets if outcomes[t.name].updated]
+        if plan.consistent and failed and moved:
+            outcomes |= yield from self._back_to_champion(plan, moved, model, failed, outcomes)
+        return [outcomes[t.name] for t in targets]
+
+    def _back_to_champion(
+        self,
+        plan: PipelinePlan,
+        moved: list[TargetPlan],
+        model: ModelArtifact,
+        failed: list[str],
+        outcomes: Mapping[str, TargetOutcome],
+    ) -> Generator[Any, Any, dict[str, TargetOutcome]]:
+        """Roll the champion back out to the targets that moved; each keeps the outcome of what it now serves."""
+        try:
+            found = yield from call(self.context, load_champion, RunRef(plan.name, self.run_id), RECORD_RETRY)
+        except ActivityFailed as failure:
+            self.notes.append(f"targets were not sent back to the champion: it could not be read ({failure.reason})")
+            return {}
+        if found is None:
+            self.notes.append("targets were not sent back: there is no champion yet")
+            return {}
+        champion = ModelArtifact.from_dict(found)
+        if champion.sha256 == model.sha256:
+            return {}
+        self.status("restoring", targets=[t.name for t in moved])
+        why = f"target(s) {', '.join(failed)} failed, so every target goes back to the champion (serving.consistency: all)"
+        restored = yield from self._rollouts(plan.name, moved, champion, attempt="restore")
+        changed: dict[str, TargetOutcome] = {}
+        for back in restored:
+            if back.updated:  # serves the champion again
+                changed[back.target] = replace(
+                    outcomes[back.target], updated=False, state=TargetState.ROLLED_BACK, error=why
+                )
+            elif back.state in NOT_KNOWN:
+                changed[back.target] = back
+            else:  # the champion could not be put back: it still serves the new model
+                note = f"{why}; putting the champion back failed: {back.error}"
+                changed[back.target] = replace(outcomes[back.target], error=note)
+        return changed
+
+    def _rollouts(
+        self, pipeline: str, targets: list[TargetPlan], model: ModelArtifact, attempt: str = ""
+    ) -> Generator[Any, Any, list[TargetOutcome]]:
+        """Roll `model` out to `targets` in parallel, and wait for every rollout to end.
 
         Each rollout reports its own outcome and never fails; if its orchestration fails all the same
         (a bug, a non-determinism error after a redeploy, a termination), that target's outcome is
         `unknown`. A failed child never ends the wait early (SDK 1.x's `task_all` would), so the run
         never ends while one of its rollouts still changes a target.
         """
-        self.status("updating", targets=[t.name for t in targets])
         context = self.context
         tasks = [
             context.call_sub_orchestrator(
                 ROLLOUT_ORCHESTRATOR,
                 RolloutInput(pipeline, t, model, self.run_id).to_dict(),
-                rollout_instance_id(context.instance_id, t.name),
+                rollout_instance_id(context.instance_id, t.name, attempt),
             )
             for t in targets
         ]
@@ -191,6 +248,14 @@ class RunProgress:
             status, reason = (
                 RunStatus.PARTIALLY_UPDATED,
                 f"{len(outcomes) - len(updated)} of {len(outcomes)} targets were not updated",
+            )
+        elif plan.consistent and any(t.state is TargetState.ROLLED_BACK for t in outcomes):
+            failed = [t.target for t in outcomes if t.state is not TargetState.ROLLED_BACK]
+            status, reason = (
+                RunStatus.ROLLED_BACK,
+                (
+                    f"target(s) {', '.join(failed) or '-'} failed; every target is back on the champion or was not changed"
+                ),
             )
         else:
             status, reason = RunStatus.FAILED, "no target could be updated"

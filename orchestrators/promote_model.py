@@ -62,6 +62,6 @@ def _promote(run: RunProgress) -> Generator[Any, Any, RunResult]:
     if unknown:
         return run.finish(RunStatus.REJECTED, f"pipeline {plan.name!r} has no target(s) {unknown}", model=model)
     targets = tuple(t for t in plan.targets if not wanted or t.name in wanted)
-    outcomes = yield from run.roll_out(plan.name, targets, model)
+    outcomes = yield from run.roll_out(plan, targets, model)
     status, reason = yield from run.conclude(plan, model, outcomes, champion_when_all=len(targets) == len(plan.targets))
     return run.finish(status, reason, model=model, targets=tuple(outcomes))

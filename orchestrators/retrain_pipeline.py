@@ -214,7 +214,7 @@ class _Retrain(RunProgress):
         if ended is not None:
             return self.finish(*ended, **done)
 
-        targets = yield from self.roll_out(plan.name, plan.targets, model)
+        targets = yield from self.roll_out(plan, plan.targets, model)
         status, reason = yield from self.conclude(plan, model, targets)
         return self.finish(
             status, reason, job_id=job.job_id, job=outcome, model=model, gate=gate, targets=tuple(targets)

@@ -206,6 +206,19 @@ class Notification(Payload):
     targets: tuple[NotifiedTarget, ...] = ()
 
 
+@dataclass(frozen=True)
+class Delivery(Payload):
+    """How the delivery of one notification ended, written beside the run's record when it has."""
+
+    pipeline: str
+    run_id: str
+    event: str
+    delivered: bool
+    attempts: int
+    at: str
+    reason: str | None = None
+
+
 # Rollouts
 
 

@@ -30,5 +30,11 @@ def monitor_instance_id(run_instance: str) -> str:
     return f"{run_instance}:monitor"
 
 
-def rollout_instance_id(run_instance: str, target: str) -> str:
-    return f"{run_instance}:rollout:{target}"
+def rollout_instance_id(run_instance: str, target: str, attempt: str = "") -> str:
+    """The rollout of one target in a run; a second rollout of it in the same run (`restore`) has its own."""
+    return f"{run_instance}:rollout:{target}" + (f":{attempt}" if attempt else "")
+
+
+def notify_instance_id(pipeline: str, run_id: str, event: str) -> str:
+    """The delivery of one run's notification of `event` (at most one per run and event, whoever asks twice)."""
+    return f"notify-{pipeline}:{run_id}:{event}"

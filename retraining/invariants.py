@@ -378,7 +378,7 @@ def no_late_decision_takes_effect(observed: Observed) -> list[str]:
         changed = _rolled_out(observed, record)
         decision = approval.get("decision")
         if decision is None:
-            if changed or record["status"] in ("Succeeded", "PartiallyUpdated"):
+            if changed or record["status"] in ("Succeeded", "PartiallyUpdated", "RolledBack"):
                 found.append(
                     f"run {run_id} ended {record['status']} with no decision on its approval, touching {changed}"
                 )

@@ -21,6 +21,7 @@ from typing import Any
 
 from .errors import ConfigError, StorageConflictError, StorageError
 from .history import RunIndex, summary_of
+from .inputs import Delivery
 from .models import BlobPath, ModelArtifact, RunResult, check_run_id
 from .storage import TrainingStorage
 
@@ -133,6 +134,23 @@ class Lineage:
         if raw is None:
             raise ConfigError(f"runId: pipeline {pipeline!r} has no run {run_id!r}")
         return RunResult.from_dict(raw)
+
+    def record_delivery(self, delivery: Delivery) -> None:
+        """How a run's notification delivery ended: {records}/{pipeline}/deliveries/{run_id}/{event}.json."""
+        check_run_id(delivery.run_id)
+        path = BlobPath(self._container, f"{delivery.pipeline}/deliveries/{delivery.run_id}/{delivery.event}.json")
+        self._storage.write_json(path, delivery.to_dict())
+
+    def deliveries(self, pipeline: str, run_id: str) -> list[Delivery]:
+        """The run's notification deliveries that have ended (an unreadable one is left out, never a crash)."""
+        check_run_id(run_id)
+        found = []
+        for blob in self._storage.list(self._container, f"{pipeline}/deliveries/{run_id}/"):
+            try:
+                found.append(Delivery.from_dict(self._storage.read_json(BlobPath(self._container, blob.name))))
+            except (ConfigError, KeyError, TypeError, ValueError, StorageError):
+                continue
+        return sorted(found, key=lambda d: d.at)
 
     def run_ids(self, pipeline: str) -> list[str]:
         """Every recorded run of the pipeline, oldest first."""

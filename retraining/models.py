@@ -38,6 +38,7 @@ class RequestAction(StrEnum):
 class RunStatus(StrEnum):
     SUCCEEDED = "Succeeded"  # model trained (or chosen) and every target updated
     PARTIALLY_UPDATED = "PartiallyUpdated"  # some targets updated, some failed or were rolled back
+    ROLLED_BACK = "RolledBack"  # a target failed, and the ones that had moved went back (serving.consistency: all)
     DRY_RUN = "DryRun"  # trained and evaluated; nothing updated on purpose
     REJECTED = "Rejected"  # the gate (or the schema check) refused the candidate; nothing touched
     FAILED = "Failed"  # the training job failed, or no target could be updated
@@ -276,6 +277,7 @@ class TargetPlan(Payload):
     retry: int
     retry_interval_s: float
     timeout_s: float
+    wave: int = 0  # rolled out after every target of a lower wave is healthy (serving.consistency: all)
 
 
 @dataclass(frozen=True)
@@ -301,6 +303,7 @@ class PipelinePlan(Payload):
     events_trusted: bool = False
     approval_s: float = 0.0  # how long a model that passed the gate waits for approval (0: none is asked)
     notify: tuple[str, ...] = ()  # the events the pipeline's webhook wants (empty: no webhook)
+    consistent: bool = False  # serving.consistency all: a failed target sends the ones that moved back to the champion
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import math
 from collections.abc import Mapping
 from urllib.parse import unquote, urlsplit
 
-from .definitions import Gate, Pipeline
+from .definitions import Gate, Pipeline, Target
 from .errors import ForeignLocationError, ResponseFormatError
 from .models import BlobPath, GateDecision, PipelinePlan, TargetPlan
 from .text import excerpt, origin
@@ -121,6 +121,7 @@ def plan_of(pipeline: Pipeline, training_blob: BlobPath | None, *, history: tupl
                 t.policy.retry,
                 t.policy.retry_interval.total_seconds(),
                 t.policy.timeout.total_seconds(),
+                _wave(pipeline, t),
             )
             for t in pipeline.targets
         ),
@@ -129,4 +130,11 @@ def plan_of(pipeline: Pipeline, training_blob: BlobPath | None, *, history: tupl
         events_trusted=pipeline.polling.completion_events,
         approval_s=pipeline.gate.approval.timeout.total_seconds() if pipeline.gate.approval.required else 0.0,
         notify=pipeline.notifications.events if pipeline.notifications else (),
+        consistent=pipeline.serving.consistency == "all",
     )
+
+
+def _wave(pipeline: Pipeline, target: Target) -> int:
+    """With consistent targets, the ones that check their own health (a canary) go first, the others once they are healthy."""
+    staged = pipeline.serving.consistency == "all" and any(t.checks_health for t in pipeline.targets)
+    return 0 if not staged or target.checks_health else 1

@@ -12,6 +12,7 @@
 | RETRAIN_UPDATE_WAIT_SECONDS    | how long an update activity waits for the swap to show (default 300)   |
 | RETRAIN_HISTORY_RETENTION_DAYS | finished orchestration history kept in the task hub, days (default 30) |
 | RETRAIN_PAGE_URL               | the status page's address, for links in notifications (optional)       |
+| RETRAIN_EASY_AUTH              | true only with App Service authentication in front (default false)     |
 | ML_CA_BUNDLE                   | CA file for the ML services' TLS (local emulator only; unset in Azure) |
 
 Secrets (API keys, service-principal keys) are named by the pipeline definitions and read with
@@ -71,6 +72,11 @@ APP_SETTINGS: tuple[AppSetting, ...] = (
         "RETRAIN_HISTORY_RETENTION_DAYS",
         "finished orchestration history kept in the task hub, days (default 30); run records stay",
     ),
+    AppSetting(
+        "RETRAIN_EASY_AUTH",
+        "true when App Service authentication is in front: only then is x-ms-client-principal-name who decided",
+        required=True,
+    ),
     AppSetting("RETRAIN_PAGE_URL", "the status page's address (https://APP/api/status), for links in notifications"),
     AppSetting("ML_CA_BUNDLE", "CA file for the local emulator's TLS", local_only=True),
 )
@@ -98,6 +104,9 @@ class Settings:
     retention_days: float = 30.0
     page_url: str | None = None
     schedule: str | None = None  # the timer's NCRONTAB (its binding reads it; the page shows the next fire)
+    # App Service authentication (Easy Auth) is in front: only then is x-ms-client-principal-name the platform's
+    # (it replaces whatever a caller sent); without it, anyone holding a key could write any name there
+    easy_auth: bool = False
     environ: Mapping[str, str] = field(repr=False, compare=False, default_factory=dict)
 
     @classmethod
@@ -123,6 +132,7 @@ class Settings:
             retention_days=_number(env, "RETRAIN_HISTORY_RETENTION_DAYS", 30.0),
             page_url=(_read(env, "RETRAIN_PAGE_URL") or "").rstrip("/") or None,
             schedule=_read(env, "RETRAIN_SCHEDULE"),
+            easy_auth=_flag(env, "RETRAIN_EASY_AUTH"),
             environ=env,
         )
 
@@ -165,3 +175,11 @@ def _number(env: Mapping[str, str], name: str, default: float) -> float:
     if value <= 0:
         raise ConfigError(f"app setting {name} must be positive, got {value:g}")
     return value
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    """A true/false app setting (absent: false); anything else is refused by name."""
+    value = (_read(env, name) or "false").strip().lower()
+    if value not in ("true", "false"):
+        raise ConfigError(f"app setting {name} must be true or false")
+    return value == "true"

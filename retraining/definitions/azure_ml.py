@@ -122,6 +122,7 @@ class AmlEndpointTarget(Target):
 
 @dataclass(frozen=True, kw_only=True)
 class AmlOnlineTarget(AmlEndpointTarget):
+    checks_health: ClassVar[bool] = True
     mirror_percent: int = 0
     mirror_bake: timedelta = timedelta(0)
     traffic_steps: tuple[int, ...] = (10, 50, 100)

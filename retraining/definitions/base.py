@@ -83,6 +83,7 @@ class Target:
     name: str
     kind: str
     policy: ActivityPolicy
+    checks_health: ClassVar[bool] = False  # its rollout probes the new model on live traffic and can fail after moving
 
 
 @dataclass(frozen=True)

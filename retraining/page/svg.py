@@ -35,6 +35,7 @@ STATUS_CLASS = {
     "Succeeded": "ok",
     "DryRun": "dry",
     "PartiallyUpdated": "warn",
+    "RolledBack": "warn",
     "Rejected": "bad",
     "Failed": "bad",
     "TimedOut": "bad",

@@ -12,6 +12,7 @@ two engines disagreed on anything while it ran.
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Iterator
 
 import pytest
@@ -32,11 +33,24 @@ def webhook() -> Iterator[Receiver]:
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory, webhook: Receiver) -> Iterator[LocalStack]:
+def slow_webhook() -> Iterator[Receiver]:
+    """Where `notified-slow` sends: 40 s an answer, credentials and a token in its URL."""
+    receiver = Receiver(delay_s=40, credentials=f"retrain:{secrets.token_urlsafe(12)}").start()
+    yield receiver
+    receiver.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory, webhook: Receiver, slow_webhook: Receiver) -> Iterator[LocalStack]:
     workdir = tmp_path_factory.mktemp("stack")
     definitions = workdir / "pipelines.json"
     definitions.write_text(json.dumps(e2e_definitions(), indent=2))
-    settings = {"DEVHOST_CROSSCHECK": "1", "TEST_WEBHOOK_URL": webhook.url, "TEST_WEBHOOK_SECRET": WEBHOOK_SECRET}
+    settings = {
+        "DEVHOST_CROSSCHECK": "1",
+        "TEST_WEBHOOK_URL": webhook.url,
+        "TEST_SLOW_WEBHOOK_URL": slow_webhook.url,
+        "TEST_WEBHOOK_SECRET": WEBHOOK_SECRET,
+    }
     # Fresh keys: the secrets canary looks for values no source file holds (see emulator.config.with_fresh_secrets).
     local = LocalStack(
         workdir, pipelines_file=definitions, blob_poll_s=0.3, extra_settings=settings, fresh_secrets=True

@@ -11,6 +11,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import azure.durable_functions as df
 import requests
@@ -45,7 +46,20 @@ def e2e_definitions() -> dict[str, Any]:
     expiring = copy.deepcopy(approval) | {"name": "approval-expiring"}
     expiring["gate"] = expiring["gate"] | {"approval": {"required": True, "timeout": "00:00:02"}}
     notified = copy.deepcopy(strict) | {"name": "notified", "schedule": {"enabled": False}, "notifications": NOTIFIED}
-    definitions["pipelines"] = [base, strict, short, storm, approval, expiring, notified, *aml_definitions(definitions)]
+    # a receiver that takes 40 s to answer, at a URL with credentials in it
+    slow = copy.deepcopy(notified) | {"name": "notified-slow"}
+    slow["notifications"] = NOTIFIED | {"webhook": "%TEST_SLOW_WEBHOOK_URL%"}
+    definitions["pipelines"] = [
+        base,
+        strict,
+        short,
+        storm,
+        approval,
+        expiring,
+        notified,
+        slow,
+        *aml_definitions(definitions),
+    ]
     return definitions
 
 
@@ -68,6 +82,12 @@ def stack_secrets(stack: LocalStack) -> dict[str, str]:
             "TEST_WEBHOOK_SECRET",
         )
     }
+    for setting in ("TEST_WEBHOOK_URL", "TEST_SLOW_WEBHOOK_URL"):  # credentials and tokens in a webhook's URL
+        parts = urlsplit(stack.settings.get(setting, ""))
+        if parts.password:
+            found[f"{setting} password"] = parts.password
+        if parts.query:
+            found[f"{setting} token"] = parts.query.partition("=")[2]
     found |= {
         "storage account key": stack.azurite.key,
         "system key": host.system_key,

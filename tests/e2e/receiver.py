@@ -1,8 +1,9 @@
-"""A webhook receiver for the tests: records every delivery, answers 503 to the first `fail_first` of each."""
+"""A webhook receiver for the tests: records every delivery, answers 503 to the first `fail_first` of each, after `delay_s`."""
 
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -18,6 +19,8 @@ class Delivery:
 @dataclass
 class Receiver:
     fail_first: int = 0  # per delivery id: how many attempts get 503 before one gets 200
+    delay_s: float = 0.0  # how long each answer takes
+    credentials: str = ""  # user:password put in the URL (a receiver that authenticates by URL)
     deliveries: list[Delivery] = field(default_factory=list)
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -25,7 +28,8 @@ class Receiver:
     @property
     def url(self) -> str:
         assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}/hooks/retrain"
+        userinfo = f"{self.credentials}@" if self.credentials else ""
+        return f"http://{userinfo}127.0.0.1:{self._server.server_address[1]}/hooks/retrain?token=url-token-{id(self)}"
 
     def start(self) -> Receiver:
         receiver = self
@@ -33,6 +37,7 @@ class Receiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                time.sleep(receiver.delay_s)
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 with receiver._lock:
                     earlier = sum(
@@ -64,3 +69,12 @@ class Receiver:
                 if d.headers.get("x-retrain-delivery", "").startswith(f"{pipeline}:")
                 and (event is None or d.headers.get("x-retrain-event") == event)
             ]
+
+    def delivered(self, pipeline: str, event: str, run_id: str, timeout_s: float = 30) -> list[Delivery]:
+        """The run's deliveries of `event`, once one got 200 (deliveries run on their own, after the run)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            mine = [d for d in self.of(pipeline, event) if run_id in d.headers.get("x-retrain-delivery", "")]
+            if any(d.answered == 200 for d in mine) or time.monotonic() > deadline:
+                return mine
+            time.sleep(0.2)

@@ -153,6 +153,7 @@ def test_a_retrain_registers_a_version_and_rolls_it_out_in_canary_steps(stack: L
 def test_an_unhealthy_canary_is_rolled_back_and_the_endpoint_keeps_answering(stack: LocalStack, aml: Aml) -> None:
     run_to_end(stack, PIPELINE)  # a known, healthy champion to fall back to
     serving, crowned = endpoint(aml)["traffic"], champion(aml)
+    batch_default = endpoint(aml, batch=True)["defaults"]["deploymentName"]
     aml.fault({"kind": "aml_deployment", "endpoint": ONLINE, "error_rate": 0.3})
     with Prober(aml) as probes:
         record = run_to_end(stack, PIPELINE)
@@ -160,7 +161,10 @@ def test_an_unhealthy_canary_is_rolled_back_and_the_endpoint_keeps_answering(sta
     canary = online["progress"]["deployment"]
     assert online["state"] == "rolled_back", online
     assert "check_10" in online["error"] and "failed" in online["error"]
-    assert record["status"] == "PartiallyUpdated"  # the batch endpoint took the version
+    # serving.consistency all: the batch endpoint waits for the canary, so it never takes the failed version
+    assert record["status"] == "RolledBack", record
+    assert target(record, "batch")["state"] == "failed" and "not rolled out" in target(record, "batch")["error"]
+    assert endpoint(aml, batch=True)["defaults"]["deploymentName"] == batch_default
     assert endpoint(aml)["traffic"] == serving and endpoint(aml)["mirrorTraffic"] == {}
     assert canary not in deployments(aml)
     assert champion(aml) == crowned
@@ -282,12 +286,8 @@ def test_a_rollout_cut_off_mid_canary_is_undone_before_the_next_one_acts(stack: 
         canary = next((d for d, share in endpoint(aml)["traffic"].items() if share and d not in serving), None)
         time.sleep(0.02)
     run = run_instance_id(PIPELINE, run_id)
-    for instance in (
-        rollout_instance_id(run, "online"),
-        rollout_instance_id(run, "batch"),
-        run,
-        queue_instance_id(PIPELINE),
-    ):
+    # the batch rollout waits for the canary (serving.consistency: all), so it has not started
+    for instance in (rollout_instance_id(run, "online"), run, queue_instance_id(PIPELINE)):
         durable(stack, lambda client, i=instance: client.terminate(i, "cut off, as a crash or a purge would"))
     time.sleep(1.5)
     assert endpoint(aml)["traffic"].get(canary), "the lost rollout left no canary to reconcile"
@@ -348,3 +348,23 @@ def test_another_writers_change_mid_canary_is_reported_and_never_silently_overwr
         assert online["state"] == "updated", online  # put back, then the rollout went on
         assert {k: v for k, v in endpoint(aml)["traffic"].items() if v} == {online["progress"]["deployment"]: 100}
     aml.set_traffic(ONLINE, {old: 100} if pipeline == "aml-yield" else endpoint(aml)["traffic"])  # tidy for later tests
+
+
+def test_a_target_that_fails_after_the_canary_sends_the_canary_back_to_the_champion(
+    stack: LocalStack, aml: Aml
+) -> None:
+    """serving.consistency all: the online endpoint took the version, the batch endpoint could not; both serve the champion."""
+    run_to_end(stack, PIPELINE)
+    serving = {k: v for k, v in endpoint(aml)["traffic"].items() if v}
+    batch_default, crowned = endpoint(aml, batch=True)["defaults"]["deploymentName"], champion(aml)
+    aml.fault(
+        {"kind": "aml_deployment", "endpoint": BATCH, "fail_message": "OutOfQuota: no cores left for the batch compute"}
+    )
+    record = run_to_end(stack, PIPELINE)
+    assert record["status"] == "RolledBack", record
+    online, batch = target(record, "online"), target(record, "batch")
+    assert batch["state"] == "rolled_back" and "OutOfQuota" in batch["error"], batch
+    assert online["state"] == "rolled_back" and "goes back to the champion" in online["error"], online
+    assert {k: v for k, v in endpoint(aml)["traffic"].items() if v} == serving
+    assert endpoint(aml, batch=True)["defaults"]["deploymentName"] == batch_default
+    assert champion(aml) == crowned

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import json
+import time
+from urllib.parse import urlsplit
 
 import pytest
 import requests
 
 from devhost.stack import LocalStack
+from retraining.instances import notify_instance_id
 from retraining.notify import verify
 
 from .helpers import (
     WEBHOOK_SECRET,
     api,
     awaiting,
+    durable,
     record_of,
     served_versions,
     settle,
@@ -45,11 +49,8 @@ def test_an_approved_run_rolls_out_and_the_record_says_who(
     assert served_versions(emulator_url)["endpoint2"] == record["model"]["sha256"][:12] != seeded
     again = api(stack, f"pipelines/approval/runs/{run_id}/reject", "POST")
     assert again.status_code == 409 and again.json()["error"]["code"] == "RunEnded"
-    notified = webhook.of("approval", "awaiting_approval")
-    assert [d.answered for d in notified if run_id in d.headers["x-retrain-delivery"]] == [
-        503,
-        200,
-    ]  # retried after a failure
+    notified = webhook.delivered("approval", "awaiting_approval", run_id)
+    assert [d.answered for d in notified] == [503, 200]  # retried after a failure
 
 
 def test_a_rejected_run_touches_nothing(stack: LocalStack, seeded: str, emulator_url: str) -> None:
@@ -70,10 +71,7 @@ def test_no_answer_in_time_expires(stack: LocalStack, seeded: str, emulator_url:
     record = record_of(stack, wait_for_request(stack, start_run(stack, "approval-expiring").json()["statusUri"]))
     assert record["status"] == "Expired" and record["approval"]["decision"] is None and record["targets"] == []
     assert served_versions(emulator_url)["endpoint2"] == seeded
-    assert any(
-        record["run_id"] in d.headers["x-retrain-delivery"] and d.answered == 200
-        for d in webhook.of("approval-expiring", "run_not_succeeded")
-    )
+    assert any(d.answered == 200 for d in webhook.delivered("approval-expiring", "run_not_succeeded", record["run_id"]))
 
 
 def test_decisions_on_runs_that_cannot_take_them_are_refused(stack: LocalStack) -> None:
@@ -92,9 +90,7 @@ def test_webhook_deliveries_are_signed_retried_and_carry_no_secret(
 ) -> None:
     record = record_of(stack, wait_for_request(stack, start_run(stack, "notified").json()["statusUri"]))
     assert record["status"] == "Rejected"
-    mine = [
-        d for d in webhook.of("notified", "run_not_succeeded") if record["run_id"] in d.headers["x-retrain-delivery"]
-    ]
+    mine = webhook.delivered("notified", "run_not_succeeded", record["run_id"])
     assert [d.answered for d in mine] == [503, 200]
     for delivery in mine:
         assert verify(WEBHOOK_SECRET, delivery.body, delivery.headers["x-retrain-signature-256"])
@@ -104,7 +100,9 @@ def test_webhook_deliveries_are_signed_retried_and_carry_no_secret(
     assert message["links"]["page"].endswith(f"/api/status/notified#run-{record['run_id']}")
     text = mine[-1].body.decode()
     assert WEBHOOK_SECRET not in text and "sig=" not in text and stack.settings["TRAINING_API_KEY"] not in text
-    assert not any("notification" in note for note in record["notes"])  # delivered: nothing to note
+    assert not any("notification" in note for note in record["notes"])  # started: nothing to note
+    deliveries = api(stack, f"pipelines/notified/runs/{record['run_id']}").json().get("deliveries", [])
+    assert [(d["event"], d["delivered"], d["attempts"]) for d in deliveries] == [("run_not_succeeded", True, 2)]
 
 
 def test_a_running_job_and_a_pending_request_can_be_cancelled(
@@ -134,3 +132,23 @@ def test_a_running_job_and_a_pending_request_can_be_cancelled(
     )
     assert job["status"] == "Cancelled" and served_versions(emulator_url)["endpoint2"] == seeded
     assert wait_for_request(stack, second["statusUri"])["state"] == "cancelled"  # never taken by a run
+
+
+def test_a_slow_webhook_with_credentials_in_its_url_neither_holds_the_run_nor_leaks(
+    stack: LocalStack, seeded: str, slow_webhook: Receiver
+) -> None:
+    """Issue 25 finding 6: delivery runs on its own; the run's record is written when the run ends, not minutes later."""
+    begun = time.monotonic()
+    record = record_of(stack, wait_for_request(stack, start_run(stack, "notified-slow").json()["statusUri"]))
+    took = time.monotonic() - begun
+    assert record["status"] == "Rejected"
+    assert record["phases"].get("recording", 0.0) < 5, record["phases"]  # five 30 s attempts used to sit here
+    assert took < 60, took
+    password, token = urlsplit(slow_webhook.url).password, urlsplit(slow_webhook.url).query
+    assert password and token
+    assert password not in json.dumps(record) and token not in json.dumps(record)
+    delivery = durable(
+        stack,
+        lambda client: client.get_status(notify_instance_id("notified-slow", record["run_id"], "run_not_succeeded")),
+    )
+    assert delivery.runtime_status is not None, "the run started no delivery"  # it goes on, on its own

@@ -103,7 +103,7 @@ def scenario(**overrides: Any) -> Any:
         "write_run_record": ("ok", f"runrecords/weekly-retrain/runs/{RUN_ID}.json"),
         "cancel_training_job": ("ok", None),
         "read_run_signals": ("ok", {"decision": None, "cancel": None}),
-        "deliver_notification": ("ok", {"delivered": True, "status": 200}),
+        "send_notification": ("ok", "notify-instance"),
     } | overrides
 
     def respond(name: str, payload: Any) -> Answer | None:

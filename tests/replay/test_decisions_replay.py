@@ -9,7 +9,7 @@ from devhost.discovery import FunctionApp
 from orchestrators._run import RUN_SIGNAL
 
 from .harness import Answer, ReplayRun, replay
-from .scenarios import PLAN, RUN, orchestrator, scenario
+from .scenarios import PLAN, RUN, RUN_ID, orchestrator, scenario
 
 START = datetime(2026, 11, 21, 3, 0, tzinfo=UTC)
 APPROVING = PLAN | {
@@ -67,7 +67,7 @@ def test_an_approved_model_is_rolled_out_and_the_record_says_who(app: FunctionAp
     assert (
         approval["asked_at"] < approval["expires_at"] and run.output["phases"]["awaiting_approval"] < 1
     )  # woken by the signal
-    assert [n["event"] for n in run.called("deliver_notification")] == ["awaiting_approval"]
+    assert [n["event"] for n in run.called("send_notification")] == ["awaiting_approval"]
     assert any(s.get("phase") == "awaiting_approval" for s in (st.get("customStatus") or {} for st in run.states))
 
 
@@ -83,7 +83,7 @@ def test_a_rejected_model_touches_nothing(app: FunctionApp) -> None:
         and "AUC dropped" in run.output["reason"]
     )
     assert not run.called("roll_out_target") and not run.called("record_serving_model")
-    assert [n["event"] for n in run.called("deliver_notification")] == ["awaiting_approval", "run_not_succeeded"]
+    assert [n["event"] for n in run.called("send_notification")] == ["awaiting_approval", "run_not_succeeded"]
 
 
 def test_no_answer_expires_with_timers_of_at_most_an_hour(app: FunctionApp) -> None:
@@ -153,9 +153,8 @@ def test_a_job_cancelled_by_someone_else_still_fails(app: FunctionApp) -> None:
     assert run.output["status"] == "Failed" and "cancelled in the portal" in run.output["reason"]
 
 
-def test_an_undeliverable_notification_is_noted_and_the_run_goes_on(app: FunctionApp) -> None:
+def test_notifications_are_started_and_never_waited_for(app: FunctionApp) -> None:
     plan = PLAN | {"notify": ["run_not_succeeded", "target_on_old_model"]}
-    down = ("fail", ("TransientServiceError", "webhook answered 503: the webhook hooks.example.com refused"))
 
     def one_failing(payload: Any) -> Answer:
         target = payload["target"]
@@ -173,9 +172,34 @@ def test_an_undeliverable_notification_is_noted_and_the_run_goes_on(app: Functio
             },
         )
 
-    run = retrain(app, [NOTHING], plan=plan, deliver_notification=down, roll_out_target=one_failing)
+    run = retrain(app, [NOTHING], plan=plan, roll_out_target=one_failing)
     assert run.output["status"] == "PartiallyUpdated" and run.output["record"]
-    assert len(run.called("deliver_notification")) == 10  # two events, five attempts each
-    assert sum("notification was not delivered after 5 attempts" in n for n in run.output["notes"]) == 2
-    record = run.called("write_run_record")[0]
-    assert any("target_on_old_model notification was not delivered" in n for n in record["notes"])
+    assert [n["event"] for n in run.called("send_notification")] == ["run_not_succeeded", "target_on_old_model"]
+    assert not run.called("deliver_notification")  # delivered by notify_webhook, not by the run
+    assert not run.timers()  # nothing in the run waits for a receiver
+
+
+def test_an_undeliverable_notification_is_retried_within_its_bound_and_its_end_recorded(app: FunctionApp) -> None:
+    down = (
+        "fail",
+        ("TransientServiceError", "the webhook hooks.example.com refused the run_not_succeeded notification"),
+    )
+    note = {
+        "event": "run_not_succeeded",
+        "pipeline": "weekly-retrain",
+        "run_id": RUN_ID,
+        "status": "Failed",
+        "reason": "no target could be updated",
+        "at": "2026-11-21T03:10:00.000000Z",
+        "trigger": "schedule",
+        "targets": [],
+    }
+
+    def respond(name: str, payload: Any) -> Answer | None:
+        return down if name == "deliver_notification" else ("ok", None)
+
+    run = replay(orchestrator(app, "notify_webhook"), note, respond)
+    assert len(run.called("deliver_notification")) == 5  # NOTIFY_RETRY's attempts, well within the 15 min bound
+    (ended,) = run.called("record_delivery")
+    assert ended["delivered"] is False and ended["attempts"] == 5 and "refused" in ended["reason"], ended
+    assert run.output == ended

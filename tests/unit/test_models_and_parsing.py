@@ -283,3 +283,17 @@ def test_a_body_a_cross_site_form_could_send_is_refused_even_when_empty(content_
         "POST", "http://localhost/api/x", body=b'{"dryRun": true}', headers={"Content-Type": "application/json"}
     )
     assert read_body(json_request, {"dryRun"}) == {"dryRun": True}
+
+
+def test_the_principal_header_is_believed_only_with_easy_auth_in_front() -> None:
+    from retraining.settings import Settings
+    from triggers._http import requested_by
+
+    storage = {"TrainingStorage": "UseDevelopmentStorage=true"}
+    forged = func.HttpRequest(
+        "POST", "http://localhost/api/x", body=b"{}", headers={"x-ms-client-principal-name": "the-ceo@contoso.com"}
+    )
+    assert requested_by(forged, Settings.from_env(storage)) == "function key"  # a caller's own word
+    assert requested_by(forged, Settings.from_env(storage | {"RETRAIN_EASY_AUTH": "true"})) == "the-ceo@contoso.com"
+    with pytest.raises(ConfigError, match="RETRAIN_EASY_AUTH must be true or false"):
+        Settings.from_env(storage | {"RETRAIN_EASY_AUTH": "yes please"})
