@@ -7,7 +7,7 @@ from typing import Any
 import azure.durable_functions as df
 
 from retraining import rollouts
-from retraining.inputs import RolloutEnd, RolloutPlanInput, RolloutStepInput
+from retraining.inputs import ReconcileCall, RolloutEnd, RolloutPlanInput, RolloutStepInput
 from retraining.runtime import answer, settings, storage
 
 bp = df.Blueprint()
@@ -35,3 +35,9 @@ def roll_back_target(payload: dict[str, Any]) -> dict[str, Any]:
 def settle_rollout(payload: dict[str, Any]) -> bool:
     current = settings()
     return rollouts.settle(current, storage(current), RolloutEnd.from_dict(payload))
+
+
+@bp.activity_trigger(input_name="payload")
+def reconcile_target(payload: dict[str, Any]) -> dict[str, Any]:
+    current = settings()
+    return rollouts.reconcile(current, storage(current), ReconcileCall.from_dict(payload)).to_dict()

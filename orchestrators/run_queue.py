@@ -29,17 +29,23 @@ from activities.records import write_run_record
 from retraining.errors import ConfigError
 from retraining.inputs import QueueFinish, QueueInput, QueueRecovery, QueueTake, TakenRequest
 from retraining.instances import pipeline_of, run_instance_id
-from retraining.models import RequestAction, RunInput, RunResult
+from retraining.models import RequestAction, RunInput, RunResult, RunStatus
 from retraining.retry import STORE_RETRY
 
 from ._common import ActivityFailed, call, failure_reason, input_of, iso
 from .promote_model import PROMOTE_ORCHESTRATOR
+from .reconcile_targets import RECONCILE_ORCHESTRATOR
 from .retrain_pipeline import RETRAIN_ORCHESTRATOR
 
 QUEUE_ORCHESTRATOR = "run_queue"
 WAKE_EVENT = "wake"
 IDLE_WAIT = timedelta(hours=12)
 BACK_OFF_AFTER_FAILURE = timedelta(minutes=1)
+ORCHESTRATORS = {
+    RequestAction.RETRAIN: RETRAIN_ORCHESTRATOR,
+    RequestAction.PROMOTE: PROMOTE_ORCHESTRATOR,
+    RequestAction.RECONCILE: RECONCILE_ORCHESTRATOR,
+}
 
 bp = df.Blueprint()
 
@@ -85,7 +91,7 @@ def run_queue(context: df.DurableOrchestrationContext) -> Generator[Any, Any, No
 
     took = TakenRequest.from_dict(taken)
     run = RunInput(took.request_id, run_id, took.request, took.superseded)
-    orchestrator = PROMOTE_ORCHESTRATOR if run.request.action is RequestAction.PROMOTE else RETRAIN_ORCHESTRATOR
+    orchestrator = ORCHESTRATORS[run.request.action]
     instance = run_instance_id(pipeline, run_id)
     context.set_custom_status(
         {
@@ -102,10 +108,21 @@ def run_queue(context: df.DurableOrchestrationContext) -> Generator[Any, Any, No
     try:
         result = RunResult.from_dict((yield context.call_sub_orchestrator(orchestrator, run.to_dict(), instance)))
         outcome, record = result.status.value, result.record
-    except Exception as exc:  # the run's own orchestration failed: its request ends, and the queue goes on
-        outcome, record = "Failed", None
+    except Exception as exc:  # the run's own orchestration failed or was ended: its request ends, and the queue goes on
+        outcome, record = RunStatus.INTERRUPTED.value, None
         context.set_custom_status(
             {"pipeline": pipeline, "state": "run failed", "run_id": run_id, "reason": failure_reason(exc)}
+        )
+        result = RunResult(  # its record, written below: what it had done is in its rollouts' journal entries
+            run_id,
+            pipeline,
+            RunStatus.INTERRUPTED,
+            run.request,
+            iso(now),
+            iso(context.current_utc_datetime),
+            f"the run's orchestration ended without finishing: {failure_reason(exc)}",
+            request_id=run.request_id,
+            superseded=run.superseded,
         )
     finished = QueueFinish(pipeline, run.request_id, run_id, outcome, record, iso(context.current_utc_datetime))
     unrecorded = result if result is not None and result.record is None else None

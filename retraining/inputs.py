@@ -242,6 +242,16 @@ class RolloutEnd(Payload):
 
 
 @dataclass(frozen=True)
+class ReconcileCall(Payload):
+    """One call of undoing what another run's rollout left on a target; the state the last call left."""
+
+    pipeline: str
+    target: str
+    run_id: str
+    state: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class RolloutPlanInput(Payload):
     pipeline: str
     target: str

@@ -257,6 +257,8 @@ def completed_run_never_runs_again(observed: Observed) -> list[str]:
     under another run id."""
     by_request: dict[str, list[Json]] = {}
     for record in observed["records"]:
+        if record.get("status") == "Interrupted":
+            continue  # the record of a run that did not complete: its request goes back in line, and runs again
         if record.get("request_id"):
             by_request.setdefault(str(record["request_id"]), []).append(record)
     found = [

@@ -28,11 +28,13 @@ class TriggerKind(StrEnum):
     SCHEDULE = "schedule"
     BLOB = "blob"
     HTTP = "http"
+    SWEEP = "sweep"  # the daily sweep found a rollout left unfinished
 
 
 class RequestAction(StrEnum):
     RETRAIN = "retrain"  # train, evaluate, roll out
     PROMOTE = "promote"  # roll out the verified model of an earlier run (promote, or roll back to it)
+    RECONCILE = "reconcile"  # undo what rollouts left unfinished on the pipeline's targets (the daily sweep)
 
 
 class RunStatus(StrEnum):
@@ -46,6 +48,7 @@ class RunStatus(StrEnum):
     NO_DATA = "NoData"  # the training data never appeared
     EXPIRED = "Expired"  # nobody approved or rejected the model in time; nothing touched
     CANCELLED = "Cancelled"  # an operator cancelled the run (its job, if any, was cancelled)
+    INTERRUPTED = "Interrupted"  # the run's orchestration ended without finishing; its request went back in line
 
 
 class JobState(StrEnum):

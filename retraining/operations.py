@@ -211,6 +211,8 @@ def recover(settings: Settings, storage: TrainingStorage, pipeline_name: str, no
         queue.requeue(pipeline_name, entry.request_id, entry.run_id, now)
         requeued.append(entry.request_id)
         interrupted.append(run_id)
+        ours = [SubmittedJob.from_dict(entry.job).job_id] if entry.job else []
+        _record_interrupted(records, entry.request, entry.request_id, run_id, [j for j in ours if j in cancelled], now)
     if requeued or finished:
         logger.warning(
             "pipeline %s: recovered %d interrupted request(s), %d finished from their records, cancelled jobs %s",
@@ -220,6 +222,37 @@ def recover(settings: Settings, storage: TrainingStorage, pipeline_name: str, no
             cancelled,
         )
     return {"requeued": requeued, "finished": finished, "cancelled_jobs": cancelled, "interrupted_runs": interrupted}
+
+
+def _record_interrupted(
+    records: Lineage, request: RunRequest, request_id: str, run_id: str, cancelled: list[str], now: datetime
+) -> None:
+    """A run whose orchestration ended without finishing gets a record saying so (never over one it wrote)."""
+    try:
+        started = datetime.strptime(run_id[:16], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    except ValueError:
+        return  # not a run id this app made: nothing to record it under
+    stamp = "%Y-%m-%dT%H:%M:%S.%fZ"
+    result = RunResult(
+        run_id=run_id,
+        pipeline=request.pipeline,
+        status=RunStatus.INTERRUPTED,
+        request=request,
+        started_at=started.strftime(stamp),
+        finished_at=now.strftime(stamp),
+        reason="the run's orchestration ended without finishing; its request went back in line",
+        request_id=request_id,
+        notes=(
+            *(f"its training job {job} was cancelled" for job in cancelled),
+            "a rollout it left unfinished is undone by the next rollout of that target, or by the daily sweep",
+        ),
+    )
+    try:
+        records.write_record(result)
+    except StorageConflictError:
+        pass  # it wrote its own record after all
+    except RetrainingError as exc:
+        logger.error("pipeline %s: could not record interrupted run %s: %s", request.pipeline, run_id, exc)
 
 
 # ---- one run ----------------------------------------------------------------------------------

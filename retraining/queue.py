@@ -287,9 +287,9 @@ class RunQueue:
             pending = self._read(pipeline, listed, [RequestState.PENDING])
             if not pending:
                 return None
-            promotes = sorted(
-                (e for e in pending if e.request.action is RequestAction.PROMOTE),
-                key=lambda e: (e.accepted_at, e.request_id),
+            promotes = sorted(  # reconciliations first (quick, and due before any rollout), then promotions
+                (e for e in pending if e.request.action in (RequestAction.RECONCILE, RequestAction.PROMOTE)),
+                key=lambda e: (e.request.action is not RequestAction.RECONCILE, e.accepted_at, e.request_id),
             )
             retrains = sorted(
                 (e for e in pending if e.request.action is RequestAction.RETRAIN),

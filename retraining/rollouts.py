@@ -15,7 +15,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from .inputs import RolloutEnd, RolloutPlanInput, RolloutStepInput
+from .inputs import ReconcileCall, RolloutEnd, RolloutPlanInput, RolloutStepInput
 from .journal import RolloutJournal
 from .models import ModelArtifact
 from .operations import Refusal, context, expected, lineage
@@ -65,7 +65,7 @@ def run_step(settings: Settings, storage: TrainingStorage, call: RolloutStepInpu
         base = context(settings, storage, call.pipeline, deadline)
         journal = _journal(settings, storage, call.pipeline, call.target)
         if not call.state.get(RECONCILED):
-            early = _reconcile(base, journal, call)
+            early = _reconcile(base, journal, call.pipeline, call.target, call.run_id, call.state)
             if early is not None:
                 return early
         target = _target(base, journal, call.target, call.run_id, call.model, call.step.name)
@@ -91,13 +91,33 @@ def settle(settings: Settings, storage: TrainingStorage, end: RolloutEnd) -> boo
     return _journal(settings, storage, end.pipeline, end.target).settle(end.run_id)
 
 
-def _reconcile(base: ServiceContext, journal: RolloutJournal, call: RolloutStepInput) -> StepResult | None:
+def reconcile(settings: Settings, storage: TrainingStorage, call: ReconcileCall) -> StepResult:
+    """One call of undoing what a rollout of another run left on `end.target` (the sweep's reconciliation):
+    `done` when nothing is left (its progress says what was undone), `wait` while undoing."""
+
+    def go() -> StepResult:
+        base = context(settings, storage, call.pipeline)
+        journal = _journal(settings, storage, call.pipeline, call.target)
+        found = _reconcile(base, journal, call.pipeline, call.target, call.run_id, call.state)
+        if found is None:
+            return StepResult.done(call.state, reconciled="nothing left to undo")
+        if found.status is StepStatus.WAIT and found.state.get(RECONCILED):
+            return StepResult.done(found.state, **found.progress)
+        return found
+
+    outcome = expected(go)
+    return StepResult.failed(outcome.message, call.state) if isinstance(outcome, Refusal) else outcome
+
+
+def _reconcile(
+    base: ServiceContext, journal: RolloutJournal, pipeline: str, target: str, run_id: str, given: Mapping[str, Any]
+) -> StepResult | None:
     """None when nothing another run left needs undoing; else the step's answer while (or after) undoing it."""
     entry = journal.read()
-    state = dict(call.state)
-    if entry is None or entry.run_id == call.run_id:  # nothing left, or this rollout's own (a retried first step)
+    state = dict(given)
+    if entry is None or entry.run_id == run_id:  # nothing left, or this rollout's own (a retried first step)
         return None
-    served = lineage(base.settings, base.storage).serving(call.pipeline).targets.get(call.target)
+    served = lineage(base.settings, base.storage).serving(pipeline).targets.get(target)
     if served is not None and served.run_id == entry.run_id:  # that run finished and recorded it: settled
         journal.settle(entry.run_id)
         return None
@@ -107,7 +127,7 @@ def _reconcile(base: ServiceContext, journal: RolloutJournal, call: RolloutStepI
     )
     if base.pipeline.serving.interrupted == "hold":
         return StepResult.failed(f"{left}; serving.interrupted is 'hold': nothing is sent until a person looks", state)
-    undo = _target(base, journal, call.target, entry.run_id, entry.model, entry.step)
+    undo = _target(base, journal, target, entry.run_id, entry.model, entry.step)
     result = undo.roll_back(entry.model, entry.state)
     if result.status is StepStatus.WAIT:
         journal.write(entry.run_id, entry.model, entry.step, result.state)
@@ -115,5 +135,5 @@ def _reconcile(base: ServiceContext, journal: RolloutJournal, call: RolloutStepI
     if result.status is StepStatus.FAILED:
         return StepResult.failed(f"{left}, and could not be undone: {result.reason}", state)
     journal.settle(entry.run_id)
-    logger.warning("pipeline %s target %s: undid %s", call.pipeline, call.target, left)
+    logger.warning("pipeline %s target %s: undid %s", pipeline, target, left)
     return StepResult.wait(0.0, state | {RECONCILED: True}, reconciled=f"undid {left}")

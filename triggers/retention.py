@@ -6,8 +6,10 @@ roll-outs. Running instances (each pipeline's long-lived run queue, a run waitin
 are never touched, nor are run records, the run index, decisions or serving.json in the training
 storage account: those are the history people read, and the page reads only them.
 
-The same sweep adds to the run index any recorded run it lacks (`Lineage.reconcile_index`) and
-repairs the run queue's in-progress markers (`RunQueue.reconcile_active`), which the page reads.
+The same sweep adds to the run index any recorded run it lacks (`Lineage.reconcile_index`),
+repairs the run queue's in-progress markers (`RunQueue.reconcile_active`), which the page reads, and
+queues a reconciliation (`orchestrators.reconcile_targets`) for a pipeline whose targets' rollout
+journal holds an entry, so a rollout left unfinished is undone within a day even if no run comes.
 """
 
 from __future__ import annotations
@@ -21,8 +23,12 @@ import azure.functions as func
 from azure.durable_functions.models.OrchestrationRuntimeStatus import OrchestrationRuntimeStatus
 
 from retraining import operations
+from retraining.journal import RolloutJournal
+from retraining.models import RequestAction, RunRequest, Trigger, TriggerKind
 from retraining.runtime import storage
 from retraining.settings import Settings
+
+from .starter import enqueue
 
 logger = logging.getLogger(__name__)
 RETENTION_SCHEDULE = "0 40 2 * * *"  # daily, 02:40 UTC
@@ -63,6 +69,10 @@ async def purge_old_history(timer: func.TimerRequest, client: df.DurableOrchestr
                 "pipeline %s: could not reconcile its run index and markers: %s: %s", name, type(exc).__name__, exc
             )
             continue
+        try:
+            await _reconcile_if_left(client, settings, name)
+        except Exception as exc:
+            logger.error("pipeline %s: could not queue its reconciliation: %s: %s", name, type(exc).__name__, exc)
         if added or markers:
             logger.warning(
                 "pipeline %s: %d recorded run(s) added to the run index, %d in-progress marker(s) repaired",
@@ -70,3 +80,21 @@ async def purge_old_history(timer: func.TimerRequest, client: df.DurableOrchestr
                 added,
                 markers,
             )
+
+
+async def _reconcile_if_left(client: df.DurableOrchestrationClient, settings: Settings, pipeline: str) -> bool:
+    """Queue a reconciliation if a target's rollout journal holds an entry (one a day: the trigger key is the date)."""
+    definition = operations.definitions(settings).get(pipeline)
+    journals = [
+        RolloutJournal(storage(settings), settings.run_records_container, pipeline, t.name) for t in definition.targets
+    ]
+    left = [j.path.name for j in journals if await asyncio.to_thread(j.read) is not None]
+    if not left:
+        return False
+    now = datetime.now(UTC)
+    trigger = Trigger(TriggerKind.SWEEP, f"sweep:{pipeline}:{now:%Y-%m-%d}", now.isoformat().replace("+00:00", "Z"))
+    enqueued = await enqueue(client, settings, RunRequest(pipeline, trigger, action=RequestAction.RECONCILE))
+    logger.warning(
+        "pipeline %s: rollouts left unfinished (%s): reconciliation %s", pipeline, ", ".join(left), enqueued.action
+    )
+    return True

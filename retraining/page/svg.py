@@ -42,6 +42,7 @@ STATUS_CLASS = {
     "NoData": "warn",
     "Expired": "warn",
     "Cancelled": "warn",
+    "Interrupted": "warn",
 }
 
 

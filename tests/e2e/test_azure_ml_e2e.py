@@ -21,7 +21,17 @@ from devhost.stack import LocalStack
 from retraining.instances import queue_instance_id, rollout_instance_id, run_instance_id
 from tests.emulator.aml import Aml
 
-from .helpers import durable, record_of, run_to_end, serving_record, start_run, wait_for_phase, wait_for_request
+from .helpers import (
+    durable,
+    record_of,
+    run_records,
+    run_to_end,
+    serving_record,
+    settle,
+    start_run,
+    wait_for_phase,
+    wait_for_request,
+)
 
 PIPELINE = "aml-retrain"
 MODEL = "breast-cancer"
@@ -273,25 +283,32 @@ def test_rollback_on_demand_puts_the_previous_champion_back_on_every_target(stac
     assert champion(aml) == first["model"]["version"]
 
 
-def test_a_rollout_cut_off_mid_canary_is_undone_before_the_next_one_acts(stack: LocalStack, aml: Aml) -> None:
-    """Finding 1 of issue 25: the orphan canary a lost rollout leaves is never the next rollout's starting point."""
+def _cut_off_mid_canary(stack: LocalStack, aml: Aml) -> tuple[str, str, dict[str, int]]:
+    """A run whose online canary holds traffic when its rollout, run and queue are terminated: (run id, canary, serving)."""
     run_to_end(stack, PIPELINE)
     serving = {k: v for k, v in endpoint(aml)["traffic"].items() if v}
     first = start_run(stack, PIPELINE)
     assert first.status_code == 202, first.text
     run_id = wait_for_phase(stack, first.json()["statusUri"], "updating", timeout_s=120)["run_id"]
-    canary, deadline = None, time.monotonic() + 60
-    while canary is None:
-        assert time.monotonic() < deadline, "the canary never took traffic"
-        canary = next((d for d, share in endpoint(aml)["traffic"].items() if share and d not in serving), None)
-        time.sleep(0.02)
+    canary = _canary(aml, serving, timeout_s=60)
     run = run_instance_id(PIPELINE, run_id)
     # the batch rollout waits for the canary (serving.consistency: all), so it has not started
     for instance in (rollout_instance_id(run, "online"), run, queue_instance_id(PIPELINE)):
         durable(stack, lambda client, i=instance: client.terminate(i, "cut off, as a crash or a purge would"))
     time.sleep(1.5)
     assert endpoint(aml)["traffic"].get(canary), "the lost rollout left no canary to reconcile"
+    return run_id, canary, serving
 
+
+def _interrupted(stack: LocalStack, run_id: str) -> dict[str, Any]:
+    (record,) = [r for r in run_records(stack, PIPELINE) if r["run_id"] == run_id]
+    assert record["status"] == "Interrupted" and "ended without finishing" in record["reason"], record
+    return record
+
+
+def test_a_rollout_cut_off_mid_canary_is_undone_before_the_next_one_acts(stack: LocalStack, aml: Aml) -> None:
+    """Finding 1 of issue 25: the orphan canary a lost rollout leaves is never the next rollout's starting point."""
+    run_id, canary, serving = _cut_off_mid_canary(stack, aml)
     second = start_run(stack, PIPELINE)
     assert second.status_code == 202, second.text
     record = record_of(stack, wait_for_request(stack, second.json()["statusUri"], timeout_s=180))
@@ -304,6 +321,26 @@ def test_a_rollout_cut_off_mid_canary_is_undone_before_the_next_one_acts(stack: 
         assert traffic == {online["progress"]["deployment"]: 100}
     else:
         assert traffic == serving, record
+    _interrupted(stack, run_id)
+
+
+def test_the_daily_sweep_undoes_a_cut_off_rollout_when_no_run_comes(stack: LocalStack, aml: Aml) -> None:
+    from azure.functions.timer import TimerRequest
+
+    assert stack.host is not None
+    run_id, canary, _ = _cut_off_mid_canary(stack, aml)
+    before = {r["run_id"] for r in run_records(stack, PIPELINE)}
+    sweep = next(f for f in stack.host.app.timers if f.name == "purge_old_history")
+    stack.host.fire(sweep, TimerRequest(past_due=False))
+    settle(stack, PIPELINE, timeout_s=240)  # the reconciliation, then the interrupted request run again
+    runs = [r for r in run_records(stack, PIPELINE) if r["run_id"] not in before]
+    (reconciled,) = [r for r in runs if r["request"]["action"] == "reconcile"]
+    assert reconciled["status"] == "Succeeded", (reconciled["reason"], reconciled["targets"], reconciled["notes"])
+    assert reconciled["request"]["trigger"]["kind"] == "sweep"
+    assert run_id in str(target(reconciled, "online")["progress"].get("reconciled")), reconciled
+    assert canary not in deployments(aml)
+    assert sum(endpoint(aml)["traffic"].values()) == 100
+    _interrupted(stack, run_id)
 
 
 def _canary(aml: Aml, serving: dict[str, int], timeout_s: float = 90) -> str:

@@ -426,10 +426,12 @@ def queue_scenario(taken: Any, run_result: Answer | None = None) -> Any:
             return ("ok", {"requeued": [], "finished": [], "cancelled_jobs": []})
         if name == "take_next_request":
             return taken if isinstance(taken, tuple) else ("ok", taken)
-        if name in ("retrain_pipeline", "promote_model"):
+        if name in ("retrain_pipeline", "promote_model", "reconcile_targets"):
             return run_result or ("ok", finished_run(payload, "runrecords/x.json"))
         if name == "finish_request":
             return ("ok", None)
+        if name == "write_run_record":
+            return ("ok", "runrecords/weekly-retrain/runs/interrupted.json")
         raise AssertionError(name)
 
     return respond
@@ -495,7 +497,9 @@ def test_a_failed_run_orchestration_ends_its_request_and_the_queue_goes_on(app: 
             ("fail", ("NonDeterministicOrchestrationException", "bad replay")),
         ),
     )
-    assert run.called("finish_request")[0]["outcome"] == "Failed"
+    assert run.called("finish_request")[0]["outcome"] == "Interrupted"
+    (record,) = run.called("write_run_record")  # the run gets a record saying so
+    assert record["status"] == "Interrupted" and "bad replay" in record["reason"], record
     assert continued(run) == QueueInput("weekly-retrain", fresh=False)
 
 

@@ -205,7 +205,7 @@ def start_route(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
 
     queue = SimpleNamespace(get=lambda pipeline, request_id: stored.get(request_id))
     pipeline = SimpleNamespace(name="weekly", data_container="labeledexamples")
-    monkeypatch.setattr(http_start.Settings, "from_env", staticmethod(lambda *a: None))
+    monkeypatch.setattr(http_start.Settings, "from_env", staticmethod(lambda *a: SimpleNamespace(easy_auth=False)))
     monkeypatch.setattr(http_start, "storage", lambda settings: None, raising=False)
     monkeypatch.setattr(
         http_start.operations,
@@ -248,7 +248,7 @@ def test_a_conflicting_decision_reads_as_people_say_it(monkeypatch: pytest.Monke
         return None
 
     store = SimpleNamespace(record=lambda pipeline, run_id, decision: (earlier, False))
-    monkeypatch.setattr(decisions.Settings, "from_env", staticmethod(lambda *a: None))
+    monkeypatch.setattr(decisions.Settings, "from_env", staticmethod(lambda *a: SimpleNamespace(easy_auth=False)))
     monkeypatch.setattr(decisions, "storage", lambda settings: None)
     monkeypatch.setattr(
         decisions.operations, "definitions", lambda settings: SimpleNamespace(pipelines={"weekly": object()})
