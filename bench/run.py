@@ -3,14 +3,14 @@
 One local stack (Azurite, the emulator, one devhost process; loopback only) serves all figures
 (`bench/figures/`, one module each, run in this order):
 
-1. cold_start  `import function_app` and the first activity in a clean virtualenv, vs a minimal Durable app
-2. overhead    a retrain on devhost vs a direct script making the same calls
-3. detection   polling that learns from history vs the baseline schedule (time-scaled), plus a planner sweep
+1. cold_start  `import function_app` and the first activity in a clean virtualenv, vs a minimal Durable app (5 runs)
+2. overhead    a retrain on devhost vs a direct script making the same calls; split into app code, waits, dispatch
+3. detection   polling that learns from history vs the baseline schedule (time-scaled, and at real scale), plus a planner sweep
 4. events      Azure ML jobs with completion events vs polling with the events lost
 5. canary      an Azure ML canary rollout's time beyond its bakes vs a direct script
-6. updates     CPU per target update vs a direct script; fan-out N = 1, 10, 50
+6. updates     CPU per target update vs a direct script; fan-out N = 1, 10, 50 (devhost's figures)
 7. data_size   10 MB to 1 GB of training data: devhost's memory and reads stay flat
-8. scale       1,000 pipelines in the definitions; 300 runs at once
+8. scale       1,000 pipelines in the definitions; 300 runs at once (devhost's figure)
 9. page        the status page of a pipeline with 1,000 runs, vs reading its records one by one
 10. replay     Azure's replay cost: every episode through azure-functions-durable's handler, bounded vs not
 
@@ -27,6 +27,7 @@ import os
 import platform
 import sys
 import time
+import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
@@ -111,6 +112,7 @@ def main(argv: list[str]) -> int:
     began = time.monotonic()
     load_at_start = load_average()
     results: dict[str, Any] = {}
+    failed: dict[str, str] = {}
     seconds: dict[str, float] = {}
     stack = Stack()
     try:
@@ -123,13 +125,20 @@ def main(argv: list[str]) -> int:
         for figure in chosen:
             print(f"bench: {figure.NAME} ...", flush=True)
             start = time.monotonic()
-            results[figure.NAME] = figure.measure(stack)
+            try:
+                results[figure.NAME] = figure.measure(stack)
+            except Exception as exc:  # one figure's failure must not lose the others' measurements
+                traceback.print_exc()
+                failed[figure.NAME] = f"{type(exc).__name__}: {exc}"
             seconds[figure.NAME] = round(time.monotonic() - start, 1)
     finally:
         stack.stop()
     total = time.monotonic() - began
-    rows = [row for figure in chosen for row in figure.summary(results[figure.NAME])]
-    lines = [line for figure in chosen for line in figure.report(results[figure.NAME])]
+    measured = [f for f in chosen if f.NAME in results]
+    rows = [row for figure in measured for row in figure.summary(results[figure.NAME])]
+    rows += [Row(f"{name}: not measured", why[:300], "-", "-", None, "**failed**") for name, why in failed.items()]
+    lines = [line for figure in measured for line in figure.report(results[figure.NAME])]
+    lines += [f"{name}: FAILED, {why}" for name, why in failed.items()]
     timing = ", ".join(f"{name} {s:.0f} s" for name, s in seconds.items())
     text = "\n".join([*table(rows), "", "```", *lines, f"(bench ran {total:.0f} s: {timing})", "```"])
     print(text)
@@ -140,6 +149,7 @@ def main(argv: list[str]) -> int:
         "seconds": round(total),
         "figure_seconds": seconds,
         "summary": [r.to_dict() for r in rows],
+        "failed": failed,
         **results,
     }
     if args.only:
@@ -151,7 +161,7 @@ def main(argv: list[str]) -> int:
             f"\n## {document['date']}\n\nMachine: {document['machine']}; load average at start {load_at_start} "
             f"(1, 5, 15 min)\n\n{text}\n"
         )
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

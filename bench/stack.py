@@ -1,6 +1,7 @@
 """The local stack every figure measures on: Azurite, the emulator and one devhost process, with helpers.
 
-devhost runs as its own process (`retrain serve --settings`) so /proc shows its CPU, memory and I/O.
+devhost runs as its own process (`retrain serve --settings`, through `bench.devhost_traced`, which
+times the app's code for the instances a figure asks for) so /proc shows its CPU, memory and I/O.
 Figures add their pipelines (and the endpoints those use) before devhost starts; everything listens
 on 127.0.0.1 only.
 """
@@ -167,6 +168,9 @@ class Stack:
         self.pipelines: list[dict[str, Any]] = []
         self.state: dict[str, Any] = {}  # what a figure's prepare() leaves for its measure()
         self.devhost: subprocess.Popen[bytes] | None = None
+        # what bench.devhost_traced traces: instance ids (and their children), HTTP paths
+        self.trace_instances: list[str] = []
+        self.trace_paths: list[str] = []
 
     # ---- set-up (before devhost starts) -------------------------------------------------------
 
@@ -260,7 +264,7 @@ class Stack:
             [
                 sys.executable,
                 "-m",
-                "devhost.cli",
+                "bench.devhost_traced",
                 "serve",
                 "--settings",
                 str(WORK / "local.settings.json"),
@@ -270,7 +274,13 @@ class Stack:
             cwd=home,
             stdout=self.devhost_log,
             stderr=subprocess.STDOUT,
-            env=os.environ | {"PYTHONPATH": str(ROOT)},
+            env=os.environ
+            | {
+                "PYTHONPATH": str(ROOT),
+                "BENCH_TRACE_FILE": str(self.trace_file),
+                "BENCH_TRACE_INSTANCES": ",".join(self.trace_instances),
+                "BENCH_TRACE_PATHS": ",".join(self.trace_paths),
+            },
         )
         self.proxy.watch = (self.devhost.pid, self.emulator.process.pid)
         state = home / ".devhost" / "serve.json"
@@ -289,6 +299,17 @@ class Stack:
             json={"ColumnNames": list(seed.names), "Values": [list(r) for r in seed.rows]},
             timeout=60,
         ).raise_for_status()
+
+    @property
+    def trace_file(self) -> Path:
+        return WORK / "trace.jsonl"
+
+    def trace(self, since: float = 0.0) -> list[dict[str, Any]]:
+        """What bench.devhost_traced wrote about the traced instances, from `since` (wall time) on."""
+        if not self.trace_file.exists():
+            return []
+        entries = [json.loads(line) for line in self.trace_file.read_text().splitlines() if line.strip()]
+        return [e for e in entries if e["start"] >= since]
 
     @property
     def devhost_pid(self) -> int:

@@ -18,10 +18,11 @@ class Row:
     target: str
     baseline: str
     met: bool | None  # None: not measured, or nothing to meet
+    note: str | None = None  # the verdict column when there is nothing to meet (e.g. "devhost's figure")
 
     @property
     def verdict(self) -> str:
-        return {True: "met", False: "**missed**", None: "-"}[self.met]
+        return {True: "met", False: "**missed**", None: self.note or "-"}[self.met]
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self) | {"verdict": self.verdict}
