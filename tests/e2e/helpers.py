@@ -133,9 +133,11 @@ def aml_definitions(definitions: dict[str, Any]) -> list[dict[str, Any]]:
         target["rollout"] = target["rollout"] | {"bake": "00:00:03"}
     yielding = copy.deepcopy(aml) | {"name": "aml-yield", "targets": contested} | quiet
     reverting = copy.deepcopy(yielding) | {"name": "aml-revert", "serving": {"otherWriters": "revert"}}
-    for variant in (strict, short, slow_polls, direct, yielding, reverting):
+    batch_only = [copy.deepcopy(t) for t in aml["targets"] if t["kind"] == "aml-batch"]
+    batch_yield = copy.deepcopy(aml) | {"name": "aml-batch-yield", "targets": batch_only} | quiet
+    for variant in (strict, short, slow_polls, direct, yielding, reverting, batch_yield):
         variant["data"]["watch"] = "never/*"
-    return [aml, strict, short, slow_polls, direct, yielding, reverting]
+    return [aml, strict, short, slow_polls, direct, yielding, reverting, batch_yield]
 
 
 class LogLines(logging.Handler):

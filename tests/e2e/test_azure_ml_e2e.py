@@ -405,3 +405,30 @@ def test_a_target_that_fails_after_the_canary_sends_the_canary_back_to_the_champ
     assert {k: v for k, v in endpoint(aml)["traffic"].items() if v} == serving
     assert endpoint(aml, batch=True)["defaults"]["deploymentName"] == batch_default
     assert champion(aml) == crowned
+
+
+def test_another_writers_batch_default_is_reported_and_left(stack: LocalStack, aml: Aml) -> None:
+    run_to_end(stack, "aml-batch-yield")
+    run_to_end(stack, "aml-batch-yield")  # keepDeployments 1: a previous batch deployment stays
+    current = endpoint(aml, batch=True)["defaults"]["deploymentName"]
+    existing = [d["name"] for d in aml.ok("GET", f"/batchEndpoints/{BATCH}/deployments")["value"]]
+    others = [d for d in existing if d != current]
+    assert others, existing
+    response = start_run(stack, "aml-batch-yield")
+    assert response.status_code == 202, response.text
+    deadline = time.monotonic() + 90
+    while {d["name"] for d in aml.ok("GET", f"/batchEndpoints/{BATCH}/deployments")["value"]} <= set(existing):
+        assert time.monotonic() < deadline, "the rollout never created its deployment"
+        time.sleep(0.02)
+    body = aml.ok("GET", f"/batchEndpoints/{BATCH}")
+    body["properties"]["defaults"] = {"deploymentName": others[0]}  # someone else's choice, mid-rollout
+    assert aml.call("PUT", f"/batchEndpoints/{BATCH}", body).status_code in (200, 201, 202)
+    record = record_of(stack, wait_for_request(stack, response.json()["statusUri"], timeout_s=120))
+    batch = target(record, "batch")
+    assert batch["state"] == "changed_by_another_writer", batch
+    assert batch["progress"]["changed_by_another_writer"]["seen"] == {"default": others[0]}
+    deadline = time.monotonic() + 10
+    while endpoint(aml, batch=True)["provisioningState"] != "Succeeded" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert endpoint(aml, batch=True)["defaults"]["deploymentName"] == others[0]  # left as the other writer set it
+    assert "batch" in serving_record(stack, "aml-batch-yield").get("unsettled", {})

@@ -12,6 +12,8 @@ score with the new model. A rollback puts the previous default back and deletes 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 from ...definitions.azure_ml import AmlBatchTarget
@@ -77,7 +79,21 @@ class BatchEndpointTarget(EndpointTarget):
         if step.name == "provisioned":
             return self.provisioned(state)
         if step.name == "default":
-            return self._switch("default", {**state, "changed_default": True}, str(state["deployment"]))
+            change = self._foreign(state, self.endpoint()) if state.get("sent") != "default" else None
+            if change is not None and self.context.pipeline.serving.other_writers == "yield":
+                return StepResult.yielded(
+                    f"default: changed_by_another_writer: batch endpoint {self.batch.endpoint} defaults to "
+                    f"{change['seen']['default']!r}, where the app had left {change['app_set']['default']!r}; "
+                    "left as it is (serving.otherWriters: yield)",
+                    dict(state),
+                    changed_by_another_writer=change,
+                )
+            result = self._switch("default", {**state, "changed_default": True}, str(state["deployment"]))
+            if change is not None:  # revert: the app's own default replaces the other writer's, and says so
+                return replace(
+                    result, progress={**result.progress, "changed_by_another_writer": change | {"reverted": True}}
+                )
+            return result
         if step.name == "cleanup":
             return self.cleanup(state, lambda endpoint: {d for d in (_default(endpoint),) if d})
         raise ValueError(f"unknown rollout step {step.name!r}")
@@ -90,6 +106,18 @@ class BatchEndpointTarget(EndpointTarget):
                 return result
             state = {**result.state, "restored": True}
         return self.remove_new(state)
+
+    def _foreign(self, state: Mapping[str, Any], endpoint: Mapping[str, Any]) -> dict[str, Any] | None:
+        """None if the endpoint's default deployment is the one the app found; else what changed, and when seen."""
+        expected = (state.get("before") or {}).get("default")
+        seen = _default(endpoint)
+        if (seen or "").lower() == (expected or "").lower():
+            return None
+        return {
+            "seen": {"default": seen},
+            "seen_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+            "app_set": {"default": expected},
+        }
 
     def _switch(self, step: str, state: Mapping[str, Any], deployment: str) -> StepResult:
         def send() -> Operation | None:
