@@ -14,6 +14,7 @@ from typing import Any
 
 import azure.functions as func
 
+from retraining.settings import Settings
 from retraining.text import excerpt, is_clean
 
 logger = logging.getLogger(__name__)
@@ -128,7 +129,8 @@ def route_name(req: func.HttpRequest, name: str, *, max_length: int = 64) -> str
     return value
 
 
-def requested_by(req: func.HttpRequest) -> str:
-    """Who asked, when the platform says (App Service authentication); else the key's holder."""
-    principal = str(req.headers.get("x-ms-client-principal-name", ""))
+def requested_by(req: func.HttpRequest, settings: Settings) -> str:
+    """Who asked, when the platform says (App Service authentication, app setting RETRAIN_EASY_AUTH); else the
+    key's holder. Without Easy Auth in front the principal header is the caller's own word, and is ignored."""
+    principal = str(req.headers.get("x-ms-client-principal-name", "")) if settings.easy_auth else ""
     return principal[:200] if principal and is_clean(principal) else "function key"

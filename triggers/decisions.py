@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -53,13 +54,14 @@ DONE = {"approve": "approved", "reject": "rejected", "cancel": "cancelled"}  # a
 
 
 def _decision(req: func.HttpRequest, action: DecisionAction) -> Decision:
+    """The decision the body asks for; who made it is filled in once the settings say whom to believe."""
     comment = read_body(req, {"comment"}).get("comment", "")
     try:
         comment = clean_text(comment, "comment", max_length=500, allow_empty=True)
     except ConfigError as exc:
         raise BadRequest("comment", str(exc).partition(": ")[2]) from None
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # to the microsecond: compared with the deadline
-    return Decision(action, requested_by(req), now, comment)
+    return Decision(action, "function key", now, comment)
 
 
 async def _refusal(
@@ -141,6 +143,7 @@ async def decide_run(
         return bad_request(exc)
     try:
         settings = Settings.from_env()
+        decision = replace(decision, by=requested_by(req, settings))
         if pipeline not in operations.definitions(settings).pipelines:
             return error_response(404, "PipelineNotFound", f"no pipeline named {pipeline!r}", "pipeline")
         refusal = await _refusal(client, settings, pipeline, run_id, action)
@@ -197,6 +200,7 @@ async def cancel_request(req: func.HttpRequest, client: df.DurableOrchestrationC
         return bad_request(exc)
     try:
         settings = Settings.from_env()
+        decision = replace(decision, by=requested_by(req, settings))
         if pipeline not in operations.definitions(settings).pipelines:
             return error_response(404, "PipelineNotFound", f"no pipeline named {pipeline!r}", "pipeline")
         queue = operations.run_queue(settings, storage(settings))

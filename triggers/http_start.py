@@ -102,7 +102,7 @@ async def start_pipeline_run(req: func.HttpRequest, client: df.DurableOrchestrat
             )
         now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
         trigger = Trigger(TriggerKind.HTTP, f"http:{name}:{key}", now, str(blob or ""))
-        request = RunRequest(pipeline.name, trigger, blob, dry_run, requested_by=requested_by(req))
+        request = RunRequest(pipeline.name, trigger, blob, dry_run, requested_by=requested_by(req, settings))
         enqueued = await enqueue(client, settings, request)
         if not enqueued.accepted:
             stored = await asyncio.to_thread(

@@ -98,7 +98,7 @@ async def _queue(
             source_run=source,
             targets=targets,
             force=force,
-            requested_by=requested_by(req),
+            requested_by=requested_by(req, settings),
         )
         enqueued = await enqueue(client, settings, request)
     except Exception as exc:

@@ -132,7 +132,8 @@ async def request_status(req: func.HttpRequest, client: df.DurableOrchestrationC
 
 @bp.route(route="pipelines/{pipeline}/runs/{run_id}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 async def run_record(req: func.HttpRequest) -> func.HttpResponse:
-    """A finished run's record: `GET /api/pipelines/{pipeline}/runs/{run_id}` (404 until it is written)."""
+    """A finished run's record: `GET /api/pipelines/{pipeline}/runs/{run_id}` (404 until it is written), with how
+    each of its notifications' deliveries ended (`deliveries`, as they end)."""
     try:
         pipeline = route_name(req, "pipeline", max_length=40)
         run_id = check_run_id(req.route_params.get("run_id"), "run_id")
@@ -142,9 +143,12 @@ async def run_record(req: func.HttpRequest) -> func.HttpResponse:
         return error_response(400, "InvalidRequest", str(exc).partition(": ")[2], "run_id")
     try:
         settings = Settings.from_env()
-        record = await asyncio.to_thread(lineage(settings, storage(settings)).record, pipeline, run_id)
+        records = lineage(settings, storage(settings))
+        record = await asyncio.to_thread(records.record, pipeline, run_id)
+        deliveries = await asyncio.to_thread(records.deliveries, pipeline, run_id)
     except ConfigError:
         return error_response(404, "RunNotFound", f"pipeline {pipeline!r} has no recorded run {run_id!r}", "run_id")
     except Exception as exc:
         return server_error("reading the run record", exc)
-    return json_answer(record.to_dict())
+    # how its notifications' deliveries ended, written after the run by each delivery (`notify_webhook`)
+    return json_answer(record.to_dict() | {"deliveries": [d.to_dict() for d in deliveries]})
