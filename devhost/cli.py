@@ -35,6 +35,19 @@ from .operate import add_commands
 from .progress import Follower
 
 STATE = Path(".devhost") / "serve.json"
+CODE_ROOT = Path(__file__).resolve().parents[1]  # the checkout whose code runs
+
+
+def other_checkout(code_root: Path, cwd: Path) -> str | None:
+    """Why `serve` or `demo` must not run here: the working directory is another checkout of this app than the
+    one whose code is installed (a shared virtualenv), so it would run that code and keep this one's state."""
+    here = next((d for d in (cwd, *cwd.parents) if (d / "function_app.py").is_file()), None)
+    if here is None or here.resolve() == code_root.resolve():
+        return None
+    return (
+        f"this checkout ({here}) is not the one whose code this `retrain` runs ({code_root}): the virtualenv is "
+        "shared. Run `make setup` here and use this checkout's .venv/bin/retrain, or run from that checkout"
+    )
 
 
 def _connection(args: argparse.Namespace) -> dict[str, str]:
@@ -242,6 +255,9 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(handler=demo)
     add_commands(commands)
     args = parser.parse_args(argv)
+    if args.handler in (serve, demo) and (why := other_checkout(CODE_ROOT, Path.cwd())) is not None:
+        print(f"retrain: {why}", file=sys.stderr)
+        return 2
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _stop_on_sigterm)  # stop children and clean up, as on Ctrl+C
     try:

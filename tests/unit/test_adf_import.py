@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -178,3 +179,23 @@ def test_cli_writes_a_secret_free_definition_and_a_settings_file(
         assert secret not in definition and secret not in printed
     assert "wrote" in printed
     assert main(["import-adf", str(tmp_path / "missing"), "-o", str(output)]) == 2
+
+
+def test_serve_refuses_to_run_another_checkouts_code(tmp_path: Path) -> None:
+    """Issue 25: `retrain serve` from a scratch clone sharing this virtualenv would run this checkout's code."""
+    from devhost.cli import CODE_ROOT, other_checkout
+
+    assert other_checkout(CODE_ROOT, CODE_ROOT) is None
+    assert other_checkout(CODE_ROOT, CODE_ROOT / "retraining") is None  # a subfolder of the same checkout
+    assert other_checkout(CODE_ROOT, tmp_path) is None  # not a checkout at all
+    clone = tmp_path / "clone"
+    (clone / "sub").mkdir(parents=True)
+    (clone / "function_app.py").write_text("")
+    why = other_checkout(CODE_ROOT, clone / "sub")
+    assert why is not None and str(clone) in why and "make setup" in why
+    cwd = Path.cwd()
+    try:
+        os.chdir(clone)
+        assert main(["serve"]) == 2  # refused before anything starts
+    finally:
+        os.chdir(cwd)
