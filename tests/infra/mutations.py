@@ -122,4 +122,140 @@ TYPE_ERRORS: list[tuple[str, ...]] = [
         "  name: 'appsetings'\n",
         "pageUrlSetting is a Microsoft.Web/sites/config named 'appsetings'; the table knows only appsettings",
     ),
+    # Authorization, Insights, OperationalInsights, ManagedIdentity, Key Vault, Durable Task, Resources
+    (
+        "resources.bicep",
+        "    principalType: 'ServicePrincipal'\n",
+        "    principalType: 'Users'\n",
+        "hostBlobOwner properties.principalType is 'Users', not one of 'ForeignGroup', 'Group', 'ServicePrincipal', "
+        "'User' (did you mean 'User'?)",
+    ),
+    (
+        "resources.bicep",
+        "    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataOwner)\n",
+        "",
+        "hostBlobOwner lacks properties.roleDefinitionId, which the spec requires",
+        "  properties: {\n    principalId: appIdentity.properties.principalId",
+    ),
+    (
+        "aml-access.bicep",
+        "    type: 'CustomRole'\n",
+        "    type: 'CustomRole'\n    isCustom: true\n",
+        "amlAppRole has property properties.isCustom, which the spec does not define",
+    ),
+    (
+        "resources.bicep",
+        "    Application_Type: 'web'\n",
+        "    Application_Type: 'wed'\n",
+        "appInsights properties.Application_Type is 'wed', not one of 'other', 'web' (did you mean 'web'?)",
+    ),
+    (
+        "resources.bicep",
+        "    DisableLocalAuth: true\n",
+        "    DisableLocalAuth: 'true'\n",
+        "appInsights properties.DisableLocalAuth is a bool in the spec, but a string is given",
+    ),
+    (
+        "resources.bicep",
+        "    sku: { name: 'PerGB2018' }\n",
+        "    sku: { name: 'PerGB2019' }\n",
+        "logAnalytics properties.sku.name is 'PerGB2019', not one of",
+    ),
+    (
+        "resources.bicep",
+        "  name: 'id-${resourceToken}'\n",
+        "  name: 'id-${resourceToken}'\n  properties: { clientId: 'x' }\n",
+        "appIdentity sets properties, which is read-only",
+    ),
+    (
+        "resources.bicep",
+        "    contentType: 'text/plain'\n",
+        "    contentTyp: 'text/plain'\n",
+        "secretValues has property properties.contentTyp, which the spec does not define (did you mean contentType?)",
+    ),
+    (
+        "resources.bicep",
+        "{ name: 'Consumption' }",
+        "{ name: 'Consumptive' }",
+        "scheduler properties.sku.name is 'Consumptive', not one of 'Consumption', 'Dedicated'",
+    ),
+    (
+        "resources.bicep",
+        "    ipAllowlist: ['0.0.0.0/0']",
+        "    ipAllowList: ['0.0.0.0/0']",
+        "scheduler lacks properties.ipAllowlist, which the spec requires",
+        "  properties: {\n    sku: durableTaskSchedulerSku",
+    ),
+    (
+        "main.bicep",
+        "  location: location\n",
+        "  location: location\n  managedBy: true\n",
+        "rg managedBy is a string in the spec, but a bool is given",
+    ),
+    # Event Grid: system topics and their event subscriptions, with polymorphic destinations and filters
+    (
+        "resources.bicep",
+        "    topicType: 'Microsoft.Storage.StorageAccounts'\n",
+        "    topicTypes: 'Microsoft.Storage.StorageAccounts'\n",
+        "trainingEvents has property properties.topicTypes, which the spec does not define (did you mean topicType?)",
+    ),
+    (
+        "resources.bicep",
+        "  identity: { type: 'SystemAssigned' } // writes",
+        "  identity: { type: 'SystemAsigned' } // writes",
+        "trainingEvents identity.type is 'SystemAsigned', not one of",
+    ),
+    (
+        "events.bicep",
+        "      isSubjectCaseSensitive: true\n",
+        "      isSubjectCaseSensitve: true\n",
+        "trainingDataArrived has property properties.filter.isSubjectCaseSensitve, which the spec does not define "
+        "(did you mean isSubjectCaseSensitive?)",
+    ),
+    (
+        "events.bicep",
+        "      endpointType: 'AzureFunction'\n",
+        "      endpointType: 'AzureFunctions'\n",
+        "trainingDataArrived properties.destination.endpointType is 'AzureFunctions', not one of the kinds the spec "
+        "defines: 'AzureFunction', 'EventHub',",
+    ),
+    (
+        "events.bicep",
+        "        maxEventsPerBatch: 1\n",
+        "        maxEventPerBatch: 1\n",
+        "trainingDataArrived has property properties.destination.properties.maxEventPerBatch, which the spec does not "
+        "define (did you mean maxEventsPerBatch?)",
+    ),
+    (
+        "events.bicep",
+        "key: 'data.contentLength', value: 0 }",
+        "key: 'data.contentLength', value: '0' }",
+        "trainingDataArrived properties.filter.advancedFilters.[0].value is an int in the spec, but a string is given",
+    ),
+    (
+        "events.bicep",
+        "{ operatorType: 'NumberGreaterThan', key: 'data.contentLength', value: 0 }",
+        "{ operatorType: 'NumberGreaterThan', key: 'data.contentLength', values: [0] }",
+        "trainingDataArrived has property properties.filter.advancedFilters.[0].values, which the spec does not "
+        "define (did you mean value?)",
+    ),
+    (
+        "events.bicep",
+        "        endpointType: 'StorageBlob'\n",
+        "        endpointType: 'StorageQueue'\n",
+        "trainingDataArrived properties.deadLetterWithResourceIdentity.deadLetterDestination.endpointType is "
+        "'StorageQueue', not one of the kinds the spec defines: 'StorageBlob'",
+    ),
+    (
+        "aml-events.bicep",
+        "          operatorType: 'StringNotIn'\n",
+        "          operatorType: 'StringNotEquals'\n",
+        "amlJobEvent properties.filter.advancedFilters.[0].operatorType is 'StringNotEquals', not one of the kinds",
+    ),
+    (
+        "aml-events.bicep",
+        "    eventDeliverySchema: 'EventGridSchema'\n",
+        "    eventDeliverySchema: 'CloudEventSchema'\n",
+        "amlJobEvent properties.eventDeliverySchema is 'CloudEventSchema', not one of",
+    ),
 ]

@@ -39,7 +39,21 @@ def test_the_table_names_its_source_and_holds_the_bodies_it_checks() -> None:
     source = table()["source"]
     assert source["repository"] == "Azure/azure-rest-api-specs"
     read = {path.rsplit("/", 1)[1] for path, commit in source["files"].items() if re.fullmatch(r"[0-9a-f]{40}", commit)}
-    assert {"storage.json", "common.json", "blob.json", "CommonDefinitions.json"} <= read, source["files"]
+    assert {
+        "storage.json",
+        "common.json",
+        "blob.json",
+        "CommonDefinitions.json",
+        "authorization-RoleAssignmentsCalls.json",
+        "authorization-RoleDefinitionsCalls.json",
+        "EventGrid.json",
+        "components_API.json",
+        "Workspaces.json",
+        "ManagedIdentity.json",
+        "secrets.json",
+        "durabletask.json",
+        "resources.json",
+    } <= read, source["files"]
     assert source["note"], "how the spec files were obtained"
     types = table()["types"]
     for checked in (
@@ -47,8 +61,22 @@ def test_the_table_names_its_source_and_holds_the_bodies_it_checks() -> None:
         "microsoft.storage/storageaccounts/blobservices/containers",
         "microsoft.web/sites",
         "microsoft.web/serverfarms",
+        "microsoft.authorization/roleassignments",
+        "microsoft.authorization/roledefinitions",
+        "microsoft.eventgrid/systemtopics",
+        "microsoft.eventgrid/systemtopics/eventsubscriptions",
+        "microsoft.insights/components",
+        "microsoft.operationalinsights/workspaces",
+        "microsoft.managedidentity/userassignedidentities",
+        "microsoft.keyvault/vaults/secrets",
+        "microsoft.durabletask/schedulers",
+        "microsoft.durabletask/schedulers/taskhubs",
+        "microsoft.resources/resourcegroups",
     ):
         assert all(slot["body"] for slot in types[checked]["versions"].values()), checked
+    subscription = types["microsoft.eventgrid/systemtopics/eventsubscriptions"]["versions"]["2025-02-15"]["body"]
+    destination = subscription["object"]["properties"]["object"]["destination"]
+    assert destination["discriminator"] == "endpointType" and "AzureFunction" in destination["kinds"]
     assert TABLE.stat().st_size < 200_000
 
 
@@ -145,6 +173,43 @@ def test_the_rebuild_script_derives_a_table_from_a_spec(tmp_path: Path) -> None:
     config = made["types"]["microsoft.demo/widgets/config"]["versions"]["2024-01-01"]
     assert config["body"] is None and config["named"]["web"]["object"]["properties"]["map"] == "string"
     assert made["source"]["files"]["specification/demo/resource-manager/Microsoft.Demo/stable/2024-01-01/demo.json"]
+
+
+def test_the_rebuild_script_lists_the_kinds_of_a_polymorphic_definition(tmp_path: Path) -> None:
+    """A `discriminator` base with two kinds (one named by x-ms-discriminator-value, one by its definition name),
+    a body given by a `$ref` to #/parameters/..., in a folder with a service subfolder under the namespace."""
+    version = tmp_path / "specification/demo/resource-manager/Microsoft.Demo/Demo/stable/2024-01-01"
+    version.mkdir(parents=True)
+    kind = {"type": "string", "enum": ["round", "Square"]}
+    (version / "demo.json").write_text(
+        json.dumps(
+            {
+                "paths": {
+                    "/subscriptions/{s}/resourceGroups/{g}/providers/Microsoft.Demo/widgets/{name}": {
+                        "put": {"parameters": [{"$ref": "#/parameters/WidgetBody"}]}
+                    }
+                },
+                "parameters": {"WidgetBody": _body("#/definitions/Widget")},
+                "definitions": {
+                    "Widget": {"properties": {"shape": {"$ref": "#/definitions/Shape"}}},
+                    "Shape": {"properties": {"kind": kind}, "required": ["kind"], "discriminator": "kind"},
+                    "Circle": {
+                        "allOf": [{"$ref": "#/definitions/Shape"}],
+                        "properties": {"radius": {"type": "integer"}},
+                        "x-ms-discriminator-value": "round",
+                    },
+                    "Square": {"allOf": [{"$ref": "#/definitions/Shape"}], "properties": {"side": {"type": "number"}}},
+                },
+            }
+        )
+    )
+    made = build.build(tmp_path, {("Microsoft.Demo/widgets", "2024-01-01")}, {})
+    shape = made["types"]["microsoft.demo/widgets"]["versions"]["2024-01-01"]["body"]["object"]["shape"]
+    assert shape["discriminator"] == "kind" and shape["required"] == ["kind"]
+    assert shape["kinds"] == {
+        "round": {"object": {"kind": {"enum": ["round"]}, "radius": "int"}, "required": ["kind"]},
+        "Square": {"object": {"kind": {"enum": ["Square"]}, "side": "int"}, "required": ["kind"]},
+    }
 
 
 def _body(ref: str) -> dict[str, object]:

@@ -9,6 +9,9 @@ deployment (a literal, a variable, a ternary's branches, a parameter's declared 
 property's type and, for an enum, one of its values. Module parameters passed a parameter of the calling file must
 agree in declared type. Findings name infra/<file>:<line>.
 
+A polymorphic object (the spec's `discriminator`, e.g. an Event Grid destination's endpointType) is checked against
+the kind its discriminator names; a kind the spec does not define is an error.
+
 Not checked: bodies the table records as null (their spec was not extracted), anything deeper than the table's
 depth or behind a `$ref` it could not resolve ("any"), values computed by functions or operators other than the
 ternary, and rules the specs do not state (which SKU allows which property, cross-property constraints).
@@ -188,7 +191,41 @@ class TypeCheck:
                 self.value(file, lines, start, what, [*path, f"[{index}]"], node["array"], item, depth=depth + 1)
             return
         if isinstance(node, dict) and "object" in node and isinstance(value, dict):
-            self._object(file, lines, start, what, path, node, value, top_level, depth)
+            node = self._kind(file, lines, start, what, path, node, value)
+            if node is not None:
+                self._object(file, lines, start, what, path, node, value, top_level, depth)
+
+    def _kind(
+        self,
+        file: Any,
+        lines: Lines,
+        start: int,
+        what: str,
+        path: list[str],
+        node: dict[str, Any],
+        value: dict[str, Any],
+    ) -> dict[str, Any] | None:
+        """For a polymorphic object (the table's "kinds"), the node of the kind its discriminator names; None when
+        that kind is unknown (reported) or known only at deployment (not checked). Without the discriminator, the
+        base node, which requires it if the spec does."""
+        if "kinds" not in node or node.get("discriminator") not in value:
+            return node
+        key = node["discriminator"]
+        chosen, via = self._follow(file, value[key])
+        if not (isinstance(chosen, str) and _literal_kind(chosen, file) == "string"):
+            return None
+        if chosen in node["kinds"]:
+            kind: dict[str, Any] = node["kinds"][chosen]
+            return kind
+        kinds = sorted(node["kinds"])
+        close = difflib.get_close_matches(chosen, kinds, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        line = lines.key([*path, key], start)
+        self.problems.append(
+            f"infra/{file.name}:{line}: {what} {'.'.join([*path, key])} is {via}{chosen!r}, not one of the kinds the "
+            f"spec defines: {', '.join(map(repr, kinds))}{hint}"
+        )
+        return None
 
     def _object(
         self,

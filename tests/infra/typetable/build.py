@@ -4,8 +4,10 @@ For every resource type and API version that infra/*.bicep declares, the table h
 (Azure/azure-rest-api-specs, `specification/*/resource-manager/<Namespace>/{stable,preview}/<version>/*.json`)
 say a PUT body of that type may contain: property names, their types, enums, which are required and which are
 read-only. It follows `$ref` (across files), `allOf`, `additionalProperties` and `items` to MAX_DEPTH levels below
-the body; deeper, or a `$ref` that does not resolve in the given files, becomes "any" (not checked). A type whose
-body does not resolve at all is recorded with body null: its type and version are known, its body is not checked.
+the body; deeper, or a `$ref` that does not resolve in the given files, becomes "any" (not checked). A polymorphic
+definition (`discriminator`) also lists its kinds: the definitions of its file that extend it (allOf), by their
+`x-ms-discriminator-value`. A type whose body does not resolve at all is recorded with body null: its type and
+version are known, its body is not checked.
 
 Usage:
 
@@ -43,7 +45,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[2]
 MAX_DEPTH = 7  # body -> properties -> functionAppConfig -> deployment -> storage -> authentication -> type
 SPEC_FILE = re.compile(
-    r"specification/.+?/resource-manager/(?:.+/)?(Microsoft\.\w+)/(stable|preview)/([^/]+)/[^/]+\.json$"
+    r"specification/.+?/resource-manager/(?:.+/)?(Microsoft\.\w+)/(?:[^/]+/)?(stable|preview)/([^/]+)/[^/]+\.json$"
 )
 
 
@@ -123,7 +125,8 @@ def _merge(
 
 def compact(specs: Specs, where: Path, schema: Any, depth: int = 0, seen: frozenset[str] = frozenset()) -> Any:
     """The table's form of a schema: "string" | "int" | "bool" | "any" | {"enum": [...]} |
-    {"array": item} | {"object": {name: node}, "required": [...], "readOnly": [...], "map": node}."""
+    {"array": item} | {"object": {name: node}, "required": [...], "readOnly": [...], "map": node,
+    "discriminator": property, "kinds": {value: node}}."""
     if not isinstance(schema, dict):
         return "any"
     if "$ref" in schema:
@@ -132,7 +135,11 @@ def compact(specs: Specs, where: Path, schema: Any, depth: int = 0, seen: frozen
         if resolved is None:
             return "any"
         merged = {**resolved[1], **{k: v for k, v in schema.items() if k not in ("$ref", "description")}}
-        return compact(specs, resolved[0], merged, depth, seen | {ref})
+        node = compact(specs, resolved[0], merged, depth, seen | {ref})
+        kinds = _kinds(specs, resolved[0], ref, resolved[1], depth, seen)
+        if kinds and isinstance(node, dict) and "object" in node:
+            node = {**node, "discriminator": resolved[1]["discriminator"], "kinds": kinds}
+        return node
     kind = schema.get("type")
     if "enum" in schema and kind in (None, "string"):
         return {"enum": sorted({str(v) for v in schema["enum"]})}
@@ -160,6 +167,27 @@ def compact(specs: Specs, where: Path, schema: Any, depth: int = 0, seen: frozen
             node["map"] = "any" if a_schema is True else compact(specs, a_where, a_schema, depth + 1, seen)
         return node
     return "any"
+
+
+def _kinds(specs: Specs, where: Path, ref: str, base: Any, depth: int, seen: frozenset[str]) -> dict[str, Any]:
+    """A polymorphic definition's kinds: {discriminator value: table node} of the definitions in its file that
+    extend it (allOf it), each named by its x-ms-discriminator-value or else its definition name."""
+    if not isinstance(base, dict) or not isinstance(base.get("discriminator"), str) or depth >= MAX_DEPTH:
+        return {}
+    name = ref.partition("#")[2]
+    definitions = (specs.load(where) or {}).get("definitions") or {}
+    kinds: dict[str, Any] = {}
+    for definition, schema in definitions.items():
+        parents = [p.get("$ref", "") for p in (schema or {}).get("allOf") or [] if isinstance(p, dict)]
+        for parent in parents:
+            resolved = specs.resolve(where, parent) if parent else None
+            if resolved and resolved[0] == where.resolve() and parent.partition("#")[2] == name:
+                value = str(schema.get("x-ms-discriminator-value") or definition)
+                kind = compact(specs, where, schema, depth, seen)
+                if isinstance(kind, dict) and base["discriminator"] in kind.get("object", {}):
+                    kind["object"][base["discriminator"]] = {"enum": [value]}  # this kind's own value only
+                kinds[value] = kind
+    return dict(sorted(kinds.items()))
 
 
 def resource_type(path: str) -> tuple[str, str | None] | None:
@@ -201,8 +229,8 @@ def build(base: Path, pairs: set[tuple[str, str]], commits: dict[str, str]) -> d
             type_, fixed = found
             if (type_.lower(), version) not in want:
                 continue
-            bodies = [p for p in put.get("parameters") or [] if isinstance(p, dict) and p.get("in") == "body"]
-            body = compact(specs, path, bodies[0].get("schema")) if bodies else None
+            bodies = [(f, p) for f, p in _parameters(specs, path, put) if p.get("in") == "body"]
+            body = compact(specs, bodies[0][0], bodies[0][1].get("schema")) if bodies else None
             body = None if body == "any" else body
             entry = types.setdefault(type_.lower(), {"type": type_, "versions": {}})
             slot = entry["versions"].setdefault(version, {"body": None})
@@ -225,6 +253,19 @@ def build(base: Path, pairs: set[tuple[str, str]], commits: dict[str, str]) -> d
         },
         "types": dict(sorted(types.items())),
     }
+
+
+def _parameters(specs: Specs, path: Path, operation: dict[str, Any]) -> list[tuple[Path, dict[str, Any]]]:
+    """An operation's parameters, each with the file it is defined in (a `$ref` to #/parameters/... followed)."""
+    found: list[tuple[Path, dict[str, Any]]] = []
+    for parameter in operation.get("parameters") or []:
+        where = path
+        if isinstance(parameter, dict) and "$ref" in parameter:
+            resolved = specs.resolve(path, parameter["$ref"])
+            where, parameter = resolved if resolved else (path, None)
+        if isinstance(parameter, dict):
+            found.append((where, parameter))
+    return found
 
 
 def _git_head(base: Path) -> str | None:
