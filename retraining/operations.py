@@ -461,7 +461,7 @@ def write_record(settings: Settings, storage: TrainingStorage, result: RunResult
     return lineage(settings, storage).write_record(result)
 
 
-PROMOTABLE = (RunStatus.SUCCEEDED, RunStatus.PARTIALLY_UPDATED, RunStatus.DRY_RUN)
+PROMOTABLE = (RunStatus.SUCCEEDED, RunStatus.PARTIALLY_UPDATED, RunStatus.ROLLED_BACK, RunStatus.DRY_RUN)
 
 
 def promotion(

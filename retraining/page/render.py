@@ -20,7 +20,7 @@ from .engine import render
 from .svg import Bar, MetricPlot, metric_plot_of, number, phase_bar_of, traffic_bar_of
 
 MAX_PLOTS = 4
-PROMOTABLE = ("Succeeded", "PartiallyUpdated", "DryRun")
+PROMOTABLE = ("Succeeded", "PartiallyUpdated", "RolledBack", "DryRun")
 
 
 @dataclass(frozen=True)

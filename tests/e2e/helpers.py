@@ -29,6 +29,9 @@ def e2e_definitions() -> dict[str, Any]:
     with no targets that new blobs under `storm/` start (for trigger storms)."""
     definitions = local_definitions()
     base = definitions["pipelines"][0]
+    # The Studio tests check each target's own outcome; `serving.consistency: all` (the default) is tested on
+    # the Azure ML pipeline, whose canary goes first.
+    base["serving"] = {"consistency": "independent"}
     strict = copy.deepcopy(base) | {"name": "strict-gate", "gate": {"minimums": {"AUC": 1.01}}}
     strict["data"]["watch"] = "never/*"
     short = copy.deepcopy(base) | {"name": "short-timeout"}
@@ -312,6 +315,20 @@ def serving_mismatches(stack: LocalStack) -> list[str]:
     # The `seeded` fixture re-publishes the seed model (Studio: job "seed"; Azure ML: version 1) behind the app's
     # back: a target the harness reset is not the app's claim to check.
     observed["targets"] = [t for t in checked if not all(map(_harness_seed, invariants._served(observed, t)))]
+    # A pipeline the definitions do not name (test_import_e2e points the app at an imported file) may have
+    # rolled out to a target of the same name since: the older claim is not the app's to check.
+    elsewhere: dict[str, str] = {}
+    for blob in container.list_blobs():
+        name = blob.name.removesuffix("/serving.json")
+        if blob.name.endswith("/serving.json") and "/" not in name and name not in targets:
+            for target, entry in json.loads(container.download_blob(blob.name).readall()).get("targets", {}).items():
+                elsewhere[target] = max(elsewhere.get(target, ""), str(entry.get("since", "")))
+    observed["targets"] = [
+        t
+        for t in observed["targets"]
+        if str(serving.get(t["pipeline"], {}).get("targets", {}).get(t["name"], {}).get("since", "~"))
+        > elsewhere.get(t["name"], "")
+    ]
     return invariants.targets_match_the_service(observed)
 
 
