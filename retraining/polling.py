@@ -51,9 +51,6 @@ from .errors import ConfigError
 from .retry import Retry
 
 PRECISION = 0.01  # in the window, each wait is this share of the elapsed time: detection within 1% of the job
-# A poll is answered a round trip after it is sent (measured at most 0.12 s, `make bench`: 0.003% of a
-# 75-minute job): the window's steps leave that much of the precision for it.
-ROUND_TRIP_MARGIN = 0.997
 EARLY_LOOKS = 6  # looks between first_s and the window, geometric: an early end is noticed within ~38% of it
 EARLY_FROM = 0.1  # the early looks cover jobs ending from this share of the median on
 MAX_HISTORY = 20  # newest durations used; older runs say little about the next one
@@ -139,7 +136,7 @@ class PollPlanner:
         # The shortest wait in the window: the baseline's first wait, scaled down as the precision is.
         self.min_s = first_s * precision / fraction
         self.window = expected_window(self.history)
-        self.share = precision * ROUND_TRIP_MARGIN
+        self.share = precision
         self.lead: tuple[float, ...] = ()  # the polls before the window, then the window's first
         self.early_share: float | None = None  # an early end from EARLY_FROM of the median on is seen within this
         if self.window is not None:
