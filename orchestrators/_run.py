@@ -10,7 +10,7 @@ Notifications are delivered by their own orchestrations (`notify_webhook`): the 
 
 from __future__ import annotations
 
-from collections.abc import Generator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -303,6 +303,18 @@ class RunProgress:
         final = replace(result, record=path)
         self.status("done", outcome=final.status.value, record=path)
         return final
+
+
+def recorded(
+    run: RunProgress, body: Callable[[RunProgress], Generator[Any, Any, RunResult]]
+) -> Generator[Any, Any, dict[str, Any]]:
+    """Run `body`; whatever fails, the run still ends with a record. The run's output: its result."""
+    try:
+        result = yield from body(run)
+    except Exception as exc:
+        result = run.finish(RunStatus.FAILED, f"unexpected failure: {failure_reason(exc)}")
+    final = yield from run.record(result)
+    return final.to_dict()
 
 
 def _rollout_outcome(target: TargetPlan, result: Any) -> TargetOutcome:

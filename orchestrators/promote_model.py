@@ -18,8 +18,8 @@ from activities.training import resolve_pipeline
 from retraining.inputs import Promotion, PromotionLookup
 from retraining.models import PipelinePlan, RunInput, RunResult, RunStatus
 
-from ._common import call, failure_reason, input_of, refused
-from ._run import RunProgress
+from ._common import call, input_of, refused
+from ._run import RunProgress, recorded
 
 PROMOTE_ORCHESTRATOR = "promote_model"
 
@@ -28,13 +28,7 @@ bp = df.Blueprint()
 
 @bp.orchestration_trigger(context_name="context", orchestration=PROMOTE_ORCHESTRATOR)
 def promote_model(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dict[str, Any]]:
-    run = RunProgress(context, RunInput.from_dict(input_of(context)))
-    try:
-        result = yield from _promote(run)
-    except Exception as exc:  # whatever failed, the run still ends with a record
-        result = run.finish(RunStatus.FAILED, f"unexpected failure: {failure_reason(exc)}")
-    final = yield from run.record(result)
-    return final.to_dict()
+    return (yield from recorded(RunProgress(context, RunInput.from_dict(input_of(context))), _promote))
 
 
 def _promote(run: RunProgress) -> Generator[Any, Any, RunResult]:

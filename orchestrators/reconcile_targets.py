@@ -23,8 +23,8 @@ from retraining.models import PipelinePlan, RunInput, RunResult, RunStatus, Targ
 from retraining.retry import STORE_RETRY
 from retraining.services.base import StepResult, StepStatus
 
-from ._common import ActivityFailed, call, failure_reason, input_of, refused
-from ._run import RunProgress
+from ._common import ActivityFailed, call, input_of, refused
+from ._run import RunProgress, recorded
 
 RECONCILE_ORCHESTRATOR = "reconcile_targets"
 RECONCILE_BOUND = timedelta(hours=1)  # a target whose rollback takes longer is reported, and looked at again tomorrow
@@ -34,13 +34,7 @@ bp = df.Blueprint()
 
 @bp.orchestration_trigger(context_name="context", orchestration=RECONCILE_ORCHESTRATOR)
 def reconcile_targets(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dict[str, Any]]:
-    run = RunProgress(context, RunInput.from_dict(input_of(context)))
-    try:
-        result = yield from _reconcile(run)
-    except Exception as exc:  # whatever failed, the run still ends with a record
-        result = run.finish(RunStatus.FAILED, f"unexpected failure: {failure_reason(exc)}")
-    final = yield from run.record(result)
-    return final.to_dict()
+    return (yield from recorded(RunProgress(context, RunInput.from_dict(input_of(context))), _reconcile))
 
 
 def _reconcile(run: RunProgress) -> Generator[Any, Any, RunResult]:
