@@ -283,14 +283,19 @@ def test_rollback_on_demand_puts_the_previous_champion_back_on_every_target(stac
     assert champion(aml) == first["model"]["version"]
 
 
-def _cut_off_mid_canary(stack: LocalStack, aml: Aml) -> tuple[str, str, dict[str, int]]:
-    """A run whose online canary holds traffic when its rollout, run and queue are terminated: (run id, canary, serving)."""
+def _cut_off_mid_canary(stack: LocalStack, aml: Aml, share: int = 1) -> tuple[str, str, dict[str, int]]:
+    """A run whose online canary holds `share`% or more when its rollout, run and queue are terminated: (run id,
+    canary, serving)."""
     run_to_end(stack, PIPELINE)
     serving = {k: v for k, v in endpoint(aml)["traffic"].items() if v}
     first = start_run(stack, PIPELINE)
     assert first.status_code == 202, first.text
     run_id = wait_for_phase(stack, first.json()["statusUri"], "updating", timeout_s=120)["run_id"]
     canary = _canary(aml, serving, timeout_s=60)
+    deadline = time.monotonic() + 60
+    while endpoint(aml)["traffic"].get(canary, 0) < share:
+        assert time.monotonic() < deadline, f"the canary never took {share}%"
+        time.sleep(0.02)
     run = run_instance_id(PIPELINE, run_id)
     # the batch rollout waits for the canary (serving.consistency: all), so it has not started
     for instance in (rollout_instance_id(run, "online"), run, queue_instance_id(PIPELINE)):
@@ -328,7 +333,7 @@ def test_the_daily_sweep_undoes_a_cut_off_rollout_when_no_run_comes(stack: Local
     from azure.functions.timer import TimerRequest
 
     assert stack.host is not None
-    run_id, canary, _ = _cut_off_mid_canary(stack, aml)
+    run_id, canary, _ = _cut_off_mid_canary(stack, aml, share=100)  # cut off after its last traffic step
     before = {r["run_id"] for r in run_records(stack, PIPELINE)}
     sweep = next(f for f in stack.host.app.timers if f.name == "purge_old_history")
     stack.host.fire(sweep, TimerRequest(past_due=False))
