@@ -3,7 +3,7 @@
 import azure.durable_functions as df
 import azure.functions as func
 
-from activities import decisions, models, notifications, queue, records, rollout, training
+from activities import decisions, drift, models, notifications, queue, records, rollout, training
 from orchestrators import (
     monitor_training_job,
     notify_webhook,
@@ -32,6 +32,7 @@ app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 for blueprint in (
     queue.bp,
     training.bp,
+    drift.bp,
     models.bp,
     rollout.bp,
     records.bp,

@@ -62,6 +62,7 @@ FIGURES: tuple[ModuleType, ...] = (
     page,
     replay,
 )
+FIGURES += (__import__("bench.figures.drift").figures.drift,)  # issue 29: drift check MB/s and peak memory
 
 
 def machine() -> str:

@@ -6,6 +6,8 @@
 4. retrain through the manual HTTP start, then through a new blob arriving, showing each phase;
 5. summarise: jobs, polls, durations, metrics, which model each endpoint serves, and whether the
    predictions now come from the new model;
+5b. drift-aware retraining (`demo_drift`): a run on unchanged data is skipped with its scores, one on
+   shifted data trains, naming the features that moved;
 6. the same on Azure ML (v2) (`demo_aml`): a command job, a registered version, a canary rollout
    with its traffic shares, then an unhealthy deployment rolled back while the endpoint answers.
 Exit 0 only if every check held.
@@ -31,6 +33,7 @@ from retraining.queue import request_id_of
 
 from .datasets import breast_cancer
 from .demo_aml import run_aml_demo
+from .demo_drift import drift_pipeline, run_drift_demo
 from .progress import Follower
 from .stack import LocalStack, local_definitions
 
@@ -83,7 +86,9 @@ def run_demo(workdir: Path | None = None) -> int:
     workdir = workdir or Path(".devhost") / f"demo-{int(time.time())}"
     workdir.mkdir(parents=True, exist_ok=True)
     definitions = workdir / "pipelines.json"
-    definitions.write_text(json.dumps(local_definitions(), indent=2))
+    local = local_definitions()
+    local["pipelines"].append(drift_pipeline(local))
+    definitions.write_text(json.dumps(local, indent=2))
     _print("== Starting Azurite, the emulator (Studio classic and Azure ML) and devhost (function_app.py) ...")
     with LocalStack(workdir, pipelines_file=definitions, blob_poll_s=0.3) as stack:
         assert stack.host is not None and stack.emulator is not None and stack.azurite is not None
@@ -173,6 +178,7 @@ def run_demo(workdir: Path | None = None) -> int:
             ("the predictions changed", [r[-2:] for r in rows_after] != [r[-2:] for r in rows_before]),
             ("the default endpoint was left alone", served.get("default") == seeded),
         ]
+        checks += run_drift_demo(stack, _print)
         checks += run_aml_demo(stack, _print)
         snapshot = _save_page(stack, page_url, workdir / "status-weekly-retrain.html")
         checks.append(

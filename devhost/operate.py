@@ -23,6 +23,8 @@ from urllib.parse import quote
 
 import requests
 
+from retraining.history import why_text
+
 REQUEST_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
@@ -80,9 +82,12 @@ def runs_table(answer: dict[str, Any]) -> str:
                 ((run.get("model") or {}).get("sha256") or "")[:12],
                 who,
                 _short(run.get("reason")),
+                _short(why_text(run), 100),
             ]
         )
-    table = _table(rows, ["RUN", "STARTED", "TRIGGER", "STATUS", "DURATION", "POLLS", "MODEL", "DECISION", "REASON"])
+    table = _table(
+        rows, ["RUN", "STARTED", "TRIGGER", "STATUS", "DURATION", "POLLS", "MODEL", "DECISION", "REASON", "WHY (DATA)"]
+    )
     return "\n".join([*lines, *([""] if lines else []), table if rows else "no run recorded yet"])
 
 

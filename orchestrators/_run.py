@@ -284,7 +284,7 @@ class RunProgress:
 
     def record(self, result: RunResult) -> Generator[Any, Any, RunResult]:
         """Notify what needs a person, then write the run record; the run's output is the result with the record's path."""
-        if result.status not in (RunStatus.SUCCEEDED, RunStatus.DRY_RUN):
+        if result.status not in (RunStatus.SUCCEEDED, RunStatus.DRY_RUN, RunStatus.SKIPPED):  # skipped: no failure
             yield from self.notify("run_not_succeeded", result.status.value, result.reason, result.targets)
         if any(t.state is TargetState.ROLLED_BACK for t in result.targets):
             yield from self.notify("rolled_back", result.status.value, result.reason, result.targets)

@@ -2,6 +2,8 @@
 
     resolve the pipeline; wait for the training data (the dataset's externalData policy, durable timers)
     read the data's columns: unusable data fails the run, changed columns reject it (unless allowed)
+    check the data's drift from the champion's (`retraining.drift_check`): with retrainWhen, a run whose data
+        meets no condition ends Skipped, and changed column kinds fail it; the scores are recorded either way
     submit the training job, then start it (separate activities: a retried start never makes a second job)
     monitor the job (sub-orchestration: polls, or a completion event; cancelled at the policy timeout)
     collect the model: outputs must be ours; record size, hash, metrics
@@ -26,6 +28,7 @@ from typing import Any
 
 import azure.durable_functions as df
 
+from activities.drift import check_data_drift
 from activities.models import collect_model, evaluate_gate, register_model
 from activities.training import (
     cancel_training_job,
@@ -39,6 +42,7 @@ from retraining.inputs import (
     DataCheck,
     DataInspection,
     DataPresence,
+    DriftCheck,
     GateInput,
     InspectedData,
     JobSubmission,
@@ -47,6 +51,7 @@ from retraining.inputs import (
 )
 from retraining.instances import monitor_instance_id
 from retraining.models import (
+    DriftRecord,
     GateDecision,
     JobEnd,
     JobOutcome,
@@ -91,6 +96,12 @@ class _Retrain(RunProgress):
         self.job: SubmittedJob | None = None
         self.job_ended = False
         self.data_etag: str | None = None
+        self.drift: DriftRecord | None = None  # the drift check's outcome, once known: in every record after it
+
+    def finish(self, status: RunStatus, reason: str | None = None, **fields: Any) -> RunResult:
+        if self.drift is not None:
+            fields.setdefault("drift", self.drift)
+        return super().finish(status, reason, **fields)
 
     def execute(self) -> Generator[Any, Any, RunResult]:
         context, request = self.context, self.run.request
@@ -113,6 +124,9 @@ class _Retrain(RunProgress):
         schema = InspectedData.from_dict(inspected)
         if schema.rejected:
             return self.finish(RunStatus.REJECTED, schema.rejected)
+        skipped = yield from self._check_drift(plan, retry)
+        if skipped is not None:
+            return skipped
         if (cancel := (yield from self.cancelled())) is not None:
             return self.finish(
                 RunStatus.CANCELLED, f"cancelled by {cancel.by} at {cancel.at} before the job was submitted"
@@ -219,6 +233,35 @@ class _Retrain(RunProgress):
         return self.finish(
             status, reason, job_id=job.job_id, job=outcome, model=model, gate=gate, targets=tuple(targets)
         )
+
+    def _check_drift(self, plan: PipelinePlan, retry: Retry) -> Generator[Any, Any, RunResult | None]:
+        """The drift check: a RunResult when the run ends here (skipped, or failed with retrainWhen), else None.
+
+        Without retrainWhen the check only informs: if it cannot be done, the run notes why and trains as always."""
+        context = self.context
+        self.status("checking_drift", data=str(plan.data))
+        check = DriftCheck(plan.name, self.run_id, plan.data, iso(context.current_utc_datetime))
+        try:
+            found = yield from call(context, check_data_drift, check, retry)
+            why = refused(found)
+        except ActivityFailed as failure:
+            found, why = None, failure.reason
+        if why is not None:
+            if plan.retrain_when:
+                return self.finish(RunStatus.FAILED, f"the drift check failed: {why}")
+            self.notes.append(f"the drift check could not be done ({why}); the run trains, as without retrainWhen")
+            return None
+        self.drift = DriftRecord.from_dict(found, "drift check")
+        if self.drift.detected:
+            drifting = f" on {', '.join(self.drift.drifting)}" if self.drift.drifting else ""
+            yield from self.notify(
+                "drift_detected",
+                "Training" if self.drift.train else RunStatus.SKIPPED.value,
+                f"the data drifted{drifting}: " + "; ".join(self.drift.reasons),
+            )
+        if not self.drift.train:
+            return self.finish(RunStatus.SKIPPED, "; ".join(self.drift.reasons))
+        return None
 
     def _submit_and_start(self, plan: PipelinePlan, retry: Retry) -> Generator[Any, Any, SubmittedJob | RunResult]:
         context = self.context

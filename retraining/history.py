@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from .errors import ConfigError, StorageConflictError, StorageError
-from .models import BlobPath, RunResult, check_run_id
+from .models import BlobPath, DriftRecord, RunResult, check_run_id
 from .storage import TrainingStorage
 
 INDEX_LIMIT = 64 * 1024 * 1024  # one month's index; about 60,000 runs
@@ -77,7 +77,36 @@ def summary_of(result: RunResult) -> dict[str, Any]:
         "notes": [_short(n, 200) for n in result.notes[:10]],
         "superseded": len(result.superseded),
         "record": result.record,
+        "drift": drift_summary(result.drift) if result.drift else None,
     }
+
+
+def drift_summary(drift: DriftRecord) -> dict[str, Any]:
+    """Why the run trained or was skipped, and its drift scores, as listings and the page's plots show them."""
+    return {
+        "train": drift.train,
+        "reasons": [_short(r, 300) for r in drift.reasons[:5]],
+        "drifting": list(drift.drifting[:10]),
+        "features": [{"name": f.name, "psi": f.psi, "ks": f.ks, "tvd": f.tvd} for f in drift.features[:10]],
+        "conditions": [
+            {"name": c.name, "score": c.score, "threshold": c.threshold, "held": c.held} for c in drift.conditions
+        ],
+        "label_shift": drift.label_shift,
+        "growth": drift.growth,
+        "reference_run": drift.reference_run,
+        "detected": drift.detected,
+    }
+
+
+def why_text(summary: dict[str, Any]) -> str:
+    """Why a run trained or was skipped, from its summary's drift check ("" when it ran none)."""
+    drift = summary.get("drift")
+    if not isinstance(drift, dict):
+        return ""
+    reasons = "; ".join(str(r) for r in drift.get("reasons") or [])
+    drifting = [str(f) for f in drift.get("drifting") or []]
+    shown = f" (drifting: {', '.join(drifting[:5])})" if drifting else ""
+    return f"{'trained' if drift.get('train') else 'skipped'}: {reasons}{shown}"
 
 
 class RunIndex:

@@ -121,6 +121,19 @@ class InspectedData(Payload):
 
 
 @dataclass(frozen=True)
+class DriftCheck(_Timed):
+    """The drift check of a run's training data (`retraining.drift_check`); `now` dates the champion's age."""
+
+    pipeline: str
+    run_id: str
+    data: BlobPath
+    now: str
+
+    def __post_init__(self) -> None:
+        check_run_id(self.run_id, "drift check.run_id")
+
+
+@dataclass(frozen=True)
 class JobSubmission(Payload):
     pipeline: str
     run_id: str

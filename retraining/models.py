@@ -16,6 +16,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, TypeVar
 
+from .drift.compare import ColumnDrift
+from .drift.policy import Condition
 from .errors import ConfigError
 from .payloads import Payload
 from .text import clean_text, excerpt
@@ -49,6 +51,8 @@ class RunStatus(StrEnum):
     EXPIRED = "Expired"  # nobody approved or rejected the model in time; nothing touched
     CANCELLED = "Cancelled"  # an operator cancelled the run (its job, if any, was cancelled)
     INTERRUPTED = "Interrupted"  # the run's orchestration ended without finishing; its request went back in line
+    # retrainWhen held no condition: the data looks like the champion's; no job submitted, no target touched
+    SKIPPED = "Skipped"
 
 
 class JobState(StrEnum):
@@ -307,6 +311,7 @@ class PipelinePlan(Payload):
     approval_s: float = 0.0  # how long a model that passed the gate waits for approval (0: none is asked)
     notify: tuple[str, ...] = ()  # the events the pipeline's webhook wants (empty: no webhook)
     consistent: bool = False  # serving.consistency all: a failed target sends the ones that moved back to the champion
+    retrain_when: bool = False  # the pipeline has retrainWhen: the drift check decides, and its failure fails the run
 
 
 @dataclass(frozen=True)
@@ -549,6 +554,30 @@ class Approval:
 
 
 @dataclass(frozen=True)
+class DriftRecord(Payload):
+    """The drift check of a run (`retraining.drift_check`): why it trained or was skipped, with the scores.
+
+    `conditions` holds every score with the threshold it was held to (None: no retrainWhen, reported
+    only); `features` the most drifting features (PSI, KS, TVD), most drifting first.
+    """
+
+    train: bool
+    reasons: tuple[str, ...]
+    conditions: tuple[Condition, ...] = ()
+    drifting: tuple[str, ...] = ()  # features whose score reached its threshold, most drifting first
+    features: tuple[ColumnDrift, ...] = ()
+    label_shift: float | None = None  # the label's total variation distance from the champion's data
+    growth: float | None = None  # rows / the champion's rows - 1
+    rows: int = 0
+    reference_rows: int | None = None
+    reference_run: str | None = None  # the champion whose data profile the data was compared with
+    retrain_when: Mapping[str, Any] | None = None  # the pipeline's retrainWhen as defined (None: absent)
+    schema: tuple[str, ...] = ()  # column differences that did not fail the run (allowSchemaChange, no retrainWhen)
+    detected: bool = False  # a drift score reached its threshold: `drift_detected` is sent
+    profile: str | None = None  # where the profile of this run's data is kept (the reference if its model serves)
+
+
+@dataclass(frozen=True)
 class RunResult:
     """The orchestration output, and the body of the run record."""
 
@@ -571,6 +600,7 @@ class RunResult:
     notes: tuple[str, ...] = ()  # what else happened: job cancelled, served model not recorded, ...
     approval: Approval | None = None  # the wait for approval, when the pipeline asks for one
     cancel: Decision | None = None  # who cancelled the run, when it was cancelled
+    drift: DriftRecord | None = None  # the drift check, when it ran (absent in records older than it)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -593,6 +623,7 @@ class RunResult:
             "notes": list(self.notes),
             "approval": self.approval.to_dict() if self.approval else None,
             "cancel": self.cancel.to_dict() if self.cancel else None,
+            "drift": self.drift.to_dict() if self.drift else None,
         }
 
     @classmethod
@@ -617,4 +648,5 @@ class RunResult:
             notes=tuple(raw.get("notes", ())),
             approval=Approval.from_dict(raw["approval"]) if raw.get("approval") else None,
             cancel=Decision.from_dict(raw["cancel"]) if raw.get("cancel") else None,
+            drift=DriftRecord.from_dict(raw["drift"], "run record.drift") if raw.get("drift") else None,
         )

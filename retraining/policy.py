@@ -131,6 +131,7 @@ def plan_of(pipeline: Pipeline, training_blob: BlobPath | None, *, history: tupl
         approval_s=pipeline.gate.approval.timeout.total_seconds() if pipeline.gate.approval.required else 0.0,
         notify=pipeline.notifications.events if pipeline.notifications else (),
         consistent=pipeline.serving.consistency == "all",
+        retrain_when=pipeline.retrain_when is not None,
     )
 
 

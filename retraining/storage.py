@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -141,6 +142,29 @@ class TrainingStorage:
         except AzureError as exc:
             raise StorageError(f"cannot read {path}: {type(exc).__name__}") from None
         return size, digest.hexdigest()
+
+    def chunks(self, path: BlobPath, size: int = HASH_CHUNK) -> Iterator[bytes]:
+        """The blob's bytes in ranged reads of `size` (4 MB), each fetched when the one before was consumed, so memory
+        stays flat in the blob's size; all from the version first seen (a blob replaced mid-read is a StorageError)."""
+        info = self.info(path)
+        if info is None:
+            raise StorageError(f"{path} does not exist")
+        client = self._service.get_blob_client(path.container, path.name)
+        for offset in range(0, info.size, size):
+            try:
+                data: bytes = client.download_blob(
+                    offset=offset,
+                    length=min(size, info.size - offset),
+                    etag=info.etag,
+                    match_condition=MatchConditions.IfNotModified,
+                ).readall()
+            except ResourceModifiedError:
+                raise StorageError(f"{path} changed while it was read") from None
+            except ResourceNotFoundError:
+                raise StorageError(f"{path} disappeared while it was read") from None
+            except AzureError as exc:
+                raise StorageError(f"cannot read {path}: {type(exc).__name__}") from None
+            yield data
 
     def read_json(self, path: BlobPath, limit: int = 1024 * 1024) -> Any | None:
         found = self.read_json_with_etag(path, limit)

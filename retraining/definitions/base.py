@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from fnmatch import fnmatchcase
 from typing import ClassVar
 
+from ..drift.policy import RetrainWhen
 from ..errors import ConfigError
 
 # Durable timers in Python stop at 6 days (longer ones are split, differently by each engine); SAS
@@ -29,6 +30,7 @@ NOTIFY_EVENTS = (
     "target_on_old_model",
     "target_state_unknown",
     "changed_by_another_writer",
+    "drift_detected",  # a drift score reached its retrainWhen threshold (sent when the check ends, before training)
 )
 
 
@@ -151,6 +153,7 @@ class Pipeline:
     label_column: str | None = None  # None: the training service's label setting, else the last column
     notifications: Notifications | None = None
     serving: ServingPolicy = field(default_factory=ServingPolicy)
+    retrain_when: RetrainWhen | None = None  # None: every run trains (no `retrainWhen`)
 
     @property
     def label(self) -> str | None:

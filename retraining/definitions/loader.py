@@ -14,6 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from ..drift.policy import RetrainWhen, parse_retrain_when
 from ..errors import ConfigError
 from ..polling import FRACTION_RANGE, check_polling
 from . import azure_ml, studio
@@ -77,6 +78,7 @@ PIPELINE_FIELDS = {
     "targets",
     "notifications",
     "serving",
+    "retrainWhen",
     *azure_ml.PIPELINE_SECTIONS,
 }
 
@@ -235,7 +237,13 @@ def _pipeline(reader: Reader, raw: dict[str, Any], path: str, name: str) -> Pipe
         label_column=reader.optional_text(data.get("labelColumn"), f"{path}.data.labelColumn"),
         notifications=_notifications(reader, raw.get("notifications"), f"{path}.notifications"),
         serving=_serving(reader, raw.get("serving"), f"{path}.serving"),
+        retrain_when=_retrain_when(reader, raw.get("retrainWhen"), f"{path}.retrainWhen"),
     )
+
+
+def _retrain_when(reader: Reader, value: Any, path: str) -> RetrainWhen | None:
+    """`retrainWhen` (absent: every run trains); every wrong field named with its path."""
+    return parse_retrain_when(value, f"{reader.source}: {path}")
 
 
 def _serving(reader: Reader, value: Any, path: str) -> ServingPolicy:

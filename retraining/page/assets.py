@@ -33,6 +33,7 @@ code, .mono { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monosp
 .plot .champion-line { fill: none; stroke: #243b53; stroke-width: 1.5; opacity: .5; }
 .point { fill: #829ab1; } .point.ok { fill: var(--ok); } .point.bad { fill: var(--bad); } .point.warn { fill: var(--warn); }
 .point.dry { fill: var(--dry); } .point.champion { stroke: #102a43; stroke-width: 2; }
+.badge.skipped { background: #0277bd; } .point.skipped { fill: #0277bd; } .why { font-size: 12px; }
 .legend span { margin-right: 12px; font-size: 12px; } .legend i { display: inline-block; width: 10px; height: 10px; border-radius: 5px; margin-right: 4px; }
 .traffic rect.s0 { fill: #486581; } .traffic rect.s1 { fill: #f0b429; } .traffic rect.s2 { fill: #8d2b0b; } .traffic rect.s3 { fill: #27ab83; }
 .traffic text { font-size: 9px; fill: #fff; }

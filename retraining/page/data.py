@@ -57,6 +57,7 @@ def definition_of(pipeline: Pipeline) -> dict[str, Any]:
         "targets": [{"name": t.name, "kind": t.kind} for t in pipeline.targets],
         "notifications": list(pipeline.notifications.events) if pipeline.notifications else [],
         "data": f"{pipeline.data_container}/{pipeline.data_blob}",
+        "retrain_when": pipeline.retrain_when.to_definition() if pipeline.retrain_when else None,
     }
 
 

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+from ..history import why_text
 from .engine import render
-from .svg import Bar, MetricPlot, metric_plot_of, number, phase_bar_of, traffic_bar_of
+from .svg import Bar, MetricPlot, drift_plot_of, metric_plot_of, number, phase_bar_of, traffic_bar_of
 
 MAX_PLOTS = 4
 PROMOTABLE = ("Succeeded", "PartiallyUpdated", "RolledBack", "DryRun")
@@ -83,6 +84,7 @@ class RunRow:
     reason: Any
     decisions: list[Decision]
     button: Button | None
+    why: str = ""  # why it trained or was skipped (its drift check), "" when it ran none
 
 
 def _text(value: Any) -> str:
@@ -176,6 +178,30 @@ def _plots(view: Mapping[str, Any]) -> list[MetricPlot]:
     return plots
 
 
+def _drift_plots(view: Mapping[str, Any]) -> list[MetricPlot]:
+    """PSI per run over time of the features that drifted most in the runs shown, the psi threshold drawn."""
+    checked = [r for r in view["runs"] if isinstance(r.get("drift"), dict)]
+    worst: dict[str, float] = {}  # each feature's largest finite PSI over the runs shown
+    for run in checked:
+        for f in run["drift"].get("features") or []:
+            if isinstance(f, dict) and "name" in f:
+                psi = f.get("psi")
+                finite = float(psi) if isinstance(psi, int | float) and math.isfinite(psi) else 0.0
+                worst[str(f["name"])] = max(worst.get(str(f["name"]), 0.0), finite)
+    features = sorted(worst, key=lambda name: -worst[name])
+    threshold = ((view["definition"].get("retrain_when") or {}).get("drift") or {}).get("psi")
+    plots = []
+    for feature in features[:MAX_PLOTS]:
+        points = [
+            {"run_id": r["run_id"], "finished_at": r["finished_at"], "status": r["status"], "value": f.get("psi")}
+            for r in checked
+            for f in r["drift"].get("features") or []
+            if isinstance(f, dict) and f.get("name") == feature
+        ]
+        plots.append(drift_plot_of(feature, points, threshold))
+    return [p for p in plots if p.points]
+
+
 def _champions(view: Mapping[str, Any], api: str) -> list[ChampionRow]:
     models, name = view["models"], view["name"]
     rollback = f"{api}/pipelines/{quote(name)}/rollback"
@@ -259,6 +285,7 @@ def _runs(view: Mapping[str, Any], api: str) -> list[RunRow]:
                 reason=run.get("reason") or "",
                 decisions=_decisions(run),
                 button=button,
+                why=why_text(run),
             )
         )
     return rows
@@ -284,6 +311,10 @@ def pipeline_page(view: Mapping[str, Any], api: str) -> str:
         dry_run=_button("Dry run", runs, {"dryRun": True}, done="Dry run queued.", action="start"),
         serving=_serving(view),
         plots=_plots(view),
+        drift_plots=_drift_plots(view),
+        retrain_when=json.dumps(view["definition"].get("retrain_when"))
+        if view["definition"].get("retrain_when")
+        else "",
         champions=_champions(view, api),
         runs=_runs(view, api),
         run_count=view["run_count"],

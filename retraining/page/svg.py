@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,6 +21,7 @@ PHASE_COLOURS = {
     "resolving": "#9aa5b1",
     "waiting_for_data": "#c3cfd9",
     "inspecting_data": "#7b8794",
+    "checking_drift": "#52606d",
     "submitting": "#5d9cec",
     "starting": "#4a89dc",
     "polling": "#3bafda",
@@ -43,6 +44,7 @@ STATUS_CLASS = {
     "Expired": "warn",
     "Cancelled": "warn",
     "Interrupted": "warn",
+    "Skipped": "skipped",
 }
 
 
@@ -113,6 +115,14 @@ class Bar:
 
 def _moment(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def _readable_moment(text: Any) -> bool:
+    try:
+        _moment(text)
+    except (TypeError, ValueError, AttributeError, OverflowError, OSError):
+        return False
+    return True
 
 
 def number(value: float, places: int = 3) -> str:
@@ -223,6 +233,23 @@ def metric_plot_of(metric: str, points: Sequence[Mapping[str, Any]], minimum: fl
             )
         )
     return MetricPlot(metric, WIDTH, HEIGHT, LEFT, WIDTH - RIGHT, grid, dates, line, path, drawn)
+
+
+def drift_plot_of(feature: str, points: Sequence[Mapping[str, Any]], threshold: float | None) -> MetricPlot:
+    """A feature's PSI per run over time (`finished_at`, `value`, `status`, `run_id`), the retrainWhen threshold drawn.
+
+    Values that are not finite numbers (a hand-edited or damaged record) are left out, never a failure."""
+    shown = [
+        dict(p) | {"value": value, "champion": False}
+        for p in points
+        if (value := _finite(p.get("value"))) is not None and _readable_moment(p.get("finished_at"))
+    ]
+    limit = _finite(threshold)
+    plot = metric_plot_of(f"PSI {feature}", shown, limit)
+    if plot.minimum is not None and limit is not None:
+        label = plot.minimum.label
+        plot = replace(plot, minimum=replace(plot.minimum, label=replace(label, text=f"threshold {limit:g}")))
+    return plot
 
 
 def phase_bar_of(phases: Mapping[str, float], width: int = 180, height: int = 12) -> Bar | None:

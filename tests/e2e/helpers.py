@@ -22,6 +22,25 @@ from retraining.queue import request_id_of
 DATA_CONTAINER = "labeledexamples"
 WEBHOOK_SECRET = "whsec-" + secrets.token_hex(12)
 NOTIFIED = {"webhook": "%TEST_WEBHOOK_URL%", "secretSetting": "TEST_WEBHOOK_SECRET"}
+# the drift pipelines' conditions (tests/e2e/test_drift_e2e.py): drift, a label shift or a quarter more rows
+RETRAIN_WHEN = {"drift": {"psi": 0.2}, "labelShift": 0.1, "newRows": 0.25}
+AGED = {"drift": {"psi": 0.2}, "maxAge": "00:00:01"}  # a champion a second old is too old
+
+
+def drift_variants(
+    base: dict[str, Any], prefix: str, blob: str, notifications: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """`{prefix}` and `{prefix}-age`: `base` with retrainWhen, no targets and no gate, its own data blob, started
+    only over HTTP; `{prefix}` sends `notifications` if given."""
+    variants = []
+    for name, when in ((prefix, RETRAIN_WHEN), (f"{prefix}-age", AGED)):
+        variant = copy.deepcopy(base) | {"name": name, "targets": [], "gate": {}, "schedule": {"enabled": False}}
+        variant["retrainWhen"] = when
+        variant["data"] = variant["data"] | {"blob": f"{name}/{blob}", "watch": "never/*"}
+        if notifications and name == prefix:
+            variant["notifications"] = notifications
+        variants.append(variant)
+    return variants
 
 
 def e2e_definitions() -> dict[str, Any]:
@@ -61,6 +80,7 @@ def e2e_definitions() -> dict[str, Any]:
         expiring,
         notified,
         slow,
+        *drift_variants(base, "drift-studio", "data.arff", NOTIFIED | {"events": ["drift_detected"]}),
         *aml_definitions(definitions),
     ]
     return definitions
@@ -140,7 +160,8 @@ def aml_definitions(definitions: dict[str, Any]) -> list[dict[str, Any]]:
     batch_yield = copy.deepcopy(aml) | {"name": "aml-batch-yield", "targets": batch_only} | quiet
     for variant in (strict, short, slow_polls, direct, yielding, reverting, batch_yield):
         variant["data"]["watch"] = "never/*"
-    return [aml, strict, short, slow_polls, direct, yielding, reverting, batch_yield]
+    drift = drift_variants(aml, "drift-aml", "data.csv")
+    return [aml, strict, short, slow_polls, direct, yielding, reverting, batch_yield, *drift]
 
 
 class LogLines(logging.Handler):

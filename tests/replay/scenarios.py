@@ -9,6 +9,7 @@ from devhost.discovery import FunctionApp, FunctionSpec
 from retraining.inputs import InspectedData
 from retraining.models import (
     BlobPath,
+    DriftRecord,
     JobEnd,
     JobOutcome,
     ModelArtifact,
@@ -59,6 +60,7 @@ SUBMITTED = SubmittedJob(
 JOB = SUBMITTED.to_dict()
 MODEL = ModelArtifact(SUBMITTED.outputs["model"], 2048, "f" * 64, {"AUC": 0.97}, ("a", "b"), "class").to_dict()
 SCHEMA = InspectedData(("a", "b"), "class").to_dict()
+DRIFT = DriftRecord(True, ("no retrainWhen: every run trains",), rows=569).to_dict()  # the drift check's default
 TRANSIENT = ("TransientServiceError", "BES answered 503 ServiceUnavailable/RequestThrottled: throttled")
 
 
@@ -92,6 +94,7 @@ def scenario(**overrides: Any) -> Any:
         "resolve_pipeline": ("ok", PLAN),
         "check_training_data": ("ok", {"exists": True, "size": 10, "etag": "0x1"}),
         "inspect_training_data": ("ok", SCHEMA),
+        "check_data_drift": ("ok", DRIFT),
         "submit_training_job": ("ok", JOB),
         "start_training_job": ("ok", None),
         "monitor_training_job": ("ok", JobOutcome(JobEnd.FINISHED, None, polls=7, elapsed_s=600.0).to_dict()),
