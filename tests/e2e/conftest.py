@@ -19,6 +19,7 @@ import pytest
 import requests
 
 from devhost.stack import LocalStack
+from tests.emulator.aml import Aml
 
 from .helpers import DATA_CONTAINER, WEBHOOK_SECRET, e2e_definitions, serving_mismatches
 from .receiver import Receiver
@@ -80,6 +81,13 @@ def what_the_app_says_serves_is_what_serves(request: pytest.FixtureRequest) -> I
     yield
     if "stack" in request.fixturenames:
         assert serving_mismatches(request.getfixturevalue("stack")) == []
+
+
+@pytest.fixture
+def aml(stack: LocalStack) -> Iterator[Aml]:
+    assert stack.emulator is not None
+    yield Aml(stack.services["azureMl"]["workspaces"][0], stack.services["caFile"], stack.emulator.http_base)
+    requests.delete(f"{stack.emulator.http_base}/_emulator/azure-ml/settings", timeout=10).raise_for_status()
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -36,13 +35,6 @@ from .helpers import (
 PIPELINE = "aml-retrain"
 MODEL = "breast-cancer"
 ONLINE, BATCH = "retrain-online", "retrain-batch"
-
-
-@pytest.fixture
-def aml(stack: LocalStack) -> Iterator[Aml]:
-    assert stack.emulator is not None
-    yield Aml(stack.services["azureMl"]["workspaces"][0], stack.services["caFile"], stack.emulator.http_base)
-    requests.delete(f"{stack.emulator.http_base}/_emulator/azure-ml/settings", timeout=10).raise_for_status()
 
 
 def versions(aml: Aml) -> dict[str, dict[str, Any]]:
