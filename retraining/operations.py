@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from .datasets import HEAD_BYTES, DataSchema, read_schema, schema_differences
@@ -46,7 +46,7 @@ from .models import (
 )
 from .notify import deliver
 from .policy import decide, plan_of
-from .queue import RunQueue
+from .queue import QueuedRequest, RunQueue
 from .services import training_service
 from .services.base import Provenance, ServiceContext
 from .settings import Settings
@@ -212,7 +212,7 @@ def recover(settings: Settings, storage: TrainingStorage, pipeline_name: str, no
         requeued.append(entry.request_id)
         interrupted.append(run_id)
         ours = [SubmittedJob.from_dict(entry.job).job_id] if entry.job else []
-        _record_interrupted(records, entry.request, entry.request_id, run_id, [j for j in ours if j in cancelled], now)
+        _record_interrupted(records, entry, run_id, [j for j in ours if j in cancelled], now)
     if requeued or finished:
         logger.warning(
             "pipeline %s: recovered %d interrupted request(s), %d finished from their records, cancelled jobs %s",
@@ -225,23 +225,26 @@ def recover(settings: Settings, storage: TrainingStorage, pipeline_name: str, no
 
 
 def _record_interrupted(
-    records: Lineage, request: RunRequest, request_id: str, run_id: str, cancelled: list[str], now: datetime
+    records: Lineage, entry: QueuedRequest, run_id: str, cancelled: list[str], now: datetime
 ) -> None:
     """A run whose orchestration ended without finishing gets a record saying so (never over one it wrote)."""
-    try:
-        started = datetime.strptime(run_id[:16], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    stamp = "%Y-%m-%dT%H:%M:%S.%fZ"
+    try:  # when its run took the request; a request taken before that was kept: the run id's second, rounded up
+        started = entry.started_at or (
+            datetime.strptime(run_id[:16], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC) + timedelta(microseconds=999_999)
+        ).strftime(stamp)
     except ValueError:
         return  # not a run id this app made: nothing to record it under
-    stamp = "%Y-%m-%dT%H:%M:%S.%fZ"
+    request = entry.request
     result = RunResult(
         run_id=run_id,
         pipeline=request.pipeline,
         status=RunStatus.INTERRUPTED,
         request=request,
-        started_at=started.strftime(stamp),
+        started_at=min(started, now.strftime(stamp)),
         finished_at=now.strftime(stamp),
         reason="the run's orchestration ended without finishing; its request went back in line",
-        request_id=request_id,
+        request_id=entry.request_id,
         notes=(
             *(f"its training job {job} was cancelled" for job in cancelled),
             "a rollout it left unfinished is undone by the next rollout of that target, or by the daily sweep",

@@ -93,6 +93,7 @@ class QueuedRequest:
     cancelled: Decision | None = None  # who cancelled it before it ran
     supersedes: tuple[str, ...] = ()  # while running: the requests its take supersedes (a retried take completes it)
     etag: str = field(default="", compare=False)
+    started_at: str | None = None  # while running: when its run took it (the run's start, to the microsecond)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -110,6 +111,7 @@ class QueuedRequest:
             "interrupted": list(self.interrupted),
             "cancelled": self.cancelled.to_dict() if self.cancelled else None,
             "supersedes": list(self.supersedes),
+            "started_at": self.started_at,
         }
 
     @classmethod
@@ -133,6 +135,7 @@ class QueuedRequest:
                 Decision.from_dict(raw["cancelled"]) if raw.get("cancelled") else None,
                 tuple(str(r) for r in raw.get("supersedes") or ()),
                 etag,
+                str(raw["started_at"]) if raw.get("started_at") else None,
             )
         except (KeyError, ValueError, TypeError) as exc:
             raise ConfigError(f"queued request: {exc}") from None
@@ -306,6 +309,7 @@ class RunQueue:
                         run_id=run_id,
                         supersedes=tuple(e.request_id for e in older),
                         updated_at=_iso(now),
+                        started_at=_iso(now),
                     )
                 )
             except StorageConflictError:
@@ -412,6 +416,7 @@ class RunQueue:
                     state=RequestState.PENDING,
                     interrupted=(*e.interrupted, e.run_id or "?"),
                     run_id=None,
+                    started_at=None,
                     job=None,
                     supersedes=(),
                     updated_at=_iso(now),

@@ -332,14 +332,18 @@ def test_recovery_finishes_a_request_whose_run_wrote_its_record_instead_of_runni
 
 def test_recovery_names_the_runs_it_interrupted(azurite: Azurite, store: TrainingStorage, queue: RunQueue) -> None:
     queue.enqueue(request("blob:a", "2026-11-22T02:00:00Z"), NOW)
-    assert queue.take_next("weekly-retrain", R1, NOW) is not None
+    taken_at = NOW + timedelta(microseconds=250_000)
+    assert queue.take_next("weekly-retrain", R1, taken_at) is not None
     assert [(e.request_id, e.run_id) for e in queue.running("weekly-retrain")] == [(request_id_of("blob:a"), R1)]
     settings = Settings.from_env(
         {"TrainingStorage": azurite.connection_string, "RETRAIN_RUN_RECORDS_CONTAINER": queue._container}
     )
-    recovered = operations.recover(settings, store, "weekly-retrain", NOW)
+    recovered = operations.recover(settings, store, "weekly-retrain", NOW + timedelta(minutes=5))
     assert recovered["requeued"] == [request_id_of("blob:a")] and recovered["interrupted_runs"] == [R1]
     assert queue.running("weekly-retrain") == []
+    record = Lineage(store, queue._container).record("weekly-retrain", R1)  # the interrupted run's own record
+    assert record.status is RunStatus.INTERRUPTED and record.request_id == request_id_of("blob:a")
+    assert record.started_at == taken_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # when the run took it, not its id's second
 
 
 def test_a_finish_that_arrives_after_recovery_requeued_its_request_still_closes_it(queue: RunQueue) -> None:
