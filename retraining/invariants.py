@@ -29,6 +29,7 @@ RUNNING_JOB = (
     "CancelRequested",
 )
 UPDATED = "updated"
+RUN_ORCHESTRATIONS = ("retrain_pipeline", "promote_model", "reconcile_targets")  # what the run queue calls a run
 OLD_MODEL = ("failed", "rolled_back")  # states that say the target still serves what it served before
 
 
@@ -45,6 +46,7 @@ class Instance(TypedDict):
     run_id: str | None
     request_id: NotRequired[str | None]  # a run's request
     jobs: NotRequired[list[str]]  # the training jobs a run's submit calls returned
+    output: NotRequired[Any]  # what it returned, once completed
 
 
 class Target(TypedDict):
@@ -66,6 +68,8 @@ class Observed(TypedDict):
     queue_idle: bool
     jobs_before: list[str]  # training jobs that existed before the schedule
     decisions: NotRequired[dict[str, dict[str, Any]]]  # run id -> the approve or reject decision stored for it
+    deliveries: NotRequired[list[dict[str, Any]]]  # the delivery records (`Delivery.to_dict`) beside the run records
+    webhook_accepted: NotRequired[list[str]]  # the delivery ids (X-Retrain-Delivery) the webhook answered with 2xx
 
 
 def requests_settle(observed: Observed) -> list[str]:
@@ -82,7 +86,7 @@ def requests_settle(observed: Observed) -> list[str]:
 
 def runs_never_overlap(observed: Observed) -> list[str]:
     """No two runs of one pipeline overlap in time (by their orchestration instances)."""
-    runs = [i for i in observed["instances"] if i["run_id"] and i["name"] in ("retrain_pipeline", "promote_model")]
+    runs = [i for i in observed["instances"] if i["run_id"] and i["name"] in RUN_ORCHESTRATIONS]
     found = []
     for index, first in enumerate(runs):
         for second in runs[index + 1 :]:
@@ -401,6 +405,40 @@ def no_late_decision_takes_effect(observed: Observed) -> list[str]:
     return found
 
 
+NOTIFY_ORCHESTRATION = "notify_webhook"
+
+
+def notifications_end_known(observed: Observed) -> list[str]:
+    """Every notification delivery a run started ends (never fails or hangs once the queue is idle); one that
+    says it was delivered was accepted by the webhook; its record, where written, says what its output says."""
+    found = []
+    accepted = set(observed.get("webhook_accepted", []))
+    recorded = {(str(d.get("run_id")), str(d.get("event"))): d for d in observed.get("deliveries", [])}
+    for instance in observed["instances"]:
+        if instance["name"] != NOTIFY_ORCHESTRATION:
+            continue
+        if instance["status"] == "running":
+            if observed["queue_idle"]:
+                found.append(f"notification delivery {instance['instance']} is still running while the queue is idle")
+            continue
+        output = instance.get("output")
+        if instance["status"] != "completed" or not isinstance(output, Mapping):
+            found.append(
+                f"notification delivery {instance['instance']} ended {instance['status']}, not with its outcome"
+            )
+            continue
+        delivery = f"{output.get('pipeline')}:{output.get('run_id')}:{output.get('event')}"
+        if output.get("delivered") and "webhook_accepted" in observed and delivery not in accepted:
+            found.append(f"notification {delivery} is recorded delivered, but the webhook never accepted it")
+        record = recorded.get((str(output.get("run_id")), str(output.get("event"))))
+        if record is not None and bool(record.get("delivered")) != bool(output.get("delivered")):
+            found.append(
+                f"notification {delivery}: its record says delivered={record.get('delivered')}, "
+                f"its delivery ended delivered={output.get('delivered')}"
+            )
+    return found
+
+
 INVARIANTS: tuple[Callable[[Observed], list[str]], ...] = (
     requests_settle,
     runs_never_overlap,
@@ -411,6 +449,7 @@ INVARIANTS: tuple[Callable[[Observed], list[str]], ...] = (
     one_job_and_one_model_per_run,
     records_tell_the_truth,
     no_late_decision_takes_effect,
+    notifications_end_known,
 )
 
 

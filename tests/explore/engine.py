@@ -13,22 +13,26 @@ the actions, and records their scheduling events, numbered as DTFx numbers them.
   `REAL_WAIT_S`, so that services doing real work, like training, get a little time).
 
 Every activity call and every sub-orchestration call is a decision point, named stably across runs by the
-instance id, the function name and the occurrence of that name in that instance (`Point`). A `Fault` picks one
+instance id, the function name (with a rollout step's name: `point_name`) and the occurrence of that name in that
+instance (`Point`). A `Fault` picks one
 point and what happens there; everything else runs as in the fault-free schedule.
 
 A scenario may drive more than one root (`launch`, `drive`): a queue woken with an event (`raise_event`),
 a queue dropped (`terminate`) and a fresh one started under the same instance id (its key then carries
 `~1`, `~2`...). An `operator` callback, called before every step, plays the people and starters outside
 the orchestrations (it stores decisions and raises events); its own decision points are `operator_points`,
-faulted with `OPERATOR_FAULTS`. `mark()` starts the part of the schedule whose points are explored.
+faulted with `OPERATOR_FAULTS`. A `writer` callback makes another writer's change to a rollout's target just
+before one of its steps runs (`WRITER_FAULTS`). `mark()` starts the part of the schedule whose points are explored.
 """
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import json
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -75,6 +79,7 @@ ACTIVITY_FAULTS = (
     "reply-timer",  # its reply and the instance's next timer arrive in one batch, reply first
     "timer-reply",  # the same batch, timer first
 )
+WRITER_FAULTS = ("other-writer",)  # another writer changes the target just before this rollout step (`writer`)
 SUB_FAULTS = ("child-fails",)  # the child instance fails as soon as it is created (host format)
 EVENT_FAULTS = ("early", "twice", "late")  # an external event before the waiter exists, twice, after the end
 OPERATOR_FAULTS = ("early", "twice", "late")  # an operator's signal: before its waiter, twice, after the run ended
@@ -85,6 +90,13 @@ EVENTS_OF = {  # the external events each orchestration waits for, by name
     "retrain_pipeline": ("run_signal",),
     "promote_model": ("run_signal",),
 }
+
+
+def point_name(function: str, payload: Any) -> str:
+    """What a point is called: the function, and for a rollout step its step's name (`run_rollout_step:traffic_50`),
+    so that a step's calls are counted on their own: how often an earlier step waited does not renumber them."""
+    step = payload.get("step") if isinstance(payload, dict) else None
+    return f"{function}:{step['name']}" if isinstance(step, dict) and isinstance(step.get("name"), str) else function
 
 
 @dataclass(frozen=True)
@@ -153,6 +165,31 @@ class Instance:
         return self.status == "running"
 
 
+class StarterClient:
+    """What an activity's Durable client binding (`send_notification`) does here: it starts root orchestrations
+    in the driver, which runs them with the rest (their points are explored like any other)."""
+
+    def __init__(self, driver: Driver) -> None:
+        self.driver = driver
+
+    async def get_status(self, instance_id: str) -> Any:
+        found = self.driver.current(instance_id)
+        return _Status(found.status if found is not None else None)
+
+    async def start_new(self, orchestration_function_name: str, instance_id: str, client_input: Any = None) -> str:
+        self.driver.launch(orchestration_function_name, client_input, instance_id)
+        return instance_id
+
+
+@dataclass(frozen=True)
+class _Status:
+    runtime_status: str | None
+
+
+async def _awaited(result: Awaitable[Any]) -> Any:
+    return await result
+
+
 @dataclass
 class Work:
     instance: Instance
@@ -190,6 +227,7 @@ class Driver:
         start: datetime | None = None,
         idle: Callable[[Instance], bool] | None = None,
         operator: Callable[[Driver], None] | None = None,
+        writer: Callable[[Work], bool] | None = None,
     ) -> None:
         self.orchestrators: dict[str, FunctionSpec] = {f.name: f for f in app.orchestrators}
         self.activities: dict[str, FunctionSpec] = {f.name: f for f in app.activities}
@@ -197,6 +235,7 @@ class Driver:
         self.clock = start or datetime(2026, 11, 21, 3, 0, tzinfo=UTC)
         self.idle = idle or (lambda root: False)
         self.operator = operator
+        self.writer = writer  # makes another writer's change for the "other-writer" fault; whether it changed anything
         self.roots: list[Instance] = []
         self.episodes = 0
         self.seen = Observation()
@@ -311,10 +350,11 @@ class Driver:
             instance.history.append(base | {"EventType": TIMER_CREATED, "FireAt": action["fireAt"]})
             return
         name = action["functionName"]
-        occurrence = instance.occurrences.get(name, 0)
-        instance.occurrences[name] = occurrence + 1
-        point = Point(self.alias(instance.key), name, occurrence)
         payload = json.loads(action["input"]) if action.get("input") else None
+        label = point_name(name, payload)
+        occurrence = instance.occurrences.get(label, 0)
+        instance.occurrences[label] = occurrence + 1
+        point = Point(self.alias(instance.key), label, occurrence)
         if kind == CALL_ACTIVITY:
             instance.history.append(base | {"EventType": TASK_SCHEDULED, "Name": name, "Input": action.get("input")})
             self.seen.points.append(point)
@@ -399,9 +439,15 @@ class Driver:
 
         spec = self.activities[item.function]
         fail_at = 2 if self._armed(item.point, "midway") else None
+        function, arguments = spec.user_function, {spec.input_name: item.payload}
+        if spec.client_binding is not None:  # the function as written, before the SDK's wrapper builds its client
+            function = inspect.unwrap(function)
+            arguments[spec.client_binding["name"]] = StarterClient(self)
         with counting(fail_at) as counter:
             try:
-                result = spec.user_function(**{spec.input_name: item.payload})
+                result = function(**arguments)
+                if inspect.isawaitable(result):
+                    result = asyncio.run(_awaited(result))
                 outcome: tuple[bool, Any] = (True, json.loads(json.dumps(result, default=str)))
             except Exception as exc:  # an activity failure: the host reports it in its format
                 outcome = (False, (type(exc).__name__, str(exc)))
@@ -420,6 +466,8 @@ class Driver:
             return
         point, payload_key = item.point, json.dumps(item.payload, sort_keys=True)
         key = item.point.instance
+        if self.writer is not None and self._armed(point, "other-writer") and self.writer(item):
+            self.seen.fault_applied = True
         if self._faulted(point, "always"):
             self.failing.add((key, f"{item.function}:{payload_key}"))
         if self._faulted(point, "outage"):

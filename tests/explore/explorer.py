@@ -33,15 +33,19 @@ from .engine import (
     EVENT_FAULTS,
     OPERATOR_FAULTS,
     SUB_FAULTS,
+    WRITER_FAULTS,
     Driver,
     Fault,
     Instance,
     Observation,
     Point,
+    Work,
+    point_name,
 )
 from .world import World
 
 START = datetime.now(UTC).replace(second=0, microsecond=0)  # activities compare deadlines with real time
+SWEEP_FOCUS = r"~1(#\d+)?\||:run2\||^notify-"  # the fresh queue, the reconciliation it runs first, its notes
 REPEATS = 2  # calls of one function with one input in one instance (polls): faults at the first few only
 
 
@@ -52,7 +56,8 @@ class Scenario:
     play: "queue" (requests wait; a fresh queue runs them), "promote" (a dry-run retrain makes a verified
     model, then a promote request names it and wakes the queue), "approval" (the explorer is the approver:
     `operator`), "recovery" (a queue is dropped while its run's job runs; a fresh queue starts, as
-    `triggers.starter.ensure_running` starts it: only once no run of an earlier queue is still going).
+    `triggers.starter.ensure_running` starts it: only once no run of an earlier queue is still going),
+    "sweep" (a rollout cut off mid-way; the daily sweep queues a reconciliation, which a fresh queue runs).
     `focus`: a regular expression over a point's text (`instance|function|occurrence`); only matching points
     after the scenario's set-up are faulted (empty: every point).
     """
@@ -65,6 +70,7 @@ class Scenario:
     terminate_run: bool = False  # recovery: the run and its monitor are terminated with the queue
     focus: str = ""
     repeats: int = REPEATS
+    cut_after: str = ""  # sweep: the rollout step after which the rollout is cut off
 
 
 SCENARIOS = {
@@ -72,6 +78,8 @@ SCENARIOS = {
     for s in (
         Scenario("studio-queue", "weekly-retrain", 2),  # two targets (classic, arm) rolled out in parallel
         Scenario("aml-queue", "aml-retrain", 1),  # a canary on an online endpoint, and a batch endpoint
+        # the same, putting back another writer's change: every fault at each step of the canary
+        Scenario("aml-revert", "aml-revert", 1, focus=r":rollout:online\|run_rollout_step:"),
         # promote_model: the promote run, its queue's take and finish, its rollouts' calls (their steps as in studio-queue)
         Scenario("promote", "weekly-retrain", play="promote", focus=r"^retrain-weekly-retrain(#\d+)?\||:run2\|"),
         # the approval gate: the explorer approves when the run waits (its signal early, twice, late), or never
@@ -80,7 +88,8 @@ SCENARIOS = {
             "approval",
             play="approval",
             operator="approve",
-            focus=r":run1\|(read_run_signals|roll_out_target|record_serving_model|write_run_record|event:|operator:)",
+            focus=r":run1\|(read_run_signals|send_notification|roll_out_target|record_serving_model|write_run_record|event:|operator:)"
+            r"|^notify-",
             repeats=4,
         ),
         Scenario(
@@ -88,7 +97,7 @@ SCENARIOS = {
             "approval",
             play="approval",
             operator="none",
-            focus=r":run1\|(read_run_signals|write_run_record|event:)",
+            focus=r":run1\|(read_run_signals|send_notification|write_run_record|event:)|^notify-",
             repeats=4,
         ),
         Scenario(
@@ -96,7 +105,7 @@ SCENARIOS = {
             "approval",
             play="approval",
             operator="late",
-            focus=r":run1\|(read_run_signals|write_run_record|event:)",
+            focus=r":run1\|(read_run_signals|send_notification|write_run_record|event:)|^notify-",
             repeats=4,
         ),
         # a queue dropped mid-job: its run goes on to its end, then a fresh queue recovers
@@ -108,6 +117,9 @@ SCENARIOS = {
         ),
         # a queue and its run terminated mid-job: the fresh queue cancels the job and runs the request again
         Scenario("recovery-terminated", "weekly-retrain", play="recovery", terminate_run=True, focus=r"~1(#\d+)?\|"),
+        # a rollout cut off at 50% of its canary, or before its clean-up: the sweep's reconciliation, then recovery
+        Scenario("sweep", "aml-retrain", play="sweep", focus=SWEEP_FOCUS, cut_after="traffic_50"),
+        Scenario("sweep-cleanup", "aml-retrain", play="sweep", focus=SWEEP_FOCUS, cut_after="check_100"),
     )
 }
 
@@ -135,7 +147,7 @@ class Report:
         return f"explore: {len(self.results)} schedules, {orchestrations} orchestrations, {self.violations} invariant violations"
 
 
-def _enqueue(pipeline: str, requests: int, now: datetime, label: str, **fields: Any) -> list[str]:
+def _enqueue(pipeline: str, requests: int, now: datetime, label: str, kind: Any = None, **fields: Any) -> list[str]:
     """Store `requests` requests (oldest first, an hour apart, the last an hour before `now`); their ids."""
     from retraining.models import RunRequest, Trigger, TriggerKind
     from retraining.queue import RunQueue
@@ -147,7 +159,7 @@ def _enqueue(pipeline: str, requests: int, now: datetime, label: str, **fields: 
     found = []
     for n in range(requests):
         at = now - timedelta(hours=requests - n)
-        trigger = Trigger(TriggerKind.HTTP, f"explore:{label}:{n}", at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+        trigger = Trigger(kind or TriggerKind.HTTP, f"explore:{label}:{n}", at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
         entry, _ = queue.enqueue(RunRequest(pipeline, trigger, **fields), at)
         found.append(entry.request_id)
     return found
@@ -169,7 +181,7 @@ def _input(instance: Instance) -> dict[str, Any]:
 
 
 def _is_run(instance: Instance) -> bool:
-    return instance.name in ("retrain_pipeline", "promote_model")
+    return instance.name in invariants.RUN_ORCHESTRATIONS
 
 
 @dataclass
@@ -233,6 +245,39 @@ class Approver:
         operations.decisions(current, storage(current)).record(given["request"]["pipeline"], given["run_id"], decision)
 
 
+@dataclass
+class OtherWriter:
+    """Another writer on an online endpoint (a person, a script): just before a rollout step runs, it sends all live
+    traffic to one deployment that is not the rollout's own (the one with the most traffic, else the first by
+    name), as a person taking the canary out by hand does. It changes nothing where that is already so."""
+
+    world: World
+    pipeline: str
+    changed: list[str] = field(default_factory=list)  # the targets it changed
+
+    def __call__(self, item: Work) -> bool:
+        if item.function != "run_rollout_step":
+            return False
+        target = next((t for t in _targets(self.pipeline) if t["name"] == item.payload.get("target")), None)
+        if target is None or target["kind"] != "aml-online":
+            return False
+        aml = self.world.aml()
+        own = (item.payload.get("state") or {}).get("deployment")
+        traffic = {
+            k: v
+            for k, v in aml.ok("GET", f"/onlineEndpoints/{target['service']}")["properties"]["traffic"].items()
+            if v
+        }
+        names = sorted(d["name"] for d in aml.ok("GET", f"/onlineEndpoints/{target['service']}/deployments")["value"])
+        others = sorted((n for n in names if n != own), key=lambda n: -traffic.get(n, 0))
+        if own is None or not others or traffic == {others[0]: 100}:
+            return False
+        if aml.set_traffic(target["service"], {others[0]: 100}).status_code not in (200, 201, 202):
+            return False
+        self.changed.append(target["name"])
+        return True
+
+
 def _queue_idle(root: Instance) -> bool:
     status = root.custom_status if isinstance(root.custom_status, dict) else {}
     return root.name == "run_queue" and status.get("state") == "idle"
@@ -269,6 +314,7 @@ def _instances(driver: Driver) -> list[invariants.Instance]:
                 run_id=run_id,
                 request_id=request_id,
                 jobs=sorted(set(submitted.get(driver.alias(instance.key), []))),
+                output=instance.output,
             )
         )
     return found
@@ -298,10 +344,23 @@ def _expected(scenario: Scenario, observed: invariants.Observed) -> list[str]:
                 found.append(
                     f"run {record['run_id']}: the explorer stored no late decision (the schedule tests nothing)"
                 )
+    reconciled = any((r.get("request") or {}).get("action") == "reconcile" for r in observed["records"])
+    if scenario.play == "sweep" and observed["queue_idle"] and not reconciled:
+        found.append("no reconciliation ran (the cut-off left no journal entry, or the sweep's request no record)")
     if scenario.play == "promote":
         promoted = [r for r in observed["records"] if (r.get("request") or {}).get("action") == "promote"]
         if not promoted and observed["queue_idle"]:
             found.append("the promote request left no run record")
+    return found
+
+
+def _writer_reported(writer: OtherWriter, observed: invariants.Observed) -> list[str]:
+    """A target another writer changed mid-rollout is reported by the run's record (or put back: `revert`)."""
+    found = []
+    for name in writer.changed:
+        outcomes = [o for r in observed["records"] for o in r.get("targets") or [] if o.get("target") == name]
+        if not any("changed_by_another_writer" in (o.get("progress") or {}) for o in outcomes):
+            found.append(f"another writer changed target {name} mid-rollout, and no run record says so")
     return found
 
 
@@ -381,6 +440,54 @@ def _settle_earlier_runs(driver: Driver, pipeline: str) -> None:
                 write_missing_record(Settings.from_env(), pipeline, run_id, instance.output)
 
 
+def _rollout_passed(driver: Driver, step: str) -> bool:
+    """A rollout has finished its step named `step` (its effect on the target done, and journalled)."""
+    return any(
+        function == "run_rollout_step"
+        and (payload.get("step") or {}).get("name") == step
+        and isinstance(result, dict)
+        and result.get("status") == "done"
+        for _, function, payload, result in driver.seen.calls
+    )
+
+
+def _play_sweep(driver: Driver, scenario: Scenario) -> Instance:
+    """A rollout cut off mid-way, then the daily sweep's reconciliation (`reconcile_targets`).
+
+    Set-up: a queue runs a retrain until a rollout has finished its step `scenario.cut_after`; then the queue, the run and
+    its rollouts are terminated by hand (as a lost deployment slot leaves them). The sweep
+    (`triggers.retention`) finds the target's rollout journal entry and queues a reconciliation; a fresh
+    queue takes it first and recovers the interrupted request.
+    """
+    from retraining.journal import RolloutJournal
+    from retraining.models import RequestAction, TriggerKind
+    from retraining.runtime import settings, storage
+
+    _enqueue(scenario.pipeline, scenario.requests, driver.clock, scenario.name)
+    first = _fresh_queue(driver, scenario.pipeline)
+    driver.drive(first, until=lambda: _rollout_passed(driver, scenario.cut_after))
+    for instance in list(driver.seen.instances.values()):  # parents first: each stops where it is
+        driver.terminate(instance)
+    driver.mark()
+    current = settings()
+    journals = [
+        RolloutJournal(storage(current), current.run_records_container, scenario.pipeline, target["name"])
+        for target in _targets(scenario.pipeline)
+    ]
+    if any(journal.read() is not None for journal in journals):  # what the sweep looks for
+        _enqueue(
+            scenario.pipeline,
+            1,
+            driver.clock,
+            f"{scenario.name}:sweep",
+            kind=TriggerKind.SWEEP,
+            action=RequestAction.RECONCILE,
+        )
+    root = _fresh_queue(driver, scenario.pipeline)
+    driver.drive(root)
+    return root
+
+
 def _play_approval(driver: Driver, scenario: Scenario) -> Instance:
     return _play_queue(driver, scenario)  # the operator (`Approver`) acts from inside the driver's loop
 
@@ -390,6 +497,7 @@ PLAYS: dict[str, Callable[[Driver, Scenario], Instance]] = {
     "promote": _play_promote,
     "approval": _play_approval,
     "recovery": _play_recovery,
+    "sweep": _play_sweep,
 }
 
 
@@ -405,12 +513,13 @@ class Explorer:
         self.world.reset()
         jobs_before = sorted(invariants._jobs(self.world.emulator_state()))
         operator = Approver(scenario.operator) if scenario.play == "approval" else None
+        writer = OtherWriter(self.world, scenario.pipeline)
         # Each schedule starts a second later than the last: its run ids, and so its model blobs' paths, are
         # its own. (The emulator's seed keeps a classic endpoint's last resource location, so a path reused
         # from an earlier schedule would read as applied before the swap happened.)
         self.schedules += 1
         start = START + timedelta(seconds=self.schedules)
-        driver = Driver(self.app, fault, start=start, idle=_queue_idle, operator=operator)
+        driver = Driver(self.app, fault, start=start, idle=_queue_idle, operator=operator, writer=writer)
         root = PLAYS[scenario.play](driver, scenario)
         seen = driver.finish()
         pipeline = scenario.pipeline
@@ -425,8 +534,11 @@ class Explorer:
             queue_idle=_queue_idle(root) and root.running,
             jobs_before=jobs_before,
             decisions={name.rsplit("/", 1)[-1].removesuffix(".json"): value for name, value in decisions.items()},
+            deliveries=self.world.blobs(f"{pipeline}/deliveries/"),
+            webhook_accepted=self.world.webhook_accepted(),
         )
-        violations = invariants.check(observed) + [f"scenario: {v}" for v in _expected(scenario, observed)]
+        expected = _expected(scenario, observed) + _writer_reported(writer, observed)
+        violations = invariants.check(observed) + [f"scenario: {v}" for v in expected]
         if seen.stopped.startswith(("stuck", "gave up")):
             violations.append(f"progress: the schedule {seen.stopped}")
         schedule = f"{scenario.name}/{fault.text() if fault else 'none'}"
@@ -446,7 +558,7 @@ class Explorer:
         repeats: dict[tuple[str, str, str], int] = {}
         payloads: dict[tuple[str, str], list[str]] = {}
         for key, function, payload, _ in base.calls:
-            payloads.setdefault((key, function), []).append(json.dumps(payload, sort_keys=True))
+            payloads.setdefault((key, point_name(function, payload)), []).append(json.dumps(payload, sort_keys=True))
         for point in base.points[points:]:
             if not chosen(point):
                 continue
@@ -461,6 +573,12 @@ class Explorer:
                 if kind == "midway" and base.writes.get(point, 0) < 2:
                     continue
                 found.append(Fault(kind, point))
+        found += [
+            Fault(kind, point)
+            for point in base.points[points:]
+            if chosen(point) and point.function.startswith("run_rollout_step:") and ":rollout:online" in point.instance
+            for kind in WRITER_FAULTS
+        ]
         found += [Fault(kind, point) for point in base.sub_points[subs:] if chosen(point) for kind in SUB_FAULTS]
         found += [Fault(kind, point) for point in base.event_points[events:] if chosen(point) for kind in EVENT_FAULTS]
         found += [

@@ -36,10 +36,14 @@ def test_a_seeded_sample_of_single_fault_schedules_keeps_every_invariant(world: 
 FOUND = (
     "studio-queue/midway@retrain-weekly-retrain|take_next_request|0",  # a retried take took the wrong request
     "studio-queue/always@retrain-weekly-retrain:run1:rollout:endpoint2|plan_rollout|0",  # a failed plan failed the run
-    "aml-queue/outage@retrain-aml-retrain:run1:rollout:online|run_rollout_step|5",  # a failed rollback read 'failed'
+    "aml-queue/outage@retrain-aml-retrain:run1:rollout:online|run_rollout_step:check_50|0",  # a failed rollback read 'failed'
     "studio-queue/always@retrain-weekly-retrain:run1|write_run_record|0",  # a job no record named
     "studio-queue/crash@retrain-weekly-retrain:run1|submit_training_job|0",  # a second job for one run
     "recovery/always@retrain-weekly-retrain:run1|write_run_record|0",  # a completed run ran again
+    # another writer's split, once the app's own change had succeeded, was taken for that change still on its way
+    "aml-queue/other-writer@retrain-aml-retrain:run1:rollout:online|run_rollout_step:traffic_50|1",
+    # another writer's split just before the clean-up: the run recorded its model as serving, the old one served
+    "aml-queue/other-writer@retrain-aml-retrain:run1:rollout:online|run_rollout_step:cleanup|0",
 )
 
 

@@ -1,4 +1,4 @@
-"""The approval invariant on crafted observations (no services): a decision after the deadline never takes effect."""
+"""Invariants on crafted observations (no services): late decisions, what serves, notification deliveries."""
 
 from __future__ import annotations
 
@@ -82,3 +82,43 @@ def test_an_orphan_canary_beside_the_recorded_model_is_a_violation() -> None:
     assert found and "versions/3" in found[0]
     assert invariants.targets_match_the_service(_serving_v2({"orphan-v3": 100}))
     assert invariants.targets_match_the_service(_serving_v2({"orphan-v3": 100}, unsettled=True)) == []  # not claimed
+
+
+def _delivery(status: str, delivered: bool | None, record: bool | None, accepted: bool) -> Any:
+    output = {"pipeline": "approval", "run_id": "run-a", "event": "awaiting_approval", "delivered": delivered}
+    notify = invariants.Instance(
+        instance="notify-approval:run-a:awaiting_approval",
+        name=invariants.NOTIFY_ORCHESTRATION,
+        status=status,
+        started_at="2026-11-21T03:00:00.000000Z",
+        ended_at=None if status == "running" else "2026-11-21T03:01:00.000000Z",
+        running_children=[],
+        pipeline=None,
+        run_id=None,
+        output=output if status == "completed" else None,
+    )
+    return observed({"run_id": "run-a", "pipeline": "approval", "status": "Succeeded"}, {}, {}) | {
+        "instances": [notify],
+        "deliveries": [] if record is None else [output | {"delivered": record}],
+        "webhook_accepted": ["approval:run-a:awaiting_approval"] if accepted else [],
+    }
+
+
+def test_a_delivery_accepted_and_recorded_as_delivered_keeps_the_invariant() -> None:
+    assert invariants.notifications_end_known(_delivery("completed", True, True, accepted=True)) == []
+    assert invariants.notifications_end_known(_delivery("completed", False, None, accepted=False)) == []
+
+
+def test_a_delivery_that_failed_or_hangs_once_the_queue_is_idle_is_a_violation() -> None:
+    assert "ended failed" in invariants.notifications_end_known(_delivery("failed", None, None, accepted=False))[0]
+    assert "still running" in invariants.notifications_end_known(_delivery("running", None, None, accepted=False))[0]
+
+
+def test_a_delivery_said_delivered_that_the_webhook_never_accepted_is_a_violation() -> None:
+    found = invariants.notifications_end_known(_delivery("completed", True, None, accepted=False))
+    assert found and "never accepted" in found[0]
+
+
+def test_a_delivery_record_that_contradicts_the_outcome_is_a_violation() -> None:
+    found = invariants.notifications_end_known(_delivery("completed", False, True, accepted=True))
+    assert found and "its record says delivered=True" in found[0]

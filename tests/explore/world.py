@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import secrets
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -19,22 +20,34 @@ import requests
 
 from devhost.services import start_azurite, start_emulator
 from devhost.stack import LocalStack, emulator_settings, local_definitions
+from tests.e2e.receiver import Receiver
+from tests.emulator.aml import Aml
 
 LONG = "00:30:00"
 APPROVAL = {"required": True, "timeout": "00:10:00"}
+WEBHOOK_SECRET_SETTING = "EXPLORE_WEBHOOK_SECRET"
 
 
-def explore_definitions() -> dict[str, Any]:
-    """The shipped pipelines at local speed, plus `approval`: weekly-retrain whose gate waits for a person."""
+def explore_definitions(webhook: str | None = None) -> dict[str, Any]:
+    """The shipped pipelines at local speed, plus `approval` (weekly-retrain whose gate waits for a person) and
+    `aml-revert` (aml-retrain putting back another writer's change: `serving.otherWriters: revert`).
+
+    With a `webhook`, every pipeline sends it every event (signed with `WEBHOOK_SECRET_SETTING`).
+    """
     definitions = local_definitions()
     base = next(p for p in definitions["pipelines"] if p["name"] == "weekly-retrain")
     approval = copy.deepcopy(base) | {"name": "approval"}
     approval["gate"] = approval.get("gate", {}) | {"approval": APPROVAL}
     approval["data"]["watch"] = "never/*"
     definitions["pipelines"].append(approval)
+    aml = next(p for p in definitions["pipelines"] if p["name"] == "aml-retrain")
+    revert = copy.deepcopy(aml) | {"name": "aml-revert", "serving": {"otherWriters": "revert"}}
+    definitions["pipelines"].append(revert)
     for pipeline in definitions["pipelines"]:
         pipeline["policy"] = pipeline["policy"] | {"timeout": LONG}
         pipeline["schedule"] = {"enabled": False}
+        if webhook is not None:
+            pipeline["notifications"] = {"webhook": webhook, "secretSetting": WEBHOOK_SECRET_SETTING}
         for target in pipeline.get("targets", []):
             target["policy"] = target["policy"] | {"timeout": LONG}
             if target.get("kind") == "aml-online":
@@ -50,6 +63,8 @@ class World:
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="retrain-explore-"))
         self.stack = LocalStack(self.workdir)
         self.settings: dict[str, str] = {}
+        self.webhook = Receiver(fail_first=1)  # every delivery's first attempt gets 503
+        self._aml: Aml | None = None
         self._environ: dict[str, str | None] = {}  # what the settings replaced, put back by stop()
 
     def start(self) -> World:
@@ -63,10 +78,12 @@ class World:
         except BaseException:
             stack.stop()
             raise
+        self.webhook.start()
         definitions = self.workdir / "pipelines.json"
-        definitions.write_text(json.dumps(explore_definitions(), indent=2))
+        definitions.write_text(json.dumps(explore_definitions(self.webhook.url), indent=2))
         self.settings = emulator_settings(stack.services, stack.azurite) | {
             "RETRAIN_PIPELINES_FILE": str(definitions),
+            WEBHOOK_SECRET_SETTING: secrets.token_urlsafe(24),
             "RETRAIN_PAGE_URL": "http://127.0.0.1:9/api/status",
         }
         self._environ = {name: os.environ.get(name) for name in self.settings}
@@ -76,6 +93,7 @@ class World:
 
     def stop(self) -> None:
         self.stack.stop()
+        self.webhook.stop()
         for name, value in self._environ.items():
             if value is None:
                 os.environ.pop(name, None)
@@ -94,7 +112,19 @@ class World:
             for blob in container.list_blobs():
                 container.delete_blob(blob.name)
         requests.delete(f"{self.emulator_url}/_emulator/faults", timeout=10)
+        self.webhook.deliveries.clear()
         self.stack.load_sample_data()
+
+    def aml(self) -> Aml:
+        """The emulator's Azure ML workspace, reached as its service principal (for another writer's changes)."""
+        if self._aml is None:
+            services = self.stack.services
+            self._aml = Aml(services["azureMl"]["workspaces"][0], services["caFile"], self.emulator_url)
+        return self._aml
+
+    def webhook_accepted(self) -> list[str]:
+        """The delivery ids the webhook answered with 200 since the last reset."""
+        return [d.headers.get("x-retrain-delivery", "") for d in list(self.webhook.deliveries) if d.answered == 200]
 
     def emulator_state(self) -> dict[str, Any]:
         state: dict[str, Any] = requests.get(f"{self.emulator_url}/_emulator/state", timeout=30).json()

@@ -149,8 +149,9 @@ class OnlineEndpointTarget(EndpointTarget):
             return self._shift(step.name, state, percent=int(step.name.split("_", 1)[1]))
         if step.name.startswith("check_"):
             return self._check(step.name, model, state)
-        if step.name == "cleanup":
-            return self.cleanup(state, lambda endpoint: self._in_use(endpoint))
+        if step.name == "cleanup":  # the split must still be the app's: else a deployment in use reads as unused
+            foreign = self._foreign(step.name, state, self.endpoint())
+            return foreign or self.cleanup(state, lambda endpoint: self._in_use(endpoint))
         raise ValueError(f"unknown rollout step {step.name!r}")
 
     def roll_back(self, model: ModelArtifact, state: Mapping[str, Any]) -> StepResult:
@@ -271,7 +272,11 @@ class OnlineEndpointTarget(EndpointTarget):
             props = properties(endpoint, "endpoint")
             if str(props.get("provisioningState")) in TERMINAL and not _same(props.get("traffic") or {}, traffic):
                 mine = {"set": {"traffic": traffic, "mirror": mirror}}
-                foreign = self._foreign(step, {**state, **mine}, endpoint, own=state.get("set") or state.get("before"))
+                # while the app's operation is followed, the split before it may still show; once it has
+                # succeeded (or the PUT answered at once), any other split is another writer's
+                on_its_way = result.state.get("op") is not None
+                own = (state.get("set") or state.get("before")) if on_its_way else None
+                foreign = self._foreign(step, {**state, **mine}, endpoint, own=own)
                 if foreign is not None:
                     return foreign
         return result
