@@ -162,10 +162,11 @@ class LocalStack:
         response.raise_for_status()
         self.aml_subscription = response.json()["id"]
 
-    def restart_host(self) -> DevHost:
-        """Stop devhost as if it had died (its in-memory orchestrations are gone) and start a new one."""
+    def restart_host(self, *, killed: bool = False) -> DevHost:
+        """Stop devhost as if it had died (its in-memory orchestrations are gone) and start a new one; `killed`: no
+        orchestration takes another step once this is called (`DevHost.stop`)."""
         if self.host is not None:
-            self.host.stop()
+            self.host.stop(killed=killed)
         self.host = self._new_host()
         self.subscribe_aml_events()
         return self.host

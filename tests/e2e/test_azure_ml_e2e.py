@@ -11,7 +11,6 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from typing import Any
 
 import pytest
 import requests
@@ -20,6 +19,19 @@ from devhost.stack import LocalStack
 from retraining.instances import queue_instance_id, rollout_instance_id, run_instance_id
 from tests.emulator.aml import Aml
 
+from .aml_workspace import (
+    BATCH,
+    MODEL,
+    ONLINE,
+    PIPELINE,
+    canary_of,
+    champion,
+    deployments,
+    endpoint,
+    interrupted_record,
+    target,
+    versions,
+)
 from .helpers import (
     durable,
     record_of,
@@ -31,37 +43,6 @@ from .helpers import (
     wait_for_phase,
     wait_for_request,
 )
-
-PIPELINE = "aml-retrain"
-MODEL = "breast-cancer"
-ONLINE, BATCH = "retrain-online", "retrain-batch"
-
-
-def versions(aml: Aml) -> dict[str, dict[str, Any]]:
-    body = aml.ok("GET", f"/models/{MODEL}/versions")
-    return {v["name"]: v["properties"] for v in body["value"]}
-
-
-def champion(aml: Aml) -> str | None:
-    crowned = [name for name, props in versions(aml).items() if props["tags"].get("retrain.champion") == "true"]
-    assert len(crowned) <= 1, crowned
-    return crowned[0] if crowned else None
-
-
-def endpoint(aml: Aml, batch: bool = False) -> dict[str, Any]:
-    props: dict[str, Any] = aml.ok(
-        "GET", f"/{'batchEndpoints' if batch else 'onlineEndpoints'}/{BATCH if batch else ONLINE}"
-    )["properties"]
-    return props
-
-
-def deployments(aml: Aml) -> dict[str, dict[str, Any]]:
-    return {d["name"]: d["properties"] for d in aml.ok("GET", f"/onlineEndpoints/{ONLINE}/deployments")["value"]}
-
-
-def target(record: dict[str, Any], name: str) -> dict[str, Any]:
-    found: dict[str, Any] = next(t for t in record["targets"] if t["target"] == name)
-    return found
 
 
 def model_id(aml: Aml, version: str) -> str:
@@ -275,7 +256,7 @@ def test_rollback_on_demand_puts_the_previous_champion_back_on_every_target(stac
     assert champion(aml) == first["model"]["version"]
 
 
-def _cut_off_mid_canary(stack: LocalStack, aml: Aml, share: int = 1) -> tuple[str, str, dict[str, int]]:
+def _cut_off_midcanary_of(stack: LocalStack, aml: Aml, share: int = 1) -> tuple[str, str, dict[str, int]]:
     """A run whose online canary holds `share`% or more when its rollout, run and queue are terminated: (run id,
     canary, serving)."""
     run_to_end(stack, PIPELINE)
@@ -283,7 +264,7 @@ def _cut_off_mid_canary(stack: LocalStack, aml: Aml, share: int = 1) -> tuple[st
     first = start_run(stack, PIPELINE)
     assert first.status_code == 202, first.text
     run_id = wait_for_phase(stack, first.json()["statusUri"], "updating", timeout_s=120)["run_id"]
-    canary = _canary(aml, serving, timeout_s=60)
+    canary = canary_of(aml, serving, timeout_s=60)
     deadline = time.monotonic() + 60
     while endpoint(aml)["traffic"].get(canary, 0) < share:
         assert time.monotonic() < deadline, f"the canary never took {share}%"
@@ -297,20 +278,9 @@ def _cut_off_mid_canary(stack: LocalStack, aml: Aml, share: int = 1) -> tuple[st
     return run_id, canary, serving
 
 
-def _interrupted(stack: LocalStack, run_id: str) -> dict[str, Any]:
-    """The cut-off run's record: Interrupted, or (when the run saw its rollout end before it was ended itself) its
-    own, with that target's state not known."""
-    (record,) = [r for r in run_records(stack, PIPELINE) if r["run_id"] == run_id]
-    if record["status"] != "Interrupted":
-        assert target(record, "online")["state"] == "unknown", record
-    else:
-        assert "ended without finishing" in record["reason"], record
-    return record
-
-
 def test_a_rollout_cut_off_mid_canary_is_undone_before_the_next_one_acts(stack: LocalStack, aml: Aml) -> None:
     """Finding 1 of issue 25: the orphan canary a lost rollout leaves is never the next rollout's starting point."""
-    run_id, canary, serving = _cut_off_mid_canary(stack, aml)
+    run_id, canary, serving = _cut_off_midcanary_of(stack, aml)
     second = start_run(stack, PIPELINE)
     assert second.status_code == 202, second.text
     record = record_of(stack, wait_for_request(stack, second.json()["statusUri"], timeout_s=180))
@@ -323,14 +293,14 @@ def test_a_rollout_cut_off_mid_canary_is_undone_before_the_next_one_acts(stack: 
         assert traffic == {online["progress"]["deployment"]: 100}
     else:
         assert traffic == serving, record
-    _interrupted(stack, run_id)
+    interrupted_record(stack, run_id)
 
 
 def test_the_daily_sweep_undoes_a_cut_off_rollout_when_no_run_comes(stack: LocalStack, aml: Aml) -> None:
     from azure.functions.timer import TimerRequest
 
     assert stack.host is not None
-    run_id, canary, _ = _cut_off_mid_canary(stack, aml, share=100)  # cut off after its last traffic step
+    run_id, canary, _ = _cut_off_midcanary_of(stack, aml, share=100)  # cut off after its last traffic step
     before = {r["run_id"] for r in run_records(stack, PIPELINE)}
     sweep = next(f for f in stack.host.app.timers if f.name == "purge_old_history")
     stack.host.fire(sweep, TimerRequest(past_due=False))
@@ -342,17 +312,7 @@ def test_the_daily_sweep_undoes_a_cut_off_rollout_when_no_run_comes(stack: Local
     assert run_id in str(target(reconciled, "online")["progress"].get("reconciled")), reconciled
     assert canary not in deployments(aml)
     assert sum(endpoint(aml)["traffic"].values()) == 100
-    _interrupted(stack, run_id)
-
-
-def _canary(aml: Aml, serving: dict[str, int], timeout_s: float = 90) -> str:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        canary = next((d for d, share in endpoint(aml)["traffic"].items() if share and d not in serving), None)
-        if canary is not None:
-            return canary
-        assert time.monotonic() < deadline, "the canary never took traffic"
-        time.sleep(0.02)
+    interrupted_record(stack, run_id)
 
 
 @pytest.mark.parametrize("pipeline", ["aml-yield", "aml-revert"])
@@ -364,7 +324,7 @@ def test_another_writers_change_mid_canary_is_reported_and_never_silently_overwr
     (old,) = serving
     response = start_run(stack, pipeline)
     assert response.status_code == 202, response.text
-    canary = _canary(aml, serving)
+    canary = canary_of(aml, serving)
     while endpoint(aml)["provisioningState"] != "Succeeded":  # the app's 10% step has settled
         time.sleep(0.02)
     theirs = {old: 70, canary: 30}
