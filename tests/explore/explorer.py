@@ -78,8 +78,8 @@ SCENARIOS = {
     for s in (
         Scenario("studio-queue", "weekly-retrain", 2),  # two targets (classic, arm) rolled out in parallel
         Scenario("aml-queue", "aml-retrain", 1),  # a canary on an online endpoint, and a batch endpoint
-        # the same, putting back another writer's change: every fault at each step of the canary
-        Scenario("aml-revert", "aml-revert", 1, focus=r":rollout:online\|run_rollout_step:"),
+        # the same, putting back another writer's change: every fault at each step of both rollouts
+        Scenario("aml-revert", "aml-revert", 1, focus=r":rollout:\w+\|run_rollout_step:"),
         # promote_model: the promote run, its queue's take and finish, its rollouts' calls (their steps as in studio-queue)
         Scenario("promote", "weekly-retrain", play="promote", focus=r"^retrain-weekly-retrain(#\d+)?\||:run2\|"),
         # the approval gate: the explorer approves when the run waits (its signal early, twice, late), or never
@@ -247,9 +247,11 @@ class Approver:
 
 @dataclass
 class OtherWriter:
-    """Another writer on an online endpoint (a person, a script): just before a rollout step runs, it sends all live
-    traffic to one deployment that is not the rollout's own (the one with the most traffic, else the first by
-    name), as a person taking the canary out by hand does. It changes nothing where that is already so."""
+    """Another writer on an Azure ML endpoint (a person, a script), just before a rollout step runs: it puts back a
+    deployment that is not the rollout's own, as a person taking the new model out by hand does. On an online
+    endpoint all live traffic goes to the deployment with the most traffic that is not the rollout's (else the
+    first by name); on a batch endpoint the default becomes the current one if it is not the rollout's, else the
+    first other by name. It changes nothing where that is already so."""
 
     world: World
     pipeline: str
@@ -259,20 +261,27 @@ class OtherWriter:
         if item.function != "run_rollout_step":
             return False
         target = next((t for t in _targets(self.pipeline) if t["name"] == item.payload.get("target")), None)
-        if target is None or target["kind"] != "aml-online":
-            return False
-        aml = self.world.aml()
         own = (item.payload.get("state") or {}).get("deployment")
-        traffic = {
-            k: v
-            for k, v in aml.ok("GET", f"/onlineEndpoints/{target['service']}")["properties"]["traffic"].items()
-            if v
-        }
-        names = sorted(d["name"] for d in aml.ok("GET", f"/onlineEndpoints/{target['service']}/deployments")["value"])
-        others = sorted((n for n in names if n != own), key=lambda n: -traffic.get(n, 0))
-        if own is None or not others or traffic == {others[0]: 100}:
+        if target is None or own is None or target["kind"] not in ("aml-online", "aml-batch"):
             return False
-        if aml.set_traffic(target["service"], {others[0]: 100}).status_code not in (200, 201, 202):
+        aml, online = self.world.aml(), target["kind"] == "aml-online"
+        path = f"/{'onlineEndpoints' if online else 'batchEndpoints'}/{target['service']}"
+        endpoint = aml.ok("GET", path)
+        names = sorted(d["name"] for d in aml.ok("GET", f"{path}/deployments")["value"])
+        if online:
+            traffic = {k: v for k, v in endpoint["properties"]["traffic"].items() if v}
+            others = sorted((n for n in names if n != own), key=lambda n: -traffic.get(n, 0))
+            if not others or traffic == {others[0]: 100}:
+                return False
+            answer = aml.set_traffic(target["service"], {others[0]: 100})
+        else:
+            default = (endpoint["properties"].get("defaults") or {}).get("deploymentName")
+            others = [n for n in names if n != own]
+            if not others or (default and default != own):
+                return False
+            endpoint["properties"]["defaults"] = {"deploymentName": others[0]}
+            answer = aml.call("PUT", path, endpoint)
+        if answer.status_code not in (200, 201, 202):
             return False
         self.changed.append(target["name"])
         return True
@@ -576,7 +585,7 @@ class Explorer:
         found += [
             Fault(kind, point)
             for point in base.points[points:]
-            if chosen(point) and point.function.startswith("run_rollout_step:") and ":rollout:online" in point.instance
+            if chosen(point) and point.function.startswith("run_rollout_step:")
             for kind in WRITER_FAULTS
         ]
         found += [Fault(kind, point) for point in base.sub_points[subs:] if chosen(point) for kind in SUB_FAULTS]

@@ -44,6 +44,8 @@ FOUND = (
     "aml-queue/other-writer@retrain-aml-retrain:run1:rollout:online|run_rollout_step:traffic_50|1",
     # another writer's split just before the clean-up: the run recorded its model as serving, the old one served
     "aml-queue/other-writer@retrain-aml-retrain:run1:rollout:online|run_rollout_step:cleanup|0",
+    "aml-queue/other-writer@retrain-aml-retrain:run1:rollout:batch|run_rollout_step:default|1",  # the same on a batch
+    "aml-queue/other-writer@retrain-aml-retrain:run1:rollout:batch|run_rollout_step:cleanup|0",  # endpoint's default
 )
 
 

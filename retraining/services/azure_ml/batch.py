@@ -79,22 +79,12 @@ class BatchEndpointTarget(EndpointTarget):
         if step.name == "provisioned":
             return self.provisioned(state)
         if step.name == "default":
-            change = self._foreign(state, self.endpoint()) if state.get("sent") != "default" else None
-            if change is not None and self.context.pipeline.serving.other_writers == "yield":
-                return StepResult.yielded(
-                    f"default: changed_by_another_writer: batch endpoint {self.batch.endpoint} defaults to "
-                    f"{change['seen']['default']!r}, where the app had left {change['app_set']['default']!r}; "
-                    "left as it is (serving.otherWriters: yield)",
-                    dict(state),
-                    changed_by_another_writer=change,
-                )
-            result = self._switch("default", {**state, "changed_default": True}, str(state["deployment"]))
-            if change is not None:  # revert: the app's own default replaces the other writer's, and says so
-                return replace(
-                    result, progress={**result.progress, "changed_by_another_writer": change | {"reverted": True}}
-                )
-            return result
-        if step.name == "cleanup":
+            return self._default(state)
+        if step.name == "cleanup":  # the default must still be the app's: else the deployment in use reads as unused
+            own = str(state["deployment"])  # the default step switched to it
+            change = self._foreign(self.endpoint(), own)
+            if change is not None:
+                return self._other_writer("cleanup", state, change, own)
             return self.cleanup(state, lambda endpoint: {d for d in (_default(endpoint),) if d})
         raise ValueError(f"unknown rollout step {step.name!r}")
 
@@ -107,9 +97,55 @@ class BatchEndpointTarget(EndpointTarget):
             state = {**result.state, "restored": True}
         return self.remove_new(state)
 
-    def _foreign(self, state: Mapping[str, Any], endpoint: Mapping[str, Any]) -> dict[str, Any] | None:
-        """None if the endpoint's default deployment is the one the app found; else what changed, and when seen."""
-        expected = (state.get("before") or {}).get("default")
+    def _default(self, state: Mapping[str, Any]) -> StepResult:
+        """Switch the default to the new deployment; another writer's default, before the switch or once it is
+        over, is what `serving.otherWriters` says: left and reported (yield), or replaced by the app's (revert)."""
+        own = str(state["deployment"])
+        switching = {**state, "changed_default": True}
+        if state.get("sent") != "default":  # before sending: the default must be the one the app found
+            change = self._foreign(self.endpoint(), (state.get("before") or {}).get("default"))
+            if change is not None and self.context.pipeline.serving.other_writers == "yield":
+                return self._other_writer("default", state, change, own)
+            result = self._switch("default", switching, own)
+            if change is not None:  # revert: the app's own default replaces the other writer's, and says so
+                return replace(
+                    result, progress={**result.progress, "changed_by_another_writer": change | {"reverted": True}}
+                )
+            return result
+        result = self._switch("default", switching, own)
+        if result.status is StepStatus.WAIT and result.state.get("op") is None:
+            # the switch is over (or was answered at once), yet the default is not the app's: someone else wrote
+            endpoint = self.endpoint()
+            terminal = str(properties(endpoint, "batch endpoint").get("provisioningState")) in TERMINAL
+            change = self._foreign(endpoint, own) if terminal else None
+            if change is not None:
+                if self.context.pipeline.serving.other_writers == "yield":
+                    return self._other_writer("default", result.state, change, own)
+                again = self._switch("default", {**result.state, "sent": None}, own)
+                return replace(
+                    again, progress={**again.progress, "changed_by_another_writer": change | {"reverted": True}}
+                )
+        return result
+
+    def _other_writer(self, step: str, state: Mapping[str, Any], change: dict[str, Any], own: str) -> StepResult:
+        """Yield: end as it is, reported; revert: put the app's default back, then the step runs again."""
+        if self.context.pipeline.serving.other_writers == "yield":
+            return StepResult.yielded(
+                f"{step}: changed_by_another_writer: batch endpoint {self.batch.endpoint} defaults to "
+                f"{change['seen']['default']!r}, where the app had left {change['app_set']['default']!r}; "
+                "left as it is (serving.otherWriters: yield)",
+                dict(state),
+                changed_by_another_writer=change,
+            )
+        result = self._switch(f"revert_{step}", dict(state), own)
+        shown = {**result.progress, "changed_by_another_writer": change | {"reverted": True}}
+        if result.status is StepStatus.DONE:
+            return StepResult.wait(0.0, result.state, **shown)
+        return replace(result, progress=shown)
+
+    def _foreign(self, endpoint: Mapping[str, Any], expected: str | None) -> dict[str, Any] | None:
+        """None if the endpoint's default deployment is `expected` (what the app found or set); else what changed,
+        and when seen."""
         seen = _default(endpoint)
         if (seen or "").lower() == (expected or "").lower():
             return None
