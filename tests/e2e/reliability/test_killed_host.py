@@ -15,18 +15,21 @@ import pytest
 from devhost.stack import LocalStack
 from tests.emulator.aml import Aml
 
-from .aml_workspace import PIPELINE, canary_of, deployments, endpoint, interrupted_record, target
-from .helpers import record_of, request_url, run_to_end, start_run, wait_for_phase, wait_for_request
+from ..aml_workspace import PIPELINE, canary_of, deployments, endpoint, interrupted_record, target
+from ..helpers import record_of, request_url, run_to_end, start_run, wait_for_phase, wait_for_request
+from .ledger import Ledger
 
 
 @pytest.mark.parametrize("share", [50, 100], ids=["at-50-percent", "before-the-clean-up"])
-def test_a_devhost_killed_mid_canary_leaves_no_orphan_behind(stack: LocalStack, aml: Aml, share: int) -> None:
+def test_a_devhost_killed_mid_canary_leaves_no_orphan_behind(
+    stack: LocalStack, aml: Aml, ledger: Ledger, share: int
+) -> None:
+    ledger.scenarios.append(f"devhost killed while its canary holds {share}%")
     run_to_end(stack, PIPELINE)
     serving = {k: v for k, v in endpoint(aml)["traffic"].items() if v}
-    response = start_run(stack, PIPELINE)
-    assert response.status_code == 202, response.text
-    request_id = response.json()["id"]
-    killed_run = wait_for_phase(stack, response.json()["statusUri"], "updating", timeout_s=120)["run_id"]
+    accepted = ledger.accept(start_run(stack, PIPELINE))
+    request_id = accepted["id"]
+    killed_run = wait_for_phase(stack, accepted["statusUri"], "updating", timeout_s=120)["run_id"]
     canary = canary_of(aml, serving, timeout_s=60)
     deadline = time.monotonic() + 60
     while endpoint(aml)["traffic"].get(canary, 0) < share:
@@ -34,6 +37,7 @@ def test_a_devhost_killed_mid_canary_leaves_no_orphan_behind(stack: LocalStack, 
         time.sleep(0.02)
 
     stack.restart_host(killed=True)
+    ledger.extra_faults += 1
     assert endpoint(aml)["traffic"].get(canary), "the killed rollout left no canary to undo"
 
     record = record_of(stack, wait_for_request(stack, request_url(stack, PIPELINE, request_id), timeout_s=240))
