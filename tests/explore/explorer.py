@@ -120,6 +120,7 @@ SCENARIOS = {
         # a rollout cut off at 50% of its canary, or before its clean-up: the sweep's reconciliation, then recovery
         Scenario("sweep", "aml-retrain", play="sweep", focus=SWEEP_FOCUS, cut_after="traffic_50"),
         Scenario("sweep-cleanup", "aml-retrain", play="sweep", focus=SWEEP_FOCUS, cut_after="check_100"),
+        Scenario("sweep-studio", "weekly-retrain", play="sweep", focus=SWEEP_FOCUS, cut_after="apply"),
     )
 }
 
@@ -131,6 +132,7 @@ class Result:
     orchestrations: int
     stopped: str
     seconds: float
+    idle: bool = False  # the queue ended idle: the invariants that need an idle queue were checked
     applied: bool = True
 
 
@@ -532,6 +534,8 @@ class Explorer:
         root = PLAYS[scenario.play](driver, scenario)
         seen = driver.finish()
         pipeline = scenario.pipeline
+        latest = driver.current(root.instance_id)  # the queue continues as new after each run: its latest generation
+        idle = latest is not None and latest.running and _queue_idle(latest)
         decisions = self.world.named_blobs(f"{pipeline}/decisions/")
         observed = invariants.Observed(
             requests=self.world.blobs(f"{pipeline}/requests/"),
@@ -540,7 +544,7 @@ class Explorer:
             emulator=self.world.emulator_state(),
             instances=_instances(driver),
             targets=_targets(pipeline),
-            queue_idle=_queue_idle(root) and root.running,
+            queue_idle=idle,
             jobs_before=jobs_before,
             decisions={name.rsplit("/", 1)[-1].removesuffix(".json"): value for name, value in decisions.items()},
             deliveries=self.world.blobs(f"{pipeline}/deliveries/"),
@@ -551,7 +555,7 @@ class Explorer:
         if seen.stopped.startswith(("stuck", "gave up")):
             violations.append(f"progress: the schedule {seen.stopped}")
         schedule = f"{scenario.name}/{fault.text() if fault else 'none'}"
-        result = Result(schedule, violations, len(seen.instances), seen.stopped, time.monotonic() - began)
+        result = Result(schedule, violations, len(seen.instances), seen.stopped, time.monotonic() - began, idle=idle)
         result.applied = fault is None or seen.fault_applied
         return result, seen
 

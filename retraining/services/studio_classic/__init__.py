@@ -9,7 +9,10 @@
   follow `provisioningState` to Succeeded.
 
 Studio (classic) was retired in August 2024; these stay for the seed's pipeline and its emulator.
-Neither target can roll back by itself: a failed update leaves the previous model serving.
+A failed update leaves the previous model serving. Before an update is sent, the target's current model
+(a blob of the training storage account) goes on record with the intent (`ServiceContext.intend`); a
+rollback points the target back at it, but only where the new model did land (a rollout cut off after
+its update, or one whose confirmation came too late), and confirms it serves again.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import logging
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from ...definitions.studio import ArmWebServiceTarget as ArmTargetConfig
 from ...definitions.studio import ClassicTarget as ClassicTargetConfig
@@ -155,6 +159,9 @@ class _StudioTarget:
 
     def run_step(self, step: RolloutStep, model: ModelArtifact, state: Mapping[str, Any]) -> StepResult:
         if step.name == "apply":
+            if "before" not in state:  # what the target serves now: what a rollback points it back at
+                state = {**state, "before": self._current()}
+            self.context.intend({**state, "sent": True})  # on record before it is sent
             self.apply(model.blob)
             return StepResult.done({**state, "sent": True}, serving="updating")
         if self.serves(model.blob):
@@ -163,9 +170,31 @@ class _StudioTarget:
         return StepResult.wait(look, {**state, "look_s": look}, serving="updating")
 
     def roll_back(self, model: ModelArtifact, state: Mapping[str, Any]) -> StepResult:
-        return StepResult.done(
-            dict(state), note="nothing to undo: the service keeps its previous model until a swap succeeds"
-        )
+        """Point the target back at the model it served before the update, if the update landed; then confirm."""
+        before = state.get("before")
+        if not state.get("restoring"):
+            if not state.get("sent") or not self.serves(model.blob):
+                return StepResult.done(
+                    dict(state),
+                    note="nothing to undo: the target does not serve the new model (it keeps the previous one)",
+                )
+            if not isinstance(before, str):
+                return StepResult.failed(
+                    "the update landed and cannot be undone: before it, the target served no model of the training "
+                    "storage account",
+                    dict(state),
+                )
+            self.apply(BlobPath.parse(before))
+            state = {**state, "restoring": True}
+        if isinstance(before, str) and self.serves(BlobPath.parse(before)):
+            return StepResult.done({**state, "rolled_back": True}, restored=before)
+        look = _next_look(state)
+        return StepResult.wait(look, {**state, "look_s": look}, restoring=before)
+
+    def _current(self) -> str | None:
+        """The blob (container/name, in the training storage account) the target serves now; None if it shows
+        none, or one elsewhere (which the app could not point it back at)."""
+        raise NotImplementedError
 
     def apply(self, model: BlobPath) -> None:
         raise NotImplementedError
@@ -193,6 +222,12 @@ class ClassicEndpointTarget(_StudioTarget):
     def serves(self, model: BlobPath) -> bool:
         return self._client().resource_location(self.config.trained_model_name) == str(model)
 
+    def _current(self) -> str | None:
+        found = self._client().resource(self.config.trained_model_name)
+        if found is None or found[0].rstrip("/") != self.context.storage.account_url.rstrip("/"):
+            return None
+        return found[1]
+
 
 class ArmWebServiceTarget(_StudioTarget):
     def _client(self) -> ArmWebServiceClient:
@@ -212,6 +247,16 @@ class ArmWebServiceTarget(_StudioTarget):
         self._client().update_trained_model(
             self.config.trained_model_name, uri=self.context.storage.url_of(model), credentials=self._sas(model)
         )
+
+    def serves(self, model: BlobPath) -> bool:
+        return self._client().provisioning(self.context.storage.url_of(model)) == "Succeeded"
+
+    def _current(self) -> str | None:
+        uri = self._client().asset_uri(self.config.trained_model_name)
+        account = self.context.storage.account_url
+        if uri is None or not uri.startswith(account):
+            return None
+        return unquote(urlsplit(uri).path[len(urlsplit(account).path) :])
 
     def run_step(self, step: RolloutStep, model: ModelArtifact, state: Mapping[str, Any]) -> StepResult:
         if step.name != "confirm":

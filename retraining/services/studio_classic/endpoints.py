@@ -45,6 +45,11 @@ class ClassicEndpointClient:
 
     def resource_location(self, resource_name: str) -> str | None:
         """The RelativeLocation the endpoint currently shows for a resource (None if it shows none)."""
+        found = self.resource(resource_name)
+        return found[1] if found else None
+
+    def resource(self, resource_name: str) -> tuple[str, str] | None:
+        """(BaseLocation, RelativeLocation) the endpoint currently shows for a resource (None if it shows none)."""
         body = json_body(self._http.request("GET", self._url, headers=self._headers, ok=(200,)), "endpoint GET")
         resources = body.get("Resources") if isinstance(body, dict) else None
         if not isinstance(resources, list):
@@ -52,8 +57,11 @@ class ClassicEndpointClient:
         for resource in resources:
             if isinstance(resource, dict) and resource.get("Name") == resource_name:
                 location = resource.get("Location")
-                relative = location.get("RelativeLocation") if isinstance(location, dict) else None
-                return relative.lstrip("/") if isinstance(relative, str) else None
+                location = location if isinstance(location, dict) else {}
+                base, relative = location.get("BaseLocation"), location.get("RelativeLocation")
+                if not isinstance(relative, str):
+                    return None
+                return (base if isinstance(base, str) else "", relative.lstrip("/"))
         return None
 
 
@@ -96,6 +104,15 @@ class ArmWebServiceClient:
         response = self._http.request("PATCH", self._url, headers=self._headers(), json=body, ok=(200, 201, 202))
         operation = response.headers.get("Azure-AsyncOperation")
         return operation if operation and urlsplit(operation).netloc == urlsplit(self._url).netloc else None
+
+    def asset_uri(self, asset_name: str) -> str | None:
+        """The URI the named asset currently points at (None if the definition shows none)."""
+        assets = self.get()["properties"].get("assets")
+        for asset in (assets or {}).values() if isinstance(assets, dict) else ():
+            if isinstance(asset, dict) and asset.get("name") == asset_name:
+                uri = (asset.get("locationInfo") or {}).get("uri")
+                return uri if isinstance(uri, str) else None
+        return None
 
     def provisioning(self, expected_uri: str) -> str:
         """One look at the definition: Succeeded (with the asset at `expected_uri`), Failed, or the state in between."""
