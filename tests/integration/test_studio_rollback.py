@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,9 @@ def target_of(
     return build
 
 
-def model(blob_service: BlobServiceClient, storage: TrainingStorage, container: str, name: str, rows: int) -> Any:
+def model(
+    blob_service: BlobServiceClient, storage: TrainingStorage, container: str, name: str, rows: int
+) -> ModelArtifact:
     from emulator import ilearner
 
     trained, _ = ilearner.train(ilearner.parse_dataset(breast_cancer().head(rows).to_csv(), ".csv", None), name, {})
@@ -79,17 +82,32 @@ def roll_out(target: ScoringTarget, artifact: ModelArtifact) -> dict[str, Any]:
     return dict(confirmed.state)
 
 
-@pytest.mark.parametrize("name", TARGETS)
-def test_an_update_that_landed_is_pointed_back_at_the_model_served_before(
+@dataclass
+class Serving:
+    """A target of the seed pipeline serving `old`, and `new` uploaded beside it."""
+
+    name: str
+    target: ScoringTarget
+    old: ModelArtifact
+    new: ModelArtifact
+
+
+@pytest.fixture(params=TARGETS)
+def serving(
+    request: pytest.FixtureRequest,
     target_of: Callable[[str], tuple[ScoringTarget, TrainingStorage]],
     blob_service: BlobServiceClient,
     container: str,
-    name: str,
-) -> None:
-    target, storage = target_of(name)
+) -> Serving:
+    target, storage = target_of(request.param)
     old = model(blob_service, storage, container, "old.ilearner", 300)
     new = model(blob_service, storage, container, "new.ilearner", 400)
     roll_out(target, old)
+    return Serving(request.param, target, old, new)
+
+
+def test_an_update_that_landed_is_pointed_back_at_the_model_served_before(serving: Serving) -> None:
+    target, old, new = serving.target, serving.old, serving.new
     state = roll_out(target, new)
     assert state["before"] == old.location and state["sent"] is True  # recorded before the update was sent
     assert target.serves(new.blob)  # type: ignore[attr-defined]
@@ -100,22 +118,13 @@ def test_an_update_that_landed_is_pointed_back_at_the_model_served_before(
     assert target.serves(old.blob) and not target.serves(new.blob)  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize("name", TARGETS)
 def test_an_update_that_did_not_land_is_left_alone(
-    target_of: Callable[[str], tuple[ScoringTarget, TrainingStorage]],
-    blob_service: BlobServiceClient,
-    container: str,
-    emulator: Emulator,
-    services: dict[str, Any],
-    name: str,
+    serving: Serving, emulator: Emulator, services: dict[str, Any]
 ) -> None:
-    target, storage = target_of(name)
-    old = model(blob_service, storage, container, "old.ilearner", 300)
-    new = model(blob_service, storage, container, "new.ilearner", 400)
-    roll_out(target, old)
+    target, new = serving.target, serving.new
     service_id = (
         services["webServices"][1]["endpoints"][1]["service_id"]
-        if name == "endpoint2"
+        if serving.name == "endpoint2"
         else services["armWebServices"][0]["name"]
     )
     requests.post(
