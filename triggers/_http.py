@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import uuid
 from typing import Any
 
@@ -32,7 +33,23 @@ class BadRequest(ValueError):
 
 
 def json_answer(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> func.HttpResponse:
-    return func.HttpResponse(json.dumps(body), status_code=status, headers=headers, mimetype="application/json")
+    """Strict JSON: a NaN or infinite number (a stored record may hold one) is answered as null, never as a
+    `NaN` or `Infinity` token that JSON parsers refuse."""
+    try:
+        text = json.dumps(body, allow_nan=False)
+    except ValueError:
+        text = json.dumps(_finite(body), allow_nan=False)
+    return func.HttpResponse(text, status_code=status, headers=headers, mimetype="application/json")
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def error_response(status: int, code: str, message: str, field: str | None = None) -> func.HttpResponse:

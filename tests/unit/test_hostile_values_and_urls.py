@@ -288,3 +288,19 @@ def test_a_bes_endpoint_and_a_job_output_url_are_shown_by_origin_only() -> None:
     shown = _shown("https://acct.blob.core.windows.net/c/model?sv=2024&sig=SECRET")
     assert shown == "https://acct.blob.core.windows.net" and _shown(None) == "nowhere"
     assert _shown("azureml://datastores/x/paths/y") == "'azureml://datastores/x/paths/y'"
+
+
+def test_json_answers_are_strict_json_whatever_a_stored_number_is() -> None:
+    from triggers._http import json_answer
+
+    body = {"metrics": {"AUC": 1e308, "Accuracy": float("nan")}, "points": [float("inf"), -1.5, float("-inf")]}
+    text = json_answer(body).get_body().decode()
+
+    def refuse(token: str) -> None:
+        raise AssertionError(f"{token} is not JSON")
+
+    assert json.loads(text, parse_constant=refuse) == {
+        "metrics": {"AUC": 1e308, "Accuracy": None},
+        "points": [None, -1.5, None],
+    }
+    assert json_answer({"n": 1.5}).get_body() == b'{"n": 1.5}'  # finite bodies as they are
