@@ -62,7 +62,7 @@ FIGURES: tuple[ModuleType, ...] = (
     page,
     replay,
 )
-FIGURES += (__import__("bench.figures.drift").figures.drift,)  # issue 29: drift check MB/s and peak memory
+FIGURES += (__import__("bench.figures.drift").figures.drift,)  # the drift check's MB/s and peak memory
 
 
 def machine() -> str:

@@ -1,4 +1,4 @@
-"""The demo's drift part (issue 29): a pipeline that retrains only when the data says so.
+"""The demo's drift part: a pipeline that retrains only when the data says so.
 
 `drift-demo` is weekly-retrain with `retrainWhen` (drift PSI 0.2, label shift 0.1, a quarter more rows), no targets
 and no gate, started over HTTP. Its first run has no champion and trains (keeping its data's profile); a run on the

@@ -1,4 +1,4 @@
-"""Drift-aware retraining end to end (issue 29): devhost runs function_app.py against Azurite and the emulator.
+"""Drift-aware retraining end to end: devhost runs function_app.py against Azurite and the emulator.
 
 For a Studio (classic) pipeline (`drift-studio`, ARFF) and an Azure ML pipeline (`drift-aml`, CSV), both with
 `retrainWhen: {"drift": {"psi": 0.2}, "labelShift": 0.1, "newRows": 0.25}` (tests/e2e/helpers.py), one run after

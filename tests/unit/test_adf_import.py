@@ -182,7 +182,7 @@ def test_cli_writes_a_secret_free_definition_and_a_settings_file(
 
 
 def test_serve_refuses_to_run_another_checkouts_code(tmp_path: Path) -> None:
-    """Issue 25: `retrain serve` from a scratch clone sharing this virtualenv would run this checkout's code."""
+    """`retrain serve` from a scratch clone sharing this virtualenv would run this checkout's code."""
     from devhost.cli import CODE_ROOT, other_checkout
 
     assert other_checkout(CODE_ROOT, CODE_ROOT) is None

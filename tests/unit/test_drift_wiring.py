@@ -1,4 +1,4 @@
-"""The drift check wired in (issue 29): `retrainWhen` in the definitions, the check's decision on a fake storage
+"""The drift check wired in: `retrainWhen` in the definitions, the check's decision on a fake storage
 (no policy, allowSchemaChange, maxAge without a profile, changed columns), the record and its summary, the page and
 the CLI listing, with values that are not finite numbers."""
 

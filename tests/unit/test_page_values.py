@@ -1,4 +1,4 @@
-"""The page cannot break on data (issue 25, finding 4): any float a record may hold, NaN and infinities included,
+"""The page cannot break on data: any float a record may hold, NaN and infinities included,
 a single point or equal points, renders; values off the plotted range are clipped to its edge and marked."""
 
 from __future__ import annotations

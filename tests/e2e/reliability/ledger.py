@@ -32,7 +32,11 @@ PIPELINES = (
     "aml-short-timeout",
     "aml-events",
     "aml-direct",
-)
+    "aml-yield",
+    "aml-revert",
+    "aml-batch-yield",
+    "notified-slow",
+)  # the pipelines the suite's tests run (each is settled and checked when the session ends)
 AML_JOB_ENDED = ("Completed", "Failed", "Canceled")
 
 
