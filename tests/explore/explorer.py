@@ -518,6 +518,7 @@ class Explorer:
         self.app = app or load_app()
         self.log = log
         self.schedules = 0
+        self.last_start = START - timedelta(seconds=1)
 
     def run(self, scenario: Scenario, fault: Fault | None) -> tuple[Result, Observation]:
         began = time.monotonic()
@@ -529,7 +530,10 @@ class Explorer:
         # its own. (The emulator's seed keeps a classic endpoint's last resource location, so a path reused
         # from an earlier schedule would read as applied before the swap happened.)
         self.schedules += 1
-        start = START + timedelta(seconds=self.schedules)
+        # ... and never before real time: activities compare deadlines with real time, so a virtual clock left
+        # behind by a long enumeration would make every policy deadline pass (and every schedule a timeout's).
+        start = max(START + timedelta(seconds=self.schedules), datetime.now(UTC).replace(microsecond=0))
+        start = self.last_start = max(start, self.last_start + timedelta(seconds=1))
         driver = Driver(self.app, fault, start=start, idle=_queue_idle, operator=operator, writer=writer)
         root = PLAYS[scenario.play](driver, scenario)
         seen = driver.finish()
