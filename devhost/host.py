@@ -205,7 +205,16 @@ class DevHost:
 
     def start(self, timeout_s: float = 30) -> None:
         self.engine.start()
-        config = uvicorn.Config(self._asgi(), host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
+        # Idle connections are kept 130 s, as Kestrel (the Functions host's server) keeps them: the DF client pools
+        # its connections for 15 s, and a server closing sooner (uvicorn's default is 5 s) races its next request.
+        config = uvicorn.Config(
+            self._asgi(),
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            lifespan="off",
+            timeout_keep_alive=130,
+        )
         self.server = uvicorn.Server(config)
         self.loop = asyncio.new_event_loop()
         server, loop = self.server, self.loop

@@ -148,7 +148,9 @@ def test_mirror_traffic_is_scored_and_discarded(aml: Aml, two_models: tuple[str,
         lambda: (s := deployment_stats(aml, endpoint))["green"]["requests"] == s["green"]["mirrored"] > 0 and s,
         what="mirrored copies scored",
     )
-    assert 10 <= stats["green"]["mirrored"] <= 30, stats  # about 20% of 100 live calls
+    # about 20% of 100 live calls; the draw depends on the endpoint's (unique) name, so the bounds hold for all
+    # but about 1 in 10,000 names (binomial(100, 0.2) outside 5..40)
+    assert 5 <= stats["green"]["mirrored"] <= 40, stats
     assert stats["blue"]["mirrored"] == 0 and stats["blue"]["requests"] == 100
     aml.score(endpoint, deployment="blue")  # a request addressed by header is never mirrored
     assert deployment_stats(aml, endpoint)["green"]["mirrored"] == stats["green"]["mirrored"]
