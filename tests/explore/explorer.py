@@ -44,7 +44,6 @@ from .engine import (
 )
 from .world import World
 
-START = datetime.now(UTC).replace(second=0, microsecond=0)  # activities compare deadlines with real time
 SWEEP_FOCUS = r"~1(#\d+)?\||:run2\||^notify-"  # the fresh queue, the reconciliation it runs first, its notes
 REPEATS = 2  # calls of one function with one input in one instance (polls): faults at the first few only
 
@@ -512,13 +511,25 @@ PLAYS: dict[str, Callable[[Driver, Scenario], Instance]] = {
 }
 
 
+_last_start = datetime.min.replace(tzinfo=UTC)
+
+
+def _next_start() -> datetime:
+    """A schedule's virtual start: a second after the last one's in this process, so its run ids, and so its model
+    blobs' paths, are its own (the emulator's seed keeps a classic endpoint's last resource location, so a path
+    reused from an earlier schedule would read as applied before the swap happened); and never before real time,
+    since activities compare deadlines with real time (a clock left behind by a long enumeration would make every
+    policy deadline pass, and every schedule a timeout's)."""
+    global _last_start
+    _last_start = max(datetime.now(UTC).replace(microsecond=0), _last_start + timedelta(seconds=1))
+    return _last_start
+
+
 class Explorer:
     def __init__(self, world: World, app: FunctionApp | None = None, log: Callable[[str], None] = print) -> None:
         self.world = world
         self.app = app or load_app()
         self.log = log
-        self.schedules = 0
-        self.last_start = START - timedelta(seconds=1)
 
     def run(self, scenario: Scenario, fault: Fault | None) -> tuple[Result, Observation]:
         began = time.monotonic()
@@ -526,15 +537,7 @@ class Explorer:
         jobs_before = sorted(invariants._jobs(self.world.emulator_state()))
         operator = Approver(scenario.operator) if scenario.play == "approval" else None
         writer = OtherWriter(self.world, scenario.pipeline)
-        # Each schedule starts a second later than the last: its run ids, and so its model blobs' paths, are
-        # its own. (The emulator's seed keeps a classic endpoint's last resource location, so a path reused
-        # from an earlier schedule would read as applied before the swap happened.)
-        self.schedules += 1
-        # ... and never before real time: activities compare deadlines with real time, so a virtual clock left
-        # behind by a long enumeration would make every policy deadline pass (and every schedule a timeout's).
-        start = max(START + timedelta(seconds=self.schedules), datetime.now(UTC).replace(microsecond=0))
-        start = self.last_start = max(start, self.last_start + timedelta(seconds=1))
-        driver = Driver(self.app, fault, start=start, idle=_queue_idle, operator=operator, writer=writer)
+        driver = Driver(self.app, fault, start=_next_start(), idle=_queue_idle, operator=operator, writer=writer)
         root = PLAYS[scenario.play](driver, scenario)
         seen = driver.finish()
         pipeline = scenario.pipeline

@@ -12,15 +12,13 @@ score with the new model. A rollback puts the previous default back and deletes 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
-from datetime import UTC, datetime
 from typing import Any
 
 from ...definitions.azure_ml import AmlBatchTarget
 from ...errors import ServiceError
 from ...models import ModelArtifact
 from ..base import RolloutStep, StepResult, StepStatus, config_of
-from .endpoints import PIPELINE_TAG, TERMINAL, EndpointTarget
+from .endpoints import PIPELINE_TAG, TERMINAL, EndpointTarget, another_writers_change, reverted
 from .workspace import Operation, properties
 
 
@@ -107,11 +105,8 @@ class BatchEndpointTarget(EndpointTarget):
             if change is not None and self.context.pipeline.serving.other_writers == "yield":
                 return self._other_writer("default", state, change, own)
             result = self._switch("default", switching, own)
-            if change is not None:  # revert: the app's own default replaces the other writer's, and says so
-                return replace(
-                    result, progress={**result.progress, "changed_by_another_writer": change | {"reverted": True}}
-                )
-            return result
+            # revert: the app's own default replaces the other writer's, and says so
+            return result if change is None else reverted(result, change)
         result = self._switch("default", switching, own)
         if result.status is StepStatus.WAIT and result.state.get("op") is None:
             # the switch is over (or was answered at once), yet the default is not the app's: someone else wrote
@@ -121,10 +116,7 @@ class BatchEndpointTarget(EndpointTarget):
             if change is not None:
                 if self.context.pipeline.serving.other_writers == "yield":
                     return self._other_writer("default", result.state, change, own)
-                again = self._switch("default", {**result.state, "sent": None}, own)
-                return replace(
-                    again, progress={**again.progress, "changed_by_another_writer": change | {"reverted": True}}
-                )
+                return reverted(self._switch("default", {**result.state, "sent": None}, own), change)
         return result
 
     def _other_writer(self, step: str, state: Mapping[str, Any], change: dict[str, Any], own: str) -> StepResult:
@@ -137,11 +129,7 @@ class BatchEndpointTarget(EndpointTarget):
                 dict(state),
                 changed_by_another_writer=change,
             )
-        result = self._switch(f"revert_{step}", dict(state), own)
-        shown = {**result.progress, "changed_by_another_writer": change | {"reverted": True}}
-        if result.status is StepStatus.DONE:
-            return StepResult.wait(0.0, result.state, **shown)
-        return replace(result, progress=shown)
+        return reverted(self._switch(f"revert_{step}", dict(state), own), change, step_again=True)
 
     def _foreign(self, endpoint: Mapping[str, Any], expected: str | None) -> dict[str, Any] | None:
         """None if the endpoint's default deployment is `expected` (what the app found or set); else what changed,
@@ -149,11 +137,7 @@ class BatchEndpointTarget(EndpointTarget):
         seen = _default(endpoint)
         if (seen or "").lower() == (expected or "").lower():
             return None
-        return {
-            "seen": {"default": seen},
-            "seen_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
-            "app_set": {"default": expected},
-        }
+        return another_writers_change({"default": seen}, {"default": expected})
 
     def _switch(self, step: str, state: Mapping[str, Any], deployment: str) -> StepResult:
         def send() -> Operation | None:

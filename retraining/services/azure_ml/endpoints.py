@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 from ...definitions.azure_ml import AmlEndpointTarget
 from ...errors import ConfigError, ServiceError, TransientServiceError
 from ...models import ModelArtifact
-from ..base import RolloutStep, ServiceContext, StepResult, service_client
+from ..base import RolloutStep, ServiceContext, StepResult, StepStatus, service_client
 from .workspace import Operation, WorkspaceClient, credential_of, next_look, properties, wait_hint
 
 TERMINAL = ("Succeeded", "Failed", "Canceled")
@@ -36,6 +38,24 @@ def deployment_name(model: str, version: str) -> str:
     if not stem[0].isalpha():
         stem = "m" + stem
     return (stem[: 32 - len(suffix)].rstrip("-") + suffix)[:32]
+
+
+def another_writers_change(seen: Mapping[str, Any], app_set: Mapping[str, Any]) -> dict[str, Any]:
+    """What another writer changed: what the endpoint shows, when that was seen, and what the app had set."""
+    return {
+        "seen": dict(seen),
+        "seen_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        "app_set": dict(app_set),
+    }
+
+
+def reverted(result: StepResult, change: Mapping[str, Any], *, step_again: bool = False) -> StepResult:
+    """`result` of putting back what the app set, reporting the change it undid (`serving.otherWriters: revert`).
+    `step_again`: the revert came before the step, so once it is done the step itself runs on the next call."""
+    shown = {**result.progress, "changed_by_another_writer": {**change, "reverted": True}}
+    if step_again and result.status is StepStatus.DONE:
+        return StepResult.wait(0.0, result.state, **shown)
+    return replace(result, progress=shown)
 
 
 class EndpointTarget:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
-from datetime import UTC, datetime
 from typing import Any
 
 from ...datasets import DataError
@@ -26,7 +25,7 @@ from ...definitions.azure_ml import AmlOnlineTarget
 from ...errors import ServiceError
 from ...models import ModelArtifact
 from ..base import RolloutStep, StepResult, StepStatus, config_of, service_client
-from .endpoints import PIPELINE_TAG, TERMINAL, EndpointTarget
+from .endpoints import PIPELINE_TAG, TERMINAL, EndpointTarget, another_writers_change, reverted
 from .probe import Scorer, sample
 from .workspace import Operation, properties
 
@@ -301,11 +300,7 @@ class OnlineEndpointTarget(EndpointTarget):
                 and _same(seen["mirror"], candidate.get("mirror") or {})
             ):
                 return None
-        change = {
-            "seen": seen,
-            "seen_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
-            "app_set": dict(expected),
-        }
+        change = another_writers_change(seen, expected)
         reason = (
             f"{step}: changed_by_another_writer: endpoint {self.online.endpoint} has traffic {seen['traffic']} "
             f"and mirror {seen['mirror']}, where the app had set {dict(expected.get('traffic') or {})}"
@@ -319,7 +314,4 @@ class OnlineEndpointTarget(EndpointTarget):
         result = self._put(
             f"revert_{step}", dict(state), dict(expected.get("traffic") or {}), dict(expected.get("mirror") or {})
         )
-        shown = {**result.progress, "changed_by_another_writer": change | {"reverted": True}}
-        if result.status is StepStatus.DONE:  # put back: the step itself runs again on the next call
-            return StepResult.wait(0.0, result.state, **shown)
-        return replace(result, progress=shown)
+        return reverted(result, change, step_again=True)
