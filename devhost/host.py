@@ -234,16 +234,12 @@ class DevHost:
             self._spawn("blob-watcher", self._watch_blobs, restart=True)
         logger.info("devhost listening on %s (%d functions)", self.base_url, len(self.app.all))
 
-    def stop(self, *, killed: bool = False) -> None:
-        """Stop serving, watching and running orchestrations. `killed`: the engine stops first, as when the process
-        dies, so no orchestration takes another step while the rest shuts down (an activity already running
-        may still finish its call to a service, as a request in flight would)."""
+    def stop(self) -> None:
+        """Stop serving, watching and running orchestrations (a host killed outright: `services.HostProcess`)."""
         # The DF SDK keeps one aiohttp session per process, bound to the loop that made it: close it
         # on that loop, and let the next host in this process make its own.
         from azure.durable_functions.models.utils import http_utils
 
-        if killed:
-            self.engine.stop()
         self._stopping.set()
         if self.loop is not None and self.loop.is_running():
             with contextlib.suppress(Exception):
@@ -253,8 +249,7 @@ class DevHost:
             self.server.should_exit = True
         for thread in self._threads:
             thread.join(timeout=10)
-        if not killed:
-            self.engine.stop()
+        self.engine.stop()
 
     def __enter__(self) -> DevHost:
         self.start()

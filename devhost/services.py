@@ -243,3 +243,64 @@ def start_emulator(
     return Emulator(
         "emulator", process, log_path, log, http_base=ready["http"], https_base=ready["https"], ca_file=ready["caFile"]
     )
+
+
+@dataclass
+class HostProcess(ManagedProcess):
+    """devhost in a process of its own (`retrain serve --settings`), so that it can be killed as a host dies."""
+
+    base_url: str = ""
+    function_key: str = ""
+    eventgrid_key: str = ""
+
+    def eventgrid_url(self, function: str) -> str:
+        return f"{self.base_url}/runtime/webhooks/eventgrid?functionName={function}&code={self.eventgrid_key}"
+
+    def kill(self) -> None:
+        """SIGKILL, as the kernel or the platform ends a host: no shutdown runs, nothing is flushed."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+        self.stop()
+
+
+def start_host_process(state_dir: Path, settings_file: Path, *, port: int, timeout_s: float = 60) -> HostProcess:
+    """Run `retrain serve --settings settings_file --port port` in `state_dir` (its `.devhost/serve.json` there)."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    state = state_dir / ".devhost" / "serve.json"
+    state.unlink(missing_ok=True)
+    log_path = state_dir / "devhost.log"
+    log = open(log_path, "ab")  # noqa: SIM115 - closed by stop()
+    command = [sys.executable, "-c", "import sys; from devhost.cli import main; sys.exit(main())"]
+    command += ["serve", "--settings", str(settings_file.resolve()), "--port", str(port)]
+    process = spawn(command, cwd=state_dir, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        _wait_for_port(port, process, log_path, timeout_s, "devhost")
+        deadline = time.monotonic() + timeout_s
+        while (written := _json_of(state)) is None:  # written once the host is up
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise ServiceStartError(f"devhost wrote no {state}:\n{log_path.read_text()[-4000:]}")
+            time.sleep(0.05)
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        log.close()
+        raise
+    return HostProcess(
+        "devhost",
+        process,
+        log_path,
+        log,
+        base_url=written["url"],
+        function_key=written["key"],
+        eventgrid_key=written["eventgridKey"],
+    )
+
+
+def _json_of(path: Path) -> dict[str, Any] | None:
+    """The object in `path`, or None while it is missing or still being written."""
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None

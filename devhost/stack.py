@@ -18,7 +18,17 @@ from azure.storage.blob import BlobServiceClient
 
 from .files import write_private
 from .host import ROOT, DevHost
-from .services import AZURITE_KEY, Azurite, Emulator, free_port, random_storage_key, start_azurite, start_emulator
+from .services import (
+    AZURITE_KEY,
+    Azurite,
+    Emulator,
+    HostProcess,
+    free_port,
+    random_storage_key,
+    start_azurite,
+    start_emulator,
+    start_host_process,
+)
 
 AML_EVENT_FUNCTION = "aml_job_event"
 AML_JOB_EVENTS = (
@@ -140,12 +150,14 @@ class LocalStack:
             raise
         return self
 
-    def subscribe_aml_events(self) -> None:
-        """Subscribe devhost's `aml_job_event` to the emulator workspace's job events, as infra does on Azure (after the handshake)."""
+    def subscribe_aml_events(self, url: str | None = None) -> None:
+        """Subscribe devhost's `aml_job_event` (or `url`) to the emulator workspace's job events, as infra does on
+        Azure (after the handshake)."""
         import requests
 
         workspaces = self.services.get("azureMl", {}).get("workspaces", [])
-        if not workspaces or self.host is None or self.emulator is None:
+        url = url or (self.host.eventgrid_url(AML_EVENT_FUNCTION) if self.host is not None else None)
+        if not workspaces or url is None or self.emulator is None:
             return
         base = f"{self.emulator.http_base}/_emulator/azure-ml/event-subscriptions"
         if self.aml_subscription:
@@ -154,7 +166,7 @@ class LocalStack:
             base,
             json={
                 "workspace": workspaces[0]["name"],
-                "url": self.host.eventgrid_url(AML_EVENT_FUNCTION),
+                "url": url,
                 "eventTypes": list(AML_JOB_EVENTS),
             },
             timeout=30,
@@ -162,25 +174,43 @@ class LocalStack:
         response.raise_for_status()
         self.aml_subscription = response.json()["id"]
 
-    def restart_host(self, *, killed: bool = False) -> DevHost:
-        """Stop devhost as if it had died (its in-memory orchestrations are gone) and start a new one; `killed`: no
-        orchestration takes another step once this is called (`DevHost.stop`)."""
+    def restart_host(self) -> DevHost:
+        """Stop devhost as if it had died (its in-memory orchestrations are gone) and start a new one."""
         if self.host is not None:
-            self.host.stop(killed=killed)
+            self.host.stop()
         self.host = self._new_host()
         self.subscribe_aml_events()
         return self.host
 
-    def _new_host(self) -> DevHost:
-        """A devhost on a free port, told where its status page is (for links in notifications)."""
+    def host_as_process(self) -> HostProcess:
+        """Stop the in-process devhost and run one in a process of its own, on the same settings and storage, for a
+        test to kill as a host dies; `restart_host()` brings an in-process one back."""
+        if self.host is not None:
+            self.host.stop()
+            self.host = None
         port = free_port()
-        self.settings["RETRAIN_PAGE_URL"] = f"http://127.0.0.1:{port}/api/status"
-        write_private(
-            self.workdir / "local.settings.json", json.dumps({"IsEncrypted": False, "Values": self.settings}, indent=2)
-        )
+        process = start_host_process(self.workdir / "host-process", self._settings_file(port), port=port)
+        try:
+            self.subscribe_aml_events(process.eventgrid_url(AML_EVENT_FUNCTION))
+        except BaseException:
+            process.kill()
+            raise
+        return process
+
+    def _new_host(self) -> DevHost:
+        """A devhost on a free port."""
+        port = free_port()
+        self._settings_file(port)
         host = DevHost(settings=self.settings, blob_poll_s=self.blob_poll_s, port=port)
         host.start()
         return host
+
+    def _settings_file(self, port: int) -> Path:
+        """The settings of a devhost on `port`, told where its status page is (for links in notifications)."""
+        self.settings["RETRAIN_PAGE_URL"] = f"http://127.0.0.1:{port}/api/status"
+        path = self.workdir / "local.settings.json"
+        write_private(path, json.dumps({"IsEncrypted": False, "Values": self.settings}, indent=2))
+        return path
 
     def stop(self) -> None:
         for part in (self.host, self.emulator, self.azurite):

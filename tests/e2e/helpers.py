@@ -10,7 +10,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import azure.durable_functions as df
@@ -175,14 +175,34 @@ class LogLines(logging.Handler):
         self.lines.append(self.format(record))
 
 
+class Host(Protocol):
+    """A devhost in this process (`DevHost`) or in its own (`HostProcess`)."""
+
+    base_url: str
+    function_key: str
+
+
+def host_of(stack: LocalStack, host: Host | None = None) -> Host:
+    """`host`, or else the stack's devhost."""
+    if host is not None:
+        return host
+    assert stack.host is not None, "devhost is not running"
+    return stack.host
+
+
 def start_run(
-    stack: LocalStack, pipeline: str, body: dict[str, Any] | None = None, headers: dict[str, str] | None = None
+    stack: LocalStack,
+    pipeline: str,
+    body: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+    *,
+    host: Host | None = None,
 ) -> requests.Response:
-    assert stack.host is not None
+    to = host_of(stack, host)
     return requests.post(
-        f"{stack.host.base_url}/api/pipelines/{pipeline}/runs",
+        f"{to.base_url}/api/pipelines/{pipeline}/runs",
         json=body or {},
-        headers={"x-functions-key": stack.host.function_key} | (headers or {}),
+        headers={"x-functions-key": to.function_key} | (headers or {}),
         timeout=30,
     )
 
@@ -278,14 +298,14 @@ def api(stack: LocalStack, path: str, method: str = "GET", body: dict[str, Any] 
     )
 
 
-def wait_for_phase(stack: LocalStack, status_uri: str, phase: str, timeout_s: float = 60) -> dict[str, Any]:
+def wait_for_phase(
+    stack: LocalStack, status_uri: str, phase: str, timeout_s: float = 60, *, host: Host | None = None
+) -> dict[str, Any]:
     """Poll the request status route until its run is in `phase`; return the view."""
-    assert stack.host is not None
+    key = host_of(stack, host).function_key
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        view: dict[str, Any] = requests.get(
-            status_uri, headers={"x-functions-key": stack.host.function_key}, timeout=30
-        ).json()
+        view: dict[str, Any] = requests.get(status_uri, headers={"x-functions-key": key}, timeout=30).json()
         if (view.get("progress") or {}).get("phase") == phase:
             return view
         assert view["state"] in ("pending", "running"), view

@@ -2,8 +2,9 @@
 
 - a rollout cut off mid-canary (its orchestrations terminated, as a crash or a purge leaves them): the next
   rollout of the target undoes the orphan first; with no run coming, the daily sweep does;
-- devhost killed while its canary holds 10%, 50% or 100%, or while its clean-up deletes: the next devhost records
-  the run Interrupted and runs the request again, and that run undoes the orphan first;
+- devhost, in a process of its own, killed (SIGKILL) while its canary holds 10%, 50% or 100%, or while its
+  clean-up deletes: the next devhost records the run Interrupted and runs the request again, and that run undoes
+  the orphan first;
 - another writer's traffic split or batch default mid-rollout: reported and left (`yield`) or put back (`revert`);
 - a target that fails after the canary moved: the canary goes back to the champion (`consistency: all`).
 
@@ -57,19 +58,22 @@ def test_a_devhost_killed_mid_canary_leaves_no_orphan_behind(
     serving = {k: v for k, v in endpoint(aml)["traffic"].items() if v}
     if moment == "during-the-clean-up":  # deletions take long enough to be caught at
         aml.settings(timings={"delete_s": 3})
-    accepted = ledger.accept(start_run(stack, PIPELINE))
-    killed_run = wait_for_phase(stack, accepted["statusUri"], "updating", timeout_s=120)["run_id"]
-    canary = canary_of(aml, serving, timeout_s=60)
-    deadline = time.monotonic() + 60
-    while endpoint(aml)["traffic"].get(canary, 0) < KILLED_AT[moment] or (
-        moment == "during-the-clean-up"
-        and "Deleting" not in {d["provisioningState"] for d in deployments(aml).values()}
-    ):
-        assert time.monotonic() < deadline, f"the rollout never reached the moment {moment}"
-        time.sleep(0.02)
-
-    stack.restart_host(killed=True)
+    host = stack.host_as_process()
+    try:
+        accepted = ledger.accept(start_run(stack, PIPELINE, host=host))
+        killed_run = wait_for_phase(stack, accepted["statusUri"], "updating", timeout_s=120, host=host)["run_id"]
+        canary = canary_of(aml, serving, timeout_s=60)
+        deadline = time.monotonic() + 60
+        while endpoint(aml)["traffic"].get(canary, 0) < KILLED_AT[moment] or (
+            moment == "during-the-clean-up"
+            and "Deleting" not in {d["provisioningState"] for d in deployments(aml).values()}
+        ):
+            assert time.monotonic() < deadline, f"the rollout never reached the moment {moment}"
+            time.sleep(0.02)
+    finally:
+        host.kill()
     ledger.extra_faults += 1
+    stack.restart_host()
     assert endpoint(aml)["traffic"].get(canary), "the killed rollout left no canary"
 
     record = record_of(stack, wait_for_request(stack, request_url(stack, PIPELINE, accepted["id"]), timeout_s=240))
