@@ -1,5 +1,5 @@
-"""Runs under faults: transient errors everywhere, failed, overlong and unreachable jobs, a status outage,
-a failing target, a storage restart, a devhost that dies mid-run, an update that never lands."""
+"""Runs under faults: failed, overlong and unreachable jobs, a status outage, a failing target, a storage restart,
+a devhost that dies mid-run, an update that never lands (transient faults everywhere: test_transient_faults.py)."""
 
 from __future__ import annotations
 
@@ -20,116 +20,13 @@ from ..helpers import (
     request_url,
     served_versions,
     start_run,
+    wait_for_phase,
     wait_for_request,
 )
+from .faults import clear_faults, fault, run, training_service_id
 from .ledger import Ledger
 
 pytestmark = pytest.mark.e2e
-
-
-def fault(url: str, **rule: Any) -> None:
-    requests.post(f"{url}/_emulator/faults", json=rule, timeout=10).raise_for_status()
-
-
-def clear_faults(url: str) -> None:
-    requests.delete(f"{url}/_emulator/faults", timeout=10).raise_for_status()
-
-
-def run(
-    stack: LocalStack,
-    ledger: Ledger,
-    pipeline: str = "weekly-retrain",
-    body: dict[str, Any] | None = None,
-    timeout_s: float = 180,
-) -> dict[str, Any]:
-    accepted = ledger.accept(start_run(stack, pipeline, body))
-    return record_of(stack, wait_for_request(stack, accepted["statusUri"], timeout_s=timeout_s))
-
-
-def training_service_id(stack: LocalStack) -> str:
-    return str(stack.services["webServices"][0]["endpoints"][0]["service_id"])
-
-
-def wait_for_phase(stack: LocalStack, status_uri: str, phase: str, timeout_s: float = 60) -> dict[str, Any]:
-    assert stack.host is not None
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        view = requests.get(status_uri, headers={"x-functions-key": stack.host.function_key}, timeout=10).json()
-        if (view.get("progress") or {}).get("phase") == phase:
-            return dict(view)
-        time.sleep(0.1)
-    raise AssertionError(f"the run never reached {phase}")
-
-
-def test_transient_faults_on_every_service_call(
-    stack: LocalStack, ledger: Ledger, seeded: str, emulator_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """About 30% of calls to BES, the classic endpoint and the ARM service fail transiently; every run still succeeds."""
-    ledger.scenarios.append("transient faults")
-    monkeypatch.setenv("RETRAIN_HTTP_TIMEOUT_SECONDS", "1.5")
-    endpoint2 = stack.services["webServices"][1]["endpoints"][1]["service_id"]
-    for target in (training_service_id(stack), endpoint2, "myWebService"):
-        fault(emulator_url, target=target, remaining=None, probability=0.14)  # 503 RequestThrottled
-        fault(
-            emulator_url,
-            target=target,
-            remaining=None,
-            probability=0.07,
-            status=500,
-            code="InternalError",
-            detail_code="InternalError",
-            message="transient",
-        )
-        fault(emulator_url, target=target, remaining=None, probability=0.05, drop=True)
-        fault(
-            emulator_url, target=target, remaining=None, probability=0.05, fail=False, delay_s=2.0
-        )  # slower than the client timeout
-    faults_before = ledger.faults_injected
-    results = [run(stack, ledger) for _ in range(6)]
-    assert [r["status"] for r in results] == ["Succeeded"] * 6, [r.get("reason") for r in results]
-    assert ledger.faults_injected - faults_before >= 8  # the faults really fired
-    assert served_versions(emulator_url)["endpoint2"] == results[-1]["model"]["sha256"][:12]
-
-
-def test_transient_faults_on_every_azure_ml_call(
-    stack: LocalStack, ledger: Ledger, emulator_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """About a quarter of the calls to the Azure ML workspace's control plane fail transiently (429 with
-    Retry-After, 500, dropped connections, answers slower than the client's timeout); every run still
-    succeeds, the canary included. Scoring is left alone: a failed probe is a health measurement."""
-    ledger.scenarios.append("Azure ML transient faults")
-    monkeypatch.setenv("RETRAIN_HTTP_TIMEOUT_SECONDS", "1.5")
-    for op in (
-        "jobs.*",
-        "models*",
-        "onlineEndpoints*",
-        "batchEndpoints*",
-        "operations.read",
-        "datastores.read",
-        "mlflow.read",
-    ):
-        fault(emulator_url, target="retrain-ws", op=op, remaining=None, probability=0.1, status=429, retry_after_s=1)
-        fault(
-            emulator_url,
-            target="retrain-ws",
-            op=op,
-            remaining=None,
-            probability=0.05,
-            status=500,
-            code="InternalServerError",
-            message="transient",
-        )
-        fault(emulator_url, target="retrain-ws", op=op, remaining=None, probability=0.04, drop=True)
-        fault(emulator_url, target="retrain-ws", op=op, remaining=None, probability=0.03, fail=False, delay_s=2.0)
-    faults_before = ledger.faults_injected
-    results = [run(stack, ledger, "aml-retrain") for _ in range(3)]
-    clear_faults(emulator_url)
-    assert [r["status"] for r in results] == ["Succeeded"] * 3, [
-        (r.get("reason"), [t.get("error") for t in r["targets"]]) for r in results
-    ]
-    assert ledger.faults_injected - faults_before >= 8  # the faults really fired
-    versions = [r["model"]["version"] for r in results]
-    assert len(set(versions)) == 3 and all(versions)  # one version per run, none overwritten
 
 
 def test_failed_job_keeps_the_served_model_and_the_record(
