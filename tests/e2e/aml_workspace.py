@@ -37,6 +37,13 @@ def deployments(aml: Aml) -> dict[str, dict[str, Any]]:
     return {d["name"]: d["properties"] for d in aml.ok("GET", f"/onlineEndpoints/{ONLINE}/deployments")["value"]}
 
 
+def created_by_the_pipeline(aml: Aml) -> list[str]:
+    """The online deployments the pipeline's rollouts made (their tag; the seed's `blue` and other pipelines' are
+    not its own, and its clean-up never deletes them)."""
+    listed = aml.ok("GET", f"/onlineEndpoints/{ONLINE}/deployments")["value"]
+    return [d["name"] for d in listed if (d.get("tags") or {}).get("retrain.pipeline") == PIPELINE]
+
+
 def target(record: dict[str, Any], name: str) -> dict[str, Any]:
     found: dict[str, Any] = next(t for t in record["targets"] if t["target"] == name)
     return found

@@ -15,8 +15,16 @@ import pytest
 from devhost.stack import LocalStack
 from tests.emulator.aml import Aml
 
-from ..aml_workspace import PIPELINE, canary_of, deployments, endpoint, interrupted_record, target
-from ..helpers import record_of, request_url, run_to_end, start_run, wait_for_phase, wait_for_request
+from ..aml_workspace import (
+    PIPELINE,
+    canary_of,
+    created_by_the_pipeline,
+    deployments,
+    endpoint,
+    interrupted_record,
+    target,
+)
+from ..helpers import api, record_of, request_url, run_to_end, start_run, wait_for_phase, wait_for_request
 from .ledger import Ledger
 
 KILLED_AT = {"at-10-percent": 10, "at-50-percent": 50, "before-the-clean-up": 100, "during-the-clean-up": 100}
@@ -28,9 +36,13 @@ def test_a_devhost_killed_mid_canary_leaves_no_orphan_behind(
 ) -> None:
     ledger.scenarios.append(f"devhost killed mid-canary ({moment})")
     run_to_end(stack, PIPELINE)
-    serving = {k: v for k, v in endpoint(aml)["traffic"].items() if v}
-    if moment == "during-the-clean-up":  # deletions take long enough to be caught at
+    if moment == "during-the-clean-up":
+        # the killed run's clean-up has one of the pipeline's deployments to delete (beyond the champion's, which
+        # keepDeployments 1 keeps), and each deletion takes long enough to be caught at
+        while len(created_by_the_pipeline(aml)) < 2:
+            run_to_end(stack, PIPELINE)
         aml.settings(timings={"delete_s": 3})
+    serving = {k: v for k, v in endpoint(aml)["traffic"].items() if v}
     host = stack.host_as_process()
     try:
         accepted = ledger.accept(start_run(stack, PIPELINE, host=host))
@@ -45,8 +57,8 @@ def test_a_devhost_killed_mid_canary_leaves_no_orphan_behind(
             time.sleep(0.02)
     finally:
         host.kill()
+        stack.restart_host()  # the next devhost, in this process again
     ledger.extra_faults += 1
-    stack.restart_host()
     assert endpoint(aml)["traffic"].get(canary), "the killed rollout left no canary"
 
     record = record_of(stack, wait_for_request(stack, request_url(stack, PIPELINE, accepted["id"]), timeout_s=240))
@@ -63,3 +75,12 @@ def test_a_devhost_killed_mid_canary_leaves_no_orphan_behind(
         assert killed_run in str(online["progress"].get("reconciled")), online["progress"]
         assert canary not in deployments(aml), "the killed run's canary outlived the next run"
     interrupted_record(stack, killed_run)
+    # what the page and /models say: the rerun's model on both targets, nothing unsettled, the killed run listed
+    models = api(stack, f"pipelines/{PIPELINE}/models").json()
+    assert {name: served["run_id"] for name, served in models["targets"].items()} == {
+        "online": record["run_id"],
+        "batch": record["run_id"],
+    }, models["targets"]
+    assert models["unsettled"] == {}, models["unsettled"]
+    page = api(stack, f"status/{PIPELINE}")
+    assert page.status_code == 200 and record["run_id"] in page.text and killed_run in page.text
