@@ -3,7 +3,7 @@ module is given exactly the parameters its file declares (a literal of the decla
 read exists, parameter defaults have their declared type, and a file that creates resource groups targets the
 subscription. Findings name the file and line.
 
-It reads the parse tree pycep gives (infra_check.Infra) and, for names, the text itself: pycep writes a string
+It reads the parse tree pycep gives (bicep_model.Infra) and, for names, the text itself: pycep writes a string
 literal and an identifier alike, so a small lexer tells them apart.
 """
 
@@ -147,7 +147,7 @@ def _literal_type(value: Any, symbols: set[str]) -> str | None:
 
 
 def check(infra: Any) -> list[str]:
-    """Problems in infra (an infra_check.Infra), each naming infra/<file>:<line>."""
+    """Problems in infra (a bicep_model.Infra), each naming infra/<file>:<line>."""
     problems: list[str] = []
     for file in infra.files.values():
         text = file.text

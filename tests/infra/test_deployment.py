@@ -200,7 +200,7 @@ def test_the_extension_bundle_starts_at_the_schedulers_minimum(infra: Path, monk
     assert host["extensionBundle"]["version"] == "[4.32.0, 5.0.0)"
     copy = infra.parent / "host.json"
     copy.write_text(json.dumps({**host, "extensionBundle": {**host["extensionBundle"], "version": "[4.*, 5.0.0)"}}))
-    monkeypatch.setattr("tests.infra.infra_check.APP_ROOT", infra.parent)
+    monkeypatch.setattr("tests.infra.checks_host.APP_ROOT", infra.parent)
     assert "host.json extensionBundle.version '[4.*, 5.0.0)' must start at 4.32.0" in failures(infra)
 
 

@@ -1,7 +1,7 @@
 """The offline type check of infra/*.bicep against a table of Azure's resource types (typetable/types.json, made
 from the REST specs by typetable/build.py).
 
-On pycep's parse tree (infra_check.Infra), for every resource: its type must be in the table, and its API version
+On pycep's parse tree (bicep_model.Infra), for every resource: its type must be in the table, and its API version
 one the table has for that type. For a resource the template creates (not `existing`) whose body the table holds:
 every property must be one the spec defines at that place (or, at the top, one Bicep itself takes: name, parent,
 scope, dependsOn), none read-only, the required ones present, and every value whose type is known before
