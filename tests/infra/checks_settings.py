@@ -67,7 +67,7 @@ class SettingsChecks(CheckBase):
                         "settings",
                         f"app setting {name} is set by {where} but nothing reads it (not in retraining/settings.py "
                         f"APP_SETTINGS, {self.code.definitions_file}, the bindings, or HOST_SETTINGS in "
-                        f"tests/infra/infra_check.py): remove it, or allow-list it there with the reason it is read",
+                        f"tests/infra/rules.py): remove it, or allow-list it there with the reason it is read",
                     )
                 )
         identity = self.app_identity()
