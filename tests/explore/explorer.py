@@ -512,6 +512,7 @@ PLAYS: dict[str, Callable[[Driver, Scenario], Instance]] = {
 
 
 _last_start = datetime.min.replace(tzinfo=UTC)
+PROGRESS_EVERY_S = 30.0  # how often a long scenario reports how far it is
 
 
 def _next_start() -> datetime:
@@ -624,12 +625,19 @@ class Explorer:
             faults = self.faults(base, scenario)
             if sample is not None:
                 faults = random.Random(f"{seed}:{scenario.name}").sample(faults, min(sample, len(faults)))
-            for fault in faults:
+            noted = began
+            for done, fault in enumerate(faults, 1):
                 if share is not None and time.monotonic() - began > share:
                     break
                 result, _ = self.run(scenario, fault)
                 if result.applied:
                     self._record(part, result)
+                if time.monotonic() - noted >= PROGRESS_EVERY_S:  # a scenario can take half an hour: say how far
+                    noted = time.monotonic()
+                    self.log(
+                        f"  {scenario.name}: {done} of {len(faults)} faulted schedules tried, "
+                        f"{part.violations} violations so far, {noted - began:.0f} s"
+                    )
             self.log(f"{scenario.name}: {part.summary()}")
             report.results += part.results
         self.log(report.summary())
