@@ -77,6 +77,14 @@ class FolderLock:
             self._file.close()
 
 
+def private_log(path: Path) -> IO[bytes]:
+    """A child's log, opened for appending and readable by this user only: a host prints its keys at start."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")
+    path.chmod(0o600)
+    return handle
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -159,7 +167,7 @@ def start_azurite(
     lock = FolderLock(location, "Azurite")
     port = port or free_port()
     log_path = location / "azurite.log"
-    log = open(log_path, "ab")  # noqa: SIM115 - closed by stop()
+    log = private_log(log_path)
     command = [
         str(azurite_binary()),
         "--blobHost",
@@ -227,7 +235,7 @@ def start_emulator(
         (storage_connection_string,) if isinstance(storage_connection_string, str) else storage_connection_string or ()
     ):
         command += ["--storage-connection-string", connection_string]
-    log = open(log_path, "ab")  # noqa: SIM115 - closed by stop()
+    log = private_log(log_path)
     process = spawn(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=log)
     assert process.stdout is not None
     deadline = time.monotonic() + timeout_s
@@ -270,9 +278,17 @@ def start_host_process(state_dir: Path, settings_file: Path, *, port: int, timeo
     state = state_dir / ".devhost" / "serve.json"
     state.unlink(missing_ok=True)
     log_path = state_dir / "devhost.log"
-    log = open(log_path, "ab")  # noqa: SIM115 - closed by stop()
-    command = [sys.executable, "-c", "import sys; from devhost.cli import main; sys.exit(main())"]
-    command += ["serve", "--settings", str(settings_file.resolve()), "--port", str(port)]
+    log = private_log(log_path)
+    command = [
+        sys.executable,
+        "-m",
+        "devhost.cli",
+        "serve",
+        "--settings",
+        str(settings_file.resolve()),
+        "--port",
+        str(port),
+    ]
     process = spawn(command, cwd=state_dir, stdout=log, stderr=subprocess.STDOUT)
     try:
         _wait_for_port(port, process, log_path, timeout_s, "devhost")

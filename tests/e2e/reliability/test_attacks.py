@@ -219,6 +219,8 @@ def test_errors_never_show_server_paths_and_secret_files_are_private(stack: Loca
     settings_file = stack.workdir / "local.settings.json"
     assert oct(settings_file.stat().st_mode & 0o777) == "0o600"
     assert stack.settings["ARM_SERVICE_PRINCIPAL_KEY"] in settings_file.read_text()  # the file that holds a secret
+    for child in (stack.azurite, stack.emulator):  # the children's logs
+        assert child is not None and oct(child.log_path.stat().st_mode & 0o777) == "0o600", child.log_path
 
 
 def test_children_die_with_their_parent_and_a_data_folder_is_used_by_one_azurite(

@@ -58,6 +58,8 @@ def test_a_devhost_killed_mid_canary_leaves_no_orphan_behind(
     finally:
         host.kill()
         stack.restart_host()  # the next devhost, in this process again
+    assert host.function_key in host.log_path.read_text()  # serve prints it at start: the log is the user's alone
+    assert oct(host.log_path.stat().st_mode & 0o777) == "0o600"
     ledger.extra_faults += 1
     assert endpoint(aml)["traffic"].get(canary), "the killed rollout left no canary"
 
