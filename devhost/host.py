@@ -60,7 +60,7 @@ from .discovery import FunctionApp, FunctionSpec, load_app, resolve_setting_expr
 from .engine import DurableEngine
 from .management import ManagementApi
 from .openapi import describe_routes
-from .services import free_port
+from .services import eventgrid_url, free_port
 
 logger = logging.getLogger("devhost")
 
@@ -306,7 +306,7 @@ class DevHost:
 
     def eventgrid_url(self, function: str) -> str:
         """Where an Event Grid subscription delivers to `function` (the webhook, with the extension's key)."""
-        return f"{self.base_url}/runtime/webhooks/eventgrid?functionName={quote(function)}&code={self.eventgrid_key}"
+        return eventgrid_url(self.base_url, function, self.eventgrid_key)
 
     def _key_of(self, request: Request) -> str:
         return request.headers.get("x-functions-key") or request.query_params.get("code") or ""

@@ -26,6 +26,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
+from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parent.parent
 AZURITE_ACCOUNT = "devstoreaccount1"
@@ -83,6 +84,11 @@ def private_log(path: Path) -> IO[bytes]:
     handle = os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")
     path.chmod(0o600)
     return handle
+
+
+def eventgrid_url(base_url: str, function: str, key: str) -> str:
+    """Where an Event Grid subscription delivers to `function` on a host (the webhook, with the extension's key)."""
+    return f"{base_url}/runtime/webhooks/eventgrid?functionName={quote(function)}&code={key}"
 
 
 def free_port() -> int:
@@ -262,7 +268,7 @@ class HostProcess(ManagedProcess):
     eventgrid_key: str = ""
 
     def eventgrid_url(self, function: str) -> str:
-        return f"{self.base_url}/runtime/webhooks/eventgrid?functionName={function}&code={self.eventgrid_key}"
+        return eventgrid_url(self.base_url, function, self.eventgrid_key)
 
     def kill(self) -> None:
         """SIGKILL, as the kernel or the platform ends a host: no shutdown runs, nothing is flushed."""

@@ -33,15 +33,20 @@ def endpoint(aml: Aml, batch: bool = False) -> dict[str, Any]:
     return props
 
 
+def _listed(aml: Aml) -> list[dict[str, Any]]:
+    """The online endpoint's deployments, whole (name, tags, properties)."""
+    listed: list[dict[str, Any]] = aml.ok("GET", f"/onlineEndpoints/{ONLINE}/deployments")["value"]
+    return listed
+
+
 def deployments(aml: Aml) -> dict[str, dict[str, Any]]:
-    return {d["name"]: d["properties"] for d in aml.ok("GET", f"/onlineEndpoints/{ONLINE}/deployments")["value"]}
+    return {d["name"]: d["properties"] for d in _listed(aml)}
 
 
 def created_by_the_pipeline(aml: Aml) -> list[str]:
     """The online deployments the pipeline's rollouts made (their tag; the seed's `blue` and other pipelines' are
     not its own, and its clean-up never deletes them)."""
-    listed = aml.ok("GET", f"/onlineEndpoints/{ONLINE}/deployments")["value"]
-    return [d["name"] for d in listed if (d.get("tags") or {}).get("retrain.pipeline") == PIPELINE]
+    return [d["name"] for d in _listed(aml) if (d.get("tags") or {}).get("retrain.pipeline") == PIPELINE]
 
 
 def target(record: dict[str, Any], name: str) -> dict[str, Any]:

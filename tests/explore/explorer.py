@@ -46,6 +46,7 @@ from .world import World
 
 SWEEP_FOCUS = r"~1(#\d+)?\||:run2\||^notify-"  # the fresh queue, the reconciliation it runs first, its notes
 REPEATS = 2  # calls of one function with one input in one instance (polls): faults at the first few only
+PROGRESS_EVERY_S = 30.0  # how often a long scenario reports how far it is
 
 
 @dataclass(frozen=True)
@@ -512,7 +513,6 @@ PLAYS: dict[str, Callable[[Driver, Scenario], Instance]] = {
 
 
 _last_start = datetime.min.replace(tzinfo=UTC)
-PROGRESS_EVERY_S = 30.0  # how often a long scenario reports how far it is
 
 
 def _next_start() -> datetime:
