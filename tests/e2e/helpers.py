@@ -298,6 +298,19 @@ def api(stack: LocalStack, path: str, method: str = "GET", body: dict[str, Any] 
     )
 
 
+def recorded_deliveries(stack: LocalStack, pipeline: str, run_id: str, timeout_s: float = 30) -> list[dict[str, Any]]:
+    """The run's notification deliveries as its run route lists them, once there are any: a delivery's outcome is
+    appended to the record after the webhook answered, by the delivery's own orchestration."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        deliveries: list[dict[str, Any]] = (
+            api(stack, f"pipelines/{pipeline}/runs/{run_id}").json().get("deliveries", [])
+        )
+        if deliveries or time.monotonic() > deadline:
+            return deliveries
+        time.sleep(0.2)
+
+
 def wait_for_phase(
     stack: LocalStack, status_uri: str, phase: str, timeout_s: float = 60, *, host: Host | None = None
 ) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from .helpers import (
     api,
     awaiting,
     record_of,
+    recorded_deliveries,
     served_versions,
     settle,
     start_run,
@@ -97,7 +98,7 @@ def test_webhook_deliveries_are_signed_retried_and_carry_no_secret(
     text = mine[-1].body.decode()
     assert WEBHOOK_SECRET not in text and "sig=" not in text and stack.settings["TRAINING_API_KEY"] not in text
     assert not any("notification" in note for note in record["notes"])  # started: nothing to note
-    deliveries = api(stack, f"pipelines/notified/runs/{record['run_id']}").json().get("deliveries", [])
+    deliveries = recorded_deliveries(stack, "notified", record["run_id"])
     assert [(d["event"], d["delivered"], d["attempts"]) for d in deliveries] == [("run_not_succeeded", True, 2)]
 
 
